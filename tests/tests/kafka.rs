@@ -95,11 +95,8 @@ async fn a_transaction_commits_output_and_input_offsets_atomically() {
     c.subscribe(&[&input]).unwrap();
     assert_eq!(receive(&c, 10, Duration::from_secs(20)).await.len(), 10);
 
-    let tx: FutureProducer = kafka_config()
-        .set("transactional.id", unique("tx"))
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
+    let tx: FutureProducer =
+        kafka_config().set("transactional.id", unique("tx")).set("enable.idempotence", "true").create().unwrap();
     let timeout = Duration::from_secs(30);
     tx.init_transactions(timeout).expect("init_transactions (needs transaction.state.log.* = 1 on one node)");
 
@@ -121,7 +118,8 @@ async fn a_transaction_commits_output_and_input_offsets_atomically() {
     // A read_committed reader sees the committed records only, in order.
     let committed_reader = consumer(&unique("reader"), "read_committed");
     committed_reader.subscribe(&[&output]).unwrap();
-    let seen: Vec<_> = receive(&committed_reader, 100, Duration::from_secs(5)).await.into_iter().map(|(_, p)| p).collect();
+    let seen: Vec<_> =
+        receive(&committed_reader, 100, Duration::from_secs(5)).await.into_iter().map(|(_, p)| p).collect();
     let mut expected: Vec<_> = (0..10).map(|i| format!("committed-{i}")).collect();
     expected.push("committed-last".into());
     assert_eq!(seen, expected);

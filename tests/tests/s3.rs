@@ -33,7 +33,8 @@ async fn a_wrong_secret_is_rejected() {
     let s3 = s3_client();
     let bucket = create_bucket(&s3).await;
     let intruder = s3_client_with_secret("not-the-secret");
-    let err = intruder.put_object().bucket(&bucket).key("x").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
+    let err =
+        intruder.put_object().bucket(&bucket).key("x").body(ByteStream::from_static(b"x")).send().await.unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
@@ -45,7 +46,12 @@ async fn if_none_match_creates_once_and_never_overwrites() {
     let s3 = s3_client();
     let bucket = create_bucket(&s3).await;
     let put = |body: &'static [u8]| {
-        s3.put_object().bucket(&bucket).key("deliveries_v5_7_1.parquet").if_none_match("*").body(ByteStream::from_static(body)).send()
+        s3.put_object()
+            .bucket(&bucket)
+            .key("deliveries_v5_7_1.parquet")
+            .if_none_match("*")
+            .body(ByteStream::from_static(body))
+            .send()
     };
     put(b"first").await.unwrap();
     let err = put(b"second").await.unwrap_err();
@@ -67,7 +73,16 @@ async fn multipart_upload_completes_conditionally() {
             let id = created.upload_id().unwrap().to_owned();
             let mut parts = Vec::new();
             for (n, body) in [(1, part1), (2, part2)] {
-                let out = s3.upload_part().bucket(&bucket).key(key).upload_id(&id).part_number(n).body(ByteStream::from(body)).send().await.unwrap();
+                let out = s3
+                    .upload_part()
+                    .bucket(&bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .unwrap();
                 parts.push(CompletedPart::builder().part_number(n).set_e_tag(out.e_tag().map(str::to_owned)).build());
             }
             let mut complete = s3

@@ -25,9 +25,8 @@ pub fn decode_json(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeError> {
     let mut slots: Vec<Option<Value<'_>>> = vec![None; def.fields.len()];
     let mut problem = None;
     let mut de = serde_json::Deserializer::from_slice(input);
-    let walked = de
-        .deserialize_map(RecordVisitor { def, slots: &mut slots, problem: &mut problem })
-        .and_then(|()| de.end());
+    let walked =
+        de.deserialize_map(RecordVisitor { def, slots: &mut slots, problem: &mut problem }).and_then(|()| de.end());
     if let Some(kind) = problem {
         return Err(err(kind));
     }
@@ -85,11 +84,9 @@ impl<'de> Visitor<'de> for RecordVisitor<'_, 'de> {
                 Ok(v) => self.slots[i] = Some(v),
                 Err(misfit) => {
                     *self.problem = Some(match misfit {
-                        Misfit::Type(found) => DecodeErrorKind::WrongType {
-                            field: field.name,
-                            expected: field.ty.describe(),
-                            found,
-                        },
+                        Misfit::Type(found) => {
+                            DecodeErrorKind::WrongType { field: field.name, expected: field.ty.describe(), found }
+                        }
                         Misfit::Value(reason) => DecodeErrorKind::InvalidValue { field: field.name, reason },
                     });
                     return Err(de::Error::custom("field error"));

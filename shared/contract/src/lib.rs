@@ -7,8 +7,8 @@
 mod batch;
 mod error;
 mod json;
-mod protobuf;
 pub mod proto_text;
+mod protobuf;
 mod row;
 mod schema;
 mod table;

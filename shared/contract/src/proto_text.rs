@@ -19,7 +19,11 @@ pub fn render_tables_proto() -> String {
     );
     for table in Table::ALL {
         let def = table.def();
-        let _ = write!(out, "\n// A row of the `{}` table (files `{}_v5_<workspace_id>_<seq>.parquet`).\nmessage {} {{\n", def.name, def.stem, def.message);
+        let _ = write!(
+            out,
+            "\n// A row of the `{}` table (files `{}_v5_<workspace_id>_<seq>.parquet`).\nmessage {} {{\n",
+            def.name, def.stem, def.message
+        );
         for (i, f) in def.fields.iter().enumerate() {
             let ty = match f.ty {
                 FieldType::Int64 => "int64",
@@ -53,6 +57,9 @@ mod tests {
             std::fs::write(path, &rendered).expect("write tables.proto");
         }
         let on_disk = std::fs::read_to_string(path).expect("read tables.proto");
-        assert!(on_disk == rendered, "proto/dwsync/v5/tables.proto differs from the contract; regenerate it (see its header)");
+        assert!(
+            on_disk == rendered,
+            "proto/dwsync/v5/tables.proto differs from the contract; regenerate it (see its header)"
+        );
     }
 }

@@ -43,9 +43,8 @@ pub fn decode_protobuf(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeErro
             }));
         }
         let malformed = |e: String| err(DecodeErrorKind::NotProtobuf(format!("field `{}`: {e}", field.name)));
-        let bad_utf8 = || {
-            err(DecodeErrorKind::InvalidValue { field: field.name, reason: "string is not valid UTF-8".into() })
-        };
+        let bad_utf8 =
+            || err(DecodeErrorKind::InvalidValue { field: field.name, reason: "string is not valid UTF-8".into() });
         match field.ty {
             // proto3 int64: two's complement in a varint.
             FieldType::Int64 => slots[i] = Some(Value::Int(wire.varint().map_err(malformed)? as i64)),

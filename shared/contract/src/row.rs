@@ -58,7 +58,8 @@ impl<'a> Row<'a> {
             if field.ty == FieldType::Timestamp
                 && let Value::TimestampMs(ms) = value
             {
-                check_timestamp(ms).map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
+                check_timestamp(ms)
+                    .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
             }
             if field.name == "workspace_id"
                 && let Value::Int(id) = value

@@ -64,7 +64,9 @@ fn json_error_not_json() {
 
 #[test]
 fn json_error_not_an_object() {
-    for (input, found) in [("[1,2]", "an array"), ("\"x\"", "a string"), ("42", "a number"), ("null", "null"), ("true", "a boolean")] {
+    for (input, found) in
+        [("[1,2]", "an array"), ("\"x\"", "a string"), ("42", "a number"), ("null", "null"), ("true", "a boolean")]
+    {
         let (msg, kind) = json_err(Table::Events, input);
         assert_eq!(kind, DecodeErrorKind::NotAnObject(found));
         assert_eq!(msg, format!("table events: expected a JSON object, found {found}"));
@@ -162,7 +164,10 @@ fn protobuf_and_json_decode_to_the_same_rows() {
         "delivery_type": "email", "campaign_id": -9223372036854775808, "newsletter_id": 9223372036854775807,
         "content_id": 0, "created_at": "1969-12-31T23:59:59.999Z", "seq_num": 9}"#;
     let bytes = delivery.encode_to_vec();
-    assert_eq!(decode_protobuf(Table::Deliveries, &bytes).unwrap(), decode_json(Table::Deliveries, json.as_bytes()).unwrap());
+    assert_eq!(
+        decode_protobuf(Table::Deliveries, &bytes).unwrap(),
+        decode_json(Table::Deliveries, json.as_bytes()).unwrap()
+    );
 
     let event = v5::Event {
         workspace_id: 3,
@@ -180,7 +185,10 @@ fn protobuf_and_json_decode_to_the_same_rows() {
         "data": "{\"price\": 3}", "timestamp": 1700000000000, "processed_at": 1700000000500,
         "sources": ["Customer.io Data Pipelines via JavaScript", ""], "source_uas": []}"#;
     let bytes = event.encode_to_vec();
-    assert_eq!(decode(Table::Events, Encoding::Protobuf, &bytes).unwrap(), decode(Table::Events, Encoding::Json, json.as_bytes()).unwrap());
+    assert_eq!(
+        decode(Table::Events, Encoding::Protobuf, &bytes).unwrap(),
+        decode(Table::Events, Encoding::Json, json.as_bytes()).unwrap()
+    );
 }
 
 #[test]
@@ -219,7 +227,10 @@ fn protobuf_error_classes() {
     assert_eq!(e.to_string(), "table attributes: field `timestamp`: required but missing");
 
     let no_workspace = v5::Attribute { workspace_id: 0, ..good.clone() };
-    assert_eq!(decode_protobuf(Table::Attributes, &no_workspace.encode_to_vec()).unwrap_err().kind.class(), "invalid_workspace_id");
+    assert_eq!(
+        decode_protobuf(Table::Attributes, &no_workspace.encode_to_vec()).unwrap_err().kind.class(),
+        "invalid_workspace_id"
+    );
 
     // Field 2 (internal_customer_id, a string) sent as a varint.
     let e = decode_protobuf(Table::Attributes, &[0x08, 0x01, 0x10, 0x05]).unwrap_err();

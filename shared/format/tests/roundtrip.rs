@@ -129,7 +129,8 @@ fn every_table_round_trips_through_parquet() {
 #[test]
 fn every_codec_writes_readable_files_and_row_groups_are_cut_by_rows() {
     let table = Table::Metrics;
-    let inputs: Vec<Vec<u8>> = (0..10).flat_map(|_| samples(table)).map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
+    let inputs: Vec<Vec<u8>> =
+        (0..10).flat_map(|_| samples(table)).map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
     for codec in [Codec::Zstd, Codec::Snappy, Codec::Lz4, Codec::Uncompressed] {
         let options = ParquetOptions { codec, max_row_group_rows: 7, ..ParquetOptions::default() };
         let file = encode(table, &inputs, &options);
