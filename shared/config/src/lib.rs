@@ -1,0 +1,212 @@
+//! Service configuration: a TOML file plus environment overrides into one typed struct.
+//!
+//! Every service has a `Config` struct (serde, `Default`) and loads it with [`load`]: the
+//! struct's `Default` first, then the TOML file named by `--config <path>` or `DWSYNC_CONFIG`
+//! (see [`Args`]), then `DWSYNC_*` environment variables, `__` separating nested keys
+//! (`DWSYNC_KAFKA__BOOTSTRAP_SERVERS` sets `kafka.bootstrap_servers`).
+//!
+//! The sections several services share ([`KafkaConfig`], [`HttpConfig`], [`TelemetryConfig`])
+//! live here; credentials are held in [`Secret`], which never prints or serializes its value.
+
+mod args;
+mod env;
+mod error;
+mod secret;
+mod sections;
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use args::Args;
+pub use error::ConfigError;
+pub use secret::Secret;
+pub use sections::{HttpConfig, KafkaConfig, LogFormat, TelemetryConfig};
+
+/// Prefix of the environment variables every dwsync service reads its configuration from.
+pub const ENV_PREFIX: &str = "DWSYNC_";
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "DWSYNC_CONFIG";
+
+/// Loads a `T` from `T::default()`, then the TOML `file` if given, then environment variables.
+///
+/// Environment variables are those starting with `env_prefix`; the rest of the name, lowercased,
+/// is the key, with `__` between nested keys. `<env_prefix>CONFIG` (the config file path) is
+/// not a key. A variable whose key has a string default is taken verbatim; any other is parsed
+/// like a TOML value (`true`, `42`, `[1, 2]`), so `DWSYNC_S3__SECRET_ACCESS_KEY=0123` stays the
+/// string `"0123"`. Keys `T` does not have are ignored.
+pub fn load<T>(file: Option<&Path>, env_prefix: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    // Secrets must serialize as themselves here, or a default would come back as "***".
+    let defaults = secret::revealed(|| Value::serialize(T::default()).map_err(ConfigError::from))?;
+    let mut figment = Figment::from(Serialized::defaults(&defaults));
+    if let Some(path) = file {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    Ok(figment.merge(env::EnvLayer::new(env_prefix, defaults)).extract()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use figment::Jail;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct TestConfig {
+        kafka: KafkaConfig,
+        http: HttpConfig,
+        telemetry: TelemetryConfig,
+        password: Secret,
+        retries: u32,
+    }
+
+    impl Default for TestConfig {
+        fn default() -> Self {
+            Self {
+                kafka: KafkaConfig { client_id_prefix: "test".into(), ..KafkaConfig::default() },
+                http: HttpConfig::localhost(9000),
+                telemetry: TelemetryConfig::default(),
+                password: Secret::default(),
+                retries: 3,
+            }
+        }
+    }
+
+    fn load_test(jail: &Jail, file: Option<&str>) -> Result<TestConfig, ConfigError> {
+        let path = file.map(|f| jail.directory().join(f));
+        load(path.as_deref(), ENV_PREFIX)
+    }
+
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
+    fn jail(f: impl FnOnce(&mut Jail) -> Result<(), ConfigError>) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            f(jail).map_err(|e| e.to_string().into())
+        });
+    }
+
+    #[test]
+    fn defaults_come_from_default() {
+        jail(|jail| {
+            let cfg = load_test(jail, None)?;
+            assert_eq!(cfg, TestConfig::default());
+            assert_eq!(cfg.kafka.bootstrap_servers, "127.0.0.1:9092");
+            assert_eq!(cfg.kafka.client_id_prefix, "test", "the struct's default, not the section's");
+            assert_eq!(cfg.telemetry.otlp_endpoint, None);
+            assert_eq!(cfg.telemetry.log_format, LogFormat::Text);
+            assert_eq!(cfg.password.expose(), "", "a default secret must not come back as ***");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        jail(|jail| {
+            jail.create_file(
+                "dwsync.toml",
+                r#"
+                retries = 7
+                [kafka]
+                bootstrap_servers = "kafka-1:9092,kafka-2:9092"
+                [telemetry]
+                log_format = "json"
+                otlp_endpoint = "http://collector:4318"
+                "#,
+            )
+            .map_err(|e| ConfigError::Usage(e.to_string()))?;
+            let cfg = load_test(jail, Some("dwsync.toml"))?;
+            assert_eq!(cfg.retries, 7);
+            assert_eq!(cfg.kafka.bootstrap_servers, "kafka-1:9092,kafka-2:9092");
+            assert_eq!(cfg.kafka.client_id_prefix, "test", "keys absent from the file keep defaults");
+            assert_eq!(cfg.telemetry.log_format, LogFormat::Json);
+            assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+            assert_eq!(cfg.http, HttpConfig::localhost(9000));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        jail(|jail| {
+            jail.create_file("dwsync.toml", "retries = 7\n[http]\nlisten = \"127.0.0.1:1\"\n")
+                .map_err(|e| ConfigError::Usage(e.to_string()))?;
+            jail.set_env("DWSYNC_RETRIES", "9");
+            jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8081");
+            jail.set_env("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
+            jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel:4318");
+            jail.set_env("DWSYNC_CONFIG", "ignored-as-a-key.toml");
+            jail.set_env("OTHER_RETRIES", "1");
+            let cfg = load_test(jail, Some("dwsync.toml"))?;
+            assert_eq!(cfg.retries, 9);
+            assert_eq!(
+                cfg.http.listen,
+                "0.0.0.0:8081".parse::<SocketAddr>().map_err(|e| ConfigError::Usage(e.to_string()))?
+            );
+            assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
+            assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel:4318"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_strings_are_taken_verbatim() {
+        jail(|jail| {
+            jail.set_env("DWSYNC_PASSWORD", "0123");
+            jail.set_env("DWSYNC_KAFKA__CLIENT_ID_PREFIX", "true");
+            let cfg = load_test(jail, None)?;
+            assert_eq!(cfg.password.expose(), "0123");
+            assert_eq!(cfg.kafka.client_id_prefix, "true");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_env_value_names_key_and_variable() {
+        jail(|jail| {
+            jail.set_env("DWSYNC_HTTP__LISTEN", "not-an-address");
+            let err = load_test(jail, None).expect_err("invalid address");
+            assert_eq!(err.key(), Some("http.listen"));
+            let msg = err.to_string();
+            assert!(msg.contains("`http.listen`") && msg.contains("DWSYNC_HTTP__LISTEN"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_file_value_names_key_and_file() {
+        jail(|jail| {
+            jail.create_file("dwsync.toml", "[telemetry]\nlog_format = \"xml\"\n")
+                .map_err(|e| ConfigError::Usage(e.to_string()))?;
+            let err = load_test(jail, Some("dwsync.toml")).expect_err("unknown variant");
+            assert_eq!(err.key(), Some("telemetry.log_format"));
+            let msg = err.to_string();
+            assert!(msg.contains("dwsync.toml") && msg.contains("xml"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_or_malformed_file_is_an_error() {
+        jail(|jail| {
+            let err = load_test(jail, Some("absent.toml")).expect_err("missing file");
+            assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
+            assert!(err.to_string().contains("absent.toml"), "{err}");
+
+            jail.create_file("broken.toml", "[kafka\n").map_err(|e| ConfigError::Usage(e.to_string()))?;
+            let err = load_test(jail, Some("broken.toml")).expect_err("malformed file");
+            assert!(err.to_string().contains("broken.toml"), "{err}");
+            Ok(())
+        });
+    }
+}
