@@ -1,0 +1,13 @@
+//! The file handoff between ingest and the uploader over the handoff topic: a finished Parquet
+//! file is split into protobuf [`FileChunk`]s below the broker's message size
+//! ([`chunk`]), reassembled and checked by the uploader ([`reassembly`]), and written under the
+//! object key of the spec ([`object_key`]).
+
+pub mod chunk;
+pub mod object_key;
+pub mod reassembly;
+
+pub use chunk::{FileMeta, split};
+pub use dwsync_proto::internal::{FileChunk, FileKind, SourceRange};
+pub use object_key::{VALIDATE_OBJECT, data_key, validate_key};
+pub use reassembly::{CompleteFile, HandoffError, Reassembler};
