@@ -1,42 +1,38 @@
 //! dwsync ingest: consumes source topics, windows records per workspace and table, encodes Parquet.
 //!
-//! At this stage [`run`] serves `/healthz`, `/readyz` and `/metrics` and keeps readiness in
-//! step with Kafka reachability; the data path comes later.
+//! [`run`] starts the ingest loop ([`pipeline`]): it consumes one source topic per table,
+//! decodes records with the v5 contract (bad ones go to the dead-letter topic), buffers them per
+//! (workspace, table) in [`window`]s, encodes Parquet ([`encode`]) and hands the files to the
+//! uploader over the handoff topic in one Kafka transaction with the source offsets
+//! ([`handoff`]). It also serves `/healthz`, `/readyz` and `/metrics`.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
 use dwsync_telemetry::kafka::KafkaProbeError;
 use dwsync_telemetry::{Service, ServiceError};
-use serde::{Deserialize, Serialize};
+
+mod blocking;
+pub mod config;
+pub mod dead_letter;
+pub mod encode;
+pub mod handoff;
+pub mod metrics;
+pub mod pipeline;
+pub mod rebalance;
+pub mod window;
+
+pub use config::{Config, ConfigError, IngestConfig, SourceTopic, TopicOverride, WindowConfig};
 
 /// The service's short name, used in logs and Kafka client ids.
 pub const NAME: &str = "ingest";
 
-/// ingest's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Config {
-    /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
-    pub kafka: KafkaConfig,
-    /// The HTTP endpoints. Default: listen on `127.0.0.1:8081`.
-    pub http: HttpConfig,
-    /// Logs, metrics and traces. Default: `service_name = "dwsync-ingest"`, text logs, no OTLP.
-    pub telemetry: TelemetryConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            kafka: KafkaConfig::default(),
-            http: HttpConfig::localhost(8081),
-            telemetry: TelemetryConfig::for_service("dwsync-ingest"),
-        }
-    }
-}
-
 /// Why ingest stopped other than by being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration cannot run.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The HTTP endpoints or a task failed.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -53,13 +49,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
 /// Binds the HTTP endpoints and spawns ingest's tasks; [`Service::run_until`] runs them.
 pub async fn start(cfg: Config) -> Result<Service, Error> {
+    let topics = Arc::new(cfg.source_topics()?);
     let mut service = Service::start(NAME, &cfg.http).await?;
     service.spawn_kafka_probe(&cfg.kafka)?;
+    let health = service.health().clone();
+    health.set_unready(pipeline::COMPONENT, "starting");
+    let token = service.shutdown_token();
+    service.spawn("pipeline", pipeline::run(Arc::new(cfg), topics, health, token));
     Ok(service)
 }
 
 #[cfg(test)]
 mod tests {
+    use dwsync_config::HttpConfig;
     use dwsync_telemetry::testing;
     use figment::Jail;
 
@@ -89,7 +91,9 @@ mod tests {
     #[tokio::test]
     async fn serves_health_and_metrics_until_shutdown() {
         testing::init_once();
-        let cfg = Config { http: HttpConfig::localhost(0), kafka: testing::unreachable_kafka(), ..Config::default() };
+        let mut cfg =
+            Config { http: HttpConfig::localhost(0), kafka: testing::unreachable_kafka(), ..Config::default() };
+        cfg.ingest.transaction_timeout_ms = 1000;
         testing::check_service(start(cfg).await.expect("start"), true).await;
     }
 }

@@ -19,7 +19,11 @@ use crate::table::{FieldType, Table, TableDef};
 pub fn decode_json(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeError> {
     let err = |kind| DecodeError { table, kind };
     if let Some(found) = non_object(input) {
-        return Err(err(DecodeErrorKind::NotAnObject(found)));
+        // Valid JSON of another type, or not JSON at all (`nonsense` also starts like `null`).
+        return Err(err(match serde_json::from_slice::<IgnoredAny>(input) {
+            Ok(_) => DecodeErrorKind::NotAnObject(found),
+            Err(e) => DecodeErrorKind::NotJson(e.to_string()),
+        }));
     }
     let def = table.def();
     let mut slots: Vec<Option<Value<'_>>> = vec![None; def.fields.len()];
@@ -34,7 +38,8 @@ pub fn decode_json(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeError> {
     Row::from_slots(table, slots)
 }
 
-/// Names what the input holds when its first token is not `{` (None when it is, or when it is not JSON).
+/// Names what the input holds when its first byte is not `{` (None when it is, or when that byte
+/// starts no JSON value).
 fn non_object(input: &[u8]) -> Option<&'static str> {
     let first = input.iter().find(|b| !b.is_ascii_whitespace())?;
     match first {

@@ -60,6 +60,9 @@ fn json_error_not_json() {
     assert!(msg.starts_with("table metrics: not valid JSON"), "{msg}");
     assert_eq!(json_err(Table::Metrics, "\u{0}garbage").1.class(), "not_json");
     assert_eq!(json_err(Table::Attributes, &format!("{ATTR} trailing")).1.class(), "not_json");
+    for garbage in ["nonsense", "tru", "-x", "[1,", "\"open"] {
+        assert_eq!(json_err(Table::Metrics, garbage).1.class(), "not_json", "{garbage}");
+    }
 }
 
 #[test]

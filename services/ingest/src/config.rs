@@ -1,0 +1,168 @@
+//! ingest's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*` variables.
+
+use std::collections::BTreeMap;
+
+use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
+use dwsync_contract::{Encoding, Table};
+use dwsync_format::ParquetOptions;
+use serde::{Deserialize, Serialize};
+
+/// ingest's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
+    pub kafka: KafkaConfig,
+    /// The HTTP endpoints. Default: listen on `127.0.0.1:8081`.
+    pub http: HttpConfig,
+    /// Logs, metrics and traces. Default: `service_name = "dwsync-ingest"`, text logs, no OTLP.
+    pub telemetry: TelemetryConfig,
+    /// Topics, group and handoff (`[ingest]`).
+    pub ingest: IngestConfig,
+    /// When a window closes (`[window]`).
+    pub window: WindowConfig,
+    /// Parquet encoding (`[parquet]`). Default: zstd level 1, row groups of 1M rows / 64 MiB.
+    pub parquet: ParquetOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            http: HttpConfig::localhost(8081),
+            telemetry: TelemetryConfig::for_service("dwsync-ingest"),
+            ingest: IngestConfig::default(),
+            window: WindowConfig::default(),
+            parquet: ParquetOptions::default(),
+        }
+    }
+}
+
+/// Source topics, consumer group and the handoff (`[ingest]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Consumer group of all ingest instances. Default: `"dwsync-ingest"`.
+    pub group_id: String,
+    /// This instance's stable name; its transactional id is `dwsync-ingest-<instance_id>`, so a
+    /// restarted instance fences its predecessor at once. Default: empty = a random name.
+    pub instance_id: String,
+    /// Source topic of a table, unless overridden in `topics`: `<topic_prefix><table>`.
+    /// Default: `"dwsync.source."` (e.g. `dwsync.source.metrics`).
+    pub topic_prefix: String,
+    /// Encoding of source topics unless overridden; a message's `content-type` header wins.
+    /// Default: `json`.
+    pub encoding: Encoding,
+    /// Tables to consume. Default: empty = all 15.
+    pub tables: Vec<String>,
+    /// Per-table overrides, e.g. `[ingest.topics.metrics] topic = "metrics-pb", encoding = "protobuf"`.
+    pub topics: BTreeMap<String, TopicOverride>,
+    /// The handoff topic the uploader reads. Default: `"dwsync.handoff"`.
+    pub handoff_topic: String,
+    /// Where undecodable records go, with their reason. Default: `"dwsync.dead-letters"`.
+    pub dead_letter_topic: String,
+    /// Largest data bytes in one handoff message (keep below the broker's `message.max.bytes`).
+    /// Default: 900 KiB.
+    pub chunk_bytes: usize,
+    /// Kafka transaction timeout in milliseconds. Default: `60000`.
+    pub transaction_timeout_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "dwsync-ingest".into(),
+            instance_id: String::new(),
+            topic_prefix: "dwsync.source.".into(),
+            encoding: Encoding::Json,
+            tables: Vec::new(),
+            topics: BTreeMap::new(),
+            handoff_topic: "dwsync.handoff".into(),
+            dead_letter_topic: "dwsync.dead-letters".into(),
+            chunk_bytes: 900 << 10,
+            transaction_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// A table's source topic settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TopicOverride {
+    /// Topic name. Default: `<topic_prefix><table>`.
+    pub topic: Option<String>,
+    /// Encoding. Default: `ingest.encoding`.
+    pub encoding: Option<Encoding>,
+}
+
+/// When windows close (`[window]`): on time, or on rows or bytes, whichever comes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WindowConfig {
+    /// Window length in milliseconds; windows close together on multiples of it (UTC), so one
+    /// sync of a workspace holds all its tables. Default: `900000` (15 minutes); 1000 minimum.
+    pub duration_ms: u64,
+    /// Rows after which a window closes early. Default: `1000000`.
+    pub max_rows: usize,
+    /// Buffered bytes after which a window closes early. Default: 128 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20 }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A table name in `tables` or `topics` is not a v5 table.
+    #[error("ingest: {0}")]
+    UnknownTable(#[from] dwsync_contract::UnknownTable),
+    /// A value is out of its range.
+    #[error("ingest: {0}")]
+    Invalid(String),
+}
+
+/// One consumed source topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTopic {
+    /// The table its records belong to.
+    pub table: Table,
+    /// Topic name.
+    pub topic: String,
+    /// Default encoding of its messages.
+    pub encoding: Encoding,
+}
+
+impl Config {
+    /// The source topics to consume, validated.
+    pub fn source_topics(&self) -> Result<Vec<SourceTopic>, ConfigError> {
+        if self.window.duration_ms < 1000 {
+            return Err(ConfigError::Invalid(format!("window.duration_ms {} is below 1000", self.window.duration_ms)));
+        }
+        if self.ingest.chunk_bytes < 1024 {
+            return Err(ConfigError::Invalid("ingest.chunk_bytes must be at least 1024".into()));
+        }
+        for name in self.ingest.topics.keys() {
+            name.parse::<Table>()?;
+        }
+        let tables: Vec<Table> = if self.ingest.tables.is_empty() {
+            Table::ALL.to_vec()
+        } else {
+            self.ingest.tables.iter().map(|t| t.parse()).collect::<Result<_, _>>()?
+        };
+        Ok(tables
+            .into_iter()
+            .map(|table| {
+                let o = self.ingest.topics.get(table.name()).cloned().unwrap_or_default();
+                SourceTopic {
+                    table,
+                    topic: o.topic.unwrap_or_else(|| format!("{}{}", self.ingest.topic_prefix, table.name())),
+                    encoding: o.encoding.unwrap_or(self.ingest.encoding),
+                }
+            })
+            .collect())
+    }
+}

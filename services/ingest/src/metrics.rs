@@ -1,0 +1,123 @@
+//! ingest's metrics (OpenTelemetry, also on `/metrics`), added once per flush, not per record.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+
+struct Instruments {
+    consumed: Counter<u64>,
+    decoded: Counter<u64>,
+    dead_lettered: Counter<u64>,
+    windows_closed: Counter<u64>,
+    files: Counter<u64>,
+    bytes: Counter<u64>,
+    flush_seconds: Histogram<f64>,
+    buffered_bytes: Gauge<u64>,
+    open_windows: Gauge<u64>,
+    lag: Gauge<i64>,
+}
+
+static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
+    let m = dwsync_telemetry::meter("dwsync-ingest");
+    Instruments {
+        consumed: m
+            .u64_counter("dwsync_ingest_records_consumed_total")
+            .with_description("Source records consumed, by table.")
+            .build(),
+        decoded: m
+            .u64_counter("dwsync_ingest_records_decoded_total")
+            .with_description("Source records decoded into rows, by table.")
+            .build(),
+        dead_lettered: m
+            .u64_counter("dwsync_ingest_records_dead_lettered_total")
+            .with_description("Source records sent to the dead-letter topic, by table and error class.")
+            .build(),
+        windows_closed: m
+            .u64_counter("dwsync_ingest_windows_closed_total")
+            .with_description("Windows closed, by reason.")
+            .build(),
+        files: m
+            .u64_counter("dwsync_ingest_files_handed_off_total")
+            .with_description("Parquet files handed off, by table.")
+            .build(),
+        bytes: m
+            .u64_counter("dwsync_ingest_bytes_handed_off_total")
+            .with_description("Parquet bytes handed off.")
+            .build(),
+        flush_seconds: m
+            .f64_histogram("dwsync_ingest_flush_seconds")
+            .with_description("Time to encode and commit one flush (one Kafka transaction).")
+            .build(),
+        buffered_bytes: m
+            .u64_gauge("dwsync_ingest_buffered_bytes")
+            .with_description("Bytes buffered in open windows.")
+            .build(),
+        open_windows: m.u64_gauge("dwsync_ingest_open_windows").with_description("Open windows.").build(),
+        lag: m
+            .i64_gauge("dwsync_ingest_consumer_lag")
+            .with_description("Records between the committed offsets and the end of the source topics.")
+            .build(),
+    }
+});
+
+/// Counts gathered between two flushes.
+#[derive(Default)]
+pub struct Tally {
+    consumed: BTreeMap<&'static str, u64>,
+    decoded: BTreeMap<&'static str, u64>,
+    dead: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+impl Tally {
+    /// A record of `table` was consumed; `decoded` says whether it became a row, else its class.
+    pub fn record(&mut self, table: &'static str, error_class: Option<&'static str>) {
+        *self.consumed.entry(table).or_default() += 1;
+        match error_class {
+            None => *self.decoded.entry(table).or_default() += 1,
+            Some(class) => *self.dead.entry((table, class)).or_default() += 1,
+        }
+    }
+
+    /// Adds the tally to the instruments and resets it.
+    pub fn publish(&mut self) {
+        let i = &*INSTRUMENTS;
+        for (t, n) in std::mem::take(&mut self.consumed) {
+            i.consumed.add(n, &[KeyValue::new("table", t)]);
+        }
+        for (t, n) in std::mem::take(&mut self.decoded) {
+            i.decoded.add(n, &[KeyValue::new("table", t)]);
+        }
+        for ((t, c), n) in std::mem::take(&mut self.dead) {
+            i.dead_lettered.add(n, &[KeyValue::new("table", t), KeyValue::new("class", c)]);
+        }
+    }
+}
+
+/// A window closed for `reason`.
+pub fn window_closed(reason: &'static str) {
+    INSTRUMENTS.windows_closed.add(1, &[KeyValue::new("reason", reason)]);
+}
+
+/// A file of `table` with `bytes` bytes was handed off.
+pub fn file_handed_off(table: &'static str, bytes: usize) {
+    INSTRUMENTS.files.add(1, &[KeyValue::new("table", table)]);
+    INSTRUMENTS.bytes.add(bytes as u64, &[]);
+}
+
+/// A flush took `seconds`.
+pub fn flushed(seconds: f64) {
+    INSTRUMENTS.flush_seconds.record(seconds, &[]);
+}
+
+/// The current buffer state.
+pub fn buffers(bytes: usize, windows: usize) {
+    INSTRUMENTS.buffered_bytes.record(bytes as u64, &[]);
+    INSTRUMENTS.open_windows.record(windows as u64, &[]);
+}
+
+/// The consumer lag summed over assigned partitions.
+pub fn lag(records: i64) {
+    INSTRUMENTS.lag.record(records, &[]);
+}

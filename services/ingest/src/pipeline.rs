@@ -1,0 +1,382 @@
+//! The ingest loop: read a record, decode it, add it to its window; close windows on the time
+//! grid or when full; hand the closed windows' files off and commit their source offsets in one
+//! transaction. One loop per instance, kafka-delta-ingest style; Kafka holds all durable state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::blocking::block_in_place;
+use dwsync_contract::{Encoding, Row, Table, Value, decode};
+use dwsync_handoff::FileKind;
+use dwsync_telemetry::Health;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SourceTopic};
+use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::encode::{EncodeError, encode};
+use crate::handoff::Handoff;
+use crate::metrics::{self, Tally};
+use crate::rebalance::RebalanceContext;
+use crate::window::{CloseReason, PartitionKey, WindowKey, Windows};
+
+/// Health component name of the pipeline.
+pub const COMPONENT: &str = "pipeline";
+/// Header that overrides a message's encoding.
+pub const CONTENT_TYPE: &str = "content-type";
+/// Header that routes a people / object / object type record to the new or the changes file.
+pub const FILE_KIND: &str = "dwsync-file-kind";
+/// Dead letters held in memory before a flush is forced.
+const DEAD_LETTER_BYTES: usize = 16 << 20;
+/// How often the consumer lag is measured.
+const LAG_EVERY: Duration = Duration::from_secs(15);
+
+/// Why the loop stopped (it is then restarted from the committed offsets).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Kafka refused an operation (consume, produce, transaction).
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// A window could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Runs the loop until `shutdown`, restarting it from the committed offsets after an error.
+pub async fn run(
+    cfg: Arc<Config>,
+    topics: Arc<Vec<SourceTopic>>,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), PipelineError> {
+    let instance = if cfg.ingest.instance_id.is_empty() {
+        uuid::Uuid::new_v4().simple().to_string()
+    } else {
+        cfg.ingest.instance_id.clone()
+    };
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            started = Pipeline::start(&cfg, &topics, &instance, &health) => started,
+        };
+        match started {
+            Ok(mut pipeline) => match pipeline.run(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::error!(error = %e, "Ingest loop failed; restarting from the committed offsets.");
+                    health.set_unready(COMPONENT, e.to_string());
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "Ingest loop could not start; retrying.");
+                health.set_unready(COMPONENT, e.to_string());
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(30)),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+struct Pipeline<'a> {
+    consumer: StreamConsumer<RebalanceContext>,
+    st: State<'a>,
+}
+
+/// Everything the loop mutates (kept apart from the consumer, which messages borrow).
+struct State<'a> {
+    cfg: &'a Config,
+    topics: &'a [SourceTopic],
+    topic_index: HashMap<String, usize>,
+    handoff: Handoff,
+    windows: Windows,
+    dead: DeadLetters,
+    /// Next offset to read, per partition read since the last commit of that partition.
+    dirty: BTreeMap<PartitionKey, i64>,
+    revocations: u64,
+    tally: Tally,
+}
+
+impl<'a> Pipeline<'a> {
+    async fn start(
+        cfg: &'a Config,
+        topics: &'a [SourceTopic],
+        instance: &str,
+        health: &Health,
+    ) -> Result<Self, PipelineError> {
+        let mut consumer_config = cfg.kafka.client_config("ingest");
+        consumer_config
+            .set("group.id", &cfg.ingest.group_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "roundrobin");
+        let consumer: StreamConsumer<RebalanceContext> =
+            consumer_config.create_with_context(RebalanceContext::default())?;
+        let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
+        consumer.subscribe(&names)?;
+        let (config, id, ingest) =
+            (cfg.kafka.client_config("ingest-handoff"), format!("dwsync-ingest-{instance}"), cfg.ingest.clone());
+        let handoff = tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_millis(ingest.transaction_timeout_ms);
+            Handoff::new(config, &id, &ingest.handoff_topic, &ingest.dead_letter_topic, ingest.chunk_bytes, timeout)
+        })
+        .await
+        .map_err(|_| KafkaError::Canceled)??;
+        health.set_ready(COMPONENT);
+        tracing::info!(topics = ?names, group = %cfg.ingest.group_id, instance, "Ingest loop started.");
+        let st = State {
+            cfg,
+            topics,
+            topic_index: topics.iter().enumerate().map(|(i, t)| (t.topic.clone(), i)).collect(),
+            handoff,
+            windows: Windows::new(cfg.window.clone()),
+            dead: DeadLetters::default(),
+            dirty: BTreeMap::new(),
+            revocations: 0,
+            tally: Tally::default(),
+        };
+        Ok(Self { consumer, st })
+    }
+
+    async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
+        let Self { consumer, st } = self;
+        let mut boundary = st.windows.next_boundary(now_ms());
+        let mut next_lag = Instant::now();
+        loop {
+            let wait = Duration::from_millis(u64::try_from(boundary - now_ms()).unwrap_or(0));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    // Open windows are abandoned: their offsets are not committed, so they are read again.
+                    tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
+                    return Ok(());
+                }
+                () = tokio::time::sleep(wait) => {
+                    st.flush_all(consumer).await?;
+                    boundary = st.windows.next_boundary(now_ms());
+                }
+                received = consumer.recv() => {
+                    st.check_rebalance(consumer);
+                    match received {
+                        Ok(msg) => st.process(&msg, consumer).await?,
+                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error."),
+                    }
+                }
+            }
+            if Instant::now() >= next_lag {
+                st.measure_lag(consumer);
+                next_lag = Instant::now() + LAG_EVERY;
+            }
+        }
+    }
+}
+
+type Kafka = StreamConsumer<RebalanceContext>;
+
+impl State<'_> {
+    /// Drops all buffered state when partitions were revoked: the records are read again.
+    fn check_rebalance(&mut self, consumer: &Kafka) {
+        let seen = consumer.context().revocations();
+        if seen != self.revocations {
+            self.revocations = seen;
+            self.windows.clear();
+            self.dead.clear();
+            self.dirty.clear();
+        }
+    }
+
+    async fn process(&mut self, msg: &BorrowedMessage<'_>, consumer: &Kafka) -> Result<(), PipelineError> {
+        let Some(&topic) = self.topic_index.get(msg.topic()) else { return Ok(()) };
+        let source = &self.topics[topic];
+        let table = source.table;
+        let partition = (topic, msg.partition());
+        let _ = self.dirty.insert(partition, msg.offset() + 1);
+        let encoding = header(msg, CONTENT_TYPE)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(Encoding::from_content_type)
+            .unwrap_or(source.encoding);
+        let decoded = match msg.payload() {
+            None => Err(("empty_message", format!("table {table}: the message has no payload"))),
+            Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
+        };
+        match decoded {
+            Ok(row) => {
+                self.tally.record(table.name(), None);
+                let key = WindowKey {
+                    workspace_id: row.workspace_id(),
+                    table,
+                    kind: file_kind(table, &row, header(msg, FILE_KIND)),
+                };
+                if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now_ms()) {
+                    let partitions = self.windows.partitions_to_flush(trigger.0);
+                    self.flush(&partitions, Some(trigger), consumer).await?;
+                }
+            }
+            Err((class, reason)) => {
+                self.tally.record(table.name(), Some(class));
+                tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), class, %reason, "Record dead-lettered.");
+                self.dead.push(partition, DeadLetter::new(msg, table.name(), class, &reason));
+                if self.dead.bytes() >= DEAD_LETTER_BYTES {
+                    self.flush_all(consumer).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_all(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+        let partitions: BTreeSet<PartitionKey> = self.dirty.keys().copied().collect();
+        let closed = self.windows.close_all();
+        self.commit(closed, &partitions, consumer).await
+    }
+
+    async fn flush(
+        &mut self,
+        partitions: &BTreeSet<PartitionKey>,
+        trigger: Option<(WindowKey, CloseReason)>,
+        consumer: &Kafka,
+    ) -> Result<(), PipelineError> {
+        let closed = self.windows.close_partitions(partitions, trigger);
+        self.commit(closed, partitions, consumer).await
+    }
+
+    async fn commit(
+        &mut self,
+        closed: Vec<crate::window::ClosedWindow>,
+        partitions: &BTreeSet<PartitionKey>,
+        consumer: &Kafka,
+    ) -> Result<(), PipelineError> {
+        self.tally.publish();
+        if partitions.is_empty() && closed.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let now = now_ms();
+        let reasons: Vec<&'static str> = closed.iter().map(|c| c.reason.as_str()).collect();
+        let files = block_in_place(|| {
+            closed.into_iter().map(|c| encode(c, self.topics, &self.cfg.parquet, now)).collect::<Result<Vec<_>, _>>()
+        })?;
+        let dead = self.dead.take(partitions);
+        let mut offsets = TopicPartitionList::new();
+        for p in partitions {
+            if let Some(&next) = self.dirty.get(p) {
+                offsets.add_partition_offset(&self.topics[p.0].topic, p.1, Offset::Offset(next))?;
+            }
+        }
+        let Some(group) = consumer.group_metadata() else {
+            return Err(PipelineError::Kafka(KafkaError::Canceled));
+        };
+        let span =
+            tracing::info_span!("flush", files = files.len(), dead_letters = dead.len(), partitions = partitions.len());
+        let committed = {
+            let _enter = span.enter();
+            self.handoff.commit(&files, &dead, &offsets, &group).await?
+        };
+        for p in partitions {
+            let _ = self.dirty.remove(p);
+        }
+        for reason in reasons {
+            metrics::window_closed(reason);
+        }
+        for f in &files {
+            metrics::file_handed_off(f.meta.table.name(), f.bytes.len());
+        }
+        metrics::flushed(started.elapsed().as_secs_f64());
+        metrics::buffers(self.windows.buffered_bytes(), self.windows.len());
+        tracing::info!(
+            files = committed.files,
+            bytes = committed.bytes,
+            chunks = committed.chunks,
+            dead_letters = committed.dead_letters,
+            ms = started.elapsed().as_millis() as u64,
+            "Handed off."
+        );
+        Ok(())
+    }
+
+    fn measure_lag(&self, consumer: &Kafka) {
+        let Ok(assignment) = consumer.assignment() else { return };
+        let Ok(position) = consumer.position() else { return };
+        let mut lag = 0;
+        for e in assignment.elements() {
+            let Ok((_, high)) =
+                block_in_place(|| consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2)))
+            else {
+                continue;
+            };
+            let at =
+                position.find_partition(e.topic(), e.partition()).and_then(|p| p.offset().to_raw()).filter(|o| *o >= 0);
+            lag += high - at.unwrap_or(0);
+        }
+        metrics::lag(lag);
+        metrics::buffers(self.windows.buffered_bytes(), self.windows.len());
+    }
+}
+
+fn header<'m>(msg: &'m BorrowedMessage<'_>, name: &str) -> Option<&'m [u8]> {
+    msg.headers()?.iter().find(|h| h.key.eq_ignore_ascii_case(name))?.value
+}
+
+/// Routes people, objects and object types to their new-entity or changes file.
+///
+/// A `dwsync-file-kind: new|changes` header decides; without it, a person or object whose
+/// `created_at` equals its `updated_at` and that is neither deleted nor suppressed is new,
+/// anything else is a change; an object type (no `created_at`) is a change.
+pub fn file_kind(table: Table, row: &Row<'_>, header: Option<&[u8]>) -> FileKind {
+    if !table.def().has_change_files {
+        return FileKind::Unspecified;
+    }
+    match header {
+        Some(b"new") => return FileKind::New,
+        Some(b"changes" | b"chngs") => return FileKind::Changes,
+        _ => {}
+    }
+    let flag = |name| matches!(row.get(name), Some(Value::Bool(true)));
+    let created = row.get("created_at");
+    if created.is_some() && created == row.get("updated_at") && !flag("deleted") && !flag("suppressed") {
+        FileKind::New
+    } else {
+        FileKind::Changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_contract::decode_json;
+
+    use super::*;
+
+    #[test]
+    fn new_people_and_objects_go_to_the_new_file_changes_to_chngs() {
+        let person = |c: i64, u: i64, deleted: &str| {
+            format!(
+                r#"{{"workspace_id":1,"customer_id":"a","internal_customer_id":"b","deleted":{deleted},"created_at":{c},"updated_at":{u}}}"#
+            )
+        };
+        let kind = |json: String, header: Option<&[u8]>| {
+            let row = decode_json(Table::People, json.as_bytes()).unwrap();
+            file_kind(Table::People, &row, header)
+        };
+        assert_eq!(kind(person(5, 5, "null"), None), FileKind::New);
+        assert_eq!(kind(person(5, 9, "false"), None), FileKind::Changes);
+        assert_eq!(kind(person(0, 0, "true"), None), FileKind::Changes);
+        assert_eq!(kind(person(5, 9, "null"), Some(b"new")), FileKind::New);
+        assert_eq!(kind(person(5, 5, "null"), Some(b"changes")), FileKind::Changes);
+        let ot = r#"{"workspace_id":1,"object_type_id":1,"name":"Accounts","slug":"accounts","deleted":false,"enabled":true,"updated_at":1}"#;
+        let row = decode_json(Table::ObjectTypes, ot.as_bytes()).unwrap();
+        assert_eq!(file_kind(Table::ObjectTypes, &row, None), FileKind::Changes);
+        let ev = decode_json(Table::Attributes, br#"{"workspace_id":1,"internal_customer_id":"c","attribute_name":"a","attribute_value":"v","timestamp":1}"#).unwrap();
+        assert_eq!(file_kind(Table::Attributes, &ev, Some(b"new")), FileKind::Unspecified);
+    }
+}

@@ -1,0 +1,288 @@
+//! Windows: rows buffered per (workspace, table, file kind) until they close — on the time grid
+//! (every `duration_ms`, aligned to UTC, idle or not), or early on rows or bytes.
+//!
+//! Flushing is done per source partition: closing a window closes every window holding records
+//! of the same partitions, so each partition's offset is committed at its consumed position and
+//! no record is ever buffered behind a committed offset (which would duplicate it after a crash).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dwsync_contract::{BatchBuilder, Row, Table};
+use dwsync_proto::internal::FileKind;
+
+use crate::config::WindowConfig;
+
+/// A source partition: (topic index in the ingest's topic list, partition).
+pub type PartitionKey = (usize, i32);
+
+/// Identifies a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowKey {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// The table.
+    pub table: Table,
+    /// New-entity or change file (people, object, object_types), else unspecified.
+    pub kind: FileKind,
+}
+
+/// Why a window closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CloseReason {
+    /// The time grid reached the window's end.
+    Time,
+    /// It reached `max_rows`.
+    Rows,
+    /// It reached `max_bytes`.
+    Bytes,
+    /// Another window sharing a source partition closed.
+    Partition,
+}
+
+impl CloseReason {
+    /// The reason as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Time => "time",
+            Self::Rows => "rows",
+            Self::Bytes => "bytes",
+            Self::Partition => "partition",
+        }
+    }
+}
+
+/// Offsets of one partition's records in a window (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRange {
+    /// First offset.
+    pub first: i64,
+    /// Last offset.
+    pub last: i64,
+}
+
+/// An open window.
+pub struct Window {
+    /// Its rows.
+    pub builder: BatchBuilder,
+    /// When its first row arrived (epoch ms).
+    pub opened_at_ms: i64,
+    /// The source records it holds, per partition.
+    pub sources: BTreeMap<PartitionKey, OffsetRange>,
+}
+
+/// A closed window, ready to encode.
+pub struct ClosedWindow {
+    /// Which window.
+    pub key: WindowKey,
+    /// Why it closed.
+    pub reason: CloseReason,
+    /// Its contents.
+    pub window: Window,
+}
+
+/// All open windows of this instance.
+pub struct Windows {
+    config: WindowConfig,
+    open: BTreeMap<WindowKey, Window>,
+    buffered_bytes: usize,
+}
+
+impl Windows {
+    /// No open window.
+    pub fn new(config: WindowConfig) -> Self {
+        Self { config, open: BTreeMap::new(), buffered_bytes: 0 }
+    }
+
+    /// The end of the time slot holding `now_ms`: the next grid point strictly after it.
+    pub fn next_boundary(&self, now_ms: i64) -> i64 {
+        let d = i64::try_from(self.config.duration_ms).unwrap_or(i64::MAX).max(1);
+        (now_ms.div_euclid(d) + 1) * d
+    }
+
+    /// Adds a row read from `partition` at `offset`; returns the key if the window is now full.
+    pub fn add(
+        &mut self,
+        key: WindowKey,
+        row: &Row<'_>,
+        partition: PartitionKey,
+        offset: i64,
+        now_ms: i64,
+    ) -> Option<(WindowKey, CloseReason)> {
+        let window = self.open.entry(key).or_insert_with(|| Window {
+            builder: BatchBuilder::new(key.table),
+            opened_at_ms: now_ms,
+            sources: BTreeMap::new(),
+        });
+        let before = window.builder.buffered_bytes();
+        window.builder.append(row);
+        self.buffered_bytes += window.builder.buffered_bytes() - before;
+        window
+            .sources
+            .entry(partition)
+            .and_modify(|r| {
+                r.first = r.first.min(offset);
+                r.last = r.last.max(offset);
+            })
+            .or_insert(OffsetRange { first: offset, last: offset });
+        if window.builder.len() >= self.config.max_rows {
+            Some((key, CloseReason::Rows))
+        } else if window.builder.buffered_bytes() >= self.config.max_bytes {
+            Some((key, CloseReason::Bytes))
+        } else {
+            None
+        }
+    }
+
+    /// The partitions that must flush together with `key`: the closure over shared partitions.
+    pub fn partitions_to_flush(&self, key: WindowKey) -> BTreeSet<PartitionKey> {
+        let mut partitions: BTreeSet<PartitionKey> =
+            self.open.get(&key).map(|w| w.sources.keys().copied().collect()).unwrap_or_default();
+        loop {
+            let before = partitions.len();
+            for w in self.open.values() {
+                if w.sources.keys().any(|p| partitions.contains(p)) {
+                    partitions.extend(w.sources.keys().copied());
+                }
+            }
+            if partitions.len() == before {
+                return partitions;
+            }
+        }
+    }
+
+    /// Closes every window holding records of `partitions` (`reason` for `trigger`, `Partition`
+    /// for the others).
+    pub fn close_partitions(
+        &mut self,
+        partitions: &BTreeSet<PartitionKey>,
+        trigger: Option<(WindowKey, CloseReason)>,
+    ) -> Vec<ClosedWindow> {
+        let keys: Vec<WindowKey> = self
+            .open
+            .iter()
+            .filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p)))
+            .map(|(k, _)| *k)
+            .collect();
+        self.take(keys, |k| match trigger {
+            Some((t, reason)) if t == k => reason,
+            _ => CloseReason::Partition,
+        })
+    }
+
+    /// Closes every open window (the time grid was reached).
+    pub fn close_all(&mut self) -> Vec<ClosedWindow> {
+        let keys: Vec<WindowKey> = self.open.keys().copied().collect();
+        self.take(keys, |_| CloseReason::Time)
+    }
+
+    fn take(&mut self, keys: Vec<WindowKey>, reason: impl Fn(WindowKey) -> CloseReason) -> Vec<ClosedWindow> {
+        keys.into_iter()
+            .filter_map(|key| {
+                let window = self.open.remove(&key)?;
+                self.buffered_bytes -= window.builder.buffered_bytes();
+                Some(ClosedWindow { key, reason: reason(key), window })
+            })
+            .collect()
+    }
+
+    /// Drops every window (after a rebalance revoked partitions: their records are read again).
+    pub fn clear(&mut self) {
+        self.open.clear();
+        self.buffered_bytes = 0;
+    }
+
+    /// Open windows.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether no window is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Bytes buffered in all open windows.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_contract::decode_json;
+
+    use super::*;
+
+    fn row(ws: i64, n: usize) -> Vec<u8> {
+        format!(r#"{{"workspace_id": {ws}, "internal_customer_id": "c{n}", "attribute_name": "a", "attribute_value": "{}", "timestamp": 1}}"#, "x".repeat(n % 7))
+            .into_bytes()
+    }
+
+    fn key(ws: i64) -> WindowKey {
+        WindowKey { workspace_id: ws, table: Table::Attributes, kind: FileKind::Unspecified }
+    }
+
+    fn add(w: &mut Windows, ws: i64, p: i32, offset: i64) -> Option<(WindowKey, CloseReason)> {
+        let bytes = row(ws, offset as usize);
+        let r = decode_json(Table::Attributes, &bytes).unwrap();
+        w.add(key(ws), &r, (0, p), offset, 1_000)
+    }
+
+    #[test]
+    fn time_grid_is_aligned_and_idle_windows_close_on_it() {
+        let mut w = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        assert_eq!(w.next_boundary(0), 60_000);
+        assert_eq!(w.next_boundary(59_999), 60_000);
+        assert_eq!(w.next_boundary(60_000), 120_000);
+        add(&mut w, 1, 0, 5);
+        add(&mut w, 2, 1, 9);
+        // Nothing else arrives; at the boundary every window closes, by time.
+        let closed = w.close_all();
+        assert_eq!(closed.len(), 2);
+        assert!(closed.iter().all(|c| c.reason == CloseReason::Time));
+        assert!(w.is_empty());
+        assert_eq!(w.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_window_closes_on_rows() {
+        let mut w = Windows::new(WindowConfig { max_rows: 3, ..WindowConfig::default() });
+        assert_eq!(add(&mut w, 1, 0, 0), None);
+        assert_eq!(add(&mut w, 1, 0, 1), None);
+        assert_eq!(add(&mut w, 1, 0, 2), Some((key(1), CloseReason::Rows)));
+    }
+
+    #[test]
+    fn a_window_closes_on_bytes() {
+        let mut w = Windows::new(WindowConfig { max_bytes: 100, ..WindowConfig::default() });
+        let mut closed = None;
+        for offset in 0..100 {
+            if let Some(c) = add(&mut w, 1, 0, offset) {
+                closed = Some((offset, c));
+                break;
+            }
+        }
+        let (offset, c) = closed.expect("closed on bytes");
+        assert_eq!(c, (key(1), CloseReason::Bytes));
+        assert!(offset > 0 && w.buffered_bytes() >= 100);
+    }
+
+    #[test]
+    fn closing_a_window_closes_its_partition_neighbours_only() {
+        let mut w = Windows::new(WindowConfig::default());
+        add(&mut w, 1, 0, 0); // ws 1 on partition 0
+        add(&mut w, 2, 0, 1); // ws 2 shares partition 0
+        add(&mut w, 3, 1, 0); // ws 3 on partition 1
+        add(&mut w, 2, 2, 7); // ws 2 also on partition 2 (unkeyed producer)
+        add(&mut w, 4, 2, 8); // ws 4 on partition 2
+        let parts = w.partitions_to_flush(key(1));
+        assert_eq!(parts, BTreeSet::from([(0, 0), (0, 2)]));
+        let closed = w.close_partitions(&parts, Some((key(1), CloseReason::Rows)));
+        let mut got: Vec<_> = closed.iter().map(|c| (c.key.workspace_id, c.reason)).collect();
+        got.sort();
+        assert_eq!(got, [(1, CloseReason::Rows), (2, CloseReason::Partition), (4, CloseReason::Partition)]);
+        assert_eq!(w.len(), 1, "workspace 3's window stays open");
+        let ws2 = closed.iter().find(|c| c.key.workspace_id == 2).unwrap();
+        assert_eq!(ws2.window.sources[&(0, 2)], OffsetRange { first: 7, last: 7 });
+    }
+}
