@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+pub mod services;
+
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use rdkafka::ClientConfig;

@@ -1,78 +1,51 @@
 //! dwsync uploader: writes handed-off Parquet files to each workspace's bucket, then commits.
 //!
-//! At this stage [`run`] serves `/healthz`, `/readyz` and `/metrics` and keeps readiness in
-//! step with Kafka reachability; the data path comes later.
+//! [`start`] subscribes to the handoff topic (`read_committed`) and runs the [`consumer`] loop:
+//! chunks are reassembled per partition ([`offsets`]), each complete file is routed by its
+//! workspace id to that workspace's own destination ([`destinations`]), its sync's
+//! `cio-validate` is written, then the data object is created without ever overwriting
+//! ([`s3_sink`]), retried with backoff ([`retry`]) until it succeeds, and only then is the
+//! partition's offset committed. It also serves `/healthz`, `/readyz` and `/metrics`
+//! ([`metrics`], the lag gauge from [`lag`]).
 
 use std::future::Future;
+use std::sync::Arc;
 
-use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
 use dwsync_telemetry::kafka::KafkaProbeError;
 use dwsync_telemetry::{Service, ServiceError};
-use serde::{Deserialize, Serialize};
+
+pub mod config;
+pub mod consumer;
+pub mod delivery;
+pub mod destinations;
+pub mod lag;
+pub mod metrics;
+pub mod offsets;
+pub mod rebalance;
+pub mod retry;
+pub mod s3_sink;
+pub mod syncs;
+
+pub use config::{Config, Destination, HandoffConfig, InvalidConfig, UploadConfig};
 
 /// The service's short name, used in logs and Kafka client ids.
 pub const NAME: &str = "uploader";
 
-/// uploader's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Config {
-    /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
-    pub kafka: KafkaConfig,
-    /// The HTTP endpoints. Default: listen on `127.0.0.1:8082`.
-    pub http: HttpConfig,
-    /// Logs, metrics and traces. Default: `service_name = "dwsync-uploader"`, text logs, no OTLP.
-    pub telemetry: TelemetryConfig,
-    /// The S3 API the files are written to. Default: [`S3Config::default`] (AWS, `us-east-1`).
-    pub s3: S3Config,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            kafka: KafkaConfig::default(),
-            http: HttpConfig::localhost(8082),
-            telemetry: TelemetryConfig::for_service("dwsync-uploader"),
-            s3: S3Config::default(),
-        }
-    }
-}
-
-/// How to reach the S3 API (`[s3]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct S3Config {
-    /// Endpoint URL of an S3-compatible store (`http://minio:9000`). Default: none, AWS S3.
-    pub endpoint: Option<String>,
-    /// Signing region. Default: `"us-east-1"`.
-    pub region: String,
-    /// Access key id. Default: empty, use the AWS default credential chain.
-    pub access_key_id: String,
-    /// Secret access key, never logged or dumped. Default: empty (with `access_key_id`).
-    pub secret_access_key: Secret,
-    /// Path-style addressing (`<endpoint>/<bucket>/<key>`), which MinIO needs. Default: `false`.
-    pub force_path_style: bool,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            region: "us-east-1".into(),
-            access_key_id: String::new(),
-            secret_access_key: Secret::default(),
-            force_path_style: false,
-        }
-    }
-}
-
 /// Why uploader stopped other than by being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration cannot run.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] InvalidConfig),
     /// The HTTP endpoints or a task failed.
     #[error(transparent)]
     Service(#[from] ServiceError),
-    /// The Kafka client could not be created.
+    /// The Kafka probe's client could not be created.
     #[error(transparent)]
     Kafka(#[from] KafkaProbeError),
+    /// The handoff consumer could not be created or subscribed.
+    #[error(transparent)]
+    Consumer(#[from] consumer::ConsumerError),
 }
 
 /// Runs uploader until `shutdown` resolves, then stops gracefully.
@@ -83,13 +56,36 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
 
 /// Binds the HTTP endpoints and spawns uploader's tasks; [`Service::run_until`] runs them.
 pub async fn start(cfg: Config) -> Result<Service, Error> {
+    cfg.validate()?;
+    let destinations = destinations::Destinations::new(&cfg.destinations)?;
     let mut service = Service::start(NAME, &cfg.http).await?;
     service.spawn_kafka_probe(&cfg.kafka)?;
+
+    let lags = metrics::Lags::default();
+    let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&lags)));
+    let consumer = consumer::subscribe(&cfg.kafka, &cfg.handoff, Arc::clone(&metrics))?;
+    let shutdown = service.shutdown_token();
+    let topic = cfg.handoff.topic.clone();
+    let workspaces: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
+    tracing::info!(
+        topic = %topic,
+        group_id = %cfg.handoff.group_id,
+        ?workspaces,
+        "Delivering handoff files to {} destination(s).",
+        destinations.len()
+    );
+    let sampler =
+        lag::run(Arc::downgrade(&consumer), topic.clone(), cfg.handoff.lag_interval(), lags, shutdown.clone());
+    service.spawn("consumer-lag", sampler);
+    let delivery = delivery::Delivery::new(destinations, &cfg.upload, Arc::clone(&metrics), shutdown.clone());
+    let pipeline = consumer::Pipeline::new(consumer, &topic, delivery, metrics, shutdown);
+    service.spawn("handoff-consumer", pipeline.run());
     Ok(service)
 }
 
 #[cfg(test)]
 mod tests {
+    use dwsync_config::HttpConfig;
     use dwsync_telemetry::testing;
     use figment::Jail;
 
@@ -103,29 +99,19 @@ mod tests {
             let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
             assert_eq!(cfg, Config::default());
             assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8082");
-            assert_eq!(cfg.s3.region, "us-east-1");
-            assert!(cfg.s3.secret_access_key.is_empty());
+            assert_eq!(cfg.handoff.topic, "dwsync.handoff");
 
             jail.set_env("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
             jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8082");
-            jail.set_env("DWSYNC_S3__ENDPOINT", "http://minio:9000");
-            jail.set_env("DWSYNC_S3__ACCESS_KEY_ID", "minioadmin");
-            jail.set_env("DWSYNC_S3__SECRET_ACCESS_KEY", "0123456789");
-            jail.set_env("DWSYNC_S3__REGION", "eu-west-1");
-            jail.set_env("DWSYNC_S3__FORCE_PATH_STYLE", "true");
+            jail.set_env("DWSYNC_HANDOFF__GROUP_ID", "uploader-2");
+            jail.set_env("DWSYNC_UPLOAD__RETRY_MAX_MS", "5000");
             jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318");
             let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
             assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
             assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8082");
-            assert_eq!(cfg.s3.endpoint.as_deref(), Some("http://minio:9000"));
-            assert_eq!(cfg.s3.access_key_id, "minioadmin");
-            assert_eq!(cfg.s3.secret_access_key.expose(), "0123456789");
-            assert_eq!(cfg.s3.region, "eu-west-1");
-            assert!(cfg.s3.force_path_style);
+            assert_eq!(cfg.handoff.group_id, "uploader-2");
+            assert_eq!(cfg.upload.retry_max_ms, 5000);
             assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
-
-            let debug = format!("{cfg:?}");
-            assert!(!debug.contains("0123456789") && debug.contains("secret_access_key: ***"), "{debug}");
             Ok(())
         });
     }
@@ -135,5 +121,13 @@ mod tests {
         testing::init_once();
         let cfg = Config { http: HttpConfig::localhost(0), kafka: testing::unreachable_kafka(), ..Config::default() };
         testing::check_service(start(cfg).await.expect("start"), true).await;
+    }
+
+    #[tokio::test]
+    async fn an_invalid_configuration_does_not_start() {
+        let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
+        cfg.upload.part_bytes = 1024;
+        let err = start(cfg).await.expect_err("part size below 5 MiB");
+        assert!(matches!(err, Error::Config(InvalidConfig::Value { key: "upload.part_bytes", .. })), "{err:?}");
     }
 }

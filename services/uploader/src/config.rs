@@ -1,0 +1,405 @@
+//! The uploader's configuration: Kafka, the handoff topic, upload tuning and the destinations.
+//!
+//! Loaded with [`dwsync_config::load`]; [`Config::validate`] checks what serde cannot (table
+//! names, one destination per workspace, S3 part sizes) before anything starts.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
+use dwsync_contract::Table;
+use serde::{Deserialize, Serialize};
+
+/// 1 MiB.
+const MIB: u64 = 1 << 20;
+
+/// The smallest part S3 accepts in a multipart upload (except the last part).
+pub const MIN_PART_BYTES: u64 = 5 * MIB;
+
+/// The largest part S3 accepts in a multipart upload.
+pub const MAX_PART_BYTES: u64 = 5 * 1024 * MIB;
+
+/// uploader's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
+    pub kafka: KafkaConfig,
+    /// The HTTP endpoints. Default: listen on `127.0.0.1:8082`.
+    pub http: HttpConfig,
+    /// Logs, metrics and traces. Default: `service_name = "dwsync-uploader"`, text logs, no OTLP.
+    pub telemetry: TelemetryConfig,
+    /// The handoff topic the files arrive on. Default: [`HandoffConfig::default`].
+    pub handoff: HandoffConfig,
+    /// How files are written and retried. Default: [`UploadConfig::default`].
+    pub upload: UploadConfig,
+    /// Where each workspace's files go (`[[destinations]]`), at most one per workspace.
+    /// Default: none, so every file is skipped. Only the TOML file can set them (environment
+    /// variables cannot address list entries); a later issue takes them from the control service.
+    pub destinations: Vec<Destination>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            http: HttpConfig::localhost(8082),
+            telemetry: TelemetryConfig::for_service("dwsync-uploader"),
+            handoff: HandoffConfig::default(),
+            upload: UploadConfig::default(),
+            destinations: Vec::new(),
+        }
+    }
+}
+
+/// The handoff topic and the uploader's consumer group (`[handoff]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffConfig {
+    /// The topic ingest hands finished files over on. Default: `"dwsync.handoff"`.
+    pub topic: String,
+    /// The uploader's consumer group; its committed offsets say which files are written.
+    /// Default: `"dwsync-uploader"`.
+    pub group_id: String,
+    /// How often the consumer lag gauge is recomputed, in milliseconds. Default: `5000`.
+    pub lag_interval_ms: u64,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        Self { topic: "dwsync.handoff".into(), group_id: "dwsync-uploader".into(), lag_interval_ms: 5_000 }
+    }
+}
+
+impl HandoffConfig {
+    /// [`lag_interval_ms`](Self::lag_interval_ms) as a `Duration`.
+    pub fn lag_interval(&self) -> Duration {
+        Duration::from_millis(self.lag_interval_ms)
+    }
+}
+
+/// How files are written and how failed writes are retried (`[upload]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadConfig {
+    /// Files larger than this are written with a multipart upload. Default: `67108864` (64 MiB).
+    pub multipart_threshold_bytes: u64,
+    /// Size of each multipart part (the last one may be smaller), 5 MiB to 5 GiB; raised when a
+    /// file would need more than 10,000 parts. Default: `16777216` (16 MiB).
+    pub part_bytes: u64,
+    /// First retry delay after a failed S3 write, in milliseconds; it doubles per attempt, with
+    /// full jitter. Default: `200`.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, in milliseconds. Failed writes are retried until they succeed or the
+    /// service stops. Default: `30000`.
+    pub retry_max_ms: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self { multipart_threshold_bytes: 64 * MIB, part_bytes: 16 * MIB, retry_initial_ms: 200, retry_max_ms: 30_000 }
+    }
+}
+
+/// One workspace's bucket (`[[destinations]]`): only files of `workspace_id` are written here,
+/// with this destination's own credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// The workspace whose files go here. Required; positive; one destination per workspace.
+    pub workspace_id: i64,
+    /// The bucket. Required.
+    pub bucket: String,
+    /// Key prefix ("path") inside the bucket, without leading or trailing `/`. Default: `""`,
+    /// the bucket's root.
+    #[serde(default)]
+    pub prefix: String,
+    /// The bucket's region (signing region). Default: `"us-east-1"`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Endpoint URL of an S3-compatible store (`http://minio:9000`). Default: none, AWS S3.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`<endpoint>/<bucket>/<key>`), which most S3-compatible stores
+    /// need. Default: `false`.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Access key id of the workspace's credentials. Required.
+    pub access_key_id: String,
+    /// Secret access key, never logged or dumped. Required.
+    pub secret_access_key: Secret,
+    /// The v5 tables to export (`["deliveries", "metrics"]`); files of other tables are skipped.
+    /// Default: `[]`, all tables.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Whether the store supports conditional writes (`If-None-Match: *`), as AWS S3 and MinIO
+    /// do. With `false`, objects are written with the weaker HEAD-then-PUT, which can overwrite
+    /// when two writers race on one key. Default: `true`.
+    #[serde(default = "default_true")]
+    pub conditional_writes: bool,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Destination {
+    /// The enabled tables: `None` for all of them, else the named ones.
+    pub fn table_filter(&self) -> Result<Option<BTreeSet<Table>>, InvalidConfig> {
+        if self.tables.is_empty() {
+            return Ok(None);
+        }
+        let tables = self
+            .tables
+            .iter()
+            .map(|name| {
+                name.parse::<Table>()
+                    .map_err(|_| InvalidConfig::UnknownTable { workspace_id: self.workspace_id, table: name.clone() })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(tables))
+    }
+}
+
+/// A configuration that loads but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConfig {
+    /// A destination names a table that is not a v5 table.
+    #[error(
+        "destination of workspace {workspace_id}: unknown table {table:?} in `tables` \
+         (expected v5 table names such as deliveries, metrics, people)"
+    )]
+    UnknownTable {
+        /// The destination's workspace.
+        workspace_id: i64,
+        /// The name that is not a table.
+        table: String,
+    },
+    /// Two destinations for one workspace.
+    #[error("two destinations for workspace {0}; each workspace has at most one")]
+    DuplicateWorkspace(i64),
+    /// A workspace id of zero or less.
+    #[error("destination with workspace_id {0}: workspace ids are positive")]
+    InvalidWorkspace(i64),
+    /// A required destination field is empty.
+    #[error("destination of workspace {workspace_id}: `{field}` is required")]
+    Missing {
+        /// The destination's workspace.
+        workspace_id: i64,
+        /// The empty field.
+        field: &'static str,
+    },
+    /// Any other value out of range.
+    #[error("config key `{key}`: {message}")]
+    Value {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Checks what serde cannot: table names, one destination per workspace, required fields,
+    /// part sizes and retry delays.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let value = |key, message: &str| Err(InvalidConfig::Value { key, message: message.to_owned() });
+        if self.handoff.topic.is_empty() {
+            return value("handoff.topic", "must not be empty");
+        }
+        if self.handoff.group_id.is_empty() {
+            return value("handoff.group_id", "must not be empty");
+        }
+        if self.handoff.lag_interval_ms == 0 {
+            return value("handoff.lag_interval_ms", "must be positive");
+        }
+        let upload = &self.upload;
+        if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&upload.part_bytes) {
+            return value("upload.part_bytes", "must be between 5 MiB (5242880) and 5 GiB, as S3 requires");
+        }
+        if upload.multipart_threshold_bytes == 0 {
+            return value("upload.multipart_threshold_bytes", "must be positive");
+        }
+        if upload.retry_initial_ms == 0 || upload.retry_initial_ms > upload.retry_max_ms {
+            return value("upload.retry_initial_ms", "must be positive and at most upload.retry_max_ms");
+        }
+        let mut seen = HashSet::new();
+        for dest in &self.destinations {
+            let workspace_id = dest.workspace_id;
+            if workspace_id <= 0 {
+                return Err(InvalidConfig::InvalidWorkspace(workspace_id));
+            }
+            if !seen.insert(workspace_id) {
+                return Err(InvalidConfig::DuplicateWorkspace(workspace_id));
+            }
+            let required = [
+                ("bucket", dest.bucket.is_empty()),
+                ("region", dest.region.is_empty()),
+                ("access_key_id", dest.access_key_id.is_empty()),
+                ("secret_access_key", dest.secret_access_key.is_empty()),
+            ];
+            if let Some((field, _)) = required.into_iter().find(|(_, empty)| *empty) {
+                return Err(InvalidConfig::Missing { workspace_id, field });
+            }
+            dest.table_filter()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_config::ConfigError;
+    use figment::Jail;
+
+    use super::*;
+
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
+    fn with_file(toml: &str, check: impl FnOnce(Result<Config, ConfigError>)) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("uploader.toml", toml)?;
+            let path = jail.directory().join("uploader.toml");
+            check(dwsync_config::load(Some(&path), dwsync_config::ENV_PREFIX));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = Config::default();
+        assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8082");
+        assert_eq!(cfg.handoff, HandoffConfig::default());
+        assert_eq!((cfg.handoff.topic.as_str(), cfg.handoff.group_id.as_str()), ("dwsync.handoff", "dwsync-uploader"));
+        assert_eq!(cfg.upload.multipart_threshold_bytes, 64 << 20);
+        assert_eq!(cfg.upload.part_bytes, 16 << 20);
+        assert_eq!((cfg.upload.retry_initial_ms, cfg.upload.retry_max_ms), (200, 30_000));
+        assert!(cfg.destinations.is_empty());
+        assert_eq!(cfg.validate(), Ok(()));
+    }
+
+    #[test]
+    fn destinations_from_the_file_with_their_defaults() {
+        let toml = r#"
+            [handoff]
+            topic = "h"
+            [upload]
+            part_bytes = 5242880
+            [[destinations]]
+            workspace_id = 42
+            bucket = "acme-exports"
+            access_key_id = "AKIA42"
+            secret_access_key = "0123-secret"
+
+            [[destinations]]
+            workspace_id = 7
+            bucket = "globex"
+            prefix = "cio/exports"
+            region = "eu-west-1"
+            endpoint = "http://minio:9000"
+            force_path_style = true
+            access_key_id = "minio"
+            secret_access_key = "minio-secret"
+            tables = ["deliveries", "people"]
+            conditional_writes = false
+        "#;
+        with_file(toml, |cfg| {
+            let cfg = cfg.expect("loads");
+            assert_eq!(cfg.validate(), Ok(()));
+            assert_eq!(cfg.handoff.topic, "h");
+            assert_eq!(cfg.handoff.group_id, "dwsync-uploader", "keys absent from the file keep defaults");
+            assert_eq!(cfg.upload.part_bytes, 5 << 20);
+            assert_eq!(cfg.upload.multipart_threshold_bytes, 64 << 20);
+            let [a, b] = cfg.destinations.as_slice() else { panic!("two destinations: {:?}", cfg.destinations) };
+            assert_eq!((a.workspace_id, a.bucket.as_str(), a.prefix.as_str()), (42, "acme-exports", ""));
+            assert_eq!((a.region.as_str(), a.endpoint.as_deref(), a.force_path_style), ("us-east-1", None, false));
+            assert!(a.conditional_writes && a.tables.is_empty());
+            assert_eq!(a.table_filter(), Ok(None));
+            assert_eq!(a.secret_access_key.expose(), "0123-secret");
+            assert_eq!((b.prefix.as_str(), b.region.as_str()), ("cio/exports", "eu-west-1"));
+            assert_eq!(b.endpoint.as_deref(), Some("http://minio:9000"));
+            assert!(b.force_path_style && !b.conditional_writes);
+            assert_eq!(b.table_filter(), Ok(Some([Table::Deliveries, Table::People].into_iter().collect())));
+            let debug = format!("{cfg:?}");
+            assert!(!debug.contains("0123-secret") && !debug.contains("minio-secret"), "{debug}");
+        });
+    }
+
+    #[test]
+    fn the_deploy_example_loads_and_is_valid() {
+        let example = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/uploader.toml"));
+        with_file(example, |cfg| {
+            let cfg = cfg.expect("deploy/uploader.toml loads");
+            assert_eq!(cfg.validate(), Ok(()));
+            assert_eq!((cfg.handoff, cfg.upload), (HandoffConfig::default(), UploadConfig::default()));
+            let workspaces: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
+            assert_eq!(workspaces, [1001, 1002]);
+        });
+    }
+
+    #[test]
+    fn an_unknown_table_is_an_error_naming_it() {
+        let toml = r#"
+            [[destinations]]
+            workspace_id = 42
+            bucket = "b"
+            access_key_id = "k"
+            secret_access_key = "s"
+            tables = ["deliveries", "deliverys"]
+        "#;
+        with_file(toml, |cfg| {
+            let err = cfg.expect("loads").validate().expect_err("unknown table");
+            assert_eq!(err, InvalidConfig::UnknownTable { workspace_id: 42, table: "deliverys".into() });
+            let msg = err.to_string();
+            assert!(msg.contains("\"deliverys\"") && msg.contains("workspace 42"), "{msg}");
+        });
+    }
+
+    #[test]
+    fn a_destination_without_a_required_key_does_not_load() {
+        with_file("[[destinations]]\nworkspace_id = 1\nbucket = \"b\"\n", |cfg| {
+            let err = cfg.expect_err("access_key_id missing");
+            assert!(err.to_string().contains("access_key_id"), "{err}");
+        });
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let dest = |workspace_id| Destination {
+            workspace_id,
+            bucket: "b".into(),
+            prefix: String::new(),
+            region: default_region(),
+            endpoint: None,
+            force_path_style: false,
+            access_key_id: "k".into(),
+            secret_access_key: Secret::new("s"),
+            tables: Vec::new(),
+            conditional_writes: true,
+        };
+        let check = |change: &dyn Fn(&mut Config)| {
+            let mut cfg = Config { destinations: vec![dest(1)], ..Config::default() };
+            change(&mut cfg);
+            cfg.validate()
+        };
+        assert_eq!(check(&|_| ()), Ok(()));
+        assert_eq!(check(&|c| c.destinations.push(dest(1))), Err(InvalidConfig::DuplicateWorkspace(1)));
+        assert_eq!(check(&|c| c.destinations[0].workspace_id = 0), Err(InvalidConfig::InvalidWorkspace(0)));
+        assert_eq!(
+            check(&|c| c.destinations[0].secret_access_key = Secret::default()),
+            Err(InvalidConfig::Missing { workspace_id: 1, field: "secret_access_key" })
+        );
+        assert_eq!(
+            check(&|c| c.destinations[0].bucket.clear()),
+            Err(InvalidConfig::Missing { workspace_id: 1, field: "bucket" })
+        );
+        let key = |r: Result<(), InvalidConfig>| match r {
+            Err(InvalidConfig::Value { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(check(&|c| c.upload.part_bytes = MIN_PART_BYTES - 1)), "upload.part_bytes");
+        assert_eq!(key(check(&|c| c.upload.retry_initial_ms = 60_000)), "upload.retry_initial_ms");
+        assert_eq!(key(check(&|c| c.upload.multipart_threshold_bytes = 0)), "upload.multipart_threshold_bytes");
+        assert_eq!(key(check(&|c| c.handoff.topic.clear())), "handoff.topic");
+    }
+}

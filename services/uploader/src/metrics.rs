@@ -1,0 +1,128 @@
+//! The uploader's metrics (OpenTelemetry, also served on `/metrics`), recorded once per file.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, ObservableGauge};
+
+/// Consumer lag per handoff partition, written by the lag sampler, read by the gauge.
+pub type Lags = Arc<Mutex<BTreeMap<i32, i64>>>;
+
+/// The uploader's instruments; create after telemetry is initialised.
+pub struct Metrics {
+    files_uploaded: Counter<u64>,
+    bytes_uploaded: Counter<u64>,
+    upload_seconds: Histogram<f64>,
+    already_delivered: Counter<u64>,
+    conflicts: Counter<u64>,
+    retries: Counter<u64>,
+    files_skipped: Counter<u64>,
+    bad_records: Counter<u64>,
+    commit_failures: Counter<u64>,
+    _consumer_lag: ObservableGauge<i64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates the instruments; the lag gauge reports what `lags` holds when read.
+    pub fn new(lags: Lags) -> Self {
+        let m = dwsync_telemetry::meter(env!("CARGO_PKG_NAME"));
+        Self {
+            files_uploaded: m
+                .u64_counter("dwsync_uploader_files_uploaded_total")
+                .with_description("Data files created in a destination bucket, by table.")
+                .build(),
+            bytes_uploaded: m
+                .u64_counter("dwsync_uploader_bytes_uploaded_total")
+                .with_description("Bytes of the data files created in destination buckets.")
+                .build(),
+            upload_seconds: m
+                .f64_histogram("dwsync_uploader_upload_seconds")
+                .with_description("Time to write one data file, retries included, by outcome.")
+                .with_boundaries(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0])
+                .build(),
+            already_delivered: m
+                .u64_counter("dwsync_uploader_already_delivered_total")
+                .with_description("Data files found already written with the same SHA-256 (replays).")
+                .build(),
+            conflicts: m
+                .u64_counter("dwsync_uploader_conflicts_total")
+                .with_description("Data files whose key held another object; kept under <key>.conflict-<sha>.")
+                .build(),
+            retries: m
+                .u64_counter("dwsync_uploader_retries_total")
+                .with_description("Failed S3 writes that were retried after a backoff.")
+                .build(),
+            files_skipped: m
+                .u64_counter("dwsync_uploader_files_skipped_total")
+                .with_description(
+                    "Complete files not written, by reason (no_destination, table_disabled, invalid_offset).",
+                )
+                .build(),
+            bad_records: m
+                .u64_counter("dwsync_uploader_bad_records_total")
+                .with_description("Handoff records skipped because they are not a valid chunk of a file, by reason.")
+                .build(),
+            commit_failures: m
+                .u64_counter("dwsync_uploader_commit_failures_total")
+                .with_description("Handoff offset commits that failed (retried with the next commit).")
+                .build(),
+            _consumer_lag: m
+                .i64_observable_gauge("dwsync_uploader_consumer_lag")
+                .with_description("Records between the consumer's position and the high watermark, by partition.")
+                .with_callback(move |observer| {
+                    let lags = lags.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (partition, lag) in lags.iter() {
+                        observer.observe(*lag, &[KeyValue::new("partition", i64::from(*partition))]);
+                    }
+                })
+                .build(),
+        }
+    }
+
+    /// A data file was created.
+    pub fn uploaded(&self, table: &'static str, bytes: usize, took: Duration) {
+        self.files_uploaded.add(1, &[KeyValue::new("table", table)]);
+        self.bytes_uploaded.add(bytes as u64, &[]);
+        self.upload_seconds.record(took.as_secs_f64(), &[KeyValue::new("outcome", "created")]);
+    }
+
+    /// A data file was already there with the same SHA-256.
+    pub fn already_delivered(&self, took: Duration) {
+        self.already_delivered.add(1, &[]);
+        self.upload_seconds.record(took.as_secs_f64(), &[KeyValue::new("outcome", "already_delivered")]);
+    }
+
+    /// A data file's key held another object.
+    pub fn conflict(&self, took: Duration) {
+        self.conflicts.add(1, &[]);
+        self.upload_seconds.record(took.as_secs_f64(), &[KeyValue::new("outcome", "conflict")]);
+    }
+
+    /// An S3 write failed and will be retried.
+    pub fn retry(&self) {
+        self.retries.add(1, &[]);
+    }
+
+    /// A complete file was not written, for `reason`.
+    pub fn skipped(&self, reason: &'static str) {
+        self.files_skipped.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A handoff record was skipped, for `reason`.
+    pub fn bad_record(&self, reason: &'static str) {
+        self.bad_records.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// An offset commit failed.
+    pub fn commit_failed(&self) {
+        self.commit_failures.add(1, &[]);
+    }
+}

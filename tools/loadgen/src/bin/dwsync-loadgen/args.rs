@@ -1,0 +1,117 @@
+//! Command-line arguments of `dwsync-loadgen`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use dwsync_contract::{Encoding, Table};
+
+/// Produces realistic v5 records to dwsync's source topics (one topic per table).
+#[derive(Debug, Parser)]
+#[command(name = "dwsync-loadgen", version)]
+pub(crate) struct Args {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "DWSYNC_LOADGEN_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub(crate) bootstrap: String,
+    /// Topic name prefix: the topic of a table is the prefix followed by the table name.
+    #[arg(long, default_value = "dwsync.source.")]
+    pub(crate) topic_prefix: String,
+    /// Tables to produce: `all` or a comma-separated list of table names.
+    #[arg(long, default_value = "all", value_parser = parse_tables)]
+    pub(crate) tables: Tables,
+    /// Number of workspaces (ids 1001, 1002, ...), with Zipf-like shares of the records.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) workspaces: u32,
+    /// Records per table, spread over the workspaces.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) records: u64,
+    /// Message encoding; `mixed` alternates JSON and protobuf and sets a `content-type` header.
+    #[arg(long, value_enum, default_value_t = EncodingMode::Json)]
+    pub(crate) encoding: EncodingMode,
+    /// Records per second over all tables; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) rate: f64,
+    /// Generator seed: the same seed produces the same records.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Partitions of topics that do not exist yet (they are created with replication factor 1).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
+    pub(crate) partitions: i32,
+    /// Make every Nth message of each topic malformed (for dead-letter tests); 0 = never.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) bad_every: u64,
+    /// Write `table,workspace_id,id` lines of every good record delivered to this file.
+    #[arg(long)]
+    pub(crate) ids_out: Option<PathBuf>,
+}
+
+/// How messages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EncodingMode {
+    /// Every message is JSON.
+    Json,
+    /// Every message is protobuf.
+    Protobuf,
+    /// JSON and protobuf alternate per topic, each message with a `content-type` header.
+    Mixed,
+}
+
+impl EncodingMode {
+    /// The encoding of a table's `index`-th message.
+    pub(crate) fn encoding(self, index: u64) -> Encoding {
+        match self {
+            Self::Json => Encoding::Json,
+            Self::Protobuf => Encoding::Protobuf,
+            Self::Mixed if index.is_multiple_of(2) => Encoding::Json,
+            Self::Mixed => Encoding::Protobuf,
+        }
+    }
+}
+
+/// A list of tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tables(pub(crate) Vec<Table>);
+
+fn parse_tables(s: &str) -> Result<Tables, String> {
+    if s.trim() == "all" {
+        return Ok(Tables(Table::ALL.to_vec()));
+    }
+    let mut tables = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let table: Table = name.parse().map_err(|e| format!("{e}"))?;
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
+    }
+    if tables.is_empty() {
+        return Err("no tables given".into());
+    }
+    Ok(Tables(tables))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_parse() {
+        assert_eq!(parse_tables("all").map(|t| t.0.len()), Ok(15));
+        assert_eq!(parse_tables("metrics, people,metrics"), Ok(Tables(vec![Table::Metrics, Table::People])));
+        assert!(parse_tables("metric").is_err());
+        assert!(parse_tables(",").is_err());
+    }
+
+    #[test]
+    fn mixed_alternates() {
+        assert_eq!(EncodingMode::Mixed.encoding(0), Encoding::Json);
+        assert_eq!(EncodingMode::Mixed.encoding(1), Encoding::Protobuf);
+        assert_eq!(EncodingMode::Protobuf.encoding(0), Encoding::Protobuf);
+    }
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let args = Args::try_parse_from(["dwsync-loadgen"]).expect("defaults");
+        assert_eq!(args.topic_prefix, "dwsync.source.");
+        assert_eq!((args.workspaces, args.records, args.partitions, args.bad_every), (3, 1000, 4, 0));
+        assert!(Args::try_parse_from(["dwsync-loadgen", "--workspaces", "0"]).is_err());
+    }
+}
