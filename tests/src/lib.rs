@@ -9,7 +9,6 @@ use std::time::Duration;
 pub mod services;
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -62,16 +61,11 @@ pub async fn create_topic(name: &str, partitions: i32) {
 /// An S3 client for the test server, signing with `secret_key` (SigV4, path-style addressing).
 pub fn s3_client_with_secret(secret_key: &str) -> aws_sdk_s3::Client {
     let credentials = Credentials::new(s3_access_key(), secret_key, None, None, "dwsync-tests");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(s3_endpoint())
-        .credentials_provider(credentials)
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    let endpoint = s3_endpoint();
+    dwsync_s3::client(
+        dwsync_s3::Location { region: "us-east-1", endpoint: Some(&endpoint), force_path_style: true },
+        credentials,
+    )
 }
 
 /// An S3 client for the test server with the right credentials.

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
 use dwsync_contract::Table;
+use dwsync_s3::{Location, StaticCredentials as Credentials};
 
 use crate::config::{Destination, InvalidConfig};
 
@@ -61,26 +59,19 @@ impl DestinationClient {
             "dwsync-destination",
         );
         // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
-        // attempts and hide them from the retry counter. Checksums only when an operation
-        // requires them, since S3-compatible stores differ in the trailing-checksum encodings
-        // they accept; the body's SHA-256 is signed (SigV4) either way.
-        let mut config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(dest.region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(dest.force_path_style)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
+        // attempts and hide them from the retry counter.
+        let location = Location {
+            region: &dest.region,
+            endpoint: dest.endpoint.as_deref(),
+            force_path_style: dest.force_path_style,
+        };
+        let config =
+            dwsync_s3::config_builder(location, credentials).retry_config(RetryConfig::disabled()).timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
-            )
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if let Some(endpoint) = &dest.endpoint {
-            config = config.endpoint_url(endpoint);
-        }
+            );
         Ok(Self {
             workspace_id: dest.workspace_id,
             bucket: dest.bucket.clone(),

@@ -3,7 +3,6 @@
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::Error;
@@ -44,17 +43,12 @@ pub fn credentials_from_env() -> Result<Credentials, Error> {
 /// An S3 client for `args` signing with `credentials`; checksums only where S3 requires them,
 /// so S3-compatible servers without the newer checksum headers work.
 pub fn client(args: &S3Args, credentials: Credentials) -> aws_sdk_s3::Client {
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(args.region.clone()))
-        .credentials_provider(credentials)
-        .force_path_style(args.path_style)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if let Some(url) = &args.endpoint {
-        config = config.endpoint_url(url);
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
+    let location = dwsync_s3::Location {
+        region: &args.region,
+        endpoint: args.endpoint.as_deref(),
+        force_path_style: args.path_style,
+    };
+    dwsync_s3::client(location, credentials)
 }
 
 /// A one-line reason for a failed S3 call: the S3 error code and message, or the connection
