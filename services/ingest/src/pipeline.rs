@@ -265,7 +265,24 @@ impl State<'_> {
         let now = now_ms();
         let reasons: Vec<&'static str> = closed.iter().map(|c| c.reason.as_str()).collect();
         let files = block_in_place(|| {
-            closed.into_iter().map(|c| encode(c, self.topics, &self.cfg.parquet, now)).collect::<Result<Vec<_>, _>>()
+            closed
+                .into_iter()
+                .map(|c| {
+                    let span = tracing::info_span!(
+                        "window",
+                        workspace_id = c.key.workspace_id,
+                        table = c.key.table.name(),
+                        kind = c.key.kind.as_str_name(),
+                        rows = c.window.builder.len(),
+                        reason = c.reason.as_str(),
+                        opened_at_ms = c.window.opened_at_ms,
+                    );
+                    let _enter = span.enter();
+                    let file = encode(c, self.topics, &self.cfg.parquet, now)?;
+                    tracing::debug!(bytes = file.bytes.len(), file_id = %file.meta.file_id, "Window encoded.");
+                    Ok(file)
+                })
+                .collect::<Result<Vec<_>, EncodeError>>()
         })?;
         let dead = self.dead.take(partitions);
         let mut offsets = TopicPartitionList::new();
