@@ -61,6 +61,12 @@ pub struct IngestConfig {
     pub handoff_topic: String,
     /// Where undecodable records go, with their reason. Default: `"dwsync.dead-letters"`.
     pub dead_letter_topic: String,
+    /// Partitions of the handoff and dead-letter topics when ingest creates them (it creates them
+    /// if missing; never change the handoff topic's partitions afterwards, see docs/PIPELINE.md).
+    /// Default: `12`.
+    pub handoff_partitions: i32,
+    /// Replication factor of the topics ingest creates; `-1` = the broker's default. Default: `-1`.
+    pub topic_replication_factor: i32,
     /// Largest data bytes in one handoff message (keep below the broker's `message.max.bytes`).
     /// Default: 900 KiB.
     pub chunk_bytes: usize,
@@ -79,6 +85,8 @@ impl Default for IngestConfig {
             topics: BTreeMap::new(),
             handoff_topic: "dwsync.handoff".into(),
             dead_letter_topic: "dwsync.dead-letters".into(),
+            handoff_partitions: 12,
+            topic_replication_factor: -1,
             chunk_bytes: 900 << 10,
             transaction_timeout_ms: 60_000,
         }

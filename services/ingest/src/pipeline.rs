@@ -125,6 +125,13 @@ impl<'a> Pipeline<'a> {
             consumer_config.create_with_context(RebalanceContext::default())?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
         consumer.subscribe(&names)?;
+        crate::handoff::ensure_topics(
+            &cfg.kafka.client_config("ingest-admin"),
+            &[&cfg.ingest.handoff_topic, &cfg.ingest.dead_letter_topic],
+            cfg.ingest.handoff_partitions,
+            cfg.ingest.topic_replication_factor,
+        )
+        .await?;
         let (config, id, ingest) =
             (cfg.kafka.client_config("ingest-handoff"), format!("dwsync-ingest-{instance}"), cfg.ingest.clone());
         let handoff = tokio::task::spawn_blocking(move || {
