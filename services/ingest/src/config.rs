@@ -174,3 +174,38 @@ impl Config {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_loads_to_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/ingest.toml");
+        let cfg: Config = dwsync_config::load(Some(std::path::Path::new(path)), "DWSYNC_TEST_NOTHING_").expect("loads");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.source_topics().expect("valid").len(), 15);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let mut cfg = Config::default();
+        cfg.ingest.tables = vec!["metrics".into(), "emails".into()];
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("\"emails\""));
+        let mut cfg = Config::default();
+        cfg.window.duration_ms = 10;
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("window.duration_ms"));
+        let mut cfg = Config::default();
+        let _ = cfg
+            .ingest
+            .topics
+            .insert("metrics".into(), TopicOverride { topic: Some("m".into()), encoding: Some(Encoding::Protobuf) });
+        let topics = cfg.source_topics().expect("valid");
+        let metrics = topics.iter().find(|t| t.table == Table::Metrics).expect("metrics");
+        assert_eq!((metrics.topic.as_str(), metrics.encoding), ("m", Encoding::Protobuf));
+        assert_eq!(
+            topics.iter().find(|t| t.table == Table::Events).map(|t| t.topic.as_str()),
+            Some("dwsync.source.events")
+        );
+    }
+}
