@@ -72,6 +72,9 @@ pub struct IngestConfig {
     pub chunk_bytes: usize,
     /// Kafka transaction timeout in milliseconds. Default: `60000`.
     pub transaction_timeout_ms: u64,
+    /// Records larger than this go to the dead-letter topic (class `oversize_record`).
+    /// Default: 1 MiB (the broker's default message size).
+    pub max_record_bytes: usize,
 }
 
 impl Default for IngestConfig {
@@ -89,6 +92,7 @@ impl Default for IngestConfig {
             topic_replication_factor: -1,
             chunk_bytes: 900 << 10,
             transaction_timeout_ms: 60_000,
+            max_record_bytes: 1 << 20,
         }
     }
 }

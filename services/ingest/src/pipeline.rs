@@ -215,6 +215,14 @@ impl State<'_> {
             .unwrap_or(source.encoding);
         let decoded = match msg.payload() {
             None => Err(("empty_message", format!("table {table}: the message has no payload"))),
+            Some(payload) if payload.len() > self.cfg.ingest.max_record_bytes => Err((
+                "oversize_record",
+                format!(
+                    "table {table}: record of {} bytes exceeds ingest.max_record_bytes = {}",
+                    payload.len(),
+                    self.cfg.ingest.max_record_bytes
+                ),
+            )),
             Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
         };
         match decoded {

@@ -128,6 +128,12 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     for b in bad {
         send(&producer, &format!("{prefix}metrics"), "101", b, None).await;
     }
+    // A valid record above ingest.max_record_bytes (set to 4000 below).
+    let oversize = format!(
+        r#"{{"event_id":"big","workspace_id":101,"delivery_id":"d","metric":"sent","created_at":1,"seq_num":1,"proxied":false,"prefetched":false,"machine":false,"user_agent":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    send(&producer, &format!("{prefix}metrics"), "101", oversize.as_bytes(), None).await;
 
     let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
     cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
@@ -140,6 +146,7 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     cfg.ingest.handoff_topic = handoff_topic.clone();
     cfg.ingest.dead_letter_topic = dlq_topic.clone();
     cfg.ingest.chunk_bytes = 4096; // several chunks per file
+    cfg.ingest.max_record_bytes = 4000;
     cfg.window.duration_ms = 2000;
     let service = dwsync_ingest::start(cfg).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
@@ -199,7 +206,7 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     let dlq = reader(&unique("dlq-check"));
     dlq.subscribe(&[&dlq_topic]).unwrap();
     let mut classes = Vec::new();
-    while classes.len() < 3 {
+    while classes.len() < 4 {
         let msg = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await.expect("dead letters").unwrap();
         let headers = msg.headers().unwrap();
         let get = |name: &str| {
@@ -216,7 +223,7 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
         classes.push(get("dwsync.error.class"));
     }
     classes.sort();
-    assert_eq!(classes, ["missing_field", "not_json", "wrong_type"]);
+    assert_eq!(classes, ["missing_field", "not_json", "oversize_record", "wrong_type"]);
 
     stop.cancel();
     running.await.unwrap().unwrap();
