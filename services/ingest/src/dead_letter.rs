@@ -8,21 +8,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 
 use crate::window::PartitionKey;
 
-/// Header names on dead-lettered records.
-pub mod header {
-    /// Source topic.
-    pub const TOPIC: &str = "dwsync.source.topic";
-    /// Source partition.
-    pub const PARTITION: &str = "dwsync.source.partition";
-    /// Source offset.
-    pub const OFFSET: &str = "dwsync.source.offset";
-    /// The table the record was decoded for.
-    pub const TABLE: &str = "dwsync.table";
-    /// A stable error class (`missing_field`, `not_json`, ...).
-    pub const ERROR_CLASS: &str = "dwsync.error.class";
-    /// A readable reason naming the table and field.
-    pub const ERROR_REASON: &str = "dwsync.error.reason";
-}
+pub use dwsync_handoff::dead_letter as header;
 
 /// A record bound for the dead-letter topic.
 pub struct DeadLetter {

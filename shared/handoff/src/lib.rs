@@ -4,6 +4,7 @@
 //! object key of the spec ([`object_key`]).
 
 pub mod chunk;
+pub mod dead_letter;
 pub mod object_key;
 pub mod reassembly;
 

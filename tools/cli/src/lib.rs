@@ -24,6 +24,9 @@ pub enum Error {
     /// Some Parquet files were listed but their footers could not be read.
     #[error("{0} Parquet file(s) could not be read (see the report above)")]
     Unreadable(usize),
+    /// Kafka refused an operation.
+    #[error("Kafka: {0}")]
+    Kafka(String),
     /// Writing the report failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
