@@ -318,7 +318,14 @@ fn people(c: &mut Ctx) {
     c.maybe("deleted", if deleted { 1.0 } else { 0.4 }, |_| deleted);
     c.maybe("suppressed", if suppressed { 1.0 } else { 0.4 }, |_| suppressed);
     // Deleted or suppressed people carry created_at = epoch 0, as the spec says.
-    let created = if deleted || suppressed { 0 } else { c.at_ms - c.rng.range(0, 400 * 86_400_000) };
+    // About 40% are new people (created now: they go to the new-people file), the rest changes.
+    let created = if deleted || suppressed {
+        0
+    } else if c.rng.chance(0.4) {
+        c.at_ms
+    } else {
+        c.at_ms - c.rng.range(1, 400 * 86_400_000)
+    };
     c.ts("created_at", created);
     c.ts("updated_at", c.at_ms);
     c.maybe("email_addr", if deleted { 0.0 } else { 0.85 }, |_| email);
@@ -391,7 +398,8 @@ fn objects(c: &mut Ctx) {
     c.set("object_id", object_id);
     put!(c, "internal_object_id", hex_id(c.unique()));
     c.maybe("deleted", 0.3, |c| c.rng.chance(0.1));
-    let created = c.at_ms - c.rng.range(0, 100 * 86_400_000);
+    // About 40% are new objects (created now), the rest changes.
+    let created = if c.rng.chance(0.4) { c.at_ms } else { c.at_ms - c.rng.range(1, 100 * 86_400_000) };
     c.ts("created_at", created);
     c.ts("updated_at", c.at_ms);
 }
