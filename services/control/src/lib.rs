@@ -1,60 +1,116 @@
-//! dwsync control: holds each workspace's sync configuration.
+//! dwsync control: holds each workspace's sync configuration and serves the REST API over it.
 //!
-//! At this stage [`run`] serves `/healthz`, `/readyz` and `/metrics`; the configuration API
-//! comes later.
+//! The configuration lives on a compacted Kafka topic ([`store::KafkaStore`]); every replica
+//! follows it into memory, so replicas are stateless and agree. Secret keys are sealed
+//! ([`seal`]) before they are written. See `docs/CONTROL.md` for the API.
+
+pub mod api;
+mod config;
+pub mod model;
+pub mod seal;
+pub mod store;
+pub mod validate;
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 
-use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
+pub use config::{ApiConfig, Config, StoreConfig};
 use dwsync_telemetry::{Service, ServiceError};
-use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, Tokens};
+use crate::model::BadWorkspaceId;
+use crate::seal::{SealError, Sealer};
+use crate::store::{KafkaStore, StoreError};
+use crate::validate::Policy;
 
 /// The service's short name, used in logs and Kafka client ids.
 pub const NAME: &str = "control";
 
-/// control's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Config {
-    /// The Kafka cluster (not used yet). Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
-    pub kafka: KafkaConfig,
-    /// The HTTP endpoints. Default: listen on `127.0.0.1:8083`.
-    pub http: HttpConfig,
-    /// Logs, metrics and traces. Default: `service_name = "dwsync-control"`, text logs, no OTLP.
-    pub telemetry: TelemetryConfig,
-}
+/// The health component that is unready until the configuration view has caught up.
+const STORE_COMPONENT: &str = "config-store";
+/// The health component that is unready while no sealing key is configured.
+const SEAL_COMPONENT: &str = "seal-key";
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            kafka: KafkaConfig::default(),
-            http: HttpConfig::localhost(8083),
-            telemetry: TelemetryConfig::for_service("dwsync-control"),
-        }
-    }
-}
-
-/// Why control stopped other than by being asked to.
+/// Why control could not start, or stopped other than by being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The HTTP endpoints or a task failed.
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// The sealing key is missing or malformed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// A key of `api.workspace_tokens` is not a workspace id.
+    #[error("api.workspace_tokens: {0}")]
+    Tokens(#[from] BadWorkspaceId),
+    /// The configuration topic could not be set up or read.
+    #[error("configuration store: {0}")]
+    Store(#[from] StoreError),
+    /// The API's listen address could not be bound.
+    #[error("binding the API listener on {addr}: {error}")]
+    Bind {
+        /// `api.listen`.
+        addr: SocketAddr,
+        /// The OS error.
+        error: io::Error,
+    },
+}
+
+/// A started control service: its run loop and where the API listens.
+#[derive(Debug)]
+pub struct Started {
+    /// Health, metrics and the tasks; run it with [`Service::run_until`].
+    pub service: Service,
+    /// The bound API address (the real port when port `0` was asked for).
+    pub api_addr: SocketAddr,
 }
 
 /// Runs control until `shutdown` resolves, then stops gracefully.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    start(cfg).await?.run_until(shutdown).await?;
+pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    start(cfg, sealer).await?.service.run_until(shutdown).await?;
     Ok(())
 }
 
-/// Binds the HTTP endpoints; [`Service::run_until`] runs the service.
-pub async fn start(cfg: Config) -> Result<Service, Error> {
-    Ok(Service::start(NAME, &cfg.http).await?)
+/// Serves health and metrics, sets up and follows the configuration topic until it has caught
+/// up, then binds the API; [`Service::run_until`] runs it all.
+///
+/// Without a `sealer` (no `DWSYNC_CONTROL_SEAL_KEY`) control still runs and serves reads, table
+/// toggles and disable/enable, but refuses creates and updates (503) and stays unready.
+pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error> {
+    let tokens = Tokens::new(&cfg.api.admin_token, &cfg.api.workspace_tokens)?;
+    if cfg.api.admin_token.is_empty() && cfg.api.workspace_tokens.is_empty() {
+        tracing::warn!("No API tokens are configured; every API call will be refused.");
+    }
+    let mut service = Service::start(NAME, &cfg.http).await?;
+    service.health().set_unready(STORE_COMPONENT, "reading the configuration topic");
+    if sealer.is_none() {
+        tracing::warn!("{} is not set: syncs cannot be created or updated.", seal::KEY_ENV);
+        service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
+    }
+    let (store, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
+    service.spawn("config-follower", follower.run(service.shutdown_token()));
+    store.catch_up().await?;
+    service.health().set_ready(STORE_COMPONENT);
+
+    let listener =
+        TcpListener::bind(cfg.api.listen).await.map_err(|error| Error::Bind { addr: cfg.api.listen, error })?;
+    let api_addr = listener.local_addr().map_err(|error| Error::Bind { addr: cfg.api.listen, error })?;
+    let policy = Policy { allow_insecure_endpoints: cfg.api.allow_insecure_endpoints };
+    if policy.allow_insecure_endpoints {
+        tracing::warn!("http:// endpoints are accepted (api.allow_insecure_endpoints); for local use only.");
+    }
+    let app = api::router(AppState::new(store, sealer, tokens, policy, cfg.api.people_retention()));
+    let stop = service.shutdown_token();
+    service
+        .spawn("api", async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+    tracing::info!(%api_addr, "Serving the configuration API.");
+    Ok(Started { service, api_addr })
 }
 
 #[cfg(test)]
 mod tests {
-    use dwsync_telemetry::testing;
     use figment::Jail;
 
     use super::*;
@@ -67,20 +123,55 @@ mod tests {
             let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
             assert_eq!(cfg, Config::default());
             assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8083");
+            assert_eq!(cfg.api.listen.to_string(), "127.0.0.1:8090");
+            assert_eq!(cfg.store.topic, "dwsync.sync-config");
 
             jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8083");
             jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318");
+            jail.set_env("DWSYNC_API__ADMIN_TOKEN", "0123");
+            jail.set_env("DWSYNC_API__ALLOW_INSECURE_ENDPOINTS", "true");
             let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
             assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8083");
             assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
+            assert_eq!(cfg.api.admin_token.expose(), "0123");
+            assert!(cfg.api.allow_insecure_endpoints);
+            assert!(!format!("{cfg:?}").contains("0123"), "tokens never printed");
+
+            jail.create_file("control.toml", "[api.workspace_tokens]\n42 = \"ws-token\"\n")?;
+            let cfg: Config =
+                dwsync_config::load(Some(std::path::Path::new("control.toml")), dwsync_config::ENV_PREFIX)
+                    .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.api.workspace_tokens["42"].expose(), "ws-token");
             Ok(())
         });
     }
 
-    #[tokio::test]
-    async fn serves_health_and_metrics_until_shutdown() {
-        testing::init_once();
-        let cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-        testing::check_service(start(cfg).await.expect("start"), false).await;
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
+    fn the_sealing_key_comes_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            assert_eq!(Sealer::from_env().map(|_| ()), Err(SealError::MissingKey));
+            jail.set_env(seal::KEY_ENV, "not a key");
+            assert!(matches!(Sealer::from_env(), Err(SealError::BadKey { var: seal::KEY_ENV })));
+            let key = "ab".repeat(32);
+            jail.set_env(seal::KEY_ENV, &key);
+            jail.set_env(
+                seal::OLD_KEYS_ENV,
+                format!("{}, {}", "cd".repeat(32), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="),
+            );
+            let sealer = Sealer::from_env().map_err(|e| e.to_string())?;
+            assert_eq!(sealer.current_key_id(), Sealer::new(&[0xab; 32]).current_key_id());
+            for old in [[0xcd; 32], [1; 32]] {
+                let sealed =
+                    Sealer::new(&old).seal(&dwsync_config::Secret::new("s"), "1").map_err(|e| e.to_string())?;
+                assert_eq!(sealer.open(&sealed, "1").map_err(|e| e.to_string())?.expose(), "s");
+            }
+            assert!(!format!("{sealer:?}").contains(&key));
+            // The key's variable shares the DWSYNC_ prefix; the config loader ignores it.
+            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
+            assert_eq!(cfg, Config::default());
+            Ok(())
+        });
     }
 }

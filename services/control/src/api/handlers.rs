@@ -1,0 +1,202 @@
+//! The handlers: authorize, validate, read-modify-write under the state's write lock, answer.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use dwsync_contract::Table;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::dto::{SyncView, TableToggle, WorkspaceList};
+use super::error::ApiError;
+use crate::model::{Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
+use crate::store::ConfigStore;
+use crate::validate::{self, Valid};
+
+type Answer<T> = Result<T, ApiError>;
+
+/// `POST /v1/workspaces/{id}/sync`: creates the sync; 409 if it exists.
+pub(super) async fn create<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<(StatusCode, Json<SyncView>)> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, app.policy)?;
+    let _write = app.write_lock.lock().await;
+    if app.store.get(id).await?.is_some() {
+        return Err(ApiError::Exists(id));
+    }
+    let now = app.now_ms();
+    let mut tables: std::collections::BTreeMap<Table, TableState> =
+        Table::ALL.iter().map(|t| (*t, TableState { enabled: true, changed_at_ms: now })).collect();
+    for (table, enabled) in &valid.tables {
+        let _ = tables.insert(*table, TableState { enabled: *enabled, changed_at_ms: now });
+    }
+    let cfg = SyncConfig {
+        workspace_id: id,
+        schema_version: SCHEMA_VERSION,
+        destination: destination(&app, id, valid)?,
+        tables,
+        disabled: false,
+        updated_at_ms: now,
+        revision: 1,
+    };
+    app.store.put(cfg.clone()).await?;
+    tracing::info!(workspace_id = %id, bucket = %cfg.destination.bucket, "Sync created.");
+    Ok((StatusCode::CREATED, Json(SyncView::from(&cfg))))
+}
+
+/// `GET /v1/workspaces/{id}/sync`: the sync, without its secret.
+pub(super) async fn read<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<Json<SyncView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    Ok(Json(SyncView::from(&cfg)))
+}
+
+/// `PUT /v1/workspaces/{id}/sync`: replaces the destination (secret required again) and turns
+/// the named tables on or off; applies from the next sync.
+pub(super) async fn update<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<SyncView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, app.policy)?;
+    let _write = app.write_lock.lock().await;
+    let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let now = app.now_ms();
+    for (table, enabled) in &valid.tables {
+        let _ = cfg.set_table(*table, *enabled, now, app.people_retention)?;
+    }
+    cfg.destination = destination(&app, id, valid)?;
+    cfg.touch(now);
+    app.store.put(cfg.clone()).await?;
+    tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
+    Ok(Json(SyncView::from(&cfg)))
+}
+
+/// `DELETE /v1/workspaces/{id}/sync`: removes the sync.
+pub(super) async fn delete<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<StatusCode> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let _write = app.write_lock.lock().await;
+    app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    app.store.delete(id).await?;
+    tracing::info!(workspace_id = %id, "Sync deleted.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/workspaces/{id}/sync/tables/{table}`: turns one table on or off.
+pub(super) async fn set_table<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path((id, table)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer<Json<SyncView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let table = validate::parse_table(&table)?;
+    let TableToggle { enabled } = parse_body(&body)?;
+    modify(&app, id, |cfg, now| Ok(cfg.set_table(table, enabled, now, app.people_retention)?)).await
+}
+
+/// `POST /v1/workspaces/{id}/sync/disable`: nothing is written or kept until re-enabled.
+pub(super) async fn disable<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<Json<SyncView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    modify(&app, id, |cfg, _| Ok(!std::mem::replace(&mut cfg.disabled, true))).await
+}
+
+/// `POST /v1/workspaces/{id}/sync/enable`: the sync starts again from the next window.
+pub(super) async fn enable<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<Json<SyncView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    modify(&app, id, |cfg, _| Ok(std::mem::replace(&mut cfg.disabled, false))).await
+}
+
+/// `GET /v1/workspaces`: every sync (admin only).
+pub(super) async fn list<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    headers: HeaderMap,
+) -> Answer<Json<WorkspaceList>> {
+    app.tokens.admin(&headers)?;
+    let workspaces = app.store.list().await?.iter().map(SyncView::from).collect();
+    Ok(Json(WorkspaceList { workspaces }))
+}
+
+/// `GET /openapi.json`: the API's OpenAPI 3 document (no token needed).
+pub(super) async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
+}
+
+/// Answers a path no route matches.
+pub(super) async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+/// Answers a method the route does not have.
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Applies `change` to the stored sync under the write lock; stores it only if it changed.
+async fn modify<S: ConfigStore + Clone>(
+    app: &AppState<S>,
+    id: WorkspaceId,
+    change: impl FnOnce(&mut SyncConfig, i64) -> Answer<bool>,
+) -> Answer<Json<SyncView>> {
+    let _write = app.write_lock.lock().await;
+    let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let now = app.now_ms();
+    if change(&mut cfg, now)? {
+        cfg.touch(now);
+        app.store.put(cfg.clone()).await?;
+        tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");
+    }
+    Ok(Json(SyncView::from(&cfg)))
+}
+
+/// The stored destination of a valid spec, its secret sealed for workspace `id`.
+fn destination<S>(app: &AppState<S>, id: WorkspaceId, valid: Valid) -> Answer<Destination> {
+    let sealer = app.sealer.as_ref().ok_or(ApiError::NoSealKey)?;
+    let d = valid.destination;
+    Ok(Destination {
+        secret_access_key: sealer.seal(&valid.secret, &id.to_string())?,
+        bucket: d.bucket,
+        prefix: d.prefix,
+        region: d.region,
+        endpoint: d.endpoint,
+        force_path_style: d.force_path_style,
+        conditional_writes: d.conditional_writes.unwrap_or(true),
+        access_key_id: d.access_key_id,
+    })
+}
+
+/// Parses a JSON body; the error names the problem and where, never the values sent.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
+    serde_json::from_slice(body).map_err(|err| {
+        let text = err.to_string();
+        let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {
+            text
+        } else {
+            format!("{:?} error at line {}, column {}", err.classify(), err.line(), err.column()).to_lowercase()
+        };
+        ApiError::BadRequest(format!("request body is not valid: {detail}"))
+    })
+}

@@ -1,0 +1,79 @@
+//! The configuration REST API (axum): routes, auth, handlers, errors and the OpenAPI document.
+
+mod auth;
+pub mod dto;
+mod error;
+mod handlers;
+pub mod openapi;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::{Principal, Tokens};
+use axum::Router;
+pub use error::ApiError;
+pub use routes::{Access, Endpoint};
+use tokio::sync::Mutex;
+
+use crate::seal::Sealer;
+use crate::store::ConfigStore;
+use crate::validate::Policy;
+
+/// A clock in ms since the Unix epoch (injected so tests can move time).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What every handler needs: the store, the sealer, the tokens and the rules.
+#[derive(Clone)]
+pub struct AppState<S> {
+    /// Where configurations live.
+    pub store: S,
+    /// Seals secret keys before they are stored; without it creates and updates are refused.
+    pub sealer: Option<Sealer>,
+    /// The bearer tokens.
+    pub tokens: Arc<Tokens>,
+    /// What validation allows.
+    pub policy: Policy,
+    /// How long a turned-off people table's files are kept.
+    pub people_retention: Duration,
+    /// Serialises this replica's read-modify-write cycles.
+    pub write_lock: Arc<Mutex<()>>,
+    /// The current time.
+    pub clock: Clock,
+}
+
+impl<S> AppState<S> {
+    /// The state with the system clock and a fresh write lock.
+    pub fn new(store: S, sealer: Option<Sealer>, tokens: Tokens, policy: Policy, people_retention: Duration) -> Self {
+        Self {
+            store,
+            sealer,
+            tokens: Arc::new(tokens),
+            policy,
+            people_retention,
+            write_lock: Arc::new(Mutex::new(())),
+            clock: Arc::new(system_now_ms),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// The API's router over `state`, one route per [`Endpoint`]; JSON errors for anything else.
+pub fn router<S: ConfigStore + Clone>(state: AppState<S>) -> Router {
+    Endpoint::ALL
+        .iter()
+        .fold(Router::new(), |router, e| router.route(e.path(), e.handler::<S>()))
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(state)
+}
+
+/// Milliseconds since the Unix epoch.
+fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,216 @@
+//! The OpenAPI 3 document, built from [`Endpoint::ALL`] so it cannot miss a route.
+//!
+//! A copy is checked in as `services/control/openapi.json`; a test fails when they differ
+//! (`DWSYNC_UPDATE_OPENAPI=1 cargo test -p dwsync-control` rewrites the copy).
+
+use dwsync_contract::Table;
+use serde_json::{Map, Value, json};
+
+use super::routes::{Access, Endpoint};
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in Endpoint::ALL {
+        let item = paths.entry(e.path()).or_insert_with(|| json!({}));
+        if let Value::Object(item) = item {
+            let _ = item.insert(e.method().as_str().to_lowercase(), operation(e));
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "dwsync control API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Each workspace's sync configuration: destination, tables, disabled or not. \
+                Every call but this document needs `Authorization: Bearer <token>`: the admin token \
+                for any workspace, or a workspace's own token for that workspace only. Secrets are \
+                never returned.",
+        },
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+fn operation(e: Endpoint) -> Value {
+    let (id, summary, body, ok_status, ok_schema) = match e {
+        Endpoint::CreateSync => (
+            "createSync",
+            "Create a workspace's sync (all tables on unless named off).",
+            Some("SyncSpec"),
+            "201",
+            Some("SyncView"),
+        ),
+        Endpoint::ReadSync => {
+            ("readSync", "Read a workspace's sync; the secret key is never returned.", None, "200", Some("SyncView"))
+        }
+        Endpoint::UpdateSync => (
+            "updateSync",
+            "Replace a workspace's destination (the secret key must be sent again) and turn named tables on or off; applies from the next sync.",
+            Some("SyncSpec"),
+            "200",
+            Some("SyncView"),
+        ),
+        Endpoint::DeleteSync => ("deleteSync", "Delete a workspace's sync.", None, "204", None),
+        Endpoint::SetTable => (
+            "setTable",
+            "Turn one table on or off. People off for longer than the retention (default 7 days) cannot be turned on again (409).",
+            Some("TableToggle"),
+            "200",
+            Some("SyncView"),
+        ),
+        Endpoint::DisableSync => {
+            ("disableSync", "Disable the whole sync: nothing is written, nothing kept.", None, "200", Some("SyncView"))
+        }
+        Endpoint::EnableSync => {
+            ("enableSync", "Enable the sync again; it starts from the next window.", None, "200", Some("SyncView"))
+        }
+        Endpoint::ListWorkspaces => {
+            ("listWorkspaces", "List every workspace's sync (admin token only).", None, "200", Some("WorkspaceList"))
+        }
+        Endpoint::OpenApi => ("openapi", "This document.", None, "200", None),
+    };
+    let mut op = Map::new();
+    let _ = op.insert("operationId".into(), json!(id));
+    let _ = op.insert("summary".into(), json!(summary));
+    let mut params = Vec::new();
+    if e.path().contains("{id}") {
+        params.push(json!({"name": "id", "in": "path", "required": true, "description": "The workspace id.", "schema": {"type": "integer", "format": "int64", "minimum": 1}}));
+    }
+    if e.path().contains("{table}") {
+        params.push(json!({"name": "table", "in": "path", "required": true, "description": "A v5 table name.", "schema": {"$ref": "#/components/schemas/TableName"}}));
+    }
+    if !params.is_empty() {
+        let _ = op.insert("parameters".into(), Value::Array(params));
+    }
+    if let Some(schema) = body {
+        let _ = op.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}}),
+        );
+    }
+    let mut responses = Map::new();
+    let ok = match (e, ok_schema) {
+        (Endpoint::OpenApi, _) => {
+            json!({"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}})
+        }
+        (_, Some(schema)) => {
+            json!({"description": "Done.", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+        }
+        (_, None) => json!({"description": "Done."}),
+    };
+    let _ = responses.insert(ok_status.into(), ok);
+    let mut errors: Vec<(&str, &str)> = Vec::new();
+    if body.is_some() || e.path().contains("{id}") {
+        errors.push((
+            "400",
+            "Invalid request: unknown table, bad bucket name, non-https endpoint, missing secret key, ...",
+        ));
+    }
+    if e.access() != Access::Public {
+        errors.push(("401", "No bearer token, or an unknown one."));
+        errors.push(("403", "The token is not allowed here (another workspace, or not the admin token)."));
+        errors
+            .push(("503", "The configuration store is unavailable, or (create, update) no sealing key is configured."));
+    }
+    if e.path().contains("{id}") && e != Endpoint::CreateSync {
+        errors.push(("404", "The workspace has no sync."));
+    }
+    match e {
+        Endpoint::CreateSync => errors.push(("409", "The workspace already has a sync.")),
+        Endpoint::UpdateSync | Endpoint::SetTable => {
+            errors.push(("409", "People off for more than the retention cannot be re-enabled."))
+        }
+        _ => {}
+    }
+    for (status, description) in errors {
+        let _ = responses.insert(
+            status.into(),
+            json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    let _ = op.insert("responses".into(), Value::Object(responses));
+    if e.access() != Access::Public {
+        let _ = op.insert("security".into(), json!([{"bearer": []}]));
+    }
+    Value::Object(op)
+}
+
+fn components() -> Value {
+    let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    json!({
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "TableName": {"type": "string", "enum": tables},
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "DestinationSpec": {
+                "type": "object",
+                "required": ["bucket", "region", "access_key_id", "secret_access_key"],
+                "additionalProperties": false,
+                "properties": {
+                    "bucket": {"type": "string", "description": "S3 bucket name: 3-63 characters, lowercase letters, digits, dots, hyphens."},
+                    "prefix": {"type": "string", "description": "Key prefix (\"path\") inside the bucket, no leading or trailing slash. Alias: path."},
+                    "region": {"type": "string"},
+                    "endpoint": {"type": "string", "nullable": true, "description": "https:// URL of an S3-compatible store; absent for AWS S3."},
+                    "force_path_style": {"type": "boolean", "default": false},
+                    "conditional_writes": {"type": "boolean", "default": true, "description": "Whether the store honours If-None-Match: *."},
+                    "access_key_id": {"type": "string"},
+                    "secret_access_key": {"type": "string", "writeOnly": true, "description": "Required on every create and update; never returned."},
+                },
+            },
+            "SyncSpec": {
+                "type": "object",
+                "required": ["destination"],
+                "additionalProperties": false,
+                "properties": {
+                    "destination": {"$ref": "#/components/schemas/DestinationSpec"},
+                    "tables": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Table name to on/off; tables not named are on for a new sync and unchanged on update."},
+                    "schema_version": {"type": "integer", "enum": [5]},
+                },
+            },
+            "TableToggle": {
+                "type": "object",
+                "required": ["enabled"],
+                "additionalProperties": false,
+                "properties": {"enabled": {"type": "boolean"}},
+            },
+            "DestinationView": {
+                "type": "object",
+                "properties": {
+                    "bucket": {"type": "string"},
+                    "prefix": {"type": "string"},
+                    "region": {"type": "string"},
+                    "endpoint": {"type": "string", "nullable": true},
+                    "force_path_style": {"type": "boolean"},
+                    "conditional_writes": {"type": "boolean"},
+                    "access_key_id": {"type": "string"},
+                    "secret_access_key_set": {"type": "boolean"},
+                },
+            },
+            "TableView": {
+                "type": "object",
+                "properties": {
+                    "table": {"$ref": "#/components/schemas/TableName"},
+                    "enabled": {"type": "boolean"},
+                    "changed_at_ms": {"type": "integer", "format": "int64", "nullable": true},
+                },
+            },
+            "SyncView": {
+                "type": "object",
+                "properties": {
+                    "workspace_id": {"type": "integer", "format": "int64"},
+                    "schema_version": {"type": "integer"},
+                    "disabled": {"type": "boolean"},
+                    "revision": {"type": "integer", "format": "int64"},
+                    "updated_at_ms": {"type": "integer", "format": "int64"},
+                    "destination": {"$ref": "#/components/schemas/DestinationView"},
+                    "tables": {"type": "array", "items": {"$ref": "#/components/schemas/TableView"}},
+                },
+            },
+            "WorkspaceList": {
+                "type": "object",
+                "properties": {"workspaces": {"type": "array", "items": {"$ref": "#/components/schemas/SyncView"}}},
+            },
+        },
+    })
+}

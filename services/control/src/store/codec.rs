@@ -1,0 +1,164 @@
+//! The record on the configuration topic: key = workspace id in decimal, value = `SyncConfig`
+//! protobuf (`dwsync.internal.v1`), no value = deleted.
+
+use std::collections::BTreeMap;
+
+use dwsync_contract::Table;
+use dwsync_proto::Message as _;
+use dwsync_proto::internal as pb;
+
+use crate::model::{Destination, SyncConfig, TableState, WorkspaceId};
+use crate::seal::Sealed;
+
+/// Why a record on the topic could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The key is not a workspace id.
+    #[error("record key is not a workspace id")]
+    Key,
+    /// The value is not a `SyncConfig` protobuf.
+    #[error("record value is not a SyncConfig: {0}")]
+    Protobuf(String),
+    /// The value is a `SyncConfig` but breaks a rule.
+    #[error("record value: {0}")]
+    Invalid(&'static str),
+}
+
+/// The record key of `id`.
+pub fn key(id: WorkspaceId) -> String {
+    id.to_string()
+}
+
+/// Parses a record key.
+pub fn decode_key(key: &[u8]) -> Result<WorkspaceId, DecodeError> {
+    std::str::from_utf8(key).ok().and_then(|k| k.parse().ok()).ok_or(DecodeError::Key)
+}
+
+/// Encodes `cfg` as the record value.
+pub fn encode(cfg: &SyncConfig) -> Vec<u8> {
+    to_proto(cfg).encode_to_vec()
+}
+
+/// Decodes a record value.
+pub fn decode(bytes: &[u8]) -> Result<SyncConfig, DecodeError> {
+    let msg = pb::SyncConfig::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    from_proto(msg)
+}
+
+/// The protobuf form of `cfg`.
+pub fn to_proto(cfg: &SyncConfig) -> pb::SyncConfig {
+    let d = &cfg.destination;
+    pb::SyncConfig {
+        workspace_id: cfg.workspace_id.get(),
+        schema_version: cfg.schema_version,
+        destination: Some(pb::S3Destination {
+            bucket: d.bucket.clone(),
+            prefix: d.prefix.clone(),
+            region: d.region.clone(),
+            endpoint: d.endpoint.clone(),
+            force_path_style: d.force_path_style,
+            access_key_id: d.access_key_id.clone(),
+            secret_access_key: Some(pb::SealedSecret {
+                key_id: d.secret_access_key.key_id.clone(),
+                nonce: d.secret_access_key.nonce.clone(),
+                ciphertext: d.secret_access_key.ciphertext.clone(),
+            }),
+            conditional_writes: d.conditional_writes,
+        }),
+        tables: cfg
+            .tables
+            .iter()
+            .map(|(t, s)| pb::TableState {
+                table: t.name().to_owned(),
+                enabled: s.enabled,
+                changed_at_ms: s.changed_at_ms,
+            })
+            .collect(),
+        disabled: cfg.disabled,
+        updated_at_ms: cfg.updated_at_ms,
+        revision: cfg.revision,
+    }
+}
+
+/// The domain form of `msg`; unknown table names are refused (they were validated on write).
+pub fn from_proto(msg: pb::SyncConfig) -> Result<SyncConfig, DecodeError> {
+    let workspace_id =
+        WorkspaceId::new(msg.workspace_id).ok_or(DecodeError::Invalid("workspace_id is not positive"))?;
+    let d = msg.destination.ok_or(DecodeError::Invalid("no destination"))?;
+    let sealed = d.secret_access_key.ok_or(DecodeError::Invalid("no secret_access_key"))?;
+    let mut tables = BTreeMap::new();
+    for t in msg.tables {
+        let table = t.table.parse::<Table>().map_err(|_| DecodeError::Invalid("unknown table"))?;
+        let _ = tables.insert(table, TableState { enabled: t.enabled, changed_at_ms: t.changed_at_ms });
+    }
+    Ok(SyncConfig {
+        workspace_id,
+        schema_version: msg.schema_version,
+        destination: Destination {
+            bucket: d.bucket,
+            prefix: d.prefix,
+            region: d.region,
+            endpoint: d.endpoint,
+            force_path_style: d.force_path_style,
+            conditional_writes: d.conditional_writes,
+            access_key_id: d.access_key_id,
+            secret_access_key: Sealed { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext },
+        },
+        tables,
+        disabled: msg.disabled,
+        updated_at_ms: msg.updated_at_ms,
+        revision: msg.revision,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SCHEMA_VERSION;
+
+    fn config() -> SyncConfig {
+        SyncConfig {
+            workspace_id: WorkspaceId::new(42).expect("id"),
+            schema_version: SCHEMA_VERSION,
+            destination: Destination {
+                bucket: "acme".into(),
+                prefix: "dw".into(),
+                region: "eu-west-1".into(),
+                endpoint: Some("https://s3.example.com".into()),
+                force_path_style: true,
+                conditional_writes: true,
+                access_key_id: "AKIA".into(),
+                secret_access_key: Sealed { key_id: "k1".into(), nonce: vec![1; 12], ciphertext: vec![2; 20] },
+            },
+            tables: Table::ALL
+                .iter()
+                .map(|t| (*t, TableState { enabled: *t != Table::People, changed_at_ms: 7 }))
+                .collect(),
+            disabled: true,
+            updated_at_ms: 9,
+            revision: 3,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let cfg = config();
+        assert_eq!(decode(&encode(&cfg)), Ok(cfg));
+        assert_eq!(
+            decode_key(key(WorkspaceId::new(42).expect("id")).as_bytes()),
+            Ok(WorkspaceId::new(42).expect("id"))
+        );
+    }
+
+    #[test]
+    fn bad_records() {
+        assert_eq!(decode_key(b"x"), Err(DecodeError::Key));
+        assert!(matches!(decode(b"\xff\xff"), Err(DecodeError::Protobuf(_))));
+        let mut msg = to_proto(&config());
+        msg.tables[0].table = "nope".into();
+        assert_eq!(from_proto(msg), Err(DecodeError::Invalid("unknown table")));
+        let mut msg = to_proto(&config());
+        msg.destination = None;
+        assert_eq!(from_proto(msg), Err(DecodeError::Invalid("no destination")));
+    }
+}

@@ -1,0 +1,184 @@
+//! The Kafka store against the real broker (`dev/kafka start`): the compacted topic is
+//! created, replicas agree, a late replica reads everything from the beginning, the record holds
+//! the sealed secret only; and the whole service answers the API over it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dwsync_config::{HttpConfig, KafkaConfig, Secret};
+use dwsync_contract::Table;
+use dwsync_control::model::{Destination, SCHEMA_VERSION, SyncConfig, TableState, WorkspaceId};
+use dwsync_control::seal::Sealer;
+use dwsync_control::store::{ConfigStore, KafkaStore, codec};
+use dwsync_control::{ApiConfig, Config, StoreConfig};
+use dwsync_tests::{kafka_bootstrap, kafka_config, unique};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "kafka-test-secret/0123456789abcdef";
+
+fn kafka() -> KafkaConfig {
+    KafkaConfig { bootstrap_servers: kafka_bootstrap(), ..KafkaConfig::default() }
+}
+
+fn store_config(topic: &str) -> StoreConfig {
+    StoreConfig { topic: topic.to_owned(), ..StoreConfig::default() }
+}
+
+async fn replica(topic: &str, stop: &CancellationToken) -> KafkaStore {
+    let (store, follower) = KafkaStore::connect(&kafka(), &store_config(topic)).await.unwrap_or_else(|e| {
+        panic!("cannot reach Kafka at {} ({e}); start it with `dev/kafka start`", kafka_bootstrap())
+    });
+    drop(tokio::spawn(follower.run(stop.clone())));
+    store
+}
+
+fn config(sealer: &Sealer, id: i64, bucket: &str) -> SyncConfig {
+    let workspace_id = WorkspaceId::new(id).expect("id");
+    SyncConfig {
+        workspace_id,
+        schema_version: SCHEMA_VERSION,
+        destination: Destination {
+            bucket: bucket.into(),
+            prefix: "dw".into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            force_path_style: false,
+            conditional_writes: true,
+            access_key_id: "AKIA".into(),
+            secret_access_key: sealer.seal(&Secret::new(SECRET), &id.to_string()).expect("seal"),
+        },
+        tables: Table::ALL.iter().map(|t| (*t, TableState { enabled: true, changed_at_ms: 1 })).collect(),
+        disabled: false,
+        updated_at_ms: 1,
+        revision: 1,
+    }
+}
+
+/// Every record of `topic`, raw: (key, value).
+fn raw_records(topic: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let consumer: BaseConsumer = kafka_config().set("group.id", unique("raw")).create().expect("consumer");
+    let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).expect("watermarks");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut position = 0;
+    while position < high {
+        let m = consumer.poll(Duration::from_secs(10)).expect("a record").expect("no error");
+        position = m.offset() + 1;
+        out.push((m.key().unwrap_or_default().to_vec(), m.payload().map(<[u8]>::to_vec)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn replicas_agree_through_the_compacted_topic() {
+    let topic = unique("dwsync-sync-config");
+    let stop = CancellationToken::new();
+    let sealer = Sealer::new(&[3; 32]);
+    let a = replica(&topic, &stop).await;
+    let b = replica(&topic, &stop).await;
+
+    // The topic was created compacted.
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().expect("admin");
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+        .await
+        .expect("describe")
+        .remove(0)
+        .expect("topic config");
+    assert_eq!(described.get("cleanup.policy").and_then(|e| e.value.as_deref()), Some("compact"));
+
+    let id = WorkspaceId::new(42).expect("id");
+    assert_eq!(a.get(id).await.expect("get"), None);
+    let first = config(&sealer, 42, "bucket-one");
+    a.put(first.clone()).await.expect("put");
+    assert_eq!(a.get(id).await.expect("read your write"), Some(first.clone()));
+    assert_eq!(b.get(id).await.expect("the other replica"), Some(first.clone()), "no wait needed on B");
+
+    let mut second = config(&sealer, 42, "bucket-two");
+    second.revision = 2;
+    b.put(second.clone()).await.expect("put on B");
+    b.put(config(&sealer, 7, "bucket-seven")).await.expect("put 7");
+    assert_eq!(a.get(id).await.expect("get"), Some(second.clone()));
+    let ids: Vec<_> = a.list().await.expect("list").iter().map(|c| c.workspace_id.get()).collect();
+    assert_eq!(ids, [7, 42]);
+
+    a.delete(WorkspaceId::new(7).expect("id")).await.expect("delete");
+    assert_eq!(b.get(WorkspaceId::new(7).expect("id")).await.expect("get"), None);
+
+    // A replica started later reads the state from the beginning.
+    let late = replica(&topic, &stop).await;
+    assert_eq!(late.list().await.expect("list"), vec![second.clone()]);
+
+    // On the topic: key = workspace id, value = SyncConfig protobuf, tombstone on delete, and the
+    // secret only sealed.
+    let records = raw_records(&topic);
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].0, b"42");
+    assert_eq!(records[3], (b"7".to_vec(), None));
+    for (_, value) in &records {
+        if let Some(value) = value {
+            assert!(!value.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "plaintext secret on the topic");
+            let cfg = codec::decode(value).expect("a SyncConfig");
+            let ws = cfg.workspace_id.to_string();
+            assert_eq!(sealer.open(&cfg.destination.secret_access_key, &ws).expect("opens").expose(), SECRET);
+        }
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn the_service_serves_the_api_over_kafka() {
+    dwsync_telemetry::testing::init_once();
+    let topic = unique("dwsync-sync-config");
+    let cfg = Config {
+        kafka: kafka(),
+        http: HttpConfig::localhost(0),
+        api: ApiConfig {
+            listen: HttpConfig::localhost(0).listen,
+            admin_token: Secret::new("admin-t"),
+            workspace_tokens: BTreeMap::from([("42".to_owned(), Secret::new("ws42-t"))]),
+            allow_insecure_endpoints: true,
+            ..ApiConfig::default()
+        },
+        store: store_config(&topic),
+        ..Config::default()
+    };
+    let started = dwsync_control::start(cfg, Some(Sealer::new(&[5; 32]))).await.expect("start (is Kafka running?)");
+    let api = format!("http://{}", started.api_addr);
+    let health = format!("http://{}", started.service.local_addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(started.service.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::new();
+
+    assert_eq!(client.get(format!("{health}/readyz")).send().await.expect("readyz").status(), 200);
+    let body = json!({"destination": {
+        "bucket": "acme-exports", "region": "us-east-1", "endpoint": "http://127.0.0.1:9000",
+        "force_path_style": true, "access_key_id": "AK", "secret_access_key": SECRET,
+    }});
+    let res = client.post(format!("{api}/v1/workspaces/42/sync")).bearer_auth("ws42-t").json(&body).send().await;
+    let res = res.expect("POST");
+    assert_eq!(res.status(), 201);
+    let res = client.get(format!("{api}/v1/workspaces/42/sync")).bearer_auth("ws42-t").send().await.expect("GET");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("body");
+    assert!(!text.contains(SECRET), "{text}");
+    let view: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(view["destination"]["secret_access_key_set"], true);
+    let res = client.get(format!("{api}/v1/workspaces")).send().await.expect("GET list");
+    assert_eq!(res.status(), 401);
+    let res = client.get(format!("{api}/v1/workspaces")).bearer_auth("admin-t").send().await.expect("GET list");
+    assert_eq!(res.status(), 200);
+
+    stop_tx.send(()).expect("running");
+    running.await.expect("join").expect("clean stop");
+}
