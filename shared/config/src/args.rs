@@ -57,6 +57,20 @@ impl Args {
     }
 }
 
+/// Loads a service binary's config from its command line (`--config`, `DWSYNC_CONFIG`) and
+/// `DWSYNC_*` variables; prints the usage and returns `None` for `--help`.
+pub fn load_for_binary<T>(program: &str) -> Result<Option<T>, ConfigError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Default,
+{
+    let args = Args::from_env()?;
+    if args.help {
+        println!("{}", Args::usage(program));
+        return Ok(None);
+    }
+    crate::load(args.config.as_deref(), crate::ENV_PREFIX).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

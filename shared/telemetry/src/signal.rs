@@ -1,7 +1,36 @@
-//! [`shutdown_signal`]: the future `main` hands to a service's `run` as its shutdown trigger.
+//! [`shutdown_signal`]: the future `main` hands to a service's `run` as its shutdown trigger, and
+//! [`run_service`]: what every service binary's `main` does with it.
 
+use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+
+use dwsync_config::TelemetryConfig;
+
+/// Any error a service binary reports.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// The shutdown trigger [`run_service`] hands to a service.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Sets up telemetry, runs `run` until SIGINT or SIGTERM, then flushes telemetry (also when the
+/// service failed).
+pub async fn run_service<F, Fut, E>(telemetry: &TelemetryConfig, run: F) -> Result<(), BoxError>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    let telemetry = crate::init(telemetry)?;
+    let shutdown =
+        shutdown_signal().map_err(|e| io::Error::new(e.kind(), format!("registering the signal handlers: {e}")))?;
+    let ran = run(Box::pin(shutdown)).await.map_err(Into::into);
+    if let Err(err) = telemetry.shutdown().await {
+        tracing::warn!(error = %err, "Telemetry was not fully flushed.");
+    }
+    ran
+}
 
 /// Registers SIGINT and SIGTERM handlers now; the returned future resolves on the first signal.
 ///
