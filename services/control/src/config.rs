@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
+pub use dwsync_sync_config::store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 /// control's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
@@ -70,32 +71,5 @@ impl ApiConfig {
     /// [`people_retention_days`](Self::people_retention_days) as a `Duration`.
     pub fn people_retention(&self) -> Duration {
         Duration::from_secs(u64::from(self.people_retention_days) * 86_400)
-    }
-}
-
-/// The compacted configuration topic and how long to wait on it (`[store]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StoreConfig {
-    /// The compacted topic, keyed by workspace id. Default: `"dwsync.sync-config"`.
-    pub topic: String,
-    /// Partitions of the topic when control creates it. Default: `1`.
-    pub partitions: i32,
-    /// Replication factor of the topic when control creates it. Default: `1`.
-    pub replication_factor: i32,
-    /// Longest wait for a write's delivery or for the view to catch up, in ms. Default: `10000`.
-    pub timeout_ms: u64,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self { topic: "dwsync.sync-config".into(), partitions: 1, replication_factor: 1, timeout_ms: 10_000 }
-    }
-}
-
-impl StoreConfig {
-    /// [`timeout_ms`](Self::timeout_ms) as a `Duration`.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
     }
 }

@@ -7,9 +7,9 @@
 pub mod api;
 mod config;
 pub mod model;
-pub mod seal;
-pub mod store;
 pub mod validate;
+
+pub use dwsync_sync_config::{seal, store};
 
 use std::future::Future;
 use std::io;
@@ -76,7 +76,7 @@ pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Outp
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
 /// up, then binds the API; [`Service::run_until`] runs it all.
 ///
-/// Without a `sealer` (no `DWSYNC_CONTROL_SEAL_KEY`) control still runs and serves reads, table
+/// Without a `sealer` (no `DWSYNC_SEAL_KEY`) control still runs and serves reads, table
 /// toggles and disable/enable, but refuses creates and updates (503) and stays unready.
 pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error> {
     let tokens = Tokens::new(&cfg.api.admin_token, &cfg.api.workspace_tokens)?;
@@ -91,6 +91,9 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     }
     let (store, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
     service.spawn("config-follower", follower.run(service.shutdown_token()));
+    let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
+    let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
+    service.spawn("status-follower", status_follower.run(service.shutdown_token()));
     store.catch_up().await?;
     service.health().set_ready(STORE_COMPONENT);
 
@@ -101,7 +104,8 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     if policy.allow_insecure_endpoints {
         tracing::warn!("http:// endpoints are accepted (api.allow_insecure_endpoints); for local use only.");
     }
-    let app = api::router(AppState::new(store, sealer, tokens, policy, cfg.api.people_retention()));
+    let state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention()).with_statuses(statuses);
+    let app = api::router(state);
     let stop = service.shutdown_token();
     service
         .spawn("api", async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });

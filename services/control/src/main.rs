@@ -1,7 +1,7 @@
 //! dwsync control: holds each workspace's sync configuration and serves its REST API.
 //!
 //! `dwsync-control [--config <path>]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
-//! variables) and the sealing key (`DWSYNC_CONTROL_SEAL_KEY`), sets up telemetry, and runs until
+//! variables) and the sealing key (`DWSYNC_SEAL_KEY`), sets up telemetry, and runs until
 //! SIGINT or SIGTERM.
 
 use dwsync_control::seal::{SealError, Sealer};

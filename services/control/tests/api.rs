@@ -457,7 +457,7 @@ async fn without_a_sealing_key_secrets_are_refused_but_the_rest_works() {
     let keyless = Harness { app: keyless, ..Harness::strict() };
     let (status, err) = keyless.create(7, ADMIN, spec(Some(SECRET))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(error(&err).contains("DWSYNC_CONTROL_SEAL_KEY"), "{err}");
+    assert!(error(&err).contains("DWSYNC_SEAL_KEY"), "{err}");
     let (status, _) = keyless.call(Method::PUT, "/v1/workspaces/42/sync", Some(ADMIN), Some(spec(Some(SECRET)))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = keyless.call(Method::GET, "/v1/workspaces/42/sync", Some(ADMIN), None).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
 use dwsync_contract::Table;
+use dwsync_sync_config::StoreConfig;
 use serde::{Deserialize, Serialize};
 
 /// 1 MiB.
@@ -32,10 +33,67 @@ pub struct Config {
     pub handoff: HandoffConfig,
     /// How files are written and retried. Default: [`UploadConfig::default`].
     pub upload: UploadConfig,
-    /// Where each workspace's files go (`[[destinations]]`), at most one per workspace.
-    /// Default: none, so every file is skipped. Only the TOML file can set them (environment
-    /// variables cannot address list entries); a later issue takes them from the control service.
+    /// Following the control service's configuration topic (`[sync_config]`).
+    /// Default: [`SyncConfigSource::default`], followed.
+    pub sync_config: SyncConfigSource,
+    /// Where files that cannot be written now are kept (`[lot]`). Default: [`LotConfig::default`].
+    pub lot: LotConfig,
+    /// Static destinations (`[[destinations]]`), at most one per workspace, for setups without
+    /// the control service; a workspace configured through control takes precedence. Only the
+    /// TOML file can set them (environment variables cannot address list entries). Default: none.
     pub destinations: Vec<Destination>,
+}
+
+/// The configuration topic the control service writes (`[sync_config]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncConfigSource {
+    /// Follow the topic (destinations change live, without restart). Secrets on it are opened
+    /// with the key in `DWSYNC_SEAL_KEY` (and `DWSYNC_SEAL_OLD_KEYS`). Default: `true`.
+    pub follow: bool,
+    /// The configuration topic, the status topic each workspace's delivery status is reported
+    /// on (for the control API), and their timeouts. Default: `dwsync.sync-config`,
+    /// `dwsync.sync-status`, 10 s.
+    pub store: StoreConfig,
+    /// How often changed statuses are reported, in ms. Default: `2000`.
+    pub status_interval_ms: u64,
+}
+
+impl Default for SyncConfigSource {
+    fn default() -> Self {
+        Self { follow: true, store: StoreConfig::default(), status_interval_ms: 2_000 }
+    }
+}
+
+/// The parking lot: a topic holding files of tables turned off and of failing destinations
+/// until they can be written, in order (`[lot]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LotConfig {
+    /// The topic; created with as many partitions as the handoff topic. Default: `"dwsync.parked"`.
+    pub topic: String,
+    /// How long parked files are kept (`retention.ms` of the topic), in hours. Files of a
+    /// table turned off for longer are gone. Default: `168` (7 days).
+    pub retention_hours: u64,
+    /// Replication factor of the topic when the uploader creates it. Default: `1`.
+    pub replication_factor: i32,
+    /// First delay before a failing destination is tried again, in ms; doubles per failure.
+    /// Default: `1000`.
+    pub retry_initial_ms: u64,
+    /// Longest delay between tries of a failing destination, in ms. Default: `60000`.
+    pub retry_max_ms: u64,
+}
+
+impl Default for LotConfig {
+    fn default() -> Self {
+        Self {
+            topic: "dwsync.parked".into(),
+            retention_hours: 168,
+            replication_factor: 1,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 60_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -46,6 +104,8 @@ impl Default for Config {
             telemetry: TelemetryConfig::for_service("dwsync-uploader"),
             handoff: HandoffConfig::default(),
             upload: UploadConfig::default(),
+            sync_config: SyncConfigSource::default(),
+            lot: LotConfig::default(),
             destinations: Vec::new(),
         }
     }
@@ -87,14 +147,22 @@ pub struct UploadConfig {
     /// First retry delay after a failed S3 write, in milliseconds; it doubles per attempt, with
     /// full jitter. Default: `200`.
     pub retry_initial_ms: u64,
-    /// Longest retry delay, in milliseconds. Failed writes are retried until they succeed or the
-    /// service stops. Default: `30000`.
+    /// Longest retry delay, in milliseconds. Default: `30000`.
     pub retry_max_ms: u64,
+    /// Attempts at a file before it is parked and its destination marked failing (errors that
+    /// cannot pass by retrying, such as 403 or a missing bucket, park at once). Default: `3`.
+    pub attempts: u32,
 }
 
 impl Default for UploadConfig {
     fn default() -> Self {
-        Self { multipart_threshold_bytes: 64 * MIB, part_bytes: 16 * MIB, retry_initial_ms: 200, retry_max_ms: 30_000 }
+        Self {
+            multipart_threshold_bytes: 64 * MIB,
+            part_bytes: 16 * MIB,
+            retry_initial_ms: 200,
+            retry_max_ms: 30_000,
+            attempts: 3,
+        }
     }
 }
 
@@ -222,6 +290,22 @@ impl Config {
         }
         if upload.retry_initial_ms == 0 || upload.retry_initial_ms > upload.retry_max_ms {
             return value("upload.retry_initial_ms", "must be positive and at most upload.retry_max_ms");
+        }
+        if upload.attempts == 0 {
+            return value("upload.attempts", "must be positive");
+        }
+        let lot = &self.lot;
+        if lot.topic.is_empty() || lot.topic == self.handoff.topic {
+            return value("lot.topic", "must be set and differ from handoff.topic");
+        }
+        if lot.retention_hours == 0 {
+            return value("lot.retention_hours", "must be positive");
+        }
+        if lot.retry_initial_ms == 0 || lot.retry_initial_ms > lot.retry_max_ms {
+            return value("lot.retry_initial_ms", "must be positive and at most lot.retry_max_ms");
+        }
+        if self.sync_config.status_interval_ms == 0 {
+            return value("sync_config.status_interval_ms", "must be positive");
         }
         let mut seen = HashSet::new();
         for dest in &self.destinations {

@@ -1,6 +1,6 @@
-//! One complete file's way into its workspace's bucket: route it by workspace, write its sync's
-//! `cio-validate` first, then create the data object, retrying S3 failures until they succeed
-//! or the service stops.
+//! One complete file's way into its workspace's bucket: write its sync's `cio-validate` first,
+//! then create the data object, with a bounded number of attempts; the caller parks the file
+//! when they are used up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,106 +11,101 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::config::UploadConfig;
-use crate::destinations::{DestinationClient, Destinations, Route};
+use crate::destinations::DestinationClient;
 use crate::metrics::Metrics;
-use crate::retry::{Backoff, retry_until_shutdown};
+use crate::retry::Backoff;
 use crate::s3_sink::{Object, PartSizes, S3Error, Sink, Written};
 use crate::syncs::Syncs;
 
-/// What became of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivered {
+/// What became of an attempt to deliver a file.
+#[derive(Debug)]
+pub enum Outcome {
     /// It is in its bucket (created now, found from an earlier attempt, or kept as a conflict).
     Written(Written),
-    /// It was not written, for this reason (`no_destination`, `table_disabled`).
-    Skipped(&'static str),
+    /// Every attempt failed; the last error.
+    Failed(S3Error),
+    /// The destination belongs to another workspace: nothing was written (never expected).
+    Refused,
+    /// Shutdown began first: the file must not be committed.
+    Shutdown,
 }
 
 /// Writes complete files to their workspaces' destinations.
 #[derive(Debug)]
 pub struct Delivery {
-    destinations: Destinations,
     syncs: Syncs,
     parts: PartSizes,
     backoff: Backoff,
+    attempts: u32,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 }
 
 impl Delivery {
-    /// Delivers to `destinations` with `upload`'s part sizes and retry delays until `shutdown`.
-    pub fn new(
-        destinations: Destinations,
-        upload: &UploadConfig,
-        metrics: Arc<Metrics>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    /// Delivers with `upload`'s part sizes, attempts and retry delays until `shutdown`.
+    pub fn new(upload: &UploadConfig, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Self {
         Self {
-            destinations,
             syncs: Syncs::new(),
             parts: PartSizes { threshold: upload.multipart_threshold_bytes, part_bytes: upload.part_bytes },
             backoff: Backoff::new(
                 Duration::from_millis(upload.retry_initial_ms),
                 Duration::from_millis(upload.retry_max_ms),
             ),
+            attempts: upload.attempts.max(1),
             metrics,
             shutdown,
         }
     }
 
-    /// Delivers `file`; `None` when shutdown began first (the file must not be committed).
-    pub async fn deliver(&mut self, file: CompleteFile) -> Option<Delivered> {
+    /// Writes `file` (sequence number `seq`) to `dest`, which must be its workspace's.
+    pub async fn deliver(&mut self, dest: &DestinationClient, file: &CompleteFile, seq: u64) -> Outcome {
         let meta = &file.meta;
-        let (workspace_id, table) = (meta.workspace_id, meta.table);
-        let route = self.destinations.route(workspace_id, table);
-        let dest = match route {
-            Route::Deliver(dest) => dest,
-            skipped => {
-                let reason = skipped.skip_reason().unwrap_or("unknown");
-                self.metrics.skipped(reason);
-                tracing::warn!(
-                    workspace_id,
-                    table = table.name(),
-                    file_id = %meta.file_id,
-                    first_offset = file.first_offset,
-                    reason,
-                    "Skipping a file: no destination exports it."
-                );
-                return Some(Delivered::Skipped(reason));
-            }
-        };
-        let Ok(seq) = u64::try_from(file.first_offset) else {
-            // Kafka offsets are never negative; a negative one means a broken record.
-            self.metrics.skipped("invalid_offset");
-            tracing::error!(workspace_id, first_offset = file.first_offset, "Skipping a file with a negative offset.");
-            return Some(Delivered::Skipped("invalid_offset"));
-        };
-        let key = data_key(&dest.prefix, table, meta.kind, workspace_id, seq);
+        if dest.workspace_id != meta.workspace_id {
+            // Routing looks destinations up by the file's workspace id only; this guard makes a
+            // cross-tenant write impossible even if that ever broke.
+            tracing::error!(
+                file_workspace_id = meta.workspace_id,
+                destination_workspace_id = dest.workspace_id,
+                "Refusing to write a file to another workspace's destination."
+            );
+            return Outcome::Refused;
+        }
+        let key = data_key(&dest.prefix, meta.table, meta.kind, meta.workspace_id, seq);
         let span = tracing::info_span!(
             "upload",
-            workspace_id,
-            table = table.name(),
+            workspace_id = meta.workspace_id,
+            table = meta.table.name(),
             seq,
             key = %key,
             bytes = file.bytes.len(),
             bucket = %dest.bucket,
         );
-        self.write(&dest, file, key).instrument(span).await.map(Delivered::Written)
+        self.write(dest, file, key).instrument(span).await
     }
 
-    async fn write(&mut self, dest: &DestinationClient, file: CompleteFile, key: String) -> Option<Written> {
+    async fn write(&mut self, dest: &DestinationClient, file: &CompleteFile, key: String) -> Outcome {
         let sink = Sink::new(dest, self.parts);
         let sync = (file.meta.workspace_id, file.meta.window_closed_at_ms);
         if !self.syncs.is_validated(sync.0, sync.1) {
-            self.retrying("cio-validate", || sink.write_validate()).await?;
+            match self.attempting("cio-validate", || sink.write_validate()).await {
+                Ok(()) => {}
+                Err(outcome) => return outcome,
+            }
             self.syncs.mark_validated(sync.0, sync.1);
             tracing::debug!(window_closed_at_ms = sync.1, "Wrote cio-validate for a new sync.");
         }
         let table = file.meta.table.name();
-        let object =
-            Object { key, body: Bytes::from(file.bytes), sha256_hex: file.sha256_hex, rows: file.meta.row_count };
+        let object = Object {
+            key,
+            body: Bytes::copy_from_slice(&file.bytes),
+            sha256_hex: file.sha256_hex.clone(),
+            rows: file.meta.row_count,
+        };
         let started = Instant::now();
-        let written = self.retrying("data file", || sink.write(&object)).await?;
+        let written = match self.attempting("data file", || sink.write(&object)).await {
+            Ok(written) => written,
+            Err(outcome) => return outcome,
+        };
         let took = started.elapsed();
         match &written {
             Written::Created => {
@@ -132,29 +127,39 @@ impl Delivery {
                 );
             }
         }
-        Some(written)
+        Outcome::Written(written)
     }
 
-    /// Runs one S3 step until it succeeds; `None` on shutdown.
-    async fn retrying<T, Fut>(&self, what: &'static str, op: impl FnMut() -> Fut) -> Option<T>
+    /// Runs one S3 step up to the configured attempts; an error that retrying cannot fix
+    /// (denied, no such bucket, bad request) ends at once.
+    async fn attempting<T, Fut>(&self, what: &'static str, mut op: impl FnMut() -> Fut) -> Result<T, Outcome>
     where
         Fut: Future<Output = Result<T, S3Error>>,
     {
-        let metrics = &self.metrics;
-        retry_until_shutdown(
-            &self.backoff,
-            &self.shutdown,
-            |error: &S3Error, attempt, delay| {
-                metrics.retry();
-                tracing::warn!(
-                    %error,
-                    attempt = attempt + 1,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Writing the {what} failed; retrying."
-                );
-            },
-            op,
-        )
-        .await
+        let mut attempt = 0u32;
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Err(Outcome::Shutdown),
+                outcome = op() => outcome,
+            };
+            let error = match outcome {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            attempt += 1;
+            if attempt >= self.attempts || !error.is_transient() {
+                tracing::warn!(%error, attempts = attempt, "Writing the {what} failed.");
+                return Err(Outcome::Failed(error));
+            }
+            self.metrics.retry();
+            let delay = self.backoff.delay(attempt - 1, &mut rand::rng());
+            tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "Writing the {what} failed; retrying.");
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Err(Outcome::Shutdown),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
     }
 }

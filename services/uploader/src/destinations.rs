@@ -1,5 +1,10 @@
 //! Workspace → destination: one S3 client per destination, built from that destination's own
 //! credentials, looked up by the file's workspace id and nothing else.
+//!
+//! Destinations come from the control service's configuration topic (followed live; a change
+//! builds a new client for the next file, in-flight writes finish with the old one) and, for
+//! setups without control, from the `[[destinations]]` of the config file. A workspace's secret
+//! is sealed with its workspace id as associated data, so it opens only for that workspace.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -10,6 +15,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use dwsync_contract::Table;
 use dwsync_s3::{Location, StaticCredentials as Credentials};
+use dwsync_sync_config::{KafkaStore, Sealer, SyncConfig, WorkspaceId};
 
 use crate::config::{Destination, InvalidConfig};
 
@@ -48,23 +54,48 @@ impl fmt::Debug for DestinationClient {
 }
 
 impl DestinationClient {
-    /// Builds the client of `dest` (no network access yet).
+    /// Builds the client of a `[[destinations]]` entry (no network access yet).
     pub fn new(dest: &Destination) -> Result<Self, InvalidConfig> {
         let tables = dest.table_filter()?;
-        let credentials = Credentials::new(
-            dest.access_key_id.clone(),
-            dest.secret_access_key.expose().to_owned(),
-            None,
-            None,
-            "dwsync-destination",
-        );
-        // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
-        // attempts and hide them from the retry counter.
         let location = Location {
             region: &dest.region,
             endpoint: dest.endpoint.as_deref(),
             force_path_style: dest.force_path_style,
         };
+        let credentials = (dest.access_key_id.as_str(), dest.secret_access_key.expose());
+        Ok(Self::build(
+            dest.workspace_id,
+            &dest.bucket,
+            &dest.prefix,
+            dest.conditional_writes,
+            tables,
+            location,
+            credentials,
+        ))
+    }
+
+    /// Builds the client of a followed sync configuration with its opened secret key.
+    fn followed(cfg: &SyncConfig, secret: &str) -> Self {
+        let d = &cfg.destination;
+        let location =
+            Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
+        let credentials = (d.access_key_id.as_str(), secret);
+        // Tables turned off are decided per file from the configuration (they are parked).
+        Self::build(cfg.workspace_id.get(), &d.bucket, &d.prefix, d.conditional_writes, None, location, credentials)
+    }
+
+    fn build(
+        workspace_id: i64,
+        bucket: &str,
+        prefix: &str,
+        conditional_writes: bool,
+        tables: Option<BTreeSet<Table>>,
+        location: Location<'_>,
+        (access_key_id, secret): (&str, &str),
+    ) -> Self {
+        let credentials = Credentials::new(access_key_id, secret, None, None, "dwsync-destination");
+        // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
+        // attempts and hide them from the retry counter.
         let config =
             dwsync_s3::config_builder(location, credentials).retry_config(RetryConfig::disabled()).timeout_config(
                 TimeoutConfig::builder()
@@ -72,14 +103,14 @@ impl DestinationClient {
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
             );
-        Ok(Self {
-            workspace_id: dest.workspace_id,
-            bucket: dest.bucket.clone(),
-            prefix: dest.prefix.clone(),
-            conditional_writes: dest.conditional_writes,
+        Self {
+            workspace_id,
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            conditional_writes,
             tables,
             client: aws_sdk_s3::Client::from_conf(config.build()),
-        })
+        }
     }
 
     /// Whether files of `table` are exported to this destination.
@@ -93,59 +124,96 @@ impl DestinationClient {
 pub enum Route {
     /// To this destination.
     Deliver(Arc<DestinationClient>),
-    /// Nowhere: the workspace has no destination.
-    NoDestination,
-    /// Nowhere: the workspace's destination does not export the table.
-    TableDisabled,
+    /// Nowhere yet: kept in the lot (its table is turned off).
+    Park(&'static str),
+    /// Nowhere yet: the configuration cannot be used (its secret does not open); kept in the lot.
+    Unavailable(String),
+    /// Nowhere, and not kept: the workspace has no sync, or it is disabled, or (static
+    /// destinations) does not export the table.
+    Skip(&'static str),
 }
 
-impl Route {
-    /// The `reason` label of a skipped file, `None` for a delivery.
-    pub fn skip_reason(&self) -> Option<&'static str> {
-        match self {
-            Self::Deliver(_) => None,
-            Self::NoDestination => Some("no_destination"),
-            Self::TableDisabled => Some("table_disabled"),
-        }
-    }
-}
-
-/// Every configured destination, by workspace.
+/// Every destination, by workspace.
 #[derive(Debug, Default)]
 pub struct Destinations {
-    by_workspace: HashMap<i64, Arc<DestinationClient>>,
+    statics: HashMap<i64, Arc<DestinationClient>>,
+    followed: Option<KafkaStore>,
+    sealer: Option<Sealer>,
+    /// Clients of followed configurations, with the revision they were built from.
+    built: HashMap<i64, (u64, Arc<DestinationClient>)>,
 }
 
 impl Destinations {
-    /// Builds one client per destination; fails on a duplicate workspace or an unknown table.
+    /// Builds one client per static destination; fails on a duplicate workspace or an unknown table.
     pub fn new(destinations: &[Destination]) -> Result<Self, InvalidConfig> {
-        let mut by_workspace = HashMap::new();
+        let mut statics = HashMap::new();
         for dest in destinations {
             let client = DestinationClient::new(dest)?;
-            if by_workspace.insert(dest.workspace_id, Arc::new(client)).is_some() {
+            if statics.insert(dest.workspace_id, Arc::new(client)).is_some() {
                 return Err(InvalidConfig::DuplicateWorkspace(dest.workspace_id));
             }
         }
-        Ok(Self { by_workspace })
+        Ok(Self { statics, ..Self::default() })
+    }
+
+    /// Also follows the configurations of `store`, opening their secrets with `sealer`.
+    pub fn follow(&mut self, store: KafkaStore, sealer: Option<Sealer>) {
+        self.followed = Some(store);
+        self.sealer = sealer;
     }
 
     /// Where a file of `workspace_id` and `table` goes: only ever that workspace's destination.
-    pub fn route(&self, workspace_id: i64, table: Table) -> Route {
-        match self.by_workspace.get(&workspace_id) {
-            None => Route::NoDestination,
-            Some(dest) if !dest.exports(table) => Route::TableDisabled,
+    pub fn route(&mut self, workspace_id: i64, table: Table) -> Route {
+        let followed = self.followed.as_ref().zip(WorkspaceId::new(workspace_id)).and_then(|(s, id)| s.cached(id));
+        if let Some(cfg) = followed {
+            return self.route_followed(&cfg, table);
+        }
+        let _ = self.built.remove(&workspace_id);
+        match self.statics.get(&workspace_id) {
+            None => Route::Skip("no_destination"),
+            Some(dest) if !dest.exports(table) => Route::Skip("table_disabled"),
             Some(dest) => Route::Deliver(Arc::clone(dest)),
         }
     }
 
-    /// How many destinations there are.
-    pub fn len(&self) -> usize {
-        self.by_workspace.len()
+    fn route_followed(&mut self, cfg: &SyncConfig, table: Table) -> Route {
+        let id = cfg.workspace_id.get();
+        if cfg.disabled {
+            return Route::Skip("sync_disabled");
+        }
+        if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
+            return Route::Unavailable(format!("schema version {} is not supported", cfg.schema_version));
+        }
+        if !cfg.is_enabled(table) {
+            return Route::Park("table_off");
+        }
+        if let Some((revision, client)) = self.built.get(&id)
+            && *revision == cfg.revision
+        {
+            return Route::Deliver(Arc::clone(client));
+        }
+        let Some(sealer) = &self.sealer else {
+            return Route::Unavailable("the uploader has no seal key (DWSYNC_SEAL_KEY) to open the secret".into());
+        };
+        // The workspace id is the associated data: another workspace's sealed secret fails here.
+        let secret = match sealer.open(&cfg.destination.secret_access_key, &id.to_string()) {
+            Ok(secret) => secret,
+            Err(error) => return Route::Unavailable(format!("the secret key does not open: {error}")),
+        };
+        let client = Arc::new(DestinationClient::followed(cfg, secret.expose()));
+        tracing::info!(workspace_id = id, revision = cfg.revision, bucket = %client.bucket, "Using a new destination configuration.");
+        let _ = self.built.insert(id, (cfg.revision, Arc::clone(&client)));
+        Route::Deliver(client)
     }
 
-    /// Whether there are none.
+    /// How many static destinations there are.
+    pub fn len(&self) -> usize {
+        self.statics.len()
+    }
+
+    /// Whether there are no static destinations.
     pub fn is_empty(&self) -> bool {
-        self.by_workspace.is_empty()
+        self.statics.is_empty()
     }
 }
 
@@ -172,23 +240,21 @@ mod tests {
 
     #[test]
     fn files_route_to_their_own_workspace_only() {
-        let all = Destinations::new(&[dest(1, "a", &[]), dest(2, "b", &["deliveries"])]).expect("valid");
+        let mut all = Destinations::new(&[dest(1, "a", &[]), dest(2, "b", &["deliveries"])]).expect("valid");
         assert_eq!(all.len(), 2);
         let Route::Deliver(a) = all.route(1, Table::People) else { panic!("workspace 1 exports every table") };
         assert_eq!((a.workspace_id, a.bucket.as_str(), a.prefix.as_str()), (1, "a", "p1"));
         let Route::Deliver(b) = all.route(2, Table::Deliveries) else { panic!("workspace 2 exports deliveries") };
         assert_eq!((b.workspace_id, b.bucket.as_str()), (2, "b"));
-        assert!(matches!(all.route(2, Table::Metrics), Route::TableDisabled));
-        assert!(matches!(all.route(3, Table::Deliveries), Route::NoDestination));
-        assert_eq!(all.route(3, Table::Deliveries).skip_reason(), Some("no_destination"));
-        assert_eq!(all.route(2, Table::Metrics).skip_reason(), Some("table_disabled"));
+        assert!(matches!(all.route(2, Table::Metrics), Route::Skip("table_disabled")));
+        assert!(matches!(all.route(3, Table::Deliveries), Route::Skip("no_destination")));
     }
 
     #[test]
     fn each_destination_has_its_own_client_and_hides_its_secret() {
         let mut second = dest(2, "b", &[]);
         second.region = "eu-west-1".into();
-        let all = Destinations::new(&[dest(1, "a", &[]), second]).expect("valid");
+        let mut all = Destinations::new(&[dest(1, "a", &[]), second]).expect("valid");
         for (ws, region) in [(1, "us-east-1"), (2, "eu-west-1")] {
             let Route::Deliver(d) = all.route(ws, Table::Deliveries) else { panic!("routed") };
             let config = d.client.config();

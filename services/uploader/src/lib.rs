@@ -19,11 +19,13 @@ pub mod consumer;
 pub mod delivery;
 pub mod destinations;
 pub mod lag;
+pub mod lot;
 pub mod metrics;
 pub mod offsets;
 pub mod rebalance;
 pub mod retry;
 pub mod s3_sink;
+pub mod status;
 pub mod syncs;
 
 pub use config::{Config, Destination, HandoffConfig, InvalidConfig, UploadConfig};
@@ -46,6 +48,9 @@ pub enum Error {
     /// The handoff consumer could not be created or subscribed.
     #[error(transparent)]
     Consumer(#[from] consumer::ConsumerError),
+    /// The lot's Kafka clients could not be created.
+    #[error(transparent)]
+    Lot(#[from] lot::LotError),
 }
 
 /// Runs uploader until `shutdown` resolves, then stops gracefully.
@@ -54,33 +59,123 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     Ok(())
 }
 
+/// The health component that is unready until the configuration topic has been read.
+const CONFIG_COMPONENT: &str = "sync-config";
+
 /// Binds the HTTP endpoints and spawns uploader's tasks; [`Service::run_until`] runs them.
+///
+/// When following the configuration topic, the handoff consumer starts only after the topic
+/// has been read to its end, so no file is routed with a configuration not yet seen.
 pub async fn start(cfg: Config) -> Result<Service, Error> {
     cfg.validate()?;
     let destinations = destinations::Destinations::new(&cfg.destinations)?;
     let mut service = Service::start(NAME, &cfg.http).await?;
     service.spawn_kafka_probe(&cfg.kafka)?;
-
     let lags = metrics::Lags::default();
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&lags)));
-    let consumer = consumer::subscribe(&cfg.kafka, &cfg.handoff, Arc::clone(&metrics))?;
+    let lot = lot::Lot::new(&cfg.kafka, &cfg.lot, &cfg.handoff.topic)?;
     let shutdown = service.shutdown_token();
-    let topic = cfg.handoff.topic.clone();
-    let workspaces: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
-    tracing::info!(
-        topic = %topic,
-        group_id = %cfg.handoff.group_id,
-        ?workspaces,
-        "Delivering handoff files to {} destination(s).",
-        destinations.len()
-    );
-    let sampler =
-        lag::run(Arc::downgrade(&consumer), topic.clone(), cfg.handoff.lag_interval(), lags, shutdown.clone());
-    service.spawn("consumer-lag", sampler);
-    let delivery = delivery::Delivery::new(destinations, &cfg.upload, Arc::clone(&metrics), shutdown.clone());
-    let pipeline = consumer::Pipeline::new(consumer, &topic, delivery, metrics, shutdown);
-    service.spawn("handoff-consumer", pipeline.run());
+    let health = service.health().clone();
+    if cfg.sync_config.follow {
+        health.set_unready(CONFIG_COMPONENT, "reading the configuration topic");
+    }
+    let main = async move {
+        let (destinations, reporting) = match follow(&cfg, destinations, &shutdown).await {
+            Some(followed) => followed,
+            None => return Ok(()),
+        };
+        health.set_ready(CONFIG_COMPONENT);
+        let consumer = consumer::subscribe(&cfg.kafka, &cfg.handoff, Arc::clone(&metrics))?;
+        let topic = cfg.handoff.topic.clone();
+        let statics: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
+        tracing::info!(
+            topic = %topic,
+            group_id = %cfg.handoff.group_id,
+            follows_control = cfg.sync_config.follow,
+            ?statics,
+            "Delivering handoff files."
+        );
+        let sampler =
+            lag::run(Arc::downgrade(&consumer), topic.clone(), cfg.handoff.lag_interval(), lags, shutdown.clone());
+        let sampler = tokio::spawn(sampler);
+        let delivery = delivery::Delivery::new(&cfg.upload, Arc::clone(&metrics), shutdown.clone());
+        let pipeline = consumer::Pipeline::new(
+            consumer,
+            &topic,
+            destinations,
+            delivery,
+            (lot, &cfg.lot),
+            reporting,
+            metrics,
+            shutdown,
+        );
+        let result = pipeline.run().await;
+        let _ = sampler.await;
+        result.map_err(Error::from)
+    };
+    service.spawn("handoff-consumer", main);
     Ok(service)
+}
+
+/// Connects to both topics, starts following them, and waits until the configuration is read.
+async fn connect(
+    cfg: &Config,
+    store_cfg: &dwsync_sync_config::StoreConfig,
+    status_cfg: &dwsync_sync_config::StoreConfig,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<
+    (dwsync_sync_config::KafkaStore, dwsync_sync_config::KafkaStore<dwsync_sync_config::SyncStatus>),
+    dwsync_sync_config::StoreError,
+> {
+    let (store, follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, store_cfg).await?;
+    let (status, status_follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, status_cfg).await?;
+    drop(tokio::spawn(follower.run(shutdown.clone())));
+    drop(tokio::spawn(status_follower.run(shutdown.clone())));
+    store.catch_up().await?;
+    Ok((store, status))
+}
+
+/// Connects to the configuration and status topics (retrying until shutdown) and waits until
+/// the configuration has been read; `None` on shutdown.
+async fn follow(
+    cfg: &Config,
+    mut destinations: destinations::Destinations,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<(destinations::Destinations, consumer::Reporting)> {
+    let interval = std::time::Duration::from_millis(cfg.sync_config.status_interval_ms);
+    if !cfg.sync_config.follow {
+        return Some((destinations, consumer::Reporting { store: None, interval }));
+    }
+    let sealer = match dwsync_sync_config::Sealer::from_env() {
+        Ok(sealer) => Some(sealer),
+        Err(error) => {
+            tracing::warn!(%error, "No seal key: files of workspaces configured through control are parked.");
+            None
+        }
+    };
+    let store_cfg = &cfg.sync_config.store;
+    let status_cfg = dwsync_sync_config::status::status_store(store_cfg);
+    let backoff = retry::Backoff::new(std::time::Duration::from_millis(500), std::time::Duration::from_secs(10));
+    let mut retry = retry::Retrier::new("Reading the configuration topic", backoff, shutdown);
+    let connected = loop {
+        let attempt = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return None,
+            attempt = connect(cfg, store_cfg, &status_cfg, shutdown) => attempt,
+        };
+        match attempt {
+            Ok(connected) => break connected,
+            Err(error) => {
+                if !retry.failed(&error).await {
+                    return None;
+                }
+            }
+        }
+    };
+    let (store, status) = connected;
+    tracing::info!(workspaces = store.cached_all().len(), topic = %store_cfg.topic, "Following the configuration topic.");
+    destinations.follow(store, sealer);
+    Some((destinations, consumer::Reporting { store: Some(status), interval }))
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub struct Metrics {
     files_skipped: Counter<u64>,
     bad_records: Counter<u64>,
     commit_failures: Counter<u64>,
+    files_parked: Counter<u64>,
+    files_unparked: Counter<u64>,
+    destination_failures: Counter<u64>,
     _consumer_lag: ObservableGauge<i64>,
 }
 
@@ -63,7 +66,7 @@ impl Metrics {
             files_skipped: m
                 .u64_counter("dwsync_uploader_files_skipped_total")
                 .with_description(
-                    "Complete files not written, by reason (no_destination, table_disabled, invalid_offset).",
+                    "Complete files not written, by reason (no_destination, sync_disabled, table_disabled, invalid_offset).",
                 )
                 .build(),
             bad_records: m
@@ -73,6 +76,20 @@ impl Metrics {
             commit_failures: m
                 .u64_counter("dwsync_uploader_commit_failures_total")
                 .with_description("Handoff offset commits that failed (retried with the next commit).")
+                .build(),
+            files_parked: m
+                .u64_counter("dwsync_uploader_files_parked_total")
+                .with_description(
+                    "Files kept in the lot for later, by reason (table_off, destination_failing, behind_parked, unavailable).",
+                )
+                .build(),
+            files_unparked: m
+                .u64_counter("dwsync_uploader_files_unparked_total")
+                .with_description("Parked files written to their bucket.")
+                .build(),
+            destination_failures: m
+                .u64_counter("dwsync_uploader_destination_failures_total")
+                .with_description("Deliveries that failed after their attempts; the destination is tried again with backoff.")
                 .build(),
             _consumer_lag: m
                 .i64_observable_gauge("dwsync_uploader_consumer_lag")
@@ -114,6 +131,21 @@ impl Metrics {
     /// A complete file was not written, for `reason`.
     pub fn skipped(&self, reason: &'static str) {
         self.files_skipped.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A file was parked, for `reason`.
+    pub fn parked(&self, reason: &'static str) {
+        self.files_parked.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// A delivery failed after its attempts.
+    pub fn destination_failed(&self) {
+        self.destination_failures.add(1, &[]);
+    }
+
+    /// A parked file was written.
+    pub fn unparked(&self) {
+        self.files_unparked.add(1, &[]);
     }
 
     /// A handoff record was skipped, for `reason`.

@@ -33,6 +33,40 @@ impl Backoff {
     }
 }
 
+/// Backoff state of one step retried in a caller's own loop (where a closure cannot hold the
+/// borrows the step needs).
+#[derive(Debug)]
+pub struct Retrier {
+    backoff: Backoff,
+    attempt: u32,
+    shutdown: CancellationToken,
+    what: &'static str,
+}
+
+impl Retrier {
+    /// Retries `what` with `backoff` until `shutdown`.
+    pub fn new(what: &'static str, backoff: Backoff, shutdown: &CancellationToken) -> Self {
+        Self { backoff, attempt: 0, shutdown: shutdown.clone(), what }
+    }
+
+    /// Logs `error` and waits before the next attempt; `false` once shutdown began.
+    pub async fn failed(&mut self, error: &(dyn std::fmt::Display + Sync)) -> bool {
+        let delay = self.backoff.delay(self.attempt, &mut rand::rng());
+        tracing::warn!(%error, attempt = self.attempt + 1, retry_in_ms = delay.as_millis() as u64, "{} failed; retrying.", self.what);
+        self.attempt = self.attempt.saturating_add(1);
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// Whether shutdown began.
+    pub fn is_shutdown(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
 /// Runs `op` until it succeeds, waiting [`Backoff::delay`] after each failure and calling
 /// `on_failure(error, attempt, delay)` first; `None` once `shutdown` is cancelled, even mid-attempt.
 pub async fn retry_until_shutdown<T, E, F, Fut>(

@@ -83,6 +83,14 @@ pub struct S3Error {
     pub message: String,
 }
 
+impl S3Error {
+    /// Whether another attempt may succeed: no response, a server error or throttling. Denied
+    /// (403), missing bucket (404), bad requests and redirects need a configuration change.
+    pub fn is_transient(&self) -> bool {
+        self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
+    }
+}
+
 /// The key a conflicting file is kept under: `<key>.conflict-<first 12 hex digits of its SHA-256>`.
 pub fn conflict_key(key: &str, sha256_hex: &str) -> String {
     let short = sha256_hex.get(..12).unwrap_or(sha256_hex);

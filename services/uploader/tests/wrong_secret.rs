@@ -1,13 +1,12 @@
-//! A destination whose secret is wrong: its file is retried with backoff and never committed,
-//! so its partition waits behind it (until a later issue parks failing destinations); shutdown
-//! stops the retries cleanly; after a restart with the right secret the file and the one
-//! behind it arrive and are committed.
+//! A destination whose secret is wrong: its file is parked in the lot (403 is not retried in
+//! place), the handoff moves on, so the other workspace's file behind it arrives at once and
+//! everything is committed; the parked file is tried again with backoff and never written with
+//! the wrong secret; after a restart with the right secret it arrives from the lot, once.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use common::*;
 use dwsync_config::Secret;
@@ -42,33 +41,29 @@ async fn a_file_that_cannot_be_written_is_never_committed_and_arrives_after_the_
     let uploader = Uploader::start(config(&topic, &group, vec![destination(WS_OK, &bucket_ok, ""), wrong])).await;
     let before = uploader.metrics().await;
 
-    // The file before the stuck one is written and committed (the offset after its last chunk,
-    // which is the transaction marker before the stuck file's first chunk); no further.
-    let held = first_at.last_offset + 1;
-    assert!(held <= stuck_at.first_offset);
-    wait_committed(&group, &topic, &BTreeMap::from([(0, held)])).await;
+    // Nothing waits behind the broken destination: every file is dealt with and committed.
+    wait_committed(&group, &topic, &BTreeMap::from([(0, behind_at.last_offset + 1)])).await;
     assert_eq!(get(&s3, &bucket_ok, &key(&first.0, first_at)).await, first.1);
-    // It keeps retrying (with backoff) while nothing moves.
-    eventually("several retries", || {
+    assert_eq!(get(&s3, &bucket_ok, &key(&behind.0, behind_at)).await, behind.1, "the healthy workspace goes on");
+    // The parked file is tried again with backoff while nothing reaches the bad bucket.
+    eventually("the parked file tried again", || {
         let (uploader, before) = (&uploader, &before);
         async move {
             let m = uploader.metrics().await;
-            (m.delta(before, "dwsync_uploader_retries_total", &[]) >= 5.0).then_some(())
+            let parked = m.delta(before, "dwsync_uploader_files_parked_total", &[("reason", "destination_failing")]);
+            let failures = m.delta(before, "dwsync_uploader_destination_failures_total", &[]);
+            (parked == 1.0 && failures >= 2.0).then_some(())
         }
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(committed(&group, &topic, &[0]), vec![Some(held)]);
     assert!(keys(&s3, &bucket_bad).await.is_empty(), "nothing written with the wrong secret, not even cio-validate");
-    assert!(!exists(&s3, &bucket_ok, &key(&behind.0, behind_at)).await, "the partition waits behind the stuck file");
     let m = uploader.metrics().await;
-    assert_eq!(m.delta(&before, "dwsync_uploader_files_uploaded_total", &[]), 1.0);
-    assert_eq!(m.delta(&before, "dwsync_uploader_files_skipped_total", &[]), 0.0, "not skipped: retried");
-    // Shutdown interrupts the retries, cleanly, and commits nothing past the stuck file.
+    assert_eq!(m.delta(&before, "dwsync_uploader_files_uploaded_total", &[]), 2.0);
+    assert_eq!(m.delta(&before, "dwsync_uploader_files_skipped_total", &[]), 0.0, "parked, not skipped");
+    assert_eq!(m.delta(&before, "dwsync_uploader_retries_total", &[]), 0.0, "403 is not retried in place");
     uploader.stop().await;
-    assert_eq!(committed(&group, &topic, &[0]), vec![Some(held)]);
 
-    // The fix: the right secret, and a restart. The stuck file and the one behind it arrive.
+    // The fix: the right secret, and a restart. The parked file arrives from the lot, once.
     let uploader = Uploader::start(config(
         &topic,
         &group,
@@ -76,12 +71,19 @@ async fn a_file_that_cannot_be_written_is_never_committed_and_arrives_after_the_
     ))
     .await;
     let before = uploader.metrics().await;
-    wait_committed(&group, &topic, &BTreeMap::from([(0, behind_at.last_offset + 1)])).await;
+    eventually("the parked file written", || {
+        let (uploader, before) = (&uploader, &before);
+        async move {
+            let m = uploader.metrics().await;
+            (m.delta(before, "dwsync_uploader_files_unparked_total", &[]) == 1.0).then_some(())
+        }
+    })
+    .await;
     assert_eq!(get(&s3, &bucket_bad, &key(&stuck.0, stuck_at)).await, stuck.1);
     assert!(exists(&s3, &bucket_bad, &validate_key("")).await);
-    assert_eq!(get(&s3, &bucket_ok, &key(&behind.0, behind_at)).await, behind.1);
+    assert_eq!(keys(&s3, &bucket_bad).await.len(), 2, "cio-validate and the one file");
     let m = uploader.metrics().await;
-    assert_eq!(m.delta(&before, "dwsync_uploader_files_uploaded_total", &[]), 2.0);
+    assert_eq!(m.delta(&before, "dwsync_uploader_files_uploaded_total", &[]), 1.0);
     assert_eq!(m.delta(&before, "dwsync_uploader_already_delivered_total", &[]), 0.0);
     uploader.stop().await;
 }

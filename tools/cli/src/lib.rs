@@ -1,6 +1,8 @@
 //! The dwsync operator CLI (`dwsync`): one module per subcommand under [`commands`], the S3
-//! connection in [`s3`], the names of exported objects in [`object_key`].
+//! connection in [`s3`], the control API's HTTP client in [`api_client`], the names of exported
+//! objects in [`object_key`].
 
+pub mod api_client;
 pub mod commands;
 pub mod object_key;
 pub mod s3;
@@ -27,6 +29,56 @@ pub enum Error {
     /// Kafka refused an operation.
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// No token for the control API was given.
+    #[error("no API token: pass --token or set DWSYNC_TOKEN")]
+    MissingToken,
+    /// The token cannot be sent in an HTTP header (the token itself is never shown).
+    #[error("the API token contains characters that cannot be sent in an HTTP header")]
+    BadToken,
+    /// The control API URL is not usable.
+    #[error("bad control API URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The control API could not be reached.
+    #[error("cannot connect to the control API at {url}: {reason} (is dwsync-control running there? see --api)")]
+    Connect {
+        /// The API's base URL.
+        url: String,
+        /// What the connection said.
+        reason: String,
+    },
+    /// The request failed in transit (timeout, connection reset, ...).
+    #[error("{request} at {url} failed: {reason}")]
+    Transport {
+        /// Method and path, e.g. `GET /v1/workspaces`.
+        request: String,
+        /// The API's base URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The control API answered with an error status.
+    #[error("{request}: HTTP {status}: {message}")]
+    Api {
+        /// Method and path, e.g. `PUT /v1/workspaces/42/sync/tables/people`.
+        request: String,
+        /// The status (shown with its reason, e.g. `409 Conflict`).
+        status: reqwest::StatusCode,
+        /// The API's error message.
+        message: String,
+    },
+    /// The control API answered 2xx with a body this CLI does not understand.
+    #[error("{request}: unexpected answer: {reason}")]
+    BadAnswer {
+        /// Method and path.
+        request: String,
+        /// Why the body could not be read.
+        reason: String,
+    },
     /// Writing the report failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),

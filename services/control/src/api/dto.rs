@@ -3,6 +3,8 @@
 use dwsync_contract::Table;
 use serde::{Deserialize, Serialize};
 
+use dwsync_sync_config::SyncStatus;
+
 use crate::model::SyncConfig;
 
 /// A sync as the API shows it; the secret key is never included, only whether it is set.
@@ -103,4 +105,83 @@ impl From<&SyncConfig> for SyncView {
                 .collect(),
         }
     }
+}
+
+/// A workspace's delivery status as the API shows it (`GET /v1/workspaces/{id}/status`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncStatusView {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// `ok`, `failing` (its destination fails; files are parked and retried), `paused` (tables
+    /// turned off hold files), `disabled`, or `unknown` (no uploader has reported yet).
+    pub state: &'static str,
+    /// When a file was last written, RFC 3339.
+    pub last_sync_at: Option<String>,
+    /// The last object keys written, newest last.
+    pub last_files: Vec<String>,
+    /// Files waiting: parked for a failing destination, or of tables turned off.
+    pub files_waiting: u64,
+    /// Of those, files of tables turned off.
+    pub files_paused: u64,
+    /// The last error and when it happened.
+    pub last_error: Option<ErrorView>,
+    /// Age of the oldest waiting file since its window closed, in seconds.
+    pub lag_seconds: f64,
+    /// When the uploader reported this, RFC 3339.
+    pub updated_at: Option<String>,
+}
+
+/// An error with its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// What failed (never a secret).
+    pub message: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+impl SyncStatusView {
+    /// The view of `cfg`'s sync with the uploader's report, if any.
+    pub fn new(cfg: &SyncConfig, reported: Option<&SyncStatus>) -> Self {
+        let workspace_id = cfg.workspace_id.get();
+        let Some(r) = reported else {
+            return Self {
+                workspace_id,
+                state: if cfg.disabled { "disabled" } else { "unknown" },
+                last_sync_at: None,
+                last_files: Vec::new(),
+                files_waiting: 0,
+                files_paused: 0,
+                last_error: None,
+                lag_seconds: 0.0,
+                updated_at: None,
+            };
+        };
+        let state = if cfg.disabled {
+            "disabled"
+        } else if r.failing {
+            "failing"
+        } else if r.files_paused > 0 || cfg.tables.values().any(|t| !t.enabled) {
+            "paused"
+        } else {
+            "ok"
+        };
+        Self {
+            workspace_id,
+            state,
+            last_sync_at: r.last_sync_at_ms.map(rfc3339),
+            last_files: r.last_files.clone(),
+            files_waiting: r.files_waiting,
+            files_paused: r.files_paused,
+            last_error: r.last_error.as_ref().map(|e| ErrorView { message: e.message.clone(), at: rfc3339(e.at_ms) }),
+            lag_seconds: r.lag_ms as f64 / 1000.0,
+            updated_at: Some(rfc3339(r.updated_at_ms)),
+        }
+    }
+}
+
+/// `ms` since the Unix epoch as RFC 3339 (UTC, milliseconds).
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }

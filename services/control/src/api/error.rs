@@ -45,7 +45,7 @@ pub enum ApiError {
     #[error("the configuration store is unavailable; try again")]
     Store(#[from] StoreError),
     /// No sealing key is configured, so no secret can be stored.
-    #[error("secrets cannot be stored: the control service has no sealing key (DWSYNC_CONTROL_SEAL_KEY)")]
+    #[error("secrets cannot be stored: the control service has no sealing key (DWSYNC_SEAL_KEY)")]
     NoSealKey,
     /// Sealing the secret failed.
     #[error("the secret could not be sealed")]

@@ -8,7 +8,7 @@ use dwsync_contract::Table;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::dto::{SyncView, TableToggle, WorkspaceList};
+use super::dto::{SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use crate::model::{Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
 use crate::store::ConfigStore;
@@ -138,6 +138,21 @@ pub(super) async fn list<S: ConfigStore + Clone>(
     app.tokens.admin(&headers)?;
     let workspaces = app.store.list().await?.iter().map(SyncView::from).collect();
     Ok(Json(WorkspaceList { workspaces }))
+}
+
+/// `GET /v1/workspaces/{id}/status`: what the uploaders last reported for the sync.
+pub(super) async fn status<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<Json<SyncStatusView>> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let reported = match &app.statuses {
+        Some(statuses) => statuses.read(id).await?,
+        None => None,
+    };
+    Ok(Json(SyncStatusView::new(&cfg, reported.as_ref())))
 }
 
 /// `GET /openapi.json`: the API's OpenAPI 3 document (no token needed).

@@ -16,6 +16,8 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
+use dwsync_sync_config::{KafkaStore, SyncStatus};
+
 use crate::seal::Sealer;
 use crate::store::ConfigStore;
 use crate::validate::Policy;
@@ -40,6 +42,8 @@ pub struct AppState<S> {
     pub write_lock: Arc<Mutex<()>>,
     /// The current time.
     pub clock: Clock,
+    /// The uploaders' reports, if this replica follows the status topic.
+    pub statuses: Option<KafkaStore<SyncStatus>>,
 }
 
 impl<S> AppState<S> {
@@ -53,7 +57,14 @@ impl<S> AppState<S> {
             people_retention,
             write_lock: Arc::new(Mutex::new(())),
             clock: Arc::new(system_now_ms),
+            statuses: None,
         }
+    }
+
+    /// Also serves the uploaders' reports from `statuses`.
+    pub fn with_statuses(mut self, statuses: KafkaStore<SyncStatus>) -> Self {
+        self.statuses = Some(statuses);
+        self
     }
 
     fn now_ms(&self) -> i64 {

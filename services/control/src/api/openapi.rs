@@ -65,6 +65,13 @@ fn operation(e: Endpoint) -> Value {
         Endpoint::EnableSync => {
             ("enableSync", "Enable the sync again; it starts from the next window.", None, "200", Some("SyncView"))
         }
+        Endpoint::SyncStatus => (
+            "syncStatus",
+            "A workspace's delivery status: last sync, last files, files waiting (parked or of tables turned off), last error, lag.",
+            None,
+            "200",
+            Some("SyncStatusView"),
+        ),
         Endpoint::ListWorkspaces => {
             ("listWorkspaces", "List every workspace's sync (admin token only).", None, "200", Some("WorkspaceList"))
         }
@@ -205,6 +212,24 @@ fn components() -> Value {
                     "updated_at_ms": {"type": "integer", "format": "int64"},
                     "destination": {"$ref": "#/components/schemas/DestinationView"},
                     "tables": {"type": "array", "items": {"$ref": "#/components/schemas/TableView"}},
+                },
+            },
+            "SyncStatusView": {
+                "type": "object",
+                "properties": {
+                    "workspace_id": {"type": "integer", "format": "int64"},
+                    "state": {"type": "string", "enum": ["ok", "failing", "paused", "disabled", "unknown"]},
+                    "last_sync_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "last_files": {"type": "array", "items": {"type": "string"}},
+                    "files_waiting": {"type": "integer", "format": "int64"},
+                    "files_paused": {"type": "integer", "format": "int64"},
+                    "last_error": {
+                        "type": "object",
+                        "nullable": true,
+                        "properties": {"message": {"type": "string"}, "at": {"type": "string", "format": "date-time"}},
+                    },
+                    "lag_seconds": {"type": "number"},
+                    "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                 },
             },
             "WorkspaceList": {

@@ -34,6 +34,8 @@ pub enum Endpoint {
     DisableSync,
     /// `POST /v1/workspaces/{id}/sync/enable`.
     EnableSync,
+    /// `GET /v1/workspaces/{id}/status`.
+    SyncStatus,
     /// `GET /v1/workspaces`.
     ListWorkspaces,
     /// `GET /openapi.json`.
@@ -42,7 +44,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the document's order.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Self::CreateSync,
         Self::ReadSync,
         Self::UpdateSync,
@@ -50,6 +52,7 @@ impl Endpoint {
         Self::SetTable,
         Self::DisableSync,
         Self::EnableSync,
+        Self::SyncStatus,
         Self::ListWorkspaces,
         Self::OpenApi,
     ];
@@ -58,7 +61,7 @@ impl Endpoint {
     pub fn method(self) -> Method {
         match self {
             Self::CreateSync | Self::DisableSync | Self::EnableSync => Method::POST,
-            Self::ReadSync | Self::ListWorkspaces | Self::OpenApi => Method::GET,
+            Self::ReadSync | Self::SyncStatus | Self::ListWorkspaces | Self::OpenApi => Method::GET,
             Self::UpdateSync | Self::SetTable => Method::PUT,
             Self::DeleteSync => Method::DELETE,
         }
@@ -71,6 +74,7 @@ impl Endpoint {
             Self::SetTable => "/v1/workspaces/{id}/sync/tables/{table}",
             Self::DisableSync => "/v1/workspaces/{id}/sync/disable",
             Self::EnableSync => "/v1/workspaces/{id}/sync/enable",
+            Self::SyncStatus => "/v1/workspaces/{id}/status",
             Self::ListWorkspaces => "/v1/workspaces",
             Self::OpenApi => "/openapi.json",
         }
@@ -95,6 +99,7 @@ impl Endpoint {
             Self::SetTable => put(handlers::set_table::<S>),
             Self::DisableSync => post(handlers::disable::<S>),
             Self::EnableSync => post(handlers::enable::<S>),
+            Self::SyncStatus => get(handlers::status::<S>),
             Self::ListWorkspaces => get(handlers::list::<S>),
             Self::OpenApi => get(handlers::openapi),
         }

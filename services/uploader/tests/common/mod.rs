@@ -14,6 +14,7 @@ use dwsync_handoff::{FileKind, FileMeta, SourceRange, split};
 use dwsync_proto::Message as _;
 use dwsync_telemetry::{ServiceError, testing};
 use dwsync_tests::{create_topic, kafka_bootstrap, kafka_config, s3_access_key, s3_endpoint, s3_secret_key};
+use dwsync_uploader::config::{LotConfig, SyncConfigSource};
 use dwsync_uploader::{Config, Destination, HandoffConfig, UploadConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -38,6 +39,15 @@ pub fn config(topic: &str, group: &str, destinations: Vec<Destination>) -> Confi
             part_bytes: 5 * MIB as u64,
             retry_initial_ms: 50,
             retry_max_ms: 400,
+            attempts: 3,
+        },
+        // These tests use static destinations; the control topic is tested in tests/.
+        sync_config: SyncConfigSource { follow: false, ..SyncConfigSource::default() },
+        lot: LotConfig {
+            topic: format!("{topic}.lot"),
+            retry_initial_ms: 200,
+            retry_max_ms: 1_000,
+            ..LotConfig::default()
         },
         destinations,
         ..Config::default()

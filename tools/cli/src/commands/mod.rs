@@ -1,8 +1,9 @@
-//! The subcommands, one module each. A control-API command (list/show/status/pause/resume)
-//! gets its own module and variant here.
+//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka) and `sync` (the
+//! control service's REST API).
 
 pub mod dead_letters;
 pub mod objects;
+pub mod sync;
 
 use std::io::Write;
 
@@ -15,16 +16,20 @@ pub enum Command {
     Objects(objects::ObjectsArgs),
     /// Work with the dead-letter topic (records that could not be decoded).
     DeadLetters(dead_letters::DeadLettersArgs),
+    /// Read and change workspaces' sync configuration through the control API.
+    Sync(sync::SyncArgs),
 }
 
 impl Command {
-    /// What the command talks to, for error messages (never a secret).
+    /// What the command talks to or does, for error messages (never a secret).
     pub fn target(&self) -> String {
         match self {
             Self::Objects(args) => format!("S3 endpoint {}", args.s3.endpoint_label()),
             Self::DeadLetters(args) => match &args.action {
                 dead_letters::DeadLettersAction::Replay(r) => format!("Kafka {} topic {}", r.bootstrap, r.topic),
             },
+            // The errors of the API client name the URL themselves.
+            Self::Sync(args) => format!("sync {}", args.action.name()),
         }
     }
 
@@ -33,6 +38,7 @@ impl Command {
         match self {
             Self::Objects(args) => objects::run(&args, out).await,
             Self::DeadLetters(args) => dead_letters::run(&args, out).await,
+            Self::Sync(args) => sync::run(&args, out).await,
         }
     }
 }

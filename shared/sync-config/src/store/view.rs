@@ -7,26 +7,31 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::StoreError;
-use super::codec;
-use crate::model::{SyncConfig, WorkspaceId};
+use super::{StoreError, TopicValue, codec};
+use crate::model::WorkspaceId;
 
-#[derive(Debug, Default)]
-struct State {
-    configs: BTreeMap<WorkspaceId, SyncConfig>,
+#[derive(Debug)]
+struct State<T> {
+    configs: BTreeMap<WorkspaceId, T>,
     /// Per partition, the offset after the last record applied.
     positions: HashMap<i32, i64>,
 }
 
-/// Every workspace's latest configuration as read so far, and how far it has read.
+impl<T> Default for State<T> {
+    fn default() -> Self {
+        Self { configs: BTreeMap::new(), positions: HashMap::new() }
+    }
+}
+
+/// Every workspace's latest value (configuration or status) as read so far, and how far it has read.
 #[derive(Debug)]
-pub(super) struct View {
-    state: RwLock<State>,
+pub(super) struct View<T> {
+    state: RwLock<State<T>>,
     applied: watch::Sender<u64>,
     stopped: AtomicBool,
 }
 
-impl View {
+impl<T: TopicValue> View<T> {
     /// An empty view at the start of every partition.
     pub(super) fn new() -> Self {
         Self { state: RwLock::default(), applied: watch::Sender::new(0), stopped: AtomicBool::new(false) }
@@ -39,8 +44,8 @@ impl View {
         let change = key.ok_or(codec::DecodeError::Key).and_then(codec::decode_key).and_then(|id| match value {
             None => Ok((id, None)),
             Some(bytes) => {
-                let cfg = codec::decode(bytes)?;
-                if cfg.workspace_id == id {
+                let cfg = T::decode(bytes)?;
+                if cfg.workspace_id() == id {
                     Ok((id, Some(cfg)))
                 } else {
                     Err(codec::DecodeError::Invalid("workspace_id differs from the key"))
@@ -72,12 +77,12 @@ impl View {
     }
 
     /// The configuration of `id`.
-    pub(super) fn get(&self, id: WorkspaceId) -> Option<SyncConfig> {
+    pub(super) fn get(&self, id: WorkspaceId) -> Option<T> {
         self.state.read().unwrap_or_else(PoisonError::into_inner).configs.get(&id).cloned()
     }
 
     /// Every configuration.
-    pub(super) fn list(&self) -> Vec<SyncConfig> {
+    pub(super) fn list(&self) -> Vec<T> {
         self.state.read().unwrap_or_else(PoisonError::into_inner).configs.values().cloned().collect()
     }
 
@@ -113,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn waits_for_the_offset_then_sees_the_tombstone() {
-        let view = std::sync::Arc::new(View::new());
+        let view = std::sync::Arc::new(View::<crate::model::SyncConfig>::new());
         let short = Duration::from_millis(50);
         assert!(view.wait_for(&[(0, 0)], short).await.is_ok(), "empty partition");
         assert!(matches!(view.wait_for(&[(0, 1)], short).await, Err(StoreError::Timeout(_))));

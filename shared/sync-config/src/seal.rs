@@ -1,7 +1,7 @@
 //! Secrets sealed at rest: ChaCha20-Poly1305 with a key from the environment.
 //!
-//! `DWSYNC_CONTROL_SEAL_KEY` holds the current key (32 bytes, base64 or hex); new secrets are
-//! sealed with it. `DWSYNC_CONTROL_SEAL_OLD_KEYS` (comma-separated, same format) holds retired
+//! `DWSYNC_SEAL_KEY` holds the current key (32 bytes, base64 or hex); new secrets are
+//! sealed with it. `DWSYNC_SEAL_OLD_KEYS` (comma-separated, same format) holds retired
 //! keys that still open what they sealed. A key's id is the first 8 bytes of its SHA-256, in
 //! hex, so ids need no configuration and never reveal the key.
 
@@ -16,9 +16,9 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
 /// The variable holding the current sealing key.
-pub const KEY_ENV: &str = "DWSYNC_CONTROL_SEAL_KEY";
+pub const KEY_ENV: &str = "DWSYNC_SEAL_KEY";
 /// The variable holding retired keys, comma-separated.
-pub const OLD_KEYS_ENV: &str = "DWSYNC_CONTROL_SEAL_OLD_KEYS";
+pub const OLD_KEYS_ENV: &str = "DWSYNC_SEAL_OLD_KEYS";
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;

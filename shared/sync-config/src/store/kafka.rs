@@ -21,45 +21,62 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::view::View;
-use super::{ConfigStore, StoreError, codec};
-use crate::config::StoreConfig;
+use super::{ConfigStore, StoreConfig, StoreError, TopicValue, codec};
 use crate::model::{SyncConfig, WorkspaceId};
 
 /// Pause after a failed read of the topic before trying again.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// The configuration store on Kafka. Cheap to clone; run [`Follower::run`] alongside it.
-#[derive(Clone)]
-pub struct KafkaStore {
+/// Values keyed by workspace on a compacted topic (the configurations by default). Cheap to
+/// clone; run [`Follower::run`] alongside it.
+pub struct KafkaStore<T = SyncConfig> {
     producer: FutureProducer,
-    view: Arc<View>,
+    view: Arc<View<T>>,
     topic: String,
     partitions: Arc<[i32]>,
     timeout: Duration,
 }
 
-/// Reads the topic into the view until shutdown; the store's reads wait on it.
-pub struct Follower {
-    consumer: Arc<StreamConsumer>,
-    view: Arc<View>,
+impl<T> std::fmt::Debug for KafkaStore<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStore").field("topic", &self.topic).finish_non_exhaustive()
+    }
 }
 
-impl KafkaStore {
+impl<T> Clone for KafkaStore<T> {
+    fn clone(&self) -> Self {
+        Self {
+            producer: self.producer.clone(),
+            view: Arc::clone(&self.view),
+            topic: self.topic.clone(),
+            partitions: Arc::clone(&self.partitions),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Reads the topic into the view until shutdown; the store's reads wait on it.
+pub struct Follower<T = SyncConfig> {
+    consumer: Arc<StreamConsumer>,
+    view: Arc<View<T>>,
+}
+
+impl<T: TopicValue> KafkaStore<T> {
     /// Creates the topic if missing (`cleanup.policy=compact`), connects, and starts reading it
     /// from the beginning; run the returned [`Follower`].
-    pub async fn connect(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(Self, Follower), StoreError> {
+    pub async fn connect(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(Self, Follower<T>), StoreError> {
         ensure_topic(kafka, cfg).await?;
         let timeout = cfg.timeout();
         let producer: FutureProducer = kafka
-            .client_config("control-producer")
+            .client_config("store-producer")
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .create()?;
         let consumer: StreamConsumer = kafka
-            .client_config("control-view")
+            .client_config("store-view")
             // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
-            .set("group.id", "dwsync-control-view")
+            .set("group.id", "dwsync-topic-view")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .create()?;
@@ -70,7 +87,7 @@ impl KafkaStore {
             assignment.add_partition_offset(&cfg.topic, *p, Offset::Beginning)?;
         }
         consumer.assign(&assignment)?;
-        tracing::info!(topic = %cfg.topic, partitions = partitions.len(), "Following the configuration topic.");
+        tracing::info!(topic = %cfg.topic, partitions = partitions.len(), "Following a compacted topic.");
         let view = Arc::new(View::new());
         let follower = Follower { consumer: consumer.clone(), view: view.clone() };
         Ok((Self { producer, view, topic: cfg.topic.clone(), partitions, timeout }, follower))
@@ -95,6 +112,27 @@ impl KafkaStore {
         self.view.wait_for(&targets, self.timeout).await
     }
 
+    /// The value of `id` as read so far, without waiting to catch up (for hot paths).
+    pub fn cached(&self, id: WorkspaceId) -> Option<T> {
+        self.view.get(id)
+    }
+
+    /// Every value as read so far, without waiting to catch up.
+    pub fn cached_all(&self) -> Vec<T> {
+        self.view.list()
+    }
+
+    /// The value of `id`, after catching up with every write finished before the call.
+    pub async fn read(&self, id: WorkspaceId) -> Result<Option<T>, StoreError> {
+        self.catch_up().await?;
+        Ok(self.view.get(id))
+    }
+
+    /// Stores `value` (keyed by its workspace id), returning once this process's view has it.
+    pub async fn write(&self, value: &T) -> Result<(), StoreError> {
+        self.produce(value.workspace_id(), Some(value.encode())).await
+    }
+
     async fn produce(&self, id: WorkspaceId, value: Option<Vec<u8>>) -> Result<(), StoreError> {
         let key = codec::key(id);
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(&key);
@@ -107,10 +145,9 @@ impl KafkaStore {
     }
 }
 
-impl ConfigStore for KafkaStore {
+impl ConfigStore for KafkaStore<SyncConfig> {
     async fn get(&self, id: WorkspaceId) -> Result<Option<SyncConfig>, StoreError> {
-        self.catch_up().await?;
-        Ok(self.view.get(id))
+        self.read(id).await
     }
 
     async fn list(&self) -> Result<Vec<SyncConfig>, StoreError> {
@@ -119,8 +156,7 @@ impl ConfigStore for KafkaStore {
     }
 
     async fn put(&self, cfg: SyncConfig) -> Result<(), StoreError> {
-        let value = codec::encode(&cfg);
-        self.produce(cfg.workspace_id, Some(value)).await
+        self.write(&cfg).await
     }
 
     async fn delete(&self, id: WorkspaceId) -> Result<(), StoreError> {
@@ -128,7 +164,7 @@ impl ConfigStore for KafkaStore {
     }
 }
 
-impl Follower {
+impl<T: TopicValue> Follower<T> {
     /// Applies every record of the topic to the view until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
         loop {
@@ -137,7 +173,7 @@ impl Follower {
                 received = self.consumer.recv() => match received {
                     Ok(m) => self.view.apply(m.partition(), m.offset(), m.key(), m.payload()),
                     Err(err) => {
-                        tracing::warn!(error = %err, "Reading the configuration topic failed; retrying.");
+                        tracing::warn!(error = %err, "Reading a compacted topic failed; retrying.");
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 },
@@ -150,13 +186,13 @@ impl Follower {
 
 /// Creates the compacted topic unless it exists.
 async fn ensure_topic(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(), StoreError> {
-    let admin: AdminClient<DefaultClientContext> = kafka.client_config("control-admin").create()?;
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config("store-admin").create()?;
     let topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
         .set("cleanup.policy", "compact");
     let opts = AdminOptions::new().operation_timeout(Some(cfg.timeout())).request_timeout(Some(cfg.timeout()));
     for result in admin.create_topics([&topic], &opts).await? {
         match result {
-            Ok(name) => tracing::info!(topic = %name, "Created the compacted configuration topic."),
+            Ok(name) => tracing::info!(topic = %name, "Created a compacted topic."),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => return Err(KafkaError::AdminOp(code).into()),
         }

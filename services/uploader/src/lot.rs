@@ -1,0 +1,502 @@
+//! The parking lot: files that cannot be written now (their table is turned off, or their
+//! destination fails) are copied to the lot topic, so the handoff moves on and other workspaces
+//! are not held up; they are written later, oldest first, before newer files of their table.
+//!
+//! The lot topic has as many partitions as the handoff topic, and a file of handoff partition
+//! `p` is parked on lot partition `p`, so whoever owns a handoff partition owns its lot. A parked
+//! file is the file's chunks again, each with a [`SEQ_HEADER`] holding the file's sequence number
+//! (the handoff offset that names its object); once written, a marker record with a
+//! [`DELIVERED_HEADER`] says so. On assignment the uploader reads the lot partition from the
+//! start to rebuild its index, which holds positions only: a file's bytes are read back when it
+//! is delivered. Parking twice (a crash between parking and the handoff commit) or delivering
+//! twice is harmless: the object key is the same and the write is conditional. The topic's
+//! retention (7 days by default) bounds how long a file is kept.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dwsync_config::KafkaConfig;
+use dwsync_contract::Table;
+use dwsync_handoff::{CompleteFile, FileChunk, Reassembler, split};
+use dwsync_proto::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::LotConfig;
+
+/// Header of a parked chunk: the file's sequence number, in decimal.
+pub const SEQ_HEADER: &str = "dwsync-lot-seq";
+/// Header of a marker record: the sequence number of the file that was written, in decimal.
+pub const DELIVERED_HEADER: &str = "dwsync-lot-delivered";
+
+/// Data bytes per parked chunk (under Kafka's default 1 MiB message limit).
+const CHUNK_BYTES: usize = 900 * 1024;
+
+/// Longest wait for the lot topic's records while reading it back.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the lot could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LotError {
+    /// Kafka refused or failed a request.
+    #[error("lot topic: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The lot topic's partitions do not match the handoff topic's.
+    #[error("the lot topic {topic} has {found} partitions, the handoff topic {expected}; they must match")]
+    Partitions {
+        /// The lot topic.
+        topic: String,
+        /// Its partitions.
+        found: usize,
+        /// The handoff topic's.
+        expected: usize,
+    },
+    /// Records did not arrive in time.
+    #[error("reading the lot topic timed out at partition {partition} offset {offset}")]
+    Timeout {
+        /// The partition.
+        partition: i32,
+        /// The offset waited for.
+        offset: i64,
+    },
+    /// A parked file could not be put together again.
+    #[error("parked file {seq} cannot be read back: {reason}")]
+    Broken {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A blocking task died.
+    #[error("a lot task stopped")]
+    Stopped,
+}
+
+/// A parked file: where its chunks are and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The file's sequence number (its object key's).
+    pub seq: u64,
+    /// The file's id.
+    pub file_id: String,
+    /// When its window closed, ms since the Unix epoch.
+    pub window_closed_at_ms: i64,
+    /// Offset of its first chunk in the lot partition.
+    first: i64,
+    /// Offset of its last chunk.
+    last: i64,
+}
+
+/// Which files wait together, in sequence order: one workspace's files of one table.
+pub type QueueKey = (i64, Table);
+
+/// The files waiting in one lot partition.
+#[derive(Debug, Default)]
+struct PartitionLot {
+    queues: BTreeMap<QueueKey, VecDeque<Entry>>,
+}
+
+/// The lot of the handoff partitions this uploader owns.
+pub struct Lot {
+    kafka: KafkaConfig,
+    cfg: LotConfig,
+    handoff_topic: String,
+    producer: FutureProducer,
+    reader: Arc<BaseConsumer>,
+    partitions: HashMap<i32, PartitionLot>,
+    topic_ready: bool,
+}
+
+impl std::fmt::Debug for Lot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lot").field("topic", &self.cfg.topic).field("partitions", &self.partitions).finish()
+    }
+}
+
+impl Lot {
+    /// A lot on `cfg.topic` for the partitions of `handoff_topic` (no network access yet).
+    pub fn new(kafka: &KafkaConfig, cfg: &LotConfig, handoff_topic: &str) -> Result<Self, LotError> {
+        let producer: FutureProducer = kafka
+            .client_config("uploader-lot")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        let reader: BaseConsumer = kafka
+            .client_config("uploader-lot-reader")
+            // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
+            .set("group.id", "dwsync-uploader-lot-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()?;
+        Ok(Self {
+            kafka: kafka.clone(),
+            cfg: cfg.clone(),
+            handoff_topic: handoff_topic.to_owned(),
+            producer,
+            reader: Arc::new(reader),
+            partitions: HashMap::new(),
+            topic_ready: false,
+        })
+    }
+
+    /// Reads lot partition `partition` into the index (call when the handoff partition is
+    /// assigned, before any of its files is handled).
+    pub async fn load(&mut self, partition: i32) -> Result<(), LotError> {
+        self.ensure_topic().await?;
+        let (reader, topic) = (Arc::clone(&self.reader), self.cfg.topic.clone());
+        let records = tokio::task::spawn_blocking(move || read_all(&reader, &topic, partition))
+            .await
+            .map_err(|_| LotError::Stopped)??;
+        let lot = index(records);
+        let waiting: usize = lot.queues.values().map(VecDeque::len).sum();
+        if waiting > 0 {
+            tracing::info!(partition, waiting, "Parked files found in the lot.");
+        }
+        let _ = self.partitions.insert(partition, lot);
+        Ok(())
+    }
+
+    /// Forgets a partition that was revoked.
+    pub fn forget(&mut self, partition: i32) {
+        let _ = self.partitions.remove(&partition);
+    }
+
+    /// Whether files of `key` wait in `partition` (a newer file must then wait behind them).
+    pub fn is_waiting(&self, partition: i32, key: QueueKey) -> bool {
+        self.partitions.get(&partition).and_then(|p| p.queues.get(&key)).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Parks `file` (sequence number `seq`) of handoff `partition`; returns once Kafka has it.
+    pub async fn park(&mut self, partition: i32, file: &CompleteFile, seq: u64) -> Result<(), LotError> {
+        self.ensure_topic().await?;
+        let meta = &file.meta;
+        let chunks = split(meta, &file.bytes, CHUNK_BYTES);
+        let key = meta.workspace_id.to_string();
+        let seq_text = seq.to_string();
+        let mut pending = Vec::with_capacity(chunks.len());
+        for chunk in &chunks {
+            let payload = chunk.encode_to_vec();
+            let headers = OwnedHeaders::new().insert(Header { key: SEQ_HEADER, value: Some(seq_text.as_bytes()) });
+            let record = FutureRecord::to(&self.cfg.topic)
+                .partition(partition)
+                .key(key.as_bytes())
+                .payload(&payload)
+                .headers(headers);
+            let delivery = self.producer.send_result(record).map_err(|(error, _)| LotError::Kafka(error))?;
+            pending.push(delivery);
+        }
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for delivery in pending {
+            let delivered = delivery.await.map_err(|_| LotError::Stopped)?.map_err(|(error, _)| error)?;
+            first = first.min(delivered.offset);
+            last = last.max(delivered.offset);
+        }
+        let entry =
+            Entry { seq, file_id: meta.file_id.clone(), window_closed_at_ms: meta.window_closed_at_ms, first, last };
+        let queue =
+            self.partitions.entry(partition).or_default().queues.entry((meta.workspace_id, meta.table)).or_default();
+        if !queue.iter().any(|e| e.seq == seq) {
+            queue.push_back(entry);
+        }
+        Ok(())
+    }
+
+    /// The oldest waiting file of every queue: `(partition, queue, entry)`.
+    pub fn heads(&self) -> Vec<(i32, QueueKey, Entry)> {
+        let mut heads = Vec::new();
+        for (partition, lot) in &self.partitions {
+            for (key, queue) in &lot.queues {
+                if let Some(head) = queue.front() {
+                    heads.push((*partition, *key, head.clone()));
+                }
+            }
+        }
+        heads
+    }
+
+    /// Reads a parked file back.
+    pub async fn fetch(&self, partition: i32, entry: &Entry) -> Result<CompleteFile, LotError> {
+        let (reader, topic) = (Arc::clone(&self.reader), self.cfg.topic.clone());
+        let (first, last) = (entry.first, entry.last);
+        let records = tokio::task::spawn_blocking(move || read_range(&reader, &topic, partition, first, last))
+            .await
+            .map_err(|_| LotError::Stopped)??;
+        let broken = |reason: String| LotError::Broken { seq: entry.seq, reason };
+        let mut reassembler = Reassembler::new();
+        let mut expected = 0;
+        for record in records {
+            // Only this file's chunks, once each (a repeated parking repeats them).
+            let Some(chunk) = record
+                .chunk
+                .filter(|c| c.file_id == entry.file_id && record.seq == Some(entry.seq) && c.chunk_index == expected)
+            else {
+                continue;
+            };
+            expected += 1;
+            if let Some(mut file) = reassembler.push(record.offset, chunk).map_err(|e| broken(e.to_string()))? {
+                file.first_offset = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                return Ok(file);
+            }
+        }
+        Err(broken("its chunks are incomplete".into()))
+    }
+
+    /// Records that the head of `key` in `partition`, `seq`, was written (or dropped) and
+    /// removes it from the queue.
+    pub async fn done(&mut self, partition: i32, key: QueueKey, seq: u64) -> Result<(), LotError> {
+        let seq_text = seq.to_string();
+        let headers = OwnedHeaders::new().insert(Header { key: DELIVERED_HEADER, value: Some(seq_text.as_bytes()) });
+        let record_key = key.0.to_string();
+        let record = FutureRecord::<[u8], [u8]>::to(&self.cfg.topic)
+            .partition(partition)
+            .key(record_key.as_bytes())
+            .headers(headers);
+        let _ = self.producer.send(record, Timeout::Never).await.map_err(|(error, _)| error)?;
+        if let Some(queue) = self.partitions.get_mut(&partition).and_then(|p| p.queues.get_mut(&key)) {
+            queue.retain(|e| e.seq != seq);
+        }
+        Ok(())
+    }
+
+    /// Per workspace: files waiting, of those in `paused` queues, and the oldest window close.
+    pub fn summary(&self, mut paused: impl FnMut(QueueKey) -> bool) -> HashMap<i64, Waiting> {
+        let mut out: HashMap<i64, Waiting> = HashMap::new();
+        for lot in self.partitions.values() {
+            for (key, queue) in &lot.queues {
+                let Some(oldest) = queue.iter().map(|e| e.window_closed_at_ms).min() else { continue };
+                let w = out.entry(key.0).or_default();
+                w.files += queue.len() as u64;
+                if paused(*key) {
+                    w.paused += queue.len() as u64;
+                }
+                w.oldest_window_closed_at_ms = Some(w.oldest_window_closed_at_ms.map_or(oldest, |o| o.min(oldest)));
+            }
+        }
+        out
+    }
+
+    /// Creates the lot topic unless it exists, with the handoff topic's partition count, and
+    /// checks the counts match.
+    async fn ensure_topic(&mut self) -> Result<(), LotError> {
+        if self.topic_ready {
+            return Ok(());
+        }
+        let expected = self.partition_count(&self.handoff_topic.clone()).await?;
+        let admin: AdminClient<DefaultClientContext> = self.kafka.client_config("uploader-lot-admin").create()?;
+        let retention_ms = self.cfg.retention_hours.saturating_mul(3_600_000).to_string();
+        let partitions = i32::try_from(expected).unwrap_or(i32::MAX);
+        let topic = NewTopic::new(&self.cfg.topic, partitions, TopicReplication::Fixed(self.cfg.replication_factor))
+            .set("retention.ms", &retention_ms);
+        let opts = AdminOptions::new().operation_timeout(Some(READ_TIMEOUT));
+        for result in admin.create_topics([&topic], &opts).await? {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, partitions, retention_ms, "Created the lot topic."),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(KafkaError::AdminOp(code).into()),
+            }
+        }
+        let found = self.partition_count(&self.cfg.topic.clone()).await?;
+        if found != expected {
+            return Err(LotError::Partitions { topic: self.cfg.topic.clone(), found, expected });
+        }
+        self.topic_ready = true;
+        Ok(())
+    }
+
+    /// How many partitions `topic` has (waiting for its metadata after creation).
+    async fn partition_count(&self, topic: &str) -> Result<usize, LotError> {
+        let reader = Arc::clone(&self.reader);
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            for _ in 0..100 {
+                let md = reader.fetch_metadata(Some(&topic), READ_TIMEOUT)?;
+                let count = md.topics().iter().map(|t| t.partitions().len()).sum::<usize>();
+                if count > 0 {
+                    return Ok(count);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(LotError::Kafka(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition)))
+        })
+        .await
+        .map_err(|_| LotError::Stopped)?
+    }
+}
+
+/// What waits for one workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Files waiting.
+    pub files: u64,
+    /// Of those, files of tables turned off.
+    pub paused: u64,
+    /// When the oldest waiting file's window closed.
+    pub oldest_window_closed_at_ms: Option<i64>,
+}
+
+/// One record of the lot topic.
+struct LotRecord {
+    offset: i64,
+    seq: Option<u64>,
+    delivered: Option<u64>,
+    chunk: Option<FileChunk>,
+}
+
+/// Reads every record of `partition` present now.
+fn read_all(reader: &BaseConsumer, topic: &str, partition: i32) -> Result<Vec<LotRecord>, LotError> {
+    let (low, high) = reader.fetch_watermarks(topic, partition, READ_TIMEOUT)?;
+    if high <= low {
+        return Ok(Vec::new());
+    }
+    read_range(reader, topic, partition, low, high - 1)
+}
+
+/// Reads the records of `partition` from `first` to `last`, both included.
+fn read_range(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    first: i64,
+    last: i64,
+) -> Result<Vec<LotRecord>, LotError> {
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(first))?;
+    reader.assign(&assignment)?;
+    let mut records = Vec::new();
+    let mut next = first;
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while next <= last {
+        if std::time::Instant::now() > deadline {
+            return Err(LotError::Timeout { partition, offset: next });
+        }
+        let Some(message) = reader.poll(Duration::from_millis(200)) else { continue };
+        let message = message?;
+        if message.partition() != partition || message.offset() < next {
+            continue;
+        }
+        next = message.offset() + 1;
+        let header = |name: &str| {
+            message.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == name)
+                    .and_then(|x| x.value)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            })
+        };
+        let (seq, delivered) = (header(SEQ_HEADER), header(DELIVERED_HEADER));
+        let chunk = seq.and(message.payload()).and_then(|p| FileChunk::decode(p).ok());
+        records.push(LotRecord { offset: message.offset(), seq, delivered, chunk });
+        if message.offset() >= last {
+            break;
+        }
+    }
+    let _ = reader.unassign();
+    Ok(records)
+}
+
+/// What the index saw of one parked file.
+struct Seen {
+    key: QueueKey,
+    window_closed_at_ms: i64,
+    first: i64,
+    last: i64,
+    got: u32,
+    count: u32,
+}
+
+/// The waiting files of a lot partition's records: complete parked files not marked delivered.
+fn index(records: Vec<LotRecord>) -> PartitionLot {
+    let delivered: HashSet<u64> = records.iter().filter_map(|r| r.delivered).collect();
+    let mut files: BTreeMap<(u64, String), Seen> = BTreeMap::new();
+    for record in records {
+        let (Some(seq), Some(chunk)) = (record.seq, record.chunk) else { continue };
+        if delivered.contains(&seq) {
+            continue;
+        }
+        let Ok(table) = chunk.table.parse::<Table>() else { continue };
+        let file = files.entry((seq, chunk.file_id.clone())).or_insert(Seen {
+            key: (chunk.workspace_id, table),
+            window_closed_at_ms: chunk.window_closed_at_ms,
+            first: record.offset,
+            last: record.offset,
+            got: 0,
+            count: chunk.chunk_count,
+        });
+        if chunk.chunk_index == file.got {
+            file.got += 1;
+            file.last = record.offset;
+        }
+    }
+    let mut lot = PartitionLot::default();
+    let mut seen = HashSet::new();
+    for ((seq, file_id), file) in files {
+        // A file whose first chunks expired is gone; a second parking of one file is a repeat.
+        if file.got != file.count || !seen.insert(seq) {
+            continue;
+        }
+        let entry =
+            Entry { seq, file_id, window_closed_at_ms: file.window_closed_at_ms, first: file.first, last: file.last };
+        lot.queues.entry(file.key).or_default().push_back(entry);
+    }
+    lot
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_handoff::{FileKind, FileMeta};
+
+    use super::*;
+
+    fn chunks(id: &str, ws: i64, table: Table, len: usize, piece: usize) -> Vec<FileChunk> {
+        let meta = FileMeta {
+            file_id: id.into(),
+            workspace_id: ws,
+            table,
+            kind: FileKind::Unspecified,
+            row_count: 1,
+            sources: Vec::new(),
+            window_opened_at_ms: 0,
+            window_closed_at_ms: 10,
+            close_reason: "time".into(),
+        };
+        split(&meta, &vec![1u8; len], piece)
+    }
+
+    fn parked(offset: i64, seq: u64, chunk: FileChunk) -> LotRecord {
+        LotRecord { offset, seq: Some(seq), delivered: None, chunk: Some(chunk) }
+    }
+
+    #[test]
+    fn the_index_keeps_complete_undelivered_files_in_sequence_order() {
+        let a = chunks("a", 1, Table::Metrics, 20, 10);
+        let b = chunks("b", 1, Table::Metrics, 5, 10);
+        let c = chunks("c", 2, Table::People, 5, 10);
+        let d = chunks("d", 1, Table::Metrics, 20, 10);
+        let records = vec![
+            parked(0, 50, b[0].clone()),
+            parked(1, 40, a[0].clone()),
+            parked(2, 40, a[1].clone()),
+            parked(3, 60, c[0].clone()),
+            // d lost its first chunk to retention: gone.
+            parked(4, 70, d[1].clone()),
+            // a parked again after a crash: one entry only.
+            parked(5, 40, a[0].clone()),
+            parked(6, 40, a[1].clone()),
+            LotRecord { offset: 7, seq: None, delivered: Some(60), chunk: None },
+        ];
+        let lot = index(records);
+        let metrics: Vec<(u64, i64, i64)> =
+            lot.queues[&(1, Table::Metrics)].iter().map(|e| (e.seq, e.first, e.last)).collect();
+        assert_eq!(metrics, vec![(40, 1, 2), (50, 0, 0)], "sequence order, first complete parking");
+        assert!(!lot.queues.contains_key(&(2, Table::People)), "delivered");
+        assert_eq!(lot.queues.len(), 1);
+    }
+}

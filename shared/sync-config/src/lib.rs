@@ -1,0 +1,16 @@
+//! Each workspace's sync configuration, shared by the service that writes it (control) and the
+//! services that follow it (the uploader).
+//!
+//! [`model`] is the domain (destination, tables, disabled), [`seal`] keeps secret keys encrypted
+//! at rest, and [`store`] keeps the configurations on a compacted Kafka topic keyed by workspace
+//! id, read into memory by every process that follows it.
+
+pub mod model;
+pub mod seal;
+pub mod status;
+pub mod store;
+
+pub use model::{Destination, SyncConfig, TableState, WorkspaceId};
+pub use seal::{Sealed, Sealer};
+pub use status::{LastError, SyncStatus};
+pub use store::{ConfigStore, KafkaStore, StoreConfig, StoreError, TopicValue};

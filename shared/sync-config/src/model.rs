@@ -1,0 +1,201 @@
+//! The domain: a workspace's sync configuration as control stores it and the services follow it, secret sealed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use dwsync_contract::Table;
+
+use crate::seal::Sealed;
+
+/// The only schema version dwsync writes and accepts.
+pub const SCHEMA_VERSION: u32 = dwsync_contract::SCHEMA_VERSION;
+
+/// A workspace id: a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkspaceId(i64);
+
+impl WorkspaceId {
+    /// The largest id.
+    pub const MAX: Self = Self(i64::MAX);
+
+    /// The id, if `id` is positive.
+    pub fn new(id: i64) -> Option<Self> {
+        (id > 0).then_some(Self(id))
+    }
+
+    /// The id as a number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for WorkspaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A workspace id that is not a positive integer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("workspace id {0:?} is not a positive integer")]
+pub struct BadWorkspaceId(pub String);
+
+impl FromStr for WorkspaceId {
+    type Err = BadWorkspaceId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<i64>().ok().and_then(Self::new).ok_or_else(|| BadWorkspaceId(s.to_owned()))
+    }
+}
+
+/// Where a workspace's files go: an S3 or S3-compatible bucket, with its sealed secret key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing slash (may be empty).
+    pub prefix: String,
+    /// The bucket's region.
+    pub region: String,
+    /// Endpoint URL of an S3-compatible store; `None` for AWS S3.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (MinIO and most S3-compatible stores).
+    pub force_path_style: bool,
+    /// Whether the store honours `If-None-Match: *`.
+    pub conditional_writes: bool,
+    /// The access key id (not a secret; shown by the API).
+    pub access_key_id: String,
+    /// The secret access key, sealed.
+    pub secret_access_key: Sealed,
+}
+
+/// Whether one table is exported, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableState {
+    /// Exported or not.
+    pub enabled: bool,
+    /// When `enabled` last changed (or the sync was created), ms since the Unix epoch.
+    pub changed_at_ms: i64,
+}
+
+/// One workspace's sync configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Whose sync it is.
+    pub workspace_id: WorkspaceId,
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Where the files go.
+    pub destination: Destination,
+    /// Every table's state; tables missing here are treated as enabled.
+    pub tables: BTreeMap<Table, TableState>,
+    /// The whole sync is disabled: nothing written, nothing kept.
+    pub disabled: bool,
+    /// Last change, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// Incremented on every change.
+    pub revision: u64,
+}
+
+/// Re-enabling the people table after its files are gone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("People file off for more than {days} days cannot be re-enabled")]
+pub struct ReenableRefused {
+    /// The retention, in days.
+    pub days: u64,
+}
+
+impl SyncConfig {
+    /// Whether `table` is exported (a table without a state is).
+    pub fn is_enabled(&self, table: Table) -> bool {
+        self.tables.get(&table).is_none_or(|s| s.enabled)
+    }
+
+    /// Turns `table` on or off at `now_ms`; returns whether anything changed.
+    ///
+    /// The people table cannot be turned on again after being off longer than `retention`
+    /// (its kept files are gone), as the spec says.
+    pub fn set_table(
+        &mut self,
+        table: Table,
+        enabled: bool,
+        now_ms: i64,
+        retention: Duration,
+    ) -> Result<bool, ReenableRefused> {
+        let state = self.tables.entry(table).or_insert(TableState { enabled: true, changed_at_ms: now_ms });
+        if state.enabled == enabled {
+            return Ok(false);
+        }
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        if enabled && table == Table::People && now_ms.saturating_sub(state.changed_at_ms) > retention_ms {
+            return Err(ReenableRefused { days: retention.as_secs() / 86_400 });
+        }
+        *state = TableState { enabled, changed_at_ms: now_ms };
+        Ok(true)
+    }
+
+    /// Marks a change at `now_ms`: bumps the revision and the update time.
+    pub fn touch(&mut self, now_ms: i64) {
+        self.revision += 1;
+        self.updated_at_ms = now_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const DAY_MS: i64 = 86_400_000;
+
+    fn config() -> SyncConfig {
+        SyncConfig {
+            workspace_id: WorkspaceId(42),
+            schema_version: SCHEMA_VERSION,
+            destination: Destination {
+                bucket: "b".into(),
+                prefix: String::new(),
+                region: "us-east-1".into(),
+                endpoint: None,
+                force_path_style: false,
+                conditional_writes: true,
+                access_key_id: "AK".into(),
+                secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+            },
+            tables: BTreeMap::new(),
+            disabled: false,
+            updated_at_ms: 0,
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn workspace_ids_are_positive_integers() {
+        assert_eq!("42".parse::<WorkspaceId>().map(WorkspaceId::get), Ok(42));
+        assert!("0".parse::<WorkspaceId>().is_err());
+        assert!("-1".parse::<WorkspaceId>().is_err());
+        assert!("x".parse::<WorkspaceId>().is_err());
+    }
+
+    #[test]
+    fn people_cannot_come_back_after_the_retention() {
+        let mut cfg = config();
+        assert!(cfg.is_enabled(Table::People));
+        assert_eq!(cfg.set_table(Table::People, false, 0, 7 * DAY), Ok(true));
+        assert_eq!(cfg.set_table(Table::People, false, DAY_MS, 7 * DAY), Ok(false), "no change");
+        let err = cfg.set_table(Table::People, true, 8 * DAY_MS, 7 * DAY).expect_err("too late");
+        assert_eq!(err.to_string(), "People file off for more than 7 days cannot be re-enabled");
+        assert!(!cfg.is_enabled(Table::People), "still off");
+        assert_eq!(cfg.set_table(Table::People, true, 7 * DAY_MS, 7 * DAY), Ok(true), "exactly 7 days is fine");
+    }
+
+    #[test]
+    fn other_tables_come_back_whenever() {
+        let mut cfg = config();
+        assert_eq!(cfg.set_table(Table::Metrics, false, 0, 7 * DAY), Ok(true));
+        assert_eq!(cfg.set_table(Table::Metrics, true, 30 * DAY_MS, 7 * DAY), Ok(true));
+        assert_eq!(cfg.tables[&Table::Metrics], TableState { enabled: true, changed_at_ms: 30 * DAY_MS });
+    }
+}

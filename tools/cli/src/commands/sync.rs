@@ -1,0 +1,432 @@
+//! `dwsync sync`: reads and changes workspaces' sync configuration through the control service's
+//! REST API (`docs/CONTROL.md`): `list`, `show`, `status`, `pause` / `resume` a table, `disable` /
+//! `enable` the whole sync. `--json` prints the API's answer instead of the readable report.
+
+use std::fmt;
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat};
+use reqwest::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::api_client::{ApiArgs, ApiClient};
+
+/// Width of the key column of the `key: value` reports.
+const KEY_WIDTH: usize = 20;
+
+/// Tables named in the `TABLES OFF` column of `list`; more are counted.
+const TABLES_NAMED: usize = 3;
+
+/// Arguments of `dwsync sync`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// The control API and its token.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the API's JSON answer instead of the readable report.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SyncAction,
+}
+
+/// `dwsync sync` actions.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SyncAction {
+    /// List every workspace's sync (needs the admin token).
+    List,
+    /// Show one workspace's sync: destination and every table on or off (never the secret).
+    Show {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+    },
+    /// Show how one workspace's sync is doing: state, last sync, files waiting, lag, last error.
+    Status {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+    },
+    /// Stop exporting one table (its files are kept and sent when it is resumed).
+    Pause {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+        /// The table, e.g. `people` or `metrics`.
+        table: String,
+    },
+    /// Export one table again.
+    Resume {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+        /// The table, e.g. `people` or `metrics`.
+        table: String,
+    },
+    /// Disable the whole sync: nothing is written or kept until it is enabled.
+    Disable {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+    },
+    /// Enable the whole sync again (it starts from the next window).
+    Enable {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+    },
+}
+
+impl SyncAction {
+    /// The action's name, e.g. `pause`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::List => "list",
+            Self::Show { .. } => "show",
+            Self::Status { .. } => "status",
+            Self::Pause { .. } => "pause",
+            Self::Resume { .. } => "resume",
+            Self::Disable { .. } => "disable",
+            Self::Enable { .. } => "enable",
+        }
+    }
+
+    /// The request: method, path segments, JSON body.
+    fn request(&self) -> (Method, Vec<String>, Option<Value>) {
+        let sync = |id: &i64| vec!["v1".to_owned(), "workspaces".to_owned(), id.to_string(), "sync".to_owned()];
+        let with = |mut path: Vec<String>, more: &[&str]| {
+            path.extend(more.iter().map(|s| (*s).to_owned()));
+            path
+        };
+        match self {
+            Self::List => (Method::GET, vec!["v1".to_owned(), "workspaces".to_owned()], None),
+            Self::Show { workspace } => (Method::GET, sync(workspace), None),
+            Self::Status { workspace } => (
+                Method::GET,
+                vec!["v1".to_owned(), "workspaces".to_owned(), workspace.to_string(), "status".to_owned()],
+                None,
+            ),
+            Self::Pause { workspace, table } => {
+                (Method::PUT, with(sync(workspace), &["tables", table]), Some(json!({ "enabled": false })))
+            }
+            Self::Resume { workspace, table } => {
+                (Method::PUT, with(sync(workspace), &["tables", table]), Some(json!({ "enabled": true })))
+            }
+            Self::Disable { workspace } => (Method::POST, with(sync(workspace), &["disable"]), None),
+            Self::Enable { workspace } => (Method::POST, with(sync(workspace), &["enable"]), None),
+        }
+    }
+}
+
+/// A sync as the API shows it; the secret key is never part of it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SyncView {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// The export schema version (5).
+    pub schema_version: u32,
+    /// The whole sync is disabled.
+    pub disabled: bool,
+    /// Incremented on every change.
+    pub revision: u64,
+    /// Last change, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// Where the files go.
+    pub destination: DestinationView,
+    /// Every table with its state.
+    pub tables: Vec<TableView>,
+}
+
+/// A destination as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DestinationView {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix.
+    pub prefix: String,
+    /// The region.
+    pub region: String,
+    /// The endpoint URL; `None` is AWS S3.
+    pub endpoint: Option<String>,
+    /// Path-style addressing.
+    pub force_path_style: bool,
+    /// Whether the store honours `If-None-Match: *`.
+    pub conditional_writes: bool,
+    /// The access key id.
+    pub access_key_id: String,
+    /// Whether a secret key is stored (its value is never shown).
+    pub secret_access_key_set: bool,
+}
+
+/// One table's state.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TableView {
+    /// The table name.
+    pub table: String,
+    /// Exported or not.
+    pub enabled: bool,
+    /// When `enabled` last changed, ms since the Unix epoch.
+    #[serde(default)]
+    pub changed_at_ms: Option<i64>,
+}
+
+/// The answer of `GET /v1/workspaces`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WorkspaceList {
+    /// Every configured sync.
+    pub workspaces: Vec<SyncView>,
+}
+
+/// The answer of `GET /v1/workspaces/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SyncStatus {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// `ok`, `failing`, `paused`, `disabled` or `unknown`.
+    pub state: String,
+    /// When the last sync finished (RFC 3339), if ever.
+    #[serde(default)]
+    pub last_sync_at: Option<String>,
+    /// The object keys written by the last sync.
+    #[serde(default)]
+    pub last_files: Vec<String>,
+    /// Files waiting to be uploaded.
+    #[serde(default)]
+    pub files_waiting: Option<u64>,
+    /// The last failure, if any.
+    #[serde(default)]
+    pub last_error: Option<LastError>,
+    /// How far the destination is behind, in seconds.
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    /// When this status was last updated (RFC 3339).
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// The last failure of a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LastError {
+    /// What went wrong.
+    pub message: String,
+    /// When (RFC 3339).
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+impl SyncView {
+    /// The names of the tables turned off.
+    pub fn tables_off(&self) -> Vec<&str> {
+        self.tables.iter().filter(|t| !t.enabled).map(|t| t.table.as_str()).collect()
+    }
+
+    /// The table named `name`.
+    pub fn table(&self, name: &str) -> Option<&TableView> {
+        self.tables.iter().find(|t| t.table == name)
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        let d = &self.destination;
+        if d.prefix.is_empty() { format!("s3://{}", d.bucket) } else { format!("s3://{}/{}", d.bucket, d.prefix) }
+    }
+
+    fn state(&self) -> &'static str {
+        if self.disabled { "disabled" } else { "enabled" }
+    }
+}
+
+/// A time in ms since the Unix epoch as RFC 3339 UTC, e.g. `2025-01-31T12:00:00Z`.
+pub fn format_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled { "on" } else { "off" }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// Writes a `key: value` line with the values aligned.
+fn line(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt::Result {
+    writeln!(f, "{:<KEY_WIDTH$}{value}", format!("{key}:"))
+}
+
+impl fmt::Display for WorkspaceList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.workspaces.is_empty() {
+            return writeln!(f, "no syncs configured");
+        }
+        let headers = ["WORKSPACE", "DESTINATION", "SYNC", "TABLES OFF", "REVISION", "UPDATED"];
+        let rows: Vec<[String; 6]> = self
+            .workspaces
+            .iter()
+            .map(|w| {
+                let off = w.tables_off();
+                let off = match off.len() {
+                    0 => "none".to_owned(),
+                    n if n <= TABLES_NAMED => off.join(", "),
+                    n => format!("{n} of {}", w.tables.len()),
+                };
+                [
+                    w.workspace_id.to_string(),
+                    w.location(),
+                    w.state().to_owned(),
+                    off,
+                    w.revision.to_string(),
+                    format_ms(w.updated_at_ms),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let write_row = |f: &mut fmt::Formatter<'_>, cells: &[&str]| {
+            let mut text = String::new();
+            for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                text.push_str(&format!("{cell:<width$}"));
+            }
+            writeln!(f, "{}", text.trim_end())
+        };
+        write_row(f, &headers)?;
+        for row in &rows {
+            write_row(f, &row.each_ref().map(String::as_str))?;
+        }
+        writeln!(f, "{} workspace(s)", rows.len())
+    }
+}
+
+impl fmt::Display for SyncView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.destination;
+        line(f, "workspace", self.workspace_id)?;
+        line(f, "sync", self.state())?;
+        line(f, "revision", self.revision)?;
+        line(f, "updated", format_ms(self.updated_at_ms))?;
+        line(f, "schema version", self.schema_version)?;
+        line(f, "bucket", &d.bucket)?;
+        line(f, "prefix", if d.prefix.is_empty() { "(none)" } else { &d.prefix })?;
+        line(f, "region", &d.region)?;
+        line(f, "endpoint", d.endpoint.as_deref().unwrap_or("AWS S3"))?;
+        line(f, "path-style", yes_no(d.force_path_style))?;
+        line(f, "conditional writes", yes_no(d.conditional_writes))?;
+        line(f, "access key id", &d.access_key_id)?;
+        line(f, "secret access key", if d.secret_access_key_set { "set" } else { "not set" })?;
+        let off = self.tables_off().len();
+        line(f, "tables", format!("{} on, {off} off", self.tables.len() - off))?;
+        let width = self.tables.iter().map(|t| t.table.chars().count()).max().unwrap_or(0);
+        for t in &self.tables {
+            let since = t.changed_at_ms.map(|ms| format!("  since {}", format_ms(ms))).unwrap_or_default();
+            writeln!(f, "  {:<width$}  {:<3}{since}", t.table, on_off(t.enabled))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        line(f, "workspace", self.workspace_id)?;
+        line(f, "state", &self.state)?;
+        line(f, "last sync", self.last_sync_at.as_deref().unwrap_or("never"))?;
+        line(f, "files waiting", self.files_waiting.map_or_else(|| "unknown".to_owned(), |n| n.to_string()))?;
+        line(f, "lag", self.lag_seconds.map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s")))?;
+        match &self.last_error {
+            None => line(f, "last error", "none")?,
+            Some(e) => {
+                line(f, "last error", &e.message)?;
+                line(f, "last error at", e.at.as_deref().unwrap_or("unknown"))?;
+            }
+        }
+        line(f, "updated", self.updated_at.as_deref().unwrap_or("never"))?;
+        if self.last_files.is_empty() {
+            line(f, "last files", "none")?;
+        } else {
+            line(f, "last files", self.last_files.len())?;
+            for key in &self.last_files {
+                writeln!(f, "  {key}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a 2xx answer as `T`.
+fn decode<T: DeserializeOwned>(value: Value, request: &str) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::BadAnswer { request: request.to_owned(), reason: e.to_string() })
+}
+
+/// Runs `dwsync sync …`, writing the report (or, with `--json`, the API's answer) to `out`.
+pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let client = ApiClient::new(&args.api)?;
+    let (method, path, body) = args.action.request();
+    let request = format!("{method} /{}", path.join("/"));
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    let value = client.call(method, &segments, body.as_ref()).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| Error::BadAnswer { request: request.clone(), reason: e.to_string() })?;
+        writeln!(out, "{text}")?;
+        return Ok(());
+    }
+    match &args.action {
+        SyncAction::List => write!(out, "{}", decode::<WorkspaceList>(value, &request)?)?,
+        SyncAction::Show { .. } => write!(out, "{}", decode::<SyncView>(value, &request)?)?,
+        SyncAction::Status { .. } => write!(out, "{}", decode::<SyncStatus>(value, &request)?)?,
+        SyncAction::Pause { workspace, table } | SyncAction::Resume { workspace, table } => {
+            let view: SyncView = decode(value, &request)?;
+            let state = view.table(table).ok_or_else(|| Error::BadAnswer {
+                request: request.clone(),
+                reason: format!("the answer does not list table {table:?}"),
+            })?;
+            let word = if state.enabled { "on (exported)" } else { "off (paused)" };
+            writeln!(out, "workspace {workspace}: table {} is {word}; revision {}", state.table, view.revision)?;
+            if view.disabled && state.enabled {
+                writeln!(out, "note: the whole sync is disabled; `dwsync sync enable {workspace}` turns it on")?;
+            }
+        }
+        SyncAction::Disable { workspace } | SyncAction::Enable { workspace } => {
+            let view: SyncView = decode(value, &request)?;
+            writeln!(out, "workspace {workspace}: sync {}; revision {}", view.state(), view.revision)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests() {
+        let (m, path, body) = SyncAction::Pause { workspace: 42, table: "people".into() }.request();
+        assert_eq!((m, path.join("/")), (Method::PUT, "v1/workspaces/42/sync/tables/people".to_owned()));
+        assert_eq!(body, Some(json!({ "enabled": false })));
+        let (m, path, body) = SyncAction::Resume { workspace: 42, table: "people".into() }.request();
+        assert_eq!((m, path.join("/")), (Method::PUT, "v1/workspaces/42/sync/tables/people".to_owned()));
+        assert_eq!(body, Some(json!({ "enabled": true })));
+        let (m, path, _) = SyncAction::Disable { workspace: 7 }.request();
+        assert_eq!((m, path.join("/")), (Method::POST, "v1/workspaces/7/sync/disable".to_owned()));
+        let (m, path, _) = SyncAction::Status { workspace: 7 }.request();
+        assert_eq!((m, path.join("/")), (Method::GET, "v1/workspaces/7/status".to_owned()));
+        let (m, path, body) = SyncAction::List.request();
+        assert_eq!((m, path.join("/"), body), (Method::GET, "v1/workspaces".to_owned(), None));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(format_ms(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,400 @@
+//! `dwsync sync …` (the built binary) against the real control API: the control service's router
+//! over its in-memory store, served on a local port (the Kafka store is tested in
+//! `services/control`). `status` runs against a stub serving the endpoint's documented shape.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use dwsync_cli::commands::sync::SyncStatus;
+use dwsync_config::Secret;
+use dwsync_control::api::{self, AppState, Tokens};
+use dwsync_control::seal::Sealer;
+use dwsync_control::store::MemoryStore;
+use dwsync_control::validate::Policy;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "cli-admin-token-0123456789";
+const WS42: &str = "cli-ws42-token-abcdef";
+const WS7: &str = "cli-ws7-token-ghijkl";
+const WRONG: &str = "cli-wrong-token-zyxwvu";
+const SECRET: &str = "cliSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const DAY_MS: i64 = 86_400_000;
+
+/// Serves `app` on a free local port from its own thread; returns the base URL.
+fn serve(app: axum::Router) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("address")).expect("send the address");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    format!("http://{}", rx.recv().expect("the server's address"))
+}
+
+/// A control API with tokens for the admin and workspaces 42 and 7, and a movable clock.
+struct Control {
+    url: String,
+    now: Arc<AtomicI64>,
+}
+
+impl Control {
+    fn start() -> Self {
+        let ws = BTreeMap::from([("42".to_owned(), Secret::new(WS42)), ("7".to_owned(), Secret::new(WS7))]);
+        let tokens = Tokens::new(&Secret::new(ADMIN), &ws).expect("tokens");
+        let mut state = AppState::new(
+            MemoryStore::new(),
+            Some(Sealer::new(&[9; 32])),
+            tokens,
+            Policy::default(),
+            Duration::from_secs(7 * 86_400),
+        );
+        let now = Arc::new(AtomicI64::new(1_700_000_000_000));
+        let clock = now.clone();
+        state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
+        Self { url: serve(api::router(state)), now }
+    }
+
+    fn advance(&self, ms: i64) {
+        let _ = self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// Calls the API directly (setup and checks).
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON") })
+    }
+
+    async fn create(&self, id: i64, token: &str, tables: Value) {
+        let body = json!({
+            "destination": {
+                "bucket": "acme-exports",
+                "prefix": "dw/v5",
+                "region": "eu-west-1",
+                "access_key_id": "AKIAEXAMPLE",
+                "secret_access_key": SECRET,
+            },
+            "tables": tables,
+        });
+        let (status, view) =
+            self.call(reqwest::Method::POST, &format!("/v1/workspaces/{id}/sync"), token, Some(body)).await;
+        assert_eq!(status, 201, "{view}");
+    }
+
+    async fn read(&self, id: i64) -> Value {
+        let (status, view) = self.call(reqwest::Method::GET, &format!("/v1/workspaces/{id}/sync"), ADMIN, None).await;
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+
+    async fn table_enabled(&self, id: i64, table: &str) -> bool {
+        let view = self.read(id).await;
+        let tables = view["tables"].as_array().expect("tables");
+        tables.iter().find(|t| t["table"] == table).and_then(|t| t["enabled"].as_bool()).expect(table)
+    }
+}
+
+/// What a run of the binary printed.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        assert!(self.stderr.is_empty(), "{self:?}");
+        &self.stdout
+    }
+
+    fn failed(&self) -> &str {
+        assert_eq!(self.code, Some(1), "{self:?}");
+        assert!(self.stderr.starts_with("dwsync: error: "), "{self:?}");
+        &self.stderr
+    }
+}
+
+/// Runs `dwsync sync <args> --api <url>` with `token` in `DWSYNC_TOKEN` (if given); checks that
+/// neither the secret key nor any token is printed.
+fn dwsync(url: &str, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dwsync"));
+    let _ = cmd.env_remove("DWSYNC_API").env_remove("DWSYNC_TOKEN").arg("sync").args(args).args(["--api", url]);
+    if let Some(token) = token {
+        let _ = cmd.env("DWSYNC_TOKEN", token);
+    }
+    let out = cmd.output().expect("run dwsync");
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).expect("utf-8"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8"),
+    };
+    for secret in [SECRET, ADMIN, WS42, WS7, WRONG] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "printed a secret: {run:?}");
+    }
+    run
+}
+
+/// The line of `text` whose first word is `first`.
+fn row<'a>(text: &'a str, first: &str) -> &'a str {
+    text.lines().find(|l| l.split_whitespace().next() == Some(first)).unwrap_or_else(|| panic!("no {first} in\n{text}"))
+}
+
+#[tokio::test]
+async fn list_and_show() {
+    let control = Control::start();
+    let url = control.url.as_str();
+    assert_eq!(dwsync(url, Some(ADMIN), &["list"]).ok(), "no syncs configured\n");
+
+    control.create(42, WS42, json!({ "people": false, "events": false })).await;
+    let off: BTreeMap<&str, bool> =
+        ["metrics", "deliveries", "people", "events", "subjects"].iter().map(|t| (*t, false)).collect();
+    control.create(7, ADMIN, json!(off)).await;
+    let (status, _) = control.call(reqwest::Method::POST, "/v1/workspaces/7/sync/disable", ADMIN, None).await;
+    assert_eq!(status, 200);
+
+    let list = dwsync(url, Some(ADMIN), &["list"]);
+    let text = list.ok();
+    assert!(text.starts_with("WORKSPACE"), "{text}");
+    for header in ["DESTINATION", "SYNC", "TABLES OFF", "REVISION", "UPDATED"] {
+        assert!(text.lines().next().is_some_and(|l| l.contains(header)), "{text}");
+    }
+    let ws42 = row(text, "42");
+    for part in ["s3://acme-exports/dw/v5", "enabled", "people", "events", "2023-11-14T22:13:20Z"] {
+        assert!(ws42.contains(part), "{part:?} missing in {ws42:?}");
+    }
+    let ws7 = row(text, "7");
+    for part in ["disabled", "5 of 15", " 2 "] {
+        assert!(ws7.contains(part), "{part:?} missing in {ws7:?}");
+    }
+    assert!(text.ends_with("2 workspace(s)\n"), "{text}");
+
+    let show = dwsync(url, Some(WS42), &["show", "42"]);
+    let text = show.ok();
+    for line in [
+        "workspace:          42",
+        "sync:               enabled",
+        "revision:           1",
+        "bucket:             acme-exports",
+        "prefix:             dw/v5",
+        "region:             eu-west-1",
+        "endpoint:           AWS S3",
+        "access key id:      AKIAEXAMPLE",
+        "secret access key:  set",
+        "tables:             13 on, 2 off",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+    }
+    assert!(row(text, "people").contains(" off "), "{text}");
+    assert!(row(text, "events").contains(" off "), "{text}");
+    assert!(row(text, "metrics").contains(" on "), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("  ")).count(), 15, "{text}");
+
+    // --json: the API's answer as it is.
+    let json_text = dwsync(url, Some(WS42), &["show", "42", "--json"]).ok().to_owned();
+    let shown: Value = serde_json::from_str(&json_text).expect("JSON output");
+    assert_eq!(shown, control.read(42).await);
+    let listed: Value = serde_json::from_str(dwsync(url, Some(ADMIN), &["--json", "list"]).ok()).expect("JSON");
+    assert_eq!(listed["workspaces"].as_array().map(Vec::len), Some(2));
+
+    // Another workspace's token, or a workspace token on the admin list: 403 with the API's message.
+    for args in [&["list"][..], &["show", "7"]] {
+        let err = dwsync(url, Some(WS42), args);
+        let err = err.failed();
+        assert!(err.contains("HTTP 403 Forbidden: this token may not access this resource"), "{err}");
+    }
+    let missing = dwsync(url, Some(ADMIN), &["show", "99"]);
+    let err = missing.failed();
+    assert!(
+        err.contains("GET /v1/workspaces/99/sync: HTTP 404 Not Found: workspace 99 has no sync configured"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn pause_and_resume_tables() {
+    let control = Control::start();
+    let url = control.url.as_str();
+    control.create(42, WS42, json!({})).await;
+
+    let out = dwsync(url, Some(WS42), &["pause", "42", "metrics"]);
+    assert_eq!(out.ok(), "workspace 42: table metrics is off (paused); revision 2\n");
+    assert!(!control.table_enabled(42, "metrics").await);
+    let out = dwsync(url, Some(WS42), &["resume", "42", "metrics"]);
+    assert_eq!(out.ok(), "workspace 42: table metrics is on (exported); revision 3\n");
+    assert!(control.table_enabled(42, "metrics").await);
+
+    // The admin token works on any workspace; the flag works as well as the variable.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dwsync"));
+    let out = cmd
+        .env_remove("DWSYNC_TOKEN")
+        .env("DWSYNC_API", url)
+        .args(["sync", "--token", ADMIN, "pause", "42", "people"])
+        .output()
+        .expect("run dwsync");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!control.table_enabled(42, "people").await);
+
+    // The people rule: off for more than 7 days cannot come back; the API's message is shown.
+    control.advance(8 * DAY_MS);
+    let refused = dwsync(url, Some(WS42), &["resume", "42", "people"]);
+    let err = refused.failed();
+    assert!(
+        err.contains(
+            "PUT /v1/workspaces/42/sync/tables/people: HTTP 409 Conflict: \
+             People file off for more than 7 days cannot be re-enabled"
+        ),
+        "{err}"
+    );
+    assert!(!control.table_enabled(42, "people").await);
+
+    let unknown = dwsync(url, Some(WS42), &["pause", "42", "peeple"]);
+    let err = unknown.failed();
+    assert!(err.contains("HTTP 400 Bad Request: unknown tables: peeple"), "{err}");
+}
+
+#[tokio::test]
+async fn disable_and_enable() {
+    let control = Control::start();
+    let url = control.url.as_str();
+    control.create(42, WS42, json!({})).await;
+
+    assert_eq!(dwsync(url, Some(WS42), &["disable", "42"]).ok(), "workspace 42: sync disabled; revision 2\n");
+    assert_eq!(control.read(42).await["disabled"], true);
+    assert!(row(dwsync(url, Some(ADMIN), &["list"]).ok(), "42").contains("disabled"));
+    // Resuming a table of a disabled sync says so.
+    let out = dwsync(url, Some(WS42), &["pause", "42", "metrics"]);
+    assert!(!out.ok().contains("note:"), "{out:?}");
+    let out = dwsync(url, Some(WS42), &["resume", "42", "metrics"]);
+    assert!(out.ok().contains("note: the whole sync is disabled"), "{out:?}");
+
+    assert_eq!(dwsync(url, Some(WS42), &["enable", "42"]).ok(), "workspace 42: sync enabled; revision 5\n");
+    assert_eq!(control.read(42).await["disabled"], false);
+    let disabled = dwsync(url, Some(WS42), &["--json", "enable", "42"]);
+    let view: Value = serde_json::from_str(disabled.ok()).expect("JSON");
+    assert_eq!(view["disabled"], false);
+    assert_eq!(view["revision"], 5, "enabling an enabled sync changes nothing");
+}
+
+#[tokio::test]
+async fn bad_tokens_and_unreachable_apis() {
+    let control = Control::start();
+    let url = control.url.as_str();
+    control.create(42, WS42, json!({})).await;
+
+    let wrong = dwsync(url, Some(WRONG), &["show", "42"]);
+    let err = wrong.failed();
+    assert!(err.contains("HTTP 401 Unauthorized: a valid bearer token is required"), "{err}");
+
+    let none = dwsync(url, None, &["show", "42"]);
+    assert!(none.failed().contains("no API token: pass --token or set DWSYNC_TOKEN"), "{none:?}");
+
+    // Nothing listens on a port just released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let refused = dwsync(&dead, Some(WS42), &["pause", "42", "metrics"]);
+    let err = refused.failed();
+    assert!(err.contains(&format!("cannot connect to the control API at {dead}/")), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+
+    let https = dwsync("https://control.example.com", Some(WS42), &["list"]);
+    assert!(https.failed().contains("https:// is not supported"), "{https:?}");
+
+    // The help shows the variable, never its value.
+    let out = Command::new(env!("CARGO_BIN_EXE_dwsync"))
+        .env("DWSYNC_TOKEN", WS42)
+        .args(["sync", "--help"])
+        .output()
+        .expect("run dwsync");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("DWSYNC_TOKEN") && !help.contains(WS42), "{help}");
+}
+
+/// A status answer of the documented shape.
+fn status_sample() -> Value {
+    json!({
+        "workspace_id": 42,
+        "state": "failing",
+        "last_sync_at": "2025-06-01T12:00:00Z",
+        "last_files": ["dw/v5/metrics_v5_42_000000000007.parquet", "dw/v5/people_v5_chngs_42_000000000008.parquet"],
+        "files_waiting": 3,
+        "last_error": { "message": "AccessDenied: Access Denied", "at": "2025-06-01T12:05:00Z" },
+        "lag_seconds": 12.5,
+        "updated_at": "2025-06-01T12:05:30Z"
+    })
+}
+
+const STATUS_REPORT: &str = "\
+workspace:          42
+state:              failing
+last sync:          2025-06-01T12:00:00Z
+files waiting:      3
+lag:                12.5 s
+last error:         AccessDenied: Access Denied
+last error at:      2025-06-01T12:05:00Z
+updated:            2025-06-01T12:05:30Z
+last files:         2
+  dw/v5/metrics_v5_42_000000000007.parquet
+  dw/v5/people_v5_chngs_42_000000000008.parquet
+";
+
+#[test]
+fn status_rendering() {
+    let status: SyncStatus = serde_json::from_value(status_sample()).expect("the documented shape");
+    assert_eq!(status.to_string(), STATUS_REPORT);
+
+    let fresh = json!({
+        "workspace_id": 7, "state": "ok", "last_sync_at": null, "last_files": [], "files_waiting": 0,
+        "last_error": null, "lag_seconds": 0.0, "updated_at": null, "a_later_field": true
+    });
+    let status: SyncStatus = serde_json::from_value(fresh).expect("nulls and unknown fields");
+    assert_eq!(
+        status.to_string(),
+        "\
+workspace:          7
+state:              ok
+last sync:          never
+files waiting:      0
+lag:                0.0 s
+last error:         none
+updated:            never
+last files:         none
+"
+    );
+}
+
+#[tokio::test]
+async fn status_over_http() {
+    let stub = axum::Router::new().route(
+        "/v1/workspaces/{id}/status",
+        axum::routing::get(|headers: HeaderMap| async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+            if auth == Some(&format!("Bearer {WS42}")) {
+                (StatusCode::OK, Json(status_sample()))
+            } else {
+                (StatusCode::UNAUTHORIZED, Json(json!({ "error": "a valid bearer token is required" })))
+            }
+        }),
+    );
+    let url = serve(stub);
+    assert_eq!(dwsync(&url, Some(WS42), &["status", "42"]).ok(), STATUS_REPORT);
+    let raw: Value = serde_json::from_str(dwsync(&url, Some(WS42), &["status", "42", "--json"]).ok()).expect("JSON");
+    assert_eq!(raw, status_sample());
+    let wrong = dwsync(&url, Some(WRONG), &["status", "42"]);
+    assert!(wrong.failed().contains("GET /v1/workspaces/42/status: HTTP 401 Unauthorized"), "{wrong:?}");
+}
