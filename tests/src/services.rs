@@ -36,7 +36,7 @@ impl ServiceProcess {
         for (k, v) in env {
             let _ = cmd.env(k, v);
         }
-        if std::env::var_os("RUST_LOG").is_none() {
+        if std::env::var_os("RUST_LOG").is_none() && !env.iter().any(|(k, _)| *k == "RUST_LOG") {
             let _ = cmd.env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn");
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {binary}: {e}"));

@@ -328,7 +328,7 @@ impl Pipeline {
                 true
             }
             Outcome::Failed(error) => {
-                self.fail(workspace_id, error.to_string());
+                self.fail(workspace_id, error.summary());
                 self.park(partition, &file, seq, "destination_failing").await
             }
             Outcome::Refused => self.park(partition, &file, seq, "refused").await,
@@ -448,7 +448,7 @@ impl Pipeline {
                 self.leave_lot(partition, key, entry.seq).await.then_some(true)
             }
             Outcome::Failed(error) => {
-                self.fail(workspace_id, error.to_string());
+                self.fail(workspace_id, error.summary());
                 Some(false)
             }
             Outcome::Refused => Some(false),

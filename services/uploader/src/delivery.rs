@@ -163,3 +163,53 @@ impl Delivery {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dwsync_config::Secret;
+    use dwsync_contract::Table;
+    use dwsync_handoff::{FileKind, FileMeta};
+
+    use super::*;
+    use crate::config::Destination;
+
+    #[tokio::test]
+    async fn a_file_is_never_written_to_another_workspaces_destination() {
+        let dest = DestinationClient::new(&Destination {
+            workspace_id: 1,
+            bucket: "bucket-of-1".into(),
+            prefix: String::new(),
+            region: "us-east-1".into(),
+            // Nothing listens here: a write attempt would fail with ConnectionFailed, not Refused.
+            endpoint: Some("http://127.0.0.1:9".into()),
+            force_path_style: true,
+            access_key_id: "key-1".into(),
+            secret_access_key: Secret::new("secret-1"),
+            tables: Vec::new(),
+            conditional_writes: true,
+        })
+        .expect("valid");
+        let meta = FileMeta {
+            file_id: "f".into(),
+            workspace_id: 2,
+            table: Table::Metrics,
+            kind: FileKind::Unspecified,
+            row_count: 1,
+            sources: Vec::new(),
+            window_opened_at_ms: 0,
+            window_closed_at_ms: 1,
+            close_reason: "time".into(),
+        };
+        let file =
+            CompleteFile { meta, first_offset: 5, last_offset: 5, bytes: vec![1, 2, 3], sha256_hex: "00".into() };
+        let metrics = Arc::new(Metrics::new(crate::metrics::Lags::default()));
+        let upload = UploadConfig { attempts: 1, ..UploadConfig::default() };
+        let mut delivery = Delivery::new(&upload, metrics, CancellationToken::new());
+        assert!(matches!(delivery.deliver(&dest, &file, 5).await, Outcome::Refused), "workspace 2's file, 1's bucket");
+        let own = CompleteFile { meta: FileMeta { workspace_id: 1, ..file.meta.clone() }, ..file };
+        match delivery.deliver(&dest, &own, 5).await {
+            Outcome::Failed(error) => assert_eq!(error.code.as_deref(), Some("ConnectionFailed"), "{error}"),
+            other => panic!("its own file is attempted: {other:?}"),
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //!
 //! One call is one attempt; the caller retries ([`crate::retry`]).
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -79,11 +79,20 @@ pub struct S3Error {
     pub key: String,
     /// The HTTP status, if a response arrived.
     pub status: Option<u16>,
+    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...) or `Timeout` / `ConnectionFailed`.
+    pub code: Option<String>,
     /// What went wrong (the SDK's error with its sources).
     pub message: String,
 }
 
 impl S3Error {
+    /// A one-line summary for operators (the status endpoint): operation, object, status, code.
+    pub fn summary(&self) -> String {
+        let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
+        let code = self.code.as_deref().unwrap_or("error");
+        format!("{} s3://{}/{}: {status} {code}", self.operation, self.bucket, self.key)
+    }
+
     /// Whether another attempt may succeed: no response, a server error or throttling. Denied
     /// (403), missing bucket (404), bad requests and redirects need a configuration change.
     pub fn is_transient(&self) -> bool {
@@ -126,9 +135,16 @@ impl<'a> Sink<'a> {
 
     fn error<E>(&self, operation: &'static str, key: &str, err: SdkError<E>) -> S3Error
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + ProvideErrorMetadata + 'static,
     {
+        let code = match &err {
+            SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
+            SdkError::TimeoutError(_) => Some("Timeout".to_owned()),
+            SdkError::DispatchFailure(_) => Some("ConnectionFailed".to_owned()),
+            _ => None,
+        };
         S3Error {
+            code,
             operation,
             bucket: self.dest.bucket.clone(),
             key: key.to_owned(),
@@ -215,6 +231,7 @@ impl<'a> Sink<'a> {
                 bucket: self.dest.bucket.clone(),
                 key: obj.key.clone(),
                 status: None,
+                code: Some("NoUploadId".into()),
                 message: "the response has no upload id".into(),
             });
         };
@@ -292,6 +309,7 @@ impl<'a> Sink<'a> {
                 bucket: self.dest.bucket.clone(),
                 key: key.to_owned(),
                 status: Some(404),
+                code: Some("ObjectGone".into()),
                 message: "the object the store reported as existing is gone".into(),
             });
         };
@@ -302,6 +320,29 @@ impl<'a> Sink<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure(status: Option<u16>, code: Option<&str>) -> S3Error {
+        S3Error {
+            operation: "PutObject",
+            bucket: "b".into(),
+            key: "k".into(),
+            status,
+            code: code.map(str::to_owned),
+            message: "long SDK text".into(),
+        }
+    }
+
+    #[test]
+    fn only_errors_that_can_pass_are_retried_in_place() {
+        for (status, transient) in [(None, true), (Some(500), true), (Some(503), true), (Some(429), true)] {
+            assert_eq!(failure(status, None).is_transient(), transient, "{status:?}");
+        }
+        for status in [403, 404, 400, 301] {
+            assert!(!failure(Some(status), None).is_transient(), "{status}");
+        }
+        assert_eq!(failure(Some(403), Some("AccessDenied")).summary(), "PutObject s3://b/k: HTTP 403 AccessDenied");
+        assert_eq!(failure(None, Some("Timeout")).summary(), "PutObject s3://b/k: no response Timeout");
+    }
 
     #[test]
     fn conflict_keys_carry_twelve_hex_digits() {

@@ -1,0 +1,388 @@
+//! The private stack of an end-to-end test (topics, buckets, config files, the services as
+//! processes) and what a user checks in the buckets afterwards.
+#![allow(clippy::unwrap_used, missing_docs, dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::Int64Type;
+use bytes::Bytes;
+use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
+use dwsync_loadgen::{Generator, id_column};
+use dwsync_tests::services::ServiceProcess;
+use dwsync_tests::{
+    create_bucket, create_topic, kafka_bootstrap, kafka_config, s3_access_key, s3_client, s3_endpoint, s3_secret_key,
+    unique,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// Topics, buckets and config files of one test's private stack.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub prefix: String,
+    pub buckets: BTreeMap<i64, String>,
+    pub ingest_config: PathBuf,
+    pub uploader_config: PathBuf,
+    /// The control service, when destinations come from it rather than the uploader's file.
+    pub control: Option<Control>,
+}
+
+/// The control service of a stack: its config file, API address and secrets.
+pub struct Control {
+    pub config: PathBuf,
+    pub api: String,
+    pub admin_token: String,
+    pub seal_key: String,
+}
+
+/// A free local TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn encoding_of(table: Table) -> Encoding {
+    // Every other table's topic carries protobuf.
+    if Table::ALL.iter().position(|t| *t == table).unwrap_or(0) % 2 == 0 { Encoding::Json } else { Encoding::Protobuf }
+}
+
+pub fn dest_prefix(ws: i64) -> String {
+    format!("exports/ws{ws}")
+}
+
+impl Stack {
+    /// A stack whose uploader has static destinations (one per workspace) in its config file.
+    pub async fn new(workspaces: &[i64], tables: &[Table]) -> Self {
+        Self::build(workspaces, tables, false).await
+    }
+
+    /// A stack whose destinations come from the control service (created through its API).
+    pub async fn with_control(workspaces: &[i64], tables: &[Table]) -> Self {
+        Self::build(workspaces, tables, true).await
+    }
+
+    async fn build(workspaces: &[i64], tables: &[Table], with_control: bool) -> Self {
+        let dir = std::env::temp_dir().join(unique("dwsync-e2e"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = format!("{}.", unique("src"));
+        let handoff = unique("handoff");
+        let dlq = unique("dlq");
+        for t in tables {
+            create_topic(&format!("{prefix}{}", t.name()), 4).await;
+        }
+        create_topic(&handoff, 4).await;
+        create_topic(&dlq, 1).await;
+        let s3 = s3_client();
+        let mut buckets = BTreeMap::new();
+        for &ws in workspaces {
+            let _ = buckets.insert(ws, create_bucket(&s3).await);
+        }
+        let table_list = tables.iter().map(|t| format!("\"{}\"", t.name())).collect::<Vec<_>>().join(", ");
+        let mut ingest = format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngroup_id = \"{}\"\ntopic_prefix = \"{prefix}\"\n\
+             tables = [{table_list}]\nhandoff_topic = \"{handoff}\"\ndead_letter_topic = \"{dlq}\"\nchunk_bytes = 65536\ntransaction_timeout_ms = 10000\n\
+             [window]\nduration_ms = 2000\n",
+            kafka_bootstrap(),
+            unique("ingest"),
+        );
+        for t in tables {
+            let enc = if encoding_of(*t) == Encoding::Json { "json" } else { "protobuf" };
+            ingest.push_str(&format!("[ingest.topics.{}]\nencoding = \"{enc}\"\n", t.name()));
+        }
+        let mut uploader = format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{}\"\n\
+             [upload]\nretry_initial_ms = 100\nretry_max_ms = 2000\n[lot]\ntopic = \"{handoff}.lot\"\nretry_initial_ms = 500\nretry_max_ms = 2000\n",
+            kafka_bootstrap(),
+            unique("uploader"),
+        );
+        let dir_ = dir.clone();
+        let control = with_control.then(|| {
+            let (config_topic, status_topic) = (unique("sync-config"), unique("sync-status"));
+            uploader.push_str(&format!(
+                "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n"
+            ));
+            let port = free_port();
+            let admin_token = unique("admin-token");
+            let control = format!(
+                "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+                 admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n",
+                kafka_bootstrap()
+            );
+            let config = dir_.join("control.toml");
+            std::fs::write(&config, control).unwrap();
+            let seal_key: String = unique("seal").bytes().chain(std::iter::repeat(b'0')).take(32).map(|b| format!("{b:02x}")).collect();
+            Control { config, api: format!("http://127.0.0.1:{port}"), admin_token, seal_key }
+        });
+        for (ws, bucket) in buckets.iter().filter(|_| !with_control) {
+            uploader.push_str(&format!(
+                "[[destinations]]\nworkspace_id = {ws}\nbucket = \"{bucket}\"\nprefix = \"{}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\
+                 force_path_style = true\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+                dest_prefix(*ws),
+                s3_endpoint(),
+                s3_access_key(),
+                s3_secret_key()
+            ));
+        }
+        let ingest_config = dir.join("ingest.toml");
+        let uploader_config = dir.join("uploader.toml");
+        std::fs::write(&ingest_config, ingest).unwrap();
+        std::fs::write(&uploader_config, uploader).unwrap();
+        Self { dir, prefix, buckets, ingest_config, uploader_config, control }
+    }
+
+    pub fn ingest(&self, name: &str) -> ServiceProcess {
+        ServiceProcess::start(
+            "dwsync-ingest",
+            name,
+            &self.ingest_config,
+            &[("DWSYNC_INGEST__INSTANCE_ID", unique(name))],
+            &self.dir,
+        )
+    }
+
+    pub fn uploader(&self, name: &str) -> ServiceProcess {
+        self.uploader_with(name, &[])
+    }
+
+    /// The uploader with extra environment (the seal key is added in a control stack).
+    pub fn uploader_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let mut env = env.to_vec();
+        if let Some(control) = &self.control {
+            env.push(("DWSYNC_SEAL_KEY", control.seal_key.clone()));
+        }
+        ServiceProcess::start("dwsync-uploader", name, &self.uploader_config, &env, &self.dir)
+    }
+
+    /// The ingest with extra environment.
+    pub fn ingest_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let mut env = env.to_vec();
+        env.push(("DWSYNC_INGEST__INSTANCE_ID", unique(name)));
+        ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
+    }
+
+    /// The control service (a control stack only), with extra environment.
+    pub fn control_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let control = self.control.as_ref().expect("a stack with control");
+        let mut env = env.to_vec();
+        env.push(("DWSYNC_SEAL_KEY", control.seal_key.clone()));
+        ServiceProcess::start("dwsync-control", name, &control.config, &env, &self.dir)
+    }
+}
+
+/// One produced record: its number, bytes and encoding.
+pub struct Sent {
+    pub n: u64,
+    pub bytes: Vec<u8>,
+    pub encoding: Encoding,
+}
+
+/// What the test produced: per (workspace, table), record id → the record sent.
+#[derive(Default)]
+pub struct Produced {
+    pub records: BTreeMap<(i64, Table), BTreeMap<String, Sent>>,
+}
+
+impl Produced {
+    pub fn total(&self) -> usize {
+        self.records.values().map(BTreeMap::len).sum()
+    }
+}
+
+/// Produces records `from..to` of every (workspace, table), keyed by workspace.
+pub async fn produce(
+    stack: &Stack,
+    producer: &FutureProducer,
+    generator: &mut Generator,
+    (workspaces, tables): (&[i64], &[Table]),
+    numbers: std::ops::Range<u64>,
+    produced: &mut Produced,
+) {
+    let mut pending = Vec::new();
+    for n in numbers {
+        for &ws in workspaces {
+            for &table in tables {
+                let record = generator.record(table, ws, n);
+                // One in five JSON-topic records travels as protobuf, flagged by its content-type.
+                let mut enc = encoding_of(table);
+                let mut headers = None;
+                if enc == Encoding::Json && n % 5 == 4 {
+                    enc = Encoding::Protobuf;
+                    headers = Some(
+                        OwnedHeaders::new()
+                            .insert(Header { key: "content-type", value: Some("application/x-protobuf") }),
+                    );
+                }
+                let bytes = record.encoded(enc).to_vec();
+                let topic = format!("{}{}", stack.prefix, table.name());
+                let key = ws.to_string();
+                let mut rec = FutureRecord::to(&topic).key(&key).payload(&bytes);
+                if let Some(h) = headers {
+                    rec = rec.headers(h);
+                }
+                pending.push(producer.send_result(rec).map_err(|(e, _)| e).unwrap());
+                let _ = produced
+                    .records
+                    .entry((ws, table))
+                    .or_default()
+                    .insert(record.id, Sent { n, bytes, encoding: enc });
+            }
+        }
+    }
+    for p in pending {
+        let _ = p.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// One exported object, read back.
+pub struct Object {
+    pub key: String,
+    pub table: Table,
+    pub workspace: i64,
+    pub seq: u64,
+    pub batch: RecordBatch,
+}
+
+/// Parses `<prefix>/<stem>_v5_[chngs_]<ws>_<seq>.parquet`.
+pub fn parse_key(prefix: &str, key: &str) -> Option<(Table, i64, u64)> {
+    let name = key.strip_prefix(prefix)?.strip_prefix('/')?.strip_suffix(".parquet")?;
+    let (stem, rest) = name.split_once("_v5_")?;
+    let rest = rest.strip_prefix("chngs_").unwrap_or(rest);
+    let (ws, seq) = rest.split_once('_')?;
+    let table = *Table::ALL.iter().find(|t| t.stem() == stem)?;
+    (seq.len() >= 12).then_some(())?;
+    Some((table, ws.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Lists and reads every object of the stack's buckets; panics on a key that breaks the naming rule.
+pub async fn read_objects(stack: &Stack, cache: &mut BTreeMap<(i64, String), Object>) -> usize {
+    let s3 = s3_client();
+    let mut validates = 0;
+    for (&ws, bucket) in &stack.buckets {
+        let mut token = None;
+        loop {
+            let out = s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await.unwrap();
+            for o in out.contents() {
+                let key = o.key().unwrap().to_owned();
+                if key == format!("{}/cio-validate", dest_prefix(ws)) {
+                    validates += 1;
+                    continue;
+                }
+                if cache.contains_key(&(ws, key.clone())) {
+                    continue;
+                }
+                let (table, workspace, seq) =
+                    parse_key(&dest_prefix(ws), &key).unwrap_or_else(|| panic!("unexpected object key {key}"));
+                let body = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_bytes();
+                let reader =
+                    ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body.to_vec())).unwrap().build().unwrap();
+                let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+                let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
+                let _ = cache.insert((ws, key.clone()), Object { key, table, workspace, seq, batch });
+            }
+            token = out.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    validates
+}
+
+pub fn id_strings(batch: &RecordBatch, table: Table) -> Vec<String> {
+    let col = batch.column_by_name(id_column(table)).unwrap();
+    (0..col.len())
+        .map(|i| match col.data_type() {
+            arrow::datatypes::DataType::Int64 => col.as_primitive::<Int64Type>().value(i).to_string(),
+            _ => col.as_string::<i32>().value(i).to_owned(),
+        })
+        .collect()
+}
+
+/// Waits until the objects hold as many rows as were produced (or a deadline), then checks
+/// everything a user would: names, cio-validate, isolation, schemas, values, exactly once, order.
+pub async fn verify(stack: &Stack, produced: &Produced, within: Duration, processes: &mut [&mut ServiceProcess]) {
+    let mut cache = BTreeMap::new();
+    let deadline = Instant::now() + within;
+    let mut validates;
+    loop {
+        validates = read_objects(stack, &mut cache).await;
+        let rows: usize = cache.values().map(|o| o.batch.num_rows()).sum();
+        if rows >= produced.total() || Instant::now() > deadline {
+            break;
+        }
+        for p in processes.iter_mut() {
+            assert!(p.is_running(), "{} exited:\n{}", p.name(), p.log_tail(30));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(validates, stack.buckets.len(), "one cio-validate per destination");
+
+    let mut by_table: BTreeMap<(i64, Table), Vec<&Object>> = BTreeMap::new();
+    for o in cache.values() {
+        assert_eq!(o.batch.schema(), arrow_schema(o.table), "{}: schema", o.key);
+        let ws = o.batch.column_by_name("workspace_id").unwrap().as_primitive::<Int64Type>();
+        assert!(ws.iter().all(|w| w == Some(o.workspace)), "{}: rows of another workspace", o.key);
+        assert!(
+            o.key.contains(&format!("_v5_{}_", o.workspace)) || o.key.contains(&format!("_v5_chngs_{}_", o.workspace))
+        );
+        by_table.entry((o.workspace, o.table)).or_default().push(o);
+    }
+    for ((ws, table), expected) in &produced.records {
+        let mut files = by_table.remove(&(*ws, *table)).unwrap_or_default();
+        // Every record exactly once.
+        let got: Vec<String> = files.iter().flat_map(|o| id_strings(&o.batch, *table)).collect();
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(got.len(), distinct.len(), "ws {ws} {table}: duplicated rows");
+        let want: BTreeSet<&String> = expected.keys().collect();
+        assert_eq!(distinct, want, "ws {ws} {table}: rows lost or unknown");
+        // Values: the rows equal the produced records decoded by the contract.
+        let batches: Vec<RecordBatch> = files.iter().map(|o| o.batch.clone()).collect();
+        let actual = concat_batches(&arrow_schema(*table), &batches).unwrap();
+        let mut builder = BatchBuilder::new(*table);
+        for sent in expected.values() {
+            builder.append(&decode(*table, sent.encoding, &sent.bytes).unwrap());
+        }
+        let wanted = builder.finish().unwrap();
+        assert_eq!(sorted(&actual, *table), sorted(&wanted, *table), "ws {ws} {table}: values");
+        // seq strictly increasing, in the order the records were produced (one partition per workspace).
+        files.sort_by_key(|o| o.seq);
+        let seqs: Vec<u64> = files.iter().map(|o| o.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ws {ws} {table}: seqs {seqs:?}");
+        let ranges: Vec<(u64, u64)> = files
+            .iter()
+            .map(|o| {
+                let ns: Vec<u64> = id_strings(&o.batch, *table).iter().map(|id| expected[id].n).collect();
+                (*ns.iter().min().unwrap(), *ns.iter().max().unwrap())
+            })
+            .collect();
+        if !table.def().has_change_files {
+            assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "ws {ws} {table}: files out of order {ranges:?}");
+        }
+    }
+    assert!(by_table.is_empty(), "objects of unexpected tables: {:?}", by_table.keys().collect::<Vec<_>>());
+}
+
+pub fn sorted(batch: &RecordBatch, table: Table) -> RecordBatch {
+    let col = batch.column_by_name(id_column(table)).unwrap();
+    let idx = sort_to_indices(col, None, None).unwrap();
+    take_record_batch(batch, &idx).unwrap()
+}
+
+pub fn producer() -> FutureProducer {
+    kafka_config().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
+}
