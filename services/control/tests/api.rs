@@ -255,6 +255,23 @@ async fn disable_and_enable() {
 }
 
 #[tokio::test]
+async fn status_before_any_report_and_when_disabled() {
+    // Reports come from the uploaders over Kafka (tests/tests/control_plane.rs); without them
+    // the state follows the configuration alone.
+    let h = Harness::strict();
+    let (status, _) = h.call(Method::GET, "/v1/workspaces/42/status", Some(WS42), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no sync, no status");
+    assert_eq!(h.create(42, WS42, spec(Some(SECRET))).await.0, StatusCode::CREATED);
+    let (status, view) = h.call(Method::GET, "/v1/workspaces/42/status", Some(WS42), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["state"], "unknown", "{view}");
+    assert_eq!((view["files_waiting"].clone(), view["last_error"].clone()), (json!(0), Value::Null));
+    let _ = h.call(Method::POST, "/v1/workspaces/42/sync/disable", Some(WS42), None).await;
+    let (_, view) = h.call(Method::GET, "/v1/workspaces/42/status", Some(ADMIN), None).await;
+    assert_eq!(view["state"], "disabled", "{view}");
+}
+
+#[tokio::test]
 async fn list_is_admin_only() {
     let h = Harness::strict();
     assert_eq!(h.create(42, WS42, spec(Some(SECRET))).await.0, StatusCode::CREATED);
