@@ -43,6 +43,18 @@ impl ServiceProcess {
         Self { name: name.to_owned(), child, log }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM` = peak RSS), if the process lives.
+    pub fn status_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with(&format!("{field}:")))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// `kill -9`: the process dies at once, with whatever it had in flight.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -75,6 +75,10 @@ pub struct IngestConfig {
     /// Records larger than this go to the dead-letter topic (class `oversize_record`).
     /// Default: 1 MiB (the broker's default message size).
     pub max_record_bytes: usize,
+    /// Most kilobytes librdkafka pre-fetches into the consumer's queue (its
+    /// `queued.max.messages.kbytes`, 64 MiB by default there): the read-ahead outside the window
+    /// budget. Fetching stops while the loop is busy and the queue is full. Default: `16384`.
+    pub fetch_queue_kbytes: u32,
 }
 
 impl Default for IngestConfig {
@@ -93,6 +97,7 @@ impl Default for IngestConfig {
             chunk_bytes: 900 << 10,
             transaction_timeout_ms: 60_000,
             max_record_bytes: 1 << 20,
+            fetch_queue_kbytes: 16 << 10,
         }
     }
 }
@@ -118,11 +123,15 @@ pub struct WindowConfig {
     pub max_rows: usize,
     /// Buffered bytes after which a window closes early. Default: 128 MiB.
     pub max_bytes: usize,
+    /// Global budget of buffered bytes over all open windows of the instance: when it is
+    /// exceeded, the largest window closes early (reason `memory`), with the windows sharing its
+    /// source partitions, until the buffers are back under it. Default: 128 MiB.
+    pub memory_budget_bytes: usize,
 }
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20 }
+        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20, memory_budget_bytes: 128 << 20 }
     }
 }
 
@@ -153,6 +162,12 @@ impl Config {
     pub fn source_topics(&self) -> Result<Vec<SourceTopic>, ConfigError> {
         if self.window.duration_ms < 1000 {
             return Err(ConfigError::Invalid(format!("window.duration_ms {} is below 1000", self.window.duration_ms)));
+        }
+        if self.window.memory_budget_bytes < (1 << 20) {
+            return Err(ConfigError::Invalid("window.memory_budget_bytes must be at least 1 MiB".into()));
+        }
+        if self.ingest.fetch_queue_kbytes == 0 {
+            return Err(ConfigError::Invalid("ingest.fetch_queue_kbytes must be positive".into()));
         }
         if self.ingest.chunk_bytes < 1024 {
             return Err(ConfigError::Invalid("ingest.chunk_bytes must be at least 1024".into()));

@@ -120,6 +120,7 @@ impl<'a> Pipeline<'a> {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
+            .set("queued.max.messages.kbytes", cfg.ingest.fetch_queue_kbytes.to_string())
             .set("partition.assignment.strategy", "roundrobin");
         let consumer: StreamConsumer<RebalanceContext> =
             consumer_config.create_with_context(RebalanceContext::default())?;
@@ -234,6 +235,13 @@ impl State<'_> {
                     kind: file_kind(table, &row, header(msg, FILE_KIND)),
                 };
                 if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now_ms()) {
+                    let partitions = self.windows.partitions_to_flush(trigger.0);
+                    self.flush(&partitions, Some(trigger), consumer).await?;
+                }
+                // The loop reads nothing while it flushes, so the buffers are back under the
+                // budget before the next record (backpressure: librdkafka stops fetching when
+                // its bounded queue is full).
+                while let Some(trigger) = self.windows.over_budget() {
                     let partitions = self.windows.partitions_to_flush(trigger.0);
                     self.flush(&partitions, Some(trigger), consumer).await?;
                 }

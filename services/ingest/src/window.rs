@@ -37,6 +37,8 @@ pub enum CloseReason {
     Bytes,
     /// Another window sharing a source partition closed.
     Partition,
+    /// The instance's buffers exceeded `memory_budget_bytes` and this was the largest window.
+    Memory,
 }
 
 impl CloseReason {
@@ -47,6 +49,7 @@ impl CloseReason {
             Self::Rows => "rows",
             Self::Bytes => "bytes",
             Self::Partition => "partition",
+            Self::Memory => "memory",
         }
     }
 }
@@ -131,6 +134,14 @@ impl Windows {
         } else {
             None
         }
+    }
+
+    /// The largest open window, when the buffers exceed the memory budget.
+    pub fn over_budget(&self) -> Option<(WindowKey, CloseReason)> {
+        if self.buffered_bytes <= self.config.memory_budget_bytes {
+            return None;
+        }
+        self.open.iter().max_by_key(|(_, w)| w.builder.buffered_bytes()).map(|(k, _)| (*k, CloseReason::Memory))
     }
 
     /// The partitions that must flush together with `key`: the closure over shared partitions.
@@ -242,6 +253,25 @@ mod tests {
         assert!(closed.iter().all(|c| c.reason == CloseReason::Time));
         assert!(w.is_empty());
         assert_eq!(w.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn over_the_memory_budget_the_largest_window_goes_first() {
+        let mut w = Windows::new(WindowConfig { memory_budget_bytes: 3_000, ..WindowConfig::default() });
+        let mut offset = 0;
+        while w.buffered_bytes() <= 3_000 {
+            assert_eq!(w.over_budget(), None);
+            // Workspace 2 gets three rows for each of workspace 1's, on its own partition.
+            let ws = if offset % 4 == 0 { 1 } else { 2 };
+            assert!(add(&mut w, ws, ws as i32, offset).is_none());
+            offset += 1;
+        }
+        assert_eq!(w.over_budget(), Some((key(2), CloseReason::Memory)), "the largest window closes first");
+        let closed = w.close_partitions(&w.partitions_to_flush(key(2)), Some((key(2), CloseReason::Memory)));
+        assert_eq!(closed.len(), 1, "it shares no partition with the small one");
+        assert_eq!(closed[0].reason.as_str(), "memory");
+        assert_eq!(w.over_budget(), None);
+        assert_eq!(w.len(), 1);
     }
 
     #[test]

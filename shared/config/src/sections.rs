@@ -57,12 +57,22 @@ pub struct HttpConfig {
     /// Listen address. Default: set by each service (`127.0.0.1:8081` ingest, `:8082` uploader,
     /// `:8083` control); `127.0.0.1:8080` for `HttpConfig::default()`. Port `0` picks a free port.
     pub listen: SocketAddr,
+    /// On SIGTERM, how long `/readyz` answers 503 before the service stops taking work (so a
+    /// load balancer or Kubernetes stops routing to it first), in ms. Default: `0`.
+    pub shutdown_delay_ms: u64,
+    /// Then, how long in-flight work may take to finish before it is abandoned (an abandoned
+    /// flush or upload is not committed, so it is redone after a restart), in ms. Default: `10000`.
+    pub shutdown_grace_ms: u64,
 }
 
 impl HttpConfig {
     /// Listen on `127.0.0.1:<port>`.
     pub const fn localhost(port: u16) -> Self {
-        Self { listen: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), port) }
+        Self {
+            listen: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            shutdown_delay_ms: 0,
+            shutdown_grace_ms: 10_000,
+        }
     }
 }
 

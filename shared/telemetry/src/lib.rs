@@ -24,5 +24,5 @@ pub use health::Health;
 pub use http::{HttpError, Server, serve};
 pub use init::{Telemetry, TelemetryError, init};
 pub use metrics::{meter, prometheus_reader, registry};
-pub use service::{SHUTDOWN_GRACE, Service, ServiceError};
+pub use service::{Service, ServiceError};
 pub use signal::{BoxError, Shutdown, run_service, shutdown_signal};

@@ -1,9 +1,9 @@
 //! [`Service`]: the run loop every dwsync service shares.
 //!
 //! Start the HTTP endpoints, spawn the service's tasks, wait for the shutdown future (or a task
-//! failure), then stop in order: mark unready, cancel the tasks and give them
-//! [`SHUTDOWN_GRACE`] to finish, abort the rest, and stop the HTTP server last, so `/healthz`
-//! keeps answering while the tasks drain.
+//! failure), then stop in order: mark unready, wait `http.shutdown_delay_ms` (so traffic moves
+//! away first), cancel the tasks and give them `http.shutdown_grace_ms` to finish, abort the
+//! rest, and stop the HTTP server last, so `/healthz` keeps answering while the tasks drain.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -16,9 +16,6 @@ use tokio::task::{Id, JoinError, JoinSet};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{Health, HttpError, Server, registry, serve};
-
-/// How long tasks get to finish after cancellation before they are aborted.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The health component a service marks unready while it shuts down.
 const SHUTDOWN_COMPONENT: &str = "shutdown";
@@ -59,6 +56,8 @@ pub struct Service {
     server: Server,
     tasks: JoinSet<Result<(), BoxError>>,
     task_names: HashMap<Id, &'static str>,
+    shutdown_delay: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Service {
@@ -79,6 +78,8 @@ impl Service {
             server,
             tasks: JoinSet::new(),
             task_names: HashMap::new(),
+            shutdown_delay: Duration::from_millis(http.shutdown_delay_ms),
+            shutdown_grace: Duration::from_millis(http.shutdown_grace_ms),
         })
     }
 
@@ -147,7 +148,12 @@ impl Service {
     /// Marks the service unready, cancels the tasks, waits up to the grace period, aborts the rest.
     async fn stop_tasks(&mut self) {
         self.health.set_unready(SHUTDOWN_COMPONENT, "shutting down");
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(delay = ?self.shutdown_delay, "Unready; stopping after the shutdown delay.");
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
         self.tasks_token.cancel();
+        let grace = self.shutdown_grace;
         let drain = async {
             while let Some(joined) = self.tasks.join_next_with_id().await {
                 if let Err(err) = self.outcome(joined) {
@@ -155,8 +161,8 @@ impl Service {
                 }
             }
         };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "Tasks still running after the grace period; aborting them.");
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(grace = ?grace, "Tasks still running after the grace period; aborting them.");
             self.tasks.shutdown().await;
         }
     }

@@ -28,6 +28,8 @@ pub struct Stack {
     pub buckets: BTreeMap<i64, String>,
     pub ingest_config: PathBuf,
     pub uploader_config: PathBuf,
+    /// The dead-letter topic (one partition).
+    pub dead_letter_topic: String,
     /// The control service, when destinations come from it rather than the uploader's file.
     pub control: Option<Control>,
 }
@@ -131,7 +133,7 @@ impl Stack {
         let uploader_config = dir.join("uploader.toml");
         std::fs::write(&ingest_config, ingest).unwrap();
         std::fs::write(&uploader_config, uploader).unwrap();
-        Self { dir, prefix, buckets, ingest_config, uploader_config, control }
+        Self { dir, prefix, buckets, ingest_config, uploader_config, dead_letter_topic: dlq, control }
     }
 
     pub fn ingest(&self, name: &str) -> ServiceProcess {
