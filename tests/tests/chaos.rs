@@ -1,6 +1,6 @@
 //! The chaos suite: while a steady load of several tables for many workspaces (plus malformed
 //! records at a steady rate) is produced, ingest and the uploader are killed with `kill -9` at
-//! random moments, the S3 server is stopped and started again, and the Kafka broker is
+//! random moments (and stopped once each with SIGTERM), the S3 server is stopped and started again, and the Kafka broker is
 //! restarted. A supervisor restarts any service that exits, as Kubernetes would. After the load
 //! stops and everything drains, the buckets must hold every good record exactly once (no object
 //! overwritten, every Parquet file readable, sequences increasing per workspace and table) and
@@ -36,6 +36,9 @@ const TABLES: [Table; 4] = [Table::Metrics, Table::Deliveries, Table::People, Ta
 enum Fault {
     KillIngest,
     KillUploader,
+    /// SIGTERM: a graceful stop within the shutdown grace, then a restart.
+    TermIngest,
+    TermUploader,
     S3Outage(Duration),
     BrokerRestart,
 }
@@ -95,6 +98,8 @@ async fn chaos_loses_and_duplicates_nothing() {
         schedule.push(Fault::KillIngest);
         schedule.push(Fault::KillUploader);
         if cycle == 0 {
+            schedule.push(Fault::TermIngest);
+            schedule.push(Fault::TermUploader);
             schedule.push(Fault::S3Outage(Duration::from_secs(if long { 60 } else { 15 })));
         }
         if cycle == cycles / 2 {
@@ -144,7 +149,7 @@ async fn chaos_loses_and_duplicates_nothing() {
     });
 
     let started = Instant::now();
-    let (mut kills, mut s3_outages, mut broker_restarts) = (0, 0, 0);
+    let (mut kills, mut stops, mut s3_outages, mut broker_restarts) = (0, 0, 0, 0);
     for fault in &schedule {
         // A random moment: 1.5 to 5 s after the last fault, the services supervised meanwhile.
         let wait = Duration::from_millis(1_500 + next(3_500));
@@ -162,6 +167,14 @@ async fn chaos_loses_and_duplicates_nothing() {
             Fault::KillUploader => {
                 services.lock().await.uploader.kill9();
                 kills += 1;
+            }
+            Fault::TermIngest => {
+                services.lock().await.ingest.stop();
+                stops += 1;
+            }
+            Fault::TermUploader => {
+                services.lock().await.uploader.stop();
+                stops += 1;
             }
             Fault::S3Outage(length) => {
                 dev("s3", "stop");
@@ -204,7 +217,7 @@ async fn chaos_loses_and_duplicates_nothing() {
     services.ingest.stop();
     services.uploader.stop();
     println!(
-        "chaos summary: {} good records, {bad} malformed, {kills} kills, {s3_outages} S3 outage(s), \
+        "chaos summary: {} good records, {bad} malformed, {kills} kills, {stops} SIGTERM stops, {s3_outages} S3 outage(s), \
          {broker_restarts} broker restart(s), {} supervisor restarts, 0 lost, 0 duplicated, \
          {dead_letters} dead-lettered, 0 overwritten, {:.0} s",
         produced.total(),

@@ -103,7 +103,9 @@ struct State<'a> {
     dead: DeadLetters,
     /// Next offset to read, per partition read since the last commit of that partition.
     dirty: BTreeMap<PartitionKey, i64>,
-    revocations: u64,
+    /// First offset read since the last commit, per partition: where it is read again from if
+    /// its buffered records are dropped.
+    unflushed_from: BTreeMap<PartitionKey, i64>,
     tally: Tally,
 }
 
@@ -121,7 +123,7 @@ impl<'a> Pipeline<'a> {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("queued.max.messages.kbytes", cfg.ingest.fetch_queue_kbytes.to_string())
-            .set("partition.assignment.strategy", "roundrobin");
+            .set("partition.assignment.strategy", "cooperative-sticky");
         let consumer: StreamConsumer<RebalanceContext> =
             consumer_config.create_with_context(RebalanceContext::default())?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
@@ -151,7 +153,7 @@ impl<'a> Pipeline<'a> {
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
             dirty: BTreeMap::new(),
-            revocations: 0,
+            unflushed_from: BTreeMap::new(),
             tally: Tally::default(),
         };
         Ok(Self { consumer, st })
@@ -193,15 +195,50 @@ impl<'a> Pipeline<'a> {
 type Kafka = StreamConsumer<RebalanceContext>;
 
 impl State<'_> {
-    /// Drops all buffered state when partitions were revoked: the records are read again.
+    /// After partitions were revoked: drops the windows and dead letters holding their records,
+    /// with every window sharing a partition with those (the flush closure), and rewinds the
+    /// partitions this instance keeps to their first uncommitted offset. Nothing of a revoked
+    /// partition is committed, so its next owner reads it from the committed offset: no record
+    /// is lost or handed off twice.
     fn check_rebalance(&mut self, consumer: &Kafka) {
-        let seen = consumer.context().revocations();
-        if seen != self.revocations {
-            self.revocations = seen;
-            self.windows.clear();
-            self.dead.clear();
-            self.dirty.clear();
+        let revoked: BTreeSet<PartitionKey> = consumer
+            .context()
+            .take_revoked()
+            .into_iter()
+            .filter_map(|(topic, p)| self.topic_index.get(&topic).map(|&t| (t, p)))
+            .collect();
+        if revoked.is_empty() {
+            return;
         }
+        let mut dropped = revoked.clone();
+        for key in self.windows.keys_touching(&revoked) {
+            dropped.extend(self.windows.partitions_to_flush(key));
+        }
+        let windows = self.windows.close_partitions(&dropped, None).len();
+        let _ = self.dead.take(&dropped);
+        let mut rewound = 0;
+        for p in &dropped {
+            let _ = self.dirty.remove(p);
+            let Some(from) = self.unflushed_from.remove(p) else { continue };
+            if revoked.contains(p) {
+                continue;
+            }
+            let topic = &self.topics[p.0].topic;
+            match consumer.seek(topic, p.1, Offset::Offset(from), Duration::from_secs(10)) {
+                Ok(()) => rewound += 1,
+                Err(error) => {
+                    // The partition cannot be rewound: leave the group's committed offset as the
+                    // truth by dropping everything (as an eager rebalance would).
+                    tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; dropping all buffers.");
+                    self.windows.clear();
+                    self.dead.clear();
+                    self.dirty.clear();
+                    self.unflushed_from.clear();
+                    return;
+                }
+            }
+        }
+        tracing::info!(revoked = revoked.len(), windows, rewound, "Dropped the windows of revoked partitions.");
     }
 
     async fn process(&mut self, msg: &BorrowedMessage<'_>, consumer: &Kafka) -> Result<(), PipelineError> {
@@ -210,6 +247,7 @@ impl State<'_> {
         let table = source.table;
         let partition = (topic, msg.partition());
         let _ = self.dirty.insert(partition, msg.offset() + 1);
+        let _ = self.unflushed_from.entry(partition).or_insert(msg.offset());
         let encoding = header(msg, CONTENT_TYPE)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(Encoding::from_content_type)
@@ -259,6 +297,8 @@ impl State<'_> {
     }
 
     async fn flush_all(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+        // A revocation noticed while `recv` was interrupted must be applied before committing.
+        self.check_rebalance(consumer);
         let partitions: BTreeSet<PartitionKey> = self.dirty.keys().copied().collect();
         let closed = self.windows.close_all();
         self.commit(closed, &partitions, consumer).await
@@ -325,6 +365,7 @@ impl State<'_> {
         };
         for p in partitions {
             let _ = self.dirty.remove(p);
+            let _ = self.unflushed_from.remove(p);
         }
         for reason in reasons {
             metrics::window_closed(reason);

@@ -1,20 +1,23 @@
-//! A consumer context that records rebalances for the pipeline loop (no work in the callback).
+//! A consumer context that records revoked partitions for the pipeline loop (no work in the
+//! callback). The group uses the cooperative-sticky assignor: a rebalance revokes only the
+//! partitions that move, and librdkafka (through rdkafka's default `rebalance`) assigns and
+//! unassigns incrementally.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
-/// Counts partition revocations; the loop drops its buffered state when the count moves.
+/// Collects revoked partitions until the loop takes them.
 #[derive(Default)]
 pub struct RebalanceContext {
-    revocations: AtomicU64,
+    revoked: Mutex<Vec<(String, i32)>>,
 }
 
 impl RebalanceContext {
-    /// Revocations seen so far.
-    pub fn revocations(&self) -> u64 {
-        self.revocations.load(Ordering::SeqCst)
+    /// The `(topic, partition)`s revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -25,9 +28,10 @@ impl ConsumerContext for RebalanceContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!(
                 partitions = tpl.count(),
-                "Partitions revoked; open windows are dropped and read again by their next owner."
+                "Partitions revoked; their open windows are dropped and read again by their next owner."
             );
-            let _ = self.revocations.fetch_add(1, Ordering::SeqCst);
+            let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+            revoked.extend(tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
         }
     }
 

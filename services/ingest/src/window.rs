@@ -136,6 +136,11 @@ impl Windows {
         }
     }
 
+    /// The windows holding records of any of `partitions`.
+    pub fn keys_touching(&self, partitions: &BTreeSet<PartitionKey>) -> Vec<WindowKey> {
+        self.open.iter().filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p))).map(|(k, _)| *k).collect()
+    }
+
     /// The largest open window, when the buffers exceed the memory budget.
     pub fn over_budget(&self) -> Option<(WindowKey, CloseReason)> {
         if self.buffered_bytes <= self.config.memory_budget_bytes {

@@ -121,11 +121,25 @@ pub struct HandoffConfig {
     pub group_id: String,
     /// How often the consumer lag gauge is recomputed, in milliseconds. Default: `5000`.
     pub lag_interval_ms: u64,
+    /// Most kilobytes librdkafka pre-fetches into the consumer's queue (its
+    /// `queued.max.messages.kbytes`): the read-ahead besides the one file being written and the
+    /// partial files being reassembled. Default: `16384`.
+    #[serde(default = "default_fetch_queue_kbytes")]
+    pub fetch_queue_kbytes: u32,
+}
+
+fn default_fetch_queue_kbytes() -> u32 {
+    16 << 10
 }
 
 impl Default for HandoffConfig {
     fn default() -> Self {
-        Self { topic: "dwsync.handoff".into(), group_id: "dwsync-uploader".into(), lag_interval_ms: 5_000 }
+        Self {
+            topic: "dwsync.handoff".into(),
+            group_id: "dwsync-uploader".into(),
+            lag_interval_ms: 5_000,
+            fetch_queue_kbytes: default_fetch_queue_kbytes(),
+        }
     }
 }
 

@@ -219,6 +219,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readiness_goes_false_first_and_work_gets_the_grace_period() {
+        let http = HttpConfig { shutdown_delay_ms: 600, shutdown_grace_ms: 300, ..HttpConfig::localhost(0) };
+        let mut service = Service::start("test", &http).await.expect("start");
+        let token = service.shutdown_token();
+        let (cancelled_tx, cancelled_rx) = oneshot::channel();
+        // A task that ignores cancellation beyond the grace period: it is aborted.
+        service.spawn("slow", async move {
+            token.cancelled().await;
+            let _ = cancelled_tx.send(std::time::Instant::now());
+            std::future::pending::<()>().await;
+            Ok::<_, io::Error>(())
+        });
+        let addr = service.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(service.run_until(async {
+            let _ = stopped.await;
+        }));
+        let get = |path: &'static str| async move {
+            reqwest::get(format!("http://{addr}{path}")).await.map(|r| r.status().as_u16()).unwrap_or(0)
+        };
+        assert_eq!(get("/readyz").await, 200);
+        let asked = std::time::Instant::now();
+        stop.send(()).expect("running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(get("/readyz").await, 503, "unready during the delay");
+        assert_eq!(get("/healthz").await, 200, "still live");
+        let cancelled_at = cancelled_rx.await.expect("the task saw the cancellation");
+        assert!(cancelled_at - asked >= Duration::from_millis(600), "work stops only after the delay");
+        running.await.expect("join").expect("stops after the grace period");
+        assert!(asked.elapsed() < Duration::from_secs(5), "the stuck task was aborted after the grace period");
+    }
+
+    #[tokio::test]
     async fn a_failing_task_stops_the_service() {
         let mut service = start().await;
         service.spawn("doomed", async { Err(io::Error::other("disk on fire")) });

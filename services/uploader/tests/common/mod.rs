@@ -33,7 +33,12 @@ pub fn config(topic: &str, group: &str, destinations: Vec<Destination>) -> Confi
     Config {
         kafka: KafkaConfig { bootstrap_servers: kafka_bootstrap(), ..KafkaConfig::default() },
         http: HttpConfig::localhost(0),
-        handoff: HandoffConfig { topic: topic.into(), group_id: group.into(), lag_interval_ms: 300 },
+        handoff: HandoffConfig {
+            topic: topic.into(),
+            group_id: group.into(),
+            lag_interval_ms: 300,
+            ..HandoffConfig::default()
+        },
         upload: UploadConfig {
             multipart_threshold_bytes: 5 * MIB as u64,
             part_bytes: 5 * MIB as u64,
