@@ -93,6 +93,29 @@ struct Record {
     chunk: Result<FileChunk, &'static str>,
 }
 
+/// Runs a Kafka step of the lot (`$step`, a future borrowing `$self.lot`) until it succeeds,
+/// backing off between attempts: `Some(value)`, or `None` once shutdown began.
+macro_rules! until_done {
+    ($self:ident, $what:literal, $step:expr) => {{
+        let mut retry = $self.retrier($what);
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                () = $self.shutdown.cancelled() => break None,
+                outcome = $step => outcome,
+            };
+            match outcome {
+                Ok(value) => break Some(value),
+                Err(error) => {
+                    if !retry.failed(&error).await {
+                        break None;
+                    }
+                }
+            }
+        }
+    }};
+}
+
 /// A workspace whose destination fails: when to try it again.
 #[derive(Debug, Clone, Copy)]
 struct Failing {
@@ -243,22 +266,7 @@ impl Pipeline {
 
     /// Reads `partition`'s lot, retrying until it succeeds; `false` on shutdown.
     async fn load_lot(&mut self, partition: i32) -> bool {
-        let mut retry = self.retrier("Reading the lot");
-        loop {
-            let loaded = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return false,
-                loaded = self.lot.load(partition) => loaded,
-            };
-            match loaded {
-                Ok(()) => return true,
-                Err(error) => {
-                    if !retry.failed(&error).await {
-                        return false;
-                    }
-                }
-            }
-        }
+        until_done!(self, "Reading the lot", self.lot.load(partition)).is_some()
     }
 
     /// Deals with one record; `false` when shutdown interrupted a file's delivery.
@@ -339,22 +347,7 @@ impl Pipeline {
 
     /// Parks a file, retrying until Kafka has it; `false` on shutdown.
     async fn park(&mut self, partition: i32, file: &CompleteFile, seq: u64, reason: &'static str) -> bool {
-        let mut retry = self.retrier("Parking a file");
-        let parked = loop {
-            let parked = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => break false,
-                parked = self.lot.park(partition, file, seq) => parked,
-            };
-            match parked {
-                Ok(()) => break true,
-                Err(error) => {
-                    if !retry.failed(&error).await {
-                        break false;
-                    }
-                }
-            }
-        };
+        let parked = until_done!(self, "Parking a file", self.lot.park(partition, file, seq)).is_some();
         if parked {
             self.metrics.parked(reason);
             tracing::info!(
@@ -459,22 +452,7 @@ impl Pipeline {
 
     /// Marks a parked file done, retrying until Kafka has the marker; `false` on shutdown.
     async fn leave_lot(&mut self, partition: i32, key: QueueKey, seq: u64) -> bool {
-        let mut retry = self.retrier("Marking a parked file done");
-        loop {
-            let done = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return false,
-                done = self.lot.done(partition, key, seq) => done,
-            };
-            match done {
-                Ok(()) => return true,
-                Err(error) => {
-                    if !retry.failed(&error).await {
-                        return false;
-                    }
-                }
-            }
-        }
+        until_done!(self, "Marking a parked file done", self.lot.done(partition, key, seq)).is_some()
     }
 
     /// Reports the statuses that changed (with the lot's waiting files) on the status topic.
