@@ -139,14 +139,15 @@ async fn the_ingest_stays_within_its_memory_budget_on_a_large_backlog() {
     );
     assert!(peak < BUDGET + OVERHEAD, "peak RSS {} MiB over {} MiB", peak / MIB, (BUDGET + OVERHEAD) / MIB);
     // No growth with the backlog: the RSS while reading the second half is no higher than while
-    // reading the first half, give or take one budget.
+    // reading the first half, give or take two budgets (the allocator keeps some high-water
+    // marks); buffering the backlog itself would add about 40 MiB between the halves.
     let max_rss = |range: std::ops::Range<f64>| {
         samples.iter().filter(|(share, _)| range.contains(share)).map(|(_, kib)| kib * 1024).max().unwrap_or(0)
     };
     let (first, second) = (max_rss(0.05..0.5), max_rss(0.5..0.95));
     println!("memory: RSS reading the first half {} MiB, the second half {} MiB", first / MIB, second / MIB);
     assert!(first > 0 && second > 0, "samples in both halves: {samples:?}");
-    assert!(second <= first + BUDGET, "RSS grew with the backlog: {} MiB then {} MiB", first / MIB, second / MIB);
+    assert!(second <= first + 2 * BUDGET, "RSS grew with the backlog: {} MiB then {} MiB", first / MIB, second / MIB);
 }
 
 /// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
