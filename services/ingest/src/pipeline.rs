@@ -3,7 +3,7 @@
 //! transaction. One loop per instance, kafka-delta-ingest style; Kafka holds all durable state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::blocking::block_in_place;
@@ -84,6 +84,44 @@ pub async fn run(
     }
 }
 
+/// The assigned partitions (set by the loop) and their high watermarks (set by the sampler).
+#[derive(Default)]
+struct Watermarks {
+    partitions: Vec<(String, i32)>,
+    watermarks: HashMap<(String, i32), i64>,
+}
+
+type Highs = Arc<std::sync::Mutex<Watermarks>>;
+
+/// Asks the broker for the assigned partitions' high watermarks every [`LAG_EVERY`] on a
+/// client of its own, on a blocking thread, so the loop never waits on it (a watermark request
+/// through the consumer can wait behind its long-poll fetch). Stops when the loop is gone.
+fn sample_highs(cfg: &Config) -> Result<Highs, KafkaError> {
+    let client: rdkafka::consumer::BaseConsumer =
+        cfg.kafka.client_config("ingest-lag").set("group.id", "dwsync-ingest-lag").create()?;
+    let highs: Highs = Arc::default();
+    let weak = Arc::downgrade(&highs);
+    // A plain thread: it never holds up the runtime's shutdown and ends after the loop is gone.
+    let spawned = std::thread::Builder::new().name("ingest-lag".into()).spawn(move || {
+        loop {
+            std::thread::sleep(LAG_EVERY);
+            let Some(highs) = weak.upgrade() else { return };
+            let parts = highs.lock().unwrap_or_else(PoisonError::into_inner).partitions.clone();
+            let mut fresh = HashMap::new();
+            for (topic, partition) in parts {
+                if let Ok((_, high)) = client.fetch_watermarks(&topic, partition, Duration::from_secs(5)) {
+                    let _ = fresh.insert((topic, partition), high);
+                }
+            }
+            highs.lock().unwrap_or_else(PoisonError::into_inner).watermarks = fresh;
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "Cannot start the lag sampler; dwsync_ingest_consumer_lag stays 0.");
+    }
+    Ok(highs)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -103,6 +141,8 @@ struct State<'a> {
     dead: DeadLetters,
     /// Next offset to read, per partition read since the last commit of that partition.
     dirty: BTreeMap<PartitionKey, i64>,
+    /// High watermarks of the assigned partitions, refreshed off the loop by [`sample_highs`].
+    highs: Highs,
     /// First offset read since the last commit, per partition: where it is read again from if
     /// its buffered records are dropped.
     unflushed_from: BTreeMap<PartitionKey, i64>,
@@ -123,6 +163,9 @@ impl<'a> Pipeline<'a> {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("queued.max.messages.kbytes", cfg.ingest.fetch_queue_kbytes.to_string())
+            // When the bounded queue is full, fetch again as soon as it drains (librdkafka's
+            // default waits 1 s, which capped ingest at ~16 MB/s: docs/PERFORMANCE.md).
+            .set("fetch.queue.backoff.ms", "10")
             .set("partition.assignment.strategy", "cooperative-sticky");
         let consumer: StreamConsumer<RebalanceContext> =
             consumer_config.create_with_context(RebalanceContext::default())?;
@@ -153,6 +196,7 @@ impl<'a> Pipeline<'a> {
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
             dirty: BTreeMap::new(),
+            highs: sample_highs(cfg)?,
             unflushed_from: BTreeMap::new(),
             tally: Tally::default(),
         };
@@ -389,16 +433,18 @@ impl State<'_> {
     fn measure_lag(&self, consumer: &Kafka) {
         let Ok(assignment) = consumer.assignment() else { return };
         let Ok(position) = consumer.position() else { return };
+        let parts: Vec<(String, i32)> =
+            assignment.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
         let mut lag = 0;
-        for e in assignment.elements() {
-            let Ok((_, high)) =
-                block_in_place(|| consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2)))
-            else {
-                continue;
-            };
-            let at =
-                position.find_partition(e.topic(), e.partition()).and_then(|p| p.offset().to_raw()).filter(|o| *o >= 0);
-            lag += high - at.unwrap_or(0);
+        {
+            let mut highs = self.highs.lock().unwrap_or_else(PoisonError::into_inner);
+            for (topic, partition) in &parts {
+                let Some(high) = highs.watermarks.get(&(topic.clone(), *partition)) else { continue };
+                let at =
+                    position.find_partition(topic, *partition).and_then(|p| p.offset().to_raw()).filter(|o| *o >= 0);
+                lag += high - at.unwrap_or(0);
+            }
+            highs.partitions = parts;
         }
         metrics::lag(lag);
         metrics::buffers(self.windows.buffered_bytes(), self.windows.len());

@@ -75,6 +75,7 @@ pub fn subscribe(
         .set("group.id", &handoff.group_id)
         .set("isolation.level", "read_committed")
         .set("queued.max.messages.kbytes", handoff.fetch_queue_kbytes.max(1).to_string())
+        .set("fetch.queue.backoff.ms", "10")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");

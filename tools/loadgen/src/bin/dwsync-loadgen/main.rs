@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! dwsync-loadgen --tables metrics,people --workspaces 5 --records 100000 --encoding mixed
+//! dwsync-loadgen --tables metrics --workspaces 10000 --skew 0.5 --records 1000000 --rate 20000
 //! ```
 
 mod args;

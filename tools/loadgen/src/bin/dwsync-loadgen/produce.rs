@@ -78,7 +78,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Summary> {
     ensure_topics(&args.bootstrap, &topics, args.partitions).await?;
     let producer = producer(&args.bootstrap)?;
 
-    let workspaces = Workspaces::new(args.workspaces as usize);
+    let workspaces = Workspaces::zipf(args.workspaces as usize, args.skew);
     let mut runs: Vec<TableRun> = tables
         .iter()
         .zip(topics)

@@ -1,0 +1,114 @@
+//! Command-line arguments of `dwsync-bench`.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Measures dwsync end to end next to the physical ceilings (raw Kafka consume, Parquet encode),
+/// on the same machine and the same pre-loaded topics, and prints one table per scenario.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dwsync-bench", version)]
+pub(crate) struct Args {
+    /// Tiny sizes (a few thousand records per scenario, 1-second windows): checks that every row
+    /// arrives and prints the figures; never judges them.
+    #[arg(long)]
+    pub(crate) smoke: bool,
+    /// Scenarios to run, comma-separated (`metrics-json`, `metrics-protobuf`, `mixed-all-tables`,
+    /// `workspaces-10k`); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) scenario: Vec<String>,
+    /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) scale: f64,
+    /// Window length of the end-to-end run in ms (default 15000; 1000 with --smoke).
+    #[arg(long)]
+    pub(crate) window_ms: Option<u64>,
+    /// Generator seed: the same seed pre-loads the same records.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Partitions of each source topic (default 4; 1 with --smoke).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub(crate) partitions: Option<i32>,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "DWSYNC_BENCH_KAFKA", default_value = "127.0.0.1:9092")]
+    pub(crate) bootstrap: String,
+    /// S3 endpoint (path-style, SigV4).
+    #[arg(long, env = "DWSYNC_BENCH_S3_ENDPOINT", default_value = "http://127.0.0.1:9000")]
+    pub(crate) s3_endpoint: String,
+    /// S3 access key id.
+    #[arg(long, env = "S3_ACCESS_KEY", default_value = "dwsync-dev")]
+    pub(crate) s3_access_key: String,
+    /// S3 secret access key (never printed).
+    #[arg(long, env = "S3_SECRET_KEY", default_value = "dwsync-dev-secret-key", hide_default_value = true)]
+    pub(crate) s3_secret_key: String,
+    /// Directory holding `dwsync-ingest` and `dwsync-uploader` (default: next to this binary).
+    #[arg(long)]
+    pub(crate) bin_dir: Option<PathBuf>,
+    /// Where config files, service logs and profiles go (default: a new directory under /tmp).
+    #[arg(long)]
+    pub(crate) work_dir: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Skip the `kcat` row even when `kcat` is installed.
+    #[arg(long)]
+    pub(crate) no_kcat: bool,
+    /// Record a `perf` profile of each service during the end-to-end run and print its top symbols.
+    #[arg(long)]
+    pub(crate) perf: bool,
+    /// A librdkafka property for the harness's own consumers (rows 1 and 1+2), e.g.
+    /// `fetch.queue.backoff.ms=10` (repeatable).
+    #[arg(long, value_parser = parse_env)]
+    pub(crate) consumer_prop: Vec<(String, String)>,
+    /// Extra environment for ingest, e.g. `DWSYNC_INGEST__FETCH_QUEUE_KBYTES=65536` (repeatable):
+    /// any config key can be tried this way without editing the harness.
+    #[arg(long, value_parser = parse_env)]
+    pub(crate) ingest_env: Vec<(String, String)>,
+    /// Extra environment for the uploader (repeatable), as for `--ingest-env`.
+    #[arg(long, value_parser = parse_env)]
+    pub(crate) uploader_env: Vec<(String, String)>,
+    /// Keep the run's topics (they are deleted after each scenario by default).
+    #[arg(long)]
+    pub(crate) keep_topics: bool,
+    /// Keep each scenario's bucket and objects (deleted after its check by default).
+    #[arg(long)]
+    pub(crate) keep_objects: bool,
+}
+
+impl Args {
+    /// Partitions of each source topic.
+    pub(crate) fn partitions(&self) -> i32 {
+        self.partitions.unwrap_or(if self.smoke { 1 } else { 4 })
+    }
+
+    /// The window length of the end-to-end run.
+    pub(crate) fn window_ms(&self) -> u64 {
+        self.window_ms.unwrap_or(if self.smoke { 1_000 } else { 15_000 })
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let args = Args::try_parse_from(["dwsync-bench"]).expect("defaults");
+        assert!(!args.smoke && args.scenario.is_empty());
+        assert_eq!((args.window_ms(), args.partitions()), (15_000, 4));
+        let smoke = Args::try_parse_from(["dwsync-bench", "--smoke", "--scenario", "metrics-json,workspaces-10k"])
+            .expect("smoke");
+        assert_eq!((smoke.window_ms(), smoke.partitions()), (1_000, 1));
+        assert_eq!(smoke.scenario, ["metrics-json", "workspaces-10k"]);
+        let env = Args::try_parse_from(["dwsync-bench", "--ingest-env", "A=1=2", "--ingest-env", "B="]).expect("env");
+        assert_eq!(env.ingest_env, [("A".to_owned(), "1=2".to_owned()), ("B".to_owned(), String::new())]);
+        assert!(Args::try_parse_from(["dwsync-bench", "--uploader-env", "novalue"]).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! The raw consume ceiling: librdkafka reading the pre-loaded topics to nowhere, with the
+//! consumer settings ingest uses, and the same read by `kcat` when it is installed.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+use crate::kafka;
+use crate::preload::Loaded;
+use crate::report::Throughput;
+
+/// Longest pause without a message before the read is given up.
+const STALL: Duration = Duration::from_secs(30);
+
+/// A consumer with the settings ingest's consumer uses, plus `props` (`--consumer-prop`).
+pub(crate) fn consumer(bootstrap: &str, group: &str, props: &[(String, String)]) -> anyhow::Result<BaseConsumer> {
+    let mut config = kafka::config(bootstrap);
+    let _ = config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        // ingest's default fetch queue (`ingest.fetch_queue_kbytes`).
+        .set("queued.max.messages.kbytes", "16384")
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    for (key, value) in props {
+        let _ = config.set(key, value);
+    }
+    config.create().context("cannot create the Kafka consumer")
+}
+
+/// Reads every pre-loaded record once with a consumer that does nothing with them.
+///
+/// Timed from `subscribe` (group join included, as for ingest) to the last record.
+pub(crate) fn raw_consume(
+    bootstrap: &str,
+    loaded: &Loaded,
+    group: &str,
+    props: &[(String, String)],
+) -> anyhow::Result<Throughput> {
+    let consumer = consumer(bootstrap, group, props)?;
+    let topics: Vec<&str> = loaded.topics.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    consumer.subscribe(&topics).context("cannot subscribe to the source topics")?;
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let mut last = Instant::now();
+    while records < loaded.records {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                records += 1;
+                bytes += msg.payload_len() as u64;
+                last = Instant::now();
+            }
+            // Kafka errors (a broker restarting) are transient; a read that stops is caught here.
+            Some(Err(_)) | None if last.elapsed() > STALL => {
+                bail!("the raw consumer read only {records} of {} records (nothing for {STALL:?})", loaded.records)
+            }
+            Some(Err(_)) | None => {}
+        }
+    }
+    Ok(Throughput::new(records, bytes, started.elapsed().as_secs_f64()))
+}
+
+/// `kcat` reading the topics (balanced consumer, from the beginning, exit at the end), printing
+/// one offset per record so the records can be counted; `None` when `kcat` is not installed.
+pub(crate) fn kcat(bootstrap: &str, loaded: &Loaded, group: &str) -> anyhow::Result<Option<Throughput>> {
+    let installed = Command::new("kcat").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !installed.is_ok_and(|s| s.success()) {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let output = Command::new("kcat")
+        .args(["-C", "-q", "-e", "-b", bootstrap, "-G", group, "-f", "%o\\n"])
+        .args(["-X", "auto.offset.reset=earliest", "-X", "enable.auto.commit=false"])
+        .args(&loaded.topics)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run kcat")?;
+    let secs = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("kcat failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let records = output.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
+    if records != loaded.records {
+        bail!("kcat read {records} of {} records", loaded.records);
+    }
+    Ok(Some(Throughput::new(records, loaded.bytes, secs)))
+}

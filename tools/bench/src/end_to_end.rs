@@ -1,0 +1,253 @@
+//! Row 3: dwsync end to end on the pre-loaded topics — ingest and the uploader as processes,
+//! static destinations (one per workspace, all in one fresh bucket), until every record is in
+//! an object in S3.
+//!
+//! While it runs the harness samples both processes' CPU time every 200 ms, follows the handoff
+//! topic (each file's key, rows and window close time) and the uploader's log (when each object
+//! was written). At the end it lists the bucket: every handed-off file must be there.
+//!
+//! Throughput is records over the *busy* time: from starting ingest to the last object written,
+//! minus the time ingest sat idle — backlog consumed — waiting for the last window's grid point
+//! (windows close on multiples of `window.duration_ms`; that wait is latency, not throughput).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+
+use crate::handoff_files::{self, HandedOff};
+use crate::perf::Profiler;
+use crate::preload::Loaded;
+use crate::report::{EndToEnd, Latency, Throughput, Usage};
+use crate::scenario::Scenario;
+use crate::services::{self, RunNames, S3Target, Service};
+use crate::upload_log::UploadLog;
+use crate::{kafka, procstat, s3};
+
+/// How often the processes, the handoff topic and the log are looked at.
+const TICK: Duration = Duration::from_millis(200);
+
+/// ingest counts as busy above this share of one core.
+const BUSY_CORES: f64 = 0.2;
+
+/// Partitions of the handoff topic (ingest's default `handoff_partitions`).
+const HANDOFF_PARTITIONS: i32 = 12;
+
+/// What the run needs.
+pub(crate) struct Setup<'a> {
+    /// The scenario.
+    pub(crate) scenario: &'a Scenario,
+    /// Its pre-loaded topics.
+    pub(crate) loaded: &'a Loaded,
+    /// Topic, group and bucket names.
+    pub(crate) names: RunNames,
+    /// The S3 server.
+    pub(crate) s3: &'a S3Target,
+    /// Where the service binaries are.
+    pub(crate) bin_dir: &'a Path,
+    /// Where configs and logs go.
+    pub(crate) dir: PathBuf,
+    /// Record perf profiles.
+    pub(crate) perf: bool,
+    /// Extra environment of ingest and of the uploader.
+    pub(crate) env: [&'a [(String, String)]; 2],
+    /// Keep the bucket and its objects afterwards.
+    pub(crate) keep_objects: bool,
+}
+
+/// One CPU sample of ingest.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at_ms: i64,
+    cpu_secs: f64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Runs the pipeline over the backlog and measures it.
+pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
+    let Setup {
+        scenario,
+        loaded,
+        names,
+        s3: target,
+        bin_dir,
+        dir,
+        perf,
+        env: [ingest_env, uploader_env],
+        keep_objects,
+    } = setup;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    kafka::create_topics(&names.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS).await?;
+    kafka::create_topics(&names.bootstrap, std::slice::from_ref(&names.dead_letters), 1).await?;
+    let client = s3::client(target);
+    s3::create_bucket(&client, target, &names.bucket).await?;
+    let reader = handoff_files::Reader::start(&names.bootstrap, &names.handoff)?;
+
+    let mut uploader = Service::start("uploader", bin_dir, &dir, uploader_env, |port| {
+        services::uploader_config(scenario, &names, target, port)
+    })?;
+    uploader.wait_ready(Duration::from_secs(120))?;
+    let started_ms = now_ms();
+    let mut ingest =
+        Service::start("ingest", bin_dir, &dir, ingest_env, |port| services::ingest_config(scenario, &names, port))?;
+    let profilers: Vec<(&str, Profiler)> = if perf {
+        [&ingest, &uploader]
+            .iter()
+            .filter_map(|s| Some((s.name(), Profiler::start(s.pid(), &dir, s.name())?)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    let mut log = UploadLog::new(&uploader.log);
+    let mut samples = vec![Sample { at_ms: started_ms, cpu_secs: 0.0 }];
+    let stall = Duration::from_millis((4 * names.window_ms).max(60_000));
+    let mut progress = (0, 0);
+    let mut last_progress = Instant::now();
+    let usage = loop {
+        tokio::time::sleep(TICK).await;
+        ingest.check_running()?;
+        uploader.check_running()?;
+        if let Some(cpu_secs) = procstat::cpu_seconds(ingest.pid()) {
+            samples.push(Sample { at_ms: now_ms(), cpu_secs });
+        }
+        log.poll();
+        let files = reader.files();
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        let uploaded = files.iter().filter(|f| log.visible().contains_key(&f.key)).count();
+        if rows >= loaded.records && uploaded == files.len() {
+            // Read before stopping: /proc forgets a process once it exits.
+            break [&ingest, &uploader].map(|s| usage_of(s.pid()));
+        }
+        if (files.len(), uploaded) != progress {
+            progress = (files.len(), uploaded);
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > stall {
+            bail!(
+                "the pipeline stalled for {stall:?}: {rows} of {} rows handed off, {uploaded} of {} files uploaded\n\
+                 ingest log ({}):\n{}\nuploader log ({}):\n{}",
+                loaded.records,
+                files.len(),
+                ingest.log.display(),
+                ingest.log_tail(15),
+                uploader.log.display(),
+                uploader.log_tail(15)
+            );
+        }
+    };
+    let profiles: BTreeMap<String, Vec<String>> =
+        profilers.into_iter().map(|(name, p)| (name.to_owned(), p.finish())).collect();
+    ingest.stop();
+    uploader.stop();
+    let files = reader.stop()?;
+
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    if rows != loaded.records {
+        bail!("{rows} rows were handed off for {} records produced", loaded.records);
+    }
+    let keys = s3::list_keys(&client, &names.bucket).await?;
+    let missing: Vec<&str> = files.iter().map(|f| f.key.as_str()).filter(|k| !keys.contains(*k)).collect();
+    if let Some(first) = missing.first() {
+        bail!("{} of {} files are not in bucket {} (first: {first})", missing.len(), files.len(), names.bucket);
+    }
+    let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
+    if !keep_objects && let Err(e) = s3::delete_bucket(&client, &names.bucket, &keys).await {
+        eprintln!("could not delete bucket {}: {e:#}", names.bucket);
+    }
+    let visible = log.visible();
+    Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles))
+}
+
+/// CPU seconds and peak RSS of a live process.
+fn usage_of(pid: u32) -> (f64, u64) {
+    (procstat::cpu_seconds(pid).unwrap_or(0.0), procstat::peak_rss_bytes(pid).unwrap_or(0))
+}
+
+/// The figures of a finished run.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    files: &[HandedOff],
+    visible: &BTreeMap<String, i64>,
+    samples: &[Sample],
+    started_ms: i64,
+    loaded: &Loaded,
+    [(ingest_cpu, ingest_rss), (uploader_cpu, uploader_rss)]: [(f64, u64); 2],
+    validates: u64,
+    profiles: BTreeMap<String, Vec<String>>,
+) -> EndToEnd {
+    let last_visible = files.iter().filter_map(|f| visible.get(&f.key)).copied().max().unwrap_or(started_ms);
+    let last_close = files.iter().map(|f| f.closed_at_ms).max().unwrap_or(started_ms);
+    let idle_ms = idle_before(samples, last_close);
+    let wall_ms = (last_visible - started_ms).max(1);
+    let busy_secs = (wall_ms - idle_ms).max(1) as f64 / 1000.0;
+    let mut close_reasons = BTreeMap::new();
+    for f in files {
+        *close_reasons.entry(f.reason.clone()).or_default() += 1;
+    }
+    let usage = |cpu_secs: f64, rss: u64| Usage {
+        cpu_secs,
+        cpu_secs_per_million: cpu_secs / loaded.records.max(1) as f64 * 1e6,
+        peak_rss_mib: rss as f64 / (1 << 20) as f64,
+    };
+    EndToEnd {
+        throughput: Throughput::new(loaded.records, loaded.bytes, busy_secs),
+        wall_secs: wall_ms as f64 / 1000.0,
+        idle_secs: idle_ms as f64 / 1000.0,
+        files: files.len() as u64,
+        parquet_bytes: files.iter().map(|f| f.bytes).sum(),
+        rows: files.iter().map(|f| f.rows).sum(),
+        close_reasons,
+        validates,
+        ingest: usage(ingest_cpu, ingest_rss),
+        uploader: usage(uploader_cpu, uploader_rss),
+        visible: Latency::of(files.iter().filter_map(|f| Some(visible.get(&f.key)? - f.closed_at_ms)).collect()),
+        profiles,
+    }
+}
+
+/// How long ingest was idle right before `close_ms`: from the end of its last busy sample
+/// interval (above [`BUSY_CORES`]) before `close_ms` to `close_ms`.
+fn idle_before(samples: &[Sample], close_ms: i64) -> i64 {
+    let mut busy_until = samples.first().map_or(close_ms, |s| s.at_ms);
+    for w in samples.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if b.at_ms > close_ms {
+            break;
+        }
+        let cores = (b.cpu_secs - a.cpu_secs) / ((b.at_ms - a.at_ms).max(1) as f64 / 1000.0);
+        if cores > BUSY_CORES {
+            busy_until = b.at_ms;
+        }
+    }
+    (close_ms - busy_until).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(rates: &[f64]) -> Vec<Sample> {
+        let mut cpu = 0.0;
+        let mut out = vec![Sample { at_ms: 0, cpu_secs: 0.0 }];
+        for (i, r) in rates.iter().enumerate() {
+            cpu += r * 0.2;
+            out.push(Sample { at_ms: (i as i64 + 1) * 200, cpu_secs: cpu });
+        }
+        out
+    }
+
+    #[test]
+    fn idle_is_the_quiet_stretch_before_the_close() {
+        // Busy for 1 s, idle for 1 s, then the grid point at 2 s.
+        let s = samples(&[1.0, 1.0, 0.9, 1.0, 0.8, 0.01, 0.0, 0.02, 0.0, 0.0]);
+        assert_eq!(idle_before(&s, 2_000), 1_000);
+        // Busy up to the close: nothing to subtract.
+        assert_eq!(idle_before(&samples(&[1.0; 10]), 2_000), 0);
+        // Samples after the close do not count.
+        assert_eq!(idle_before(&samples(&[1.0, 0.0, 0.0, 1.0, 1.0]), 600), 400);
+    }
+}

@@ -1,0 +1,179 @@
+//! `dwsync-bench`: dwsync end to end next to its physical ceilings, on the same machine and
+//! the same pre-loaded topics (docs/PERFORMANCE.md).
+//!
+//! For each scenario: pre-load the records into fresh topics, then
+//! 1. the raw consume ceiling (librdkafka reading them to nowhere; `kcat` too when installed),
+//! 2. the Parquet encode ceiling (the same records decoded and encoded in memory, one core),
+//!    and both in one loop (consume, decode and encode on one thread),
+//! 3. dwsync end to end (ingest + uploader as processes, until every record is in S3),
+//! 4. the ratio of 3 to 1.
+//!
+//! ```sh
+//! dev/bench                      # release build, every scenario, full size
+//! dev/bench --smoke              # tiny sizes, debug build, well under a minute
+//! ```
+
+mod args;
+mod ceiling;
+mod consume_encode;
+mod encode_ceiling;
+mod end_to_end;
+mod handoff_files;
+mod kafka;
+mod perf;
+mod preload;
+mod procstat;
+mod report;
+mod s3;
+mod scenario;
+mod services;
+mod upload_log;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+
+use crate::args::Args;
+use crate::report::{Machine, Report, ScenarioReport, TableInput};
+use crate::scenario::Scenario;
+use crate::services::{RunNames, S3Target};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let names: Vec<String> = if args.scenario.is_empty() {
+        scenario::NAMES.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.scenario.clone()
+    };
+    let scenarios: Vec<Scenario> =
+        names.iter().map(|n| Scenario::named(n, args.smoke, args.scale)).collect::<anyhow::Result<_>>()?;
+    let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
+    let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .context("cannot locate this binary")?
+            .parent()
+            .map(PathBuf::from)
+            .context("this binary has no directory")?,
+    };
+    let machine = Machine::detect();
+    println!(
+        "dwsync-bench {run_id}: {} scenario(s){}, window {} ms, {} build on {} CPUs ({}); services from {}; logs in {}",
+        scenarios.len(),
+        if args.smoke { " at smoke size" } else { "" },
+        args.window_ms(),
+        machine.build,
+        machine.cpus,
+        machine.cpu_model,
+        bin_dir.display(),
+        work_dir.display()
+    );
+    let service_env: Vec<String> =
+        [("consumers", &args.consumer_prop), ("ingest", &args.ingest_env), ("uploader", &args.uploader_env)]
+            .iter()
+            .flat_map(|(service, env)| env.iter().map(move |(k, v)| format!("{service}:{k}={v}")))
+            .collect();
+    let mut report =
+        Report { machine, smoke: args.smoke, window_ms: args.window_ms(), service_env, scenarios: Vec::new() };
+    for s in &scenarios {
+        let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
+            .await
+            .with_context(|| format!("scenario {} failed", s.name))?;
+        println!("{}", r.render());
+        report.scenarios.push(r);
+    }
+    println!("{}", report.summary());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Pre-loads one scenario and measures the four rows.
+async fn run_scenario(
+    args: &Args,
+    s: &Scenario,
+    run_id: &str,
+    bin_dir: &std::path::Path,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<ScenarioReport> {
+    let base = format!("{run_id}.{}", s.name);
+    let names = RunNames {
+        bootstrap: args.bootstrap.clone(),
+        topic_prefix: format!("{base}.source."),
+        handoff: format!("{base}.handoff"),
+        dead_letters: format!("{base}.dead-letters"),
+        lot: format!("{base}.lot"),
+        group_prefix: base.clone(),
+        bucket: format!("{run_id}-{}", s.name),
+        window_ms: args.window_ms(),
+    };
+    eprintln!("[{}] pre-loading {} ...", s.name, s.describe());
+    let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, args.partitions(), args.seed).await?;
+    eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
+    let raw = ceiling::raw_consume(&args.bootstrap, &loaded, &format!("{base}.raw"), &args.consumer_prop)?;
+    let kcat = if args.no_kcat {
+        None
+    } else {
+        ceiling::kcat(&args.bootstrap, &loaded, &format!("{base}.kcat")).unwrap_or_else(|e| {
+            eprintln!("[{}] kcat row skipped: {e:#}", s.name);
+            None
+        })
+    };
+    eprintln!("[{}] 2: Parquet encode ...", s.name);
+    let encode = encode_ceiling::run(s, args.seed)?;
+    eprintln!("[{}] 1+2: consume + encode in one loop ...", s.name);
+    let consume_encode =
+        consume_encode::run(s, &args.bootstrap, &loaded, &format!("{base}.consume-encode"), &args.consumer_prop)?;
+    eprintln!("[{}] 3: end to end (window {} ms) ...", s.name, names.window_ms);
+    let target = S3Target {
+        endpoint: args.s3_endpoint.clone(),
+        access_key: args.s3_access_key.clone(),
+        secret_key: args.s3_secret_key.clone(),
+    };
+    let topics = [names.handoff.clone(), names.dead_letters.clone(), names.lot.clone()];
+    let e2e = end_to_end::run(end_to_end::Setup {
+        scenario: s,
+        loaded: &loaded,
+        names,
+        s3: &target,
+        bin_dir,
+        dir: work_dir.join(s.name),
+        perf: args.perf,
+        env: [&args.ingest_env, &args.uploader_env],
+        keep_objects: args.keep_objects,
+    })
+    .await;
+    if !args.keep_topics {
+        let all: Vec<String> = loaded.topics.iter().chain(&topics).cloned().collect();
+        if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
+            eprintln!("[{}] could not delete the run's topics: {e:#}", s.name);
+        }
+    }
+    let e2e = e2e?;
+    let input: BTreeMap<String, TableInput> = loaded
+        .per_table
+        .iter()
+        .map(|(t, (records, bytes))| {
+            ((*t).to_owned(), TableInput { records: *records, avg_bytes: bytes / (*records).max(1) })
+        })
+        .collect();
+    let ratio = e2e.throughput.records_per_sec / raw.records_per_sec.max(1e-9);
+    Ok(ScenarioReport {
+        scenario: s.clone(),
+        input,
+        preload: report::Throughput::new(loaded.records, loaded.bytes, loaded.secs),
+        raw_consume: raw,
+        kcat,
+        encode,
+        consume_encode,
+        end_to_end: e2e,
+        ratio,
+    })
+}

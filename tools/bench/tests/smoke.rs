@@ -1,0 +1,76 @@
+//! `dwsync-bench --smoke` against the real Kafka broker and S3 server: every scenario runs end to
+//! end, the report has its four rows with non-zero figures and every record arrived. No timing
+//! thresholds: a slow machine prints slow figures, it does not fail.
+//!
+//! Needs `dwsync-ingest` and `dwsync-uploader` built next to the harness (`cargo test --workspace`
+//! and `dev/test` build them; alone: `cargo build -p dwsync-ingest -p dwsync-uploader`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn num(v: &Value, pointer: &str) -> f64 {
+    v.pointer(pointer).and_then(Value::as_f64).unwrap_or_else(|| panic!("{pointer} missing in {v}"))
+}
+
+#[test]
+fn smoke_mode_reports_every_row_of_every_scenario() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
+    let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
+    let output = Command::new(exe)
+        .args(["--smoke", "--json"])
+        .arg(&json)
+        .arg("--bin-dir")
+        .arg(exe.parent().unwrap())
+        .output()
+        .expect("run dwsync-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke failed (Kafka and S3 up? `dev/kafka start`, `dev/s3 start`):\n{stdout}\n{stderr}"
+    );
+    for row in
+        ["1  raw consume", "2  Parquet encode", "1+2 consume", "3  dwsync end to end", "4  ratio 3 / 1", "| scenario |"]
+    {
+        assert!(stdout.contains(row), "no {row:?} in the report:\n{stdout}");
+    }
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["smoke"], true);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios.iter().map(|s| s["scenario"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["metrics-json", "metrics-protobuf", "mixed-all-tables", "workspaces-10k"]);
+    for s in scenarios {
+        let name = s["scenario"]["name"].as_str().unwrap();
+        let records = num(s, "/raw_consume/records");
+        assert!(records > 0.0, "{name}");
+        for rate in [
+            "/raw_consume/records_per_sec",
+            "/encode/throughput/records_per_sec",
+            "/consume_encode/throughput/records_per_sec",
+            "/end_to_end/throughput/records_per_sec",
+        ] {
+            assert!(num(s, rate) > 0.0, "{name}: {rate}");
+        }
+        assert!(num(s, "/ratio") > 0.0, "{name}");
+        // Every record once in the ceilings and in the objects written.
+        assert_eq!(num(s, "/encode/throughput/records"), records, "{name}");
+        assert_eq!(num(s, "/encode/rejected"), 0.0, "{name}");
+        assert_eq!(num(s, "/consume_encode/throughput/records"), records, "{name}");
+        assert_eq!(num(s, "/consume_encode/rejected"), 0.0, "{name}");
+        assert_eq!(num(s, "/end_to_end/rows"), records, "{name}");
+        let files = num(s, "/end_to_end/files");
+        assert!(files > 0.0 && num(s, "/end_to_end/validates") > 0.0, "{name}");
+        assert_eq!(num(s, "/end_to_end/visible/files"), files, "{name}: a visible time for every file");
+        for service in ["ingest", "uploader"] {
+            assert!(num(s, &format!("/end_to_end/{service}/cpu_secs")) > 0.0, "{name}: {service} CPU");
+            assert!(num(s, &format!("/end_to_end/{service}/peak_rss_mib")) > 0.0, "{name}: {service} RSS");
+        }
+    }
+    let mixed = &scenarios[2];
+    assert_eq!(mixed["input"].as_object().unwrap().len(), 15, "every table in the mixed scenario");
+}
