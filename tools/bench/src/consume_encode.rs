@@ -18,7 +18,7 @@ use rdkafka::message::Headers as _;
 use crate::ceiling;
 use crate::encode_ceiling::{Encoded, Encoder};
 use crate::preload::Loaded;
-use crate::scenario::Scenario;
+use crate::scenario::{ModeText as _, Scenario};
 
 /// Longest pause without a message before the read is given up.
 const STALL: Duration = Duration::from_secs(30);

@@ -3,42 +3,27 @@
 
 use anyhow::bail;
 use dwsync_contract::{Encoding, Table};
+pub(crate) use dwsync_loadgen::EncodingMode;
 use dwsync_loadgen::{DEFAULT_EXPONENT, Generator, Schedule, Workspaces};
 use serde::Serialize;
 
-/// How a scenario's messages are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum EncodingMode {
-    /// Every message is JSON.
-    Json,
-    /// Every message is protobuf.
-    Protobuf,
-    /// JSON and protobuf alternate per topic; each message carries a `content-type` header.
-    Mixed,
+/// What the report says of an encoding mode (the mode itself is the load generator's).
+pub(crate) trait ModeText {
+    /// The topics' default encoding in ingest's config (`content-type` headers override it).
+    fn topic_encoding(self) -> &'static str;
+    /// How the report names it.
+    fn label(self) -> &'static str;
 }
 
-impl EncodingMode {
-    /// The encoding of a table's `index`-th message.
-    pub(crate) fn encoding(self, index: u64) -> Encoding {
-        match self {
-            Self::Json => Encoding::Json,
-            Self::Protobuf => Encoding::Protobuf,
-            Self::Mixed if index.is_multiple_of(2) => Encoding::Json,
-            Self::Mixed => Encoding::Protobuf,
-        }
-    }
-
-    /// The topics' default encoding in ingest's config (`content-type` headers override it).
-    pub(crate) fn topic_encoding(self) -> &'static str {
+impl ModeText for EncodingMode {
+    fn topic_encoding(self) -> &'static str {
         match self {
             Self::Json | Self::Mixed => "json",
             Self::Protobuf => "protobuf",
         }
     }
 
-    /// How the report names it.
-    pub(crate) fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             Self::Json => "JSON",
             Self::Protobuf => "protobuf",
@@ -56,6 +41,7 @@ pub(crate) struct Scenario {
     #[serde(serialize_with = "table_names")]
     pub(crate) tables: Vec<Table>,
     /// Message encoding.
+    #[serde(serialize_with = "mode_name")]
     pub(crate) encoding: EncodingMode,
     /// Number of workspaces (ids from 1001).
     pub(crate) workspaces: usize,
@@ -63,6 +49,10 @@ pub(crate) struct Scenario {
     pub(crate) skew: f64,
     /// Records per table.
     pub(crate) records_per_table: u64,
+}
+
+fn mode_name<S: serde::Serializer>(mode: &EncodingMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(mode.name())
 }
 
 fn table_names<S: serde::Serializer>(tables: &[Table], s: S) -> Result<S::Ok, S::Error> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::scenario::Scenario;
+use crate::scenario::{ModeText as _, Scenario};
 
 /// The S3 server and credentials the uploader writes with.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //! `(workspace, table, n)`, for exactly-once checks. [`Workspaces`] spreads records over a skewed
 //! set of workspaces. The `dwsync-loadgen` binary produces them to the source topics.
 
+mod encoding_mode;
 mod generator;
 mod ids;
 mod protobuf;
@@ -14,6 +15,7 @@ mod values;
 mod vocab;
 mod workspaces;
 
+pub use encoding_mode::EncodingMode;
 pub use generator::{Generator, Record};
 pub use ids::id_column;
 pub use protobuf::{EncodeError, encode_protobuf};

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
-use dwsync_contract::{Encoding, Table};
+use clap::Parser;
+use dwsync_contract::Table;
 use dwsync_loadgen::DEFAULT_EXPONENT;
+pub(crate) use dwsync_loadgen::EncodingMode;
 
 /// Produces realistic v5 records to dwsync's source topics (one topic per table).
 #[derive(Debug, Parser)]
@@ -50,29 +51,6 @@ pub(crate) struct Args {
     pub(crate) ids_out: Option<PathBuf>,
 }
 
-/// How messages are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum EncodingMode {
-    /// Every message is JSON.
-    Json,
-    /// Every message is protobuf.
-    Protobuf,
-    /// JSON and protobuf alternate per topic, each message with a `content-type` header.
-    Mixed,
-}
-
-impl EncodingMode {
-    /// The encoding of a table's `index`-th message.
-    pub(crate) fn encoding(self, index: u64) -> Encoding {
-        match self {
-            Self::Json => Encoding::Json,
-            Self::Protobuf => Encoding::Protobuf,
-            Self::Mixed if index.is_multiple_of(2) => Encoding::Json,
-            Self::Mixed => Encoding::Protobuf,
-        }
-    }
-}
-
 /// A list of tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tables(pub(crate) Vec<Table>);
@@ -112,13 +90,6 @@ mod tests {
         assert_eq!(parse_tables("metrics, people,metrics"), Ok(Tables(vec![Table::Metrics, Table::People])));
         assert!(parse_tables("metric").is_err());
         assert!(parse_tables(",").is_err());
-    }
-
-    #[test]
-    fn mixed_alternates() {
-        assert_eq!(EncodingMode::Mixed.encoding(0), Encoding::Json);
-        assert_eq!(EncodingMode::Mixed.encoding(1), Encoding::Protobuf);
-        assert_eq!(EncodingMode::Protobuf.encoding(0), Encoding::Protobuf);
     }
 
     #[test]
