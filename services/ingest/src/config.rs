@@ -79,6 +79,9 @@ pub struct IngestConfig {
     /// `queued.max.messages.kbytes`, 64 MiB by default there): the read-ahead outside the window
     /// budget. Fetching stops while the loop is busy and the queue is full. Default: `16384`.
     pub fetch_queue_kbytes: u32,
+    /// Threads that decode records and encode Parquet files (the loop's thread is one of them).
+    /// Default: `0` = one per core.
+    pub worker_threads: usize,
 }
 
 impl Default for IngestConfig {
@@ -98,6 +101,7 @@ impl Default for IngestConfig {
             transaction_timeout_ms: 60_000,
             max_record_bytes: 1 << 20,
             fetch_queue_kbytes: 16 << 10,
+            worker_threads: 0,
         }
     }
 }
@@ -123,9 +127,10 @@ pub struct WindowConfig {
     pub max_rows: usize,
     /// Buffered bytes after which a window closes early. Default: 128 MiB.
     pub max_bytes: usize,
-    /// Global budget of buffered bytes over all open windows of the instance: when it is
-    /// exceeded, the largest window closes early (reason `memory`), with the windows sharing its
-    /// source partitions, until the buffers are back under it. Default: 128 MiB.
+    /// Global budget of the open windows' memory (their Arrow buffers as allocated, growth slack
+    /// and per-window overhead included): when it is exceeded, the largest window closes early
+    /// (reason `memory`), with the windows sharing its source partitions, until the windows are
+    /// back under it. Default: 128 MiB.
     pub memory_budget_bytes: usize,
 }
 

@@ -33,7 +33,7 @@ pub fn encode(
     now_ms: i64,
 ) -> Result<EncodedFile, EncodeError> {
     let batch = closed.window.builder.finish()?;
-    let mut writer = ParquetFileWriter::new(closed.key.table, Vec::new(), options)?;
+    let mut writer = ParquetFileWriter::new(closed.key.table, Vec::new(), &options.for_rows(batch.num_rows()))?;
     writer.write(&batch)?;
     let rows = writer.rows();
     drop(batch);

@@ -18,6 +18,7 @@ pub mod dead_letter;
 pub mod encode;
 pub mod handoff;
 pub mod metrics;
+pub mod parallel;
 pub mod pipeline;
 pub mod rebalance;
 pub mod window;

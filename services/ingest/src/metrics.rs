@@ -52,7 +52,7 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .build(),
         buffered_bytes: m
             .u64_gauge("dwsync_ingest_buffered_bytes")
-            .with_description("Bytes buffered in open windows.")
+            .with_description("Estimated heap bytes of the open windows (what window.memory_budget_bytes bounds).")
             .build(),
         open_windows: m.u64_gauge("dwsync_ingest_open_windows").with_description("Open windows.").build(),
         lag: m

@@ -21,6 +21,7 @@ use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::encode::{EncodeError, encode};
 use crate::handoff::Handoff;
 use crate::metrics::{self, Tally};
+use crate::parallel;
 use crate::rebalance::RebalanceContext;
 use crate::window::{CloseReason, PartitionKey, WindowKey, Windows};
 
@@ -32,6 +33,10 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const FILE_KIND: &str = "dwsync-file-kind";
 /// Dead letters held in memory before a flush is forced.
 const DEAD_LETTER_BYTES: usize = 16 << 20;
+/// Most records decoded as one batch.
+const BATCH_RECORDS: usize = 8192;
+/// Most payload bytes decoded as one batch (taken off librdkafka's bounded queue at once).
+const BATCH_BYTES: usize = 8 << 20;
 /// How often the consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(15);
 
@@ -147,6 +152,81 @@ struct State<'a> {
     /// its buffered records are dropped.
     unflushed_from: BTreeMap<PartitionKey, i64>,
     tally: Tally,
+    /// Threads decoding and encoding, the loop's own included.
+    threads: usize,
+}
+
+/// A decoded record: its window and row, or its dead-letter class and reason.
+type Decoded<'m> = Result<(WindowKey, Row<'m>), (&'static str, String)>;
+
+/// What decoding a record needs; shared by the worker threads.
+struct Decoder<'a> {
+    topic_index: &'a HashMap<String, usize>,
+    topics: &'a [SourceTopic],
+    max_record_bytes: usize,
+}
+
+impl Decoder<'_> {
+    /// Decodes one record (pure: no state changes); `None` for a topic ingest does not read.
+    fn decode<'m>(&self, msg: &'m BorrowedMessage<'_>) -> Option<(usize, Decoded<'m>)> {
+        let &topic = self.topic_index.get(msg.topic())?;
+        let source = &self.topics[topic];
+        let table = source.table;
+        let encoding = header(msg, CONTENT_TYPE)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(Encoding::from_content_type)
+            .unwrap_or(source.encoding);
+        let decoded = match msg.payload() {
+            None => Err(("empty_message", format!("table {table}: the message has no payload"))),
+            Some(payload) if payload.len() > self.max_record_bytes => Err((
+                "oversize_record",
+                format!(
+                    "table {table}: record of {} bytes exceeds ingest.max_record_bytes = {}",
+                    payload.len(),
+                    self.max_record_bytes
+                ),
+            )),
+            Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
+        };
+        let decoded = decoded.map(|row| {
+            let kind = file_kind(table, &row, header(msg, FILE_KIND));
+            (WindowKey { workspace_id: row.workspace_id(), table, kind }, row)
+        });
+        Some((topic, decoded))
+    }
+}
+
+/// The record `recv` returned and those already waiting behind it in librdkafka's queue, up to
+/// [`BATCH_RECORDS`] / [`BATCH_BYTES`], without waiting for more.
+fn gather<'c>(consumer: &'c Kafka, first: Result<BorrowedMessage<'c>, KafkaError>) -> Vec<BorrowedMessage<'c>> {
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    let mut next = Some(first);
+    while let Some(received) = next.take() {
+        match received {
+            Ok(msg) => {
+                bytes += msg.payload_len();
+                batch.push(msg);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka consumer error.");
+                break;
+            }
+        }
+        if batch.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
+            next = now_or_never(consumer.recv());
+        }
+    }
+    batch
+}
+
+/// Polls a future once; its output if it was ready.
+fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -199,6 +279,7 @@ impl<'a> Pipeline<'a> {
             highs: sample_highs(cfg)?,
             unflushed_from: BTreeMap::new(),
             tally: Tally::default(),
+            threads: parallel::threads(cfg.ingest.worker_threads),
         };
         Ok(Self { consumer, st })
     }
@@ -221,11 +302,9 @@ impl<'a> Pipeline<'a> {
                     boundary = st.windows.next_boundary(now_ms());
                 }
                 received = consumer.recv() => {
-                    st.check_rebalance(consumer);
-                    match received {
-                        Ok(msg) => st.process(&msg, consumer).await?,
-                        Err(e) => tracing::warn!(error = %e, "Kafka consumer error."),
-                    }
+                    let batch = gather(consumer, received);
+                    let revoked = st.check_rebalance(consumer);
+                    st.process_batch(&batch, &revoked, consumer).await?;
                 }
             }
             if Instant::now() >= next_lag {
@@ -244,7 +323,7 @@ impl State<'_> {
     /// partitions this instance keeps to their first uncommitted offset. Nothing of a revoked
     /// partition is committed, so its next owner reads it from the committed offset: no record
     /// is lost or handed off twice.
-    fn check_rebalance(&mut self, consumer: &Kafka) {
+    fn check_rebalance(&mut self, consumer: &Kafka) -> BTreeSet<PartitionKey> {
         let revoked: BTreeSet<PartitionKey> = consumer
             .context()
             .take_revoked()
@@ -252,7 +331,7 @@ impl State<'_> {
             .filter_map(|(topic, p)| self.topic_index.get(&topic).map(|&t| (t, p)))
             .collect();
         if revoked.is_empty() {
-            return;
+            return revoked;
         }
         let mut dropped = revoked.clone();
         for key in self.windows.keys_touching(&revoked) {
@@ -278,45 +357,56 @@ impl State<'_> {
                     self.dead.clear();
                     self.dirty.clear();
                     self.unflushed_from.clear();
-                    return;
+                    return revoked;
                 }
             }
         }
         tracing::info!(revoked = revoked.len(), windows, rewound, "Dropped the windows of revoked partitions.");
+        revoked
     }
 
-    async fn process(&mut self, msg: &BorrowedMessage<'_>, consumer: &Kafka) -> Result<(), PipelineError> {
-        let Some(&topic) = self.topic_index.get(msg.topic()) else { return Ok(()) };
-        let source = &self.topics[topic];
-        let table = source.table;
-        let partition = (topic, msg.partition());
+    /// Decodes a batch of records on the worker threads, then adds them to their windows in
+    /// order (flushing when a window fills or the memory budget is exceeded). Records of
+    /// `revoked` partitions are left to their next owner.
+    async fn process_batch(
+        &mut self,
+        batch: &[BorrowedMessage<'_>],
+        revoked: &BTreeSet<PartitionKey>,
+        consumer: &Kafka,
+    ) -> Result<(), PipelineError> {
+        let decoder = Decoder {
+            topic_index: &self.topic_index,
+            topics: self.topics,
+            max_record_bytes: self.cfg.ingest.max_record_bytes,
+        };
+        let decoded = block_in_place(|| parallel::map_ordered(batch, self.threads, |m| decoder.decode(m)));
+        let now = now_ms();
+        for (msg, decoded) in batch.iter().zip(decoded) {
+            let Some((topic, decoded)) = decoded else { continue };
+            let partition = (topic, msg.partition());
+            if revoked.contains(&partition) {
+                continue;
+            }
+            self.process(msg, partition, decoded, now, consumer).await?;
+        }
+        Ok(())
+    }
+
+    async fn process(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        partition: PartitionKey,
+        decoded: Decoded<'_>,
+        now: i64,
+        consumer: &Kafka,
+    ) -> Result<(), PipelineError> {
+        let table = self.topics[partition.0].table;
         let _ = self.dirty.insert(partition, msg.offset() + 1);
         let _ = self.unflushed_from.entry(partition).or_insert(msg.offset());
-        let encoding = header(msg, CONTENT_TYPE)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(Encoding::from_content_type)
-            .unwrap_or(source.encoding);
-        let decoded = match msg.payload() {
-            None => Err(("empty_message", format!("table {table}: the message has no payload"))),
-            Some(payload) if payload.len() > self.cfg.ingest.max_record_bytes => Err((
-                "oversize_record",
-                format!(
-                    "table {table}: record of {} bytes exceeds ingest.max_record_bytes = {}",
-                    payload.len(),
-                    self.cfg.ingest.max_record_bytes
-                ),
-            )),
-            Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
-        };
         match decoded {
-            Ok(row) => {
+            Ok((key, row)) => {
                 self.tally.record(table.name(), None);
-                let key = WindowKey {
-                    workspace_id: row.workspace_id(),
-                    table,
-                    kind: file_kind(table, &row, header(msg, FILE_KIND)),
-                };
-                if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now_ms()) {
+                if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now) {
                     let partitions = self.windows.partitions_to_flush(trigger.0);
                     self.flush(&partitions, Some(trigger), consumer).await?;
                 }
@@ -371,25 +461,26 @@ impl State<'_> {
         let started = Instant::now();
         let now = now_ms();
         let reasons: Vec<&'static str> = closed.iter().map(|c| c.reason.as_str()).collect();
+        let (topics, options, parent) = (self.topics, &self.cfg.parquet, tracing::Span::current());
         let files = block_in_place(|| {
-            closed
-                .into_iter()
-                .map(|c| {
-                    let span = tracing::info_span!(
-                        "window",
-                        workspace_id = c.key.workspace_id,
-                        table = c.key.table.name(),
-                        kind = c.key.kind.as_str_name(),
-                        rows = c.window.builder.len(),
-                        reason = c.reason.as_str(),
-                        opened_at_ms = c.window.opened_at_ms,
-                    );
-                    let _enter = span.enter();
-                    let file = encode(c, self.topics, &self.cfg.parquet, now)?;
-                    tracing::debug!(bytes = file.bytes.len(), file_id = %file.meta.file_id, "Window encoded.");
-                    Ok(file)
-                })
-                .collect::<Result<Vec<_>, EncodeError>>()
+            parallel::map_owned(closed, self.threads, |c| {
+                let span = tracing::info_span!(
+                    parent: &parent,
+                    "window",
+                    workspace_id = c.key.workspace_id,
+                    table = c.key.table.name(),
+                    kind = c.key.kind.as_str_name(),
+                    rows = c.window.builder.len(),
+                    reason = c.reason.as_str(),
+                    opened_at_ms = c.window.opened_at_ms,
+                );
+                let _enter = span.enter();
+                let file = encode(c, topics, options, now)?;
+                tracing::debug!(bytes = file.bytes.len(), file_id = %file.meta.file_id, "Window encoded.");
+                Ok(file)
+            })
+            .into_iter()
+            .collect::<Result<Vec<_>, EncodeError>>()
         })?;
         let dead = self.dead.take(partitions);
         let mut offsets = TopicPartitionList::new();
@@ -418,7 +509,7 @@ impl State<'_> {
             metrics::file_handed_off(f.meta.table.name(), f.bytes.len());
         }
         metrics::flushed(started.elapsed().as_secs_f64());
-        metrics::buffers(self.windows.buffered_bytes(), self.windows.len());
+        metrics::buffers(self.windows.footprint(), self.windows.len());
         tracing::info!(
             files = committed.files,
             bytes = committed.bytes,
@@ -447,7 +538,7 @@ impl State<'_> {
             highs.partitions = parts;
         }
         metrics::lag(lag);
-        metrics::buffers(self.windows.buffered_bytes(), self.windows.len());
+        metrics::buffers(self.windows.footprint(), self.windows.len());
     }
 }
 

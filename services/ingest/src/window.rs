@@ -83,17 +83,29 @@ pub struct ClosedWindow {
     pub window: Window,
 }
 
+/// Heap bytes of an open window besides its builder (map entry, source ranges).
+const WINDOW_OVERHEAD: usize = 256;
+
+impl Window {
+    /// Estimated heap bytes of the window (what the memory budget counts).
+    pub fn footprint(&self) -> usize {
+        WINDOW_OVERHEAD + self.builder.footprint() + self.sources.len() * 64
+    }
+}
+
 /// All open windows of this instance.
 pub struct Windows {
     config: WindowConfig,
     open: BTreeMap<WindowKey, Window>,
     buffered_bytes: usize,
+    /// Sum of the open windows' [`Window::footprint`]s.
+    footprint: usize,
 }
 
 impl Windows {
     /// No open window.
     pub fn new(config: WindowConfig) -> Self {
-        Self { config, open: BTreeMap::new(), buffered_bytes: 0 }
+        Self { config, open: BTreeMap::new(), buffered_bytes: 0, footprint: 0 }
     }
 
     /// The end of the time slot holding `now_ms`: the next grid point strictly after it.
@@ -116,9 +128,8 @@ impl Windows {
             opened_at_ms: now_ms,
             sources: BTreeMap::new(),
         });
-        let before = window.builder.buffered_bytes();
+        let (before, footprint) = (window.builder.buffered_bytes(), window.footprint());
         window.builder.append(row);
-        self.buffered_bytes += window.builder.buffered_bytes() - before;
         window
             .sources
             .entry(partition)
@@ -127,6 +138,10 @@ impl Windows {
                 r.last = r.last.max(offset);
             })
             .or_insert(OffsetRange { first: offset, last: offset });
+        self.buffered_bytes += window.builder.buffered_bytes() - before;
+        // A new window's `footprint` was taken after `or_insert_with`: count it whole.
+        let was = if window.builder.len() == 1 { 0 } else { footprint };
+        self.footprint = self.footprint + window.footprint() - was;
         if window.builder.len() >= self.config.max_rows {
             Some((key, CloseReason::Rows))
         } else if window.builder.buffered_bytes() >= self.config.max_bytes {
@@ -141,12 +156,12 @@ impl Windows {
         self.open.iter().filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p))).map(|(k, _)| *k).collect()
     }
 
-    /// The largest open window, when the buffers exceed the memory budget.
+    /// The largest open window, when the windows' memory exceeds the budget.
     pub fn over_budget(&self) -> Option<(WindowKey, CloseReason)> {
-        if self.buffered_bytes <= self.config.memory_budget_bytes {
+        if self.footprint <= self.config.memory_budget_bytes {
             return None;
         }
-        self.open.iter().max_by_key(|(_, w)| w.builder.buffered_bytes()).map(|(k, _)| (*k, CloseReason::Memory))
+        self.open.iter().max_by_key(|(_, w)| w.footprint()).map(|(k, _)| (*k, CloseReason::Memory))
     }
 
     /// The partitions that must flush together with `key`: the closure over shared partitions.
@@ -196,6 +211,7 @@ impl Windows {
             .filter_map(|key| {
                 let window = self.open.remove(&key)?;
                 self.buffered_bytes -= window.builder.buffered_bytes();
+                self.footprint -= window.footprint();
                 Some(ClosedWindow { key, reason: reason(key), window })
             })
             .collect()
@@ -205,6 +221,7 @@ impl Windows {
     pub fn clear(&mut self) {
         self.open.clear();
         self.buffered_bytes = 0;
+        self.footprint = 0;
     }
 
     /// Open windows.
@@ -217,9 +234,14 @@ impl Windows {
         self.open.is_empty()
     }
 
-    /// Bytes buffered in all open windows.
+    /// Payload bytes buffered in all open windows.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
+    }
+
+    /// Estimated heap bytes of all open windows (what `memory_budget_bytes` bounds).
+    pub fn footprint(&self) -> usize {
+        self.footprint
     }
 }
 
@@ -262,9 +284,9 @@ mod tests {
 
     #[test]
     fn over_the_memory_budget_the_largest_window_goes_first() {
-        let mut w = Windows::new(WindowConfig { memory_budget_bytes: 3_000, ..WindowConfig::default() });
+        let mut w = Windows::new(WindowConfig { memory_budget_bytes: 20_000, ..WindowConfig::default() });
         let mut offset = 0;
-        while w.buffered_bytes() <= 3_000 {
+        while w.footprint() <= 20_000 {
             assert_eq!(w.over_budget(), None);
             // Workspace 2 gets three rows for each of workspace 1's, on its own partition.
             let ws = if offset % 4 == 0 { 1 } else { 2 };
@@ -277,6 +299,9 @@ mod tests {
         assert_eq!(closed[0].reason.as_str(), "memory");
         assert_eq!(w.over_budget(), None);
         assert_eq!(w.len(), 1);
+        let left = w.close_all();
+        assert_eq!(w.footprint(), 0, "closing every window returns every byte counted");
+        assert!(left[0].window.footprint() > left[0].window.builder.buffered_bytes());
     }
 
     #[test]

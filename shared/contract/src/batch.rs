@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::ArrowError;
 
@@ -18,14 +20,43 @@ enum Column {
     List(ListBuilder<StringBuilder>),
 }
 
+/// Bytes of a heap block as allocated: Arrow rounds buffers up to 64 bytes and at least doubles
+/// them when they grow, so a buffer holding `used` bytes has at most the next power of two.
+fn allocated(used: usize) -> usize {
+    if used == 0 { 0 } else { used.max(64).next_power_of_two() }
+}
+
 impl Column {
+    /// An empty column. Builders start empty and grow with their rows: Arrow's default
+    /// (1,024 rows per column) cost ~100 KB per window before the first row, 4 GiB with
+    /// 40,000 small windows open (docs/PERFORMANCE.md).
     fn new(ty: FieldType) -> Self {
         match ty {
-            FieldType::Int64 => Self::Int(Int64Builder::new()),
-            FieldType::Utf8 => Self::Str(StringBuilder::new()),
-            FieldType::Boolean => Self::Bool(BooleanBuilder::new()),
-            FieldType::Timestamp => Self::Ts(TimestampMillisecondBuilder::new().with_timezone(TIMEZONE)),
-            FieldType::ListUtf8 => Self::List(ListBuilder::new(StringBuilder::new()).with_field(list_item_field())),
+            FieldType::Int64 => Self::Int(Int64Builder::with_capacity(0)),
+            FieldType::Utf8 => Self::Str(StringBuilder::with_capacity(0, 0)),
+            FieldType::Boolean => Self::Bool(BooleanBuilder::with_capacity(0)),
+            FieldType::Timestamp => Self::Ts(TimestampMillisecondBuilder::with_capacity(0).with_timezone(TIMEZONE)),
+            FieldType::ListUtf8 => Self::List(
+                ListBuilder::with_capacity(StringBuilder::with_capacity(0, 0), 0).with_field(list_item_field()),
+            ),
+        }
+    }
+
+    /// Estimated heap bytes of the column holding `rows` rows (values, offsets, null bits).
+    fn footprint(&self, rows: usize) -> usize {
+        let bits = allocated(rows.div_ceil(8));
+        match self {
+            Self::Int(_) | Self::Ts(_) => allocated(rows * 8) + bits,
+            Self::Bool(_) => 2 * bits,
+            Self::Str(b) => allocated((rows + 1) * 4) + allocated(b.values_slice().len()) + bits,
+            Self::List(b) => {
+                let items = b.values_ref();
+                allocated((rows + 1) * 4)
+                    + allocated((items.len() + 1) * 4)
+                    + allocated(items.values_slice().len())
+                    + bits
+                    + allocated(items.len().div_ceil(8))
+            }
         }
     }
 
@@ -65,6 +96,11 @@ impl Column {
         }
     }
 }
+
+/// Fixed heap bytes of a builder besides its columns (struct, column vector, allocator headers).
+const BUILDER_OVERHEAD: usize = 128;
+/// Fixed heap bytes of one column's builder besides its buffers.
+const COLUMN_OVERHEAD: usize = 160;
 
 /// Builds `RecordBatch`es of one table from validated rows.
 pub struct BatchBuilder {
@@ -113,11 +149,42 @@ impl BatchBuilder {
         self.bytes
     }
 
+    /// Estimated heap bytes the builder holds now, growth slack included (for memory budgets).
+    pub fn footprint(&self) -> usize {
+        BUILDER_OVERHEAD + self.columns.iter().map(|c| c.footprint(self.rows) + COLUMN_OVERHEAD).sum::<usize>()
+    }
+
     /// Emits the buffered rows as a batch with the table's contract schema and resets the builder.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
         self.rows = 0;
         self.bytes = 0;
         RecordBatch::try_new(arrow_schema(self.table), arrays)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode_json;
+
+    #[test]
+    fn an_empty_builder_is_small_and_the_footprint_follows_the_rows() {
+        let mut b = BatchBuilder::new(Table::Attributes);
+        let empty = b.footprint();
+        assert!(empty < 4096, "an empty builder holds {empty} bytes");
+        let json = br#"{"workspace_id": 1, "internal_customer_id": "c1", "attribute_name": "plan", "attribute_value": "gold", "timestamp": 1700000000000}"#;
+        let row = decode_json(Table::Attributes, json).unwrap();
+        let mut last = empty;
+        for _ in 0..10_000 {
+            b.append(&row);
+            assert!(b.footprint() >= last, "the footprint never shrinks while rows are added");
+            last = b.footprint();
+        }
+        assert!(last > b.buffered_bytes(), "allocated ({last}) covers at least the payload ({})", b.buffered_bytes());
+        assert!(last < 4 * b.buffered_bytes() + empty, "within growth slack of the payload");
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 10_000);
+        assert_eq!(b.footprint(), empty, "finish hands the buffers over");
     }
 }

@@ -41,11 +41,35 @@ pub struct ParquetOptions {
     pub max_row_group_rows: usize,
     /// Maximum encoded bytes of one row group (default 64 MiB).
     pub max_row_group_bytes: usize,
+    /// Files with fewer rows than this use `small_file_codec` (default 1,000; 0 = never): the
+    /// parquet crate sets up a zstd context per column of every file, ~20 µs each, which costs
+    /// more than zstd saves on a few hundred rows (docs/PERFORMANCE.md).
+    pub small_file_rows: usize,
+    /// Codec of files under `small_file_rows` rows (default `snappy`, which every warehouse reads).
+    pub small_file_codec: Codec,
 }
 
 impl Default for ParquetOptions {
     fn default() -> Self {
-        Self { codec: Codec::Zstd, zstd_level: 1, max_row_group_rows: 1_000_000, max_row_group_bytes: 64 << 20 }
+        Self {
+            codec: Codec::Zstd,
+            zstd_level: 1,
+            max_row_group_rows: 1_000_000,
+            max_row_group_bytes: 64 << 20,
+            small_file_rows: 1_000,
+            small_file_codec: Codec::Snappy,
+        }
+    }
+}
+
+impl ParquetOptions {
+    /// The options for a file of `rows` rows: `small_file_codec` under `small_file_rows`.
+    pub fn for_rows(&self, rows: usize) -> Self {
+        let mut options = self.clone();
+        if rows < self.small_file_rows {
+            options.codec = self.small_file_codec;
+        }
+        options
     }
 }
 

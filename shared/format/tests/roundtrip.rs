@@ -144,6 +144,33 @@ fn every_codec_writes_readable_files_and_row_groups_are_cut_by_rows() {
 }
 
 #[test]
+fn small_files_use_the_small_file_codec_and_larger_ones_zstd() {
+    let table = Table::Metrics;
+    let one: Vec<Vec<u8>> = samples(table).into_iter().map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
+    let defaults = ParquetOptions::default();
+    for (copies, expected) in
+        [(1, parquet::basic::Compression::SNAPPY), (400, parquet::basic::Compression::ZSTD(Default::default()))]
+    {
+        let inputs: Vec<Vec<u8>> = (0..copies).flat_map(|_| one.clone()).collect();
+        let file = encode(table, &inputs, &defaults.for_rows(inputs.len()));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
+        let group = &reader.metadata().row_groups()[0];
+        assert_eq!(group.num_rows() as usize, inputs.len());
+        for column in group.columns() {
+            assert_eq!(
+                std::mem::discriminant(&column.compression()),
+                std::mem::discriminant(&expected),
+                "{} rows: column {}",
+                inputs.len(),
+                column.column_path()
+            );
+        }
+    }
+    let never = ParquetOptions { small_file_rows: 0, ..defaults };
+    assert_eq!(never.for_rows(1).codec, Codec::Zstd);
+}
+
+#[test]
 fn a_batch_of_another_table_is_rejected() {
     let mut builder = BatchBuilder::new(Table::Events);
     let batch = builder.finish().expect("empty batch");

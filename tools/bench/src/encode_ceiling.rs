@@ -86,7 +86,7 @@ impl Encoder {
     pub(crate) fn flush(&mut self) -> anyhow::Result<()> {
         for ((_, table), mut builder) in self.open.drain() {
             let batch = builder.finish().context("building an Arrow batch")?;
-            let mut writer = ParquetFileWriter::new(table, Vec::new(), &self.options)?;
+            let mut writer = ParquetFileWriter::new(table, Vec::new(), &self.options.for_rows(batch.num_rows()))?;
             writer.write(&batch)?;
             let bytes = writer.finish()?;
             self.files += 1;
