@@ -166,6 +166,25 @@ pub struct UploadConfig {
     /// Attempts at a file before it is parked and its destination marked failing (errors that
     /// cannot pass by retrying, such as 403 or a missing bucket, park at once). Default: `3`.
     pub attempts: u32,
+    /// Most files written at once, each of a different handoff partition: a partition's files
+    /// are written one after another, in order, and its offset is committed behind them. `1`
+    /// writes one file at a time. Default: `16`.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Most bytes of handoff records held in memory behind the files being written (those read
+    /// after a partition's file in flight, and files waiting for a free slot); while more wait,
+    /// no more records are read, so librdkafka's bounded queue (`handoff.fetch_queue_kbytes`)
+    /// stops fetching. Default: `67108864` (64 MiB).
+    #[serde(default = "default_queued_bytes")]
+    pub queued_bytes: u64,
+}
+
+fn default_concurrency() -> u32 {
+    16
+}
+
+fn default_queued_bytes() -> u64 {
+    64 * MIB
 }
 
 impl Default for UploadConfig {
@@ -176,6 +195,8 @@ impl Default for UploadConfig {
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
             attempts: 3,
+            concurrency: default_concurrency(),
+            queued_bytes: default_queued_bytes(),
         }
     }
 }
@@ -308,6 +329,9 @@ impl Config {
         if upload.attempts == 0 {
             return value("upload.attempts", "must be positive");
         }
+        if upload.concurrency == 0 {
+            return value("upload.concurrency", "must be positive (1 writes one file at a time)");
+        }
         let lot = &self.lot;
         if lot.topic.is_empty() || lot.topic == self.handoff.topic {
             return value("lot.topic", "must be set and differ from handoff.topic");
@@ -372,6 +396,7 @@ mod tests {
         assert_eq!(cfg.upload.multipart_threshold_bytes, 64 << 20);
         assert_eq!(cfg.upload.part_bytes, 16 << 20);
         assert_eq!((cfg.upload.retry_initial_ms, cfg.upload.retry_max_ms), (200, 30_000));
+        assert_eq!((cfg.upload.concurrency, cfg.upload.queued_bytes), (16, 64 << 20));
         assert!(cfg.destinations.is_empty());
         assert_eq!(cfg.validate(), Ok(()));
     }
@@ -383,6 +408,7 @@ mod tests {
             topic = "h"
             [upload]
             part_bytes = 5242880
+            concurrency = 4
             [[destinations]]
             workspace_id = 42
             bucket = "acme-exports"
@@ -408,6 +434,7 @@ mod tests {
             assert_eq!(cfg.handoff.group_id, "dwsync-uploader", "keys absent from the file keep defaults");
             assert_eq!(cfg.upload.part_bytes, 5 << 20);
             assert_eq!(cfg.upload.multipart_threshold_bytes, 64 << 20);
+            assert_eq!((cfg.upload.concurrency, cfg.upload.queued_bytes), (4, 64 << 20));
             let [a, b] = cfg.destinations.as_slice() else { panic!("two destinations: {:?}", cfg.destinations) };
             assert_eq!((a.workspace_id, a.bucket.as_str(), a.prefix.as_str()), (42, "acme-exports", ""));
             assert_eq!((a.region.as_str(), a.endpoint.as_deref(), a.force_path_style), ("us-east-1", None, false));
@@ -498,6 +525,7 @@ mod tests {
         assert_eq!(key(check(&|c| c.upload.part_bytes = MIN_PART_BYTES - 1)), "upload.part_bytes");
         assert_eq!(key(check(&|c| c.upload.retry_initial_ms = 60_000)), "upload.retry_initial_ms");
         assert_eq!(key(check(&|c| c.upload.multipart_threshold_bytes = 0)), "upload.multipart_threshold_bytes");
+        assert_eq!(key(check(&|c| c.upload.concurrency = 0)), "upload.concurrency");
         assert_eq!(key(check(&|c| c.handoff.topic.clear())), "handoff.topic");
     }
 }

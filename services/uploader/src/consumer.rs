@@ -1,7 +1,15 @@
 //! The handoff consumer loop: read a chunk, reassemble, route each complete file by its
 //! workspace, then write it, park it in the [`lot`](crate::lot) or skip it, and only then commit
-//! that partition's safe offset. One file at a time, so a partition never gets ahead of its
-//! writes.
+//! that partition's safe offset.
+//!
+//! Files of different handoff partitions are written concurrently (up to `upload.concurrency`),
+//! each write a task; within a partition one file at a time, in offset order, so a partition
+//! never gets ahead of its writes: what is read of a partition while its file is written waits
+//! in its lane ([`inflight`](crate::inflight)) and is dealt with when the write lands. A file is
+//! routed when its turn comes, after the partition's previous file, exactly as if it were the only
+//! one. While more than `upload.queued_bytes` wait, no records are read, and librdkafka's bounded
+//! queue stops fetching. A revoked partition's waiting records and its write's result are
+//! dropped, uncommitted (writes are idempotent, so reading them again is safe).
 //!
 //! A file is parked when its table is turned off, when older files of its table wait in the lot,
 //! or when its destination fails (after a few attempts; at once while the destination is marked
@@ -22,11 +30,13 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HandoffConfig, LotConfig};
+use crate::config::{HandoffConfig, LotConfig, UploadConfig};
 use crate::delivery::{Delivery, Outcome};
-use crate::destinations::{Destinations, Route};
+use crate::destinations::{DestinationClient, Destinations, Route};
+use crate::inflight::{FlightId, InFlight};
 use crate::lag::HandoffConsumer;
 use crate::lot::{Entry, Lot, LotError, QueueKey};
 use crate::metrics::Metrics;
@@ -91,7 +101,53 @@ pub fn subscribe(
 struct Record {
     partition: i32,
     offset: i64,
+    /// The payload's size, counted while the record waits in its partition's lane.
+    bytes: u64,
     chunk: Result<FileChunk, &'static str>,
+}
+
+/// What waits in a partition's lane: a record read behind the partition's file in flight, or a
+/// complete file (with the offset of the record that completed it) waiting for a free slot.
+enum Pending {
+    Record(Record),
+    File(CompleteFile, i64),
+}
+
+/// A write that ended, with what the loop needs to finish the file.
+struct Landed {
+    partition: i32,
+    flight: FlightId,
+    /// The offset of the record that completed the file.
+    offset: i64,
+    seq: u64,
+    file: CompleteFile,
+    dest: Arc<DestinationClient>,
+    outcome: Outcome,
+}
+
+/// What the loop woke up for.
+enum Event {
+    Landed(Result<Landed, JoinError>),
+    Received(Result<Record, KafkaError>),
+    LotTick,
+    Report,
+}
+
+/// What became of a file whose turn came.
+enum Turn {
+    /// Skipped or parked: the next record of its partition may be dealt with.
+    Done,
+    /// Being written by a task; the partition waits for it to land.
+    Flying,
+    /// Shutdown began first.
+    Shutdown,
+}
+
+impl From<bool> for Turn {
+    /// `true` (parked) is [`Turn::Done`], `false` (shutdown first) [`Turn::Shutdown`].
+    fn from(parked: bool) -> Self {
+        if parked { Self::Done } else { Self::Shutdown }
+    }
 }
 
 /// Runs a Kafka step of the lot (`$step`, a future borrowing `$self.lot`) until it succeeds,
@@ -138,7 +194,9 @@ pub struct Pipeline {
     topic: String,
     partitions: HashMap<i32, PartitionState>,
     destinations: Destinations,
-    delivery: Delivery,
+    delivery: Arc<Delivery>,
+    lanes: InFlight<Pending>,
+    flights: JoinSet<Landed>,
     lot: Lot,
     lot_backoff: Backoff,
     failing: HashMap<i64, Failing>,
@@ -156,13 +214,13 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// A loop over `consumer`'s records of `topic`, routing with `destinations`, writing with
-    /// `delivery`, parking in `lot`, until `shutdown`.
+    /// `delivery` as concurrently as `upload` allows, parking in `lot`, until `shutdown`.
     #[expect(clippy::too_many_arguments, reason = "the loop's parts, each built by `start`")]
     pub fn new(
         consumer: Arc<HandoffConsumer>,
         topic: &str,
         destinations: Destinations,
-        delivery: Delivery,
+        (delivery, upload): (Delivery, &UploadConfig),
         (lot, lot_cfg): (Lot, &LotConfig),
         reporting: Reporting,
         metrics: Arc<Metrics>,
@@ -173,7 +231,9 @@ impl Pipeline {
             topic: topic.to_owned(),
             partitions: HashMap::new(),
             destinations,
-            delivery,
+            delivery: Arc::new(delivery),
+            lanes: InFlight::new(usize::try_from(upload.concurrency).unwrap_or(usize::MAX), upload.queued_bytes),
+            flights: JoinSet::new(),
             lot,
             lot_backoff: Backoff::new(
                 Duration::from_millis(lot_cfg.retry_initial_ms),
@@ -187,7 +247,8 @@ impl Pipeline {
         }
     }
 
-    /// Runs until shutdown, then commits every partition's safe offset and leaves the group.
+    /// Runs until shutdown, then waits for the writes in flight, commits every partition's safe
+    /// offset and leaves the group.
     pub async fn run(mut self) -> Result<(), ConsumerError> {
         let consumer = Arc::clone(&self.consumer);
         let mut lot_tick = tokio::time::interval(LOT_TICK);
@@ -196,44 +257,50 @@ impl Pipeline {
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // `recv` only takes a message off librdkafka's queue in the poll that returns it, so
-            // dropping it for another branch loses nothing.
-            let received = tokio::select! {
+            // dropping it for another branch loses nothing. It is not polled while the lanes
+            // hold too much: librdkafka's queue fills up and stops fetching.
+            let event = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
-                received = consumer.recv() => received.map(|m| Record {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    chunk: decode(m.payload()),
-                }),
-                _ = lot_tick.tick() => {
-                    if !self.apply_rebalances().await || !self.drain_lot().await {
-                        break;
+                Some(joined) = self.flights.join_next() => Event::Landed(joined),
+                received = consumer.recv(), if !self.lanes.is_full() => Event::Received(received.map(|m| {
+                    let payload = m.payload();
+                    Record {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        bytes: payload.map_or(0, |p| p.len() as u64),
+                        chunk: decode(payload),
                     }
-                    continue;
-                }
-                _ = report_tick.tick() => {
-                    self.report();
-                    continue;
-                }
+                })),
+                _ = lot_tick.tick() => Event::LotTick,
+                _ = report_tick.tick() => Event::Report,
             };
             if !self.apply_rebalances().await {
                 break;
             }
-            match received {
-                Ok(record) => {
-                    if !self.handle(record).await {
-                        break;
-                    }
-                }
-                Err(error) => {
+            let going = match event {
+                Event::Landed(joined) => self.land(joined).await,
+                Event::Received(Ok(record)) => self.handle(record).await,
+                Event::Received(Err(error)) => {
                     tracing::warn!(%error, "Reading the handoff topic failed; retrying.");
                     tokio::select! {
-                        () = self.shutdown.cancelled() => break,
-                        () = tokio::time::sleep(ERROR_PAUSE) => {}
+                        () = self.shutdown.cancelled() => false,
+                        () = tokio::time::sleep(ERROR_PAUSE) => true,
                     }
                 }
+                // Parked files are written one at a time, taking one of the slots.
+                Event::LotTick => !self.lanes.has_slot() || self.drain_lot().await,
+                Event::Report => {
+                    self.report();
+                    true
+                }
+            };
+            self.metrics.in_flight(self.lanes.flying(), self.lanes.queued_bytes());
+            if !going {
+                break;
             }
         }
+        self.land_all().await;
         // The consumer closes in `stop`, on a blocking thread: no other strong reference may live.
         drop(consumer);
         self.stop().await;
@@ -241,25 +308,26 @@ impl Pipeline {
     }
 
     /// Applies the rebalances the context recorded: a revoked or newly assigned partition
-    /// starts afresh (its incomplete files are read again from the committed offset), and an
-    /// assigned partition's lot is read before any of its files is handled. `false` on shutdown.
+    /// starts afresh (its incomplete files are read again from the committed offset, what waits
+    /// in its lane is dropped, and so is the result of its write in flight), and an assigned
+    /// partition's lot is read before any of its files is handled. `false` on shutdown.
     async fn apply_rebalances(&mut self) -> bool {
+        let mut assigned: Vec<i32> = Vec::new();
         for rebalance in self.consumer.context().take_rebalances() {
-            match rebalance {
-                Rebalanced::Revoked(partitions) => {
-                    for partition in partitions {
-                        self.partitions.remove(&partition);
-                        self.lot.forget(partition);
-                    }
-                }
-                Rebalanced::Assigned(partitions) => {
-                    for partition in partitions {
-                        self.partitions.remove(&partition);
-                        if !self.load_lot(partition).await {
-                            return false;
-                        }
-                    }
-                }
+            let (Rebalanced::Revoked(partitions) | Rebalanced::Assigned(partitions)) = &rebalance;
+            for partition in partitions {
+                self.partitions.remove(partition);
+                self.lot.forget(*partition);
+                self.lanes.revoke(*partition);
+                assigned.retain(|p| p != partition);
+            }
+            if let Rebalanced::Assigned(partitions) = rebalance {
+                assigned.extend(partitions);
+            }
+        }
+        for partition in assigned {
+            if !self.load_lot(partition).await {
+                return false;
             }
         }
         true
@@ -270,9 +338,54 @@ impl Pipeline {
         until_done!(self, "Reading the lot", self.lot.load(partition)).is_some()
     }
 
-    /// Deals with one record; `false` when shutdown interrupted a file's delivery.
+    /// Deals with one record read: at once, or after the files of its partition before it.
+    /// `false` on shutdown.
     async fn handle(&mut self, record: Record) -> bool {
-        let Record { partition, offset, chunk } = record;
+        let (partition, bytes) = (record.partition, record.bytes);
+        self.lanes.queue(partition, Pending::Record(record), bytes);
+        self.advance(partition).await
+    }
+
+    /// Deals with what waits in `partition`'s lane, in order, until one of its files is being
+    /// written or waits for a slot, or nothing is left. `false` on shutdown.
+    async fn advance(&mut self, partition: i32) -> bool {
+        while let Some(pending) = self.lanes.next(partition) {
+            let (file, offset) = match pending {
+                Pending::Record(record) => match self.read(record) {
+                    Some(complete) => complete,
+                    None => continue,
+                },
+                Pending::File(file, offset) => (file, offset),
+            };
+            if !self.lanes.has_slot() {
+                let bytes = file.bytes.len() as u64;
+                self.lanes.hold(partition, Pending::File(file, offset), bytes);
+                return true;
+            }
+            match self.dispose(partition, file, offset).await {
+                Turn::Done => self.finish(partition, offset),
+                Turn::Flying => return true,
+                Turn::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    /// Gives the slots freed by writes that landed to the partitions waiting for one, oldest
+    /// first. `false` on shutdown.
+    async fn fill_slots(&mut self) -> bool {
+        while let Some(partition) = self.lanes.next_holding() {
+            if !self.advance(partition).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Reassembles one record: the file it completes, if any (the record counts as dealt with
+    /// once the file is); any other record is dealt with now.
+    fn read(&mut self, record: Record) -> Option<(CompleteFile, i64)> {
+        let Record { partition, offset, chunk, .. } = record;
         let state = self.partitions.entry(partition).or_default();
         let pushed = match chunk {
             Ok(chunk) => state.push(offset, chunk),
@@ -281,60 +394,93 @@ impl Pipeline {
                 tracing::warn!(partition, offset, reason, "Skipping a handoff record that is not a file chunk.");
                 state.done(offset);
                 self.commit(partition);
-                return true;
+                return None;
             }
         };
         match pushed {
-            Ok(None) => state.done(offset),
-            Ok(Some(file)) => {
-                if !self.dispose(partition, file).await {
-                    return false;
-                }
-                self.partitions.entry(partition).or_default().done(offset);
-                self.commit(partition);
+            Ok(None) => {
+                state.done(offset);
+                None
             }
+            Ok(Some(file)) => Some((file, offset)),
             Err(error) => {
                 self.metrics.bad_record(handoff_reason(&error));
                 tracing::warn!(partition, offset, %error, "Skipping a handoff record that cannot be reassembled.");
                 state.done(offset);
                 self.commit(partition);
+                None
             }
         }
-        true
     }
 
-    /// Writes, parks or skips a complete file of handoff `partition`; `false` on shutdown.
-    async fn dispose(&mut self, partition: i32, file: CompleteFile) -> bool {
+    /// The file completed by `partition`'s record at `offset` was written, parked or skipped:
+    /// the record is dealt with and the partition's safe offset committed.
+    fn finish(&mut self, partition: i32, offset: i64) {
+        self.partitions.entry(partition).or_default().done(offset);
+        self.commit(partition);
+    }
+
+    /// Skips or parks a complete file of handoff `partition` (completed by the record at
+    /// `offset`), or starts writing it (a slot must be free).
+    async fn dispose(&mut self, partition: i32, file: CompleteFile, offset: i64) -> Turn {
         let meta = &file.meta;
         let (workspace_id, table) = (meta.workspace_id, meta.table);
         let Ok(seq) = u64::try_from(file.first_offset) else {
             // Kafka offsets are never negative; a negative one means a broken record.
             self.metrics.skipped("invalid_offset");
-            return true;
+            return Turn::Done;
         };
         let dest = match self.destinations.route(workspace_id, table) {
             Route::Deliver(dest) => dest,
             Route::Skip(reason) => {
                 self.metrics.skipped(reason);
                 tracing::info!(workspace_id, table = table.name(), seq, reason, "Skipping a file: not exported.");
-                return true;
+                return Turn::Done;
             }
-            Route::Park(reason) => return self.park(partition, &file, seq, reason).await,
+            Route::Park(reason) => return self.park(partition, &file, seq, reason).await.into(),
             Route::Unavailable(message) => {
                 self.board.failed(workspace_id, message);
-                return self.park(partition, &file, seq, "unavailable").await;
+                return self.park(partition, &file, seq, "unavailable").await.into();
             }
         };
         if self.lot.is_waiting(partition, (workspace_id, table)) {
-            return self.park(partition, &file, seq, "behind_parked").await;
+            return self.park(partition, &file, seq, "behind_parked").await.into();
         }
         if self.failing.get(&workspace_id).is_some_and(|f| f.next_try > Instant::now()) {
-            return self.park(partition, &file, seq, "destination_failing").await;
+            return self.park(partition, &file, seq, "destination_failing").await.into();
         }
-        match self.delivery.deliver(&dest, &file, seq).await {
+        let delivery = Arc::clone(&self.delivery);
+        let flight = self.lanes.start(partition);
+        let _ = self.flights.spawn(async move {
+            let outcome = delivery.deliver(&dest, &file, seq).await;
+            Landed { partition, flight, offset, seq, file, dest, outcome }
+        });
+        Turn::Flying
+    }
+
+    /// Finishes a write that landed as `dispose` used to after writing inline: the destination
+    /// recovered, or failed and the file is parked; then the record is dealt with, the offset
+    /// committed, and the freed slot and the partition's lane move on. The result of a revoked
+    /// partition's write is dropped. `false` on shutdown.
+    async fn land(&mut self, joined: Result<Landed, JoinError>) -> bool {
+        let landed = match joined {
+            Ok(landed) => landed,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => {
+                // Tasks are aborted only when the loop is dropped: this is never expected.
+                tracing::error!(%error, "A delivery task was cancelled; stopping.");
+                return false;
+            }
+        };
+        let Landed { partition, flight, offset, seq, file, dest, outcome } = landed;
+        if !self.lanes.land(partition, flight) {
+            tracing::debug!(partition, seq, "A write of a revoked partition landed; its result is dropped.");
+            return self.fill_slots().await;
+        }
+        let workspace_id = file.meta.workspace_id;
+        let disposed = match outcome {
             Outcome::Written(_) => {
-                self.recovered(workspace_id);
-                self.board.written(workspace_id, data_key(&dest.prefix, table, meta.kind, workspace_id, seq));
+                self.written(&dest, &file, seq);
                 true
             }
             Outcome::Failed(error) => {
@@ -343,7 +489,34 @@ impl Pipeline {
             }
             Outcome::Refused => self.park(partition, &file, seq, "refused").await,
             Outcome::Shutdown => false,
+        };
+        if !disposed {
+            return false;
         }
+        self.finish(partition, offset);
+        // Partitions that waited for a slot go first, so a busy partition cannot keep it.
+        self.fill_slots().await && self.advance(partition).await
+    }
+
+    /// After the loop stopped: waits for the writes in flight (they end at their next step, as
+    /// shutdown began) and commits behind those that were written.
+    async fn land_all(&mut self) {
+        // Revoked partitions' results must be dropped; with shutdown begun, no lot is read.
+        let _ = self.apply_rebalances().await;
+        while let Some(joined) = self.flights.join_next().await {
+            let Ok(Landed { partition, flight, offset, seq, file, dest, outcome }) = joined else { continue };
+            if self.lanes.land(partition, flight) && matches!(outcome, Outcome::Written(_)) {
+                self.written(&dest, &file, seq);
+                self.finish(partition, offset);
+            }
+        }
+    }
+
+    /// Records that `file` (sequence number `seq`) is in `dest`'s bucket.
+    fn written(&mut self, dest: &DestinationClient, file: &CompleteFile, seq: u64) {
+        let (meta, workspace_id) = (&file.meta, file.meta.workspace_id);
+        self.recovered(workspace_id);
+        self.board.written(workspace_id, data_key(&dest.prefix, meta.table, meta.kind, workspace_id, seq));
     }
 
     /// Parks a file, retrying until Kafka has it; `false` on shutdown.
@@ -436,9 +609,7 @@ impl Pipeline {
         };
         match self.delivery.deliver(&dest, &file, entry.seq).await {
             Outcome::Written(_) => {
-                self.recovered(workspace_id);
-                self.board
-                    .written(workspace_id, data_key(&dest.prefix, table, file.meta.kind, workspace_id, entry.seq));
+                self.written(&dest, &file, entry.seq);
                 self.metrics.unparked();
                 self.leave_lot(partition, key, entry.seq).await.then_some(true)
             }

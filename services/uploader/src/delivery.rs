@@ -1,8 +1,8 @@
 //! One complete file's way into its workspace's bucket: write its sync's `cio-validate` first,
 //! then create the data object, with a bounded number of attempts; the caller parks the file
-//! when they are used up.
+//! when they are used up. One [`Delivery`] is shared by every delivery in flight.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,10 +30,10 @@ pub enum Outcome {
     Shutdown,
 }
 
-/// Writes complete files to their workspaces' destinations.
+/// Writes complete files to their workspaces' destinations, several at once.
 #[derive(Debug)]
 pub struct Delivery {
-    syncs: Syncs,
+    syncs: Mutex<Syncs>,
     parts: PartSizes,
     backoff: Backoff,
     attempts: u32,
@@ -45,7 +45,7 @@ impl Delivery {
     /// Delivers with `upload`'s part sizes, attempts and retry delays until `shutdown`.
     pub fn new(upload: &UploadConfig, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Self {
         Self {
-            syncs: Syncs::new(),
+            syncs: Mutex::new(Syncs::new()),
             parts: PartSizes { threshold: upload.multipart_threshold_bytes, part_bytes: upload.part_bytes },
             backoff: Backoff::new(
                 Duration::from_millis(upload.retry_initial_ms),
@@ -58,7 +58,7 @@ impl Delivery {
     }
 
     /// Writes `file` (sequence number `seq`) to `dest`, which must be its workspace's.
-    pub async fn deliver(&mut self, dest: &DestinationClient, file: &CompleteFile, seq: u64) -> Outcome {
+    pub async fn deliver(&self, dest: &DestinationClient, file: &CompleteFile, seq: u64) -> Outcome {
         let meta = &file.meta;
         if dest.workspace_id != meta.workspace_id {
             // Routing looks destinations up by the file's workspace id only; this guard makes a
@@ -83,15 +83,18 @@ impl Delivery {
         self.write(dest, file, key).instrument(span).await
     }
 
-    async fn write(&mut self, dest: &DestinationClient, file: &CompleteFile, key: String) -> Outcome {
+    async fn write(&self, dest: &DestinationClient, file: &CompleteFile, key: String) -> Outcome {
         let sink = Sink::new(dest, self.parts);
         let sync = (file.meta.workspace_id, file.meta.window_closed_at_ms);
-        if !self.syncs.is_validated(sync.0, sync.1) {
+        // A workspace's files are delivered one at a time (they share a handoff partition), so
+        // two deliveries racing here could only both write `cio-validate`, which is harmless.
+        let validated = self.syncs().is_validated(sync.0, sync.1);
+        if !validated {
             match self.attempting("cio-validate", || sink.write_validate()).await {
                 Ok(()) => {}
                 Err(outcome) => return outcome,
             }
-            self.syncs.mark_validated(sync.0, sync.1);
+            self.syncs().mark_validated(sync.0, sync.1);
             tracing::debug!(window_closed_at_ms = sync.1, "Wrote cio-validate for a new sync.");
         }
         let table = file.meta.table.name();
@@ -128,6 +131,11 @@ impl Delivery {
             }
         }
         Outcome::Written(written)
+    }
+
+    fn syncs(&self) -> MutexGuard<'_, Syncs> {
+        // Every update is a single insert or removal, so a poisoned set is still whole.
+        self.syncs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs one S3 step up to the configured attempts; an error that retrying cannot fix
@@ -204,7 +212,7 @@ mod tests {
             CompleteFile { meta, first_offset: 5, last_offset: 5, bytes: vec![1, 2, 3], sha256_hex: "00".into() };
         let metrics = Arc::new(Metrics::new(crate::metrics::Lags::default()));
         let upload = UploadConfig { attempts: 1, ..UploadConfig::default() };
-        let mut delivery = Delivery::new(&upload, metrics, CancellationToken::new());
+        let delivery = Delivery::new(&upload, metrics, CancellationToken::new());
         assert!(matches!(delivery.deliver(&dest, &file, 5).await, Outcome::Refused), "workspace 2's file, 1's bucket");
         let own = CompleteFile { meta: FileMeta { workspace_id: 1, ..file.meta.clone() }, ..file };
         match delivery.deliver(&dest, &own, 5).await {

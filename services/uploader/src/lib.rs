@@ -5,7 +5,9 @@
 //! workspace id to that workspace's own destination ([`destinations`]), its sync's
 //! `cio-validate` is written, then the data object is created without ever overwriting
 //! ([`s3_sink`]), retried with backoff ([`retry`]) until it succeeds, and only then is the
-//! partition's offset committed. It also serves `/healthz`, `/readyz` and `/metrics`
+//! partition's offset committed. Files of different partitions are written concurrently, those
+//! of one partition one at a time and in order ([`inflight`]); every S3 client shares one HTTPS
+//! connection pool ([`dwsync_s3::http_client`]). It also serves `/healthz`, `/readyz` and `/metrics`
 //! ([`metrics`], the lag gauge from [`lag`]).
 
 use std::future::Future;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod destinations;
+pub mod inflight;
 pub mod lag;
 pub mod lot;
 pub mod metrics;
@@ -103,7 +106,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             consumer,
             &topic,
             destinations,
-            delivery,
+            (delivery, &cfg.upload),
             (lot, &cfg.lot),
             reporting,
             metrics,

@@ -1,6 +1,7 @@
 //! The uploader's metrics (OpenTelemetry, also served on `/metrics`), recorded once per file.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,7 +25,11 @@ pub struct Metrics {
     files_parked: Counter<u64>,
     files_unparked: Counter<u64>,
     destination_failures: Counter<u64>,
+    /// Deliveries in flight and bytes queued behind them, read by their gauges.
+    in_flight: Arc<(AtomicU64, AtomicU64)>,
     _consumer_lag: ObservableGauge<i64>,
+    _deliveries_in_flight: ObservableGauge<u64>,
+    _queued_bytes: ObservableGauge<u64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -37,7 +42,20 @@ impl Metrics {
     /// Creates the instruments; the lag gauge reports what `lags` holds when read.
     pub fn new(lags: Lags) -> Self {
         let m = dwsync_telemetry::meter(env!("CARGO_PKG_NAME"));
+        let in_flight: Arc<(AtomicU64, AtomicU64)> = Arc::default();
+        let (flying, queued) = (Arc::clone(&in_flight), Arc::clone(&in_flight));
         Self {
+            in_flight,
+            _deliveries_in_flight: m
+                .u64_observable_gauge("dwsync_uploader_deliveries_in_flight")
+                .with_description("Files being written now (at most upload.concurrency).")
+                .with_callback(move |observer| observer.observe(flying.0.load(Ordering::Relaxed), &[]))
+                .build(),
+            _queued_bytes: m
+                .u64_observable_gauge("dwsync_uploader_queued_bytes")
+                .with_description("Bytes of handoff records held behind the files being written.")
+                .with_callback(move |observer| observer.observe(queued.1.load(Ordering::Relaxed), &[]))
+                .build(),
             files_uploaded: m
                 .u64_counter("dwsync_uploader_files_uploaded_total")
                 .with_description("Data files created in a destination bucket, by table.")
@@ -151,6 +169,12 @@ impl Metrics {
     /// A handoff record was skipped, for `reason`.
     pub fn bad_record(&self, reason: &'static str) {
         self.bad_records.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// `deliveries` are in flight with `queued_bytes` waiting behind them.
+    pub fn in_flight(&self, deliveries: usize, queued_bytes: u64) {
+        self.in_flight.0.store(deliveries as u64, Ordering::Relaxed);
+        self.in_flight.1.store(queued_bytes, Ordering::Relaxed);
     }
 
     /// An offset commit failed.

@@ -2,11 +2,19 @@
 //! an optional endpoint for S3-compatible stores, path-style addressing, and checksums only where
 //! an operation requires them (S3-compatible stores differ in the trailing-checksum encodings
 //! they accept; the body's SHA-256 is signed by SigV4 either way).
+//!
+//! Every client shares one HTTPS client (hyper + rustls with aws-lc, one connection pool, the TLS
+//! roots loaded once), so thousands of destinations, each with its own credentials, cost one
+//! connection pool rather than one each.
+
+use std::sync::OnceLock;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_smithy_http_client::tls;
 
 pub use aws_credential_types::Credentials as StaticCredentials;
+pub use aws_sdk_s3::config::SharedHttpClient;
 
 /// Where a bucket lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +27,24 @@ pub struct Location<'a> {
     pub force_path_style: bool,
 }
 
-/// A config builder for `location` signing with `credentials`; callers add retry and timeouts.
+/// The process-wide HTTPS client (and connection pool) every S3 client of this process uses.
+pub fn http_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                .build_https()
+        })
+        .clone()
+}
+
+/// A config builder for `location` signing with `credentials`, on the shared [`http_client`];
+/// callers add retry and timeouts.
 pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Builder {
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client())
         .region(Region::new(location.region.to_owned()))
         .credentials_provider(credentials)
         .force_path_style(location.force_path_style)
@@ -37,4 +59,23 @@ pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Build
 /// A client for `location` signing with `credentials`, with the SDK's default retry policy.
 pub fn client(location: Location<'_>, credentials: Credentials) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config_builder(location, credentials).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn clients_share_one_http_client_and_keep_their_own_settings() {
+        let location = |region| Location { region, endpoint: Some("http://127.0.0.1:1"), force_path_style: true };
+        let a = client(location("us-east-1"), Credentials::new("a", "sa", None, None, "test"));
+        let b = config_builder(location("eu-west-1"), Credentials::new("b", "sb", None, None, "test")).build();
+        assert_eq!(a.config().region().map(|r| r.as_ref()), Some("us-east-1"));
+        assert_eq!(b.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        let shared = b.http_client().expect("the shared client is set, not the SDK's per-client default");
+        let before = format!("{shared:?}");
+        // Nothing listens on port 1: the request fails, but it builds a connector in the pool.
+        let _ = a.head_bucket().bucket("b").send().await;
+        assert_ne!(format!("{shared:?}"), before, "a's request went through the client b holds too");
+    }
 }

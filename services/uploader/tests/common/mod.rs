@@ -45,6 +45,7 @@ pub fn config(topic: &str, group: &str, destinations: Vec<Destination>) -> Confi
             retry_initial_ms: 50,
             retry_max_ms: 400,
             attempts: 3,
+            ..UploadConfig::default()
         },
         // These tests use static destinations; the control topic is tested in tests/.
         sync_config: SyncConfigSource { follow: false, ..SyncConfigSource::default() },
