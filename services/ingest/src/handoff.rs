@@ -1,6 +1,7 @@
 //! The transactional handoff: the chunks of finished files, the dead letters and the source
 //! offsets they cover are committed in one Kafka transaction — or not at all.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::blocking::block_in_place;
@@ -13,7 +14,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
@@ -42,6 +44,9 @@ pub async fn ensure_topics(
     }
     Ok(())
 }
+
+/// Most kilobytes the handoff producer holds unsent (librdkafka's default is 1 GiB).
+const PRODUCER_QUEUE_KBYTES: usize = 32 << 10;
 
 /// A transactional producer for the handoff and dead-letter topics.
 pub struct Handoff {
@@ -83,6 +88,8 @@ impl Handoff {
             .set("partitioner", "murmur2_random")
             .set("message.max.bytes", (chunk_bytes + (256 << 10)).max(1 << 20).to_string())
             .set("linger.ms", "5")
+            // Bounded: a flush of many files waits for deliveries instead of buffering them all.
+            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES.max(4 * (chunk_bytes >> 10)).to_string())
             .create()?;
         // A bounded first attempt: the loop retries, and shutdown need not wait long for it.
         producer.init_transactions(timeout.min(Duration::from_secs(10)))?;
@@ -95,71 +102,111 @@ impl Handoff {
         })
     }
 
-    /// Produces `files` and `dead` and commits `offsets` for the consumer group, atomically.
-    /// On error the transaction is aborted and nothing of it becomes visible.
-    pub async fn commit(
-        &self,
-        files: &[EncodedFile],
-        dead: &[DeadLetter],
-        offsets: &TopicPartitionList,
-        group: &ConsumerGroupMetadata,
-    ) -> Result<Committed, KafkaError> {
+    /// Begins a transaction: files and dead letters sent through it become visible together
+    /// with the source offsets when it [`commit`](Transaction::commit)s, or not at all.
+    pub fn begin(&self) -> Result<Transaction<'_>, KafkaError> {
         block_in_place(|| self.producer.begin_transaction())?;
-        match self.produce_and_commit(files, dead, offsets, group).await {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                if let Err(abort) = block_in_place(|| self.producer.abort_transaction(self.timeout)) {
-                    tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
+        Ok(Transaction { handoff: self, deliveries: VecDeque::new(), committed: Committed::default(), open: true })
+    }
+}
+
+/// An open handoff transaction. Dropped without [`commit`](Self::commit), it is aborted.
+pub struct Transaction<'h> {
+    handoff: &'h Handoff,
+    deliveries: VecDeque<DeliveryFuture>,
+    committed: Committed,
+    open: bool,
+}
+
+impl Transaction<'_> {
+    /// Sends one file's chunks. The producer copies them: the caller may drop the file at once.
+    pub async fn send_file(&mut self, file: &EncodedFile) -> Result<(), KafkaError> {
+        let key = file.meta.workspace_id.to_string();
+        for chunk in split(&file.meta, &file.bytes, self.handoff.chunk_bytes) {
+            let payload = chunk.encode_to_vec();
+            let record = FutureRecord::to(&self.handoff.handoff_topic).key(&key).payload(&payload);
+            self.send(record).await?;
+            self.committed.chunks += 1;
+        }
+        self.committed.files += 1;
+        self.committed.bytes += file.bytes.len();
+        Ok(())
+    }
+
+    /// Sends one dead letter.
+    pub async fn send_dead_letter(&mut self, letter: &DeadLetter) -> Result<(), KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
+        for (k, v) in &letter.headers {
+            headers = headers.insert(rdkafka::message::Header { key: k, value: Some(v) });
+        }
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.handoff.dead_letter_topic).headers(headers);
+        if let Some(k) = &letter.key {
+            record = record.key(k);
+        }
+        if let Some(p) = &letter.payload {
+            record = record.payload(p);
+        }
+        self.send(record).await?;
+        self.committed.dead_letters += 1;
+        Ok(())
+    }
+
+    /// Enqueues a record; while the producer's bounded queue is full, waits for the oldest
+    /// delivery first (backpressure instead of an unbounded buffer).
+    async fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
+        &mut self,
+        mut record: FutureRecord<'_, K, P>,
+    ) -> Result<(), KafkaError> {
+        loop {
+            match self.handoff.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.deliveries.push_back(delivery);
+                    return Ok(());
                 }
-                Err(e)
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    match self.deliveries.pop_front() {
+                        Some(oldest) => delivered(oldest).await?,
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err((e, _)) => return Err(e),
             }
         }
     }
 
-    async fn produce_and_commit(
-        &self,
-        files: &[EncodedFile],
-        dead: &[DeadLetter],
+    /// Waits for every delivery, then commits `offsets` for the consumer group with the records.
+    pub async fn commit(
+        mut self,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> Result<Committed, KafkaError> {
-        let mut committed = Committed::default();
-        let mut deliveries = Vec::new();
-        for file in files {
-            let key = file.meta.workspace_id.to_string();
-            for chunk in split(&file.meta, &file.bytes, self.chunk_bytes) {
-                let payload = chunk.encode_to_vec();
-                let record = FutureRecord::to(&self.handoff_topic).key(&key).payload(&payload);
-                deliveries.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
-                committed.chunks += 1;
-            }
-            committed.files += 1;
-            committed.bytes += file.bytes.len();
+        while let Some(delivery) = self.deliveries.pop_front() {
+            delivered(delivery).await?;
         }
-        for letter in dead {
-            let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
-            for (k, v) in &letter.headers {
-                headers = headers.insert(rdkafka::message::Header { key: k, value: Some(v) });
-            }
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.dead_letter_topic).headers(headers);
-            if let Some(k) = &letter.key {
-                record = record.key(k);
-            }
-            if let Some(p) = &letter.payload {
-                record = record.payload(p);
-            }
-            deliveries.push(self.producer.send_result(record).map_err(|(e, _)| e)?);
-            committed.dead_letters += 1;
+        let (producer, timeout) = (&self.handoff.producer, self.handoff.timeout);
+        block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))?;
+        block_in_place(|| producer.commit_transaction(timeout))?;
+        self.open = false;
+        Ok(self.committed)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open
+            && let Err(abort) = block_in_place(|| self.handoff.producer.abort_transaction(self.handoff.timeout))
+        {
+            tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
         }
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(e),
-                Err(_) => return Err(KafkaError::Canceled),
-            }
-        }
-        block_in_place(|| self.producer.send_offsets_to_transaction(offsets, group, self.timeout))?;
-        block_in_place(|| self.producer.commit_transaction(self.timeout))?;
-        Ok(committed)
+    }
+}
+
+/// Waits for one record's delivery.
+async fn delivered(delivery: DeliveryFuture) -> Result<(), KafkaError> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(KafkaError::Canceled),
     }
 }

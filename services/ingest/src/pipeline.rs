@@ -15,10 +15,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::encode::{EncodeError, encode};
+use crate::encode::{EncodeError, EncodedFile, encode};
 use crate::handoff::Handoff;
 use crate::metrics::{self, Tally};
 use crate::parallel;
@@ -37,6 +38,8 @@ const DEAD_LETTER_BYTES: usize = 16 << 20;
 const BATCH_RECORDS: usize = 8192;
 /// Most payload bytes decoded as one batch (taken off librdkafka's bounded queue at once).
 const BATCH_BYTES: usize = 8 << 20;
+/// Estimated bytes of the windows encoded together in a flush before their files are sent.
+const ENCODE_GROUP_BYTES: usize = 32 << 20;
 /// How often the consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(15);
 
@@ -461,27 +464,6 @@ impl State<'_> {
         let started = Instant::now();
         let now = now_ms();
         let reasons: Vec<&'static str> = closed.iter().map(|c| c.reason.as_str()).collect();
-        let (topics, options, parent) = (self.topics, &self.cfg.parquet, tracing::Span::current());
-        let files = block_in_place(|| {
-            parallel::map_owned(closed, self.threads, |c| {
-                let span = tracing::info_span!(
-                    parent: &parent,
-                    "window",
-                    workspace_id = c.key.workspace_id,
-                    table = c.key.table.name(),
-                    kind = c.key.kind.as_str_name(),
-                    rows = c.window.builder.len(),
-                    reason = c.reason.as_str(),
-                    opened_at_ms = c.window.opened_at_ms,
-                );
-                let _enter = span.enter();
-                let file = encode(c, topics, options, now)?;
-                tracing::debug!(bytes = file.bytes.len(), file_id = %file.meta.file_id, "Window encoded.");
-                Ok(file)
-            })
-            .into_iter()
-            .collect::<Result<Vec<_>, EncodeError>>()
-        })?;
         let dead = self.dead.take(partitions);
         let mut offsets = TopicPartitionList::new();
         for p in partitions {
@@ -492,12 +474,59 @@ impl State<'_> {
         let Some(group) = consumer.group_metadata() else {
             return Err(PipelineError::Kafka(KafkaError::Canceled));
         };
-        let span =
-            tracing::info_span!("flush", files = files.len(), dead_letters = dead.len(), partitions = partitions.len());
-        let committed = {
-            let _enter = span.enter();
-            self.handoff.commit(&files, &dead, &offsets, &group).await?
-        };
+        let span = tracing::info_span!(
+            "flush",
+            windows = closed.len(),
+            dead_letters = dead.len(),
+            partitions = partitions.len()
+        );
+        let (handoff, threads) = (&self.handoff, self.threads);
+        let (topics, options) = (self.topics, &self.cfg.parquet);
+        let mut handed: Vec<(&'static str, usize)> = Vec::with_capacity(closed.len());
+        let committed = async {
+            let mut tx = handoff.begin()?;
+            // Encoded a group at a time and sent at once: a flush of many windows never holds
+            // all their files (the producer's queue is bounded too).
+            let mut windows = closed.into_iter().peekable();
+            while windows.peek().is_some() {
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                while let Some(c) = windows.next_if(|_| bytes < ENCODE_GROUP_BYTES && batch.len() < threads * 16) {
+                    bytes += c.window.footprint();
+                    batch.push(c);
+                }
+                let parent = tracing::Span::current();
+                let files = block_in_place(|| {
+                    parallel::map_owned(batch, threads, |c| {
+                        let span = tracing::info_span!(
+                            parent: &parent,
+                            "window",
+                            workspace_id = c.key.workspace_id,
+                            table = c.key.table.name(),
+                            kind = c.key.kind.as_str_name(),
+                            rows = c.window.builder.len(),
+                            reason = c.reason.as_str(),
+                            opened_at_ms = c.window.opened_at_ms,
+                        );
+                        let _enter = span.enter();
+                        let file = encode(c, topics, options, now)?;
+                        tracing::debug!(bytes = file.bytes.len(), file_id = %file.meta.file_id, "Window encoded.");
+                        Ok(file)
+                    })
+                });
+                for file in files {
+                    let file: EncodedFile = file.map_err(PipelineError::Encode)?;
+                    tx.send_file(&file).await?;
+                    handed.push((file.meta.table.name(), file.bytes.len()));
+                }
+            }
+            for letter in &dead {
+                tx.send_dead_letter(letter).await?;
+            }
+            Ok::<_, PipelineError>(tx.commit(&offsets, &group).await?)
+        }
+        .instrument(span)
+        .await?;
         for p in partitions {
             let _ = self.dirty.remove(p);
             let _ = self.unflushed_from.remove(p);
@@ -505,8 +534,8 @@ impl State<'_> {
         for reason in reasons {
             metrics::window_closed(reason);
         }
-        for f in &files {
-            metrics::file_handed_off(f.meta.table.name(), f.bytes.len());
+        for (table, bytes) in handed {
+            metrics::file_handed_off(table, bytes);
         }
         metrics::flushed(started.elapsed().as_secs_f64());
         metrics::buffers(self.windows.footprint(), self.windows.len());
