@@ -130,13 +130,15 @@ pub struct WindowConfig {
     /// Global budget of the open windows' memory (their Arrow buffers as allocated, growth slack
     /// and per-window overhead included): when it is exceeded, the largest window closes early
     /// (reason `memory`), with the windows sharing its source partitions, until the windows are
-    /// back under it. Default: 128 MiB.
+    /// back under it. Default: 64 MiB (with the read-ahead, a flush's working memory and the
+    /// runtime, ingest then stays under 256 MiB; a larger budget buys throughput with memory:
+    /// docs/PERFORMANCE.md).
     pub memory_budget_bytes: usize,
 }
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20, memory_budget_bytes: 128 << 20 }
+        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20, memory_budget_bytes: 64 << 20 }
     }
 }
 

@@ -46,7 +46,7 @@ pub async fn ensure_topics(
 }
 
 /// Most kilobytes the handoff producer holds unsent (librdkafka's default is 1 GiB).
-const PRODUCER_QUEUE_KBYTES: usize = 32 << 10;
+const PRODUCER_QUEUE_KBYTES: usize = 16 << 10;
 
 /// A transactional producer for the handoff and dead-letter topics.
 pub struct Handoff {

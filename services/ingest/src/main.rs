@@ -3,6 +3,11 @@
 //! `dwsync-ingest [--config <path>]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
 //! variables), sets up telemetry, and runs until SIGINT or SIGTERM.
 
+/// jemalloc instead of glibc's malloc: with the runtime's and the worker threads' arenas, glibc
+/// let a long backlog grow ingest's RSS to twice its budget (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Some(cfg) = dwsync_config::load_for_binary::<dwsync_ingest::Config>(env!("CARGO_BIN_NAME"))? else {

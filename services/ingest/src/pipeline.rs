@@ -39,7 +39,7 @@ const BATCH_RECORDS: usize = 8192;
 /// Most payload bytes decoded as one batch (taken off librdkafka's bounded queue at once).
 const BATCH_BYTES: usize = 8 << 20;
 /// Estimated bytes of the windows encoded together in a flush before their files are sent.
-const ENCODE_GROUP_BYTES: usize = 32 << 20;
+const ENCODE_GROUP_BYTES: usize = 16 << 20;
 /// How often the consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(15);
 

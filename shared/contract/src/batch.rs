@@ -97,10 +97,12 @@ impl Column {
     }
 }
 
-/// Fixed heap bytes of a builder besides its columns (struct, column vector, allocator headers).
-const BUILDER_OVERHEAD: usize = 128;
-/// Fixed heap bytes of one column's builder besides its buffers.
-const COLUMN_OVERHEAD: usize = 160;
+/// Fixed heap bytes of a builder besides its columns (its column vector's header, allocator
+/// bookkeeping).
+const BUILDER_OVERHEAD: usize = 64;
+/// Fixed heap bytes of one column besides its buffers: its builder, held in the column vector,
+/// plus allocator bookkeeping for up to five buffers.
+const COLUMN_OVERHEAD: usize = std::mem::size_of::<Column>() + 5 * 16;
 
 /// Builds `RecordBatch`es of one table from validated rows.
 pub struct BatchBuilder {
