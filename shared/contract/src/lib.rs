@@ -5,6 +5,7 @@
 //! TIMESTAMP → Timestamp(Millisecond, "UTC"); LIST / ARRAY of STRINGS → List<Utf8>.
 
 mod batch;
+mod compact;
 mod error;
 mod json;
 pub mod proto_text;
@@ -13,7 +14,7 @@ mod row;
 mod schema;
 mod table;
 
-pub use batch::BatchBuilder;
+pub use batch::{BatchBuilder, COMPACT_ROWS};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use json::decode_json;
 pub use protobuf::decode_protobuf;
