@@ -183,19 +183,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_is_never_written_to_another_workspaces_destination() {
-        let dest = DestinationClient::new(&Destination {
-            workspace_id: 1,
-            bucket: "bucket-of-1".into(),
-            prefix: String::new(),
-            region: "us-east-1".into(),
-            // Nothing listens here: a write attempt would fail with ConnectionFailed, not Refused.
-            endpoint: Some("http://127.0.0.1:9".into()),
-            force_path_style: true,
-            access_key_id: "key-1".into(),
-            secret_access_key: Secret::new("secret-1"),
-            tables: Vec::new(),
-            conditional_writes: true,
-        })
+        let dest = DestinationClient::new(
+            &Destination {
+                workspace_id: 1,
+                bucket: "bucket-of-1".into(),
+                prefix: String::new(),
+                region: "us-east-1".into(),
+                // Nothing listens here: a write attempt would fail with ConnectionFailed, not Refused.
+                endpoint: Some("http://127.0.0.1:9".into()),
+                force_path_style: true,
+                access_key_id: "key-1".into(),
+                secret_access_key: Secret::new("secret-1"),
+                tables: Vec::new(),
+                conditional_writes: true,
+            },
+            &dwsync_s3::https_client(),
+        )
         .expect("valid");
         let meta = FileMeta {
             file_id: "f".into(),

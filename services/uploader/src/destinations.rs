@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use dwsync_contract::Table;
-use dwsync_s3::{Location, StaticCredentials as Credentials};
+use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
 use dwsync_sync_config::{KafkaStore, Sealer, SyncConfig, WorkspaceId};
 
 use crate::config::{Destination, InvalidConfig};
@@ -55,7 +55,7 @@ impl fmt::Debug for DestinationClient {
 
 impl DestinationClient {
     /// Builds the client of a `[[destinations]]` entry (no network access yet).
-    pub fn new(dest: &Destination) -> Result<Self, InvalidConfig> {
+    pub fn new(dest: &Destination, https: &SharedHttpClient) -> Result<Self, InvalidConfig> {
         let tables = dest.table_filter()?;
         let location = Location {
             region: &dest.region,
@@ -71,19 +71,22 @@ impl DestinationClient {
             tables,
             location,
             credentials,
+            https,
         ))
     }
 
     /// Builds the client of a followed sync configuration with its opened secret key.
-    fn followed(cfg: &SyncConfig, secret: &str) -> Self {
+    fn followed(cfg: &SyncConfig, secret: &str, https: &SharedHttpClient) -> Self {
         let d = &cfg.destination;
         let location =
             Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
         let credentials = (d.access_key_id.as_str(), secret);
         // Tables turned off are decided per file from the configuration (they are parked).
-        Self::build(cfg.workspace_id.get(), &d.bucket, &d.prefix, d.conditional_writes, None, location, credentials)
+        let (id, bucket, prefix) = (cfg.workspace_id.get(), &d.bucket, &d.prefix);
+        Self::build(id, bucket, prefix, d.conditional_writes, None, location, credentials, https)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one destination's settings, from two sources")]
     fn build(
         workspace_id: i64,
         bucket: &str,
@@ -92,12 +95,15 @@ impl DestinationClient {
         tables: Option<BTreeSet<Table>>,
         location: Location<'_>,
         (access_key_id, secret): (&str, &str),
+        https: &SharedHttpClient,
     ) -> Self {
         let credentials = Credentials::new(access_key_id, secret, None, None, "dwsync-destination");
         // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
         // attempts and hide them from the retry counter.
-        let config =
-            dwsync_s3::config_builder(location, credentials).retry_config(RetryConfig::disabled()).timeout_config(
+        let config = dwsync_s3::config_builder(location, credentials)
+            .http_client(https.clone())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
                     .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -134,8 +140,10 @@ pub enum Route {
 }
 
 /// Every destination, by workspace.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Destinations {
+    /// The HTTPS client (one connection pool) every destination's S3 client uses.
+    https: SharedHttpClient,
     statics: HashMap<i64, Arc<DestinationClient>>,
     followed: Option<KafkaStore>,
     sealer: Option<Sealer>,
@@ -146,14 +154,15 @@ pub struct Destinations {
 impl Destinations {
     /// Builds one client per static destination; fails on a duplicate workspace or an unknown table.
     pub fn new(destinations: &[Destination]) -> Result<Self, InvalidConfig> {
+        let https = dwsync_s3::https_client();
         let mut statics = HashMap::new();
         for dest in destinations {
-            let client = DestinationClient::new(dest)?;
+            let client = DestinationClient::new(dest, &https)?;
             if statics.insert(dest.workspace_id, Arc::new(client)).is_some() {
                 return Err(InvalidConfig::DuplicateWorkspace(dest.workspace_id));
             }
         }
-        Ok(Self { statics, ..Self::default() })
+        Ok(Self { https, statics, followed: None, sealer: None, built: HashMap::new() })
     }
 
     /// Also follows the configurations of `store`, opening their secrets with `sealer`.
@@ -200,7 +209,7 @@ impl Destinations {
             Ok(secret) => secret,
             Err(error) => return Route::Unavailable(format!("the secret key does not open: {error}")),
         };
-        let client = Arc::new(DestinationClient::followed(cfg, secret.expose()));
+        let client = Arc::new(DestinationClient::followed(cfg, secret.expose(), &self.https));
         tracing::info!(workspace_id = id, revision = cfg.revision, bucket = %client.bucket, "Using a new destination configuration.");
         let _ = self.built.insert(id, (cfg.revision, Arc::clone(&client)));
         Route::Deliver(client)

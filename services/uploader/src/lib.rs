@@ -7,7 +7,7 @@
 //! ([`s3_sink`]), retried with backoff ([`retry`]) until it succeeds, and only then is the
 //! partition's offset committed. Files of different partitions are written concurrently, those
 //! of one partition one at a time and in order ([`inflight`]); every S3 client shares one HTTPS
-//! connection pool ([`dwsync_s3::http_client`]). It also serves `/healthz`, `/readyz` and `/metrics`
+//! connection pool ([`dwsync_s3::https_client`]). It also serves `/healthz`, `/readyz` and `/metrics`
 //! ([`metrics`], the lag gauge from [`lag`]).
 
 use std::future::Future;

@@ -3,11 +3,9 @@
 //! an operation requires them (S3-compatible stores differ in the trailing-checksum encodings
 //! they accept; the body's SHA-256 is signed by SigV4 either way).
 //!
-//! Every client shares one HTTPS client (hyper + rustls with aws-lc, one connection pool, the TLS
-//! roots loaded once), so thousands of destinations, each with its own credentials, cost one
-//! connection pool rather than one each.
-
-use std::sync::OnceLock;
+//! Many clients can share one [`https_client`] (hyper + rustls with aws-lc, one connection pool,
+//! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
+//! one connection pool rather than one each.
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};
@@ -27,24 +25,20 @@ pub struct Location<'a> {
     pub force_path_style: bool,
 }
 
-/// The process-wide HTTPS client (and connection pool) every S3 client of this process uses.
-pub fn http_client() -> SharedHttpClient {
-    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
-                .build_https()
-        })
-        .clone()
+/// A new HTTPS client: one connection pool for every S3 client given it
+/// ([`config_builder`]`.http_client(…)`). Its connections run on the tokio runtime that opened
+/// them, so share it within one runtime (one service), not across runtimes.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .build_https()
 }
 
-/// A config builder for `location` signing with `credentials`, on the shared [`http_client`];
-/// callers add retry and timeouts.
+/// A config builder for `location` signing with `credentials` (on the SDK's own HTTPS client
+/// unless the caller sets a shared one); callers add retry and timeouts.
 pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Builder {
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client())
         .region(Region::new(location.region.to_owned()))
         .credentials_provider(credentials)
         .force_path_style(location.force_path_style)
@@ -68,8 +62,15 @@ mod tests {
     #[tokio::test]
     async fn clients_share_one_http_client_and_keep_their_own_settings() {
         let location = |region| Location { region, endpoint: Some("http://127.0.0.1:1"), force_path_style: true };
-        let a = client(location("us-east-1"), Credentials::new("a", "sa", None, None, "test"));
-        let b = config_builder(location("eu-west-1"), Credentials::new("b", "sb", None, None, "test")).build();
+        let https = https_client();
+        let a = aws_sdk_s3::Client::from_conf(
+            config_builder(location("us-east-1"), Credentials::new("a", "sa", None, None, "test"))
+                .http_client(https.clone())
+                .build(),
+        );
+        let b = config_builder(location("eu-west-1"), Credentials::new("b", "sb", None, None, "test"))
+            .http_client(https)
+            .build();
         assert_eq!(a.config().region().map(|r| r.as_ref()), Some("us-east-1"));
         assert_eq!(b.region().map(|r| r.as_ref()), Some("eu-west-1"));
         let shared = b.http_client().expect("the shared client is set, not the SDK's per-client default");
