@@ -1,8 +1,9 @@
 //! dwsync ingest: consumes source topics, windows records per workspace and table, encodes Parquet.
 //!
 //! [`run`] starts the ingest loop ([`pipeline`]): it consumes one source topic per table,
-//! decodes records with the v5 contract (bad ones go to the dead-letter topic), buffers them per
-//! (workspace, table) in [`window`]s, encodes Parquet ([`encode`]) and hands the files to the
+//! decodes records with the v5 contract in batches on worker threads ([`batch`]; bad ones go to
+//! the dead-letter topic), buffers them per (workspace, table) in [`window`]s, encodes Parquet
+//! ([`encode`]) and hands the files to the
 //! uploader over the handoff topic in one Kafka transaction with the source offsets
 //! ([`handoff`]). It also serves `/healthz`, `/readyz` and `/metrics`.
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use dwsync_telemetry::kafka::KafkaProbeError;
 use dwsync_telemetry::{Service, ServiceError};
 
+pub mod batch;
 mod blocking;
 pub mod config;
 pub mod dead_letter;
