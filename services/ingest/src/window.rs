@@ -71,6 +71,8 @@ pub struct Window {
     pub opened_at_ms: i64,
     /// The source records it holds, per partition.
     pub sources: BTreeMap<PartitionKey, OffsetRange>,
+    /// Its [`footprint`](Self::footprint) as last counted in [`Windows`]' total.
+    counted: usize,
 }
 
 /// A closed window, ready to encode.
@@ -127,8 +129,9 @@ impl Windows {
             builder: BatchBuilder::new(key.table),
             opened_at_ms: now_ms,
             sources: BTreeMap::new(),
+            counted: 0,
         });
-        let (before, footprint) = (window.builder.buffered_bytes(), window.footprint());
+        let before = window.builder.buffered_bytes();
         window.builder.append(row);
         window
             .sources
@@ -139,9 +142,9 @@ impl Windows {
             })
             .or_insert(OffsetRange { first: offset, last: offset });
         self.buffered_bytes += window.builder.buffered_bytes() - before;
-        // A new window's `footprint` was taken after `or_insert_with`: count it whole.
-        let was = if window.builder.len() == 1 { 0 } else { footprint };
-        self.footprint = self.footprint + window.footprint() - was;
+        let footprint = window.footprint();
+        self.footprint = self.footprint + footprint - window.counted;
+        window.counted = footprint;
         if window.builder.len() >= self.config.max_rows {
             Some((key, CloseReason::Rows))
         } else if window.builder.buffered_bytes() >= self.config.max_bytes {
@@ -161,7 +164,7 @@ impl Windows {
         if self.footprint <= self.config.memory_budget_bytes {
             return None;
         }
-        self.open.iter().max_by_key(|(_, w)| w.footprint()).map(|(k, _)| (*k, CloseReason::Memory))
+        self.open.iter().max_by_key(|(_, w)| w.counted).map(|(k, _)| (*k, CloseReason::Memory))
     }
 
     /// The partitions that must flush together with `key`: the closure over shared partitions.
@@ -211,7 +214,7 @@ impl Windows {
             .filter_map(|key| {
                 let window = self.open.remove(&key)?;
                 self.buffered_bytes -= window.builder.buffered_bytes();
-                self.footprint -= window.footprint();
+                self.footprint -= window.counted;
                 Some(ClosedWindow { key, reason: reason(key), window })
             })
             .collect()
