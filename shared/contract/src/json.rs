@@ -2,8 +2,11 @@
 //!
 //! Timestamps are RFC 3339 strings (`2026-11-29T01:02:03.456Z`, any offset; precision below a
 //! millisecond is truncated) or integer epoch milliseconds. Unknown keys are ignored. The decoder
-//! walks the input once with serde, without building an intermediate `serde_json::Value`, and
-//! borrows strings that need no unescaping.
+//! first tries a single-pass scanner for the common case ([`fast`]); when that declines (any
+//! syntax error, unusual value or misfit), serde walks the input — without an intermediate
+//! `serde_json::Value`, borrowing strings that need no unescaping — and names the problem.
+
+mod fast;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,6 +20,14 @@ use crate::table::{FieldType, Table, TableDef};
 
 /// Decodes one JSON object into a validated row of `table`.
 pub fn decode_json(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeError> {
+    match fast::decode(table, input) {
+        Some(slots) => Row::from_slots(table, slots),
+        None => decode_with_serde(table, input),
+    }
+}
+
+/// The precise path: decodes with serde and says what is wrong with a record.
+fn decode_with_serde(table: Table, input: &[u8]) -> Result<Row<'_>, DecodeError> {
     let err = |kind| DecodeError { table, kind };
     if let Some(found) = non_object(input) {
         // Valid JSON of another type, or not JSON at all (`nonsense` also starts like `null`).

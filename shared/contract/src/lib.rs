@@ -10,6 +10,7 @@ mod error;
 mod json;
 pub mod proto_text;
 mod protobuf;
+mod rfc3339;
 mod row;
 mod schema;
 mod table;

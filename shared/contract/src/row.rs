@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::table::{FieldType, Table};
+use crate::table::Table;
 
 /// Earliest timestamp accepted: 0000-01-01T00:00:00Z in epoch milliseconds.
 pub const MIN_TIMESTAMP_MS: i64 = -62_167_219_200_000;
@@ -44,33 +44,35 @@ impl<'a> Row<'a> {
         let err = |kind| DecodeError { table, kind };
         let def = table.def();
         debug_assert_eq!(slots.len(), def.fields.len());
-        let mut values = Vec::with_capacity(slots.len());
         let mut workspace_id = 0;
-        for (field, slot) in def.fields.iter().zip(slots) {
-            let value = match slot {
-                None if field.nullable => Value::Null,
-                None => return Err(err(DecodeErrorKind::MissingField(field.name))),
-                Some(Value::Null) if !field.nullable => {
-                    return Err(err(DecodeErrorKind::NullField(field.name)));
+        // Collected in place: the values reuse the slots' allocation.
+        let values = slots
+            .into_iter()
+            .zip(def.fields)
+            .enumerate()
+            .map(|(i, (slot, field))| {
+                let value = match slot {
+                    None if field.nullable => Value::Null,
+                    None => return Err(err(DecodeErrorKind::MissingField(field.name))),
+                    Some(Value::Null) if !field.nullable => return Err(err(DecodeErrorKind::NullField(field.name))),
+                    Some(v) => v,
+                };
+                match value {
+                    Value::TimestampMs(ms) => {
+                        check_timestamp(ms)
+                            .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
+                    }
+                    Value::Int(id) if i == def.workspace_column => {
+                        if id <= 0 {
+                            return Err(err(DecodeErrorKind::InvalidWorkspaceId(id)));
+                        }
+                        workspace_id = id;
+                    }
+                    _ => {}
                 }
-                Some(v) => v,
-            };
-            if field.ty == FieldType::Timestamp
-                && let Value::TimestampMs(ms) = value
-            {
-                check_timestamp(ms)
-                    .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
-            }
-            if field.name == "workspace_id"
-                && let Value::Int(id) = value
-            {
-                if id <= 0 {
-                    return Err(err(DecodeErrorKind::InvalidWorkspaceId(id)));
-                }
-                workspace_id = id;
-            }
-            values.push(value);
-        }
+                Ok(value)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { table, values, workspace_id })
     }
 

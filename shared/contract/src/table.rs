@@ -69,6 +69,27 @@ pub struct TableDef {
     pub primary_key: &'static [&'static str],
     /// Whether the spec splits the table into a new-entity file and a `_chngs_` file.
     pub has_change_files: bool,
+    /// Index of the `workspace_id` column (every table has one).
+    pub workspace_column: usize,
+}
+
+/// Index of the column called `name` in `fields`, at compile time (fails the build when absent).
+const fn column_of(fields: &[Field], name: &str) -> usize {
+    let mut i = 0;
+    while i < fields.len() {
+        let (a, b) = (fields[i].name.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("a table without the column")
 }
 
 impl TableDef {
@@ -96,13 +117,15 @@ macro_rules! tables {
             pub fn def(self) -> &'static TableDef {
                 match self { $(
                     Table::$variant => {
+                        const FIELDS: &[Field] = &[$($field),+];
                         static DEF: TableDef = TableDef {
                             name: $name,
                             stem: $stem,
                             message: $msg,
-                            fields: &[$($field),+],
+                            fields: FIELDS,
                             primary_key: &[$($pk),*],
                             has_change_files: $chngs,
+                            workspace_column: column_of(FIELDS, "workspace_id"),
                         };
                         &DEF
                     }

@@ -1,0 +1,80 @@
+//! Decode and encode micro-benchmark: CPU per record of each step of ingest's work on one
+//! thread, for JSON and protobuf records of every table (`cargo bench -p dwsync-bench --bench
+//! decode`). Prints figures; judges nothing. `DWSYNC_BENCH_RECORDS` sets records per table,
+//! `DWSYNC_BENCH_TABLE` / `DWSYNC_BENCH_ENCODING` pick one table / encoding,
+//! `DWSYNC_BENCH_REPS` the timed decode passes.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
+use dwsync_format::{ParquetFileWriter, ParquetOptions};
+use dwsync_loadgen::Generator;
+
+fn main() -> anyhow::Result<()> {
+    let per_table: u64 = std::env::var("DWSYNC_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let only = std::env::var("DWSYNC_BENCH_TABLE").ok();
+    let only_encoding = std::env::var("DWSYNC_BENCH_ENCODING").ok();
+    // Timed decode passes (the best is printed); two runs with different counts under
+    // valgrind (`--tool=cachegrind --cache-sim=no`) give the instructions of one decode, which
+    // do not drift the way times do on a shared machine.
+    let reps: u32 = std::env::var("DWSYNC_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let mut generator = Generator::new(42);
+    println!(
+        "{:<22} {:>9} {:>8} {:>12} {:>12} {:>12}",
+        "table", "encoding", "bytes", "decode ns", "+append ns", "+parquet ns"
+    );
+    for &table in Table::ALL {
+        if only.as_deref().is_some_and(|t| t != table.name()) {
+            continue;
+        }
+        let records: Vec<_> = (0..per_table).map(|n| generator.record(table, 1 + (n % 7) as i64, n)).collect();
+        for encoding in [Encoding::Json, Encoding::Protobuf] {
+            if only_encoding.as_deref().is_some_and(|e| !e.eq_ignore_ascii_case(&format!("{encoding:?}"))) {
+                continue;
+            }
+            // One contiguous buffer, as records arrive in a fetched batch.
+            let buffer: Vec<u8> = records.iter().flat_map(|r| r.encoded(encoding).iter().copied()).collect();
+            let mut at = 0;
+            let inputs: Vec<&[u8]> = records
+                .iter()
+                .map(|r| {
+                    let len = r.encoded(encoding).len();
+                    at += len;
+                    &buffer[at - len..at]
+                })
+                .collect();
+            let bytes = inputs.iter().map(|i| i.len()).sum::<usize>() / inputs.len();
+            let mut decode_ns = f64::MAX;
+            for _ in 0..reps {
+                let started = Instant::now();
+                for input in &inputs {
+                    black_box(decode(table, encoding, input)?);
+                }
+                decode_ns = decode_ns.min(started.elapsed().as_nanos() as f64 / inputs.len() as f64);
+            }
+            let started = Instant::now();
+            let mut builder = BatchBuilder::new(table);
+            for input in &inputs {
+                builder.append(&decode(table, encoding, input)?);
+            }
+            let batch = builder.finish()?;
+            let append_ns = started.elapsed().as_nanos() as f64 / inputs.len() as f64;
+            let started = Instant::now();
+            let mut writer = ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default())?;
+            writer.write(&batch)?;
+            black_box(writer.finish()?);
+            let parquet_ns = started.elapsed().as_nanos() as f64 / inputs.len() as f64;
+            println!(
+                "{:<22} {:>9} {:>8} {:>12.0} {:>12.0} {:>12.0}",
+                table.name(),
+                format!("{encoding:?}"),
+                bytes,
+                decode_ns,
+                append_ns - decode_ns,
+                parquet_ns
+            );
+        }
+    }
+    Ok(())
+}
