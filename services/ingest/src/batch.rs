@@ -8,7 +8,7 @@ use dwsync_contract::{Encoding, Row, Table, Value, decode};
 use dwsync_handoff::FileKind;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers};
 
 use crate::config::SourceTopic;
 use crate::pipeline::Kafka;
@@ -42,7 +42,10 @@ impl Decoder<'_> {
         let &topic = self.topic_index.get(msg.topic())?;
         let source = &self.topics[topic];
         let table = source.table;
-        let encoding = header(msg, CONTENT_TYPE)
+        // Headers are parsed by librdkafka on each call: read them once.
+        let headers = msg.headers();
+        let header = |name: &str| headers.as_ref().and_then(|h| header(h, name));
+        let encoding = header(CONTENT_TYPE)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(Encoding::from_content_type)
             .unwrap_or(source.encoding);
@@ -59,7 +62,7 @@ impl Decoder<'_> {
             Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
         };
         let decoded = decoded.map(|row| {
-            let kind = file_kind(table, &row, header(msg, FILE_KIND));
+            let kind = file_kind(table, &row, header(FILE_KIND));
             (WindowKey { workspace_id: row.workspace_id(), table, kind }, row)
         });
         Some((topic, decoded))
@@ -103,8 +106,8 @@ fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
 }
 
 /// The value of header `name` (case-insensitive), if present.
-fn header<'m>(msg: &'m BorrowedMessage<'_>, name: &str) -> Option<&'m [u8]> {
-    msg.headers()?.iter().find(|h| h.key.eq_ignore_ascii_case(name))?.value
+fn header<'m>(headers: &'m BorrowedHeaders, name: &str) -> Option<&'m [u8]> {
+    headers.iter().find(|h| h.key.eq_ignore_ascii_case(name))?.value
 }
 
 /// Routes people, objects and object types to their new-entity or changes file.

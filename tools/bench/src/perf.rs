@@ -19,7 +19,9 @@ impl Profiler {
     pub(crate) fn start(pid: u32, dir: &Path, name: &str) -> Option<Self> {
         let data = dir.join(format!("{name}.perf.data"));
         let child = Command::new("perf")
-            .args(["record", "-q", "-F", "499", "-p", &pid.to_string(), "-o"])
+            // DWARF call graphs (the release build keeps line tables, not frame pointers), so
+            // `perf report -G -i <file>` shows who calls the top symbols.
+            .args(["record", "-q", "-F", "499", "--call-graph", "dwarf,8192", "-p", &pid.to_string(), "-o"])
             .arg(&data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
