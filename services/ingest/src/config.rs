@@ -79,6 +79,15 @@ pub struct IngestConfig {
     /// `queued.max.messages.kbytes`, 64 MiB by default there): the read-ahead outside the window
     /// budget. Fetching stops while the loop is busy and the queue is full. Default: `16384`.
     pub fetch_queue_kbytes: u32,
+    /// Most kilobytes one fetch request brings back (librdkafka's `fetch.max.bytes`, 50 MiB by
+    /// default there, which overshoots the read-ahead bound: with 60 source partitions ingest's
+    /// peak RSS was 274–300 MiB, 235–240 MiB with this default; docs/PERFORMANCE.md). At least
+    /// `1024` (librdkafka wants it above `message.max.bytes`). Default: `4096`.
+    pub fetch_max_kbytes: u32,
+    /// Most kilobytes one fetch brings back per partition (librdkafka's
+    /// `fetch.message.max.bytes`, 1 MiB by default there); a larger first record batch is still
+    /// fetched whole. Default: `256`.
+    pub partition_fetch_kbytes: u32,
     /// Threads that decode records and encode Parquet files (the loop's thread is one of them).
     /// Default: `0` = one per core.
     pub worker_threads: usize,
@@ -101,6 +110,8 @@ impl Default for IngestConfig {
             transaction_timeout_ms: 60_000,
             max_record_bytes: 1 << 20,
             fetch_queue_kbytes: 16 << 10,
+            fetch_max_kbytes: 4 << 10,
+            partition_fetch_kbytes: 256,
             worker_threads: 0,
         }
     }
@@ -176,6 +187,15 @@ impl Config {
         if self.ingest.fetch_queue_kbytes == 0 {
             return Err(ConfigError::Invalid("ingest.fetch_queue_kbytes must be positive".into()));
         }
+        if self.ingest.fetch_max_kbytes < 1024 {
+            return Err(ConfigError::Invalid("ingest.fetch_max_kbytes must be at least 1024".into()));
+        }
+        if self.ingest.partition_fetch_kbytes == 0 || self.ingest.partition_fetch_kbytes > self.ingest.fetch_max_kbytes
+        {
+            return Err(ConfigError::Invalid(
+                "ingest.partition_fetch_kbytes must be positive and at most ingest.fetch_max_kbytes".into(),
+            ));
+        }
         if self.ingest.chunk_bytes < 1024 {
             return Err(ConfigError::Invalid("ingest.chunk_bytes must be at least 1024".into()));
         }
@@ -221,6 +241,12 @@ mod tests {
         let mut cfg = Config::default();
         cfg.window.duration_ms = 10;
         assert!(cfg.source_topics().unwrap_err().to_string().contains("window.duration_ms"));
+        let mut cfg = Config::default();
+        cfg.ingest.fetch_max_kbytes = 512;
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.fetch_max_kbytes"));
+        let mut cfg = Config::default();
+        cfg.ingest.partition_fetch_kbytes = cfg.ingest.fetch_max_kbytes + 1;
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.partition_fetch_kbytes"));
         let mut cfg = Config::default();
         let _ = cfg
             .ingest

@@ -167,6 +167,9 @@ impl<'a> Pipeline<'a> {
             // When the bounded queue is full, fetch again as soon as it drains (librdkafka's
             // default waits 1 s, which capped ingest at ~16 MB/s: docs/PERFORMANCE.md).
             .set("fetch.queue.backoff.ms", "10")
+            // Fetch responses sized to the read-ahead bound, not librdkafka's 50 MiB.
+            .set("fetch.max.bytes", (u64::from(cfg.ingest.fetch_max_kbytes) << 10).to_string())
+            .set("fetch.message.max.bytes", (u64::from(cfg.ingest.partition_fetch_kbytes) << 10).to_string())
             .set("partition.assignment.strategy", "cooperative-sticky");
         let consumer: StreamConsumer<RebalanceContext> =
             consumer_config.create_with_context(RebalanceContext::default())?;

@@ -22,8 +22,11 @@ pub(crate) fn consumer(bootstrap: &str, group: &str, props: &[(String, String)])
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        // ingest's default fetch queue (`ingest.fetch_queue_kbytes`).
+        // ingest's default fetch queue and fetch sizes (`ingest.fetch_queue_kbytes`,
+        // `fetch_max_kbytes`, `partition_fetch_kbytes`).
         .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.max.bytes", "4194304")
+        .set("fetch.message.max.bytes", "262144")
         .set("partition.assignment.strategy", "cooperative-sticky");
     for (key, value) in props {
         let _ = config.set(key, value);
