@@ -63,7 +63,8 @@ pub struct IngestConfig {
     pub dead_letter_topic: String,
     /// Partitions of the handoff and dead-letter topics when ingest creates them (it creates them
     /// if missing; never change the handoff topic's partitions afterwards, see docs/PIPELINE.md).
-    /// Default: `12`.
+    /// The uploader writes one file per partition at a time, so this bounds its writes in flight
+    /// (`upload.concurrency`). Default: `48`.
     pub handoff_partitions: i32,
     /// Replication factor of the topics ingest creates; `-1` = the broker's default. Default: `-1`.
     pub topic_replication_factor: i32,
@@ -104,7 +105,7 @@ impl Default for IngestConfig {
             topics: BTreeMap::new(),
             handoff_topic: "dwsync.handoff".into(),
             dead_letter_topic: "dwsync.dead-letters".into(),
-            handoff_partitions: 12,
+            handoff_partitions: 48,
             topic_replication_factor: -1,
             chunk_bytes: 900 << 10,
             transaction_timeout_ms: 60_000,

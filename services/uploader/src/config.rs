@@ -168,9 +168,15 @@ pub struct UploadConfig {
     pub attempts: u32,
     /// Most files written at once, each of a different handoff partition: a partition's files
     /// are written one after another, in order, and its offset is committed behind them. `1`
-    /// writes one file at a time. Default: `16`.
+    /// writes one file at a time. Many small files (many workspaces) need many at once: each
+    /// write waits for its round trip. Default: `48`.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// A file starts being written only while the files being written total less than this
+    /// (one file always may): with large files fewer are written at once, so the files in flight
+    /// hold at most this plus one file. Default: `67108864` (64 MiB).
+    #[serde(default = "default_flight_bytes")]
+    pub flight_bytes: u64,
     /// Most bytes of handoff records held in memory behind the files being written (those read
     /// after a partition's file in flight, and files waiting for a free slot); while more wait,
     /// no more records are read, so librdkafka's bounded queue (`handoff.fetch_queue_kbytes`)
@@ -180,7 +186,11 @@ pub struct UploadConfig {
 }
 
 fn default_concurrency() -> u32 {
-    16
+    48
+}
+
+fn default_flight_bytes() -> u64 {
+    64 * MIB
 }
 
 fn default_queued_bytes() -> u64 {
@@ -196,6 +206,7 @@ impl Default for UploadConfig {
             retry_max_ms: 30_000,
             attempts: 3,
             concurrency: default_concurrency(),
+            flight_bytes: default_flight_bytes(),
             queued_bytes: default_queued_bytes(),
         }
     }
@@ -396,7 +407,10 @@ mod tests {
         assert_eq!(cfg.upload.multipart_threshold_bytes, 64 << 20);
         assert_eq!(cfg.upload.part_bytes, 16 << 20);
         assert_eq!((cfg.upload.retry_initial_ms, cfg.upload.retry_max_ms), (200, 30_000));
-        assert_eq!((cfg.upload.concurrency, cfg.upload.queued_bytes), (16, 64 << 20));
+        assert_eq!(
+            (cfg.upload.concurrency, cfg.upload.flight_bytes, cfg.upload.queued_bytes),
+            (48, 64 << 20, 64 << 20)
+        );
         assert!(cfg.destinations.is_empty());
         assert_eq!(cfg.validate(), Ok(()));
     }

@@ -232,7 +232,11 @@ impl Pipeline {
             partitions: HashMap::new(),
             destinations,
             delivery: Arc::new(delivery),
-            lanes: InFlight::new(usize::try_from(upload.concurrency).unwrap_or(usize::MAX), upload.queued_bytes),
+            lanes: InFlight::new(
+                usize::try_from(upload.concurrency).unwrap_or(usize::MAX),
+                upload.flight_bytes,
+                upload.queued_bytes,
+            ),
             flights: JoinSet::new(),
             lot,
             lot_backoff: Backoff::new(
@@ -450,7 +454,7 @@ impl Pipeline {
             return self.park(partition, &file, seq, "destination_failing").await.into();
         }
         let delivery = Arc::clone(&self.delivery);
-        let flight = self.lanes.start(partition);
+        let flight = self.lanes.start(partition, file.bytes.len() as u64);
         let _ = self.flights.spawn(async move {
             let outcome = delivery.deliver(&dest, &file, seq).await;
             Landed { partition, flight, offset, seq, file, dest, outcome }

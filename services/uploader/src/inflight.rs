@@ -1,5 +1,6 @@
 //! Which handoff partitions have a delivery in flight, what waits behind each, and the bounds:
-//! at most `concurrency` deliveries at once, and no new records read while more than
+//! at most `concurrency` deliveries at once, a new one only while the files in flight total less
+//! than `max_flight_bytes` (one file always may fly), and no new records read while more than
 //! `max_queued_bytes` wait in memory.
 //!
 //! A partition is a lane: one delivery at a time, everything read after that file waits in the
@@ -43,10 +44,14 @@ impl<T> Lane<T> {
 #[derive(Debug)]
 pub struct InFlight<T> {
     concurrency: usize,
+    max_flight_bytes: u64,
     max_queued_bytes: u64,
     queued_bytes: u64,
-    /// Deliveries started and not landed, revoked partitions' included (they still run).
-    flying: usize,
+    /// Deliveries started and not landed, revoked partitions' included (they still run), with
+    /// the bytes of their files.
+    flights: HashMap<FlightId, u64>,
+    /// Sum of `flights`' bytes.
+    flight_bytes: u64,
     lanes: HashMap<i32, Lane<T>>,
     /// Lanes holding a file until a slot is free, oldest first.
     holding: VecDeque<i32>,
@@ -54,14 +59,17 @@ pub struct InFlight<T> {
 }
 
 impl<T> InFlight<T> {
-    /// Lanes allowing `concurrency` deliveries at once (at least one) and `max_queued_bytes`
-    /// waiting in memory before reading stops.
-    pub fn new(concurrency: usize, max_queued_bytes: u64) -> Self {
+    /// Lanes allowing `concurrency` deliveries at once (at least one), new ones while less than
+    /// `max_flight_bytes` are in flight, and `max_queued_bytes` waiting in memory before reading
+    /// stops.
+    pub fn new(concurrency: usize, max_flight_bytes: u64, max_queued_bytes: u64) -> Self {
         Self {
             concurrency: concurrency.max(1),
+            max_flight_bytes,
             max_queued_bytes,
             queued_bytes: 0,
-            flying: 0,
+            flights: HashMap::new(),
+            flight_bytes: 0,
             lanes: HashMap::new(),
             holding: VecDeque::new(),
             next_id: 0,
@@ -91,9 +99,10 @@ impl<T> InFlight<T> {
         Some(item)
     }
 
-    /// Whether a delivery may start now.
+    /// Whether a delivery may start now: fewer than `concurrency` fly, and their files total
+    /// less than `max_flight_bytes` (or none flies).
     pub fn has_slot(&self) -> bool {
-        self.flying < self.concurrency
+        self.flights.is_empty() || (self.flights.len() < self.concurrency && self.flight_bytes < self.max_flight_bytes)
     }
 
     /// Keeps `file` (`bytes` long), the next file of an idle `partition`, until a slot is free;
@@ -119,10 +128,12 @@ impl<T> InFlight<T> {
         Some(partition)
     }
 
-    /// Starts a delivery of an idle `partition`, which is busy until it [`land`](Self::land)s.
-    pub fn start(&mut self, partition: i32) -> FlightId {
+    /// Starts a delivery of an idle `partition` (a file of `bytes`), which is busy until it
+    /// [`land`](Self::land)s.
+    pub fn start(&mut self, partition: i32, bytes: u64) -> FlightId {
         self.next_id += 1;
-        self.flying += 1;
+        let _ = self.flights.insert(self.next_id, bytes);
+        self.flight_bytes += bytes;
         self.lanes.entry(partition).or_default().flight = Some(self.next_id);
         self.next_id
     }
@@ -130,7 +141,9 @@ impl<T> InFlight<T> {
     /// A delivery ended: `true` when it is `partition`'s current one (now idle), `false` when
     /// the partition was revoked since (the result is to be dropped).
     pub fn land(&mut self, partition: i32, id: FlightId) -> bool {
-        self.flying = self.flying.saturating_sub(1);
+        if let Some(bytes) = self.flights.remove(&id) {
+            self.flight_bytes -= bytes;
+        }
         match self.lanes.get_mut(&partition) {
             Some(lane) if lane.flight == Some(id) => {
                 lane.flight = None;
@@ -156,7 +169,7 @@ impl<T> InFlight<T> {
 
     /// Deliveries in flight.
     pub fn flying(&self) -> usize {
-        self.flying
+        self.flights.len()
     }
 
     /// Bytes waiting in the queues.
@@ -176,9 +189,9 @@ mod tests {
 
     #[test]
     fn a_partition_waits_for_its_delivery_and_keeps_its_order() {
-        let mut lanes = InFlight::new(4, 1_000);
+        let mut lanes = InFlight::new(4, u64::MAX, 1_000);
         assert!(!lanes.is_busy(0));
-        let flight = lanes.start(0);
+        let flight = lanes.start(0, 10);
         assert!(lanes.is_busy(0));
         lanes.queue(0, "b", 10);
         lanes.queue(0, "c", 10);
@@ -187,7 +200,7 @@ mod tests {
         assert!(lanes.land(0, flight));
         assert!(!lanes.is_busy(0));
         assert_eq!(lanes.next(0), Some("b"));
-        let second = lanes.start(0);
+        let second = lanes.start(0, 10);
         assert_eq!(lanes.next(0), None);
         assert!(lanes.land(0, second));
         assert_eq!(drain(&mut lanes, 0), ["c"]);
@@ -196,9 +209,9 @@ mod tests {
 
     #[test]
     fn at_most_concurrency_deliveries_fly_and_holders_take_turns() {
-        let mut lanes = InFlight::new(2, 1_000);
-        let a = lanes.start(0);
-        let _b = lanes.start(1);
+        let mut lanes = InFlight::new(2, u64::MAX, 1_000);
+        let a = lanes.start(0, 10);
+        let _b = lanes.start(1, 10);
         assert!(!lanes.has_slot());
         assert_eq!(lanes.flying(), 2);
         lanes.hold(2, "file of 2", 5);
@@ -210,16 +223,38 @@ mod tests {
         assert!(lanes.land(0, a));
         assert_eq!(lanes.next_holding(), Some(2), "the first to hold gets the slot");
         assert_eq!(lanes.next(2), Some("file of 2"), "its held file comes first");
-        let _c = lanes.start(2);
+        let _c = lanes.start(2, 10);
         assert_eq!(lanes.next_holding(), None, "slots are full again");
         assert_eq!(lanes.next(2), None);
         assert_eq!(lanes.queued_bytes(), 10);
     }
 
     #[test]
+    fn a_delivery_starts_only_while_the_files_in_flight_are_under_their_byte_bound() {
+        let mut lanes: InFlight<&'static str> = InFlight::new(8, 100, 1_000);
+        let big = lanes.start(0, 500);
+        assert!(!lanes.has_slot(), "one file over the bound flies alone");
+        assert!(lanes.land(0, big));
+        assert!(lanes.has_slot(), "with nothing in flight any file may start");
+        let a = lanes.start(0, 60);
+        assert!(lanes.has_slot(), "60 of 100 bytes fly");
+        let b = lanes.start(1, 40);
+        assert!(!lanes.has_slot(), "100 of 100 bytes fly");
+        assert_eq!(lanes.flying(), 2);
+        assert!(lanes.land(1, b));
+        assert!(lanes.has_slot());
+        lanes.revoke(0);
+        assert!(!lanes.land(0, a), "a revoked partition's result is dropped");
+        assert_eq!(lanes.flying(), 0, "and its bytes no longer count");
+        let many: Vec<FlightId> = (0..8).map(|p| lanes.start(p, 1)).collect();
+        assert!(!lanes.has_slot(), "small files: concurrency is the bound");
+        assert_eq!(many.len(), 8);
+    }
+
+    #[test]
     fn one_slot_means_one_delivery_at_a_time() {
-        let mut lanes = InFlight::new(0, 1_000);
-        let a = lanes.start(0);
+        let mut lanes = InFlight::new(0, u64::MAX, 1_000);
+        let a = lanes.start(0, 10);
         assert!(!lanes.has_slot(), "a concurrency of 0 is taken as 1");
         lanes.hold(1, "f", 1);
         assert!(lanes.land(0, a));
@@ -229,8 +264,8 @@ mod tests {
 
     #[test]
     fn reading_stops_while_more_bytes_than_allowed_wait() {
-        let mut lanes = InFlight::new(1, 100);
-        let flight = lanes.start(0);
+        let mut lanes = InFlight::new(1, u64::MAX, 100);
+        let flight = lanes.start(0, 10);
         lanes.queue(0, "a", 60);
         assert!(!lanes.is_full());
         lanes.queue(0, "b", 40);
@@ -245,8 +280,8 @@ mod tests {
 
     #[test]
     fn a_revoked_partition_drops_its_queue_and_its_result() {
-        let mut lanes = InFlight::new(1, 100);
-        let old = lanes.start(0);
+        let mut lanes = InFlight::new(1, u64::MAX, 100);
+        let old = lanes.start(0, 10);
         lanes.queue(0, "a", 60);
         lanes.hold(1, "held", 50);
         assert!(lanes.is_full());
@@ -261,7 +296,7 @@ mod tests {
         assert!(!lanes.land(0, old), "the old result is dropped");
         assert!(lanes.has_slot());
         assert_eq!(lanes.next_holding(), None, "a revoked holder does not come back");
-        let new = lanes.start(0);
+        let new = lanes.start(0, 10);
         assert!(lanes.land(0, new));
     }
 }

@@ -32,7 +32,7 @@ const TICK: Duration = Duration::from_millis(200);
 const BUSY_CORES: f64 = 0.2;
 
 /// Partitions of the handoff topic (ingest's default `handoff_partitions`).
-const HANDOFF_PARTITIONS: i32 = 12;
+const HANDOFF_PARTITIONS: i32 = 48;
 
 /// What the run needs.
 pub(crate) struct Setup<'a> {
