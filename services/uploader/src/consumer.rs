@@ -38,7 +38,7 @@ use crate::delivery::{Delivery, Outcome};
 use crate::destinations::{DestinationClient, Destinations, Route};
 use crate::inflight::{FlightId, InFlight};
 use crate::lag::HandoffConsumer;
-use crate::lot::{Entry, Lot, LotError, QueueKey};
+use crate::lot::Lot;
 use crate::metrics::Metrics;
 use crate::offsets::PartitionState;
 use crate::rebalance::{HandoffContext, Rebalanced};
@@ -172,6 +172,8 @@ macro_rules! until_done {
         }
     }};
 }
+
+mod parked;
 
 /// A workspace whose destination fails: when to try it again.
 #[derive(Debug, Clone, Copy)]
@@ -335,11 +337,6 @@ impl Pipeline {
             }
         }
         true
-    }
-
-    /// Reads `partition`'s lot, retrying until it succeeds; `false` on shutdown.
-    async fn load_lot(&mut self, partition: i32) -> bool {
-        until_done!(self, "Reading the lot", self.lot.load(partition)).is_some()
     }
 
     /// Deals with one record read: at once, or after the files of its partition before it.
@@ -523,112 +520,9 @@ impl Pipeline {
         self.board.written(workspace_id, data_key(&dest.prefix, meta.table, meta.kind, workspace_id, seq));
     }
 
-    /// Parks a file, retrying until Kafka has it; `false` on shutdown.
-    async fn park(&mut self, partition: i32, file: &CompleteFile, seq: u64, reason: &'static str) -> bool {
-        let parked = until_done!(self, "Parking a file", self.lot.park(partition, file, seq)).is_some();
-        if parked {
-            self.metrics.parked(reason);
-            tracing::info!(
-                workspace_id = file.meta.workspace_id,
-                table = file.meta.table.name(),
-                seq,
-                reason,
-                "Parked a file."
-            );
-        }
-        parked
-    }
-
     /// A retrier of a Kafka step, until shutdown.
     fn retrier(&self, what: &'static str) -> Retrier {
         Retrier::new(what, Backoff::new(KAFKA_BACKOFF.0, KAFKA_BACKOFF.1), &self.shutdown)
-    }
-
-    /// Marks `workspace_id`'s destination failing with `message`, backing off further.
-    fn fail(&mut self, workspace_id: i64, message: String) {
-        let failures = self.failing.get(&workspace_id).map_or(0, |f| f.failures.saturating_add(1));
-        let delay = self.lot_backoff.ceiling(failures);
-        self.metrics.destination_failed();
-        let _ = self.failing.insert(workspace_id, Failing { failures, next_try: Instant::now() + delay });
-        tracing::warn!(workspace_id, retry_in_ms = delay.as_millis() as u64, error = %message, "Destination failing; its files are parked.");
-        self.board.failed(workspace_id, message);
-    }
-
-    /// Marks `workspace_id`'s destination working again.
-    fn recovered(&mut self, workspace_id: i64) {
-        if self.failing.remove(&workspace_id).is_some() {
-            tracing::info!(workspace_id, "Destination works again.");
-        }
-    }
-
-    /// Writes the oldest parked files whose table is on and whose destination is due; drops
-    /// those of disabled or deleted syncs. `false` on shutdown.
-    async fn drain_lot(&mut self) -> bool {
-        let mut budget = LOT_FILES_PER_TICK;
-        let mut blocked: Vec<QueueKey> = Vec::new();
-        while budget > 0 {
-            let heads = self.lot.heads();
-            let next = heads.into_iter().find(|(_, key, _)| !blocked.contains(key));
-            let Some((partition, key, entry)) = next else { break };
-            match self.try_parked(partition, key, &entry).await {
-                Some(true) => budget -= 1,
-                Some(false) => blocked.push(key),
-                None => return false,
-            }
-        }
-        true
-    }
-
-    /// Tries one parked file: `Some(true)` when it left the lot, `Some(false)` when it must
-    /// wait, `None` on shutdown.
-    async fn try_parked(&mut self, partition: i32, key: QueueKey, entry: &Entry) -> Option<bool> {
-        let (workspace_id, table) = key;
-        let dest = match self.destinations.route(workspace_id, table) {
-            Route::Deliver(dest) => dest,
-            Route::Park(_) => return Some(false),
-            Route::Unavailable(message) => {
-                self.board.failed(workspace_id, message);
-                return Some(false);
-            }
-            Route::Skip(reason) => {
-                // Disabled or deleted sync: its files are not kept.
-                self.metrics.skipped(reason);
-                return self.leave_lot(partition, key, entry.seq).await.then_some(true);
-            }
-        };
-        if self.failing.get(&workspace_id).is_some_and(|f| f.next_try > Instant::now()) {
-            return Some(false);
-        }
-        let file = match self.lot.fetch(partition, entry).await {
-            Ok(file) => file,
-            Err(LotError::Broken { seq, reason }) => {
-                self.metrics.bad_record("lot_broken");
-                tracing::error!(workspace_id, seq, reason, "A parked file cannot be read back; dropping it.");
-                return self.leave_lot(partition, key, seq).await.then_some(true);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Reading a parked file failed; trying again later.");
-                return Some(false);
-            }
-        };
-        match self.delivery.deliver(&dest, &file, entry.seq).await {
-            Outcome::Written(_) => {
-                self.written(&dest, &file, entry.seq);
-                self.metrics.unparked();
-                self.leave_lot(partition, key, entry.seq).await.then_some(true)
-            }
-            Outcome::Failed(error) => {
-                self.fail(workspace_id, error.summary());
-                Some(false)
-            }
-            Outcome::Refused => Some(false),
-            Outcome::Shutdown => None,
-        }
-    }
-
-    /// Marks a parked file done, retrying until Kafka has the marker; `false` on shutdown.
-    async fn leave_lot(&mut self, partition: i32, key: QueueKey, seq: u64) -> bool {
-        until_done!(self, "Marking a parked file done", self.lot.done(partition, key, seq)).is_some()
     }
 
     /// Reports the statuses that changed (with the lot's waiting files) on the status topic.
