@@ -132,9 +132,18 @@ pub struct TopicOverride {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WindowConfig {
-    /// Window length in milliseconds; windows close together on multiples of it (UTC), so one
-    /// sync of a workspace holds all its tables. Default: `900000` (15 minutes); 1000 minimum.
+    /// Window length in milliseconds: a window closes at the first point of its source
+    /// partition's time grid after its first row (see `spread_by_partition`). Default: `900000`
+    /// (15 minutes); 1000 minimum.
     pub duration_ms: u64,
+    /// Spread the closes over the window by source partition number: the grid of partition `p`
+    /// is the multiples of `duration_ms` (UTC) shifted by the bit-reversed fraction of `p` (0, ½,
+    /// ¼, ¾, ⅛, … of the window), so the files of thousands of workspaces are not all written in
+    /// the same seconds. A workspace's tables still close together (one sync, one
+    /// `cio-validate`) when its records have the same partition number in every topic (keyed by
+    /// workspace, equal partition counts). `false`: every window closes on multiples of
+    /// `duration_ms`. Default: `true`.
+    pub spread_by_partition: bool,
     /// Rows after which a window closes early. Default: `1000000`.
     pub max_rows: usize,
     /// Buffered bytes after which a window closes early. Default: 128 MiB.
@@ -150,7 +159,13 @@ pub struct WindowConfig {
 
 impl Default for WindowConfig {
     fn default() -> Self {
-        Self { duration_ms: 900_000, max_rows: 1_000_000, max_bytes: 128 << 20, memory_budget_bytes: 64 << 20 }
+        Self {
+            duration_ms: 900_000,
+            spread_by_partition: true,
+            max_rows: 1_000_000,
+            max_bytes: 128 << 20,
+            memory_budget_bytes: 64 << 20,
+        }
     }
 }
 

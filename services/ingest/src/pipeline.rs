@@ -1,5 +1,5 @@
-//! The ingest loop: read a record, decode it, add it to its window; close windows on the time
-//! grid or when full; hand the closed windows' files off and commit their source offsets in one
+//! The ingest loop: read a record, decode it, add it to its window; close windows on their
+//! partition's time grid or when full; hand the closed windows' files off and commit their source offsets in one
 //! transaction. One loop per instance, kafka-delta-ingest style; Kafka holds all durable state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -145,6 +145,9 @@ struct State<'a> {
     /// First offset read since the last commit, per partition: where it is read again from if
     /// its buffered records are dropped.
     unflushed_from: BTreeMap<PartitionKey, i64>,
+    /// When each partition read since its last commit is due to close its windows and commit
+    /// (its grid point after its first such record: [`Windows::next_close`]).
+    due: BTreeMap<PartitionKey, i64>,
     tally: Tally,
     /// Threads decoding and encoding, the loop's own included.
     threads: usize,
@@ -202,6 +205,7 @@ impl<'a> Pipeline<'a> {
             dirty: BTreeMap::new(),
             highs: sample_highs(cfg)?,
             unflushed_from: BTreeMap::new(),
+            due: BTreeMap::new(),
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
         };
@@ -210,10 +214,13 @@ impl<'a> Pipeline<'a> {
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
         let Self { consumer, st } = self;
-        let mut boundary = st.windows.next_boundary(now_ms());
         let mut next_lag = Instant::now();
         loop {
-            let wait = Duration::from_millis(u64::try_from(boundary - now_ms()).unwrap_or(0));
+            // The next partition due to close; at the latest the next UTC grid point, where an
+            // idle loop publishes its tallies.
+            let now = now_ms();
+            let next = st.due.values().copied().min().unwrap_or(i64::MAX).min(st.windows.next_boundary(now));
+            let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
@@ -221,10 +228,7 @@ impl<'a> Pipeline<'a> {
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
                     return Ok(());
                 }
-                () = tokio::time::sleep(wait) => {
-                    st.flush_all(consumer).await?;
-                    boundary = st.windows.next_boundary(now_ms());
-                }
+                () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
                 received = consumer.recv() => {
                     let batch = gather(consumer, received);
                     let revoked = st.check_rebalance(consumer);
@@ -267,6 +271,7 @@ impl State<'_> {
         let mut rewound = 0;
         for p in &dropped {
             let _ = self.dirty.remove(p);
+            let _ = self.due.remove(p);
             let Some(from) = self.unflushed_from.remove(p) else { continue };
             if revoked.contains(p) {
                 continue;
@@ -282,6 +287,7 @@ impl State<'_> {
                     self.dead.clear();
                     self.dirty.clear();
                     self.unflushed_from.clear();
+                    self.due.clear();
                     return revoked;
                 }
             }
@@ -328,6 +334,9 @@ impl State<'_> {
         let table = self.topics[partition.0].table;
         let _ = self.dirty.insert(partition, msg.offset() + 1);
         let _ = self.unflushed_from.entry(partition).or_insert(msg.offset());
+        if !self.due.contains_key(&partition) {
+            let _ = self.due.insert(partition, self.windows.next_close(partition.1, now));
+        }
         match decoded {
             Ok((key, row)) => {
                 self.tally.record(table.name(), None);
@@ -355,6 +364,18 @@ impl State<'_> {
         Ok(())
     }
 
+    /// Closes the windows of the partitions whose grid point came (with their neighbours) and
+    /// commits those partitions.
+    async fn flush_due(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+        // A revocation noticed while `recv` was interrupted must be applied before committing.
+        self.check_rebalance(consumer);
+        let now = now_ms();
+        let due: BTreeSet<PartitionKey> = self.due.iter().filter(|(_, at)| **at <= now).map(|(p, _)| *p).collect();
+        let (partitions, closed) = self.windows.close_due(&due);
+        self.commit(closed, &partitions, consumer).await
+    }
+
+    /// Closes every window and commits every partition read (the dead letters' memory is full).
     async fn flush_all(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
         self.check_rebalance(consumer);
@@ -452,6 +473,7 @@ impl State<'_> {
         for p in partitions {
             let _ = self.dirty.remove(p);
             let _ = self.unflushed_from.remove(p);
+            let _ = self.due.remove(p);
         }
         for reason in reasons {
             metrics::window_closed(reason);

@@ -1,9 +1,12 @@
-//! Windows: rows buffered per (workspace, table, file kind) until they close — on the time grid
-//! (every `duration_ms`, aligned to UTC, idle or not), or early on rows or bytes.
+//! Windows: rows buffered per (workspace, table, file kind) until they close — on their source
+//! partition's time grid (every `duration_ms`, aligned to UTC and shifted by the partition's
+//! phase), or early on rows or bytes.
 //!
 //! Flushing is done per source partition: closing a window closes every window holding records
 //! of the same partitions, so each partition's offset is committed at its consumed position and
 //! no record is ever buffered behind a committed offset (which would duplicate it after a crash).
+//! The phase spreads the partitions' closes over the window (partition numbers 0, 1, 2, 3 close
+//! at 0, ½, ¼, ¾ of it): with thousands of workspaces their files are not all written at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -116,6 +119,24 @@ impl Windows {
         (now_ms.div_euclid(d) + 1) * d
     }
 
+    /// Where partition number `partition` closes its windows, in ms after the UTC grid points: the
+    /// bit-reversed fraction of the number (van der Corput: 0, ½, ¼, ¾, ⅛, …) of `duration_ms`,
+    /// so any first n partitions are spread evenly; 0 when `spread_by_partition` is off.
+    pub fn phase_ms(&self, partition: i32) -> i64 {
+        if !self.config.spread_by_partition {
+            return 0;
+        }
+        let fraction = u128::from((partition as u32).reverse_bits());
+        i64::try_from((u128::from(self.config.duration_ms) * fraction) >> 32).unwrap_or(0)
+    }
+
+    /// When windows of partition number `partition` holding a row read at `now_ms` close: the
+    /// next point of that partition's grid strictly after `now_ms`.
+    pub fn next_close(&self, partition: i32, now_ms: i64) -> i64 {
+        let phase = self.phase_ms(partition);
+        self.next_boundary(now_ms - phase) + phase
+    }
+
     /// Adds a row read from `partition` at `offset`; returns the key if the window is now full.
     pub fn add(
         &mut self,
@@ -169,8 +190,32 @@ impl Windows {
 
     /// The partitions that must flush together with `key`: the closure over shared partitions.
     pub fn partitions_to_flush(&self, key: WindowKey) -> BTreeSet<PartitionKey> {
-        let mut partitions: BTreeSet<PartitionKey> =
-            self.open.get(&key).map(|w| w.sources.keys().copied().collect()).unwrap_or_default();
+        self.closure(self.open.get(&key).map(|w| w.sources.keys().copied().collect()).unwrap_or_default())
+    }
+
+    /// Closes the windows of partitions whose time came (`due`): those windows by time, and,
+    /// by partition, any window sharing a partition with them (the closure). Returns every
+    /// partition flushed — `due` included, with or without windows — and the closed windows.
+    pub fn close_due(&mut self, due: &BTreeSet<PartitionKey>) -> (BTreeSet<PartitionKey>, Vec<ClosedWindow>) {
+        let partitions = self.closure(due.clone());
+        let keys: Vec<(WindowKey, CloseReason)> = self
+            .open
+            .iter()
+            .filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p)))
+            .map(|(k, w)| {
+                let on_time = w.sources.keys().any(|p| due.contains(p));
+                (*k, if on_time { CloseReason::Time } else { CloseReason::Partition })
+            })
+            .collect();
+        let reasons: BTreeMap<WindowKey, CloseReason> = keys.iter().copied().collect();
+        let closed = self.take(keys.into_iter().map(|(k, _)| k).collect(), |k| {
+            reasons.get(&k).copied().unwrap_or(CloseReason::Partition)
+        });
+        (partitions, closed)
+    }
+
+    /// `partitions` and every partition sharing an open window with them, transitively.
+    fn closure(&self, mut partitions: BTreeSet<PartitionKey>) -> BTreeSet<PartitionKey> {
         loop {
             let before = partitions.len();
             for w in self.open.values() {
@@ -283,6 +328,46 @@ mod tests {
         assert!(closed.iter().all(|c| c.reason == CloseReason::Time));
         assert!(w.is_empty());
         assert_eq!(w.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn partitions_close_at_spread_phases_of_the_window() {
+        let w = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        let phases: Vec<i64> = (0..8).map(|p| w.phase_ms(p)).collect();
+        assert_eq!(phases, [0, 30_000, 15_000, 45_000, 7_500, 37_500, 22_500, 52_500]);
+        assert_eq!(w.next_close(0, 59_999), 60_000);
+        assert_eq!(w.next_close(1, 0), 30_000);
+        assert_eq!(w.next_close(1, 29_999), 30_000);
+        assert_eq!(w.next_close(1, 30_000), 90_000, "strictly after: a row read at the close waits a window");
+        assert_eq!(w.next_close(3, 50_000), 105_000);
+        // Every close is one window apart on the partition's own grid, whatever the time.
+        for p in [0, 1, 5, 11, 4095, i32::MAX] {
+            let first = w.next_close(p, 1_000_000);
+            assert!(first > 1_000_000 && first <= 1_060_000);
+            assert_eq!(w.next_close(p, first), first + 60_000);
+            assert_eq!((first - w.phase_ms(p)) % 60_000, 0);
+        }
+        let aligned =
+            Windows::new(WindowConfig { duration_ms: 60_000, spread_by_partition: false, ..WindowConfig::default() });
+        assert!((0..8).all(|p| aligned.phase_ms(p) == 0 && aligned.next_close(p, 59_999) == 60_000));
+    }
+
+    #[test]
+    fn due_partitions_close_with_their_neighbours() {
+        let mut w = Windows::new(WindowConfig::default());
+        add(&mut w, 1, 0, 0); // ws 1 on partition 0
+        add(&mut w, 2, 0, 1); // ws 2 on partitions 0 and 2 (unkeyed producer)
+        add(&mut w, 2, 2, 7);
+        add(&mut w, 4, 2, 8); // ws 4 on partition 2, whose time has not come
+        add(&mut w, 3, 1, 0); // ws 3 on partition 1, not due either
+        let due = BTreeSet::from([(0, 0), (0, 5)]); // partition 5 is due with no window (dead letters only)
+        let (flushed, closed) = w.close_due(&due);
+        assert_eq!(flushed, BTreeSet::from([(0, 0), (0, 2), (0, 5)]));
+        let mut got: Vec<_> = closed.iter().map(|c| (c.key.workspace_id, c.reason)).collect();
+        got.sort();
+        assert_eq!(got, [(1, CloseReason::Time), (2, CloseReason::Time), (4, CloseReason::Partition)]);
+        assert_eq!(w.len(), 1, "workspace 3's window stays open");
+        assert_eq!(w.close_due(&BTreeSet::new()).1.len(), 0, "nothing due, nothing closes");
     }
 
     #[test]
