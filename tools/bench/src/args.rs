@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::scenario::Scenario;
+
 /// Measures dwsync end to end next to the physical ceilings (raw Kafka consume, Parquet encode),
 /// on the same machine and the same pre-loaded topics, and prints one table per scenario.
 #[derive(Debug, Clone, Parser)]
@@ -20,13 +22,14 @@ pub(crate) struct Args {
     /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) scale: f64,
-    /// Window length of the end-to-end run in ms (default 15000; 1000 with --smoke).
+    /// Window length of the end-to-end run in ms (default 15000, 60000 for `workspaces-10k`;
+    /// 1000 with --smoke).
     #[arg(long)]
     pub(crate) window_ms: Option<u64>,
     /// Generator seed: the same seed pre-loads the same records.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
-    /// Partitions of each source topic (default 4; 1 with --smoke).
+    /// Partitions of each source topic (default 4, 16 for `workspaces-10k`; 1 with --smoke).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub(crate) partitions: Option<i32>,
     /// Kafka bootstrap servers.
@@ -76,14 +79,12 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Partitions of each source topic.
-    pub(crate) fn partitions(&self) -> i32 {
-        self.partitions.unwrap_or(if self.smoke { 1 } else { 4 })
-    }
-
-    /// The window length of the end-to-end run.
-    pub(crate) fn window_ms(&self) -> u64 {
-        self.window_ms.unwrap_or(if self.smoke { 1_000 } else { 15_000 })
+    /// The scenario called `name` with the size, partitions and window asked for.
+    pub(crate) fn scenario(&self, name: &str) -> anyhow::Result<Scenario> {
+        let mut s = Scenario::named(name, self.smoke, self.scale)?;
+        s.partitions = self.partitions.unwrap_or(s.partitions);
+        s.window_ms = self.window_ms.unwrap_or(s.window_ms);
+        Ok(s)
     }
 }
 
@@ -102,10 +103,15 @@ mod tests {
     fn defaults() {
         let args = Args::try_parse_from(["dwsync-bench"]).expect("defaults");
         assert!(!args.smoke && args.scenario.is_empty());
-        assert_eq!((args.window_ms(), args.partitions()), (15_000, 4));
+        let of = |args: &Args, name| args.scenario(name).map(|s| (s.window_ms, s.partitions)).expect("known");
+        assert_eq!(of(&args, "metrics-json"), (15_000, 4));
+        assert_eq!(of(&args, "workspaces-10k"), (60_000, 16));
         let smoke = Args::try_parse_from(["dwsync-bench", "--smoke", "--scenario", "metrics-json,workspaces-10k"])
             .expect("smoke");
-        assert_eq!((smoke.window_ms(), smoke.partitions()), (1_000, 1));
+        assert_eq!(of(&smoke, "metrics-json"), (1_000, 1));
+        assert_eq!(of(&smoke, "workspaces-10k"), (1_000, 1));
+        let set = Args::try_parse_from(["dwsync-bench", "--window-ms", "5000", "--partitions", "2"]).expect("set");
+        assert_eq!(of(&set, "workspaces-10k"), (5_000, 2));
         assert_eq!(smoke.scenario, ["metrics-json", "workspaces-10k"]);
         let env = Args::try_parse_from(["dwsync-bench", "--ingest-env", "A=1=2", "--ingest-env", "B="]).expect("env");
         assert_eq!(env.ingest_env, [("A".to_owned(), "1=2".to_owned()), ("B".to_owned(), String::new())]);

@@ -7,8 +7,9 @@
 //! was written). At the end it lists the bucket: every handed-off file must be there.
 //!
 //! Throughput is records over the *busy* time: from starting ingest to the last object written,
-//! minus the time ingest sat idle — backlog consumed — waiting for the last window's grid point
-//! (windows close on multiples of `window.duration_ms`; that wait is latency, not throughput).
+//! minus the time both services sat idle — backlog consumed, files written — waiting for a
+//! window's grid point (each source partition closes its windows on its own point of every
+//! `window.duration_ms`; that wait is latency, not throughput).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use crate::{kafka, procstat, s3};
 /// How often the processes, the handoff topic and the log are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
-/// ingest counts as busy above this share of one core.
+/// A service counts as busy above this share of one core.
 const BUSY_CORES: f64 = 0.2;
 
 /// Partitions of the handoff topic (ingest's default `handoff_partitions`).
@@ -56,11 +57,12 @@ pub(crate) struct Setup<'a> {
     pub(crate) keep_objects: bool,
 }
 
-/// One CPU sample of ingest.
+/// One CPU sample of ingest and the uploader.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at_ms: i64,
-    cpu_secs: f64,
+    /// CPU seconds of ingest and of the uploader so far.
+    cpu_secs: [f64; 2],
 }
 
 fn now_ms() -> i64 {
@@ -104,7 +106,8 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     };
 
     let mut log = UploadLog::new(&uploader.log);
-    let mut samples = vec![Sample { at_ms: started_ms, cpu_secs: 0.0 }];
+    let mut samples =
+        vec![Sample { at_ms: started_ms, cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)] }];
     let stall = Duration::from_millis((4 * names.window_ms).max(60_000));
     let mut progress = (0, 0);
     let mut last_progress = Instant::now();
@@ -112,8 +115,8 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         tokio::time::sleep(TICK).await;
         ingest.check_running()?;
         uploader.check_running()?;
-        if let Some(cpu_secs) = procstat::cpu_seconds(ingest.pid()) {
-            samples.push(Sample { at_ms: now_ms(), cpu_secs });
+        if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
+            samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u] });
         }
         log.poll();
         let files = reader.files();
@@ -180,13 +183,17 @@ fn measure(
     profiles: BTreeMap<String, Vec<String>>,
 ) -> EndToEnd {
     let last_visible = files.iter().filter_map(|f| visible.get(&f.key)).copied().max().unwrap_or(started_ms);
-    let last_close = files.iter().map(|f| f.closed_at_ms).max().unwrap_or(started_ms);
-    let idle_ms = idle_before(samples, last_close);
+    let closes: Vec<i64> = files.iter().map(|f| f.closed_at_ms).collect();
+    let idle_ms = idle_before_closes(samples, &closes);
     let wall_ms = (last_visible - started_ms).max(1);
     let busy_secs = (wall_ms - idle_ms).max(1) as f64 / 1000.0;
     let mut close_reasons = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for f in files {
         *close_reasons.entry(f.reason.clone()).or_default() += 1;
+        if let Some(at) = visible.get(&f.key) {
+            by_reason.entry(f.reason.clone()).or_default().push(at - f.closed_at_ms);
+        }
     }
     let usage = |cpu_secs: f64, rss: u64| Usage {
         cpu_secs,
@@ -205,49 +212,83 @@ fn measure(
         ingest: usage(ingest_cpu, ingest_rss),
         uploader: usage(uploader_cpu, uploader_rss),
         visible: Latency::of(files.iter().filter_map(|f| Some(visible.get(&f.key)? - f.closed_at_ms)).collect()),
+        visible_by_reason: by_reason.into_iter().map(|(r, v)| (r, Latency::of(v))).collect(),
         profiles,
     }
 }
 
-/// How long ingest was idle right before `close_ms`: from the end of its last busy sample
-/// interval (above [`BUSY_CORES`]) before `close_ms` to `close_ms`.
-fn idle_before(samples: &[Sample], close_ms: i64) -> i64 {
-    let mut busy_until = samples.first().map_or(close_ms, |s| s.at_ms);
-    for w in samples.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        if b.at_ms > close_ms {
-            break;
+/// How long both services sat idle waiting for window closes: for each close time, the stretch
+/// from the end of the last sample interval before it in which either service was busy (above
+/// [`BUSY_CORES`]) up to it; overlapping stretches count once.
+fn idle_before_closes(samples: &[Sample], closes: &[i64]) -> i64 {
+    let mut closes = closes.to_vec();
+    closes.sort_unstable();
+    closes.dedup();
+    let mut busy_until = samples.first().map_or(0, |s| s.at_ms);
+    let mut intervals = samples.windows(2).peekable();
+    let (mut idle, mut counted_to) = (0, i64::MIN);
+    for close in closes {
+        while let Some(w) = intervals.next_if(|w| w[1].at_ms <= close) {
+            let (a, b) = (w[0], w[1]);
+            let secs = (b.at_ms - a.at_ms).max(1) as f64 / 1000.0;
+            if (0..2).any(|i| (b.cpu_secs[i] - a.cpu_secs[i]) / secs > BUSY_CORES) {
+                busy_until = b.at_ms;
+            }
         }
-        let cores = (b.cpu_secs - a.cpu_secs) / ((b.at_ms - a.at_ms).max(1) as f64 / 1000.0);
-        if cores > BUSY_CORES {
-            busy_until = b.at_ms;
-        }
+        let from = busy_until.max(counted_to);
+        idle += (close - from).max(0);
+        counted_to = counted_to.max(close);
     }
-    (close_ms - busy_until).max(0)
+    idle
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn samples(rates: &[f64]) -> Vec<Sample> {
-        let mut cpu = 0.0;
-        let mut out = vec![Sample { at_ms: 0, cpu_secs: 0.0 }];
-        for (i, r) in rates.iter().enumerate() {
-            cpu += r * 0.2;
+    /// Samples every 200 ms from 0 with ingest's and the uploader's share of a core.
+    fn samples(rates: &[(f64, f64)]) -> Vec<Sample> {
+        let mut cpu = [0.0, 0.0];
+        let mut out = vec![Sample { at_ms: 0, cpu_secs: cpu }];
+        for (i, (ingest, uploader)) in rates.iter().enumerate() {
+            cpu = [cpu[0] + ingest * 0.2, cpu[1] + uploader * 0.2];
             out.push(Sample { at_ms: (i as i64 + 1) * 200, cpu_secs: cpu });
         }
         out
     }
 
+    fn ingest_only(rates: &[f64]) -> Vec<Sample> {
+        samples(&rates.iter().map(|r| (*r, 0.0)).collect::<Vec<_>>())
+    }
+
     #[test]
-    fn idle_is_the_quiet_stretch_before_the_close() {
+    fn idle_is_the_quiet_stretch_before_a_close() {
         // Busy for 1 s, idle for 1 s, then the grid point at 2 s.
-        let s = samples(&[1.0, 1.0, 0.9, 1.0, 0.8, 0.01, 0.0, 0.02, 0.0, 0.0]);
-        assert_eq!(idle_before(&s, 2_000), 1_000);
+        let s = ingest_only(&[1.0, 1.0, 0.9, 1.0, 0.8, 0.01, 0.0, 0.02, 0.0, 0.0]);
+        assert_eq!(idle_before_closes(&s, &[2_000]), 1_000);
         // Busy up to the close: nothing to subtract.
-        assert_eq!(idle_before(&samples(&[1.0; 10]), 2_000), 0);
+        assert_eq!(idle_before_closes(&ingest_only(&[1.0; 10]), &[2_000]), 0);
         // Samples after the close do not count.
-        assert_eq!(idle_before(&samples(&[1.0, 0.0, 0.0, 1.0, 1.0]), 600), 400);
+        assert_eq!(idle_before_closes(&ingest_only(&[1.0, 0.0, 0.0, 1.0, 1.0]), &[600]), 400);
+    }
+
+    #[test]
+    fn the_uploader_at_work_is_not_idle() {
+        // ingest done at 0.4 s; the uploader writes until 1.2 s; the close comes at 2 s.
+        let s = samples(&[(1.0, 0.0), (1.0, 0.5), (0.0, 0.6), (0.0, 0.6), (0.0, 0.5), (0.0, 0.6), (0.0, 0.0)]);
+        let more: Vec<Sample> =
+            (8..=10).map(|i| Sample { at_ms: i * 200, cpu_secs: s[s.len() - 1].cpu_secs }).collect();
+        let s: Vec<Sample> = s.into_iter().chain(more).collect();
+        assert_eq!(idle_before_closes(&s, &[2_000]), 800);
+    }
+
+    #[test]
+    fn quiet_stretches_before_each_staggered_close_add_up_once() {
+        // Busy 0–0.4 s; close at 1 s (flush busy 1.0–1.2 s); close at 2 s; a memory close at 0.2 s.
+        let s = ingest_only(&[1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(idle_before_closes(&s, &[2_000, 1_000, 200, 1_000]), 600 + 800);
+        // Two closes with no work between them: the stretch is counted once.
+        let quiet = ingest_only(&[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(idle_before_closes(&quiet, &[1_000, 2_000]), 1_800);
     }
 }

@@ -48,8 +48,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         args.scenario.clone()
     };
-    let scenarios: Vec<Scenario> =
-        names.iter().map(|n| Scenario::named(n, args.smoke, args.scale)).collect::<anyhow::Result<_>>()?;
+    let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
     std::fs::create_dir_all(&work_dir).with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -63,10 +62,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let machine = Machine::detect();
     println!(
-        "dwsync-bench {run_id}: {} scenario(s){}, window {} ms, {} build on {} CPUs ({}); services from {}; logs in {}",
+        "dwsync-bench {run_id}: {} scenario(s){}, {} build on {} CPUs ({}); services from {}; logs in {}",
         scenarios.len(),
         if args.smoke { " at smoke size" } else { "" },
-        args.window_ms(),
         machine.build,
         machine.cpus,
         machine.cpu_model,
@@ -78,8 +76,7 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .flat_map(|(service, env)| env.iter().map(move |(k, v)| format!("{service}:{k}={v}")))
             .collect();
-    let mut report =
-        Report { machine, smoke: args.smoke, window_ms: args.window_ms(), service_env, scenarios: Vec::new() };
+    let mut report = Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new() };
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
             .await
@@ -112,10 +109,10 @@ async fn run_scenario(
         lot: format!("{base}.lot"),
         group_prefix: base.clone(),
         bucket: format!("{run_id}-{}", s.name),
-        window_ms: args.window_ms(),
+        window_ms: s.window_ms,
     };
     eprintln!("[{}] pre-loading {} ...", s.name, s.describe());
-    let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, args.partitions(), args.seed).await?;
+    let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, s.partitions, args.seed).await?;
     eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
     let raw = ceiling::raw_consume(&args.bootstrap, &loaded, &format!("{base}.raw"), &args.consumer_prop)?;
     let kcat = if args.no_kcat {

@@ -79,11 +79,11 @@ impl Latency {
 /// The end-to-end row: topics → S3 objects committed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct EndToEnd {
-    /// Records over the busy time: wall time minus the idle wait for the last window's grid point.
+    /// Records over the busy time: wall time minus the idle waits for window closes.
     pub(crate) throughput: Throughput,
     /// From starting ingest to the last object written.
     pub(crate) wall_secs: f64,
-    /// ingest idle (backlog consumed) before the last grid point: not a throughput cost.
+    /// Both services idle (backlog consumed) before window closes: not a throughput cost.
     pub(crate) idle_secs: f64,
     /// Files written.
     pub(crate) files: u64,
@@ -101,6 +101,8 @@ pub(crate) struct EndToEnd {
     pub(crate) uploader: Usage,
     /// Window close → object visible.
     pub(crate) visible: Latency,
+    /// The same per close reason (`time`, `memory`, `partition`, …).
+    pub(crate) visible_by_reason: BTreeMap<String, Latency>,
     /// `perf` flat profiles (top symbols), when asked for.
     pub(crate) profiles: BTreeMap<String, Vec<String>>,
 }
@@ -177,8 +179,6 @@ pub(crate) struct Report {
     pub(crate) machine: Machine,
     /// Smoke sizes or full ones.
     pub(crate) smoke: bool,
-    /// Window length of the end-to-end runs.
-    pub(crate) window_ms: u64,
     /// Extra environment given to ingest and the uploader (`KEY=VALUE`), if any.
     pub(crate) service_env: Vec<String>,
     /// One entry per scenario.
@@ -245,7 +245,7 @@ impl ScenarioReport {
             "3  dwsync end to end (topics -> S3 objects)",
             &d.throughput,
             format!(
-                "{:.2} s busy ({:.2} s wall, of which {:.2} s idle before the last grid point)",
+                "{:.2} s busy ({:.2} s wall, of which {:.2} s idle waiting for window closes)",
                 d.throughput.secs, d.wall_secs, d.idle_secs
             ),
         );
@@ -276,6 +276,12 @@ impl ScenarioReport {
             secs(v.max_ms),
             thousands(v.files as u64)
         );
+        let by_reason: Vec<String> = d
+            .visible_by_reason
+            .iter()
+            .map(|(r, l)| format!("{r} p50 {}, p99 {} ({})", secs(l.p50_ms), secs(l.p99_ms), thousands(l.files as u64)))
+            .collect();
+        let _ = writeln!(out, "        by close reason: {}", by_reason.join("; "));
         for (name, lines) in &d.profiles {
             let _ = writeln!(out, "      perf, {name} (top symbols):");
             for l in lines {
@@ -291,12 +297,11 @@ impl Report {
     pub(crate) fn summary(&self) -> String {
         let m = &self.machine;
         let mut out = format!(
-            "Summary ({} build, {} CPUs ({}), {} MiB RAM, window {} ms{}):\n\n",
+            "Summary ({} build, {} CPUs ({}), {} MiB RAM{}):\n\n",
             m.build,
             m.cpus,
             m.cpu_model,
             m.memory_mib,
-            self.window_ms,
             if self.smoke { ", SMOKE sizes" } else { "" }
         );
         if !self.service_env.is_empty() {

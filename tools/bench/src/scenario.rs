@@ -49,6 +49,10 @@ pub(crate) struct Scenario {
     pub(crate) skew: f64,
     /// Records per table.
     pub(crate) records_per_table: u64,
+    /// Partitions of each source topic.
+    pub(crate) partitions: i32,
+    /// Window length of the end-to-end run, ms.
+    pub(crate) window_ms: u64,
 }
 
 fn mode_name<S: serde::Serializer>(mode: &EncodingMode, s: S) -> Result<S::Ok, S::Error> {
@@ -69,6 +73,9 @@ impl Scenario {
     /// The scenario called `name`, at full size (scaled) or smoke size.
     pub(crate) fn named(name: &str, smoke: bool, scale: f64) -> anyhow::Result<Self> {
         let size = |full: u64, tiny: u64| if smoke { tiny } else { ((full as f64 * scale).round() as u64).max(1) };
+        // Smoke: one partition per topic and 1-s windows. Full: 4 partitions and 15-s windows,
+        // except with 10,000 workspaces (below).
+        let (partitions, window_ms) = if smoke { (1, 1_000) } else { (4, 15_000) };
         let metrics = |name, encoding| Scenario {
             name,
             tables: vec![Table::Metrics],
@@ -76,6 +83,8 @@ impl Scenario {
             workspaces: 100,
             skew: DEFAULT_EXPONENT,
             records_per_table: size(1_000_000, 3_000),
+            partitions,
+            window_ms,
         };
         Ok(match name {
             "metrics-json" => metrics("metrics-json", EncodingMode::Json),
@@ -87,9 +96,13 @@ impl Scenario {
                 workspaces: 100,
                 skew: DEFAULT_EXPONENT,
                 records_per_table: size(40_000, 200),
+                partitions,
+                window_ms,
             },
             // 10,000 workspaces, all of them active in every table: a mild skew (the largest
-            // gets ~0.5% of the records, the smallest a few).
+            // gets ~0.5% of the records, the smallest a few). A window makes ~50,000 objects,
+            // about 50 s of PUTs for the S3 server here: the window is 60 s (15 s could never
+            // keep up), and 16 partitions per topic spread the closes over it in 16 groups.
             "workspaces-10k" => Scenario {
                 name: "workspaces-10k",
                 tables: MANY_WORKSPACES_TABLES.to_vec(),
@@ -97,6 +110,8 @@ impl Scenario {
                 workspaces: if smoke { 50 } else { 10_000 },
                 skew: 0.5,
                 records_per_table: size(50_000, 300),
+                partitions: if smoke { partitions } else { 16 },
+                window_ms: if smoke { window_ms } else { 60_000 },
             },
             other => bail!("unknown scenario {other:?}; known: {}", NAMES.join(", ")),
         })
@@ -115,11 +130,13 @@ impl Scenario {
             self.tables.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
         };
         format!(
-            "{} records ({tables}; {} workspaces, Zipf {}; {})",
+            "{} records ({tables}; {} workspaces, Zipf {}; {}; {} partition(s) per topic; window {} s)",
             thousands(self.records()),
             thousands(self.workspaces as u64),
             self.skew,
-            self.encoding.label()
+            self.encoding.label(),
+            self.partitions,
+            self.window_ms as f64 / 1000.0
         )
     }
 

@@ -66,6 +66,14 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         let files = num(s, "/end_to_end/files");
         assert!(files > 0.0 && num(s, "/end_to_end/validates") > 0.0, "{name}");
         assert_eq!(num(s, "/end_to_end/visible/files"), files, "{name}: a visible time for every file");
+        // The same files, per close reason, as counted by reason.
+        let by_reason = s["end_to_end"]["visible_by_reason"].as_object().unwrap();
+        let reasons = s["end_to_end"]["close_reasons"].as_object().unwrap();
+        assert_eq!(by_reason.keys().collect::<Vec<_>>(), reasons.keys().collect::<Vec<_>>(), "{name}");
+        for (reason, latency) in by_reason {
+            assert_eq!(latency["files"], reasons[reason], "{name}: {reason}");
+        }
+        assert!(reasons.contains_key("time"), "{name}: windows closed by the clock");
         for service in ["ingest", "uploader"] {
             assert!(num(s, &format!("/end_to_end/{service}/cpu_secs")) > 0.0, "{name}: {service} CPU");
             assert!(num(s, &format!("/end_to_end/{service}/peak_rss_mib")) > 0.0, "{name}: {service} RSS");
