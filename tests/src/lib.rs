@@ -45,6 +45,17 @@ pub fn kafka_config() -> ClientConfig {
     c
 }
 
+/// A config for reading topics as the services do: from the earliest offset, committed
+/// transactions only, in a group of its own.
+pub fn read_committed_config() -> ClientConfig {
+    let mut c = kafka_config();
+    let _ = c
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    c
+}
+
 /// Creates a topic with `partitions` partitions (replication 1) and waits until it exists.
 pub async fn create_topic(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = kafka_config().create().expect("admin client");

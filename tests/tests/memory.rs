@@ -13,7 +13,7 @@ use dwsync_loadgen::Generator;
 use dwsync_proto::Message as _;
 use dwsync_proto::internal::FileChunk;
 use dwsync_tests::services::ServiceProcess;
-use dwsync_tests::{create_topic, kafka_bootstrap, kafka_config, unique};
+use dwsync_tests::{create_topic, kafka_bootstrap, kafka_config, read_committed_config, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -181,12 +181,7 @@ async fn metric(process: &ServiceProcess, name: &str, label: &str) -> f64 {
 
 /// Rows of the complete files on the handoff topic (read_committed), from each file's first chunk.
 fn handed_off_rows(handoff: &str) -> u64 {
-    let consumer: BaseConsumer = kafka_config()
-        .set("group.id", unique("reader"))
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
+    let consumer: BaseConsumer = read_committed_config().create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..4 {
         tpl.add_partition_offset(handoff, p, Offset::Beginning).unwrap();

@@ -1,6 +1,7 @@
 //! The ingest loop: read a record, decode it, add it to its window; close windows on their
-//! partition's time grid or when full; hand the closed windows' files off and commit their source offsets in one
-//! transaction. One loop per instance, kafka-delta-ingest style; Kafka holds all durable state.
+//! partition's time grid or when full; hand the closed windows' files off and commit their
+//! source offsets in one transaction. One loop per instance, kafka-delta-ingest style; Kafka
+//! holds all durable state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError};
@@ -334,9 +335,7 @@ impl State<'_> {
         let table = self.topics[partition.0].table;
         let _ = self.dirty.insert(partition, msg.offset() + 1);
         let _ = self.unflushed_from.entry(partition).or_insert(msg.offset());
-        if !self.due.contains_key(&partition) {
-            let _ = self.due.insert(partition, self.windows.next_close(partition.1, now));
-        }
+        let _ = self.due.entry(partition).or_insert_with(|| self.windows.next_close(partition.1, now));
         match decoded {
             Ok((key, row)) => {
                 self.tally.record(table.name(), None);

@@ -198,18 +198,8 @@ impl Windows {
     /// partition flushed — `due` included, with or without windows — and the closed windows.
     pub fn close_due(&mut self, due: &BTreeSet<PartitionKey>) -> (BTreeSet<PartitionKey>, Vec<ClosedWindow>) {
         let partitions = self.closure(due.clone());
-        let keys: Vec<(WindowKey, CloseReason)> = self
-            .open
-            .iter()
-            .filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p)))
-            .map(|(k, w)| {
-                let on_time = w.sources.keys().any(|p| due.contains(p));
-                (*k, if on_time { CloseReason::Time } else { CloseReason::Partition })
-            })
-            .collect();
-        let reasons: BTreeMap<WindowKey, CloseReason> = keys.iter().copied().collect();
-        let closed = self.take(keys.into_iter().map(|(k, _)| k).collect(), |k| {
-            reasons.get(&k).copied().unwrap_or(CloseReason::Partition)
+        let closed = self.take(self.keys_touching(&partitions), |_, w| {
+            if w.sources.keys().any(|p| due.contains(p)) { CloseReason::Time } else { CloseReason::Partition }
         });
         (partitions, closed)
     }
@@ -236,13 +226,7 @@ impl Windows {
         partitions: &BTreeSet<PartitionKey>,
         trigger: Option<(WindowKey, CloseReason)>,
     ) -> Vec<ClosedWindow> {
-        let keys: Vec<WindowKey> = self
-            .open
-            .iter()
-            .filter(|(_, w)| w.sources.keys().any(|p| partitions.contains(p)))
-            .map(|(k, _)| *k)
-            .collect();
-        self.take(keys, |k| match trigger {
+        self.take(self.keys_touching(partitions), |k, _| match trigger {
             Some((t, reason)) if t == k => reason,
             _ => CloseReason::Partition,
         })
@@ -251,16 +235,16 @@ impl Windows {
     /// Closes every open window (the time grid was reached).
     pub fn close_all(&mut self) -> Vec<ClosedWindow> {
         let keys: Vec<WindowKey> = self.open.keys().copied().collect();
-        self.take(keys, |_| CloseReason::Time)
+        self.take(keys, |_, _| CloseReason::Time)
     }
 
-    fn take(&mut self, keys: Vec<WindowKey>, reason: impl Fn(WindowKey) -> CloseReason) -> Vec<ClosedWindow> {
+    fn take(&mut self, keys: Vec<WindowKey>, reason: impl Fn(WindowKey, &Window) -> CloseReason) -> Vec<ClosedWindow> {
         keys.into_iter()
             .filter_map(|key| {
                 let window = self.open.remove(&key)?;
                 self.buffered_bytes -= window.builder.buffered_bytes();
                 self.footprint -= window.counted;
-                Some(ClosedWindow { key, reason: reason(key), window })
+                Some(ClosedWindow { key, reason: reason(key, &window), window })
             })
             .collect()
     }

@@ -11,7 +11,7 @@ use dwsync_contract::Table;
 use dwsync_handoff::{FileChunk, Reassembler};
 use dwsync_ingest::Config;
 use dwsync_proto::Message as _;
-use dwsync_tests::{create_topic, kafka_config, unique};
+use dwsync_tests::{create_topic, kafka_config, read_committed_config, unique};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -77,12 +77,7 @@ async fn partitions_close_at_their_own_phase_and_a_workspace_closes_as_one_sync(
     let stopper = stop.clone();
     let running = tokio::spawn(async move { service.run_until(stopper.cancelled_owned()).await });
 
-    let handoff: StreamConsumer = kafka_config()
-        .set("group.id", unique("check"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
+    let handoff: StreamConsumer = read_committed_config().create().unwrap();
     handoff.subscribe(&[&handoff_topic]).unwrap();
     let mut reassembler = Reassembler::default();
     let mut files: BTreeMap<(i64, &'static str), Handed> = BTreeMap::new();

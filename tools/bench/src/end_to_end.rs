@@ -211,7 +211,7 @@ fn measure(
         validates,
         ingest: usage(ingest_cpu, ingest_rss),
         uploader: usage(uploader_cpu, uploader_rss),
-        visible: Latency::of(files.iter().filter_map(|f| Some(visible.get(&f.key)? - f.closed_at_ms)).collect()),
+        visible: Latency::of(by_reason.values().flatten().copied().collect()),
         visible_by_reason: by_reason.into_iter().map(|(r, v)| (r, Latency::of(v))).collect(),
         profiles,
     }
@@ -275,10 +275,9 @@ mod tests {
     #[test]
     fn the_uploader_at_work_is_not_idle() {
         // ingest done at 0.4 s; the uploader writes until 1.2 s; the close comes at 2 s.
-        let s = samples(&[(1.0, 0.0), (1.0, 0.5), (0.0, 0.6), (0.0, 0.6), (0.0, 0.5), (0.0, 0.6), (0.0, 0.0)]);
-        let more: Vec<Sample> =
-            (8..=10).map(|i| Sample { at_ms: i * 200, cpu_secs: s[s.len() - 1].cpu_secs }).collect();
-        let s: Vec<Sample> = s.into_iter().chain(more).collect();
+        let mut rates = vec![(1.0, 0.0), (1.0, 0.5), (0.0, 0.6), (0.0, 0.6), (0.0, 0.5), (0.0, 0.6)];
+        rates.extend([(0.0, 0.0); 4]);
+        let s = samples(&rates);
         assert_eq!(idle_before_closes(&s, &[2_000]), 800);
     }
 
