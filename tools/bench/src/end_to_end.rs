@@ -20,7 +20,8 @@ use anyhow::{Context as _, bail};
 use crate::handoff_files::{self, HandedOff};
 use crate::perf::Profiler;
 use crate::preload::Loaded;
-use crate::report::{EndToEnd, Latency, Throughput, Usage};
+use crate::report::{CloseGroup, EndToEnd, Latency, Throughput, Usage};
+use crate::s3_ceiling::{self, WriteCeiling};
 use crate::scenario::Scenario;
 use crate::services::{self, RunNames, S3Target, Service};
 use crate::upload_log::UploadLog;
@@ -158,11 +159,25 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         bail!("{} of {} files are not in bucket {} (first: {first})", missing.len(), files.len(), names.bucket);
     }
     let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
-    if !keep_objects && let Err(e) = s3::delete_bucket(&client, &names.bucket, &keys).await {
-        eprintln!("could not delete bucket {}: {e:#}", names.bucket);
+    eprintln!(
+        "[{}] 5: S3 write ceiling ({} objects again, {} in flight) ...",
+        scenario.name,
+        files.len() as u64 + validates,
+        s3_ceiling::IN_FLIGHT
+    );
+    let ceiling = s3_ceiling::run(&client, &names.bucket, &files, validates).await;
+    if !keep_objects {
+        let mut all = keys;
+        if let Ok((_, written)) = &ceiling {
+            all.extend(written.iter().cloned());
+        }
+        if let Err(e) = s3::delete_bucket(&client, &names.bucket, &all).await {
+            eprintln!("could not delete bucket {}: {e:#}", names.bucket);
+        }
     }
+    let (ceiling, _) = ceiling?;
     let visible = log.visible();
-    Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles))
+    Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles, ceiling))
 }
 
 /// CPU seconds and peak RSS of a live process.
@@ -181,6 +196,7 @@ fn measure(
     [(ingest_cpu, ingest_rss), (uploader_cpu, uploader_rss)]: [(f64, u64); 2],
     validates: u64,
     profiles: BTreeMap<String, Vec<String>>,
+    s3_ceiling: WriteCeiling,
 ) -> EndToEnd {
     let last_visible = files.iter().filter_map(|f| visible.get(&f.key)).copied().max().unwrap_or(started_ms);
     let closes: Vec<i64> = files.iter().map(|f| f.closed_at_ms).collect();
@@ -189,10 +205,12 @@ fn measure(
     let busy_secs = (wall_ms - idle_ms).max(1) as f64 / 1000.0;
     let mut close_reasons = BTreeMap::new();
     let mut by_reason: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut by_close: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for f in files {
         *close_reasons.entry(f.reason.clone()).or_default() += 1;
         if let Some(at) = visible.get(&f.key) {
             by_reason.entry(f.reason.clone()).or_default().push(at - f.closed_at_ms);
+            by_close.entry(f.closed_at_ms).or_default().push(at - f.closed_at_ms);
         }
     }
     let usage = |cpu_secs: f64, rss: u64| Usage {
@@ -213,7 +231,12 @@ fn measure(
         uploader: usage(uploader_cpu, uploader_rss),
         visible: Latency::of(by_reason.values().flatten().copied().collect()),
         visible_by_reason: by_reason.into_iter().map(|(r, v)| (r, Latency::of(v))).collect(),
+        visible_by_close: by_close
+            .into_iter()
+            .map(|(at, v)| CloseGroup { closed_after_start_ms: at - started_ms, visible: Latency::of(v) })
+            .collect(),
         profiles,
+        s3_ceiling,
     }
 }
 

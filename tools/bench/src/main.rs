@@ -25,6 +25,7 @@ mod preload;
 mod procstat;
 mod report;
 mod s3;
+mod s3_ceiling;
 mod scenario;
 mod services;
 mod upload_log;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::encode_ceiling::Encoded;
+use crate::s3_ceiling::WriteCeiling;
 use crate::scenario::{Scenario, thousands};
 
 /// Records and bytes over a time.
@@ -103,8 +104,21 @@ pub(crate) struct EndToEnd {
     pub(crate) visible: Latency,
     /// The same per close reason (`time`, `memory`, `partition`, …).
     pub(crate) visible_by_reason: BTreeMap<String, Latency>,
+    /// The same per close instant, in time order (files closed together: a flush).
+    pub(crate) visible_by_close: Vec<CloseGroup>,
     /// `perf` flat profiles (top symbols), when asked for.
     pub(crate) profiles: BTreeMap<String, Vec<String>>,
+    /// Row 5: the same objects written straight to the S3 server.
+    pub(crate) s3_ceiling: WriteCeiling,
+}
+
+/// Close → visible of the files closed at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct CloseGroup {
+    /// When they closed, ms after ingest started.
+    pub(crate) closed_after_start_ms: i64,
+    /// Their close → visible.
+    pub(crate) visible: Latency,
 }
 
 /// Records and average size of one table's input.
@@ -250,6 +264,21 @@ impl ScenarioReport {
             ),
         );
         let _ = writeln!(out, "   {:<46} {:>12}", "4  ratio 3 / 1", ratio(self.ratio));
+        let w = &d.s3_ceiling;
+        let _ = writeln!(
+            out,
+            "   {:<46} {:>12}             {} objects ({}) in {:.2} s, {} in flight; per PUT p50 {} ms, p99 {} ms; \
+             {:.1} s of this server per window close",
+            "5  S3 write ceiling (row 3's objects, PUT/s)",
+            thousands(w.puts_per_sec.round() as u64),
+            thousands(w.objects),
+            mib(w.bytes),
+            w.secs,
+            w.in_flight,
+            w.put.p50_ms,
+            w.put.p99_ms,
+            w.secs_per_close
+        );
         let reasons: Vec<String> = d.close_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(
             out,
@@ -282,6 +311,19 @@ impl ScenarioReport {
             .map(|(r, l)| format!("{r} p50 {}, p99 {} ({})", secs(l.p50_ms), secs(l.p99_ms), thousands(l.files as u64)))
             .collect();
         let _ = writeln!(out, "        by close reason: {}", by_reason.join("; "));
+        let by_close: Vec<String> = d
+            .visible_by_close
+            .iter()
+            .map(|g| {
+                format!(
+                    "{:.1}: {} p99 {:.1}",
+                    g.closed_after_start_ms as f64 / 1000.0,
+                    thousands(g.visible.files as u64),
+                    g.visible.p99_ms as f64 / 1000.0
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "        by close (s after start: files, p99 s): {}", by_close.join("; "));
         for (name, lines) in &d.profiles {
             let _ = writeln!(out, "      perf, {name} (top symbols):");
             for l in lines {
@@ -309,14 +351,15 @@ impl Report {
         }
         out.push_str(
             "| scenario | records | MB in | 1 raw consume rec/s | 2 encode rec/s | 1+2 one loop rec/s | 3 end to end rec/s (MB/s) | 4 = 3/1 \
-             | ingest CPU s/M rec | uploader CPU s/M rec | ingest peak RSS | uploader peak RSS | close → visible p50 / p99 |\n",
+             | ingest CPU s/M rec | uploader CPU s/M rec | ingest peak RSS | uploader peak RSS | close → visible p50 / p99 \
+             | 5 S3 PUT/s (s per close) |\n",
         );
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.scenarios {
             let d = &r.end_to_end;
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} | {} ({:.1} s) |",
                 r.scenario.name,
                 thousands(r.raw_consume.records),
                 r.raw_consume.bytes as f64 / 1e6,
@@ -332,6 +375,8 @@ impl Report {
                 d.uploader.peak_rss_mib,
                 secs(d.visible.p50_ms),
                 secs(d.visible.p99_ms),
+                thousands(d.s3_ceiling.puts_per_sec.round() as u64),
+                d.s3_ceiling.secs_per_close,
             );
         }
         out

@@ -32,9 +32,15 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         output.status.success(),
         "dwsync-bench --smoke failed (Kafka and S3 up? `dev/kafka start`, `dev/s3 start`):\n{stdout}\n{stderr}"
     );
-    for row in
-        ["1  raw consume", "2  Parquet encode", "1+2 consume", "3  dwsync end to end", "4  ratio 3 / 1", "| scenario |"]
-    {
+    for row in [
+        "1  raw consume",
+        "2  Parquet encode",
+        "1+2 consume",
+        "3  dwsync end to end",
+        "4  ratio 3 / 1",
+        "5  S3 write ceiling",
+        "| scenario |",
+    ] {
         assert!(stdout.contains(row), "no {row:?} in the report:\n{stdout}");
     }
 
@@ -74,6 +80,15 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
             assert_eq!(latency["files"], reasons[reason], "{name}: {reason}");
         }
         assert!(reasons.contains_key("time"), "{name}: windows closed by the clock");
+        // The same files again, per close instant.
+        let by_close = s["end_to_end"]["visible_by_close"].as_array().unwrap();
+        let grouped: f64 = by_close.iter().map(|g| g["visible"]["files"].as_f64().unwrap()).sum();
+        assert_eq!(grouped, files, "{name}: every file in one close group");
+        // Row 5 wrote as many objects as row 3 did, each with a PUT time.
+        let objects = files + num(s, "/end_to_end/validates");
+        assert_eq!(num(s, "/end_to_end/s3_ceiling/objects"), objects, "{name}");
+        assert_eq!(num(s, "/end_to_end/s3_ceiling/put/files"), objects, "{name}");
+        assert!(num(s, "/end_to_end/s3_ceiling/puts_per_sec") > 0.0, "{name}");
         for service in ["ingest", "uploader"] {
             assert!(num(s, &format!("/end_to_end/{service}/cpu_secs")) > 0.0, "{name}: {service} CPU");
             assert!(num(s, &format!("/end_to_end/{service}/peak_rss_mib")) > 0.0, "{name}: {service} RSS");
