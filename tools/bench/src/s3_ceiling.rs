@@ -7,6 +7,7 @@
 //! `cio-validate` PUT the first time its workspace's folder comes up; the run's remaining
 //! `cio-validate` objects (later syncs) are written after, round-robin over the folders.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -59,11 +60,12 @@ pub(crate) struct WriteCeiling {
 /// `cio-validate` before its first file, the other `validates` after.
 fn plan(files: &[HandedOff], validates: u64) -> Vec<Put> {
     let mut folders: Vec<&str> = Vec::new();
+    let mut seen = HashSet::new();
     let mut puts = Vec::with_capacity(files.len() + validates as usize);
     let validate = |folder: &str| Put { key: format!("{PREFIX}{folder}/cio-validate"), bytes: 0, data: false };
     for f in files {
         let folder = f.key.rsplit_once('/').map_or("", |(folder, _)| folder);
-        if (folders.len() as u64) < validates && !folders.contains(&folder) {
+        if (folders.len() as u64) < validates && seen.insert(folder) {
             folders.push(folder);
             puts.push(validate(folder));
         }
