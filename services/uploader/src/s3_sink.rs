@@ -14,14 +14,7 @@ use dwsync_handoff::validate_key;
 
 use crate::destinations::DestinationClient;
 
-/// User metadata key holding the object's SHA-256, lowercase hex.
-pub const SHA256_METADATA: &str = "dwsync-sha256";
-
-/// User metadata key holding the file's row count.
-pub const ROWS_METADATA: &str = "dwsync-rows";
-
-/// Content type of the data objects.
-pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
+pub use dwsync_s3::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
 
 /// The most parts S3 accepts in one multipart upload.
 const MAX_PARTS: u64 = 10_000;

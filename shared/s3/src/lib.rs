@@ -14,6 +14,15 @@ use aws_smithy_http_client::tls;
 pub use aws_credential_types::Credentials as StaticCredentials;
 pub use aws_sdk_s3::config::SharedHttpClient;
 
+/// User metadata key holding a data object's SHA-256, lowercase hex.
+pub const SHA256_METADATA: &str = "dwsync-sha256";
+
+/// User metadata key holding a data file's row count.
+pub const ROWS_METADATA: &str = "dwsync-rows";
+
+/// Content type of the data objects.
+pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
+
 /// Where a bucket lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location<'a> {

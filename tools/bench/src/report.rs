@@ -316,14 +316,14 @@ impl ScenarioReport {
             .iter()
             .map(|g| {
                 format!(
-                    "{:.1}: {} p99 {:.1}",
-                    g.closed_after_start_ms as f64 / 1000.0,
+                    "{}: {} p99 {}",
+                    secs(g.closed_after_start_ms),
                     thousands(g.visible.files as u64),
-                    g.visible.p99_ms as f64 / 1000.0
+                    secs(g.visible.p99_ms)
                 )
             })
             .collect();
-        let _ = writeln!(out, "        by close (s after start: files, p99 s): {}", by_close.join("; "));
+        let _ = writeln!(out, "        by close (after start: files, p99): {}", by_close.join("; "));
         for (name, lines) in &d.profiles {
             let _ = writeln!(out, "      perf, {name} (top symbols):");
             for l in lines {

@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use dwsync_s3::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
 use serde::Serialize;
 
 use crate::handoff_files::HandedOff;
@@ -77,7 +78,7 @@ fn plan(files: &[HandedOff], validates: u64) -> Vec<Put> {
 }
 
 /// Writes row 3's objects again under [`PREFIX`] in `bucket` and returns the figures and the
-/// keys written (for the clean-up).
+/// keys written, once per PUT (for the clean-up).
 pub(crate) async fn run(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -124,21 +125,18 @@ pub(crate) async fn run(
         put: Latency::of(took_ms),
         secs_per_close: puts.len() as f64 / closes as f64 / puts_per_sec.max(1e-9),
     };
-    let mut keys: Vec<String> = puts.iter().map(|p| p.key.clone()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    Ok((ceiling, keys))
+    Ok((ceiling, puts.iter().map(|p| p.key.clone()).collect()))
 }
 
-/// One PUT with the headers the uploader sends (`s3_sink.rs`: content type, `dwsync-sha256`,
-/// `dwsync-rows`, `If-None-Match: *` for data files).
+/// One PUT with the headers the uploader sends for data files (content type, its two metadata
+/// entries, `If-None-Match: *`).
 async fn put(client: &aws_sdk_s3::Client, bucket: &str, p: &Put, body: Bytes) -> anyhow::Result<()> {
     let mut req = client.put_object().bucket(bucket).key(&p.key).body(ByteStream::from(body));
     if p.data {
         req = req
-            .content_type("application/vnd.apache.parquet")
-            .metadata("dwsync-sha256", "0".repeat(64))
-            .metadata("dwsync-rows", "1")
+            .content_type(PARQUET_CONTENT_TYPE)
+            .metadata(SHA256_METADATA, "0".repeat(64))
+            .metadata(ROWS_METADATA, "1")
             .if_none_match("*");
     }
     let _ = req
