@@ -162,16 +162,20 @@ async fn run_scenario(
             ((*t).to_owned(), TableInput { records: *records, avg_bytes: bytes / (*records).max(1) })
         })
         .collect();
-    let ratio = e2e.throughput.records_per_sec / raw.records_per_sec.max(1e-9);
+    let ratio = e2e.throughput.records_per_sec / raw.read.records_per_sec.max(1e-9);
+    let with_join = raw.read.secs + raw.join_secs;
+    let ratio_with_join = e2e.throughput.records_per_sec * with_join / (raw.read.records as f64).max(1e-9);
     Ok(ScenarioReport {
         scenario: s.clone(),
         input,
         preload: report::Throughput::new(loaded.records, loaded.bytes, loaded.secs),
-        raw_consume: raw,
+        raw_consume: raw.read,
+        raw_consume_join_secs: raw.join_secs,
         kcat,
         encode,
         consume_encode,
         end_to_end: e2e,
         ratio,
+        ratio_with_join,
     })
 }

@@ -63,6 +63,9 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
             assert!(num(s, rate) > 0.0, "{name}: {rate}");
         }
         assert!(num(s, "/ratio") > 0.0, "{name}");
+        // Row 1 is timed first record → last; its group join is reported apart, never negative.
+        assert!(num(s, "/raw_consume_join_secs") >= 0.0, "{name}");
+        assert!(num(s, "/ratio_with_join") >= num(s, "/ratio"), "{name}");
         // Every record once in the ceilings and in the objects written.
         assert_eq!(num(s, "/encode/throughput/records"), records, "{name}");
         assert_eq!(num(s, "/encode/rejected"), 0.0, "{name}");
