@@ -76,6 +76,11 @@ pub(crate) struct Args {
     /// Keep each scenario's bucket and objects (deleted after its check by default).
     #[arg(long)]
     pub(crate) keep_objects: bool,
+    /// Also run row 3 on a steady stream: the same records produced at an even pace over this
+    /// many seconds into empty topics while the services run (close → visible without a
+    /// backlog's catch-up). 0 = not run.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) stream_secs: u64,
 }
 
 impl Args {

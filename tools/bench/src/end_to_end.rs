@@ -1,6 +1,7 @@
 //! Row 3: dwsync end to end on the pre-loaded topics — ingest and the uploader as processes,
 //! static destinations (one per workspace, all in one fresh bucket), until every record is in
-//! an object in S3.
+//! an object in S3. With a [`Feed`] the same run reads a steady stream instead: the records are
+//! produced at an even pace into empty topics while the services run (`--stream-secs`).
 //!
 //! While it runs the harness samples both processes' CPU time every 200 ms, follows the handoff
 //! topic (each file's key, rows and window close time) and the uploader's log (when each object
@@ -25,7 +26,7 @@ use crate::s3_ceiling::{self, WriteCeiling};
 use crate::scenario::Scenario;
 use crate::services::{self, RunNames, S3Target, Service};
 use crate::upload_log::UploadLog;
-use crate::{kafka, procstat, s3};
+use crate::{kafka, preload, procstat, s3};
 
 /// How often the processes, the handoff topic and the log are looked at.
 const TICK: Duration = Duration::from_millis(200);
@@ -56,6 +57,18 @@ pub(crate) struct Setup<'a> {
     pub(crate) env: [&'a [(String, String)]; 2],
     /// Keep the bucket and its objects afterwards.
     pub(crate) keep_objects: bool,
+    /// Produce the records while the services run (the topics are empty) instead of reading a
+    /// backlog.
+    pub(crate) feed: Option<Feed>,
+}
+
+/// A steady stream: the scenario's records produced at an even pace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Feed {
+    /// Over how long.
+    pub(crate) over: Duration,
+    /// The generator's seed (the records of the pre-load).
+    pub(crate) seed: u64,
 }
 
 /// One CPU sample of ingest and the uploader.
@@ -82,6 +95,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         perf,
         env: [ingest_env, uploader_env],
         keep_objects,
+        feed,
     } = setup;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     kafka::create_topics(&names.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS).await?;
@@ -106,6 +120,11 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         Vec::new()
     };
 
+    let mut feeder = feed.map(|Feed { over, seed }| {
+        let (scenario, bootstrap, topics) = (scenario.clone(), names.bootstrap.clone(), loaded.topics.clone());
+        std::thread::spawn(move || preload::produce(&scenario, &bootstrap, &topics, seed, Some(over)))
+    });
+
     let mut log = UploadLog::new(&uploader.log);
     let mut samples =
         vec![Sample { at_ms: started_ms, cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)] }];
@@ -116,6 +135,12 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         tokio::time::sleep(TICK).await;
         ingest.check_running()?;
         uploader.check_running()?;
+        if let Some(done) = feeder.take_if(|f| f.is_finished()) {
+            let fed = done.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
+            if fed.records != loaded.records {
+                bail!("the stream produced {} records, {} expected", fed.records, loaded.records);
+            }
+        }
         if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
             samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u] });
         }
@@ -143,6 +168,9 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
             );
         }
     };
+    if let Some(f) = feeder {
+        let _ = f.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
+    }
     let profiles: BTreeMap<String, Vec<String>> =
         profilers.into_iter().map(|(name, p)| (name.to_owned(), p.finish())).collect();
     ingest.stop();

@@ -146,6 +146,7 @@ async fn run_scenario(
         perf: args.perf,
         env: [&args.ingest_env, &args.uploader_env],
         keep_objects: args.keep_objects,
+        feed: None,
     })
     .await;
     if !args.keep_topics {
@@ -155,6 +156,11 @@ async fn run_scenario(
         }
     }
     let e2e = e2e?;
+    let stream = if args.stream_secs > 0 {
+        Some(run_stream(args, s, &loaded, &target, run_id, bin_dir, work_dir).await?)
+    } else {
+        None
+    };
     let input: BTreeMap<String, TableInput> = loaded
         .per_table
         .iter()
@@ -177,5 +183,64 @@ async fn run_scenario(
         end_to_end: e2e,
         ratio,
         ratio_with_join,
+        stream,
+    })
+}
+
+/// Row 3 again on a steady stream: the pre-load's records produced at an even pace over
+/// `--stream-secs` into fresh, empty topics while ingest and the uploader run.
+async fn run_stream(
+    args: &Args,
+    s: &Scenario,
+    loaded: &preload::Loaded,
+    target: &S3Target,
+    run_id: &str,
+    bin_dir: &std::path::Path,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<report::Stream> {
+    let base = format!("{run_id}.{}.stream", s.name);
+    let names = RunNames {
+        bootstrap: args.bootstrap.clone(),
+        topic_prefix: format!("{base}.source."),
+        handoff: format!("{base}.handoff"),
+        dead_letters: format!("{base}.dead-letters"),
+        lot: format!("{base}.lot"),
+        group_prefix: base.clone(),
+        bucket: format!("{run_id}-{}-stream", s.name),
+        window_ms: s.window_ms,
+    };
+    let over = std::time::Duration::from_secs(args.stream_secs);
+    eprintln!(
+        "[{}] 3s: end to end on a steady stream ({} records over {} s) ...",
+        s.name,
+        scenario::thousands(loaded.records),
+        args.stream_secs
+    );
+    let stream = preload::Loaded { topics: preload::topic_names(s, &names.topic_prefix), ..loaded.clone() };
+    kafka::create_topics(&args.bootstrap, &stream.topics, s.partitions).await?;
+    let topics = [names.handoff.clone(), names.dead_letters.clone(), names.lot.clone()];
+    let run = end_to_end::run(end_to_end::Setup {
+        scenario: s,
+        loaded: &stream,
+        names,
+        s3: target,
+        bin_dir,
+        dir: work_dir.join(format!("{}-stream", s.name)),
+        perf: args.perf,
+        env: [&args.ingest_env, &args.uploader_env],
+        keep_objects: args.keep_objects,
+        feed: Some(end_to_end::Feed { over, seed: args.seed }),
+    })
+    .await;
+    if !args.keep_topics {
+        let all: Vec<String> = stream.topics.iter().chain(&topics).cloned().collect();
+        if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
+            eprintln!("[{}] could not delete the stream's topics: {e:#}", s.name);
+        }
+    }
+    Ok(report::Stream {
+        secs: over.as_secs_f64(),
+        offered_records_per_sec: loaded.records as f64 / over.as_secs_f64(),
+        run: run?,
     })
 }

@@ -58,6 +58,11 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// The scenario's source topics under `prefix` (`<prefix><table>`), in its table order.
+pub(crate) fn topic_names(scenario: &Scenario, prefix: &str) -> Vec<String> {
+    scenario.tables.iter().map(|t| format!("{prefix}{}", t.name())).collect()
+}
+
 /// Creates the scenario's topics under `prefix` and produces its records to them.
 pub(crate) async fn preload(
     scenario: &Scenario,
@@ -66,8 +71,22 @@ pub(crate) async fn preload(
     partitions: i32,
     seed: u64,
 ) -> anyhow::Result<Loaded> {
-    let topics: Vec<String> = scenario.tables.iter().map(|t| format!("{prefix}{}", t.name())).collect();
+    let topics = topic_names(scenario, prefix);
     kafka::create_topics(bootstrap, &topics, partitions).await?;
+    produce(scenario, bootstrap, &topics, seed, None)
+}
+
+/// Produces the scenario's records (seed `seed`) to `topics` (from [`topic_names`]) and waits
+/// until every one is delivered: as fast as possible, or `over` a time at an even pace (a
+/// steady stream; blocks the calling thread for that long).
+pub(crate) fn produce(
+    scenario: &Scenario,
+    bootstrap: &str,
+    topics: &[String],
+    seed: u64,
+    over: Option<Duration>,
+) -> anyhow::Result<Loaded> {
+    let topics = topics.to_vec();
     let producer: ThreadedProducer<Deliveries> = kafka::config(bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -78,12 +97,23 @@ pub(crate) async fn preload(
         .set("message.timeout.ms", "120000")
         .create_with_context(Deliveries::default())
         .context("cannot create the Kafka producer")?;
+    // Seconds between two records of a paced stream.
+    let step = over.map(|d| d.as_secs_f64() / scenario.records().max(1) as f64);
     let started = Instant::now();
     let mut messages = scenario.messages(seed);
     let flagged = messages.flagged();
     let mut per_table: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     let (mut records, mut bytes) = (0, 0);
     for m in messages.by_ref() {
+        if let Some(step) = step
+            && records % 64 == 0
+        {
+            let due = started + Duration::from_secs_f64(records as f64 * step);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         let topic = &topics[scenario.tables.iter().position(|t| *t == m.table).unwrap_or(0)];
         let key = m.workspace_id.to_string();
         let mut record = BaseRecord::to(topic).key(&key).payload(&m.payload);

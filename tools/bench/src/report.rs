@@ -155,6 +155,19 @@ pub(crate) struct ScenarioReport {
     pub(crate) ratio: f64,
     /// Row 3 over row 1 timed with its group join (as row 3 is), for comparison.
     pub(crate) ratio_with_join: f64,
+    /// Row 3 again on a steady stream (`--stream-secs`), when asked for.
+    pub(crate) stream: Option<Stream>,
+}
+
+/// Row 3 on a steady stream: the same records produced at an even pace while the services run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Stream {
+    /// Over how many seconds the records were produced.
+    pub(crate) secs: f64,
+    /// Records per second offered.
+    pub(crate) offered_records_per_sec: f64,
+    /// The run (its throughput is the offered rate's, not a ceiling).
+    pub(crate) run: EndToEnd,
 }
 
 /// The machine and build the figures come from.
@@ -204,7 +217,11 @@ pub(crate) struct Report {
 }
 
 fn rate(t: &Throughput) -> String {
-    thousands(t.records_per_sec.round() as u64)
+    rate_of(t.records_per_sec)
+}
+
+fn rate_of(records_per_sec: f64) -> String {
+    thousands(records_per_sec.round() as u64)
 }
 
 /// A ratio with two significant digits at least (`0.42×`, `0.0095×`).
@@ -277,73 +294,94 @@ impl ScenarioReport {
             ratio(self.ratio),
             ratio(self.ratio_with_join)
         );
-        let w = &d.s3_ceiling;
-        let _ = writeln!(
-            out,
-            "   {:<46} {:>12}             {} objects ({}) in {:.2} s, {} in flight; per PUT p50 {} ms, p99 {} ms; \
-             {:.1} s of this server per window close",
-            "5  S3 write ceiling (row 3's objects, PUT/s)",
-            thousands(w.puts_per_sec.round() as u64),
-            thousands(w.objects),
-            mib(w.bytes),
-            w.secs,
-            w.in_flight,
-            w.put.p50_ms,
-            w.put.p99_ms,
-            w.secs_per_close
-        );
-        let reasons: Vec<String> = d.close_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        let _ = writeln!(
-            out,
-            "      files: {} ({}), {} Parquet, {} cio-validate; rows {}",
-            thousands(d.files),
-            reasons.join(", "),
-            mib(d.parquet_bytes),
-            thousands(d.validates),
-            thousands(d.rows)
-        );
-        for (name, u) in [("ingest", &d.ingest), ("uploader", &d.uploader)] {
+        ceiling_line(&mut out, "5  S3 write ceiling (row 3's objects, PUT/s)", &d.s3_ceiling);
+        details(&mut out, d);
+        if let Some(st) = &self.stream {
             let _ = writeln!(
                 out,
-                "      {name:<9} CPU {:>6.2} s ({:.2} s per million records), peak RSS {:.0} MiB",
-                u.cpu_secs, u.cpu_secs_per_million, u.peak_rss_mib
+                "   3s dwsync on a steady stream: {} records/s offered evenly over {:.0} s into empty topics \
+                 ({:.2} s from starting ingest to the last object)",
+                rate_of(st.offered_records_per_sec),
+                st.secs,
+                st.run.wall_secs
             );
-        }
-        let v = &d.visible;
-        let _ = writeln!(
-            out,
-            "      window close -> object visible: p50 {}, p99 {}, max {} ({} files)",
-            secs(v.p50_ms),
-            secs(v.p99_ms),
-            secs(v.max_ms),
-            thousands(v.files as u64)
-        );
-        let by_reason: Vec<String> = d
-            .visible_by_reason
-            .iter()
-            .map(|(r, l)| format!("{r} p50 {}, p99 {} ({})", secs(l.p50_ms), secs(l.p99_ms), thousands(l.files as u64)))
-            .collect();
-        let _ = writeln!(out, "        by close reason: {}", by_reason.join("; "));
-        let by_close: Vec<String> = d
-            .visible_by_close
-            .iter()
-            .map(|g| {
-                format!(
-                    "{}: {} p99 {}",
-                    secs(g.closed_after_start_ms),
-                    thousands(g.visible.files as u64),
-                    secs(g.visible.p99_ms)
-                )
-            })
-            .collect();
-        let _ = writeln!(out, "        by close (after start: files, p99): {}", by_close.join("; "));
-        for (name, lines) in &d.profiles {
-            let _ = writeln!(out, "      perf, {name} (top symbols):");
-            for l in lines {
-                let _ = writeln!(out, "        {l}");
-            }
+            ceiling_line(&mut out, "   5 after it (its objects, PUT/s)", &st.run.s3_ceiling);
+            details(&mut out, &st.run);
         }
         out
+    }
+}
+
+/// Row 5's line for the objects of one end-to-end run.
+fn ceiling_line(out: &mut String, label: &str, w: &WriteCeiling) {
+    let _ = writeln!(
+        out,
+        "   {:<46} {:>12}             {} objects ({}) in {:.2} s, {} in flight; per PUT p50 {} ms, p99 {} ms; \
+         {:.1} s of this server per window close",
+        label,
+        thousands(w.puts_per_sec.round() as u64),
+        thousands(w.objects),
+        mib(w.bytes),
+        w.secs,
+        w.in_flight,
+        w.put.p50_ms,
+        w.put.p99_ms,
+        w.secs_per_close
+    );
+}
+
+/// What one end-to-end run wrote, used and how soon its objects were visible.
+fn details(out: &mut String, d: &EndToEnd) {
+    let reasons: Vec<String> = d.close_reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "      files: {} ({}), {} Parquet, {} cio-validate; rows {}",
+        thousands(d.files),
+        reasons.join(", "),
+        mib(d.parquet_bytes),
+        thousands(d.validates),
+        thousands(d.rows)
+    );
+    for (name, u) in [("ingest", &d.ingest), ("uploader", &d.uploader)] {
+        let _ = writeln!(
+            out,
+            "      {name:<9} CPU {:>6.2} s ({:.2} s per million records), peak RSS {:.0} MiB",
+            u.cpu_secs, u.cpu_secs_per_million, u.peak_rss_mib
+        );
+    }
+    let v = &d.visible;
+    let _ = writeln!(
+        out,
+        "      window close -> object visible: p50 {}, p99 {}, max {} ({} files)",
+        secs(v.p50_ms),
+        secs(v.p99_ms),
+        secs(v.max_ms),
+        thousands(v.files as u64)
+    );
+    let by_reason: Vec<String> = d
+        .visible_by_reason
+        .iter()
+        .map(|(r, l)| format!("{r} p50 {}, p99 {} ({})", secs(l.p50_ms), secs(l.p99_ms), thousands(l.files as u64)))
+        .collect();
+    let _ = writeln!(out, "        by close reason: {}", by_reason.join("; "));
+    let by_close: Vec<String> = d
+        .visible_by_close
+        .iter()
+        .map(|g| {
+            format!(
+                "{}: {} p99 {}",
+                secs(g.closed_after_start_ms),
+                thousands(g.visible.files as u64),
+                secs(g.visible.p99_ms)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "        by close (after start: files, p99): {}", by_close.join("; "));
+    for (name, lines) in &d.profiles {
+        let _ = writeln!(out, "      perf, {name} (top symbols):");
+        for l in lines {
+            let _ = writeln!(out, "        {l}");
+        }
     }
 }
 
@@ -365,14 +403,14 @@ impl Report {
         out.push_str(
             "| scenario | records | MB in | 1 raw consume rec/s | 2 encode rec/s | 1+2 one loop rec/s | 3 end to end rec/s (MB/s) | 4 = 3/1 \
              | ingest CPU s/M rec | uploader CPU s/M rec | ingest peak RSS | uploader peak RSS | close → visible p50 / p99 \
-             | 5 S3 PUT/s (s per close) |\n",
+             | 5 S3 PUT/s (s per close) | steady stream: close → visible p50 / p99 |\n",
         );
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.scenarios {
             let d = &r.end_to_end;
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} | {} ({:.1} s) |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} | {} ({:.1} s) | {} |",
                 r.scenario.name,
                 thousands(r.raw_consume.records),
                 r.raw_consume.bytes as f64 / 1e6,
@@ -390,6 +428,15 @@ impl Report {
                 secs(d.visible.p99_ms),
                 thousands(d.s3_ceiling.puts_per_sec.round() as u64),
                 d.s3_ceiling.secs_per_close,
+                r.stream.as_ref().map_or_else(
+                    || "—".to_owned(),
+                    |st| format!(
+                        "{} / {} ({} rec/s)",
+                        secs(st.run.visible.p50_ms),
+                        secs(st.run.visible.p99_ms),
+                        rate_of(st.offered_records_per_sec)
+                    )
+                ),
             );
         }
         out

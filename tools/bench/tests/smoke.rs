@@ -20,7 +20,7 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
     let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
     let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
     let output = Command::new(exe)
-        .args(["--smoke", "--json"])
+        .args(["--smoke", "--stream-secs", "2", "--json"])
         .arg(&json)
         .arg("--bin-dir")
         .arg(exe.parent().unwrap())
@@ -39,6 +39,7 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         "3  dwsync end to end",
         "4  ratio 3 / 1",
         "5  S3 write ceiling",
+        "3s dwsync on a steady stream",
         "| scenario |",
     ] {
         assert!(stdout.contains(row), "no {row:?} in the report:\n{stdout}");
@@ -63,6 +64,12 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
             assert!(num(s, rate) > 0.0, "{name}: {rate}");
         }
         assert!(num(s, "/ratio") > 0.0, "{name}");
+        // The steady stream: every record produced during the run, in an object, each file visible.
+        assert_eq!(num(s, "/stream/secs"), 2.0, "{name}");
+        assert_eq!(num(s, "/stream/run/rows"), records, "{name}: every streamed record in a file");
+        let streamed = num(s, "/stream/run/files");
+        assert!(streamed > 0.0, "{name}");
+        assert_eq!(num(s, "/stream/run/visible/files"), streamed, "{name}: a visible time for every streamed file");
         // Row 1 is timed first record → last; its group join is reported apart, never negative.
         assert!(num(s, "/raw_consume_join_secs") >= 0.0, "{name}");
         assert!(num(s, "/ratio_with_join") >= num(s, "/ratio"), "{name}");
