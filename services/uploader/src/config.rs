@@ -126,10 +126,22 @@ pub struct HandoffConfig {
     /// partial files being reassembled. Default: `16384`.
     #[serde(default = "default_fetch_queue_kbytes")]
     pub fetch_queue_kbytes: u32,
+    /// Longest a written file's offset waits to be committed, in milliseconds: the partitions
+    /// whose safe offset moved are committed together, in one request, at most this often
+    /// (a revoked partition's offset, and at shutdown every partition's, is committed at once).
+    /// With thousands of small files a commit per file cost the broker and the uploader more than
+    /// the files. A file written but not yet committed when the uploader dies is read again and
+    /// found written (the writes are idempotent). `0` commits after every file. Default: `100`.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
 }
 
 fn default_fetch_queue_kbytes() -> u32 {
     16 << 10
+}
+
+fn default_commit_interval_ms() -> u64 {
+    100
 }
 
 impl Default for HandoffConfig {
@@ -139,6 +151,7 @@ impl Default for HandoffConfig {
             group_id: "dwsync-uploader".into(),
             lag_interval_ms: 5_000,
             fetch_queue_kbytes: default_fetch_queue_kbytes(),
+            commit_interval_ms: default_commit_interval_ms(),
         }
     }
 }
@@ -147,6 +160,11 @@ impl HandoffConfig {
     /// [`lag_interval_ms`](Self::lag_interval_ms) as a `Duration`.
     pub fn lag_interval(&self) -> Duration {
         Duration::from_millis(self.lag_interval_ms)
+    }
+
+    /// [`commit_interval_ms`](Self::commit_interval_ms) as a `Duration`.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms)
     }
 }
 

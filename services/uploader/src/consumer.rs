@@ -17,7 +17,7 @@
 //! table is on and whose destination's backoff has passed, so a broken workspace costs the others
 //! at most one failed attempt per backoff step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,6 +131,7 @@ enum Event {
     Received(Result<Record, KafkaError>),
     LotTick,
     Report,
+    Commit,
 }
 
 /// What became of a file whose turn came.
@@ -195,6 +196,9 @@ pub struct Pipeline {
     consumer: Arc<HandoffConsumer>,
     topic: String,
     partitions: HashMap<i32, PartitionState>,
+    /// Partitions whose safe offset moved since the last commit (`handoff.commit_interval_ms`).
+    uncommitted: BTreeSet<i32>,
+    commit_interval: Duration,
     destinations: Destinations,
     delivery: Arc<Delivery>,
     lanes: InFlight<Pending>,
@@ -215,12 +219,13 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A loop over `consumer`'s records of `topic`, routing with `destinations`, writing with
-    /// `delivery` as concurrently as `upload` allows, parking in `lot`, until `shutdown`.
+    /// A loop over `consumer`'s records of `topic`, committing at most every `commit_interval`,
+    /// routing with `destinations`, writing with `delivery` as concurrently as `upload` allows,
+    /// parking in `lot`, until `shutdown`.
     #[expect(clippy::too_many_arguments, reason = "the loop's parts, each built by `start`")]
     pub fn new(
         consumer: Arc<HandoffConsumer>,
-        topic: &str,
+        (topic, commit_interval): (&str, Duration),
         destinations: Destinations,
         (delivery, upload): (Delivery, &UploadConfig),
         (lot, lot_cfg): (Lot, &LotConfig),
@@ -232,6 +237,8 @@ impl Pipeline {
             consumer,
             topic: topic.to_owned(),
             partitions: HashMap::new(),
+            uncommitted: BTreeSet::new(),
+            commit_interval,
             destinations,
             delivery: Arc::new(delivery),
             lanes: InFlight::new(
@@ -261,6 +268,8 @@ impl Pipeline {
         lot_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(self.reporting.interval);
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commit_tick = tokio::time::interval(self.commit_interval.max(Duration::from_millis(1)));
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // `recv` only takes a message off librdkafka's queue in the poll that returns it, so
             // dropping it for another branch loses nothing. It is not polled while the lanes
@@ -268,6 +277,8 @@ impl Pipeline {
             let event = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
+                // Before the records and writes, which may always be ready under load.
+                _ = commit_tick.tick(), if !self.uncommitted.is_empty() => Event::Commit,
                 Some(joined) = self.flights.join_next() => Event::Landed(joined),
                 received = consumer.recv(), if !self.lanes.is_full() => Event::Received(received.map(|m| {
                     let payload = m.payload();
@@ -300,6 +311,10 @@ impl Pipeline {
                     self.report();
                     true
                 }
+                Event::Commit => {
+                    self.commit_moved();
+                    true
+                }
             };
             self.metrics.in_flight(self.lanes.flying(), self.lanes.queued_bytes());
             if !going {
@@ -322,6 +337,8 @@ impl Pipeline {
         for rebalance in self.consumer.context().take_rebalances() {
             let (Rebalanced::Revoked(partitions) | Rebalanced::Assigned(partitions)) = &rebalance;
             for partition in partitions {
+                // A revoked partition's safe offset was committed in the rebalance callback.
+                let _ = self.uncommitted.remove(partition);
                 self.partitions.remove(partition);
                 self.lot.forget(*partition);
                 self.lanes.revoke(*partition);
@@ -536,24 +553,49 @@ impl Pipeline {
         }
     }
 
-    /// Commits `partition`'s safe offset (asynchronously) if it moved.
+    /// Notes that `partition`'s safe offset may have moved: it is committed with the next
+    /// [`commit_moved`](Self::commit_moved), at once when `commit_interval` is zero. The
+    /// rebalance callback and shutdown commit it from the context whatever the interval.
     fn commit(&mut self, partition: i32) {
-        let Some(state) = self.partitions.get_mut(&partition) else { return };
+        let Some(state) = self.partitions.get(&partition) else { return };
         let Some(offset) = state.to_commit() else { return };
+        self.consumer.context().set_committable(partition, offset);
+        let _ = self.uncommitted.insert(partition);
+        if self.commit_interval.is_zero() {
+            self.commit_moved();
+        }
+    }
+
+    /// Commits (asynchronously, in one request) the safe offsets that moved since the last
+    /// commit.
+    fn commit_moved(&mut self) {
         let mut list = TopicPartitionList::new();
-        if let Err(error) = list.add_partition_offset(&self.topic, partition, Offset::Offset(offset)) {
-            tracing::warn!(%error, partition, offset, "Cannot list an offset to commit.");
+        let mut offsets = Vec::new();
+        for partition in std::mem::take(&mut self.uncommitted) {
+            let Some(offset) = self.partitions.get(&partition).and_then(PartitionState::to_commit) else { continue };
+            if let Err(error) = list.add_partition_offset(&self.topic, partition, Offset::Offset(offset)) {
+                tracing::warn!(%error, partition, offset, "Cannot list an offset to commit.");
+                continue;
+            }
+            offsets.push((partition, offset));
+        }
+        if offsets.is_empty() {
             return;
         }
-        self.consumer.context().set_committable(partition, offset);
         match self.consumer.commit(&list, CommitMode::Async) {
             Ok(()) => {
-                state.committed(offset);
-                tracing::debug!(partition, offset, "Committing the handoff offset.");
+                for (partition, offset) in offsets {
+                    if let Some(state) = self.partitions.get_mut(&partition) {
+                        state.committed(offset);
+                    }
+                }
+                tracing::debug!(?list, "Committing the handoff offsets.");
             }
             Err(error) => {
                 self.metrics.commit_failed();
-                tracing::warn!(%error, partition, offset, "Cannot commit the handoff offset; the next commit retries.");
+                // Listed again: the next tick retries them.
+                self.uncommitted.extend(offsets.iter().map(|(p, _)| *p));
+                tracing::warn!(%error, "Cannot commit the handoff offsets; the next commit retries.");
             }
         }
     }

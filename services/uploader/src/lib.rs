@@ -104,7 +104,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
         let delivery = delivery::Delivery::new(&cfg.upload, Arc::clone(&metrics), shutdown.clone());
         let pipeline = consumer::Pipeline::new(
             consumer,
-            &topic,
+            (&topic, cfg.handoff.commit_interval()),
             destinations,
             (delivery, &cfg.upload),
             (lot, &cfg.lot),
