@@ -93,6 +93,20 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The topics, groups and bucket of one end-to-end run, named after `base`.
+fn run_names(args: &Args, s: &Scenario, base: &str, bucket: String) -> RunNames {
+    RunNames {
+        bootstrap: args.bootstrap.clone(),
+        topic_prefix: format!("{base}.source."),
+        handoff: format!("{base}.handoff"),
+        dead_letters: format!("{base}.dead-letters"),
+        lot: format!("{base}.lot"),
+        group_prefix: base.to_owned(),
+        bucket,
+        window_ms: s.window_ms,
+    }
+}
+
 /// Pre-loads one scenario and measures the four rows.
 async fn run_scenario(
     args: &Args,
@@ -102,16 +116,7 @@ async fn run_scenario(
     work_dir: &std::path::Path,
 ) -> anyhow::Result<ScenarioReport> {
     let base = format!("{run_id}.{}", s.name);
-    let names = RunNames {
-        bootstrap: args.bootstrap.clone(),
-        topic_prefix: format!("{base}.source."),
-        handoff: format!("{base}.handoff"),
-        dead_letters: format!("{base}.dead-letters"),
-        lot: format!("{base}.lot"),
-        group_prefix: base.clone(),
-        bucket: format!("{run_id}-{}", s.name),
-        window_ms: s.window_ms,
-    };
+    let names = run_names(args, s, &base, format!("{run_id}-{}", s.name));
     eprintln!("[{}] pre-loading {} ...", s.name, s.describe());
     let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, s.partitions, args.seed).await?;
     eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
@@ -199,16 +204,7 @@ async fn run_stream(
     work_dir: &std::path::Path,
 ) -> anyhow::Result<report::Stream> {
     let base = format!("{run_id}.{}.stream", s.name);
-    let names = RunNames {
-        bootstrap: args.bootstrap.clone(),
-        topic_prefix: format!("{base}.source."),
-        handoff: format!("{base}.handoff"),
-        dead_letters: format!("{base}.dead-letters"),
-        lot: format!("{base}.lot"),
-        group_prefix: base.clone(),
-        bucket: format!("{run_id}-{}-stream", s.name),
-        window_ms: s.window_ms,
-    };
+    let names = run_names(args, s, &base, format!("{run_id}-{}-stream", s.name));
     let over = std::time::Duration::from_secs(args.stream_secs);
     eprintln!(
         "[{}] 3s: end to end on a steady stream ({} records over {} s) ...",
