@@ -136,10 +136,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         ingest.check_running()?;
         uploader.check_running()?;
         if let Some(done) = feeder.take_if(|f| f.is_finished()) {
-            let fed = done.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
-            if fed.records != loaded.records {
-                bail!("the stream produced {} records, {} expected", fed.records, loaded.records);
-            }
+            fed(done, loaded.records)?;
         }
         if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
             samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u] });
@@ -169,7 +166,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         }
     };
     if let Some(f) = feeder {
-        let _ = f.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
+        fed(f, loaded.records)?;
     }
     let profiles: BTreeMap<String, Vec<String>> =
         profilers.into_iter().map(|(name, p)| (name.to_owned(), p.finish())).collect();
@@ -206,6 +203,15 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     let (ceiling, _) = ceiling?;
     let visible = log.visible();
     Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles, ceiling))
+}
+
+/// Waits for the stream's producer and checks it delivered `expected` records.
+fn fed(producer: std::thread::JoinHandle<anyhow::Result<Loaded>>, expected: u64) -> anyhow::Result<()> {
+    let fed = producer.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
+    if fed.records != expected {
+        bail!("the stream produced {} records, {expected} expected", fed.records);
+    }
+    Ok(())
 }
 
 /// CPU seconds and peak RSS of a live process.

@@ -93,6 +93,17 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Deletes a run's source and service topics, unless `--keep-topics`; a failure is only reported.
+async fn drop_topics(args: &Args, s: &Scenario, sources: &[String], services: &[String]) {
+    if args.keep_topics {
+        return;
+    }
+    let all: Vec<String> = sources.iter().chain(services).cloned().collect();
+    if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
+        eprintln!("[{}] could not delete the run's topics: {e:#}", s.name);
+    }
+}
+
 /// The topics, groups and bucket of one end-to-end run, named after `base`.
 fn run_names(args: &Args, s: &Scenario, base: &str, bucket: String) -> RunNames {
     RunNames {
@@ -154,12 +165,7 @@ async fn run_scenario(
         feed: None,
     })
     .await;
-    if !args.keep_topics {
-        let all: Vec<String> = loaded.topics.iter().chain(&topics).cloned().collect();
-        if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
-            eprintln!("[{}] could not delete the run's topics: {e:#}", s.name);
-        }
-    }
+    drop_topics(args, s, &loaded.topics, &topics).await;
     let e2e = e2e?;
     let stream = if args.stream_secs > 0 {
         Some(run_stream(args, s, &loaded, &target, run_id, bin_dir, work_dir).await?)
@@ -228,12 +234,7 @@ async fn run_stream(
         feed: Some(end_to_end::Feed { over, seed: args.seed }),
     })
     .await;
-    if !args.keep_topics {
-        let all: Vec<String> = stream.topics.iter().chain(&topics).cloned().collect();
-        if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
-            eprintln!("[{}] could not delete the stream's topics: {e:#}", s.name);
-        }
-    }
+    drop_topics(args, s, &stream.topics, &topics).await;
     Ok(report::Stream {
         secs: over.as_secs_f64(),
         offered_records_per_sec: loaded.records as f64 / over.as_secs_f64(),
