@@ -259,6 +259,26 @@ pub fn parse_key(prefix: &str, key: &str) -> Option<(Table, i64, u64)> {
     Some((table, ws.parse().ok()?, seq.parse().ok()?))
 }
 
+/// Runs an S3 request up to five times, 200 ms apart: the local server (s3s-fs) can fail a
+/// listing that races a write into the same bucket; a persistent failure still fails the test.
+async fn retrying<T, E: std::fmt::Debug, F>(what: &str, mut request: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(out) => return out,
+            Err(e) if attempt < 5 => {
+                eprintln!("{what}: attempt {attempt} failed, retrying: {e:?}");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{what}: failed {attempt} times: {e:?}"),
+        }
+    }
+}
+
 /// Lists and reads every object of the stack's buckets; panics on a key that breaks the naming rule.
 pub async fn read_objects(stack: &Stack, cache: &mut BTreeMap<(i64, String), Object>) -> usize {
     let s3 = s3_client();
@@ -266,7 +286,10 @@ pub async fn read_objects(stack: &Stack, cache: &mut BTreeMap<(i64, String), Obj
     for (&ws, bucket) in &stack.buckets {
         let mut token = None;
         loop {
-            let out = s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await.unwrap();
+            let out = retrying(&format!("listing {bucket}"), || {
+                s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send()
+            })
+            .await;
             for o in out.contents() {
                 let key = o.key().unwrap().to_owned();
                 if key == format!("{}/cio-validate", dest_prefix(ws)) {
@@ -278,13 +301,8 @@ pub async fn read_objects(stack: &Stack, cache: &mut BTreeMap<(i64, String), Obj
                 }
                 let (table, workspace, seq) =
                     parse_key(&dest_prefix(ws), &key).unwrap_or_else(|| panic!("unexpected object key {key}"));
-                let body = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .send()
+                let body = retrying(&format!("reading {key}"), || s3.get_object().bucket(bucket).key(&key).send())
                     .await
-                    .unwrap()
                     .body
                     .collect()
                     .await
