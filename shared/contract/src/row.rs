@@ -45,34 +45,34 @@ impl<'a> Row<'a> {
         let def = table.def();
         debug_assert_eq!(slots.len(), def.fields.len());
         let mut workspace_id = 0;
-        // Collected in place: the values reuse the slots' allocation.
-        let values = slots
-            .into_iter()
-            .zip(def.fields)
-            .enumerate()
-            .map(|(i, (slot, field))| {
-                let value = match slot {
-                    None if field.nullable => Value::Null,
-                    None => return Err(err(DecodeErrorKind::MissingField(field.name))),
-                    Some(Value::Null) if !field.nullable => return Err(err(DecodeErrorKind::NullField(field.name))),
-                    Some(v) => v,
-                };
-                match value {
-                    Value::TimestampMs(ms) => {
-                        check_timestamp(ms)
-                            .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
-                    }
-                    Value::Int(id) if i == def.workspace_column => {
-                        if id <= 0 {
-                            return Err(err(DecodeErrorKind::InvalidWorkspaceId(id)));
-                        }
-                        workspace_id = id;
-                    }
-                    _ => {}
+        // Checked first, then converted in place (a plain loop and an infallible map: the
+        // fallible collect's machinery cost more than the checks).
+        for (i, (slot, field)) in slots.iter().zip(def.fields).enumerate() {
+            match slot {
+                None | Some(Value::Null) if !field.nullable => {
+                    let name = field.name;
+                    let kind = if slot.is_none() {
+                        DecodeErrorKind::MissingField(name)
+                    } else {
+                        DecodeErrorKind::NullField(name)
+                    };
+                    return Err(err(kind));
                 }
-                Ok(value)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                Some(Value::TimestampMs(ms)) => {
+                    check_timestamp(*ms)
+                        .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
+                }
+                Some(Value::Int(id)) if i == def.workspace_column => {
+                    if *id <= 0 {
+                        return Err(err(DecodeErrorKind::InvalidWorkspaceId(*id)));
+                    }
+                    workspace_id = *id;
+                }
+                _ => {}
+            }
+        }
+        // Collected in place: the values reuse the slots' allocation.
+        let values = slots.into_iter().map(|slot| slot.unwrap_or(Value::Null)).collect();
         Ok(Self { table, values, workspace_id })
     }
 

@@ -35,8 +35,11 @@ pub(super) fn decode(table: Table, input: &[u8]) -> Option<Vec<Option<Value<'_>>
             s.eat(b':')?;
             s.ws();
             match keys.get(def, key) {
-                Some(i) if slots[i].is_none() => slots[i] = Some(s.value(def.fields[i].ty)?),
-                Some(_) => return None,
+                Some(i) => match &mut slots[i] {
+                    // Filled only when empty: no drop of the old value (it was a call per field).
+                    slot @ None => _ = slot.get_or_insert(s.value(def.fields[i].ty)?),
+                    Some(_) => return None,
+                },
                 None => s.skip_scalar()?,
             }
             s.ws();
@@ -197,15 +200,54 @@ impl<'a> Scan<'a> {
 
     /// The characters up to the next `"` or `\\` and that byte, which is consumed; `None` at a
     /// control character (JSON wants them escaped) or the end of the input.
+    #[inline(always)]
     fn run(&mut self) -> Option<(&'a str, u8)> {
         let start = self.i;
-        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-        if self.b[start..end].iter().fold(false, |control, &c| control | (c < 0x20)) {
+        let found = match self.short_run_end() {
+            Some(found) => found,
+            None => {
+                // A long string: memchr, then one pass for control characters.
+                let from = start + SHORT_RUN;
+                let found = from + memchr::memchr2(b'"', b'\\', self.b.get(from..)?)?;
+                if self.b[from..found].iter().fold(false, |control, &c| control | (c < 0x20)) {
+                    return None;
+                }
+                found
+            }
+        };
+        let last = *self.b.get(found)?;
+        if last < 0x20 {
             return None;
         }
-        self.i = end + 1;
+        self.i = found + 1;
         // Both ends sit next to ASCII bytes, so they are character boundaries.
-        Some((self.text.get(start..end)?, self.b[end]))
+        Some((self.text.get(start..found)?, last))
+    }
+
+    /// Where the run starting at the cursor ends (its first `"`, `\\` or control character, or
+    /// past the input), when that is within [`SHORT_RUN`] bytes. Eight bytes at a time: most
+    /// strings are short, and this costs less than memchr's set-up plus a second pass for
+    /// control characters. The input's last bytes are padded with quotes.
+    #[inline(always)]
+    fn short_run_end(&self) -> Option<usize> {
+        let mut at = self.i;
+        while at < self.i + SHORT_RUN {
+            let word = match self.b.get(at..at + 8) {
+                Some(word) => u64::from_le_bytes(word.try_into().ok()?),
+                None => {
+                    let mut padded = [b'"'; 8];
+                    let rest = self.b.get(at..).unwrap_or_default();
+                    padded[..rest.len()].copy_from_slice(rest);
+                    u64::from_le_bytes(padded)
+                }
+            };
+            let ends = run_ends(word);
+            if ends != 0 {
+                return Some(at + (ends.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        None
     }
 
     /// The character of an escape, after its backslash.
@@ -243,6 +285,25 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// Bytes of a string scanned eight at a time before memchr takes over.
+const SHORT_RUN: usize = 32;
+
+/// `b` in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// The high bit of every zero byte of `word`, and no other bit (no borrow between bytes).
+const fn zero_bytes(word: u64) -> u64 {
+    !(((word & splat(0x7f)) + splat(0x7f)) | word | splat(0x7f))
+}
+
+/// The high bit of every byte of `word` (little-endian) that ends a string run: `"`, `\\` or a
+/// control character.
+const fn run_ends(word: u64) -> u64 {
+    zero_bytes(word ^ splat(b'"')) | zero_bytes(word ^ splat(b'\\')) | zero_bytes(word & splat(0xe0))
+}
+
 /// Field lookup by name for one table: open addressing over a small power-of-two table.
 struct KeyIndex {
     slots: [u8; KEY_SLOTS],
@@ -272,12 +333,28 @@ impl KeyIndex {
             if i == usize::from(EMPTY) {
                 return None;
             }
-            if def.fields[i].name == name {
+            if same_key(def.fields[i].name.as_bytes(), name.as_bytes()) {
                 return Some(i);
             }
             h = (h + 1) % KEY_SLOTS;
         }
     }
+}
+
+/// Whether two keys are equal, eight bytes at a time (keys are short: a call to `memcmp` cost
+/// more than the comparison).
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let words_equal = a8.by_ref().zip(b8.by_ref()).all(|(x, y)| word(x) == word(y));
+    words_equal && a8.remainder().iter().zip(b8.remainder()).all(|(x, y)| x == y)
+}
+
+/// Eight bytes as a word.
+fn word(bytes: &[u8]) -> u64 {
+    bytes.try_into().map_or(0, u64::from_ne_bytes)
 }
 
 fn key_hash(name: &[u8]) -> usize {
@@ -387,7 +464,7 @@ mod tests {
 
     #[test]
     fn strings_end_at_their_quote_and_refuse_control_characters_at_any_position() {
-        for len in 1..40 {
+        for len in 1..80 {
             for at in 0..len {
                 for special in ["\\\"", "\\n", "\\u00e9", "\u{1}", "\t", "é"] {
                     let value: String = (0..len).map(|i| if i == at { special } else { "a" }).collect();
@@ -404,6 +481,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_word_marks_exactly_the_bytes_that_end_a_run() {
+        let ends = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+        // Every pair of byte values, at every two positions, among fillers of both halves.
+        for filler in [b'a', 0x7f, 0x80, 0xff] {
+            for x in 0..=255u8 {
+                for y in 0..=255u8 {
+                    for (i, j) in [(0, 1), (1, 0), (3, 4), (6, 7), (0, 7)] {
+                        let mut bytes = [filler; 8];
+                        bytes[i] = x;
+                        bytes[j] = y;
+                        let expected: u64 =
+                            bytes.iter().enumerate().filter(|&(_, &c)| ends(c)).map(|(k, _)| 0x80 << (8 * k)).sum();
+                        assert_eq!(run_ends(u64::from_le_bytes(bytes)), expected, "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_are_equal_only_when_every_byte_is() {
+        let keys = ["", "a", "ab", "workspace_id", "workspace_ie", "created_at", "created_au", "1234567", "12345678"];
+        for a in keys {
+            for b in keys {
+                assert_eq!(same_key(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+            }
+        }
+        assert!(!same_key(b"123456789", b"123456780"));
+        assert!(!same_key(b"x23456789", b"123456789"));
     }
 
     /// Bytes that matter to JSON, to splice into valid records.
