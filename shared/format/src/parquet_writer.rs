@@ -12,6 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 /// Compression codec of the Parquet files.
@@ -112,14 +113,20 @@ impl<W: Write + Send> ParquetFileWriter<W> {
             KeyValue::new("dwsync.table".to_owned(), table.name().to_owned()),
             KeyValue::new("dwsync.schema_version".to_owned(), SCHEMA_VERSION.to_string()),
         ];
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(options.max_row_group_rows.max(1)))
             .set_max_row_group_bytes(Some(options.max_row_group_bytes.max(1)))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(concat!("dwsync ", env!("CARGO_PKG_VERSION")).to_owned())
-            .set_key_value_metadata(Some(metadata))
-            .build();
+            .set_key_value_metadata(Some(metadata));
+        // A one-column key is (nearly) unique in a file: a dictionary would only cost hashing
+        // every value until the encoder gives up on it, and the files come out no smaller
+        // (docs/PERFORMANCE.md).
+        if let [key] = table.def().primary_key {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*key), false);
+        }
+        let props = props.build();
         let inner = ArrowWriter::try_new(sink, arrow_schema(table), Some(props))?;
         Ok(Self { table, inner, rows: 0 })
     }

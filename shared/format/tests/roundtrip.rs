@@ -171,6 +171,25 @@ fn small_files_use_the_small_file_codec_and_larger_ones_zstd() {
 }
 
 #[test]
+fn a_one_column_key_is_written_without_a_dictionary_and_other_columns_with_one() {
+    let table = Table::Metrics;
+    assert_eq!(table.def().primary_key, ["event_id"]);
+    let one: Vec<Vec<u8>> = samples(table).into_iter().map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
+    let inputs: Vec<Vec<u8>> = (0..400).flat_map(|_| one.clone()).collect();
+    let file = encode(table, &inputs, &ParquetOptions::default());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
+    let group = &reader.metadata().row_groups()[0];
+    let dictionary = |name: &str| {
+        let column = group.columns().iter().find(|c| c.column_path().string() == name).expect("column");
+        column.dictionary_page_offset().is_some()
+    };
+    assert!(!dictionary("event_id"), "the key column has a dictionary page");
+    assert!(dictionary("metric"), "a repeated string column has no dictionary page");
+    let rows: usize = reader.build().expect("build").map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, inputs.len());
+}
+
+#[test]
 fn a_batch_of_another_table_is_rejected() {
     let mut builder = BatchBuilder::new(Table::Events);
     let batch = builder.finish().expect("empty batch");

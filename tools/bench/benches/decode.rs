@@ -21,8 +21,8 @@ fn main() -> anyhow::Result<()> {
     let reps: u32 = std::env::var("DWSYNC_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let mut generator = Generator::new(42);
     println!(
-        "{:<22} {:>9} {:>8} {:>12} {:>12} {:>12}",
-        "table", "encoding", "bytes", "decode ns", "+append ns", "+parquet ns"
+        "{:<22} {:>9} {:>8} {:>12} {:>12} {:>12} {:>12}",
+        "table", "encoding", "bytes", "decode ns", "+append ns", "+parquet ns", "file B/rec"
     );
     for &table in Table::ALL {
         if only.as_deref().is_some_and(|t| t != table.name()) {
@@ -63,16 +63,18 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let mut writer = ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default())?;
             writer.write(&batch)?;
-            black_box(writer.finish()?);
+            let file = black_box(writer.finish()?);
             let parquet_ns = started.elapsed().as_nanos() as f64 / inputs.len() as f64;
+            let file_bytes = file.len() as f64 / inputs.len() as f64;
             println!(
-                "{:<22} {:>9} {:>8} {:>12.0} {:>12.0} {:>12.0}",
+                "{:<22} {:>9} {:>8} {:>12.0} {:>12.0} {:>12.0} {:>12.1}",
                 table.name(),
                 format!("{encoding:?}"),
                 bytes,
                 decode_ns,
                 append_ns - decode_ns,
-                parquet_ns
+                parquet_ns,
+                file_bytes
             );
         }
     }
