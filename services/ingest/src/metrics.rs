@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use dwsync_contract::Table;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
@@ -63,19 +64,26 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
 });
 
 /// Counts gathered between two flushes.
-#[derive(Default)]
 pub struct Tally {
-    consumed: BTreeMap<&'static str, u64>,
-    decoded: BTreeMap<&'static str, u64>,
-    dead: BTreeMap<(&'static str, &'static str), u64>,
+    /// Records consumed and decoded, per table (indexed by `Table as usize`: two counter bumps
+    /// per record, no map lookup).
+    counts: [(u64, u64); Table::ALL.len()],
+    dead: BTreeMap<(Table, &'static str), u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self { counts: [(0, 0); Table::ALL.len()], dead: BTreeMap::new() }
+    }
 }
 
 impl Tally {
     /// A record of `table` was consumed; `decoded` says whether it became a row, else its class.
-    pub fn record(&mut self, table: &'static str, error_class: Option<&'static str>) {
-        *self.consumed.entry(table).or_default() += 1;
+    pub fn record(&mut self, table: Table, error_class: Option<&'static str>) {
+        let (consumed, decoded) = &mut self.counts[table as usize];
+        *consumed += 1;
         match error_class {
-            None => *self.decoded.entry(table).or_default() += 1,
+            None => *decoded += 1,
             Some(class) => *self.dead.entry((table, class)).or_default() += 1,
         }
     }
@@ -83,14 +91,16 @@ impl Tally {
     /// Adds the tally to the instruments and resets it.
     pub fn publish(&mut self) {
         let i = &*INSTRUMENTS;
-        for (t, n) in std::mem::take(&mut self.consumed) {
-            i.consumed.add(n, &[KeyValue::new("table", t)]);
-        }
-        for (t, n) in std::mem::take(&mut self.decoded) {
-            i.decoded.add(n, &[KeyValue::new("table", t)]);
+        for (&table, (consumed, decoded)) in Table::ALL.iter().zip(std::mem::take(&mut self.counts)) {
+            if consumed > 0 {
+                i.consumed.add(consumed, &[KeyValue::new("table", table.name())]);
+            }
+            if decoded > 0 {
+                i.decoded.add(decoded, &[KeyValue::new("table", table.name())]);
+            }
         }
         for ((t, c), n) in std::mem::take(&mut self.dead) {
-            i.dead_lettered.add(n, &[KeyValue::new("table", t), KeyValue::new("class", c)]);
+            i.dead_lettered.add(n, &[KeyValue::new("table", t.name()), KeyValue::new("class", c)]);
         }
     }
 }

@@ -338,7 +338,7 @@ impl State<'_> {
         let _ = self.due.entry(partition).or_insert_with(|| self.windows.next_close(partition.1, now));
         match decoded {
             Ok((key, row)) => {
-                self.tally.record(table.name(), None);
+                self.tally.record(table, None);
                 if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now) {
                     let partitions = self.windows.partitions_to_flush(trigger.0);
                     self.flush(&partitions, Some(trigger), consumer).await?;
@@ -352,7 +352,7 @@ impl State<'_> {
                 }
             }
             Err((class, reason)) => {
-                self.tally.record(table.name(), Some(class));
+                self.tally.record(table, Some(class));
                 tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), class, %reason, "Record dead-lettered.");
                 self.dead.push(partition, DeadLetter::new(msg, table.name(), class, &reason));
                 if self.dead.bytes() >= DEAD_LETTER_BYTES {

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dwsync_contract::{BatchBuilder, Row, Table};
+use dwsync_contract::{BatchBuilder, COMPACT_ROWS, Row, Table};
 use dwsync_proto::internal::FileKind;
 
 use crate::config::WindowConfig;
@@ -76,6 +76,8 @@ pub struct Window {
     pub sources: BTreeMap<PartitionKey, OffsetRange>,
     /// Its [`footprint`](Self::footprint) as last counted in [`Windows`]' total.
     counted: usize,
+    /// Its payload bytes when it was last counted.
+    counted_bytes: usize,
 }
 
 /// A closed window, ready to encode.
@@ -87,6 +89,11 @@ pub struct ClosedWindow {
     /// Its contents.
     pub window: Window,
 }
+
+/// A large window's footprint is recounted at least every this many rows…
+const RECOUNT_ROWS: usize = 16;
+/// …or this many payload bytes (so a few large rows are counted at once).
+const RECOUNT_BYTES: usize = 64 << 10;
 
 /// Heap bytes of an open window besides its builder (map entry, source ranges).
 const WINDOW_OVERHEAD: usize = 256;
@@ -151,6 +158,7 @@ impl Windows {
             opened_at_ms: now_ms,
             sources: BTreeMap::new(),
             counted: 0,
+            counted_bytes: 0,
         });
         let before = window.builder.buffered_bytes();
         window.builder.append(row);
@@ -163,9 +171,18 @@ impl Windows {
             })
             .or_insert(OffsetRange { first: offset, last: offset });
         self.buffered_bytes += window.builder.buffered_bytes() - before;
-        let footprint = window.footprint();
-        self.footprint = self.footprint + footprint - window.counted;
-        window.counted = footprint;
+        // Counting a builder's columns is a pass over them: past its compact rows a window is
+        // recounted every RECOUNT_ROWS rows or RECOUNT_BYTES of payload, whichever comes first.
+        let rows = window.builder.len();
+        if rows <= COMPACT_ROWS + 1
+            || rows.is_multiple_of(RECOUNT_ROWS)
+            || window.builder.buffered_bytes() >= window.counted_bytes + RECOUNT_BYTES
+        {
+            let footprint = window.footprint();
+            self.footprint = self.footprint + footprint - window.counted;
+            window.counted = footprint;
+            window.counted_bytes = window.builder.buffered_bytes();
+        }
         if window.builder.len() >= self.config.max_rows {
             Some((key, CloseReason::Rows))
         } else if window.builder.buffered_bytes() >= self.config.max_bytes {
@@ -374,6 +391,27 @@ mod tests {
         let left = w.close_all();
         assert_eq!(w.footprint(), 0, "closing every window returns every byte counted");
         assert!(left[0].window.footprint() > left[0].window.builder.buffered_bytes());
+    }
+
+    #[test]
+    fn a_large_window_is_recounted_every_few_rows_and_never_drifts() {
+        let mut w = Windows::new(WindowConfig::default());
+        let mut recent: Vec<usize> = Vec::new();
+        for offset in 0..2_000 {
+            add(&mut w, 1, 0, offset);
+            let exact = w.open[&key(1)].footprint();
+            recent.push(exact);
+            let rows = offset as usize + 1;
+            if rows <= COMPACT_ROWS + 1 || rows.is_multiple_of(RECOUNT_ROWS) {
+                assert_eq!(w.footprint(), exact, "{rows} rows: counted exactly");
+            }
+            // At worst the count of a few rows ago, never a stale sum.
+            let last = &recent[recent.len().saturating_sub(RECOUNT_ROWS)..];
+            assert!(last.contains(&w.footprint()), "{rows} rows: {} not among {last:?}", w.footprint());
+        }
+        let closed = w.close_all();
+        assert_eq!(w.footprint(), 0, "closing returns what was counted");
+        assert_eq!(closed[0].window.builder.len(), 2_000);
     }
 
     #[test]
