@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::blocking::block_in_place;
 use dwsync_handoff::split;
+use dwsync_producer::{Delivery, DeliveryProducer};
 use dwsync_proto::Message as _;
 use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
@@ -15,7 +16,7 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::message::ToBytes;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
@@ -50,7 +51,7 @@ const PRODUCER_QUEUE_KBYTES: usize = 16 << 10;
 
 /// A transactional producer for the handoff and dead-letter topics.
 pub struct Handoff {
-    producer: FutureProducer,
+    producer: DeliveryProducer,
     handoff_topic: String,
     dead_letter_topic: String,
     chunk_bytes: usize,
@@ -81,7 +82,7 @@ impl Handoff {
         chunk_bytes: usize,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = config
+        config
             .set("transactional.id", transactional_id)
             .set("enable.idempotence", "true")
             .set("transaction.timeout.ms", timeout.as_millis().to_string())
@@ -89,10 +90,10 @@ impl Handoff {
             .set("message.max.bytes", (chunk_bytes + (256 << 10)).max(1 << 20).to_string())
             .set("linger.ms", "5")
             // Bounded: a flush of many files waits for deliveries instead of buffering them all.
-            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES.max(4 * (chunk_bytes >> 10)).to_string())
-            .create()?;
+            .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES.max(4 * (chunk_bytes >> 10)).to_string());
+        let producer = DeliveryProducer::new(&config)?;
         // A bounded first attempt: the loop retries, and shutdown need not wait long for it.
-        producer.init_transactions(timeout.min(Duration::from_secs(10)))?;
+        producer.producer().init_transactions(timeout.min(Duration::from_secs(10)))?;
         Ok(Self {
             producer,
             handoff_topic: handoff_topic.to_owned(),
@@ -105,7 +106,7 @@ impl Handoff {
     /// Begins a transaction: files and dead letters sent through it become visible together
     /// with the source offsets when it [`commit`](Transaction::commit)s, or not at all.
     pub fn begin(&self) -> Result<Transaction<'_>, KafkaError> {
-        block_in_place(|| self.producer.begin_transaction())?;
+        block_in_place(|| self.producer.producer().begin_transaction())?;
         Ok(Transaction { handoff: self, deliveries: VecDeque::new(), committed: Committed::default(), open: true })
     }
 }
@@ -113,7 +114,7 @@ impl Handoff {
 /// An open handoff transaction. Dropped without [`commit`](Self::commit), it is aborted.
 pub struct Transaction<'h> {
     handoff: &'h Handoff,
-    deliveries: VecDeque<DeliveryFuture>,
+    deliveries: VecDeque<Delivery>,
     committed: Committed,
     open: bool,
 }
@@ -184,7 +185,7 @@ impl Transaction<'_> {
         while let Some(delivery) = self.deliveries.pop_front() {
             delivered(delivery).await?;
         }
-        let (producer, timeout) = (&self.handoff.producer, self.handoff.timeout);
+        let (producer, timeout) = (self.handoff.producer.producer(), self.handoff.timeout);
         block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))?;
         block_in_place(|| producer.commit_transaction(timeout))?;
         self.open = false;
@@ -195,7 +196,8 @@ impl Transaction<'_> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if self.open
-            && let Err(abort) = block_in_place(|| self.handoff.producer.abort_transaction(self.handoff.timeout))
+            && let Err(abort) =
+                block_in_place(|| self.handoff.producer.producer().abort_transaction(self.handoff.timeout))
         {
             tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
         }
@@ -203,10 +205,6 @@ impl Drop for Transaction<'_> {
 }
 
 /// Waits for one record's delivery.
-async fn delivered(delivery: DeliveryFuture) -> Result<(), KafkaError> {
-    match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e),
-        Err(_) => Err(KafkaError::Canceled),
-    }
+async fn delivered(delivery: Delivery) -> Result<(), KafkaError> {
+    delivery.await.map(drop)
 }

@@ -19,14 +19,14 @@ use std::time::Duration;
 use dwsync_config::KafkaConfig;
 use dwsync_contract::Table;
 use dwsync_handoff::{CompleteFile, FileChunk, Reassembler, split};
+use dwsync_producer::DeliveryProducer;
 use dwsync_proto::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::LotConfig;
@@ -108,7 +108,7 @@ pub struct Lot {
     kafka: KafkaConfig,
     cfg: LotConfig,
     handoff_topic: String,
-    producer: FutureProducer,
+    producer: DeliveryProducer,
     reader: Arc<BaseConsumer>,
     partitions: HashMap<i32, PartitionLot>,
     topic_ready: bool,
@@ -123,12 +123,13 @@ impl std::fmt::Debug for Lot {
 impl Lot {
     /// A lot on `cfg.topic` for the partitions of `handoff_topic` (no network access yet).
     pub fn new(kafka: &KafkaConfig, cfg: &LotConfig, handoff_topic: &str) -> Result<Self, LotError> {
-        let producer: FutureProducer = kafka
-            .client_config("uploader-lot")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
-            .create()?;
+        let producer = DeliveryProducer::new(
+            kafka
+                .client_config("uploader-lot")
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", "30000"),
+        )?;
         let reader: BaseConsumer = kafka
             .client_config("uploader-lot-reader")
             // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
@@ -195,7 +196,10 @@ impl Lot {
         }
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         for delivery in pending {
-            let delivered = delivery.await.map_err(|_| LotError::Stopped)?.map_err(|(error, _)| error)?;
+            let delivered = delivery.await.map_err(|error| match error {
+                KafkaError::Canceled => LotError::Stopped,
+                error => LotError::Kafka(error),
+            })?;
             first = first.min(delivered.offset);
             last = last.max(delivered.offset);
         }
@@ -259,7 +263,7 @@ impl Lot {
             .partition(partition)
             .key(record_key.as_bytes())
             .headers(headers);
-        let _ = self.producer.send(record, Timeout::Never).await.map_err(|(error, _)| error)?;
+        let _ = self.producer.send(record, None).await?;
         if let Some(queue) = self.partitions.get_mut(&partition).and_then(|p| p.queues.get_mut(&key)) {
             queue.retain(|e| e.seq != seq);
         }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dwsync_config::KafkaConfig;
+use dwsync_producer::DeliveryProducer;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Values keyed by workspace on a compacted topic (the configurations by default). Cheap to
 /// clone; run [`Follower::run`] alongside it.
 pub struct KafkaStore<T = SyncConfig> {
-    producer: FutureProducer,
+    producer: DeliveryProducer,
     view: Arc<View<T>>,
     topic: String,
     partitions: Arc<[i32]>,
@@ -67,12 +67,13 @@ impl<T: TopicValue> KafkaStore<T> {
     pub async fn connect(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(Self, Follower<T>), StoreError> {
         ensure_topic(kafka, cfg).await?;
         let timeout = cfg.timeout();
-        let producer: FutureProducer = kafka
-            .client_config("store-producer")
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", timeout.as_millis().to_string())
-            .create()?;
+        let producer = DeliveryProducer::new(
+            kafka
+                .client_config("store-producer")
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("message.timeout.ms", timeout.as_millis().to_string()),
+        )?;
         let consumer: StreamConsumer = kafka
             .client_config("store-view")
             // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
@@ -104,7 +105,7 @@ impl<T: TopicValue> KafkaStore<T> {
         let targets = tokio::task::spawn_blocking(move || {
             partitions
                 .iter()
-                .map(|p| producer.client().fetch_watermarks(&topic, *p, timeout).map(|(_, high)| (*p, high)))
+                .map(|p| producer.producer().client().fetch_watermarks(&topic, *p, timeout).map(|(_, high)| (*p, high)))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -139,7 +140,7 @@ impl<T: TopicValue> KafkaStore<T> {
         if let Some(value) = &value {
             record = record.payload(value);
         }
-        let delivery = self.producer.send(record, Timeout::After(self.timeout)).await.map_err(|(err, _)| err)?;
+        let delivery = self.producer.send(record, Some(self.timeout)).await?;
         tracing::debug!(workspace_id = %id, partition = delivery.partition, offset = delivery.offset, deleted = value.is_none(), "Configuration written.");
         self.view.wait_for(&[(delivery.partition, delivery.offset + 1)], self.timeout).await
     }
