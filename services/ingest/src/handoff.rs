@@ -167,7 +167,7 @@ impl Transaction<'_> {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     match self.deliveries.pop_front() {
-                        Some(oldest) => delivered(oldest).await?,
+                        Some(oldest) => _ = oldest.await?,
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
@@ -183,7 +183,7 @@ impl Transaction<'_> {
         group: &ConsumerGroupMetadata,
     ) -> Result<Committed, KafkaError> {
         while let Some(delivery) = self.deliveries.pop_front() {
-            delivered(delivery).await?;
+            let _ = delivery.await?;
         }
         let (producer, timeout) = (self.handoff.producer.producer(), self.handoff.timeout);
         block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))?;
@@ -202,9 +202,4 @@ impl Drop for Transaction<'_> {
             tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
         }
     }
-}
-
-/// Waits for one record's delivery.
-async fn delivered(delivery: Delivery) -> Result<(), KafkaError> {
-    delivery.await.map(drop)
 }
