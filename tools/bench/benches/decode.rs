@@ -2,7 +2,8 @@
 //! thread, for JSON and protobuf records of every table (`cargo bench -p dwsync-bench --bench
 //! decode`). Prints figures; judges nothing. `DWSYNC_BENCH_RECORDS` sets records per table,
 //! `DWSYNC_BENCH_TABLE` / `DWSYNC_BENCH_ENCODING` pick one table / encoding,
-//! `DWSYNC_BENCH_REPS` the timed decode passes.
+//! `DWSYNC_BENCH_REPS` the timed decode passes, `DWSYNC_BENCH_FILE_ROWS` the rows per Parquet
+//! file (default: all of a table's records in one file; ingest's windows hold a few thousand).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -10,6 +11,11 @@ use std::time::Instant;
 use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
 use dwsync_format::{ParquetFileWriter, ParquetOptions};
 use dwsync_loadgen::Generator;
+
+/// The services' allocator (and its settings, `.cargo/config.toml`), so buffer growth costs here
+/// what it costs in ingest.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let per_table: u64 = std::env::var("DWSYNC_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
@@ -19,6 +25,13 @@ fn main() -> anyhow::Result<()> {
     // valgrind (`--tool=cachegrind --cache-sim=no`) give the instructions of one decode, which
     // do not drift the way times do on a shared machine.
     let reps: u32 = std::env::var("DWSYNC_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let file_rows: usize =
+        std::env::var("DWSYNC_BENCH_FILE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX).max(1);
+    // `DWSYNC_BENCH_PARQUET` sets ingest's Parquet options as JSON (e.g. `{"zstd_level": 3}`).
+    let options: ParquetOptions = match std::env::var("DWSYNC_BENCH_PARQUET") {
+        Ok(json) => serde_json::from_str(&json)?,
+        Err(_) => ParquetOptions::default(),
+    };
     let mut generator = Generator::new(42);
     println!(
         "{:<22} {:>9} {:>8} {:>12} {:>12} {:>12} {:>12}",
@@ -53,19 +66,24 @@ fn main() -> anyhow::Result<()> {
                 }
                 decode_ns = decode_ns.min(started.elapsed().as_nanos() as f64 / inputs.len() as f64);
             }
-            let started = Instant::now();
-            let mut builder = BatchBuilder::new(table);
-            for input in &inputs {
-                builder.append(&decode(table, encoding, input)?);
+            // Append and encode a file at a time, as ingest does with its windows.
+            let (mut append_ns, mut parquet_ns, mut file_bytes) = (0.0, 0.0, 0.0);
+            for chunk in inputs.chunks(file_rows) {
+                let started = Instant::now();
+                let mut builder = BatchBuilder::new(table);
+                for input in chunk {
+                    builder.append(&decode(table, encoding, input)?);
+                }
+                let batch = builder.finish()?;
+                append_ns += started.elapsed().as_nanos() as f64;
+                let started = Instant::now();
+                let mut writer = ParquetFileWriter::new(table, Vec::new(), &options.for_rows(batch.num_rows()))?;
+                writer.write(&batch)?;
+                file_bytes += black_box(writer.finish()?).len() as f64;
+                parquet_ns += started.elapsed().as_nanos() as f64;
             }
-            let batch = builder.finish()?;
-            let append_ns = started.elapsed().as_nanos() as f64 / inputs.len() as f64;
-            let started = Instant::now();
-            let mut writer = ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default())?;
-            writer.write(&batch)?;
-            let file = black_box(writer.finish()?);
-            let parquet_ns = started.elapsed().as_nanos() as f64 / inputs.len() as f64;
-            let file_bytes = file.len() as f64 / inputs.len() as f64;
+            let (append_ns, parquet_ns) = (append_ns / inputs.len() as f64, parquet_ns / inputs.len() as f64);
+            let file_bytes = file_bytes / inputs.len() as f64;
             println!(
                 "{:<22} {:>9} {:>8} {:>12.0} {:>12.0} {:>12.0} {:>12.1}",
                 table.name(),
