@@ -2,4 +2,4 @@
 
 mod parquet_writer;
 
-pub use parquet_writer::{Codec, ParquetFileWriter, ParquetOptions, WriteError};
+pub use parquet_writer::{Codec, FileOptions, ParquetFileWriter, ParquetOptions, WriteError};

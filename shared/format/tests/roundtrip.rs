@@ -7,7 +7,7 @@ use arrow_array::types::{Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use bytes::Bytes;
 use dwsync_contract::{BatchBuilder, FieldType, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Table, arrow_schema, decode_json};
-use dwsync_format::{Codec, ParquetFileWriter, ParquetOptions};
+use dwsync_format::{Codec, FileOptions, ParquetFileWriter, ParquetOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{LogicalType, TimeUnit};
 use serde_json::{Map, Value as Json, json};
@@ -74,7 +74,7 @@ fn cell(batch: &RecordBatch, row: usize, col: usize, ty: FieldType) -> Json {
     }
 }
 
-fn encode(table: Table, inputs: &[Vec<u8>], options: &ParquetOptions) -> Vec<u8> {
+fn encode(table: Table, inputs: &[Vec<u8>], options: &FileOptions) -> Vec<u8> {
     let mut builder = BatchBuilder::new(table);
     for input in inputs {
         let row = decode_json(table, input).unwrap_or_else(|e| panic!("{e}"));
@@ -92,36 +92,43 @@ fn every_table_round_trips_through_parquet() {
     for &table in Table::ALL {
         let samples = samples(table);
         let inputs: Vec<Vec<u8>> = samples.iter().map(|(j, _)| serde_json::to_vec(j).expect("json")).collect();
-        let file = encode(table, &inputs, &ParquetOptions::default());
-
-        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
-        // The file's Arrow schema is the contract's (names, order, types, nullability).
-        assert_eq!(reader.schema().fields(), arrow_schema(table).fields(), "{table}");
-        // The physical Parquet schema a warehouse sees.
-        let parquet_schema = reader.parquet_schema();
-        let def = table.def();
-        for (i, f) in def.fields.iter().enumerate() {
-            if f.ty == FieldType::Timestamp {
-                let col = parquet_schema.column(i);
-                assert_eq!(
-                    col.logical_type_ref(),
-                    Some(&LogicalType::timestamp(true, TimeUnit::MILLIS)),
-                    "{table}.{}",
-                    f.name
-                );
-            }
+        // As ingest writes a file of three rows (no dictionaries, chunk statistics, the small
+        // file codec) and as it writes a large one.
+        for options in [ParquetOptions::default().for_rows(inputs.len()), FileOptions::default()] {
+            round_trip(table, &samples, &encode(table, &inputs, &options));
         }
-        let kv = reader.metadata().file_metadata().key_value_metadata().expect("kv");
-        assert!(kv.iter().any(|k| k.key == "dwsync.table" && k.value.as_deref() == Some(table.name())));
+    }
+}
 
-        let batches: Vec<RecordBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        assert_eq!(rows, samples.len(), "{table}");
-        let batch = &batches[0];
-        for (r, (_, expected)) in samples.iter().enumerate() {
-            for (c, f) in def.fields.iter().enumerate() {
-                assert_eq!(cell(batch, r, c, f.ty), expected[f.name], "{table} row {r} column {}", f.name);
-            }
+/// Reads `file` back and checks its schemas, metadata and every value against `samples`.
+fn round_trip(table: Table, samples: &[(Json, Map<String, Json>)], file: &[u8]) {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(file)).expect("reader");
+    // The file's Arrow schema is the contract's (names, order, types, nullability).
+    assert_eq!(reader.schema().fields(), arrow_schema(table).fields(), "{table}");
+    // The physical Parquet schema a warehouse sees.
+    let parquet_schema = reader.parquet_schema();
+    let def = table.def();
+    for (i, f) in def.fields.iter().enumerate() {
+        if f.ty == FieldType::Timestamp {
+            let col = parquet_schema.column(i);
+            assert_eq!(
+                col.logical_type_ref(),
+                Some(&LogicalType::timestamp(true, TimeUnit::MILLIS)),
+                "{table}.{}",
+                f.name
+            );
+        }
+    }
+    let kv = reader.metadata().file_metadata().key_value_metadata().expect("kv");
+    assert!(kv.iter().any(|k| k.key == "dwsync.table" && k.value.as_deref() == Some(table.name())));
+
+    let batches: Vec<RecordBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, samples.len(), "{table}");
+    let batch = &batches[0];
+    for (r, (_, expected)) in samples.iter().enumerate() {
+        for (c, f) in def.fields.iter().enumerate() {
+            assert_eq!(cell(batch, r, c, f.ty), expected[f.name], "{table} row {r} column {}", f.name);
         }
     }
 }
@@ -132,7 +139,7 @@ fn every_codec_writes_readable_files_and_row_groups_are_cut_by_rows() {
     let inputs: Vec<Vec<u8>> =
         (0..10).flat_map(|_| samples(table)).map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
     for codec in [Codec::Zstd, Codec::Snappy, Codec::Lz4, Codec::Uncompressed] {
-        let options = ParquetOptions { codec, max_row_group_rows: 7, ..ParquetOptions::default() };
+        let options = FileOptions { codec, max_row_group_rows: 7, ..FileOptions::default() };
         let file = encode(table, &inputs, &options);
         let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
         let groups = reader.metadata().row_groups();
@@ -171,12 +178,41 @@ fn small_files_use_the_small_file_codec_and_larger_ones_zstd() {
 }
 
 #[test]
+fn small_files_go_without_dictionaries_and_page_index_and_keep_chunk_statistics() {
+    let table = Table::Metrics;
+    let one: Vec<Vec<u8>> = samples(table).into_iter().map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
+    let defaults = ParquetOptions::default();
+    assert_eq!((defaults.dictionary_min_rows, defaults.page_index_min_rows), (100, 1_000));
+    // (rows, a dictionary for `metric`, a page index)
+    for (copies, dictionary, page_index) in [(10, false, false), (40, true, false), (400, true, true)] {
+        let inputs: Vec<Vec<u8>> = (0..copies).flat_map(|_| one.clone()).collect();
+        let file = encode(table, &inputs, &defaults.for_rows(inputs.len()));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
+        let group = &reader.metadata().row_groups()[0];
+        let rows = inputs.len();
+        for column in group.columns() {
+            let name = column.column_path().string();
+            assert_eq!(column.column_index_offset().is_some(), page_index, "{rows} rows: {name}");
+            // Chunk statistics whatever the size: warehouses prune row groups by them.
+            let statistics = column.statistics().unwrap_or_else(|| panic!("{rows} rows: {name} has no statistics"));
+            assert!(statistics.null_count_opt().is_some(), "{rows} rows: {name}");
+            if name == "metric" {
+                assert_eq!(column.dictionary_page_offset().is_some(), dictionary, "{rows} rows: {name}");
+                assert!(statistics.min_bytes_opt().is_some() && statistics.max_bytes_opt().is_some());
+            }
+        }
+        let read: usize = reader.build().expect("build").map(|b| b.expect("batch").num_rows()).sum();
+        assert_eq!(read, rows);
+    }
+}
+
+#[test]
 fn a_one_column_key_is_written_without_a_dictionary_and_other_columns_with_one() {
     let table = Table::Metrics;
     assert_eq!(table.def().primary_key, ["event_id"]);
     let one: Vec<Vec<u8>> = samples(table).into_iter().map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
     let inputs: Vec<Vec<u8>> = (0..400).flat_map(|_| one.clone()).collect();
-    let file = encode(table, &inputs, &ParquetOptions::default());
+    let file = encode(table, &inputs, &FileOptions::default());
     let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("reader");
     let group = &reader.metadata().row_groups()[0];
     let dictionary = |name: &str| {
@@ -193,6 +229,6 @@ fn a_one_column_key_is_written_without_a_dictionary_and_other_columns_with_one()
 fn a_batch_of_another_table_is_rejected() {
     let mut builder = BatchBuilder::new(Table::Events);
     let batch = builder.finish().expect("empty batch");
-    let mut writer = ParquetFileWriter::new(Table::Metrics, Vec::new(), &ParquetOptions::default()).expect("writer");
+    let mut writer = ParquetFileWriter::new(Table::Metrics, Vec::new(), &FileOptions::default()).expect("writer");
     assert!(writer.write(&batch).is_err());
 }

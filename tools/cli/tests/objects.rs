@@ -6,7 +6,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use dwsync_cli::Error;
 use dwsync_cli::commands::objects::report;
 use dwsync_contract::{BatchBuilder, Table, decode_json};
-use dwsync_format::{ParquetFileWriter, ParquetOptions};
+use dwsync_format::{FileOptions, ParquetFileWriter};
 use dwsync_loadgen::Generator;
 use dwsync_tests::{create_bucket, s3_access_key, s3_client, s3_endpoint, s3_secret_key, unique};
 
@@ -18,7 +18,7 @@ fn parquet(table: Table, rows: u64) -> Vec<u8> {
         let record = generator.record(table, 1001, n);
         batch.append(&decode_json(table, &record.json).expect("generated records decode"));
     }
-    let mut writer = ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default()).expect("writer");
+    let mut writer = ParquetFileWriter::new(table, Vec::new(), &FileOptions::default()).expect("writer");
     writer.write(&batch.finish().expect("batch")).expect("write");
     writer.finish().expect("finish")
 }
