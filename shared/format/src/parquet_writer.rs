@@ -3,20 +3,23 @@
 //! Row groups are cut by rows and by bytes; each finished row group is written straight to the
 //! output, so the writer never holds a second full copy of the file.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arrow_array::RecordBatch;
 use dwsync_contract::{SCHEMA_VERSION, Table, arrow_schema};
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 use serde::{Deserialize, Serialize};
 
 /// Compression codec of the Parquet files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// Zstandard (default): the best size for the CPU on this data.
@@ -89,7 +92,7 @@ impl ParquetOptions {
 }
 
 /// The options of one file, resolved from [`ParquetOptions`] for its number of rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileOptions {
     /// Compression codec.
     pub codec: Codec,
@@ -129,16 +132,35 @@ pub enum WriteError {
     Parquet(#[from] ParquetError),
 }
 
-/// Writes one Parquet file of one table to `W`.
-pub struct ParquetFileWriter<W: Write + Send> {
-    table: Table,
-    inner: ArrowWriter<W>,
-    rows: u64,
+/// What every file of one table with the same options shares: its writer properties, with the
+/// Arrow schema already encoded in their metadata, and its Parquet schema. Built once per
+/// (table, options): with 10,000 workspaces ingest writes tens of thousands of files a window,
+/// and converting and encoding the schemas was ~6 % of writing one (docs/PERFORMANCE.md).
+struct Setup {
+    properties: WriterProperties,
+    schema: SchemaDescriptor,
 }
 
-impl<W: Write + Send> ParquetFileWriter<W> {
-    /// Starts a file of `table` on `sink`.
-    pub fn new(table: Table, sink: W, options: &FileOptions) -> Result<Self, WriteError> {
+/// Setups by table and options; a handful of entries (tables × the options in use).
+type Setups = Mutex<HashMap<(Table, FileOptions), Arc<Setup>>>;
+
+/// The setups built so far.
+static SETUPS: OnceLock<Setups> = OnceLock::new();
+
+impl Setup {
+    /// The setup of `table` with `options`, built on first use.
+    fn of(table: Table, options: &FileOptions) -> Result<Arc<Self>, WriteError> {
+        let setups = SETUPS.get_or_init(Mutex::default);
+        let key = (table, options.clone());
+        if let Some(setup) = setups.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(Arc::clone(setup));
+        }
+        let setup = Arc::new(Self::build(table, options)?);
+        setups.lock().unwrap_or_else(PoisonError::into_inner).insert(key, Arc::clone(&setup));
+        Ok(setup)
+    }
+
+    fn build(table: Table, options: &FileOptions) -> Result<Self, WriteError> {
         let compression = match options.codec {
             Codec::Zstd => Compression::ZSTD(
                 ZstdLevel::try_new(options.zstd_level).map_err(|e| WriteError::Options(e.to_string()))?,
@@ -166,8 +188,33 @@ impl<W: Write + Send> ParquetFileWriter<W> {
         if let [key] = table.def().primary_key {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*key), false);
         }
-        let props = props.build();
-        let inner = ArrowWriter::try_new(sink, arrow_schema(table), Some(props))?;
+        let mut properties = props.build();
+        let schema = arrow_schema(table);
+        // What `ArrowWriter` would do for every file: the Parquet schema, and the Arrow schema
+        // in the metadata (readers such as pyarrow take the exact Arrow types from it).
+        let schema_descriptor =
+            ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types()).convert(&schema)?;
+        add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
+        Ok(Self { properties, schema: schema_descriptor })
+    }
+}
+
+/// Writes one Parquet file of one table to `W`.
+pub struct ParquetFileWriter<W: Write + Send> {
+    table: Table,
+    inner: ArrowWriter<W>,
+    rows: u64,
+}
+
+impl<W: Write + Send> ParquetFileWriter<W> {
+    /// Starts a file of `table` on `sink`.
+    pub fn new(table: Table, sink: W, options: &FileOptions) -> Result<Self, WriteError> {
+        let setup = Setup::of(table, options)?;
+        let writer_options = ArrowWriterOptions::new()
+            .with_properties(setup.properties.clone())
+            .with_parquet_schema(setup.schema.clone())
+            .with_skip_arrow_metadata(true);
+        let inner = ArrowWriter::try_new_with_options(sink, arrow_schema(table), writer_options)?;
         Ok(Self { table, inner, rows: 0 })
     }
 

@@ -121,6 +121,8 @@ fn round_trip(table: Table, samples: &[(Json, Map<String, Json>)], file: &[u8]) 
     }
     let kv = reader.metadata().file_metadata().key_value_metadata().expect("kv");
     assert!(kv.iter().any(|k| k.key == "dwsync.table" && k.value.as_deref() == Some(table.name())));
+    // The Arrow schema too, as the parquet crate writes it (pyarrow and arrow-rs read types from it).
+    assert!(kv.iter().any(|k| k.key == parquet::arrow::ARROW_SCHEMA_META_KEY && k.value.is_some()), "{table}");
 
     let batches: Vec<RecordBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
