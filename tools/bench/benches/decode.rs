@@ -3,7 +3,9 @@
 //! decode`). Prints figures; judges nothing. `DWSYNC_BENCH_RECORDS` sets records per table,
 //! `DWSYNC_BENCH_TABLE` / `DWSYNC_BENCH_ENCODING` pick one table / encoding,
 //! `DWSYNC_BENCH_REPS` the timed decode passes, `DWSYNC_BENCH_FILE_ROWS` the rows per Parquet
-//! file (default: all of a table's records in one file; ingest's windows hold a few thousand).
+//! file (default: all of a table's records in one file; ingest's windows hold a few thousand),
+//! `DWSYNC_BENCH_COLUMNS=1` a line per column of the last file: its encodings and bytes per row
+//! before and after compression.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -11,6 +13,7 @@ use std::time::Instant;
 use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
 use dwsync_format::{ParquetFileWriter, ParquetOptions};
 use dwsync_loadgen::Generator;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
 /// The services' allocator (and its settings, `.cargo/config.toml`), so buffer growth costs here
 /// what it costs in ingest.
@@ -32,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         Ok(json) => serde_json::from_str(&json)?,
         Err(_) => ParquetOptions::default(),
     };
+    let columns = std::env::var("DWSYNC_BENCH_COLUMNS").is_ok_and(|v| v == "1");
     let mut generator = Generator::new(42);
     println!(
         "{:<22} {:>9} {:>8} {:>12} {:>12} {:>12} {:>12}",
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
             }
             // Append and encode a file at a time, as ingest does with its windows.
             let (mut append_ns, mut parquet_ns, mut file_bytes) = (0.0, 0.0, 0.0);
+            let mut last_file = Vec::new();
             for chunk in inputs.chunks(file_rows) {
                 let started = Instant::now();
                 let mut builder = BatchBuilder::new(table);
@@ -79,8 +84,9 @@ fn main() -> anyhow::Result<()> {
                 let started = Instant::now();
                 let mut writer = ParquetFileWriter::new(table, Vec::new(), &options.for_rows(batch.num_rows()))?;
                 writer.write(&batch)?;
-                file_bytes += black_box(writer.finish()?).len() as f64;
+                last_file = black_box(writer.finish()?);
                 parquet_ns += started.elapsed().as_nanos() as f64;
+                file_bytes += last_file.len() as f64;
             }
             let (append_ns, parquet_ns) = (append_ns / inputs.len() as f64, parquet_ns / inputs.len() as f64);
             let file_bytes = file_bytes / inputs.len() as f64;
@@ -93,6 +99,28 @@ fn main() -> anyhow::Result<()> {
                 append_ns - decode_ns,
                 parquet_ns,
                 file_bytes
+            );
+            if columns {
+                print_columns(last_file)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line per column of a file: encodings, and bytes per row before and after compression.
+fn print_columns(file: Vec<u8>) -> anyhow::Result<()> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(file))?;
+    let rows = reader.metadata().file_metadata().num_rows().max(1) as f64;
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            let encodings: Vec<String> = column.encodings().map(|e| format!("{e:?}")).collect();
+            println!(
+                "    {:<24} {:>10.1} B/row plain {:>8.1} B/row compressed  {}",
+                column.column_path().string(),
+                column.uncompressed_size() as f64 / rows,
+                column.compressed_size() as f64 / rows,
+                encodings.join(",")
             );
         }
     }
