@@ -2,4 +2,4 @@
 
 mod parquet_writer;
 
-pub use parquet_writer::{Codec, FileOptions, ParquetFileWriter, ParquetOptions, WriteError};
+pub use parquet_writer::{Codec, FileOptions, ParquetFileWriter, ParquetOptions, WriteError, new_value_per_row};

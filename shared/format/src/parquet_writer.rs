@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arrow_array::RecordBatch;
-use dwsync_contract::{SCHEMA_VERSION, Table, arrow_schema};
+use dwsync_contract::{Field, FieldType, SCHEMA_VERSION, Table, arrow_schema};
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::basic::{Compression, ZstdLevel};
@@ -102,7 +102,8 @@ pub struct FileOptions {
     pub max_row_group_rows: usize,
     /// Maximum encoded bytes of one row group.
     pub max_row_group_bytes: usize,
-    /// Dictionary encoding of the columns (never of a one-column key).
+    /// Dictionary encoding of the columns (never of those with a new value per row,
+    /// [`new_value_per_row`]).
     pub dictionary: bool,
     /// Statistics per page and a page index; else per column chunk only.
     pub page_index: bool,
@@ -181,12 +182,8 @@ impl Setup {
             .set_dictionary_enabled(options.dictionary)
             .set_created_by(concat!("dwsync ", env!("CARGO_PKG_VERSION")).to_owned())
             .set_key_value_metadata(Some(metadata));
-        // A one-column key mostly holds a new value per row (the ids of deliveries, metrics,
-        // events…): a dictionary only costs hashing every value until the encoder gives up on
-        // it. Where the key repeats (`attributes`: many rows per customer) zstd takes the
-        // repeats as well; every table's files came out no larger (docs/PERFORMANCE.md).
-        if let [key] = table.def().primary_key {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*key), false);
+        for field in table.def().fields.iter().filter(|f| new_value_per_row(table, f)) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(field.name), false);
         }
         let mut properties = props.build();
         let schema = arrow_schema(table);
@@ -197,6 +194,22 @@ impl Setup {
         add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
         Ok(Self { properties, schema: schema_descriptor })
     }
+}
+
+/// Columns named so hold a new value on (almost) every row in every table: sequence numbers,
+/// and the ids of deliveries, events and SMS messages (a delivery's metrics or an event's
+/// deliveries rarely share a window).
+const PER_ROW_COLUMNS: &[&str] = &["seq_num", "delivery_id", "event_id", "in_reply_to_delivery_id", "message_sid"];
+
+/// Whether `field` of `table` mostly holds a new value per row, so is written without a
+/// dictionary: a one-column key, a timestamp (milliseconds), or one of [`PER_ROW_COLUMNS`].
+///
+/// A dictionary of values that do not repeat only costs: hashing every value, then a dictionary
+/// page as large as the values plus an index per row. Where such a value does repeat, zstd takes
+/// the repeat as well. `metrics` files of 3,000 rows came out 9 % smaller and 10 % cheaper to
+/// write without them, and no table's files grew (docs/PERFORMANCE.md).
+pub fn new_value_per_row(table: Table, field: &Field) -> bool {
+    table.def().primary_key == [field.name] || field.ty == FieldType::Timestamp || PER_ROW_COLUMNS.contains(&field.name)
 }
 
 /// Writes one Parquet file of one table to `W`.

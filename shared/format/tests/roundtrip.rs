@@ -7,7 +7,7 @@ use arrow_array::types::{Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use bytes::Bytes;
 use dwsync_contract::{BatchBuilder, FieldType, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Table, arrow_schema, decode_json};
-use dwsync_format::{Codec, FileOptions, ParquetFileWriter, ParquetOptions};
+use dwsync_format::{Codec, FileOptions, ParquetFileWriter, ParquetOptions, new_value_per_row};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{LogicalType, TimeUnit};
 use serde_json::{Map, Value as Json, json};
@@ -209,7 +209,7 @@ fn small_files_go_without_dictionaries_and_page_index_and_keep_chunk_statistics(
 }
 
 #[test]
-fn a_one_column_key_is_written_without_a_dictionary_and_other_columns_with_one() {
+fn columns_with_a_new_value_per_row_are_written_without_a_dictionary_and_others_with_one() {
     let table = Table::Metrics;
     assert_eq!(table.def().primary_key, ["event_id"]);
     let one: Vec<Vec<u8>> = samples(table).into_iter().map(|(j, _)| serde_json::to_vec(&j).expect("json")).collect();
@@ -221,10 +221,31 @@ fn a_one_column_key_is_written_without_a_dictionary_and_other_columns_with_one()
         let column = group.columns().iter().find(|c| c.column_path().string() == name).expect("column");
         column.dictionary_page_offset().is_some()
     };
-    assert!(!dictionary("event_id"), "the key column has a dictionary page");
-    assert!(dictionary("metric"), "a repeated string column has no dictionary page");
+    // The key, the delivery's id, the timestamp and the sequence number: no dictionary.
+    for name in ["event_id", "delivery_id", "created_at", "seq_num"] {
+        assert!(!dictionary(name), "{name} has a dictionary page");
+    }
+    for name in ["metric", "workspace_id", "link_url", "inbox_domain"] {
+        assert!(dictionary(name), "the repeated column {name} has no dictionary page");
+    }
     let rows: usize = reader.build().expect("build").map(|b| b.expect("batch").num_rows()).sum();
     assert_eq!(rows, inputs.len());
+}
+
+#[test]
+fn every_table_keeps_dictionaries_for_its_repeated_columns() {
+    for &table in Table::ALL {
+        let fields = table.def().fields;
+        let without: Vec<&str> = fields.iter().filter(|f| new_value_per_row(table, f)).map(|f| f.name).collect();
+        // workspace_id is the same in every row of a file: always a dictionary.
+        assert!(!without.contains(&"workspace_id"), "{table}: {without:?}");
+        assert!(without.len() < fields.len() / 2 + 2, "{table}: most columns lose their dictionary: {without:?}");
+        for field in fields.iter().filter(|f| f.ty == FieldType::Timestamp) {
+            assert!(without.contains(&field.name), "{table}: timestamp {} keeps a dictionary", field.name);
+        }
+    }
+    assert!(!new_value_per_row(Table::Attributes, &Table::Attributes.def().fields[2]), "attribute_name");
+    assert!(new_value_per_row(Table::Attributes, &Table::Attributes.def().fields[1]), "a one-column key");
 }
 
 #[test]
