@@ -32,11 +32,13 @@ pub fn encode(
     options: &ParquetOptions,
     now_ms: i64,
 ) -> Result<EncodedFile, EncodeError> {
-    let batch = closed.window.builder.finish()?;
-    let mut writer = ParquetFileWriter::new(closed.key.table, Vec::new(), &options.for_rows(batch.num_rows()))?;
-    writer.write(&batch)?;
+    let rows = closed.window.builder.len();
+    let mut writer = ParquetFileWriter::new(closed.key.table, Vec::new(), &options.for_rows(rows))?;
+    // Chunk by chunk, each freed once written.
+    for batch in closed.window.builder.finish()? {
+        writer.write(&batch)?;
+    }
     let rows = writer.rows();
-    drop(batch);
     let bytes = writer.finish()?;
     let sources: Vec<SourceRange> = closed
         .window

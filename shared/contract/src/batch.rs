@@ -43,6 +43,41 @@ impl Column {
         }
     }
 
+    /// An empty column with room for `rows` rows and `bytes` bytes of strings (a sealed
+    /// chunk's sizes, so the next chunk of the same window fills it without growing).
+    fn with_capacity(ty: FieldType, rows: usize, bytes: usize, items: usize) -> Self {
+        match ty {
+            FieldType::Int64 => Self::Int(Int64Builder::with_capacity(rows)),
+            FieldType::Utf8 => Self::Str(StringBuilder::with_capacity(rows, bytes)),
+            FieldType::Boolean => Self::Bool(BooleanBuilder::with_capacity(rows)),
+            FieldType::Timestamp => Self::Ts(TimestampMillisecondBuilder::with_capacity(rows).with_timezone(TIMEZONE)),
+            FieldType::ListUtf8 => Self::List(
+                ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), rows)
+                    .with_field(list_item_field()),
+            ),
+        }
+    }
+
+    /// String bytes and list items held (what [`Column::with_capacity`] takes).
+    fn sizes(&self) -> (usize, usize) {
+        match self {
+            Self::Str(b) => (b.values_slice().len(), 0),
+            Self::List(b) => (b.values_ref().values_slice().len(), b.values_ref().len()),
+            _ => (0, 0),
+        }
+    }
+
+    /// Heap bytes reserved up front by [`Column::with_capacity`].
+    fn reserved(ty: FieldType, rows: usize, bytes: usize, items: usize) -> usize {
+        let bits = rows.div_ceil(8);
+        match ty {
+            FieldType::Int64 | FieldType::Timestamp => rows * 8 + bits,
+            FieldType::Boolean => 2 * bits,
+            FieldType::Utf8 => (rows + 1) * 4 + bytes + bits,
+            FieldType::ListUtf8 => (rows + 1) * 4 + (items + 1) * 4 + bytes + bits + items.div_ceil(8),
+        }
+    }
+
     /// Estimated heap bytes of the column holding `rows` rows (values, offsets, null bits).
     fn footprint(&self, rows: usize) -> usize {
         let bits = allocated(rows.div_ceil(8));
@@ -104,6 +139,12 @@ const COLUMN_OVERHEAD: usize = std::mem::size_of::<Column>() + 5 * 16;
 /// than the compact form's tags and lengths).
 pub const COMPACT_ROWS: usize = 128;
 
+/// Rows of one chunk: a builder seals its columns into a batch every this many rows and goes on
+/// in columns sized like the sealed ones. Growing one set of columns for a whole window instead
+/// doubled and copied its buffers into fresh pages up to megabytes (the kernel zeroing those
+/// pages was 15 % of ingest's CPU, docs/PERFORMANCE.md).
+pub const CHUNK_ROWS: usize = 1024;
+
 /// The payload bytes a value counts for (window byte limits).
 fn payload(value: &Value<'_>) -> usize {
     match value {
@@ -117,13 +158,20 @@ fn payload(value: &Value<'_>) -> usize {
 ///
 /// Its first [`COMPACT_ROWS`] rows are kept as compact bytes; the Arrow columns are built when
 /// there are more, or at [`finish`](Self::finish). So a window of a few rows costs its bytes,
-/// not a column builder per field.
+/// not a column builder per field. Every [`CHUNK_ROWS`] rows the columns are sealed into a batch.
 pub struct BatchBuilder {
     table: Table,
     /// The rows while there are at most [`COMPACT_ROWS`]; empty once `columns` hold them.
     compact: CompactRows,
     /// One builder per field, once built (empty before).
     columns: Vec<Column>,
+    /// Rows in `columns` (or in `compact`).
+    chunk_rows: usize,
+    /// Heap bytes `columns` reserved when they were made.
+    reserved: usize,
+    /// Full chunks' columns, in order, and their heap bytes.
+    sealed: Vec<Vec<ArrayRef>>,
+    sealed_bytes: usize,
     rows: usize,
     bytes: usize,
 }
@@ -131,7 +179,17 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty builder for `table`.
     pub fn new(table: Table) -> Self {
-        Self { table, compact: CompactRows::default(), columns: Vec::new(), rows: 0, bytes: 0 }
+        Self {
+            table,
+            compact: CompactRows::default(),
+            columns: Vec::new(),
+            chunk_rows: 0,
+            reserved: 0,
+            sealed: Vec::new(),
+            sealed_bytes: 0,
+            rows: 0,
+            bytes: 0,
+        }
     }
 
     /// The builder's table.
@@ -147,16 +205,43 @@ impl BatchBuilder {
         assert_eq!(row.table(), self.table, "row appended to another table's builder");
         self.bytes += row.values().iter().map(payload).sum::<usize>();
         self.rows += 1;
+        self.chunk_rows += 1;
         if self.columns.is_empty() {
             self.compact.push(row.values());
-            if self.rows > COMPACT_ROWS {
+            if self.chunk_rows > COMPACT_ROWS {
                 self.build_columns();
             }
         } else {
             for (column, value) in self.columns.iter_mut().zip(row.values()) {
                 column.append(value);
             }
+            if self.chunk_rows == CHUNK_ROWS {
+                self.seal();
+            }
         }
+    }
+
+    /// Seals the full columns into a batch and starts columns with room for as much again.
+    fn seal(&mut self) {
+        let fields = self.table.def().fields;
+        let (rows, mut reserved) = (self.chunk_rows, 0);
+        let next: Vec<Column> = fields
+            .iter()
+            .zip(&self.columns)
+            .map(|(field, column)| {
+                let (bytes, items) = column.sizes();
+                // An eighth more, so a chunk of slightly longer values still fits.
+                let (bytes, items) = (bytes + bytes / 8, items + items / 8);
+                reserved += Column::reserved(field.ty, rows, bytes, items);
+                Column::with_capacity(field.ty, rows, bytes, items)
+            })
+            .collect();
+        let arrays: Vec<ArrayRef> =
+            std::mem::replace(&mut self.columns, next).into_iter().map(|mut c| c.finish()).collect();
+        self.sealed_bytes += arrays.iter().map(|a| a.get_array_memory_size()).sum::<usize>();
+        self.sealed.push(arrays);
+        self.chunk_rows = 0;
+        self.reserved = reserved;
     }
 
     /// Moves the compact rows into Arrow column builders.
@@ -189,20 +274,32 @@ impl BatchBuilder {
 
     /// Estimated heap bytes the builder holds now, growth slack included (for memory budgets).
     pub fn footprint(&self) -> usize {
+        let growing = self.columns.iter().map(|c| c.footprint(self.chunk_rows)).sum::<usize>();
         BUILDER_OVERHEAD
             + self.compact.capacity()
-            + self.columns.iter().map(|c| c.footprint(self.rows) + COLUMN_OVERHEAD).sum::<usize>()
+            + self.sealed_bytes
+            + self.sealed.len() * BUILDER_OVERHEAD
+            + growing.max(self.reserved)
+            + self.columns.len() * COLUMN_OVERHEAD
     }
 
-    /// Emits the buffered rows as a batch with the table's contract schema and resets the builder.
-    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        if self.columns.is_empty() {
-            self.build_columns();
+    /// Emits the buffered rows as batches with the table's contract schema (one per
+    /// [`CHUNK_ROWS`] rows, in order; one empty batch if there are no rows) and resets the builder.
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
+        let mut chunks = std::mem::take(&mut self.sealed);
+        if self.chunk_rows > 0 || chunks.is_empty() {
+            if self.columns.is_empty() {
+                self.build_columns();
+            }
+            chunks.push(self.columns.drain(..).map(|mut c| c.finish()).collect());
         }
-        let arrays = self.columns.drain(..).map(|mut c| c.finish()).collect();
+        self.columns.clear();
+        self.chunk_rows = 0;
+        self.reserved = 0;
+        self.sealed_bytes = 0;
         self.rows = 0;
         self.bytes = 0;
-        RecordBatch::try_new(arrow_schema(self.table), arrays)
+        chunks.into_iter().map(|arrays| RecordBatch::try_new(arrow_schema(self.table), arrays)).collect()
     }
 }
 
@@ -226,13 +323,15 @@ mod tests {
         }
         assert!(last > b.buffered_bytes(), "allocated ({last}) covers at least the payload ({})", b.buffered_bytes());
         assert!(last < 4 * b.buffered_bytes() + empty, "within growth slack of the payload");
-        let batch = b.finish().unwrap();
-        assert_eq!(batch.num_rows(), 10_000);
+        let batches = b.finish().unwrap();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 10_000);
+        assert_eq!(sizes.len(), 10_000usize.div_ceil(CHUNK_ROWS), "{sizes:?}");
         assert_eq!(b.footprint(), empty, "finish hands the buffers over");
     }
 
-    /// Builds a batch straight into columns (no compact stage), for comparison.
-    fn columnar(table: Table, rows: &[Row<'_>]) -> RecordBatch {
+    /// Builds batches straight into columns (no compact stage), for comparison.
+    fn columnar(table: Table, rows: &[Row<'_>]) -> Vec<RecordBatch> {
         let mut b = BatchBuilder::new(table);
         b.build_columns();
         for row in rows {
@@ -241,23 +340,51 @@ mod tests {
         b.finish().unwrap()
     }
 
+    /// A campaign's JSON: strings growing with `i`, NULL / empty / three-item lists in turn.
+    fn campaign(i: usize) -> String {
+        let topics = match i % 3 {
+            0 => "null".to_owned(),
+            1 => "[]".to_owned(),
+            _ => format!(r#"["t{i}", "ü{}", ""]"#, i * 7),
+        };
+        format!(
+            r#"{{"workspace_id": {}, "campaign_id": {i}, "name": "c\"{i}\" é{}", "created_at": {}, "updated_at": "2026-11-29T01:02:03.{:03}Z", "version": {}, "topic_names": {topics}}}"#,
+            i + 1,
+            "x".repeat(i / 100),
+            1_700_000_000_000u64 + i as u64,
+            i % 1000,
+            -(i as i64)
+        )
+    }
+
+    #[test]
+    fn rows_are_sealed_in_chunks_that_hold_the_same_values_in_order() {
+        let inputs: Vec<String> = (0..2 * CHUNK_ROWS + 452).map(campaign).collect();
+        let rows: Vec<Row<'_>> = inputs.iter().map(|j| decode_json(Table::Campaigns, j.as_bytes()).unwrap()).collect();
+        let mut b = BatchBuilder::new(Table::Campaigns);
+        for row in &rows {
+            b.append(row);
+        }
+        assert_eq!(b.len(), rows.len());
+        let batches = b.finish().unwrap();
+        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [CHUNK_ROWS, CHUNK_ROWS, 452]);
+        // Later chunks hold longer names than the columns sized after the first: they grow.
+        for (i, (batch, chunk)) in batches.iter().zip(rows.chunks(CHUNK_ROWS)).enumerate() {
+            assert_eq!(batch, &columnar(Table::Campaigns, chunk)[0], "chunk {i}");
+        }
+        // A chunk that ends exactly at the last row adds no empty batch; the builder is reusable.
+        for row in &rows[..CHUNK_ROWS] {
+            b.append(row);
+        }
+        let batches = b.finish().unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [CHUNK_ROWS]);
+        assert_eq!(b.finish().unwrap().iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [0]);
+    }
+
     #[test]
     fn compact_rows_build_the_same_batch_as_columns_on_both_sides_of_the_threshold() {
-        let json = |i: usize| {
-            let topics = match i % 3 {
-                0 => "null".to_owned(),
-                1 => "[]".to_owned(),
-                _ => format!(r#"["t{i}", "ü{}", ""]"#, i * 7),
-            };
-            format!(
-                r#"{{"workspace_id": {}, "campaign_id": {i}, "name": "c\"{i}\" é", "created_at": {}, "updated_at": "2026-11-29T01:02:03.{:03}Z", "version": {}, "topic_names": {topics}}}"#,
-                i + 1,
-                1_700_000_000_000u64 + i as u64,
-                i % 1000,
-                -(i as i64)
-            )
-        };
-        let inputs: Vec<String> = (0..400).map(json).collect();
+        let inputs: Vec<String> = (0..400).map(campaign).collect();
         let rows: Vec<Row<'_>> = inputs.iter().map(|j| decode_json(Table::Campaigns, j.as_bytes()).unwrap()).collect();
         for n in [1, 5, COMPACT_ROWS, COMPACT_ROWS + 1, COMPACT_ROWS + 7, 400] {
             let mut b = BatchBuilder::new(Table::Campaigns);
@@ -266,7 +393,9 @@ mod tests {
             }
             assert_eq!(b.len(), n);
             let expected = columnar(Table::Campaigns, &rows[..n]);
-            assert_eq!(b.finish().unwrap(), expected, "{n} rows");
+            let batches = b.finish().unwrap();
+            assert_eq!(batches.len(), 1, "{n} rows");
+            assert_eq!(batches, expected, "{n} rows");
             // The builder is reusable after finish.
             b.append(&rows[0]);
             assert_eq!(b.finish().unwrap(), columnar(Table::Campaigns, &rows[..1]));

@@ -15,7 +15,7 @@ mod row;
 mod schema;
 mod table;
 
-pub use batch::{BatchBuilder, COMPACT_ROWS};
+pub use batch::{BatchBuilder, CHUNK_ROWS, COMPACT_ROWS};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use json::decode_json;
 pub use protobuf::decode_protobuf;

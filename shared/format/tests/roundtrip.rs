@@ -80,9 +80,10 @@ fn encode(table: Table, inputs: &[Vec<u8>], options: &FileOptions) -> Vec<u8> {
         let row = decode_json(table, input).unwrap_or_else(|e| panic!("{e}"));
         builder.append(&row);
     }
-    let batch = builder.finish().expect("batch");
     let mut writer = ParquetFileWriter::new(table, Vec::new(), options).expect("writer");
-    writer.write(&batch).expect("write");
+    for batch in builder.finish().expect("batch") {
+        writer.write(&batch).expect("write");
+    }
     assert_eq!(writer.rows(), inputs.len() as u64);
     writer.finish().expect("finish")
 }
@@ -251,7 +252,7 @@ fn every_table_keeps_dictionaries_for_its_repeated_columns() {
 #[test]
 fn a_batch_of_another_table_is_rejected() {
     let mut builder = BatchBuilder::new(Table::Events);
-    let batch = builder.finish().expect("empty batch");
+    let batch = builder.finish().expect("empty batch").remove(0);
     let mut writer = ParquetFileWriter::new(Table::Metrics, Vec::new(), &FileOptions::default()).expect("writer");
     assert!(writer.write(&batch).is_err());
 }

@@ -79,11 +79,14 @@ fn main() -> anyhow::Result<()> {
                 for input in chunk {
                     builder.append(&decode(table, encoding, input)?);
                 }
-                let batch = builder.finish()?;
+                let rows = builder.len();
+                let batches = builder.finish()?;
                 append_ns += started.elapsed().as_nanos() as f64;
                 let started = Instant::now();
-                let mut writer = ParquetFileWriter::new(table, Vec::new(), &options.for_rows(batch.num_rows()))?;
-                writer.write(&batch)?;
+                let mut writer = ParquetFileWriter::new(table, Vec::new(), &options.for_rows(rows))?;
+                for batch in &batches {
+                    writer.write(batch)?;
+                }
                 last_file = black_box(writer.finish()?);
                 parquet_ns += started.elapsed().as_nanos() as f64;
                 file_bytes += last_file.len() as f64;

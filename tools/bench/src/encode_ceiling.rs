@@ -86,9 +86,11 @@ impl Encoder {
     /// Writes every buffer out as one Parquet file.
     pub(crate) fn flush(&mut self) -> anyhow::Result<()> {
         for ((_, table), mut builder) in self.open.drain() {
-            let batch = builder.finish().context("building an Arrow batch")?;
-            let mut writer = ParquetFileWriter::new(table, Vec::new(), &self.options.for_rows(batch.num_rows()))?;
-            writer.write(&batch)?;
+            let rows = builder.len();
+            let mut writer = ParquetFileWriter::new(table, Vec::new(), &self.options.for_rows(rows))?;
+            for batch in builder.finish().context("building an Arrow batch")? {
+                writer.write(&batch)?;
+            }
             let bytes = writer.finish()?;
             self.files += 1;
             self.parquet_bytes += bytes.len() as u64;

@@ -19,7 +19,9 @@ fn parquet(table: Table, rows: u64) -> Vec<u8> {
         batch.append(&decode_json(table, &record.json).expect("generated records decode"));
     }
     let mut writer = ParquetFileWriter::new(table, Vec::new(), &FileOptions::default()).expect("writer");
-    writer.write(&batch.finish().expect("batch")).expect("write");
+    for chunk in batch.finish().expect("batch") {
+        writer.write(&chunk).expect("write");
+    }
     writer.finish().expect("finish")
 }
 
