@@ -28,23 +28,10 @@ fn allocated(used: usize) -> usize {
 }
 
 impl Column {
-    /// An empty column. Builders start empty and grow with their rows: Arrow's default
-    /// (1,024 rows per column) cost ~100 KB per window before the first row, 4 GiB with
-    /// 40,000 small windows open (docs/PERFORMANCE.md).
-    fn new(ty: FieldType) -> Self {
-        match ty {
-            FieldType::Int64 => Self::Int(Int64Builder::with_capacity(0)),
-            FieldType::Utf8 => Self::Str(StringBuilder::with_capacity(0, 0)),
-            FieldType::Boolean => Self::Bool(BooleanBuilder::with_capacity(0)),
-            FieldType::Timestamp => Self::Ts(TimestampMillisecondBuilder::with_capacity(0).with_timezone(TIMEZONE)),
-            FieldType::ListUtf8 => Self::List(
-                ListBuilder::with_capacity(StringBuilder::with_capacity(0, 0), 0).with_field(list_item_field()),
-            ),
-        }
-    }
-
-    /// An empty column with room for `rows` rows and `bytes` bytes of strings (a sealed
-    /// chunk's sizes, so the next chunk of the same window fills it without growing).
+    /// An empty column with room for `rows` rows, `bytes` bytes of strings and `items` list
+    /// items. Sized by what a window holds, never by a fixed default: Arrow's (1,024 rows per
+    /// column) cost ~100 KB per window before the first row, 4 GiB with 40,000 small windows
+    /// open (docs/PERFORMANCE.md).
     fn with_capacity(ty: FieldType, rows: usize, bytes: usize, items: usize) -> Self {
         match ty {
             FieldType::Int64 => Self::Int(Int64Builder::with_capacity(rows)),
@@ -139,10 +126,15 @@ const COLUMN_OVERHEAD: usize = std::mem::size_of::<Column>() + 5 * 16;
 /// than the compact form's tags and lengths).
 pub const COMPACT_ROWS: usize = 128;
 
-/// Rows of one chunk: a builder seals its columns into a batch every this many rows and goes on
-/// in columns sized like the sealed ones. Growing one set of columns for a whole window instead
-/// doubled and copied its buffers into fresh pages up to megabytes (the kernel zeroing those
-/// pages was 15 % of ingest's CPU, docs/PERFORMANCE.md).
+/// Compact bytes past which a builder builds columns even under [`COMPACT_ROWS`] rows (wide
+/// rows, e.g. `delivery_content` bodies of several KB).
+const COMPACT_BYTES: usize = 64 << 10;
+
+/// Most rows of one chunk. A builder's columns are made with room for a chunk's rows and sealed
+/// into a batch when full; the chunks double from the rows kept compact up to this size, each
+/// sized from the one before, so no buffer grows and copies itself. Growing one set of columns
+/// for a whole window instead doubled and copied its buffers into fresh pages up to megabytes
+/// (the kernel zeroing those pages was 15 % of ingest's CPU, docs/PERFORMANCE.md).
 pub const CHUNK_ROWS: usize = 1024;
 
 /// The payload bytes a value counts for (window byte limits).
@@ -167,6 +159,8 @@ pub struct BatchBuilder {
     columns: Vec<Column>,
     /// Rows in `columns` (or in `compact`).
     chunk_rows: usize,
+    /// Rows at which `columns` are sealed (what they were made to hold).
+    chunk_target: usize,
     /// Heap bytes `columns` reserved when they were made.
     reserved: usize,
     /// Full chunks' columns, in order, and their heap bytes.
@@ -184,6 +178,7 @@ impl BatchBuilder {
             compact: CompactRows::default(),
             columns: Vec::new(),
             chunk_rows: 0,
+            chunk_target: 0,
             reserved: 0,
             sealed: Vec::new(),
             sealed_bytes: 0,
@@ -208,46 +203,74 @@ impl BatchBuilder {
         self.chunk_rows += 1;
         if self.columns.is_empty() {
             self.compact.push(row.values());
-            if self.chunk_rows > COMPACT_ROWS {
-                self.build_columns();
+            if self.chunk_rows > COMPACT_ROWS || self.compact.bytes() > COMPACT_BYTES {
+                let rows = self.chunk_rows;
+                self.build_columns((2 * rows).clamp(rows, CHUNK_ROWS.max(rows)));
             }
         } else {
             for (column, value) in self.columns.iter_mut().zip(row.values()) {
                 column.append(value);
             }
-            if self.chunk_rows == CHUNK_ROWS {
+            if self.chunk_rows >= self.chunk_target {
                 self.seal();
             }
         }
     }
 
-    /// Seals the full columns into a batch and starts columns with room for as much again.
+    /// Seals the full columns into a batch and starts columns for the next chunk (twice the
+    /// rows, up to [`CHUNK_ROWS`]), sized from the sealed one.
     fn seal(&mut self) {
-        let fields = self.table.def().fields;
-        let (rows, mut reserved) = (self.chunk_rows, 0);
-        let next: Vec<Column> = fields
-            .iter()
-            .zip(&self.columns)
-            .map(|(field, column)| {
-                let (bytes, items) = column.sizes();
-                // An eighth more, so a chunk of slightly longer values still fits.
-                let (bytes, items) = (bytes + bytes / 8, items + items / 8);
-                reserved += Column::reserved(field.ty, rows, bytes, items);
-                Column::with_capacity(field.ty, rows, bytes, items)
-            })
-            .collect();
+        let rows = self.chunk_rows;
+        let sizes: Vec<(usize, usize)> = self.columns.iter().map(Column::sizes).collect();
+        let next = self.sized_columns(rows, &sizes, (2 * rows).min(CHUNK_ROWS));
         let arrays: Vec<ArrayRef> =
             std::mem::replace(&mut self.columns, next).into_iter().map(|mut c| c.finish()).collect();
         self.sealed_bytes += arrays.iter().map(|a| a.get_array_memory_size()).sum::<usize>();
         self.sealed.push(arrays);
         self.chunk_rows = 0;
-        self.reserved = reserved;
     }
 
-    /// Moves the compact rows into Arrow column builders.
-    fn build_columns(&mut self) {
+    /// Columns with room for `target` rows, by `sizes` (string bytes, list items per column)
+    /// measured over `rows` rows, plus an eighth for rows with longer values; sets the target.
+    fn sized_columns(&mut self, rows: usize, sizes: &[(usize, usize)], target: usize) -> Vec<Column> {
+        let scale = |n: usize| {
+            let n = n * target / rows.max(1);
+            n + n / 8
+        };
+        let mut reserved = 0;
+        let columns = self
+            .table
+            .def()
+            .fields
+            .iter()
+            .zip(sizes)
+            .map(|(field, &(bytes, items))| {
+                let (bytes, items) = (scale(bytes), scale(items));
+                reserved += Column::reserved(field.ty, target, bytes, items);
+                Column::with_capacity(field.ty, target, bytes, items)
+            })
+            .collect();
+        self.reserved = reserved;
+        self.chunk_target = target;
+        columns
+    }
+
+    /// Moves the compact rows into Arrow column builders with room for `target` rows.
+    fn build_columns(&mut self, target: usize) {
         let fields = self.table.def().fields;
-        let mut columns: Vec<Column> = fields.iter().map(|f| Column::new(f.ty)).collect();
+        let mut sizes = vec![(0, 0); fields.len()];
+        for values in self.compact.rows(fields.len()) {
+            for (size, value) in sizes.iter_mut().zip(&values) {
+                match value {
+                    Value::Str(s) => size.0 += s.len(),
+                    Value::List(items) => {
+                        *size = (size.0 + items.iter().map(|s| s.len()).sum::<usize>(), size.1 + items.len())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut columns = self.sized_columns(self.chunk_rows, &sizes, target);
         for values in self.compact.rows(fields.len()) {
             for (column, value) in columns.iter_mut().zip(&values) {
                 column.append(value);
@@ -289,12 +312,13 @@ impl BatchBuilder {
         let mut chunks = std::mem::take(&mut self.sealed);
         if self.chunk_rows > 0 || chunks.is_empty() {
             if self.columns.is_empty() {
-                self.build_columns();
+                self.build_columns(self.chunk_rows);
             }
             chunks.push(self.columns.drain(..).map(|mut c| c.finish()).collect());
         }
         self.columns.clear();
         self.chunk_rows = 0;
+        self.chunk_target = 0;
         self.reserved = 0;
         self.sealed_bytes = 0;
         self.rows = 0;
@@ -326,18 +350,20 @@ mod tests {
         let batches = b.finish().unwrap();
         let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
         assert_eq!(sizes.iter().sum::<usize>(), 10_000);
-        assert_eq!(sizes.len(), 10_000usize.div_ceil(CHUNK_ROWS), "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= CHUNK_ROWS), "{sizes:?}");
         assert_eq!(b.footprint(), empty, "finish hands the buffers over");
     }
 
-    /// Builds batches straight into columns (no compact stage), for comparison.
-    fn columnar(table: Table, rows: &[Row<'_>]) -> Vec<RecordBatch> {
-        let mut b = BatchBuilder::new(table);
-        b.build_columns();
+    /// Builds one batch straight into columns (no compact stage, no chunks), for comparison.
+    fn columnar(table: Table, rows: &[Row<'_>]) -> RecordBatch {
+        let fields = table.def().fields;
+        let mut columns: Vec<Column> = fields.iter().map(|f| Column::with_capacity(f.ty, 0, 0, 0)).collect();
         for row in rows {
-            b.append(row);
+            for (column, value) in columns.iter_mut().zip(row.values()) {
+                column.append(value);
+            }
         }
-        b.finish().unwrap()
+        RecordBatch::try_new(arrow_schema(table), columns.iter_mut().map(Column::finish).collect()).unwrap()
     }
 
     /// A campaign's JSON: strings growing with `i`, NULL / empty / three-item lists in turn.
@@ -357,29 +383,52 @@ mod tests {
         )
     }
 
+    /// Checks that `batches` hold `rows` in order, and returns their sizes.
+    fn chunks_of(batches: &[RecordBatch], rows: &[Row<'_>]) -> Vec<usize> {
+        let mut at = 0;
+        for (i, batch) in batches.iter().enumerate() {
+            let n = batch.num_rows();
+            assert!(n <= CHUNK_ROWS, "chunk {i}: {n} rows");
+            assert_eq!(batch, &columnar(Table::Campaigns, &rows[at..at + n]), "chunk {i} (rows {at}..)");
+            at += n;
+        }
+        assert_eq!(at, rows.len(), "every row, once");
+        batches.iter().map(RecordBatch::num_rows).collect()
+    }
+
     #[test]
-    fn rows_are_sealed_in_chunks_that_hold_the_same_values_in_order() {
-        let inputs: Vec<String> = (0..2 * CHUNK_ROWS + 452).map(campaign).collect();
+    fn rows_are_sealed_in_doubling_chunks_that_hold_the_same_values_in_order() {
+        let inputs: Vec<String> = (0..2_500).map(campaign).collect();
         let rows: Vec<Row<'_>> = inputs.iter().map(|j| decode_json(Table::Campaigns, j.as_bytes()).unwrap()).collect();
         let mut b = BatchBuilder::new(Table::Campaigns);
         for row in &rows {
             b.append(row);
         }
         assert_eq!(b.len(), rows.len());
-        let batches = b.finish().unwrap();
-        let sizes: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
-        assert_eq!(sizes, [CHUNK_ROWS, CHUNK_ROWS, 452]);
-        // Later chunks hold longer names than the columns sized after the first: they grow.
-        for (i, (batch, chunk)) in batches.iter().zip(rows.chunks(CHUNK_ROWS)).enumerate() {
-            assert_eq!(batch, &columnar(Table::Campaigns, chunk)[0], "chunk {i}");
-        }
-        // A chunk that ends exactly at the last row adds no empty batch; the builder is reusable.
-        for row in &rows[..CHUNK_ROWS] {
+        // Later chunks hold longer names than the rows their columns were sized by: they grow.
+        let first = 2 * (COMPACT_ROWS + 1);
+        let sizes = chunks_of(&b.finish().unwrap(), &rows);
+        assert_eq!(sizes, [first, 2 * first, CHUNK_ROWS, 2_500 - 3 * first - CHUNK_ROWS]);
+        // A chunk that ends at the last row adds no empty batch; the builder is reusable.
+        for row in &rows[..first] {
             b.append(row);
         }
-        let batches = b.finish().unwrap();
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [CHUNK_ROWS]);
-        assert_eq!(b.finish().unwrap().iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [0]);
+        assert_eq!(chunks_of(&b.finish().unwrap(), &rows[..first]), [first]);
+        assert_eq!(chunks_of(&b.finish().unwrap(), &[]), [0]);
+    }
+
+    #[test]
+    fn wide_rows_leave_the_compact_form_early() {
+        let inputs: Vec<String> = (0..1_000).map(|i| campaign(i + 100_000)).collect();
+        let rows: Vec<Row<'_>> = inputs.iter().map(|j| decode_json(Table::Campaigns, j.as_bytes()).unwrap()).collect();
+        let mut b = BatchBuilder::new(Table::Campaigns);
+        for row in &rows {
+            b.append(row);
+        }
+        // 1 KB names: 64 KiB of compact rows before 128 rows, then chunks of twice that.
+        let sizes = chunks_of(&b.finish().unwrap(), &rows);
+        assert!(sizes[0] < COMPACT_ROWS, "{sizes:?}");
+        assert_eq!(sizes[1], 2 * sizes[0], "{sizes:?}");
     }
 
     #[test]
@@ -392,13 +441,11 @@ mod tests {
                 b.append(row);
             }
             assert_eq!(b.len(), n);
-            let expected = columnar(Table::Campaigns, &rows[..n]);
-            let batches = b.finish().unwrap();
-            assert_eq!(batches.len(), 1, "{n} rows");
-            assert_eq!(batches, expected, "{n} rows");
+            let sizes = chunks_of(&b.finish().unwrap(), &rows[..n]);
+            assert_eq!(sizes.len(), if n > 2 * (COMPACT_ROWS + 1) { 2 } else { 1 }, "{n} rows: {sizes:?}");
             // The builder is reusable after finish.
             b.append(&rows[0]);
-            assert_eq!(b.finish().unwrap(), columnar(Table::Campaigns, &rows[..1]));
+            assert_eq!(chunks_of(&b.finish().unwrap(), &rows[..1]), [1]);
         }
     }
 

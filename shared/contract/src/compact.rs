@@ -46,6 +46,11 @@ impl CompactRows {
         }
     }
 
+    /// Bytes of the rows held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Heap bytes held.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity()
