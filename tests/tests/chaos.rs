@@ -88,8 +88,14 @@ async fn chaos_loses_and_duplicates_nothing() {
     let long = std::env::var_os("DWSYNC_CHAOS_LONG").is_some();
     let workspaces: Vec<i64> = (0..if long { 12 } else { 8 }).map(|i| 6001 + i).collect();
     let stack = Stack::new(&workspaces, &TABLES).await;
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    println!("chaos schedule seed {seed} ({} form)", if long { "long" } else { "reduced" });
+    // `DWSYNC_CHAOS_SEED` replays a printed schedule (and load); the clock otherwise.
+    let seed = std::env::var("DWSYNC_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!(
+        "chaos schedule seed {seed} ({} form; DWSYNC_CHAOS_SEED={seed} replays it)",
+        if long { "long" } else { "reduced" }
+    );
     let mut next = rng(seed);
 
     let mut schedule = Vec::new();

@@ -150,10 +150,12 @@ fn payload(value: &Value<'_>) -> usize {
 ///
 /// Its first [`COMPACT_ROWS`] rows are kept as compact bytes; the Arrow columns are built when
 /// there are more, or at [`finish`](Self::finish). So a window of a few rows costs its bytes,
-/// not a column builder per field. Every [`CHUNK_ROWS`] rows the columns are sealed into a batch.
+/// not a column builder per field. Past them the rows go into chunks of columns, sealed into a
+/// batch each when full (doubling up to [`CHUNK_ROWS`] rows).
 pub struct BatchBuilder {
     table: Table,
-    /// The rows while there are at most [`COMPACT_ROWS`]; empty once `columns` hold them.
+    /// The rows while there are at most [`COMPACT_ROWS`] (and [`COMPACT_BYTES`]); empty once
+    /// `columns` hold them.
     compact: CompactRows,
     /// One builder per field, once built (empty before).
     columns: Vec<Column>,
@@ -205,7 +207,7 @@ impl BatchBuilder {
             self.compact.push(row.values());
             if self.chunk_rows > COMPACT_ROWS || self.compact.bytes() > COMPACT_BYTES {
                 let rows = self.chunk_rows;
-                self.build_columns((2 * rows).clamp(rows, CHUNK_ROWS.max(rows)));
+                self.build_columns((2 * rows).min(CHUNK_ROWS).max(rows));
             }
         } else {
             for (column, value) in self.columns.iter_mut().zip(row.values()) {
@@ -306,8 +308,9 @@ impl BatchBuilder {
             + self.columns.len() * COLUMN_OVERHEAD
     }
 
-    /// Emits the buffered rows as batches with the table's contract schema (one per
-    /// [`CHUNK_ROWS`] rows, in order; one empty batch if there are no rows) and resets the builder.
+    /// Emits the buffered rows as batches with the table's contract schema (one per chunk, at
+    /// most [`CHUNK_ROWS`] rows each, in order; one empty batch if there are no rows) and resets
+    /// the builder.
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         let mut chunks = std::mem::take(&mut self.sealed);
         if self.chunk_rows > 0 || chunks.is_empty() {
