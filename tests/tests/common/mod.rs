@@ -369,7 +369,19 @@ pub async fn verify(stack: &Stack, produced: &Produced, within: Duration, proces
         let distinct: BTreeSet<&String> = got.iter().collect();
         assert_eq!(got.len(), distinct.len(), "ws {ws} {table}: duplicated rows");
         let want: BTreeSet<&String> = expected.keys().collect();
-        assert_eq!(distinct, want, "ws {ws} {table}: rows lost or unknown");
+        if distinct != want {
+            // Which ones: the last produced missing means a stall, earlier ones a loss.
+            let mut missing: Vec<u64> = want.difference(&distinct).map(|id| expected[*id].n).collect();
+            missing.sort_unstable();
+            let unknown = distinct.difference(&want).count();
+            let last = expected.values().map(|s| s.n).max().unwrap_or_default();
+            panic!(
+                "ws {ws} {table}: {} of {} rows missing (record numbers {missing:?}; the last produced is {last}), \
+                 {unknown} unknown rows",
+                missing.len(),
+                want.len()
+            );
+        }
         // Values: the rows equal the produced records decoded by the contract.
         let batches: Vec<RecordBatch> = files.iter().map(|o| o.batch.clone()).collect();
         let actual = concat_batches(&arrow_schema(*table), &batches).unwrap();
