@@ -266,7 +266,8 @@ impl BatchBuilder {
                 match value {
                     Value::Str(s) => size.0 += s.len(),
                     Value::List(items) => {
-                        *size = (size.0 + items.iter().map(|s| s.len()).sum::<usize>(), size.1 + items.len())
+                        size.0 += items.iter().map(|s| s.len()).sum::<usize>();
+                        size.1 += items.len();
                     }
                     _ => {}
                 }
