@@ -6,12 +6,14 @@ use std::collections::HashMap;
 
 use dwsync_contract::{Encoding, Row, Table, Value, decode};
 use dwsync_handoff::FileKind;
+use futures_util::StreamExt as _;
 use rdkafka::Message;
+use rdkafka::consumer::MessageStream;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers};
 
 use crate::config::SourceTopic;
-use crate::pipeline::Kafka;
+use crate::rebalance::RebalanceContext;
 use crate::window::WindowKey;
 
 /// Header that overrides a message's encoding.
@@ -69,10 +71,10 @@ impl Decoder<'_> {
     }
 }
 
-/// The record `recv` returned and those already waiting behind it in librdkafka's queue, up to
-/// [`BATCH_RECORDS`] / [`BATCH_BYTES`], without waiting for more.
+/// The record the stream returned and those already waiting behind it in librdkafka's queue, up
+/// to [`BATCH_RECORDS`] / [`BATCH_BYTES`], without waiting for more.
 pub(crate) fn gather<'c>(
-    consumer: &'c Kafka,
+    stream: &mut MessageStream<'c, RebalanceContext>,
     first: Result<BorrowedMessage<'c>, KafkaError>,
 ) -> Vec<BorrowedMessage<'c>> {
     let mut batch = Vec::new();
@@ -90,7 +92,7 @@ pub(crate) fn gather<'c>(
             }
         }
         if batch.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
-            next = now_or_never(consumer.recv());
+            next = now_or_never(stream.next()).flatten();
         }
     }
     batch

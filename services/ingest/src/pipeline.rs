@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::blocking::block_in_place;
 use dwsync_telemetry::Health;
+use futures_util::StreamExt as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
@@ -215,6 +216,9 @@ impl<'a> Pipeline<'a> {
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
         let Self { consumer, st } = self;
+        // One stream for the loop's life: `recv` makes a stream per message, registering and
+        // unregistering a waker slot under a mutex each time.
+        let mut stream = consumer.stream();
         let mut next_lag = Instant::now();
         loop {
             // The next partition due to close; at the latest the next UTC grid point, where an
@@ -230,8 +234,8 @@ impl<'a> Pipeline<'a> {
                     return Ok(());
                 }
                 () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
-                received = consumer.recv() => {
-                    let batch = gather(consumer, received);
+                Some(received) = stream.next() => {
+                    let batch = gather(&mut stream, received);
                     let revoked = st.check_rebalance(consumer);
                     st.process_batch(&batch, &revoked, consumer).await?;
                 }
