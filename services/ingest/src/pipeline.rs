@@ -492,6 +492,7 @@ impl State<'_> {
             chunks = committed.chunks,
             dead_letters = committed.dead_letters,
             ms = started.elapsed().as_millis() as u64,
+            commit_wait_ms = committed.commit_wait.as_millis() as u64,
             "Handed off."
         );
         Ok(())
