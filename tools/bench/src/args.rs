@@ -81,6 +81,11 @@ pub(crate) struct Args {
     /// backlog's catch-up). 0 = not run.
     #[arg(long, default_value_t = 0)]
     pub(crate) stream_secs: u64,
+    /// How many times row 1 reads the topics, each with a fresh group (default 3; 1 with
+    /// --smoke). The fastest read is the ceiling: on a shared machine reads of the same topics
+    /// move by tens of percent from one minute to the next.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) raw_reads: Option<u32>,
 }
 
 impl Args {
@@ -90,6 +95,11 @@ impl Args {
         s.partitions = self.partitions.unwrap_or(s.partitions);
         s.window_ms = self.window_ms.unwrap_or(s.window_ms);
         Ok(s)
+    }
+
+    /// How many times row 1 reads the topics.
+    pub(crate) fn raw_reads(&self) -> u32 {
+        self.raw_reads.unwrap_or(if self.smoke { 1 } else { 3 })
     }
 }
 
@@ -118,6 +128,10 @@ mod tests {
         let set = Args::try_parse_from(["dwsync-bench", "--window-ms", "5000", "--partitions", "2"]).expect("set");
         assert_eq!(of(&set, "workspaces-10k"), (5_000, 2));
         assert_eq!(smoke.scenario, ["metrics-json", "workspaces-10k"]);
+        assert_eq!((args.raw_reads(), smoke.raw_reads()), (3, 1));
+        let reads = Args::try_parse_from(["dwsync-bench", "--smoke", "--raw-reads", "2"]).expect("reads");
+        assert_eq!(reads.raw_reads(), 2);
+        assert!(Args::try_parse_from(["dwsync-bench", "--raw-reads", "0"]).is_err());
         let env = Args::try_parse_from(["dwsync-bench", "--ingest-env", "A=1=2", "--ingest-env", "B="]).expect("env");
         assert_eq!(env.ingest_env, [("A".to_owned(), "1=2".to_owned()), ("B".to_owned(), String::new())]);
         assert!(Args::try_parse_from(["dwsync-bench", "--uploader-env", "novalue"]).is_err());

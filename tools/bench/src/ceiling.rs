@@ -83,6 +83,11 @@ pub(crate) fn raw_consume(
     })
 }
 
+/// The fastest of row 1's reads: the ceiling (`None` without reads).
+pub(crate) fn fastest(reads: &[RawConsume]) -> Option<RawConsume> {
+    reads.iter().copied().max_by(|a, b| a.read.records_per_sec.total_cmp(&b.read.records_per_sec))
+}
+
 /// `kcat` reading the topics (balanced consumer, from the beginning, exit at the end), printing
 /// one offset per record so the records can be counted; `None` when `kcat` is not installed.
 pub(crate) fn kcat(bootstrap: &str, loaded: &Loaded, group: &str) -> anyhow::Result<Option<Throughput>> {

@@ -131,7 +131,12 @@ async fn run_scenario(
     eprintln!("[{}] pre-loading {} ...", s.name, s.describe());
     let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, s.partitions, args.seed).await?;
     eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
-    let raw = ceiling::raw_consume(&args.bootstrap, &loaded, &format!("{base}.raw"), &args.consumer_prop)?;
+    let mut reads = Vec::new();
+    for i in 0..args.raw_reads() {
+        let group = format!("{base}.raw{i}");
+        reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop)?);
+    }
+    let raw = ceiling::fastest(&reads).context("row 1 needs at least one read")?;
     let kcat = if args.no_kcat {
         None
     } else {
@@ -188,6 +193,7 @@ async fn run_scenario(
         preload: report::Throughput::new(loaded.records, loaded.bytes, loaded.secs),
         raw_consume: raw.read,
         raw_consume_join_secs: raw.join_secs,
+        raw_consume_reads: reads.iter().map(|r| r.read.records_per_sec).collect(),
         kcat,
         encode,
         consume_encode,

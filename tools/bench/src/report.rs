@@ -143,6 +143,8 @@ pub(crate) struct ScenarioReport {
     pub(crate) raw_consume: Throughput,
     /// Row 1's group join (`subscribe` → first record), not in its figure.
     pub(crate) raw_consume_join_secs: f64,
+    /// Records/s of each of row 1's reads, in order (row 1 is the fastest).
+    pub(crate) raw_consume_reads: Vec<f64>,
     /// Row 1b: kcat, when installed.
     pub(crate) kcat: Option<Throughput>,
     /// Row 2: decode + Arrow + Parquet in memory, one thread.
@@ -259,8 +261,17 @@ impl ScenarioReport {
             "1  raw consume (librdkafka, to nowhere)",
             &self.raw_consume,
             format!(
-                "{:.2} s first record -> last (group join before it: {:.2} s)",
-                total.secs, self.raw_consume_join_secs
+                "{:.2} s first record -> last (group join before it: {:.2} s){}",
+                total.secs,
+                self.raw_consume_join_secs,
+                match self.raw_consume_reads.as_slice() {
+                    [] | [_] => String::new(),
+                    reads => format!(
+                        "; the fastest of {} reads: {}",
+                        reads.len(),
+                        reads.iter().map(|r| thousands(r.round() as u64)).collect::<Vec<_>>().join(", ")
+                    ),
+                }
             ),
         );
         if let Some(k) = &self.kcat {

@@ -20,7 +20,7 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
     let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
     let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
     let output = Command::new(exe)
-        .args(["--smoke", "--stream-secs", "2", "--json"])
+        .args(["--smoke", "--stream-secs", "2", "--raw-reads", "2", "--json"])
         .arg(&json)
         .arg("--bin-dir")
         .arg(exe.parent().unwrap())
@@ -70,6 +70,11 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         let streamed = num(s, "/stream/run/files");
         assert!(streamed > 0.0, "{name}");
         assert_eq!(num(s, "/stream/run/visible/files"), streamed, "{name}: a visible time for every streamed file");
+        // Row 1 is the fastest of its reads (two asked for), each of every record.
+        let reads: Vec<f64> = s["raw_consume_reads"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
+        assert_eq!(reads.len(), 2, "{name}");
+        assert!(reads.iter().all(|&r| r > 0.0), "{name}");
+        assert_eq!(num(s, "/raw_consume/records_per_sec"), reads.iter().copied().fold(0.0, f64::max), "{name}");
         // Row 1 is timed first record → last; its group join is reported apart, never negative.
         assert!(num(s, "/raw_consume_join_secs") >= 0.0, "{name}");
         assert!(num(s, "/ratio_with_join") >= num(s, "/ratio"), "{name}");
