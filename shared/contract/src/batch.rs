@@ -200,7 +200,7 @@ impl BatchBuilder {
     /// If the row belongs to another table (a programming error, not a data error).
     pub fn append(&mut self, row: &Row<'_>) {
         assert_eq!(row.table(), self.table, "row appended to another table's builder");
-        self.bytes += row.values().iter().map(payload).sum::<usize>();
+        self.bytes += row.values().map(payload).sum::<usize>();
         self.rows += 1;
         self.chunk_rows += 1;
         if self.columns.is_empty() {

@@ -24,7 +24,7 @@ pub(crate) struct CompactRows {
 
 impl CompactRows {
     /// Appends one row's values.
-    pub(crate) fn push(&mut self, values: &[Value<'_>]) {
+    pub(crate) fn push<'v, 'w: 'v>(&mut self, values: impl IntoIterator<Item = &'v Value<'w>>) {
         for value in values {
             match value {
                 Value::Null => self.buf.push(NULL),

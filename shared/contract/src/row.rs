@@ -31,23 +31,27 @@ pub enum Value<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row<'a> {
     table: Table,
-    values: Vec<Value<'a>>,
+    /// The decoded slots as they are, `None` = NULL (a `Some(Value::Null)` is made `None`): no
+    /// second pass turns them into values.
+    values: Vec<Option<Value<'a>>>,
     workspace_id: i64,
 }
+
+/// What a NULL slot reads as.
+static NULL: Value<'static> = Value::Null;
 
 impl<'a> Row<'a> {
     /// Validates decoded slots (`None` = absent) against the contract and builds the row.
     ///
     /// Absent nullable fields become NULL; absent or null required fields are errors;
     /// `workspace_id` must be positive.
-    pub fn from_slots(table: Table, slots: Vec<Option<Value<'a>>>) -> Result<Self, DecodeError> {
+    pub fn from_slots(table: Table, mut slots: Vec<Option<Value<'a>>>) -> Result<Self, DecodeError> {
         let err = |kind| DecodeError { table, kind };
         let def = table.def();
         debug_assert_eq!(slots.len(), def.fields.len());
         let mut workspace_id = 0;
-        // Checked first, then converted in place (a plain loop and an infallible map: the
-        // fallible collect's machinery cost more than the checks).
-        for (i, (slot, field)) in slots.iter().zip(def.fields).enumerate() {
+        // Checked and kept as they are: one NULL form (`None`), no conversion pass.
+        for (i, (slot, field)) in slots.iter_mut().zip(def.fields).enumerate() {
             match slot {
                 None | Some(Value::Null) if !field.nullable => {
                     let name = field.name;
@@ -58,6 +62,7 @@ impl<'a> Row<'a> {
                     };
                     return Err(err(kind));
                 }
+                Some(Value::Null) => *slot = None,
                 Some(Value::TimestampMs(ms)) => {
                     check_timestamp(*ms)
                         .map_err(|reason| err(DecodeErrorKind::InvalidValue { field: field.name, reason }))?;
@@ -71,9 +76,7 @@ impl<'a> Row<'a> {
                 _ => {}
             }
         }
-        // Collected in place: the values reuse the slots' allocation.
-        let values = slots.into_iter().map(|slot| slot.unwrap_or(Value::Null)).collect();
-        Ok(Self { table, values, workspace_id })
+        Ok(Self { table, values: slots, workspace_id })
     }
 
     /// The row's table.
@@ -87,13 +90,13 @@ impl<'a> Row<'a> {
     }
 
     /// The values, in the contract's column order.
-    pub fn values(&self) -> &[Value<'a>] {
-        &self.values
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &Value<'a>> + Clone + '_ {
+        self.values.iter().map(|slot| slot.as_ref().unwrap_or(&NULL))
     }
 
     /// The value of the column called `name`.
     pub fn get(&self, name: &str) -> Option<&Value<'a>> {
-        self.table.def().index_of(name).map(|i| &self.values[i])
+        self.table.def().index_of(name).map(|i| self.values[i].as_ref().unwrap_or(&NULL))
     }
 }
 
@@ -103,5 +106,45 @@ pub fn check_timestamp(ms: i64) -> Result<i64, String> {
         Ok(ms)
     } else {
         Err(format!("timestamp {ms} ms is outside years 0000-9999"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(link_url: Option<Value<'static>>) -> Row<'static> {
+        let def = Table::Metrics.def();
+        let mut slots: Vec<Option<Value<'static>>> = vec![None; def.fields.len()];
+        let mut set = |name, value| slots[def.index_of(name).unwrap()] = Some(value);
+        set("event_id", Value::Str("e1".into()));
+        set("workspace_id", Value::Int(7));
+        set("delivery_id", Value::Str("d1".into()));
+        set("metric", Value::Str("opened".into()));
+        set("created_at", Value::TimestampMs(1_700_000_000_000));
+        set("seq_num", Value::Int(1));
+        for flag in ["proxied", "prefetched", "machine"] {
+            set(flag, Value::Bool(false));
+        }
+        if let Some(value) = link_url {
+            set("link_url", value);
+        }
+        Row::from_slots(Table::Metrics, slots).unwrap()
+    }
+
+    #[test]
+    fn an_explicit_null_and_an_absent_nullable_field_are_the_same_null() {
+        let (absent, null) = (metric(None), metric(Some(Value::Null)));
+        assert_eq!(absent, null);
+        assert_eq!(null.get("link_url"), Some(&Value::Null));
+        assert_eq!(null.get("no_such_column"), None);
+        let values: Vec<&Value<'_>> = null.values().collect();
+        assert_eq!(values.len(), Table::Metrics.def().fields.len());
+        assert_eq!(values[Table::Metrics.def().index_of("link_url").unwrap()], &Value::Null);
+        assert_eq!(values[Table::Metrics.def().index_of("metric").unwrap()], &Value::Str("opened".into()));
+        let with_url = metric(Some(Value::Str("https://x".into())));
+        assert_ne!(with_url, absent);
+        assert_eq!(with_url.get("link_url"), Some(&Value::Str("https://x".into())));
+        assert_eq!(with_url.workspace_id(), 7);
     }
 }
