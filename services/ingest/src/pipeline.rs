@@ -140,19 +140,26 @@ struct State<'a> {
     handoff: Handoff,
     windows: Windows,
     dead: DeadLetters,
-    /// Next offset to read, per partition read since the last commit of that partition.
-    dirty: BTreeMap<PartitionKey, i64>,
+    /// The partitions read since their last commit: where they stand (one lookup per record).
+    unflushed: BTreeMap<PartitionKey, Unflushed>,
     /// High watermarks of the assigned partitions, refreshed off the loop by [`sample_highs`].
     highs: Highs,
-    /// First offset read since the last commit, per partition: where it is read again from if
-    /// its buffered records are dropped.
-    unflushed_from: BTreeMap<PartitionKey, i64>,
-    /// When each partition read since its last commit is due to close its windows and commit
-    /// (its grid point after its first such record: [`Windows::next_close`]).
-    due: BTreeMap<PartitionKey, i64>,
     tally: Tally,
     /// Threads decoding and encoding, the loop's own included.
     threads: usize,
+}
+
+/// A partition read since its last commit.
+#[derive(Debug, Clone, Copy)]
+struct Unflushed {
+    /// First offset read since the last commit: where it is read again from if its buffered
+    /// records are dropped.
+    from: i64,
+    /// Next offset to read (what a commit of the partition commits).
+    next: i64,
+    /// When it is due to close its windows and commit (its grid point after its first such
+    /// record: [`Windows::next_close`]).
+    due: i64,
 }
 
 impl<'a> Pipeline<'a> {
@@ -204,10 +211,8 @@ impl<'a> Pipeline<'a> {
             handoff,
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
-            dirty: BTreeMap::new(),
+            unflushed: BTreeMap::new(),
             highs: sample_highs(cfg)?,
-            unflushed_from: BTreeMap::new(),
-            due: BTreeMap::new(),
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
         };
@@ -224,7 +229,8 @@ impl<'a> Pipeline<'a> {
             // The next partition due to close; at the latest the next UTC grid point, where an
             // idle loop publishes its tallies.
             let now = now_ms();
-            let next = st.due.values().copied().min().unwrap_or(i64::MAX).min(st.windows.next_boundary(now));
+            let next =
+                st.unflushed.values().map(|u| u.due).min().unwrap_or(i64::MAX).min(st.windows.next_boundary(now));
             let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
             tokio::select! {
                 biased;
@@ -275,9 +281,7 @@ impl State<'_> {
         let _ = self.dead.take(&dropped);
         let mut rewound = 0;
         for p in &dropped {
-            let _ = self.dirty.remove(p);
-            let _ = self.due.remove(p);
-            let Some(from) = self.unflushed_from.remove(p) else { continue };
+            let Some(Unflushed { from, .. }) = self.unflushed.remove(p) else { continue };
             if revoked.contains(p) {
                 continue;
             }
@@ -290,9 +294,7 @@ impl State<'_> {
                     tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; dropping all buffers.");
                     self.windows.clear();
                     self.dead.clear();
-                    self.dirty.clear();
-                    self.unflushed_from.clear();
-                    self.due.clear();
+                    self.unflushed.clear();
                     return revoked;
                 }
             }
@@ -337,9 +339,13 @@ impl State<'_> {
         consumer: &Kafka,
     ) -> Result<(), PipelineError> {
         let table = self.topics[partition.0].table;
-        let _ = self.dirty.insert(partition, msg.offset() + 1);
-        let _ = self.unflushed_from.entry(partition).or_insert(msg.offset());
-        let _ = self.due.entry(partition).or_insert_with(|| self.windows.next_close(partition.1, now));
+        let offset = msg.offset();
+        let windows = &self.windows;
+        let _ = self.unflushed.entry(partition).and_modify(|u| u.next = offset + 1).or_insert_with(|| Unflushed {
+            from: offset,
+            next: offset + 1,
+            due: windows.next_close(partition.1, now),
+        });
         match decoded {
             Ok((key, row)) => {
                 self.tally.record(table, None);
@@ -373,7 +379,8 @@ impl State<'_> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
         self.check_rebalance(consumer);
         let now = now_ms();
-        let due: BTreeSet<PartitionKey> = self.due.iter().filter(|(_, at)| **at <= now).map(|(p, _)| *p).collect();
+        let due: BTreeSet<PartitionKey> =
+            self.unflushed.iter().filter(|(_, u)| u.due <= now).map(|(p, _)| *p).collect();
         let (partitions, closed) = self.windows.close_due(&due);
         self.commit(closed, &partitions, consumer).await
     }
@@ -382,7 +389,7 @@ impl State<'_> {
     async fn flush_all(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
         self.check_rebalance(consumer);
-        let partitions: BTreeSet<PartitionKey> = self.dirty.keys().copied().collect();
+        let partitions: BTreeSet<PartitionKey> = self.unflushed.keys().copied().collect();
         let closed = self.windows.close_all();
         self.commit(closed, &partitions, consumer).await
     }
@@ -413,8 +420,8 @@ impl State<'_> {
         let dead = self.dead.take(partitions);
         let mut offsets = TopicPartitionList::new();
         for p in partitions {
-            if let Some(&next) = self.dirty.get(p) {
-                offsets.add_partition_offset(&self.topics[p.0].topic, p.1, Offset::Offset(next))?;
+            if let Some(u) = self.unflushed.get(p) {
+                offsets.add_partition_offset(&self.topics[p.0].topic, p.1, Offset::Offset(u.next))?;
             }
         }
         let Some(group) = consumer.group_metadata() else {
@@ -474,9 +481,7 @@ impl State<'_> {
         .instrument(span)
         .await?;
         for p in partitions {
-            let _ = self.dirty.remove(p);
-            let _ = self.unflushed_from.remove(p);
-            let _ = self.due.remove(p);
+            let _ = self.unflushed.remove(p);
         }
         for reason in reasons {
             metrics::window_closed(reason);
