@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use crate::kafka;
+use crate::machine_cpu::{MachineCpu, Neighbours};
 use crate::preload::Loaded;
 use crate::report::Throughput;
 
@@ -41,6 +42,9 @@ pub(crate) struct RawConsume {
     pub(crate) read: Throughput,
     /// `subscribe` → first record (group join, first fetch).
     pub(crate) join_secs: f64,
+    /// CPU time over the read (first record → last): the whole machine's (this consumer and the
+    /// broker serving it) and the broker's.
+    pub(crate) cpu: MachineCpu,
 }
 
 /// Reads every pre-loaded record once with a consumer that does nothing with them.
@@ -53,6 +57,7 @@ pub(crate) fn raw_consume(
     loaded: &Loaded,
     group: &str,
     props: &[(String, String)],
+    neighbours: &Neighbours,
 ) -> anyhow::Result<RawConsume> {
     let consumer = consumer(bootstrap, group, props)?;
     let topics: Vec<&str> = loaded.topics.iter().map(String::as_str).collect();
@@ -61,10 +66,14 @@ pub(crate) fn raw_consume(
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut last = Instant::now();
     let mut first = None;
+    let mut cpu_at_first = MachineCpu::default();
     while records < loaded.records {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
-                first.get_or_insert_with(Instant::now);
+                if first.is_none() {
+                    cpu_at_first = neighbours.sample();
+                    first = Some(Instant::now());
+                }
                 records += 1;
                 bytes += msg.payload_len() as u64;
                 last = Instant::now();
@@ -76,10 +85,12 @@ pub(crate) fn raw_consume(
             Some(Err(_)) | None => {}
         }
     }
+    let cpu_at_last = neighbours.sample();
     let first = first.unwrap_or(started);
     Ok(RawConsume {
         read: Throughput::new(records, bytes, last.duration_since(first).as_secs_f64()),
         join_secs: first.duration_since(started).as_secs_f64(),
+        cpu: cpu_at_last - cpu_at_first,
     })
 }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 
 use crate::handoff_files::{self, HandedOff};
+use crate::machine_cpu::{MachineCpu, Neighbours};
 use crate::perf::Profiler;
 use crate::preload::Loaded;
 use crate::report::{CloseGroup, EndToEnd, Latency, Throughput, Usage};
@@ -71,12 +72,30 @@ pub(crate) struct Feed {
     pub(crate) seed: u64,
 }
 
-/// One CPU sample of ingest and the uploader.
+/// One CPU sample of ingest and the uploader, and of the machine around them.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at_ms: i64,
     /// CPU seconds of ingest and of the uploader so far.
     cpu_secs: [f64; 2],
+    /// The machine's, the broker's and the S3 server's so far.
+    machine: MachineCpu,
+}
+
+/// Whether either service used more than [`BUSY_CORES`] between two samples.
+fn working(a: &Sample, b: &Sample) -> bool {
+    let secs = (b.at_ms - a.at_ms).max(1) as f64 / 1000.0;
+    (0..2).any(|i| (b.cpu_secs[i] - a.cpu_secs[i]) / secs > BUSY_CORES)
+}
+
+/// The machine's CPU time over the sample intervals in which ingest or the uploader worked: what
+/// the records cost the machine, without the broker's and the S3 server's idle ticking while the
+/// services wait for a window to close.
+fn while_working(samples: &[Sample]) -> MachineCpu {
+    samples
+        .windows(2)
+        .filter(|w| working(&w[0], &w[1]))
+        .fold(MachineCpu::ZERO, |sum, w| sum + (w[1].machine - w[0].machine))
 }
 
 fn now_ms() -> i64 {
@@ -126,8 +145,12 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     });
 
     let mut log = UploadLog::new(&uploader.log);
-    let mut samples =
-        vec![Sample { at_ms: started_ms, cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)] }];
+    let neighbours = Neighbours::find();
+    let mut samples = vec![Sample {
+        at_ms: started_ms,
+        cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)],
+        machine: neighbours.sample(),
+    }];
     let stall = Duration::from_millis((4 * names.window_ms).max(60_000));
     let mut progress = (0, 0);
     let mut last_progress = Instant::now();
@@ -139,7 +162,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
             fed(done, loaded.records)?;
         }
         if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
-            samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u] });
+            samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u], machine: neighbours.sample() });
         }
         log.poll();
         let files = reader.files();
@@ -237,6 +260,7 @@ fn measure(
     let idle_ms = idle_before_closes(samples, &closes);
     let wall_ms = (last_visible - started_ms).max(1);
     let busy_secs = (wall_ms - idle_ms).max(1) as f64 / 1000.0;
+    let machine_cpu = while_working(samples);
     let mut close_reasons = BTreeMap::new();
     let mut by_reason: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut by_close: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
@@ -263,6 +287,8 @@ fn measure(
         validates,
         ingest: usage(ingest_cpu, ingest_rss),
         uploader: usage(uploader_cpu, uploader_rss),
+        machine_cpu,
+        machine_cpu_per_million: machine_cpu.per_million(loaded.records),
         visible: Latency::of(by_reason.values().flatten().copied().collect()),
         visible_by_reason: by_reason.into_iter().map(|(r, v)| (r, Latency::of(v))).collect(),
         visible_by_close: by_close
@@ -286,10 +312,8 @@ fn idle_before_closes(samples: &[Sample], closes: &[i64]) -> i64 {
     let (mut idle, mut counted_to) = (0, i64::MIN);
     for close in closes {
         while let Some(w) = intervals.next_if(|w| w[1].at_ms <= close) {
-            let (a, b) = (w[0], w[1]);
-            let secs = (b.at_ms - a.at_ms).max(1) as f64 / 1000.0;
-            if (0..2).any(|i| (b.cpu_secs[i] - a.cpu_secs[i]) / secs > BUSY_CORES) {
-                busy_until = b.at_ms;
+            if working(&w[0], &w[1]) {
+                busy_until = w[1].at_ms;
             }
         }
         let from = busy_until.max(counted_to);
@@ -303,15 +327,31 @@ fn idle_before_closes(samples: &[Sample], closes: &[i64]) -> i64 {
 mod tests {
     use super::*;
 
-    /// Samples every 200 ms from 0 with ingest's and the uploader's share of a core.
+    /// Samples every 200 ms from 0 with ingest's and the uploader's share of a core; the broker
+    /// uses a tenth of a core throughout, the machine that plus the services.
     fn samples(rates: &[(f64, f64)]) -> Vec<Sample> {
         let mut cpu = [0.0, 0.0];
-        let mut out = vec![Sample { at_ms: 0, cpu_secs: cpu }];
+        let mut machine = MachineCpu { machine: 100.0, broker: Some(50.0), s3_server: None };
+        let mut out = vec![Sample { at_ms: 0, cpu_secs: cpu, machine }];
         for (i, (ingest, uploader)) in rates.iter().enumerate() {
             cpu = [cpu[0] + ingest * 0.2, cpu[1] + uploader * 0.2];
-            out.push(Sample { at_ms: (i as i64 + 1) * 200, cpu_secs: cpu });
+            let broker = machine.broker.map(|b| b + 0.02);
+            machine =
+                MachineCpu { machine: machine.machine + (ingest + uploader + 0.1) * 0.2, broker, s3_server: None };
+            out.push(Sample { at_ms: (i as i64 + 1) * 200, cpu_secs: cpu, machine });
         }
         out
+    }
+
+    #[test]
+    fn the_machine_counts_while_the_services_work() {
+        // Busy for 1 s (ingest a core, the uploader half of one), then idle for 1 s.
+        let mut rates = vec![(1.0, 0.5); 5];
+        rates.extend([(0.0, 0.0); 5]);
+        let cpu = while_working(&samples(&rates));
+        assert!((cpu.machine - 1.6).abs() < 1e-9, "1.5 cores of services and 0.1 of broker for 1 s: {cpu:?}");
+        assert!(cpu.broker.is_some_and(|b| (b - 0.1).abs() < 1e-9), "{cpu:?}");
+        assert_eq!(cpu.s3_server, None, "no S3 server process found");
     }
 
     fn ingest_only(rates: &[f64]) -> Vec<Sample> {

@@ -16,10 +16,12 @@
 mod args;
 mod ceiling;
 mod consume_encode;
+mod cpu_bound;
 mod encode_ceiling;
 mod end_to_end;
 mod handoff_files;
 mod kafka;
+mod machine_cpu;
 mod perf;
 mod preload;
 mod procstat;
@@ -132,9 +134,10 @@ async fn run_scenario(
     let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, s.partitions, args.seed).await?;
     eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
     let mut reads = Vec::new();
+    let neighbours = machine_cpu::Neighbours::find();
     for i in 0..args.raw_reads() {
         let group = format!("{base}.raw{i}");
-        reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop)?);
+        reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop, &neighbours)?);
     }
     let raw = ceiling::fastest(&reads).context("row 1 needs at least one read")?;
     let kcat = if args.no_kcat {
@@ -185,6 +188,13 @@ async fn run_scenario(
         })
         .collect();
     let ratio = e2e.throughput.records_per_sec / raw.read.records_per_sec.max(1e-9);
+    let cpu_bound = cpu_bound::CpuBound::of(
+        &raw,
+        &encode.throughput,
+        e2e.throughput.records_per_sec,
+        e2e.machine_cpu_per_million.machine,
+        Machine::cpus(),
+    );
     let with_join = raw.read.secs + raw.join_secs;
     let ratio_with_join = e2e.throughput.records_per_sec * with_join / (raw.read.records as f64).max(1e-9);
     Ok(ScenarioReport {
@@ -194,12 +204,14 @@ async fn run_scenario(
         raw_consume: raw.read,
         raw_consume_join_secs: raw.join_secs,
         raw_consume_reads: reads.iter().map(|r| r.read.records_per_sec).collect(),
+        raw_consume_cpu: raw.cpu,
         kcat,
         encode,
         consume_encode,
         end_to_end: e2e,
         ratio,
         ratio_with_join,
+        cpu_bound,
         stream,
     })
 }

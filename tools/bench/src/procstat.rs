@@ -1,5 +1,5 @@
 //! What `/proc` says about a running service: CPU time (user + system, all threads) and peak
-//! resident memory (`VmHWM`).
+//! resident memory (`VmHWM`); and the whole machine's busy CPU time (`/proc/stat`).
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -42,6 +42,41 @@ pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     parse_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The busy CPU seconds of a `/proc/stat` text's `cpu` line (all CPUs together): user, nice,
+/// system, irq and softirq. Guest time is already inside user; idle, iowait and steal (time the
+/// hypervisor gave to other machines) are not work done here.
+pub(crate) fn parse_machine_busy_secs(stat: &str) -> Option<f64> {
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    let fields: Vec<f64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, ..] = fields[..] else {
+        return None;
+    };
+    Some((user + nice + system + irq + softirq) / ticks_per_second())
+}
+
+/// The machine's busy CPU seconds so far, every process and every CPU together.
+pub(crate) fn machine_busy_secs() -> Option<f64> {
+    parse_machine_busy_secs(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Whether a `/proc/<pid>/cmdline` (arguments separated by NULs) runs `program` (its first
+/// argument's file name) or has `program` as an argument (a JVM's main class).
+pub(crate) fn cmdline_runs(cmdline: &[u8], program: &str) -> bool {
+    let mut args = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty());
+    let Some(first) = args.next() else { return false };
+    let name = first.rsplit(|&b| b == b'/').next().unwrap_or(first);
+    name == program.as_bytes() || args.any(|a| a == program.as_bytes())
+}
+
+/// The first process on this machine running `program` (see [`cmdline_runs`]), e.g. the local
+/// Kafka broker (`kafka.Kafka`) or S3 server (`s3s-fs`); `None` when there is none.
+pub(crate) fn pid_running(program: &str) -> Option<u32> {
+    let mut pids: Vec<u32> =
+        std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    pids.sort_unstable();
+    pids.into_iter().find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| cmdline_runs(&c, program)))
+}
+
 /// The peak resident set size of `pid` so far, in bytes; `None` once it is gone.
 pub(crate) fn peak_rss_bytes(pid: u32) -> Option<u64> {
     parse_status_bytes(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?, "VmHWM")
@@ -60,6 +95,28 @@ mod tests {
         assert_eq!(parse_status_bytes(status, "VmHWM"), Some(200 << 20));
         assert_eq!(parse_status_bytes(status, "VmRSS"), Some(100 << 20));
         assert_eq!(parse_status_bytes(status, "VmSwap"), None);
+    }
+
+    #[test]
+    fn the_machine_line_counts_work_not_idle_or_steal() {
+        let stat = "cpu  1000 10 200 5000 70 5 15 900 0 0\ncpu0 500 5 100 2500 35 2 7 450 0 0\nintr 1 2 3\n";
+        let secs = parse_machine_busy_secs(stat).expect("parsed");
+        assert!((secs - 1230.0 / ticks_per_second()).abs() < 1e-9, "{secs}");
+        assert_eq!(parse_machine_busy_secs("cpu0 1 2 3 4 5 6 7\n"), None, "no all-CPU line");
+        assert_eq!(parse_machine_busy_secs("cpu  1 2 3\n"), None, "too few fields");
+        assert!(machine_busy_secs().is_some_and(|s| s > 0.0));
+    }
+
+    #[test]
+    fn programs_by_name_or_main_class() {
+        let broker = b"java\0-Xmx1g\0-cp\0/opt/kafka/libs/*\0kafka.Kafka\0/etc/server.properties\0";
+        assert!(cmdline_runs(broker, "kafka.Kafka"));
+        assert!(!cmdline_runs(broker, "s3s-fs"));
+        let s3 = b"/root/.cache/s3s-fs-0.14.1/bin/s3s-fs\0--port\09000\0";
+        assert!(cmdline_runs(s3, "s3s-fs"));
+        assert!(!cmdline_runs(b"/usr/bin/tail\0-f\0/var/log/s3s-fs.log\0", "s3s-fs"), "a mere mention");
+        assert!(!cmdline_runs(b"", "s3s-fs"), "a kernel thread");
+        assert_eq!(pid_running("dwsync-no-such-program"), None);
     }
 
     #[test]

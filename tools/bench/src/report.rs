@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cpu_bound::CpuBound;
 use crate::encode_ceiling::Encoded;
+use crate::machine_cpu::MachineCpu;
 use crate::s3_ceiling::WriteCeiling;
 use crate::scenario::{Scenario, thousands};
 
@@ -100,6 +102,12 @@ pub(crate) struct EndToEnd {
     pub(crate) ingest: Usage,
     /// The uploader's CPU and memory.
     pub(crate) uploader: Usage,
+    /// CPU seconds over the stretches in which ingest or the uploader worked: the whole
+    /// machine's (the services, the broker, the S3 server, this harness), the broker's and the S3
+    /// server's.
+    pub(crate) machine_cpu: MachineCpu,
+    /// The same per million records.
+    pub(crate) machine_cpu_per_million: MachineCpu,
     /// Window close → object visible.
     pub(crate) visible: Latency,
     /// The same per close reason (`time`, `memory`, `partition`, …).
@@ -145,6 +153,8 @@ pub(crate) struct ScenarioReport {
     pub(crate) raw_consume_join_secs: f64,
     /// Records/s of each of row 1's reads, in order (row 1 is the fastest).
     pub(crate) raw_consume_reads: Vec<f64>,
+    /// Row 1's CPU time over its read: the whole machine's and the broker's.
+    pub(crate) raw_consume_cpu: MachineCpu,
     /// Row 1b: kcat, when installed.
     pub(crate) kcat: Option<Throughput>,
     /// Row 2: decode + Arrow + Parquet in memory, one thread.
@@ -157,6 +167,9 @@ pub(crate) struct ScenarioReport {
     pub(crate) ratio: f64,
     /// Row 3 over row 1 timed with its group join (as row 3 is), for comparison.
     pub(crate) ratio_with_join: f64,
+    /// Row 6: the machine's CPU bound on row 3 (row 1's read + row 2's encode on every CPU),
+    /// when row 1's CPU time was measured.
+    pub(crate) cpu_bound: Option<CpuBound>,
     /// Row 3 again on a steady stream (`--stream-secs`), when asked for.
     pub(crate) stream: Option<Stream>,
 }
@@ -186,6 +199,11 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
+    /// This machine's logical CPUs (those this process may use).
+    pub(crate) fn cpus() -> usize {
+        std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    }
+
     /// This machine.
     pub(crate) fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -197,7 +215,7 @@ impl Machine {
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory_mib = crate::procstat::parse_status_bytes(&meminfo, "MemTotal").unwrap_or(0) >> 20;
         Self {
-            cpus: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            cpus: Self::cpus(),
             cpu_model,
             memory_mib,
             build: if cfg!(debug_assertions) { "debug" } else { "release" },
@@ -306,6 +324,7 @@ impl ScenarioReport {
             ratio(self.ratio_with_join)
         );
         ceiling_line(&mut out, "5  S3 write ceiling (row 3's objects, PUT/s)", &d.s3_ceiling);
+        bound_line(&mut out, self.cpu_bound.as_ref(), self, d);
         details(&mut out, d);
         if let Some(st) = &self.stream {
             let _ = writeln!(
@@ -338,6 +357,52 @@ fn ceiling_line(out: &mut String, label: &str, w: &WriteCeiling) {
         w.put.p50_ms,
         w.put.p99_ms,
         w.secs_per_close
+    );
+}
+
+/// Seconds with two decimals, or `?` for a part not measured.
+fn part(secs: Option<f64>) -> String {
+    secs.map_or_else(|| "?".to_owned(), |s| format!("{s:.2}"))
+}
+
+/// Row 6's line: the CPU bound and the machine's CPU per record it comes from, with row 3's.
+fn bound_line(out: &mut String, bound: Option<&CpuBound>, raw: &ScenarioReport, d: &EndToEnd) {
+    let label = "6  CPU bound (1's read + 2's encode, all CPUs)";
+    let m = d.machine_cpu_per_million;
+    let known = d.ingest.cpu_secs_per_million
+        + d.uploader.cpu_secs_per_million
+        + m.broker.unwrap_or(0.0)
+        + m.s3_server.unwrap_or(0.0);
+    let end_to_end = format!(
+        "end to end {:.2} (ingest {:.2}, uploader {:.2}, broker {}, S3 server {}, the rest {:.2})",
+        m.machine,
+        d.ingest.cpu_secs_per_million,
+        d.uploader.cpu_secs_per_million,
+        part(m.broker),
+        part(m.s3_server),
+        (m.machine - known).max(0.0)
+    );
+    let Some(b) = bound else {
+        let _ = writeln!(
+            out,
+            "   {label:<46} {:>12}             row 1's read too short to time its CPU; machine CPU s per million \
+             records: {end_to_end}",
+            "—",
+        );
+        return;
+    };
+    let read_broker = raw.raw_consume_cpu.per_million(raw.raw_consume.records).broker;
+    let _ = writeln!(
+        out,
+        "   {label:<46} {:>12}             = {} row 1 on {} CPUs; machine CPU s per million records: row 1's read \
+         {:.2} (broker {}) + row 2's encode {:.2}; {end_to_end}: row 3 is {:.0} % of the bound",
+        rate_of(b.records_per_sec),
+        ratio(b.ratio),
+        b.cpus,
+        b.read_cpu_secs_per_million,
+        part(read_broker),
+        b.encode_cpu_secs_per_million,
+        b.end_to_end_share * 100.0
     );
 }
 
@@ -413,15 +478,15 @@ impl Report {
         }
         out.push_str(
             "| scenario | records | MB in | 1 raw consume rec/s | 2 encode rec/s | 1+2 one loop rec/s | 3 end to end rec/s (MB/s) | 4 = 3/1 \
-             | ingest CPU s/M rec | uploader CPU s/M rec | ingest peak RSS | uploader peak RSS | close → visible p50 / p99 \
+             | 6 CPU bound rec/s (÷ 1) | ingest CPU s/M rec | uploader CPU s/M rec | ingest peak RSS | uploader peak RSS | close → visible p50 / p99 \
              | 5 S3 PUT/s (s per close) | steady stream: close → visible p50 / p99 |\n",
         );
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.scenarios {
             let d = &r.end_to_end;
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} | {} ({:.1} s) | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} ({:.1}) | {} | {} | {:.2} | {:.2} | {:.0} MiB | {:.0} MiB | {} / {} | {} ({:.1} s) | {} |",
                 r.scenario.name,
                 thousands(r.raw_consume.records),
                 r.raw_consume.bytes as f64 / 1e6,
@@ -431,6 +496,8 @@ impl Report {
                 rate(&d.throughput),
                 d.throughput.mb_per_sec,
                 ratio(r.ratio),
+                r.cpu_bound
+                    .map_or_else(|| "—".to_owned(), |b| format!("{} ({})", rate_of(b.records_per_sec), ratio(b.ratio))),
                 d.ingest.cpu_secs_per_million,
                 d.uploader.cpu_secs_per_million,
                 d.ingest.peak_rss_mib,

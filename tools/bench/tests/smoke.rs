@@ -39,6 +39,7 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         "3  dwsync end to end",
         "4  ratio 3 / 1",
         "5  S3 write ceiling",
+        "6  CPU bound",
         "3s dwsync on a steady stream",
         "| scenario |",
     ] {
@@ -104,6 +105,20 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         assert_eq!(num(s, "/end_to_end/s3_ceiling/objects"), objects, "{name}");
         assert_eq!(num(s, "/end_to_end/s3_ceiling/put/files"), objects, "{name}");
         assert!(num(s, "/end_to_end/s3_ceiling/puts_per_sec") > 0.0, "{name}");
+        // The whole machine's CPU while the services worked holds the broker's and the S3
+        // server's (found by the harness: dev/kafka and dev/s3 run them here), within /proc/stat's
+        // tick sampling.
+        let machine = num(s, "/end_to_end/machine_cpu/machine");
+        let servers = num(s, "/end_to_end/machine_cpu/broker") + num(s, "/end_to_end/machine_cpu/s3_server");
+        assert!(machine > 0.0 && 1.1 * machine + 0.05 >= servers, "{name}: machine {machine} s, servers {servers} s");
+        // Row 6, when row 1's read lasted long enough to show CPU time: its parts add up.
+        if let Some(bound) = s["cpu_bound"].as_object() {
+            let get = |k: &str| bound[k].as_f64().unwrap();
+            let per_record = (get("read_cpu_secs_per_million") + get("encode_cpu_secs_per_million")) / 1e6;
+            assert!(per_record > 0.0, "{name}");
+            assert!((get("records_per_sec") * per_record - get("cpus")).abs() < 1e-6, "{name}: {bound:?}");
+            assert!(get("ratio") > 0.0 && get("end_to_end_share") > 0.0, "{name}: {bound:?}");
+        }
         for service in ["ingest", "uploader"] {
             assert!(num(s, &format!("/end_to_end/{service}/cpu_secs")) > 0.0, "{name}: {service} CPU");
             assert!(num(s, &format!("/end_to_end/{service}/peak_rss_mib")) > 0.0, "{name}: {service} RSS");
