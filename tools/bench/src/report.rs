@@ -369,18 +369,13 @@ fn part(secs: Option<f64>) -> String {
 fn bound_line(out: &mut String, bound: Option<&CpuBound>, raw: &ScenarioReport, d: &EndToEnd) {
     let label = "6  CPU bound (1's read + 2's encode, all CPUs)";
     let m = d.machine_cpu_per_million;
-    let known = d.ingest.cpu_secs_per_million
-        + d.uploader.cpu_secs_per_million
-        + m.broker.unwrap_or(0.0)
-        + m.s3_server.unwrap_or(0.0);
+    let servers = m.broker.unwrap_or(0.0) + m.s3_server.unwrap_or(0.0);
     let end_to_end = format!(
-        "end to end {:.2} (ingest {:.2}, uploader {:.2}, broker {}, S3 server {}, the rest {:.2})",
+        "end to end {:.2} (broker {}, S3 server {}, ingest + uploader + harness {:.2})",
         m.machine,
-        d.ingest.cpu_secs_per_million,
-        d.uploader.cpu_secs_per_million,
         part(m.broker),
         part(m.s3_server),
-        (m.machine - known).max(0.0)
+        (m.machine - servers).max(0.0)
     );
     let Some(b) = bound else {
         let _ = writeln!(
