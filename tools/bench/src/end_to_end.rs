@@ -301,12 +301,13 @@ fn measure(
 }
 
 /// How long both services sat idle waiting for window closes: for each close time, the stretch
-/// from the end of the last sample interval begun before it in which either service was busy
-/// (above [`BUSY_CORES`]) up to it; overlapping stretches count once. An interval holding the
-/// close counts: when it is busy, nothing before that close was idle (at worst the idle part of
-/// one interval, under 200 ms, is kept as busy time). Counting only the intervals that ended
-/// before the close took the part of a busy interval before every close as idle: with a close
-/// every ~150 ms, as a long backlog has, half the working time was subtracted.
+/// from the end of the last sample interval before it in which either service was busy (above
+/// [`BUSY_CORES`]) up to it; overlapping stretches count once. The interval holding the close is
+/// quiet up to the close or, when it is busy, not counted at all: its busy part may lie before the
+/// close (a long backlog closes windows every ~150 ms while the services work) or after it (the
+/// flush the close starts); at worst the quiet part of that one interval, under 200 ms, stays in
+/// the busy time. (Until commit `a332b9d` it counted as idle: with a close every ~150 ms half the
+/// working time was subtracted.)
 fn idle_before_closes(samples: &[Sample], closes: &[i64]) -> i64 {
     let mut closes = closes.to_vec();
     closes.sort_unstable();
@@ -315,13 +316,17 @@ fn idle_before_closes(samples: &[Sample], closes: &[i64]) -> i64 {
     let mut intervals = samples.windows(2).peekable();
     let (mut idle, mut counted_to) = (0, i64::MIN);
     for close in closes {
-        while let Some(w) = intervals.next_if(|w| w[0].at_ms < close) {
+        while let Some(w) = intervals.next_if(|w| w[1].at_ms <= close) {
             if working(&w[0], &w[1]) {
                 busy_until = w[1].at_ms;
             }
         }
+        let quiet_to = match intervals.peek() {
+            Some(w) if w[0].at_ms < close && working(&w[0], &w[1]) => w[0].at_ms,
+            _ => close,
+        };
         let from = busy_until.max(counted_to);
-        idle += (close - from).max(0);
+        idle += (quiet_to - from).max(0);
         counted_to = counted_to.max(close);
     }
     idle
@@ -380,6 +385,17 @@ mod tests {
         let s = ingest_only(&[1.0; 10]);
         let closes: Vec<i64> = (1..13).map(|i| i * 150).collect();
         assert_eq!(idle_before_closes(&s, &closes), 0);
+    }
+
+    #[test]
+    fn a_flush_in_the_interval_of_its_close_keeps_the_wait_before_it() {
+        // Busy to 0.4 s, quiet to 1.4 s, the close at 1.5 s starts a flush that makes the interval
+        // 1.4–1.6 s busy: the wait 0.4–1.4 s is idle, the 0.1 s before the close is not known to be.
+        let s = ingest_only(&[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(idle_before_closes(&s, &[1_500]), 1_000);
+        // The same close in a quiet interval: the whole wait.
+        let s = ingest_only(&[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(idle_before_closes(&s, &[1_500]), 1_100);
     }
 
     #[test]
