@@ -107,10 +107,11 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
         assert!(num(s, "/end_to_end/s3_ceiling/puts_per_sec") > 0.0, "{name}");
         // The whole machine's CPU while the services worked holds the broker's and the S3
         // server's (found by the harness: dev/kafka and dev/s3 run them here), within /proc/stat's
-        // tick sampling.
+        // tick sampling. A smoke run may hold no 200-ms interval in which a service used a fifth
+        // of a core: then all three are zero.
         let machine = num(s, "/end_to_end/machine_cpu/machine");
         let servers = num(s, "/end_to_end/machine_cpu/broker") + num(s, "/end_to_end/machine_cpu/s3_server");
-        assert!(machine > 0.0 && 1.1 * machine + 0.05 >= servers, "{name}: machine {machine} s, servers {servers} s");
+        assert!(machine >= 0.0 && 1.1 * machine + 0.05 >= servers, "{name}: machine {machine} s, servers {servers} s");
         // Row 6, when row 1's read lasted long enough to show CPU time: its parts add up.
         if let Some(bound) = s["cpu_bound"].as_object() {
             let get = |k: &str| bound[k].as_f64().unwrap();
