@@ -43,9 +43,8 @@ impl CpuBound {
         e2e_cpu_secs_per_million: f64,
         cpus: usize,
     ) -> Option<Self> {
-        let per_million = |secs: f64, records: u64| secs / records.max(1) as f64 * 1e6;
-        let read = per_million(raw.cpu.machine, raw.read.records);
-        let encode_cpu = per_million(encode.secs, encode.records);
+        let read = raw.cpu.per_million(raw.read.records).machine;
+        let encode_cpu = encode.secs / encode.records.max(1) as f64 * 1e6;
         if read <= 0.0 || encode_cpu <= 0.0 || cpus == 0 {
             return None;
         }

@@ -324,7 +324,7 @@ impl ScenarioReport {
             ratio(self.ratio_with_join)
         );
         ceiling_line(&mut out, "5  S3 write ceiling (row 3's objects, PUT/s)", &d.s3_ceiling);
-        bound_line(&mut out, self.cpu_bound.as_ref(), self, d);
+        bound_line(&mut out, self);
         details(&mut out, d);
         if let Some(st) = &self.stream {
             let _ = writeln!(
@@ -366,7 +366,8 @@ fn part(secs: Option<f64>) -> String {
 }
 
 /// Row 6's line: the CPU bound and the machine's CPU per record it comes from, with row 3's.
-fn bound_line(out: &mut String, bound: Option<&CpuBound>, raw: &ScenarioReport, d: &EndToEnd) {
+fn bound_line(out: &mut String, r: &ScenarioReport) {
+    let d = &r.end_to_end;
     let label = "6  CPU bound (1's read + 2's encode, all CPUs)";
     let m = d.machine_cpu_per_million;
     let servers = m.broker.unwrap_or(0.0) + m.s3_server.unwrap_or(0.0);
@@ -377,7 +378,7 @@ fn bound_line(out: &mut String, bound: Option<&CpuBound>, raw: &ScenarioReport, 
         part(m.s3_server),
         (m.machine - servers).max(0.0)
     );
-    let Some(b) = bound else {
+    let Some(b) = &r.cpu_bound else {
         let _ = writeln!(
             out,
             "   {label:<46} {:>12}             row 1's read too short to time its CPU; machine CPU s per million \
@@ -386,7 +387,7 @@ fn bound_line(out: &mut String, bound: Option<&CpuBound>, raw: &ScenarioReport, 
         );
         return;
     };
-    let read_broker = raw.raw_consume_cpu.per_million(raw.raw_consume.records).broker;
+    let read_broker = r.raw_consume_cpu.per_million(r.raw_consume.records).broker;
     let _ = writeln!(
         out,
         "   {label:<46} {:>12}             = {} row 1 on {} CPUs; machine CPU s per million records: row 1's read \
