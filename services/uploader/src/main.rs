@@ -3,8 +3,9 @@
 //! `dwsync-uploader [--config <path>]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
 //! variables), sets up telemetry, and runs until SIGINT or SIGTERM.
 
-/// jemalloc instead of glibc's malloc: with the runtime's and the worker threads' arenas, glibc
-/// let a long backlog grow ingest's RSS to twice its budget (docs/PERFORMANCE.md).
+/// jemalloc instead of glibc's malloc, for the C libraries too (librdkafka, zstd): with its
+/// per-thread arenas glibc let a long backlog grow ingest's RSS past its target
+/// (docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -25,7 +25,7 @@ pub(crate) fn consumer(bootstrap: &str, group: &str, props: &[(String, String)])
         .set("isolation.level", "read_committed")
         // ingest's default fetch queue and fetch sizes (`ingest.fetch_queue_kbytes`,
         // `fetch_max_kbytes`, `partition_fetch_kbytes`).
-        .set("queued.max.messages.kbytes", "16384")
+        .set("queued.max.messages.kbytes", "8192")
         .set("fetch.max.bytes", "4194304")
         .set("fetch.message.max.bytes", "262144")
         .set("partition.assignment.strategy", "cooperative-sticky");
