@@ -60,7 +60,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) perf: bool,
     /// A librdkafka property for the harness's own consumers (rows 1 and 1+2), e.g.
-    /// `fetch.queue.backoff.ms=10` (repeatable).
+    /// `fetch.queue.backoff.ms=1000` (repeatable).
     #[arg(long, value_parser = parse_env)]
     pub(crate) consumer_prop: Vec<(String, String)>,
     /// Extra environment for ingest, e.g. `DWSYNC_INGEST__FETCH_QUEUE_KBYTES=65536` (repeatable):

@@ -2,9 +2,9 @@
 //! decoded, buffered and encoded as Parquet on the consuming thread — what a single-threaded
 //! ingest loop could do at best, without transactions, handoff or S3.
 //!
-//! It shows how the Kafka fetch interacts with per-record work: a consumer that is slower than
-//! the fetch fills librdkafka's fetch queue, and a full queue postpones the next fetch by
-//! `fetch.queue.backoff.ms` (try `--consumer-prop fetch.queue.backoff.ms=10`).
+//! A consumer slower than the fetch fills librdkafka's fetch queue, and a full queue postpones the
+//! next fetch by `fetch.queue.backoff.ms`: 10 ms here as in ingest (`--consumer-prop
+//! fetch.queue.backoff.ms=1000` shows librdkafka's default).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
