@@ -71,6 +71,10 @@ pub struct Committed {
     pub dead_letters: usize,
     /// Time spent waiting for the broker at the end: deliveries, offsets, commit.
     pub commit_wait: Duration,
+    /// Of `commit_wait`: waiting for the files' and dead letters' deliveries.
+    pub delivery_wait: Duration,
+    /// Of `commit_wait`: adding the source offsets to the transaction.
+    pub offsets_wait: Duration,
 }
 
 impl Handoff {
@@ -190,8 +194,10 @@ impl Transaction<'_> {
         while let Some(delivery) = self.deliveries.pop_front() {
             let _ = delivery.await?;
         }
+        self.committed.delivery_wait = started.elapsed();
         let (producer, timeout) = (self.handoff.producer.producer(), self.handoff.timeout);
         block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))?;
+        self.committed.offsets_wait = started.elapsed() - self.committed.delivery_wait;
         block_in_place(|| producer.commit_transaction(timeout))?;
         self.open = false;
         self.committed.commit_wait = started.elapsed();

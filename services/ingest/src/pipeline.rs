@@ -31,8 +31,12 @@ use crate::window::{CloseReason, PartitionKey, WindowKey, Windows};
 pub const COMPONENT: &str = "pipeline";
 /// Dead letters held in memory before a flush is forced.
 const DEAD_LETTER_BYTES: usize = 16 << 20;
-/// Estimated bytes of the windows encoded together in a flush before their files are sent.
-const ENCODE_GROUP_BYTES: usize = 16 << 20;
+/// Estimated bytes of the windows encoded together in a flush before their files are sent:
+/// small enough that the broker takes a group's files while the next group encodes (16 MiB
+/// left most flushes one group, then all of their deliveries were waited for at the end).
+const ENCODE_GROUP_BYTES: usize = 4 << 20;
+/// Most windows encoded together per worker thread (the same reason).
+const ENCODE_GROUP_WINDOWS_PER_THREAD: usize = 16;
 /// How often the consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(15);
 
@@ -444,7 +448,9 @@ impl State<'_> {
             while windows.peek().is_some() {
                 let mut batch = Vec::new();
                 let mut bytes = 0;
-                while let Some(c) = windows.next_if(|_| bytes < ENCODE_GROUP_BYTES && batch.len() < threads * 16) {
+                while let Some(c) = windows
+                    .next_if(|_| bytes < ENCODE_GROUP_BYTES && batch.len() < threads * ENCODE_GROUP_WINDOWS_PER_THREAD)
+                {
                     bytes += c.window.footprint();
                     batch.push(c);
                 }
@@ -498,6 +504,8 @@ impl State<'_> {
             dead_letters = committed.dead_letters,
             ms = started.elapsed().as_millis() as u64,
             commit_wait_ms = committed.commit_wait.as_millis() as u64,
+            delivery_wait_ms = committed.delivery_wait.as_millis() as u64,
+            offsets_wait_ms = committed.offsets_wait.as_millis() as u64,
             "Handed off."
         );
         Ok(())
