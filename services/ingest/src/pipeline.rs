@@ -35,7 +35,8 @@ const DEAD_LETTER_BYTES: usize = 16 << 20;
 /// small enough that the broker takes a group's files while the next group encodes (16 MiB
 /// left most flushes one group, then all of their deliveries were waited for at the end).
 const ENCODE_GROUP_BYTES: usize = 4 << 20;
-/// Most windows encoded together per worker thread (the same reason).
+/// Most windows encoded together per worker thread: fewer would start the threads more often
+/// for the tens of thousands of small windows of a 10,000-workspace flush.
 const ENCODE_GROUP_WINDOWS_PER_THREAD: usize = 16;
 /// How often the consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(15);
