@@ -96,6 +96,27 @@ pub struct IngestConfig {
     pub worker_threads: usize,
 }
 
+impl IngestConfig {
+    /// librdkafka settings of the source consumer besides its group and bootstrap servers: read
+    /// committed records only, commit nothing automatically, and fetch within the read-ahead bound.
+    /// The benchmark harness reads its ceilings with the same settings.
+    pub fn consumer_settings(&self) -> [(&'static str, String); 8] {
+        [
+            ("enable.auto.commit", "false".into()),
+            ("auto.offset.reset", "earliest".into()),
+            ("isolation.level", "read_committed".into()),
+            ("queued.max.messages.kbytes", self.fetch_queue_kbytes.to_string()),
+            // When the bounded queue is full, fetch again as soon as it drains (librdkafka's
+            // default waits 1 s, which capped ingest at ~16 MB/s: docs/PERFORMANCE.md).
+            ("fetch.queue.backoff.ms", "10".into()),
+            // Fetch responses sized to the read-ahead bound, not librdkafka's 50 MiB.
+            ("fetch.max.bytes", (u64::from(self.fetch_max_kbytes) << 10).to_string()),
+            ("fetch.message.max.bytes", (u64::from(self.partition_fetch_kbytes) << 10).to_string()),
+            ("partition.assignment.strategy", "cooperative-sticky".into()),
+        ]
+    }
+}
+
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {

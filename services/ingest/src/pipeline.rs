@@ -175,19 +175,10 @@ impl<'a> Pipeline<'a> {
         health: &Health,
     ) -> Result<Self, PipelineError> {
         let mut consumer_config = cfg.kafka.client_config("ingest");
-        consumer_config
-            .set("group.id", &cfg.ingest.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("queued.max.messages.kbytes", cfg.ingest.fetch_queue_kbytes.to_string())
-            // When the bounded queue is full, fetch again as soon as it drains (librdkafka's
-            // default waits 1 s, which capped ingest at ~16 MB/s: docs/PERFORMANCE.md).
-            .set("fetch.queue.backoff.ms", "10")
-            // Fetch responses sized to the read-ahead bound, not librdkafka's 50 MiB.
-            .set("fetch.max.bytes", (u64::from(cfg.ingest.fetch_max_kbytes) << 10).to_string())
-            .set("fetch.message.max.bytes", (u64::from(cfg.ingest.partition_fetch_kbytes) << 10).to_string())
-            .set("partition.assignment.strategy", "cooperative-sticky");
+        consumer_config.set("group.id", &cfg.ingest.group_id);
+        for (key, value) in cfg.ingest.consumer_settings() {
+            consumer_config.set(key, value);
+        }
         let consumer: StreamConsumer<RebalanceContext> =
             consumer_config.create_with_context(RebalanceContext::default())?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();

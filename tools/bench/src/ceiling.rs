@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use dwsync_ingest::IngestConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use crate::kafka;
@@ -15,23 +16,13 @@ use crate::report::Throughput;
 /// Longest pause without a message before the read is given up.
 const STALL: Duration = Duration::from_secs(30);
 
-/// A consumer with the settings ingest's consumer uses, plus `props` (`--consumer-prop`).
+/// A consumer with the settings ingest's consumer uses by default, plus `props` (`--consumer-prop`).
 pub(crate) fn consumer(bootstrap: &str, group: &str, props: &[(String, String)]) -> anyhow::Result<BaseConsumer> {
     let mut config = kafka::config(bootstrap);
-    let _ = config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        // ingest's default fetch queue and fetch sizes (`ingest.fetch_queue_kbytes`,
-        // `fetch_max_kbytes`, `partition_fetch_kbytes`), and its fetch again 10 ms after the full
-        // queue drains (librdkafka waits 1 s by default, which capped row 1+2 at ~8 MiB/s and
-        // slowed row 1 whenever its queue filled).
-        .set("queued.max.messages.kbytes", "8192")
-        .set("fetch.queue.backoff.ms", "10")
-        .set("fetch.max.bytes", "4194304")
-        .set("fetch.message.max.bytes", "262144")
-        .set("partition.assignment.strategy", "cooperative-sticky");
+    let _ = config.set("group.id", group);
+    for (key, value) in IngestConfig::default().consumer_settings() {
+        let _ = config.set(key, value);
+    }
     for (key, value) in props {
         let _ = config.set(key, value);
     }
