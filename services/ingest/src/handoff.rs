@@ -2,6 +2,7 @@
 //! offsets they cover are committed in one Kafka transaction — or not at all.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::blocking::block_in_place;
@@ -21,6 +22,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
 use crate::encode::EncodedFile;
+use crate::in_flight::{CommitGate, Committer, InFlight};
 
 /// Creates the handoff and dead-letter topics if they do not exist yet.
 pub async fn ensure_topics(
@@ -56,6 +58,7 @@ pub struct Handoff {
     dead_letter_topic: String,
     chunk_bytes: usize,
     timeout: Duration,
+    committer: Committer,
 }
 
 /// What one committed transaction carried.
@@ -79,7 +82,8 @@ pub struct Committed {
 
 impl Handoff {
     /// Creates the producer with `transactional_id` and initialises transactions (fencing any
-    /// older producer with the same id). Blocks: call it from `spawn_blocking`.
+    /// older producer with the same id), and starts the thread that commits its transactions,
+    /// busy in `gate` while one commits. Blocks: call it from `spawn_blocking`.
     pub fn new(
         mut config: ClientConfig,
         transactional_id: &str,
@@ -87,6 +91,7 @@ impl Handoff {
         dead_letter_topic: &str,
         chunk_bytes: usize,
         timeout: Duration,
+        gate: Arc<CommitGate>,
     ) -> Result<Self, KafkaError> {
         config
             .set("transactional.id", transactional_id)
@@ -102,7 +107,9 @@ impl Handoff {
         let producer = DeliveryProducer::new(&config)?;
         // A bounded first attempt: the loop retries, and shutdown need not wait long for it.
         producer.producer().init_transactions(timeout.min(Duration::from_secs(10)))?;
+        let committer = Committer::start(producer.clone(), timeout, gate)?;
         Ok(Self {
+            committer,
             producer,
             handoff_topic: handoff_topic.to_owned(),
             dead_letter_topic: dead_letter_topic.to_owned(),
@@ -112,14 +119,16 @@ impl Handoff {
     }
 
     /// Begins a transaction: files and dead letters sent through it become visible together
-    /// with the source offsets when it [`commit`](Transaction::commit)s, or not at all.
+    /// with the source offsets when it commits ([`Transaction::commit_in_background`]), or not
+    /// at all.
     pub fn begin(&self) -> Result<Transaction<'_>, KafkaError> {
         block_in_place(|| self.producer.producer().begin_transaction())?;
         Ok(Transaction { handoff: self, deliveries: VecDeque::new(), committed: Committed::default(), open: true })
     }
 }
 
-/// An open handoff transaction. Dropped without [`commit`](Self::commit), it is aborted.
+/// An open handoff transaction. Dropped without [`commit_in_background`](Self::commit_in_background),
+/// it is aborted.
 pub struct Transaction<'h> {
     handoff: &'h Handoff,
     deliveries: VecDeque<Delivery>,
@@ -184,24 +193,14 @@ impl Transaction<'_> {
         }
     }
 
-    /// Waits for every delivery, then commits `offsets` for the consumer group with the records.
-    pub async fn commit(
-        mut self,
-        offsets: &TopicPartitionList,
-        group: &ConsumerGroupMetadata,
-    ) -> Result<Committed, KafkaError> {
-        let started = std::time::Instant::now();
-        while let Some(delivery) = self.deliveries.pop_front() {
-            let _ = delivery.await?;
-        }
-        self.committed.delivery_wait = started.elapsed();
-        let (producer, timeout) = (self.handoff.producer.producer(), self.handoff.timeout);
-        block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))?;
-        self.committed.offsets_wait = started.elapsed() - self.committed.delivery_wait;
-        block_in_place(|| producer.commit_transaction(timeout))?;
+    /// Hands the transaction to the committing thread, which waits for every delivery, then
+    /// commits `offsets` for the consumer group with the records (or aborts). The caller may
+    /// read on meanwhile, but begins no transaction before the returned [`InFlight`] resolved.
+    pub fn commit_in_background(mut self, offsets: TopicPartitionList, group: ConsumerGroupMetadata) -> InFlight {
+        // The committing thread decides the transaction now: not aborted on drop.
         self.open = false;
-        self.committed.commit_wait = started.elapsed();
-        Ok(self.committed)
+        let deliveries = std::mem::take(&mut self.deliveries);
+        self.handoff.committer.submit(deliveries, self.committed, offsets, group)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod encode;
 pub mod handoff;
+pub mod in_flight;
 pub mod metrics;
 pub mod parallel;
 pub mod pipeline;

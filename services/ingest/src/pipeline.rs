@@ -1,7 +1,8 @@
 //! The ingest loop: read a record, decode it, add it to its window; close windows on their
 //! partition's time grid or when full; hand the closed windows' files off and commit their
 //! source offsets in one transaction. One loop per instance, kafka-delta-ingest style; Kafka
-//! holds all durable state.
+//! holds all durable state. The loop reads on while a transaction commits ([`crate::in_flight`]),
+//! and waits for it before the next one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError};
@@ -21,7 +22,8 @@ use crate::batch::{Decoded, Decoder, gather};
 use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::encode::{EncodeError, EncodedFile, encode};
-use crate::handoff::Handoff;
+use crate::handoff::{Committed, Handoff};
+use crate::in_flight::{CommitGate, InFlight};
 use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
@@ -76,6 +78,11 @@ pub async fn run(
                 Err(e) => {
                     tracing::error!(error = %e, "Ingest loop failed; restarting from the committed offsets.");
                     health.set_unready(COMPONENT, e.to_string());
+                    // Its last transaction is decided before a new producer with the same
+                    // transactional id starts (which would fence it).
+                    if let Err(e) = pipeline.st.settle().await {
+                        tracing::warn!(error = %e, "The last handoff transaction did not commit.");
+                    }
                 }
             },
             Err(e) => {
@@ -152,6 +159,31 @@ struct State<'a> {
     tally: Tally,
     /// Threads decoding and encoding, the loop's own included.
     threads: usize,
+    /// The last transaction, while it commits.
+    in_flight: Option<Pending>,
+}
+
+/// A flush whose transaction is committing.
+struct Pending {
+    in_flight: InFlight,
+    /// Why each of its windows closed.
+    reasons: Vec<&'static str>,
+    /// Table and Parquet bytes of each of its files.
+    handed: Vec<(&'static str, usize)>,
+    /// When the flush began.
+    started: Instant,
+    /// How long the loop spent in it (encoding and sending).
+    loop_time: Duration,
+    /// How long it waited for the previous transaction to commit before it began.
+    previous_wait: Duration,
+}
+
+/// Waits for the last transaction, if one is committing (never resolves otherwise).
+async fn committed(pending: &mut Option<Pending>) -> Result<Committed, KafkaError> {
+    match pending {
+        Some(p) => (&mut p.in_flight).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A partition read since its last commit.
@@ -179,8 +211,10 @@ impl<'a> Pipeline<'a> {
         for (key, value) in cfg.ingest.consumer_settings() {
             consumer_config.set(key, value);
         }
+        // A revocation waits for the transaction committing (the loop reads on meanwhile).
+        let gate = Arc::new(CommitGate::new(Duration::from_millis(cfg.ingest.transaction_timeout_ms)));
         let consumer: StreamConsumer<RebalanceContext> =
-            consumer_config.create_with_context(RebalanceContext::default())?;
+            consumer_config.create_with_context(RebalanceContext::new(Arc::clone(&gate)))?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
         consumer.subscribe(&names)?;
         crate::handoff::ensure_topics(
@@ -194,7 +228,8 @@ impl<'a> Pipeline<'a> {
             (cfg.kafka.client_config("ingest-handoff"), format!("dwsync-ingest-{instance}"), cfg.ingest.clone());
         let handoff = tokio::task::spawn_blocking(move || {
             let timeout = Duration::from_millis(ingest.transaction_timeout_ms);
-            Handoff::new(config, &id, &ingest.handoff_topic, &ingest.dead_letter_topic, ingest.chunk_bytes, timeout)
+            let (handoff_topic, dead_letter_topic) = (&ingest.handoff_topic, &ingest.dead_letter_topic);
+            Handoff::new(config, &id, handoff_topic, dead_letter_topic, ingest.chunk_bytes, timeout, gate)
         })
         .await
         .map_err(|_| KafkaError::Canceled)??;
@@ -211,6 +246,7 @@ impl<'a> Pipeline<'a> {
             highs: sample_highs(cfg)?,
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
+            in_flight: None,
         };
         Ok(Self { consumer, st })
     }
@@ -233,7 +269,12 @@ impl<'a> Pipeline<'a> {
                 () = shutdown.cancelled() => {
                     // Open windows are abandoned: their offsets are not committed, so they are read again.
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
-                    return Ok(());
+                    return st.settle().await;
+                }
+                outcome = committed(&mut st.in_flight), if st.in_flight.is_some() => {
+                    if let Some(pending) = st.in_flight.take() {
+                        st.handed_off(pending, outcome?);
+                    }
                 }
                 () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
                 Some(received) = stream.next() => {
@@ -410,7 +451,11 @@ impl State<'_> {
         if partitions.is_empty() && closed.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
+        // One transaction at a time, each begun only once the previous one committed (if it did
+        // not, the loop restarts from the group's committed offsets: nothing read since counts).
+        let settling = Instant::now();
+        self.settle().await?;
+        let (started, previous_wait) = (Instant::now(), settling.elapsed());
         let now = now_ms();
         let reasons: Vec<&'static str> = closed.iter().map(|c| c.reason.as_str()).collect();
         let dead = self.dead.take(partitions);
@@ -432,7 +477,7 @@ impl State<'_> {
         let (handoff, threads) = (&self.handoff, self.threads);
         let (topics, options) = (self.topics, &self.cfg.parquet);
         let mut handed: Vec<(&'static str, usize)> = Vec::with_capacity(closed.len());
-        let committed = async {
+        let in_flight = async {
             let mut tx = handoff.begin()?;
             // Encoded a group at a time and sent at once: a flush of many windows never holds
             // all their files (the producer's queue is bounded too).
@@ -474,13 +519,31 @@ impl State<'_> {
             for letter in &dead {
                 tx.send_dead_letter(letter).await?;
             }
-            Ok::<_, PipelineError>(tx.commit(&offsets, &group).await?)
+            Ok::<_, PipelineError>(tx.commit_in_background(offsets, group))
         }
         .instrument(span)
         .await?;
+        // Read on from here: a failed commit restarts the loop from the committed offsets.
         for p in partitions {
             let _ = self.unflushed.remove(p);
         }
+        let loop_time = started.elapsed();
+        self.in_flight = Some(Pending { in_flight, reasons, handed, started, loop_time, previous_wait });
+        Ok(())
+    }
+
+    /// Waits for the last transaction to commit, if one is committing.
+    async fn settle(&mut self) -> Result<(), PipelineError> {
+        if let Some(mut pending) = self.in_flight.take() {
+            let committed = (&mut pending.in_flight).await?;
+            self.handed_off(pending, committed);
+        }
+        Ok(())
+    }
+
+    /// Counts and logs a committed flush.
+    fn handed_off(&self, pending: Pending, committed: Committed) {
+        let Pending { reasons, handed, started, loop_time, previous_wait, .. } = pending;
         for reason in reasons {
             metrics::window_closed(reason);
         }
@@ -495,12 +558,13 @@ impl State<'_> {
             chunks = committed.chunks,
             dead_letters = committed.dead_letters,
             ms = started.elapsed().as_millis() as u64,
+            loop_ms = loop_time.as_millis() as u64,
+            previous_wait_ms = previous_wait.as_millis() as u64,
             commit_wait_ms = committed.commit_wait.as_millis() as u64,
             delivery_wait_ms = committed.delivery_wait.as_millis() as u64,
             offsets_wait_ms = committed.offsets_wait.as_millis() as u64,
             "Handed off."
         );
-        Ok(())
     }
 
     fn measure_lag(&self, consumer: &Kafka) {

@@ -1,20 +1,28 @@
-//! A consumer context that records revoked partitions for the pipeline loop (no work in the
-//! callback). The group uses the cooperative-sticky assignor: a rebalance revokes only the
-//! partitions that move, and librdkafka (through rdkafka's default `rebalance`) assigns and
-//! unassigns incrementally.
+//! A consumer context that records revoked partitions for the pipeline loop, after waiting for
+//! a handoff transaction still committing ([`CommitGate`]). The group uses the
+//! cooperative-sticky assignor: a rebalance revokes only the partitions that move, and
+//! librdkafka (through rdkafka's default `rebalance`) assigns and unassigns incrementally.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 
+use crate::blocking::block_in_place;
+use crate::in_flight::CommitGate;
+
 /// Collects revoked partitions until the loop takes them.
-#[derive(Default)]
 pub struct RebalanceContext {
     revoked: Mutex<Vec<(String, i32)>>,
+    gate: Arc<CommitGate>,
 }
 
 impl RebalanceContext {
+    /// A context whose revocations wait at `gate` for the transaction committing.
+    pub fn new(gate: Arc<CommitGate>) -> Self {
+        Self { revoked: Mutex::default(), gate }
+    }
+
     /// The `(topic, partition)`s revoked since the last call.
     pub fn take_revoked(&self) -> Vec<(String, i32)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
@@ -26,6 +34,12 @@ impl ClientContext for RebalanceContext {}
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            // The loop reads on while its last transaction commits: its partitions are released
+            // only once that is decided, so their next owner starts from the offsets it
+            // committed (or, if it aborted, from the ones before).
+            if !block_in_place(|| self.gate.wait_idle()) {
+                tracing::warn!("A handoff transaction is still undecided after its timeout; releasing the partitions.");
+            }
             tracing::info!(
                 partitions = tpl.count(),
                 "Partitions revoked; their open windows are dropped and read again by their next owner."

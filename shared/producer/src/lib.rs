@@ -49,6 +49,14 @@ impl Future for Delivery {
     }
 }
 
+impl Delivery {
+    /// Waits for the report on a plain thread (not in an async task: it would block the task's
+    /// runtime thread).
+    pub fn wait(self) -> KafkaResult<Delivered> {
+        self.0.blocking_recv().unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
 /// The producer's context: completes each record's [`Delivery`].
 #[derive(Debug, Default)]
 pub struct Reports;

@@ -1,0 +1,188 @@
+//! A handoff transaction committing on a thread of its own while the loop reads on, and the
+//! gate a revocation waits at until it is decided: no partition leaves this instance while a
+//! transaction holding its offsets is neither committed nor aborted.
+//!
+//! One transaction at a time: the loop begins the next one only after the previous one
+//! committed ([`InFlight`] resolved), and restarts from the group's committed offsets if it
+//! did not.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use dwsync_producer::{Delivery, DeliveryProducer};
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer as _;
+use tokio::sync::oneshot;
+
+use crate::handoff::Committed;
+
+/// Whether a transaction is committing; a revocation waits here until it is decided.
+#[derive(Debug)]
+pub struct CommitGate {
+    busy: Mutex<bool>,
+    idle: Condvar,
+    max_wait: Duration,
+}
+
+impl CommitGate {
+    /// A gate whose waits give up after `max_wait` (the transaction timeout: by then the
+    /// broker has aborted the transaction).
+    pub fn new(max_wait: Duration) -> Self {
+        Self { busy: Mutex::new(false), idle: Condvar::new(), max_wait }
+    }
+
+    fn set(&self, busy: bool) {
+        *self.busy.lock().unwrap_or_else(PoisonError::into_inner) = busy;
+        if !busy {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Blocks until no transaction is committing (or the gate's `max_wait` passed); returns
+    /// whether it is idle.
+    pub fn wait_idle(&self) -> bool {
+        let busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let (busy, _) =
+            self.idle.wait_timeout_while(busy, self.max_wait, |busy| *busy).unwrap_or_else(PoisonError::into_inner);
+        !*busy
+    }
+}
+
+/// What the committing thread needs to finish one transaction.
+struct Job {
+    deliveries: VecDeque<Delivery>,
+    committed: Committed,
+    offsets: TopicPartitionList,
+    group: ConsumerGroupMetadata,
+    reply: oneshot::Sender<Result<Committed, KafkaError>>,
+}
+
+/// The thread that commits the handoff producer's transactions, one job at a time.
+pub(crate) struct Committer {
+    jobs: mpsc::Sender<Job>,
+    gate: Arc<CommitGate>,
+}
+
+impl Committer {
+    /// Starts the thread; it ends when the committer is dropped.
+    pub(crate) fn start(
+        producer: DeliveryProducer,
+        timeout: Duration,
+        gate: Arc<CommitGate>,
+    ) -> Result<Self, KafkaError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread_gate = Arc::clone(&gate);
+        std::thread::Builder::new()
+            .name("handoff-commit".into())
+            .spawn(move || {
+                for job in queue {
+                    let reply = commit(&producer, timeout, job.deliveries, job.committed, &job.offsets, &job.group);
+                    if reply.is_err()
+                        && let Err(abort) = producer.producer().abort_transaction(timeout)
+                    {
+                        tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
+                    }
+                    // The loop may have stopped waiting: the outcome is then only the gate's.
+                    let _ = job.reply.send(reply);
+                    thread_gate.set(false);
+                }
+            })
+            .map_err(|e| KafkaError::ClientCreation(format!("starting the handoff commit thread: {e}")))?;
+        Ok(Self { jobs, gate })
+    }
+
+    /// Hands a sent transaction to the thread: it waits for the `deliveries`, adds `offsets`
+    /// for the `group` and commits (or aborts on any error). The gate is busy until then.
+    pub(crate) fn submit(
+        &self,
+        deliveries: VecDeque<Delivery>,
+        committed: Committed,
+        offsets: TopicPartitionList,
+        group: ConsumerGroupMetadata,
+    ) -> InFlight {
+        let (reply, done) = oneshot::channel();
+        self.gate.set(true);
+        if self.jobs.send(Job { deliveries, committed, offsets, group, reply }).is_err() {
+            // The thread is gone (only a panic ends it while the committer lives): the dropped
+            // reply reads as cancelled, and the loop restarts with a new producer, which aborts
+            // the open transaction.
+            self.gate.set(false);
+        }
+        InFlight { done }
+    }
+}
+
+/// Waits for every delivery, adds the offsets to the transaction and commits it.
+fn commit(
+    producer: &DeliveryProducer,
+    timeout: Duration,
+    deliveries: VecDeque<Delivery>,
+    mut committed: Committed,
+    offsets: &TopicPartitionList,
+    group: &ConsumerGroupMetadata,
+) -> Result<Committed, KafkaError> {
+    let started = Instant::now();
+    for delivery in deliveries {
+        let _ = delivery.wait()?;
+    }
+    committed.delivery_wait = started.elapsed();
+    producer.producer().send_offsets_to_transaction(offsets, group, timeout)?;
+    committed.offsets_wait = started.elapsed() - committed.delivery_wait;
+    producer.producer().commit_transaction(timeout)?;
+    committed.commit_wait = started.elapsed();
+    Ok(committed)
+}
+
+/// A transaction being committed; resolves to what it carried once it is committed.
+#[derive(Debug)]
+pub struct InFlight {
+    done: oneshot::Receiver<Result<Committed, KafkaError>>,
+}
+
+impl Future for InFlight {
+    type Output = Result<Committed, KafkaError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped reply means the thread went away: the transaction's fate is unknown, and
+        // the loop restarts from the committed offsets.
+        Pin::new(&mut self.done).poll(cx).map(|outcome| outcome.unwrap_or(Err(KafkaError::Canceled)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_gate_holds_a_waiter_until_it_is_set_idle() {
+        let gate = Arc::new(CommitGate::new(Duration::from_secs(10)));
+        gate.set(true);
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (gate.wait_idle(), started.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        gate.set(false);
+        let (idle, waited) = waiter.join().expect("waiter thread");
+        assert!(idle);
+        assert!(waited >= Duration::from_millis(150), "returned after {waited:?}, before the gate was idle");
+    }
+
+    #[test]
+    fn a_gate_stuck_busy_gives_up_after_its_max_wait() {
+        let gate = CommitGate::new(Duration::from_millis(100));
+        gate.set(true);
+        assert!(!gate.wait_idle());
+        gate.set(false);
+        assert!(gate.wait_idle());
+    }
+}
