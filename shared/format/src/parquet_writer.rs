@@ -201,25 +201,15 @@ impl Setup {
 /// deliveries rarely share a window).
 const PER_ROW_COLUMNS: &[&str] = &["seq_num", "delivery_id", "event_id", "in_reply_to_delivery_id", "message_sid"];
 
-/// `delivery_content`'s rendered message bodies: kilobytes each, personalised, so (almost)
-/// never repeated within a window; a dictionary hashes every body before its page fills.
-const RENDERED_BODY_COLUMNS: &[&str] = &["body", "body_amp", "body_plain"];
-
 /// Whether `field` of `table` mostly holds a new value per row, so is written without a
-/// dictionary: a one-column key, a timestamp (milliseconds), one of [`PER_ROW_COLUMNS`], or a
-/// delivery's rendered body ([`RENDERED_BODY_COLUMNS`]; an inbound SMS's short body, often
-/// `STOP` or `YES`, keeps its dictionary).
+/// dictionary: a one-column key, a timestamp (milliseconds), or one of [`PER_ROW_COLUMNS`].
 ///
 /// A dictionary of values that do not repeat only costs: hashing every value, then a dictionary
 /// page as large as the values plus an index per row. Where such a value does repeat, zstd takes
 /// the repeat as well. `metrics` files of 3,000 rows came out 9 % smaller and 10 % cheaper to
-/// write without them, `delivery_content` files 14 % cheaper, and no table's files grew
-/// (docs/PERFORMANCE.md).
+/// write without them, and no table's files grew (docs/PERFORMANCE.md).
 pub fn new_value_per_row(table: Table, field: &Field) -> bool {
-    table.def().primary_key == [field.name]
-        || field.ty == FieldType::Timestamp
-        || PER_ROW_COLUMNS.contains(&field.name)
-        || (table == Table::DeliveryContent && RENDERED_BODY_COLUMNS.contains(&field.name))
+    table.def().primary_key == [field.name] || field.ty == FieldType::Timestamp || PER_ROW_COLUMNS.contains(&field.name)
 }
 
 /// Writes one Parquet file of one table to `W`.
