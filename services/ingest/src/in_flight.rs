@@ -88,9 +88,11 @@ impl Committer {
                     {
                         tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
                     }
+                    // Idle before the reply: the loop submits its next job only after the reply,
+                    // so this never clears the gate of a newer transaction.
+                    thread_gate.set(false);
                     // The loop may have stopped waiting: the outcome is then only the gate's.
                     let _ = job.reply.send(reply);
-                    thread_gate.set(false);
                 }
             })
             .map_err(|e| KafkaError::ClientCreation(format!("starting the handoff commit thread: {e}")))?;
