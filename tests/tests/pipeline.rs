@@ -1,7 +1,8 @@
 //! End to end on the real broker and the real S3 server, with ingest and the uploader running as
 //! processes: records of all 15 tables for several workspaces (JSON and protobuf topics) become
 //! Parquet objects in each workspace's own bucket, every record exactly once — also while the
-//! services are killed with `kill -9` and restarted, and with two instances of each.
+//! services are killed with `kill -9` and restarted, with two instances of each, and while
+//! instances join and leave the ingest group.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -88,4 +89,47 @@ async fn two_instances_share_the_load_and_survive_losing_one() {
     verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest_a, &mut uploader_b]).await;
     ingest_a.stop();
     uploader_b.stop();
+}
+
+/// Instances join and leave while records flow: each join makes the cooperative rebalance revoke
+/// partitions from the running ingest, often while one of its transactions is still committing
+/// (its loop reads on meanwhile, and the revocation waits for the commit). Every record still
+/// arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() {
+    let workspaces = [4001, 4002, 4003, 4004, 4005, 4006];
+    let tables = [Table::Metrics, Table::Deliveries, Table::Events];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let mut ingest_a = stack.ingest("ingest-a");
+    let mut uploader = stack.uploader("uploader");
+    let producer = producer();
+    let mut generator = Generator::new(17);
+    let mut produced = Produced::default();
+    let mut joined = None;
+    // Rounds of ~250 ms: ingest-b runs from ~1 s to ~7 s, ingest-c from ~13 s to ~20 s. Between
+    // them ingest-a takes all partitions back (within a heartbeat, 3 s), so each join revokes
+    // some of its partitions.
+    for round in 0..88u64 {
+        produce(&stack, &producer, &mut generator, (&workspaces, &tables), round * 4..(round + 1) * 4, &mut produced)
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match round {
+            4 => joined = Some(stack.ingest("ingest-b")),
+            52 => joined = Some(stack.ingest("ingest-c")),
+            28 | 80 => {
+                if let Some(mut instance) = joined.take() {
+                    instance.stop();
+                }
+            }
+            _ => {}
+        }
+    }
+    verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest_a, &mut uploader]).await;
+    let log = ingest_a.log_tail(usize::MAX);
+    let revocations = log.matches("Partitions revoked").count();
+    let waited = log.matches("A revocation waited for the handoff transaction").count();
+    println!("ingest-a: {revocations} revocations, {waited} of them waited for a transaction committing");
+    assert!(revocations >= 2, "two joins revoked {revocations} times from ingest-a:\n{}", ingest_a.log_tail(60));
+    ingest_a.stop();
+    uploader.stop();
 }

@@ -37,20 +37,21 @@ impl CommitGate {
         Self { busy: Mutex::new(false), idle: Condvar::new(), max_wait }
     }
 
-    fn set(&self, busy: bool) {
+    pub(crate) fn set(&self, busy: bool) {
         *self.busy.lock().unwrap_or_else(PoisonError::into_inner) = busy;
         if !busy {
             self.idle.notify_all();
         }
     }
 
-    /// Blocks until no transaction is committing (or the gate's `max_wait` passed); returns
-    /// whether it is idle.
-    pub fn wait_idle(&self) -> bool {
+    /// Blocks until no transaction is committing: how long it waited, or `None` if one still
+    /// was after the gate's `max_wait`.
+    pub fn wait_idle(&self) -> Option<Duration> {
+        let started = Instant::now();
         let busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         let (busy, _) =
             self.idle.wait_timeout_while(busy, self.max_wait, |busy| *busy).unwrap_or_else(PoisonError::into_inner);
-        !*busy
+        (!*busy).then(|| started.elapsed())
     }
 }
 
@@ -175,16 +176,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         gate.set(false);
         let (idle, waited) = waiter.join().expect("waiter thread");
-        assert!(idle);
+        let idle = idle.expect("idle before the max wait");
         assert!(waited >= Duration::from_millis(150), "returned after {waited:?}, before the gate was idle");
+        assert!(idle >= Duration::from_millis(150) && idle <= waited, "reported {idle:?} of {waited:?}");
     }
 
     #[test]
     fn a_gate_stuck_busy_gives_up_after_its_max_wait() {
         let gate = CommitGate::new(Duration::from_millis(100));
         gate.set(true);
-        assert!(!gate.wait_idle());
+        assert_eq!(gate.wait_idle(), None);
         gate.set(false);
-        assert!(gate.wait_idle());
+        assert!(gate.wait_idle().is_some_and(|waited| waited < Duration::from_millis(100)));
     }
 }
