@@ -260,19 +260,7 @@ impl BatchBuilder {
     /// Moves the compact rows into Arrow column builders with room for `target` rows.
     fn build_columns(&mut self, target: usize) {
         let fields = self.table.def().fields;
-        let mut sizes = vec![(0, 0); fields.len()];
-        for values in self.compact.rows(fields.len()) {
-            for (size, value) in sizes.iter_mut().zip(&values) {
-                match value {
-                    Value::Str(s) => size.0 += s.len(),
-                    Value::List(items) => {
-                        size.0 += items.iter().map(|s| s.len()).sum::<usize>();
-                        size.1 += items.len();
-                    }
-                    _ => {}
-                }
-            }
-        }
+        let sizes = self.compact.sizes(fields.len());
         let mut columns = self.sized_columns(self.chunk_rows, &sizes, target);
         for values in self.compact.rows(fields.len()) {
             for (column, value) in columns.iter_mut().zip(&values) {

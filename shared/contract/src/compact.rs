@@ -72,6 +72,33 @@ impl CompactRows {
         })
     }
 
+    /// Per field of rows `width` values wide: the bytes of its strings and the items of its
+    /// lists, what its column needs room for. Reads tags and lengths only (no row is decoded).
+    pub(crate) fn sizes(&self, width: usize) -> Vec<(usize, usize)> {
+        let mut sizes = vec![(0, 0); width];
+        let mut rest: &[u8] = &self.buf;
+        for field in (0..width).cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (mut bytes, mut items) = (0, 0);
+            match take(&mut rest, 1).first().copied().unwrap_or(NULL) {
+                INT | TIMESTAMP => _ = take(&mut rest, 8),
+                STR => bytes = skip_str(&mut rest),
+                LIST => {
+                    items = read_u32(&mut rest);
+                    bytes = (0..items).map(|_| skip_str(&mut rest)).sum();
+                }
+                _ => {}
+            }
+            if let Some(size) = sizes.get_mut(field) {
+                size.0 += bytes;
+                size.1 += items;
+            }
+        }
+        sizes
+    }
+
     fn tagged(&mut self, tag: u8, bytes: &[u8]) {
         self.buf.push(tag);
         self.buf.extend_from_slice(bytes);
@@ -112,6 +139,12 @@ fn read_str<'a>(rest: &mut &'a [u8]) -> Cow<'a, str> {
     Cow::Borrowed(std::str::from_utf8(take(rest, len)).unwrap_or_default())
 }
 
+/// Skips a string; returns its length in bytes.
+fn skip_str(rest: &mut &[u8]) -> usize {
+    let len = read_u32(rest);
+    take(rest, len).len()
+}
+
 fn read_value<'a>(rest: &mut &'a [u8]) -> Value<'a> {
     match take(rest, 1).first().copied().unwrap_or(NULL) {
         INT => Value::Int(read_i64(rest)),
@@ -148,6 +181,8 @@ mod tests {
             compact.push(row);
         }
         assert_eq!(compact.rows(4).collect::<Vec<_>>(), rows);
+        // "héllo" is 6 bytes; the lists hold "a", "", "ζ" (3 bytes, 3 items) and nothing.
+        assert_eq!(compact.sizes(4), vec![(0, 0), (6 + 3, 3), (0, 0), (0, 0)]);
         compact.clear();
         assert_eq!(compact.rows(4).count(), 0);
         assert_eq!(compact.capacity(), 0);
