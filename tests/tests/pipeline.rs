@@ -97,25 +97,43 @@ async fn two_instances_share_the_load_and_survive_losing_one() {
 /// arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() {
-    let workspaces = [4001, 4002, 4003, 4004, 4005, 4006];
+    join_and_leave_mid_stream(&[4001, 4002, 4003, 4004, 4005, 4006], 17, Keys::Workspace).await;
+}
+
+/// The same with each workspace's records spread over every partition (keyed by record, not by
+/// workspace): every window then holds records of several partitions, so a revocation also drops
+/// windows of partitions the instance keeps, and those partitions are read again from their last
+/// commit — including records that were already fetched behind the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_spread_over_partitions_survive_joins_and_leaves_exactly_once() {
+    join_and_leave_mid_stream(&[5001, 5002, 5003, 5004, 5005, 5006], 19, Keys::Record).await;
+}
+
+/// Runs ingest-a throughout while records flow in rounds of ~250 ms; ingest-b joins at ~1 s and
+/// leaves at ~7 s, ingest-c joins at ~13 s and leaves at ~20 s. Between them ingest-a takes all
+/// partitions back (within a heartbeat, 3 s), so each join revokes some of its partitions. With records spread over the
+/// partitions the windows last 6 s (partition points every 1.5 s), so that revocations find
+/// windows open.
+async fn join_and_leave_mid_stream(workspaces: &[i64], seed: u64, keys: Keys) {
     let tables = [Table::Metrics, Table::Deliveries, Table::Events];
-    let stack = Stack::new(&workspaces, &tables).await;
-    let mut ingest_a = stack.ingest("ingest-a");
+    let stack = Stack::new(workspaces, &tables).await;
+    let env: Vec<(&str, String)> = match keys {
+        Keys::Workspace => vec![],
+        Keys::Record => vec![("DWSYNC_WINDOW__DURATION_MS", "6000".to_owned())],
+    };
+    let mut ingest_a = stack.ingest_with("ingest-a", &env);
     let mut uploader = stack.uploader("uploader");
     let producer = producer();
-    let mut generator = Generator::new(17);
+    let mut generator = Generator::new(seed);
     let mut produced = Produced::default();
     let mut joined = None;
-    // Rounds of ~250 ms: ingest-b runs from ~1 s to ~7 s, ingest-c from ~13 s to ~20 s. Between
-    // them ingest-a takes all partitions back (within a heartbeat, 3 s), so each join revokes
-    // some of its partitions.
     for round in 0..88u64 {
-        produce(&stack, &producer, &mut generator, (&workspaces, &tables), round * 4..(round + 1) * 4, &mut produced)
-            .await;
+        let numbers = round * 4..(round + 1) * 4;
+        produce_keyed(&stack, &producer, &mut generator, (workspaces, &tables), numbers, &mut produced, keys).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
         match round {
-            4 => joined = Some(stack.ingest("ingest-b")),
-            52 => joined = Some(stack.ingest("ingest-c")),
+            4 => joined = Some(stack.ingest_with("ingest-b", &env)),
+            52 => joined = Some(stack.ingest_with("ingest-c", &env)),
             28 | 80 => {
                 if let Some(mut instance) = joined.take() {
                     instance.stop();
@@ -124,12 +142,41 @@ async fn instances_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() {
             _ => {}
         }
     }
-    verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest_a, &mut uploader]).await;
+    verify_keyed(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest_a, &mut uploader], keys).await;
     let log = ingest_a.log_tail(usize::MAX);
     let revocations = log.matches("Partitions revoked").count();
     let waited = log.matches("A revocation waited for the handoff transaction").count();
-    println!("ingest-a: {revocations} revocations, {waited} of them waited for a transaction committing");
+    let rewound: usize = without_ansi(&log)
+        .lines()
+        .filter(|l| l.contains("Dropped the windows of revoked partitions."))
+        .filter_map(|l| l.split("rewound=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok())
+        .sum();
+    println!(
+        "ingest-a ({keys:?} keys): {revocations} revocations, {waited} of them waited for a transaction committing, \
+         {rewound} kept partitions rewound"
+    );
     assert!(revocations >= 2, "two joins revoked {revocations} times from ingest-a:\n{}", ingest_a.log_tail(60));
+    if matches!(keys, Keys::Record) {
+        assert!(rewound > 0, "no kept partition was rewound:\n{}", ingest_a.log_tail(60));
+    }
     ingest_a.stop();
     uploader.stop();
+}
+
+/// `text` without its terminal colour codes (`ESC [ … m`).
+fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

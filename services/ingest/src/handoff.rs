@@ -13,7 +13,6 @@ use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::message::ToBytes;
@@ -22,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
 use crate::encode::EncodedFile;
-use crate::in_flight::{CommitGate, Committer, InFlight};
+use crate::in_flight::{CommitGate, Committer, GroupMetadata, InFlight};
 
 /// Creates the handoff and dead-letter topics if they do not exist yet.
 pub async fn ensure_topics(
@@ -194,9 +193,10 @@ impl Transaction<'_> {
     }
 
     /// Hands the transaction to the committing thread, which waits for every delivery, then
-    /// commits `offsets` for the consumer group with the records (or aborts). The caller may
-    /// read on meanwhile, but begins no transaction before the returned [`InFlight`] resolved.
-    pub fn commit_in_background(mut self, offsets: TopicPartitionList, group: ConsumerGroupMetadata) -> InFlight {
+    /// commits `offsets` for the consumer group (its metadata read from `group` just before)
+    /// with the records (or aborts). The caller may read on meanwhile, but begins no
+    /// transaction before the returned [`InFlight`] resolved.
+    pub(crate) fn commit_in_background(mut self, offsets: TopicPartitionList, group: GroupMetadata) -> InFlight {
         // The committing thread decides the transaction now: not aborted on drop.
         self.open = false;
         let deliveries = std::mem::take(&mut self.deliveries);

@@ -55,12 +55,18 @@ impl CommitGate {
     }
 }
 
+/// The consumer group's metadata (member and generation) as it is now. Read just before the
+/// offsets are added to a transaction: a rebalance that began after the flush has by then given
+/// the group a new generation, and offsets sent with the old one would fail the transaction
+/// (`ILLEGAL_GENERATION`), with every open window read again.
+pub(crate) type GroupMetadata = Arc<dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync>;
+
 /// What the committing thread needs to finish one transaction.
 struct Job {
     deliveries: VecDeque<Delivery>,
     committed: Committed,
     offsets: TopicPartitionList,
-    group: ConsumerGroupMetadata,
+    group: GroupMetadata,
     reply: oneshot::Sender<Result<Committed, KafkaError>>,
 }
 
@@ -82,8 +88,10 @@ impl Committer {
         std::thread::Builder::new()
             .name("handoff-commit".into())
             .spawn(move || {
-                for job in queue {
-                    let reply = commit(&producer, timeout, job.deliveries, job.committed, &job.offsets, &job.group);
+                for Job { deliveries, committed, offsets, group, reply: replier } in queue {
+                    let reply = commit(&producer, timeout, deliveries, committed, &offsets, &*group);
+                    // Released before the reply: the loop may drop the consumer right after it.
+                    drop(group);
                     if reply.is_err()
                         && let Err(abort) = producer.producer().abort_transaction(timeout)
                     {
@@ -93,7 +101,7 @@ impl Committer {
                     // so this never clears the gate of a newer transaction.
                     thread_gate.set(false);
                     // The loop may have stopped waiting: the outcome is then only the gate's.
-                    let _ = job.reply.send(reply);
+                    let _ = replier.send(reply);
                 }
             })
             .map_err(|e| KafkaError::ClientCreation(format!("starting the handoff commit thread: {e}")))?;
@@ -101,13 +109,14 @@ impl Committer {
     }
 
     /// Hands a sent transaction to the thread: it waits for the `deliveries`, adds `offsets`
-    /// for the `group` and commits (or aborts on any error). The gate is busy until then.
+    /// for the `group` as it is then and commits (or aborts on any error). The gate is busy
+    /// until then.
     pub(crate) fn submit(
         &self,
         deliveries: VecDeque<Delivery>,
         committed: Committed,
         offsets: TopicPartitionList,
-        group: ConsumerGroupMetadata,
+        group: GroupMetadata,
     ) -> InFlight {
         let (reply, done) = oneshot::channel();
         self.gate.set(true);
@@ -121,21 +130,24 @@ impl Committer {
     }
 }
 
-/// Waits for every delivery, adds the offsets to the transaction and commits it.
+/// Waits for every delivery, adds the offsets to the transaction for the group as it is now, and
+/// commits it.
 fn commit(
     producer: &DeliveryProducer,
     timeout: Duration,
     deliveries: VecDeque<Delivery>,
     mut committed: Committed,
     offsets: &TopicPartitionList,
-    group: &ConsumerGroupMetadata,
+    group: &(dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync),
 ) -> Result<Committed, KafkaError> {
     let started = Instant::now();
     for delivery in deliveries {
         let _ = delivery.wait()?;
     }
     committed.delivery_wait = started.elapsed();
-    producer.producer().send_offsets_to_transaction(offsets, group, timeout)?;
+    // The consumer has left its group (it is closing): the transaction cannot carry the offsets.
+    let group = group().ok_or(KafkaError::Canceled)?;
+    producer.producer().send_offsets_to_transaction(offsets, &group, timeout)?;
     committed.offsets_wait = started.elapsed() - committed.delivery_wait;
     producer.producer().commit_transaction(timeout)?;
     committed.commit_wait = started.elapsed();

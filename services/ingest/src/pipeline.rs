@@ -23,7 +23,7 @@ use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::encode::{EncodeError, EncodedFile, encode};
 use crate::handoff::{Committed, Handoff};
-use crate::in_flight::{CommitGate, InFlight};
+use crate::in_flight::{CommitGate, GroupMetadata, InFlight};
 use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
@@ -140,7 +140,8 @@ fn now_ms() -> i64 {
 }
 
 struct Pipeline<'a> {
-    consumer: StreamConsumer<RebalanceContext>,
+    /// Shared with the committing thread, which reads the group's metadata from it.
+    consumer: Arc<Kafka>,
     st: State<'a>,
 }
 
@@ -161,6 +162,9 @@ struct State<'a> {
     threads: usize,
     /// The last transaction, while it commits.
     in_flight: Option<Pending>,
+    /// Partitions whose records in the batch at hand are not to be used: revoked ones (their
+    /// next owner reads them) and kept ones rewound to their last commit (read again).
+    skipping: BTreeSet<PartitionKey>,
 }
 
 /// A flush whose transaction is committing.
@@ -247,12 +251,14 @@ impl<'a> Pipeline<'a> {
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
             in_flight: None,
+            skipping: BTreeSet::new(),
         };
-        Ok(Self { consumer, st })
+        Ok(Self { consumer: Arc::new(consumer), st })
     }
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
         let Self { consumer, st } = self;
+        let consumer: &Arc<Kafka> = consumer;
         // One stream for the loop's life: `recv` makes a stream per message, registering and
         // unregistering a waker slot under a mutex each time.
         let mut stream = consumer.stream();
@@ -279,8 +285,9 @@ impl<'a> Pipeline<'a> {
                 () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
                 Some(received) = stream.next() => {
                     let batch = gather(&mut stream, received);
-                    let revoked = st.check_rebalance(consumer);
-                    st.process_batch(&batch, &revoked, consumer).await?;
+                    st.skipping.clear();
+                    st.check_rebalance(consumer)?;
+                    st.process_batch(&batch, consumer).await?;
                 }
             }
             if Instant::now() >= next_lag {
@@ -299,8 +306,10 @@ impl State<'_> {
     /// with every window sharing a partition with those (the flush closure), and rewinds the
     /// partitions this instance keeps to their first uncommitted offset. Nothing of a revoked
     /// partition is committed, so its next owner reads it from the committed offset: no record
-    /// is lost or handed off twice.
-    fn check_rebalance(&mut self, consumer: &Kafka) -> BTreeSet<PartitionKey> {
+    /// is lost or handed off twice. The records of both already fetched (the batch at hand) are
+    /// skipped ([`State::skipping`]): a rewound partition delivers them again. If a kept
+    /// partition cannot be rewound, the loop restarts from the group's committed offsets.
+    fn check_rebalance(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
         let revoked: BTreeSet<PartitionKey> = consumer
             .context()
             .take_revoked()
@@ -308,7 +317,7 @@ impl State<'_> {
             .filter_map(|(topic, p)| self.topic_index.get(&topic).map(|&t| (t, p)))
             .collect();
         if revoked.is_empty() {
-            return revoked;
+            return Ok(());
         }
         let mut dropped = revoked.clone();
         for key in self.windows.keys_touching(&revoked) {
@@ -323,31 +332,26 @@ impl State<'_> {
                 continue;
             }
             let topic = &self.topics[p.0].topic;
-            match consumer.seek(topic, p.1, Offset::Offset(from), Duration::from_secs(10)) {
-                Ok(()) => rewound += 1,
-                Err(error) => {
-                    // The partition cannot be rewound: leave the group's committed offset as the
-                    // truth by dropping everything (as an eager rebalance would).
-                    tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; dropping all buffers.");
-                    self.windows.clear();
-                    self.dead.clear();
-                    self.unflushed.clear();
-                    return revoked;
-                }
+            if let Err(error) = consumer.seek(topic, p.1, Offset::Offset(from), Duration::from_secs(10)) {
+                // Reading on would skip the dropped records: start again from the committed offsets.
+                tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; restarting the loop.");
+                return Err(error.into());
             }
+            let _ = self.skipping.insert(*p);
+            rewound += 1;
         }
+        self.skipping.extend(&revoked);
         tracing::info!(revoked = revoked.len(), windows, rewound, "Dropped the windows of revoked partitions.");
-        revoked
+        Ok(())
     }
 
     /// Decodes a batch of records on the worker threads, then adds them to their windows in
     /// order (flushing when a window fills or the memory budget is exceeded). Records of
-    /// `revoked` partitions are left to their next owner.
+    /// [`State::skipping`] partitions are left to their next owner or to their second reading.
     async fn process_batch(
         &mut self,
         batch: &[BorrowedMessage<'_>],
-        revoked: &BTreeSet<PartitionKey>,
-        consumer: &Kafka,
+        consumer: &Arc<Kafka>,
     ) -> Result<(), PipelineError> {
         let decoder = Decoder {
             topic_index: &self.topic_index,
@@ -359,7 +363,7 @@ impl State<'_> {
         for (msg, decoded) in batch.iter().zip(decoded) {
             let Some((topic, decoded)) = decoded else { continue };
             let partition = (topic, msg.partition());
-            if revoked.contains(&partition) {
+            if self.skipping.contains(&partition) {
                 continue;
             }
             self.process(msg, partition, decoded, now, consumer).await?;
@@ -373,7 +377,7 @@ impl State<'_> {
         partition: PartitionKey,
         decoded: Decoded<'_>,
         now: i64,
-        consumer: &Kafka,
+        consumer: &Arc<Kafka>,
     ) -> Result<(), PipelineError> {
         let table = self.topics[partition.0].table;
         let offset = msg.offset();
@@ -412,9 +416,9 @@ impl State<'_> {
 
     /// Closes the windows of the partitions whose grid point came (with their neighbours) and
     /// commits those partitions.
-    async fn flush_due(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+    async fn flush_due(&mut self, consumer: &Arc<Kafka>) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
-        self.check_rebalance(consumer);
+        self.check_rebalance(consumer)?;
         let now = now_ms();
         let due: BTreeSet<PartitionKey> =
             self.unflushed.iter().filter(|(_, u)| u.due <= now).map(|(p, _)| *p).collect();
@@ -423,9 +427,9 @@ impl State<'_> {
     }
 
     /// Closes every window and commits every partition read (the dead letters' memory is full).
-    async fn flush_all(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+    async fn flush_all(&mut self, consumer: &Arc<Kafka>) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
-        self.check_rebalance(consumer);
+        self.check_rebalance(consumer)?;
         let partitions: BTreeSet<PartitionKey> = self.unflushed.keys().copied().collect();
         let closed = self.windows.close_all();
         self.commit(closed, &partitions, consumer).await
@@ -435,7 +439,7 @@ impl State<'_> {
         &mut self,
         partitions: &BTreeSet<PartitionKey>,
         trigger: Option<(WindowKey, CloseReason)>,
-        consumer: &Kafka,
+        consumer: &Arc<Kafka>,
     ) -> Result<(), PipelineError> {
         let closed = self.windows.close_partitions(partitions, trigger);
         self.commit(closed, partitions, consumer).await
@@ -445,7 +449,7 @@ impl State<'_> {
         &mut self,
         closed: Vec<crate::window::ClosedWindow>,
         partitions: &BTreeSet<PartitionKey>,
-        consumer: &Kafka,
+        consumer: &Arc<Kafka>,
     ) -> Result<(), PipelineError> {
         self.tally.publish();
         if partitions.is_empty() && closed.is_empty() {
@@ -465,8 +469,9 @@ impl State<'_> {
                 offsets.add_partition_offset(&self.topics[p.0].topic, p.1, Offset::Offset(u.next))?;
             }
         }
-        let Some(group) = consumer.group_metadata() else {
-            return Err(PipelineError::Kafka(KafkaError::Canceled));
+        let group: GroupMetadata = {
+            let consumer = Arc::clone(consumer);
+            Arc::new(move || consumer.group_metadata())
         };
         let span = tracing::info_span!(
             "flush",
