@@ -180,3 +180,47 @@ fn without_ansi(text: &str) -> String {
     }
     out
 }
+
+/// An instance stopped while a rebalance is still giving it its first partitions (a rolling
+/// deploy stops the new pod's predecessor about then) leaves the group at once: the running
+/// instance gets the revoked partitions back within seconds, not after the group's session
+/// timeout (45 s), and every record is exported soon after it is produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_stopped_mid_rebalance_hands_its_partitions_back_at_once() {
+    let workspaces = [7001, 7002, 7003, 7004];
+    let tables = [Table::Metrics, Table::Deliveries, Table::Events];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let mut ingest_a = stack.ingest("ingest-a");
+    let mut uploader = stack.uploader("uploader");
+    let producer = producer();
+    let mut generator = Generator::new(23);
+    let mut produced = Produced::default();
+    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..20, &mut produced).await;
+    // ingest-b joins; the cooperative rebalance first revokes half of ingest-a's partitions and
+    // gives ingest-b none (its partitions come in a second round, after its next heartbeat).
+    let mut ingest_b = stack.ingest("ingest-b");
+    let joined = std::time::Instant::now();
+    while !ingest_b.log_tail(usize::MAX).contains("Partitions assigned.") {
+        assert!(joined.elapsed() < Duration::from_secs(30), "ingest-b never joined:\n{}", ingest_b.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ingest_b.stop();
+    let stopped = std::time::Instant::now();
+    for round in 1..=8u64 {
+        produce(&stack, &producer, &mut generator, (&workspaces, &tables), round * 20..(round + 1) * 20, &mut produced)
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Within the session timeout (45 s) of the stop: only an explicit leave lets this pass.
+    let deadline = Duration::from_secs(25).saturating_sub(stopped.elapsed());
+    verify(&stack, &produced, deadline, &mut [&mut ingest_a, &mut uploader]).await;
+    let log = ingest_a.log_tail(usize::MAX);
+    assert!(
+        log.contains("Partitions revoked"),
+        "ingest-b's join revoked nothing from ingest-a:\n{}",
+        ingest_a.log_tail(40)
+    );
+    println!("every record exported {:?} after ingest-b stopped", stopped.elapsed());
+    ingest_a.stop();
+    uploader.stop();
+}

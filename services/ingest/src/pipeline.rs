@@ -162,9 +162,6 @@ struct State<'a> {
     threads: usize,
     /// The last transaction, while it commits.
     in_flight: Option<Pending>,
-    /// Partitions whose records in the batch at hand are not to be used: revoked ones (their
-    /// next owner reads them) and kept ones rewound to their last commit (read again).
-    skipping: BTreeSet<PartitionKey>,
 }
 
 /// A flush whose transaction is committing.
@@ -251,7 +248,6 @@ impl<'a> Pipeline<'a> {
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
             in_flight: None,
-            skipping: BTreeSet::new(),
         };
         Ok(Self { consumer: Arc::new(consumer), st })
     }
@@ -284,10 +280,17 @@ impl<'a> Pipeline<'a> {
                 }
                 () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
                 Some(received) = stream.next() => {
+                    // A rebalance the wait took in came before this record: a revoked partition's
+                    // record can only be from its reassignment, a kept partition's rewound now
+                    // comes again (so does any later one, from the rewound position).
+                    let (_, rewound) = st.check_rebalance(consumer)?;
+                    let first_stale = received.as_ref().is_ok_and(|m| st.partition(m).is_some_and(|p| rewound.contains(&p)));
+                    // gather stops at a rebalance: one taken in during it came after the batch,
+                    // whose records of the revoked and the rewound partitions are then stale.
                     let batch = gather(&mut stream, received);
-                    st.skipping.clear();
-                    st.check_rebalance(consumer)?;
-                    st.process_batch(&batch, consumer).await?;
+                    let (revoked, rewound) = st.check_rebalance(consumer)?;
+                    let stale: BTreeSet<PartitionKey> = revoked.union(&rewound).copied().collect();
+                    st.process_batch(&batch, usize::from(first_stale), &stale, consumer).await?;
                 }
             }
             if Instant::now() >= next_lag {
@@ -301,15 +304,30 @@ impl<'a> Pipeline<'a> {
 /// The loop's consumer.
 pub(crate) type Kafka = StreamConsumer<RebalanceContext>;
 
+impl Drop for Pipeline<'_> {
+    /// Leaves the consumer group explicitly before the consumer closes. librdkafka (2.12) closes
+    /// a cooperative consumer that holds no partitions — one that just joined, whose partitions
+    /// come in the rebalance's second round — without a `LeaveGroup`: the group then waits for
+    /// its session timeout (45 s) and nobody reads the partitions the rebalance moved. An
+    /// unsubscribe first leaves in that case too (and revokes as the close would otherwise).
+    fn drop(&mut self) {
+        self.consumer.unsubscribe();
+    }
+}
+
 impl State<'_> {
     /// After partitions were revoked: drops the windows and dead letters holding their records,
     /// with every window sharing a partition with those (the flush closure), and rewinds the
     /// partitions this instance keeps to their first uncommitted offset. Nothing of a revoked
     /// partition is committed, so its next owner reads it from the committed offset: no record
-    /// is lost or handed off twice. The records of both already fetched (the batch at hand) are
-    /// skipped ([`State::skipping`]): a rewound partition delivers them again. If a kept
-    /// partition cannot be rewound, the loop restarts from the group's committed offsets.
-    fn check_rebalance(&mut self, consumer: &Kafka) -> Result<(), PipelineError> {
+    /// is lost or handed off twice. Returns the revoked and the rewound partitions: records of
+    /// both received before the revocation are stale (a rewound partition delivers them again
+    /// from where it was rewound to). If a kept partition cannot be rewound, the loop restarts
+    /// from the group's committed offsets.
+    fn check_rebalance(
+        &mut self,
+        consumer: &Kafka,
+    ) -> Result<(BTreeSet<PartitionKey>, BTreeSet<PartitionKey>), PipelineError> {
         let revoked: BTreeSet<PartitionKey> = consumer
             .context()
             .take_revoked()
@@ -317,7 +335,7 @@ impl State<'_> {
             .filter_map(|(topic, p)| self.topic_index.get(&topic).map(|&t| (t, p)))
             .collect();
         if revoked.is_empty() {
-            return Ok(());
+            return Ok(Default::default());
         }
         let mut dropped = revoked.clone();
         for key in self.windows.keys_touching(&revoked) {
@@ -325,7 +343,7 @@ impl State<'_> {
         }
         let windows = self.windows.close_partitions(&dropped, None).len();
         let _ = self.dead.take(&dropped);
-        let mut rewound = 0;
+        let mut rewound = BTreeSet::new();
         for p in &dropped {
             let Some(Unflushed { from, .. }) = self.unflushed.remove(p) else { continue };
             if revoked.contains(p) {
@@ -337,20 +355,31 @@ impl State<'_> {
                 tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; restarting the loop.");
                 return Err(error.into());
             }
-            let _ = self.skipping.insert(*p);
-            rewound += 1;
+            let _ = rewound.insert(*p);
         }
-        self.skipping.extend(&revoked);
-        tracing::info!(revoked = revoked.len(), windows, rewound, "Dropped the windows of revoked partitions.");
-        Ok(())
+        tracing::info!(
+            revoked = revoked.len(),
+            windows,
+            rewound = rewound.len(),
+            "Dropped the windows of revoked partitions."
+        );
+        Ok((revoked, rewound))
+    }
+
+    /// The source partition of a message, if it is of a topic ingest reads.
+    fn partition(&self, msg: &BorrowedMessage<'_>) -> Option<PartitionKey> {
+        self.topic_index.get(msg.topic()).map(|&t| (t, msg.partition()))
     }
 
     /// Decodes a batch of records on the worker threads, then adds them to their windows in
-    /// order (flushing when a window fills or the memory budget is exceeded). Records of
-    /// [`State::skipping`] partitions are left to their next owner or to their second reading.
+    /// order (flushing when a window fills or the memory budget is exceeded). The first `skip`
+    /// records and those of `stale` partitions are left to their next owner or to their second
+    /// reading.
     async fn process_batch(
         &mut self,
         batch: &[BorrowedMessage<'_>],
+        skip: usize,
+        stale: &BTreeSet<PartitionKey>,
         consumer: &Arc<Kafka>,
     ) -> Result<(), PipelineError> {
         let decoder = Decoder {
@@ -360,10 +389,10 @@ impl State<'_> {
         };
         let decoded = block_in_place(|| parallel::map_ordered(batch, self.threads, |m| decoder.decode(m)));
         let now = now_ms();
-        for (msg, decoded) in batch.iter().zip(decoded) {
+        for (msg, decoded) in batch.iter().zip(decoded).skip(skip) {
             let Some((topic, decoded)) = decoded else { continue };
             let partition = (topic, msg.partition());
-            if self.skipping.contains(&partition) {
+            if stale.contains(&partition) {
                 continue;
             }
             self.process(msg, partition, decoded, now, consumer).await?;
@@ -418,7 +447,7 @@ impl State<'_> {
     /// commits those partitions.
     async fn flush_due(&mut self, consumer: &Arc<Kafka>) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
-        self.check_rebalance(consumer)?;
+        let _ = self.check_rebalance(consumer)?;
         let now = now_ms();
         let due: BTreeSet<PartitionKey> =
             self.unflushed.iter().filter(|(_, u)| u.due <= now).map(|(p, _)| *p).collect();
@@ -429,7 +458,7 @@ impl State<'_> {
     /// Closes every window and commits every partition read (the dead letters' memory is full).
     async fn flush_all(&mut self, consumer: &Arc<Kafka>) -> Result<(), PipelineError> {
         // A revocation noticed while `recv` was interrupted must be applied before committing.
-        self.check_rebalance(consumer)?;
+        let _ = self.check_rebalance(consumer)?;
         let partitions: BTreeSet<PartitionKey> = self.unflushed.keys().copied().collect();
         let closed = self.windows.close_all();
         self.commit(closed, &partitions, consumer).await
