@@ -30,13 +30,25 @@ async fn all_tables_reach_each_workspace_bucket_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_lose_and_duplicate_nothing() {
-    let workspaces = [2001, 2002, 2003];
+    kill_9_and_restart(&[2001, 2002, 2003], 11, Keys::Workspace).await;
+}
+
+/// The crash test with each workspace's records spread over every partition: every flush commits
+/// several partitions together, and a restart reads them all again from their commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_with_records_spread_over_partitions_lose_and_duplicate_nothing() {
+    kill_9_and_restart(&[2101, 2102, 2103], 29, Keys::Record).await;
+}
+
+/// Produces rounds of records while ingest and the uploader are killed with `kill -9` in turn
+/// (3 each) at random moments and restarted; then every record exactly once.
+async fn kill_9_and_restart(workspaces: &[i64], seed: u64, keys: Keys) {
     let tables = [Table::Metrics, Table::Deliveries, Table::People, Table::Events, Table::DeliveryContent];
-    let stack = Stack::new(&workspaces, &tables).await;
+    let stack = Stack::new(workspaces, &tables).await;
     let mut ingest = stack.ingest("ingest");
     let mut uploader = stack.uploader("uploader");
     let producer = producer();
-    let mut generator = Generator::new(11);
+    let mut generator = Generator::new(seed);
     let mut produced = Produced::default();
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut rng = seed;
@@ -50,7 +62,7 @@ async fn kill_9_and_restart_lose_and_duplicate_nothing() {
     let (mut kills, batch) = (0, 40);
     for round in 0..6u64 {
         let numbers = round * batch..(round + 1) * batch;
-        produce(&stack, &producer, &mut generator, (&workspaces, &tables), numbers, &mut produced).await;
+        produce_keyed(&stack, &producer, &mut generator, (workspaces, &tables), numbers, &mut produced, keys).await;
         tokio::time::sleep(Duration::from_millis(500 + next(3000))).await;
         if round % 2 == 0 {
             ingest.kill9();
@@ -63,8 +75,11 @@ async fn kill_9_and_restart_lose_and_duplicate_nothing() {
         }
         kills += 1;
     }
-    verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest, &mut uploader]).await;
-    println!("crash test: {} records, {kills} kills (3 ingest, 3 uploader), 0 lost, 0 duplicated", produced.total());
+    verify_keyed(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest, &mut uploader], keys).await;
+    println!(
+        "crash test ({keys:?} keys): {} records, {kills} kills (3 ingest, 3 uploader), 0 lost, 0 duplicated",
+        produced.total()
+    );
     ingest.stop();
     uploader.stop();
 }
