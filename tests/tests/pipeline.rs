@@ -127,8 +127,7 @@ async fn records_spread_over_partitions_survive_joins_and_leaves_exactly_once() 
 /// Runs ingest-a throughout while records flow in rounds of ~250 ms; ingest-b joins at ~1 s and
 /// leaves at ~7 s, ingest-c joins at ~13 s and leaves at ~20 s. Between them ingest-a takes all
 /// partitions back (within a heartbeat, 3 s), so each join revokes some of its partitions. With records spread over the
-/// partitions the windows last 6 s (partition points every 1.5 s), so that revocations find
-/// windows open.
+/// partitions the windows last 6 s, so that revocations find windows open.
 async fn join_and_leave_mid_stream(workspaces: &[i64], seed: u64, keys: Keys) {
     let tables = [Table::Metrics, Table::Deliveries, Table::Events];
     let stack = Stack::new(workspaces, &tables).await;
@@ -237,5 +236,44 @@ async fn an_instance_stopped_mid_rebalance_hands_its_partitions_back_at_once() {
     );
     println!("every record exported {:?} after ingest-b stopped", stopped.elapsed());
     ingest_a.stop();
+    uploader.stop();
+}
+
+/// Records not keyed by workspace put every window on all partitions of its topic; those
+/// partitions close together, once per window (not at each partition's own point of the grid,
+/// which made one file per partition per window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_spread_over_partitions_close_once_per_window() {
+    let workspaces = [8001, 8002, 8003];
+    let tables = [Table::Metrics, Table::Events];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let window_ms = 4_000;
+    let mut ingest = stack.ingest_with("ingest", &[("DWSYNC_WINDOW__DURATION_MS", window_ms.to_string())]);
+    let mut uploader = stack.uploader("uploader");
+    let producer = producer();
+    let mut generator = Generator::new(31);
+    let mut produced = Produced::default();
+    let started = std::time::Instant::now();
+    for round in 0..40u64 {
+        let numbers = round * 4..(round + 1) * 4;
+        let scope = (&workspaces[..], &tables[..]);
+        produce_keyed(&stack, &producer, &mut generator, scope, numbers, &mut produced, Keys::Record).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let producing = started.elapsed();
+    verify_keyed(&stack, &produced, Duration::from_secs(60), &mut [&mut ingest, &mut uploader], Keys::Record).await;
+    let mut objects = std::collections::BTreeMap::new();
+    let _ = read_objects(&stack, &mut objects).await;
+    // One window per `window_ms` while records flow, plus the one open when they stop and one
+    // for a record read just past a close point.
+    let most = producing.as_millis() as usize / window_ms + 2;
+    for ws in workspaces {
+        for table in tables {
+            let files = objects.values().filter(|o| o.workspace == ws && o.table == table).count();
+            println!("ws {ws} {table}: {files} files in {producing:?} of records (at most {most})");
+            assert!(files <= most, "ws {ws} {table}: {files} files for {producing:?} of {window_ms}-ms windows");
+        }
+    }
+    ingest.stop();
     uploader.stop();
 }

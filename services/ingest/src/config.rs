@@ -164,8 +164,9 @@ pub struct WindowConfig {
     /// ¼, ¾, ⅛, … of the window), so the files of thousands of workspaces are not all written in
     /// the same seconds. A workspace's tables still close together (one sync, one
     /// `cio-validate`) when its records have the same partition number in every topic (keyed by
-    /// workspace, equal partition counts). `false`: every window closes on multiples of
-    /// `duration_ms`. Default: `true`.
+    /// workspace, equal partition counts). Partitions sharing windows (records not keyed by
+    /// workspace) close together, once per window, at the latest of their points. `false`: every
+    /// window closes on multiples of `duration_ms`. Default: `true`.
     pub spread_by_partition: bool,
     /// Rows after which a window closes early. Default: `1000000`.
     pub max_rows: usize,

@@ -196,8 +196,11 @@ struct Unflushed {
     /// Next offset to read (what a commit of the partition commits).
     next: i64,
     /// When it is due to close its windows and commit (its grid point after its first such
-    /// record: [`Windows::next_close`]).
+    /// record: [`Windows::next_close`]; later if it shares windows with partitions due later:
+    /// [`Windows::due_now`]).
     due: i64,
+    /// When its first record since its last commit was read (epoch ms).
+    opened: i64,
 }
 
 impl<'a> Pipeline<'a> {
@@ -415,6 +418,7 @@ impl State<'_> {
             from: offset,
             next: offset + 1,
             due: windows.next_close(partition.1, now),
+            opened: now,
         });
         match decoded {
             Ok((key, row)) => {
@@ -451,6 +455,13 @@ impl State<'_> {
         let now = now_ms();
         let due: BTreeSet<PartitionKey> =
             self.unflushed.iter().filter(|(_, u)| u.due <= now).map(|(p, _)| *p).collect();
+        let unflushed = &self.unflushed;
+        let (due, waiting) = self.windows.due_now(&due, |p| unflushed.get(&p).map(|u| (u.due, u.opened)), now);
+        for (p, at) in waiting {
+            if let Some(u) = self.unflushed.get_mut(&p) {
+                u.due = at;
+            }
+        }
         let (partitions, closed) = self.windows.close_due(&due);
         self.commit(closed, &partitions, consumer).await
     }

@@ -7,6 +7,7 @@
 //! no record is ever buffered behind a committed offset (which would duplicate it after a crash).
 //! The phase spreads the partitions' closes over the window (partition numbers 0, 1, 2, 3 close
 //! at 0, ½, ¼, ¾ of it): with thousands of workspaces their files are not all written at once.
+//! Partitions sharing windows close together, once per window ([`Windows::due_now`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -221,6 +222,51 @@ impl Windows {
         (partitions, closed)
     }
 
+    /// Which of the partitions whose own close point came (`candidates`) close now, and until
+    /// when the others wait. Partitions sharing open windows flush together, so they close
+    /// together: at the latest of their own points (each partition's point is its phase of the
+    /// grid, `window.spread_by_partition`), but no later than `duration_ms` after the group's
+    /// first record. Without that, records not keyed by workspace — every window spanning all
+    /// partitions of its topic — closed every window at every partition's point: n partitions, n
+    /// files per window. `times(p)` is a partition's own close point and when its first record
+    /// since its last commit was read. Returns the partitions to close now (closed under shared
+    /// windows) and the new close point of each partition that waits.
+    pub fn due_now(
+        &self,
+        candidates: &BTreeSet<PartitionKey>,
+        times: impl Fn(PartitionKey) -> Option<(i64, i64)>,
+        now_ms: i64,
+    ) -> (BTreeSet<PartitionKey>, Vec<(PartitionKey, i64)>) {
+        let duration = i64::try_from(self.config.duration_ms).unwrap_or(i64::MAX);
+        let group_due = |group: &BTreeSet<PartitionKey>| {
+            let (latest, first) = group
+                .iter()
+                .filter_map(|p| times(*p))
+                .fold((i64::MIN, i64::MAX), |(latest, first), (due, read)| (latest.max(due), first.min(read)));
+            latest.min(first.saturating_add(duration))
+        };
+        // Usually (records keyed by workspace) no window spans partitions: one pass.
+        let all = self.closure(candidates.clone());
+        if group_due(&all) <= now_ms {
+            return (all, Vec::new());
+        }
+        let (mut ready, mut waiting, mut seen) = (BTreeSet::new(), Vec::new(), BTreeSet::new());
+        for p in candidates {
+            if seen.contains(p) {
+                continue;
+            }
+            let group = self.closure(BTreeSet::from([*p]));
+            seen.extend(group.iter().copied());
+            let due = group_due(&group);
+            if due <= now_ms {
+                ready.extend(group);
+            } else {
+                waiting.extend(group.into_iter().map(|q| (q, due)));
+            }
+        }
+        (ready, waiting)
+    }
+
     /// `partitions` and every partition sharing an open window with them, transitively.
     fn closure(&self, mut partitions: BTreeSet<PartitionKey>) -> BTreeSet<PartitionKey> {
         loop {
@@ -369,6 +415,53 @@ mod tests {
         assert_eq!(got, [(1, CloseReason::Time), (2, CloseReason::Time), (4, CloseReason::Partition)]);
         assert_eq!(w.len(), 1, "workspace 3's window stays open");
         assert_eq!(w.close_due(&BTreeSet::new()).1.len(), 0, "nothing due, nothing closes");
+    }
+
+    #[test]
+    fn partitions_sharing_windows_close_together_once_per_window() {
+        // 60-s windows; partitions 0..4 close at 0, 30, 15 and 45 s of the grid.
+        let mut w = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        // Workspace 1's records on all four partitions (a producer not keying by workspace), read
+        // from 1 s on.
+        for p in 0..4 {
+            add(&mut w, 1, p, 10);
+        }
+        let grid = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        let times = |p: PartitionKey| Some((grid.next_close(p.1, 1_000), 1_000));
+        // At 15 s partition 2's own point comes: its group (all four) waits for the latest point, 60 s.
+        let (ready, waiting) = w.due_now(&BTreeSet::from([(0, 2)]), times, 15_000);
+        assert!(ready.is_empty(), "closed at partition 2's point: {ready:?}");
+        assert_eq!(waiting, (0..4).map(|p| ((0, p), 60_000)).collect::<Vec<_>>());
+        // At 60 s the whole group closes, once.
+        let (ready, waiting) = w.due_now(&BTreeSet::from([(0, 0), (0, 1), (0, 2), (0, 3)]), times, 60_000);
+        assert_eq!(ready, (0..4).map(|p| (0, p)).collect());
+        assert!(waiting.is_empty());
+        // Never later than one window after the group's first record, however late a partition
+        // joined it: read at 1 s, due by 61 s even if a partition's point is at 105 s.
+        let late =
+            |p: PartitionKey| Some(if p.1 == 3 { (105_000, 50_000) } else { (grid.next_close(p.1, 1_000), 1_000) });
+        assert_eq!(w.due_now(&BTreeSet::from([(0, 0)]), late, 60_000).1[0].1, 61_000);
+        assert_eq!(w.due_now(&BTreeSet::from([(0, 0)]), late, 61_000).0.len(), 4);
+    }
+
+    #[test]
+    fn partitions_not_sharing_windows_keep_their_own_points() {
+        let mut w = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        add(&mut w, 1, 0, 1); // keyed by workspace: one partition each
+        add(&mut w, 2, 1, 1);
+        add(&mut w, 3, 2, 1);
+        let grid = Windows::new(WindowConfig { duration_ms: 60_000, ..WindowConfig::default() });
+        let times = |p: PartitionKey| Some((grid.next_close(p.1, 1_000), 1_000));
+        // Partition 2's point (15 s): it closes alone; the others are not candidates yet.
+        let (ready, waiting) = w.due_now(&BTreeSet::from([(0, 2)]), times, 15_000);
+        assert_eq!(ready, BTreeSet::from([(0, 2)]));
+        assert!(waiting.is_empty());
+        // Two groups due: partition 2 alone, partition 1 sharing a window with partition 3 (45 s).
+        add(&mut w, 4, 1, 2);
+        add(&mut w, 4, 3, 2);
+        let (ready, waiting) = w.due_now(&BTreeSet::from([(0, 1), (0, 2)]), times, 30_000);
+        assert_eq!(ready, BTreeSet::from([(0, 2)]));
+        assert_eq!(waiting, vec![((0, 1), 45_000), ((0, 3), 45_000)]);
     }
 
     #[test]
