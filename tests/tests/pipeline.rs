@@ -277,3 +277,41 @@ async fn records_spread_over_partitions_close_once_per_window() {
     ingest.stop();
     uploader.stop();
 }
+
+/// Uploader instances joining and leaving while files flow: each join revokes handoff partitions
+/// from the running uploader (eager assignment: all of them, then the new split), whose files
+/// being written are then written by their next owner or answered "already delivered". Every
+/// record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaders_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() {
+    let workspaces = [9001, 9002, 9003, 9004, 9005, 9006];
+    let tables = [Table::Metrics, Table::Deliveries, Table::Events];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let mut ingest = stack.ingest("ingest");
+    let mut uploader_a = stack.uploader("uploader-a");
+    let producer = producer();
+    let mut generator = Generator::new(37);
+    let mut produced = Produced::default();
+    let mut joined = None;
+    for round in 0..88u64 {
+        produce(&stack, &producer, &mut generator, (&workspaces, &tables), round * 4..(round + 1) * 4, &mut produced)
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match round {
+            4 => joined = Some(stack.uploader("uploader-b")),
+            52 => joined = Some(stack.uploader("uploader-c")),
+            28 | 80 => {
+                if let Some(mut instance) = joined.take() {
+                    instance.stop();
+                }
+            }
+            _ => {}
+        }
+    }
+    verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest, &mut uploader_a]).await;
+    let revocations = uploader_a.log_tail(usize::MAX).matches("Handoff partitions revoked.").count();
+    println!("uploader-a: {revocations} revocations");
+    assert!(revocations >= 2, "two joins revoked {revocations} times from uploader-a:\n{}", uploader_a.log_tail(60));
+    ingest.stop();
+    uploader_a.stop();
+}
