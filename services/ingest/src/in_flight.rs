@@ -61,13 +61,24 @@ impl CommitGate {
 /// (`ILLEGAL_GENERATION`), with every open window read again.
 pub(crate) type GroupMetadata = Arc<dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync>;
 
+/// Why a transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// It failed and was aborted: nothing of it is visible, and the producer can begin another.
+    #[error("the handoff transaction was aborted: {0}")]
+    Aborted(KafkaError),
+    /// It failed and could not be aborted, or its outcome is unknown: the producer is unusable.
+    #[error(transparent)]
+    Failed(KafkaError),
+}
+
 /// What the committing thread needs to finish one transaction.
 struct Job {
     deliveries: VecDeque<Delivery>,
     committed: Committed,
     offsets: TopicPartitionList,
     group: GroupMetadata,
-    reply: oneshot::Sender<Result<Committed, KafkaError>>,
+    reply: oneshot::Sender<Result<Committed, CommitError>>,
 }
 
 /// The thread that commits the handoff producer's transactions, one job at a time.
@@ -89,14 +100,16 @@ impl Committer {
             .name("handoff-commit".into())
             .spawn(move || {
                 for Job { deliveries, committed, offsets, group, reply: replier } in queue {
-                    let reply = commit(&producer, timeout, deliveries, committed, &offsets, &*group);
+                    let outcome = commit(&producer, timeout, deliveries, committed, &offsets, &*group);
                     // Released before the reply: the loop may drop the consumer right after it.
                     drop(group);
-                    if reply.is_err()
-                        && let Err(abort) = producer.producer().abort_transaction(timeout)
-                    {
-                        tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
-                    }
+                    let reply = outcome.map_err(|error| match producer.producer().abort_transaction(timeout) {
+                        Ok(()) => CommitError::Aborted(error),
+                        Err(abort) => {
+                            tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
+                            CommitError::Failed(error)
+                        }
+                    });
                     // Idle before the reply: the loop submits its next job only after the reply,
                     // so this never clears the gate of a newer transaction.
                     thread_gate.set(false);
@@ -157,16 +170,18 @@ fn commit(
 /// A transaction being committed; resolves to what it carried once it is committed.
 #[derive(Debug)]
 pub struct InFlight {
-    done: oneshot::Receiver<Result<Committed, KafkaError>>,
+    done: oneshot::Receiver<Result<Committed, CommitError>>,
 }
 
 impl Future for InFlight {
-    type Output = Result<Committed, KafkaError>;
+    type Output = Result<Committed, CommitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // A dropped reply means the thread went away: the transaction's fate is unknown, and
         // the loop restarts from the committed offsets.
-        Pin::new(&mut self.done).poll(cx).map(|outcome| outcome.unwrap_or(Err(KafkaError::Canceled)))
+        Pin::new(&mut self.done)
+            .poll(cx)
+            .map(|outcome| outcome.unwrap_or(Err(CommitError::Failed(KafkaError::Canceled))))
     }
 }
 

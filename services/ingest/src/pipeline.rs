@@ -23,7 +23,7 @@ use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::encode::{EncodeError, EncodedFile, encode};
 use crate::handoff::{Committed, Handoff};
-use crate::in_flight::{CommitGate, GroupMetadata, InFlight};
+use crate::in_flight::{CommitError, CommitGate, GroupMetadata, InFlight};
 use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
@@ -52,6 +52,20 @@ pub enum PipelineError {
     /// A window could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The last handoff transaction failed and was aborted (a rebalance gave the group a new
+    /// generation while its offsets were on their way, a delivery failed): the loop reads
+    /// everything since the last commit again, without leaving the group.
+    #[error("Kafka: {0}")]
+    Aborted(KafkaError),
+}
+
+impl From<CommitError> for PipelineError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Aborted(e) => Self::Aborted(e),
+            CommitError::Failed(e) => Self::Kafka(e),
+        }
+    }
 }
 
 /// Runs the loop until `shutdown`, restarting it from the committed offsets after an error.
@@ -180,7 +194,7 @@ struct Pending {
 }
 
 /// Waits for the last transaction, if one is committing (never resolves otherwise).
-async fn committed(pending: &mut Option<Pending>) -> Result<Committed, KafkaError> {
+async fn committed(pending: &mut Option<Pending>) -> Result<Committed, CommitError> {
     match pending {
         Some(p) => (&mut p.in_flight).await,
         None => std::future::pending().await,
@@ -269,20 +283,23 @@ impl<'a> Pipeline<'a> {
             let next =
                 st.unflushed.values().map(|u| u.due).min().unwrap_or(i64::MAX).min(st.windows.next_boundary(now));
             let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
-                    // Open windows are abandoned: their offsets are not committed, so they are read again.
+                    // Open windows are abandoned: their offsets are not committed, so they are read
+                    // again (so are those of a transaction that aborts now).
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
-                    return st.settle().await;
+                    return match st.settle().await {
+                        Err(PipelineError::Aborted(_)) => Ok(()),
+                        settled => settled,
+                    };
                 }
-                outcome = committed(&mut st.in_flight), if st.in_flight.is_some() => {
-                    if let Some(pending) = st.in_flight.take() {
-                        st.handed_off(pending, outcome?);
-                    }
-                }
-                () = tokio::time::sleep(wait) => st.flush_due(consumer).await?,
-                Some(received) = stream.next() => {
+                outcome = committed(&mut st.in_flight), if st.in_flight.is_some() => match st.in_flight.take() {
+                    Some(pending) => outcome.map(|committed| st.handed_off(pending, committed)).map_err(Into::into),
+                    None => Ok(()),
+                },
+                () = tokio::time::sleep(wait) => st.flush_due(consumer).await,
+                Some(received) = stream.next() => async {
                     // A rebalance the wait took in came before this record: a revoked partition's
                     // record can only be from its reassignment, a kept partition's rewound now
                     // comes again (so does any later one, from the rewound position).
@@ -293,8 +310,13 @@ impl<'a> Pipeline<'a> {
                     let batch = gather(&mut stream, received);
                     let (revoked, rewound) = st.check_rebalance(consumer)?;
                     let stale: BTreeSet<PartitionKey> = revoked.union(&rewound).copied().collect();
-                    st.process_batch(&batch, usize::from(first_stale), &stale, consumer).await?;
-                }
+                    st.process_batch(&batch, usize::from(first_stale), &stale, consumer).await
+                }.await,
+            };
+            match step {
+                // The rest of the batch at hand, if any, was dropped with it: read again too.
+                Err(PipelineError::Aborted(error)) => st.read_again(consumer, &error)?,
+                step => step?,
             }
             if Instant::now() >= next_lag {
                 st.measure_lag(consumer);
@@ -367,6 +389,32 @@ impl State<'_> {
             "Dropped the windows of revoked partitions."
         );
         Ok((revoked, rewound))
+    }
+
+    /// After a handoff transaction was aborted: drops every window and dead letter and rewinds
+    /// every assigned partition to its committed offset — what a restart does, without leaving
+    /// the group (a restart would make the group rebalance again, which can abort the
+    /// transactions of the other instances in turn).
+    fn read_again(&mut self, consumer: &Kafka, error: &KafkaError) -> Result<(), PipelineError> {
+        tracing::warn!(
+            %error,
+            open_windows = self.windows.len(),
+            "The handoff transaction was aborted; reading again from the committed offsets."
+        );
+        self.windows.clear();
+        self.dead.clear();
+        self.unflushed.clear();
+        let assigned = consumer.assignment()?;
+        let committed = block_in_place(|| consumer.committed_offsets(assigned, Duration::from_secs(10)))?;
+        for p in committed.elements() {
+            // No commit yet: from the start, as `auto.offset.reset = earliest` read it.
+            let offset = match p.offset() {
+                Offset::Offset(n) => Offset::Offset(n),
+                _ => Offset::Beginning,
+            };
+            consumer.seek(p.topic(), p.partition(), offset, Duration::from_secs(10))?;
+        }
+        Ok(())
     }
 
     /// The source partition of a message, if it is of a topic ingest reads.
