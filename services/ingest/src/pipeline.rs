@@ -5,7 +5,7 @@
 //! and waits for it before the next one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::blocking::block_in_place;
@@ -28,6 +28,10 @@ use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
 use crate::window::{CloseReason, PartitionKey, WindowKey, Windows};
+use lag::{Highs, LAG_EVERY, sample_highs};
+
+mod lag;
+mod rewind;
 
 /// Health component name of the pipeline.
 pub const COMPONENT: &str = "pipeline";
@@ -40,8 +44,6 @@ const ENCODE_GROUP_BYTES: usize = 4 << 20;
 /// Most windows encoded together per worker thread: fewer would start the threads more often
 /// for the tens of thousands of small windows of a 10,000-workspace flush.
 const ENCODE_GROUP_WINDOWS_PER_THREAD: usize = 16;
-/// How often the consumer lag is measured.
-const LAG_EVERY: Duration = Duration::from_secs(15);
 
 /// Why the loop stopped (it is then restarted from the committed offsets).
 #[derive(Debug, thiserror::Error)]
@@ -109,44 +111,6 @@ pub async fn run(
             () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(30)),
         }
     }
-}
-
-/// The assigned partitions (set by the loop) and their high watermarks (set by the sampler).
-#[derive(Default)]
-struct Watermarks {
-    partitions: Vec<(String, i32)>,
-    watermarks: HashMap<(String, i32), i64>,
-}
-
-type Highs = Arc<std::sync::Mutex<Watermarks>>;
-
-/// Asks the broker for the assigned partitions' high watermarks every [`LAG_EVERY`] on a
-/// client of its own, on a blocking thread, so the loop never waits on it (a watermark request
-/// through the consumer can wait behind its long-poll fetch). Stops when the loop is gone.
-fn sample_highs(cfg: &Config) -> Result<Highs, KafkaError> {
-    let client: rdkafka::consumer::BaseConsumer =
-        cfg.kafka.client_config("ingest-lag").set("group.id", "dwsync-ingest-lag").create()?;
-    let highs: Highs = Arc::default();
-    let weak = Arc::downgrade(&highs);
-    // A plain thread: it never holds up the runtime's shutdown and ends after the loop is gone.
-    let spawned = std::thread::Builder::new().name("ingest-lag".into()).spawn(move || {
-        loop {
-            std::thread::sleep(LAG_EVERY);
-            let Some(highs) = weak.upgrade() else { return };
-            let parts = highs.lock().unwrap_or_else(PoisonError::into_inner).partitions.clone();
-            let mut fresh = HashMap::new();
-            for (topic, partition) in parts {
-                if let Ok((_, high)) = client.fetch_watermarks(&topic, partition, Duration::from_secs(5)) {
-                    let _ = fresh.insert((topic, partition), high);
-                }
-            }
-            highs.lock().unwrap_or_else(PoisonError::into_inner).watermarks = fresh;
-        }
-    });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "Cannot start the lag sampler; dwsync_ingest_consumer_lag stays 0.");
-    }
-    Ok(highs)
 }
 
 fn now_ms() -> i64 {
@@ -341,87 +305,6 @@ impl Drop for Pipeline<'_> {
 }
 
 impl State<'_> {
-    /// After partitions were revoked: drops the windows and dead letters holding their records,
-    /// with every window sharing a partition with those (the flush closure), and rewinds the
-    /// partitions this instance keeps to their first uncommitted offset. Nothing of a revoked
-    /// partition is committed, so its next owner reads it from the committed offset: no record
-    /// is lost or handed off twice. Returns the revoked and the rewound partitions: records of
-    /// both received before the revocation are stale (a rewound partition delivers them again
-    /// from where it was rewound to). If a kept partition cannot be rewound, the loop restarts
-    /// from the group's committed offsets.
-    fn check_rebalance(
-        &mut self,
-        consumer: &Kafka,
-    ) -> Result<(BTreeSet<PartitionKey>, BTreeSet<PartitionKey>), PipelineError> {
-        let revoked: BTreeSet<PartitionKey> = consumer
-            .context()
-            .take_revoked()
-            .into_iter()
-            .filter_map(|(topic, p)| self.topic_index.get(&topic).map(|&t| (t, p)))
-            .collect();
-        if revoked.is_empty() {
-            return Ok(Default::default());
-        }
-        let mut dropped = revoked.clone();
-        for key in self.windows.keys_touching(&revoked) {
-            dropped.extend(self.windows.partitions_to_flush(key));
-        }
-        let windows = self.windows.close_partitions(&dropped, None).len();
-        let _ = self.dead.take(&dropped);
-        let mut rewound = BTreeSet::new();
-        for p in &dropped {
-            let Some(Unflushed { from, .. }) = self.unflushed.remove(p) else { continue };
-            if revoked.contains(p) {
-                continue;
-            }
-            let topic = &self.topics[p.0].topic;
-            if let Err(error) = consumer.seek(topic, p.1, Offset::Offset(from), Duration::from_secs(10)) {
-                // Reading on would skip the dropped records: start again from the committed offsets.
-                tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; restarting the loop.");
-                return Err(error.into());
-            }
-            let _ = rewound.insert(*p);
-        }
-        tracing::info!(
-            revoked = revoked.len(),
-            windows,
-            rewound = rewound.len(),
-            "Dropped the windows of revoked partitions."
-        );
-        Ok((revoked, rewound))
-    }
-
-    /// After a handoff transaction was aborted: drops every window and dead letter and rewinds
-    /// every assigned partition to its committed offset — what a restart does, without leaving
-    /// the group (a restart would make the group rebalance again, which can abort the
-    /// transactions of the other instances in turn).
-    fn read_again(&mut self, consumer: &Kafka, error: &KafkaError) -> Result<(), PipelineError> {
-        tracing::warn!(
-            %error,
-            open_windows = self.windows.len(),
-            "The handoff transaction was aborted; reading again from the committed offsets."
-        );
-        self.windows.clear();
-        self.dead.clear();
-        self.unflushed.clear();
-        let assigned = consumer.assignment()?;
-        let committed = block_in_place(|| consumer.committed_offsets(assigned, Duration::from_secs(10)))?;
-        for p in committed.elements() {
-            // No commit yet: from the start, as `auto.offset.reset = earliest` read it.
-            let offset = match p.offset() {
-                Offset::Offset(n) => Offset::Offset(n),
-                _ => Offset::Beginning,
-            };
-            consumer.seek(p.topic(), p.partition(), offset, Duration::from_secs(10))?;
-        }
-        Ok(())
-    }
-
-    /// The source partition of a message, if it is of a topic ingest reads.
-    fn partition(&self, msg: &BorrowedMessage<'_>) -> Option<PartitionKey> {
-        self.topic_index.get(msg.topic()).map(|&t| (t, msg.partition()))
-    }
-
     /// Decodes a batch of records on the worker threads, then adds them to their windows in
     /// order (flushing when a window fills or the memory budget is exceeded). The first `skip`
     /// records and those of `stale` partitions are left to their next owner or to their second
@@ -658,25 +541,5 @@ impl State<'_> {
             offsets_wait_ms = committed.offsets_wait.as_millis() as u64,
             "Handed off."
         );
-    }
-
-    fn measure_lag(&self, consumer: &Kafka) {
-        let Ok(assignment) = consumer.assignment() else { return };
-        let Ok(position) = consumer.position() else { return };
-        let parts: Vec<(String, i32)> =
-            assignment.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-        let mut lag = 0;
-        {
-            let mut highs = self.highs.lock().unwrap_or_else(PoisonError::into_inner);
-            for (topic, partition) in &parts {
-                let Some(high) = highs.watermarks.get(&(topic.clone(), *partition)) else { continue };
-                let at =
-                    position.find_partition(topic, *partition).and_then(|p| p.offset().to_raw()).filter(|o| *o >= 0);
-                lag += high - at.unwrap_or(0);
-            }
-            highs.partitions = parts;
-        }
-        metrics::lag(lag);
-        metrics::buffers(self.windows.footprint(), self.windows.len());
     }
 }
