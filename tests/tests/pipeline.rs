@@ -137,25 +137,13 @@ async fn join_and_leave_mid_stream(workspaces: &[i64], seed: u64, keys: Keys) {
     };
     let mut ingest_a = stack.ingest_with("ingest-a", &env);
     let mut uploader = stack.uploader("uploader");
-    let producer = producer();
     let mut generator = Generator::new(seed);
     let mut produced = Produced::default();
-    let mut joined = None;
-    for round in 0..88u64 {
-        let numbers = round * 4..(round + 1) * 4;
-        produce_keyed(&stack, &producer, &mut generator, (workspaces, &tables), numbers, &mut produced, keys).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        match round {
-            4 => joined = Some(stack.ingest_with("ingest-b", &env)),
-            52 => joined = Some(stack.ingest_with("ingest-c", &env)),
-            28 | 80 => {
-                if let Some(mut instance) = joined.take() {
-                    instance.stop();
-                }
-            }
-            _ => {}
-        }
-    }
+    let scope = (workspaces, &tables[..]);
+    produce_while_instances_come_and_go(&stack, &mut generator, scope, keys, &mut produced, |name| {
+        stack.ingest_with(name, &env)
+    })
+    .await;
     verify_keyed(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest_a, &mut uploader], keys).await;
     let log = ingest_a.log_tail(usize::MAX);
     let revocations = log.matches("Partitions revoked").count();
@@ -175,6 +163,35 @@ async fn join_and_leave_mid_stream(workspaces: &[i64], seed: u64, keys: Keys) {
     }
     ingest_a.stop();
     uploader.stop();
+}
+
+/// Produces records in 88 rounds of ~250 ms while a second instance (`start("…-b")`) joins at
+/// ~1 s and leaves at ~7 s and a third (`start("…-c")`) joins at ~13 s and leaves at ~20 s.
+async fn produce_while_instances_come_and_go(
+    stack: &Stack,
+    generator: &mut Generator,
+    scope: (&[i64], &[Table]),
+    keys: Keys,
+    produced: &mut Produced,
+    start: impl Fn(&str) -> dwsync_tests::services::ServiceProcess,
+) {
+    let producer = producer();
+    let mut joined = None;
+    for round in 0..88u64 {
+        let numbers = round * 4..(round + 1) * 4;
+        produce_keyed(stack, &producer, generator, scope, numbers, produced, keys).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match round {
+            4 => joined = Some(start("joining-b")),
+            52 => joined = Some(start("joining-c")),
+            28 | 80 => {
+                if let Some(mut instance) = joined.take() {
+                    instance.stop();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// `text` without its terminal colour codes (`ESC [ … m`).
@@ -289,25 +306,13 @@ async fn uploaders_joining_and_leaving_mid_stream_lose_and_duplicate_nothing() {
     let stack = Stack::new(&workspaces, &tables).await;
     let mut ingest = stack.ingest("ingest");
     let mut uploader_a = stack.uploader("uploader-a");
-    let producer = producer();
     let mut generator = Generator::new(37);
     let mut produced = Produced::default();
-    let mut joined = None;
-    for round in 0..88u64 {
-        produce(&stack, &producer, &mut generator, (&workspaces, &tables), round * 4..(round + 1) * 4, &mut produced)
-            .await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        match round {
-            4 => joined = Some(stack.uploader("uploader-b")),
-            52 => joined = Some(stack.uploader("uploader-c")),
-            28 | 80 => {
-                if let Some(mut instance) = joined.take() {
-                    instance.stop();
-                }
-            }
-            _ => {}
-        }
-    }
+    let scope = (&workspaces[..], &tables[..]);
+    produce_while_instances_come_and_go(&stack, &mut generator, scope, Keys::Workspace, &mut produced, |name| {
+        stack.uploader(name)
+    })
+    .await;
     verify(&stack, &produced, Duration::from_secs(180), &mut [&mut ingest, &mut uploader_a]).await;
     let revocations = uploader_a.log_tail(usize::MAX).matches("Handoff partitions revoked.").count();
     println!("uploader-a: {revocations} revocations");
