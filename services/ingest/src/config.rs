@@ -73,8 +73,11 @@ pub struct IngestConfig {
     pub chunk_bytes: usize,
     /// Kafka transaction timeout in milliseconds. Default: `60000`.
     pub transaction_timeout_ms: u64,
-    /// Records larger than this go to the dead-letter topic (class `oversize_record`).
-    /// Default: 1 MiB (the broker's default message size).
+    /// A memory guard: source values larger than this go to the dead-letter topic (class
+    /// `oversize_record`, the dead letter carrying a prefix of the value). `0` = derived at
+    /// start: the largest `max.message.bytes` of the source topics, at least 16 MiB, so every
+    /// record a source topic accepts is exported (see docs/RELIABILITY.md, "Size limits").
+    /// Default: `0`.
     pub max_record_bytes: usize,
     /// Most kilobytes librdkafka pre-fetches into the consumer's queue (its
     /// `queued.max.messages.kbytes`, 64 MiB by default there): the read-ahead outside the window
@@ -132,7 +135,7 @@ impl Default for IngestConfig {
             topic_replication_factor: -1,
             chunk_bytes: 900 << 10,
             transaction_timeout_ms: 60_000,
-            max_record_bytes: 1 << 20,
+            max_record_bytes: 0,
             fetch_queue_kbytes: 8 << 10,
             fetch_max_kbytes: 4 << 10,
             partition_fetch_kbytes: 256,

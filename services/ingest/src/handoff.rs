@@ -22,6 +22,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::dead_letter::DeadLetter;
 use crate::encode::EncodedFile;
 use crate::in_flight::{CommitGate, Committer, GroupMetadata, InFlight};
+use crate::limits::Limits;
 
 /// Creates the handoff and dead-letter topics if they do not exist yet.
 pub async fn ensure_topics(
@@ -45,6 +46,15 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// The topics a [`Handoff`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct HandoffTopics<'a> {
+    /// The handoff topic (file chunks).
+    pub handoff: &'a str,
+    /// The dead-letter topic.
+    pub dead_letter: &'a str,
 }
 
 /// Most kilobytes the handoff producer holds unsent (librdkafka's default is 1 GiB).
@@ -82,13 +92,14 @@ pub struct Committed {
 impl Handoff {
     /// Creates the producer with `transactional_id` and initialises transactions (fencing any
     /// older producer with the same id), and starts the thread that commits its transactions,
-    /// busy in `gate` while one commits. Blocks: call it from `spawn_blocking`.
+    /// busy in `gate` while one commits; its records are at most `limits.producer_message_bytes`.
+    /// Blocks: call it from `spawn_blocking`.
     pub fn new(
         mut config: ClientConfig,
         transactional_id: &str,
-        handoff_topic: &str,
-        dead_letter_topic: &str,
+        topics: HandoffTopics<'_>,
         chunk_bytes: usize,
+        limits: &Limits,
         timeout: Duration,
         gate: Arc<CommitGate>,
     ) -> Result<Self, KafkaError> {
@@ -97,7 +108,7 @@ impl Handoff {
             .set("enable.idempotence", "true")
             .set("transaction.timeout.ms", timeout.as_millis().to_string())
             .set("partitioner", "murmur2_random")
-            .set("message.max.bytes", (chunk_bytes + (256 << 10)).max(1 << 20).to_string())
+            .set("message.max.bytes", limits.producer_message_bytes.to_string())
             // A flush waits for its deliveries before committing: a linger would only delay
             // the last batch (chunks are large; what queues while a request is out still batches).
             .set("linger.ms", "0")
@@ -110,8 +121,8 @@ impl Handoff {
         Ok(Self {
             committer,
             producer,
-            handoff_topic: handoff_topic.to_owned(),
-            dead_letter_topic: dead_letter_topic.to_owned(),
+            handoff_topic: topics.handoff.to_owned(),
+            dead_letter_topic: topics.dead_letter.to_owned(),
             chunk_bytes,
             timeout,
         })
@@ -150,7 +161,8 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    /// Sends one dead letter.
+    /// Sends one dead letter. An error leaves the transaction usable: the producer refused this
+    /// record only (the caller logs it and goes on).
     pub async fn send_dead_letter(&mut self, letter: &DeadLetter) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
         for (k, v) in &letter.headers {

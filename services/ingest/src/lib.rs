@@ -20,6 +20,7 @@ pub mod dead_letter;
 pub mod encode;
 pub mod handoff;
 pub mod in_flight;
+pub mod limits;
 pub mod metrics;
 pub mod parallel;
 pub mod pipeline;

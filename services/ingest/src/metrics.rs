@@ -11,6 +11,8 @@ struct Instruments {
     consumed: Counter<u64>,
     decoded: Counter<u64>,
     dead_lettered: Counter<u64>,
+    dead_letters_failed: Counter<u64>,
+    restarts: Counter<u64>,
     windows_closed: Counter<u64>,
     files: Counter<u64>,
     bytes: Counter<u64>,
@@ -33,7 +35,21 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .build(),
         dead_lettered: m
             .u64_counter("dwsync_ingest_records_dead_lettered_total")
-            .with_description("Source records sent to the dead-letter topic, by table and error class.")
+            .with_description(
+                "Source records written to the dead-letter topic (counted once, when their transaction commits), by table and error class.",
+            )
+            .build(),
+        dead_letters_failed: m
+            .u64_counter("dwsync_ingest_dead_letters_failed_total")
+            .with_description(
+                "Undecodable source records whose dead letter the producer refused (logged with their topic, partition and offset; their offsets are committed), by table and error class.",
+            )
+            .build(),
+        restarts: m
+            .u64_counter("dwsync_ingest_loop_restarts_total")
+            .with_description(
+                "Times the ingest loop started again from the committed offsets (`start`: it could not start; `kafka`, `encode`: it failed; `reread`: an aborted transaction, read again in place).",
+            )
             .build(),
         windows_closed: m
             .u64_counter("dwsync_ingest_windows_closed_total")
@@ -63,28 +79,27 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
     }
 });
 
-/// Counts gathered between two flushes.
+/// Counts of records read, gathered between two flushes (a record read again after a rewind
+/// counts again; dead letters are counted when committed: [`dead_lettered`]).
 pub struct Tally {
     /// Records consumed and decoded, per table (indexed by `Table as usize`: two counter bumps
     /// per record, no map lookup).
     counts: [(u64, u64); Table::ALL.len()],
-    dead: BTreeMap<(Table, &'static str), u64>,
 }
 
 impl Default for Tally {
     fn default() -> Self {
-        Self { counts: [(0, 0); Table::ALL.len()], dead: BTreeMap::new() }
+        Self { counts: [(0, 0); Table::ALL.len()] }
     }
 }
 
 impl Tally {
-    /// A record of `table` was consumed; `decoded` says whether it became a row, else its class.
-    pub fn record(&mut self, table: Table, error_class: Option<&'static str>) {
-        let (consumed, decoded) = &mut self.counts[table as usize];
+    /// A record of `table` was consumed; `decoded` says whether it became a row.
+    pub fn record(&mut self, table: Table, decoded: Decoded) {
+        let (consumed, rows) = &mut self.counts[table as usize];
         *consumed += 1;
-        match error_class {
-            None => *decoded += 1,
-            Some(class) => *self.dead.entry((table, class)).or_default() += 1,
+        if decoded == Decoded::Row {
+            *rows += 1;
         }
     }
 
@@ -99,10 +114,33 @@ impl Tally {
                 i.decoded.add(decoded, &[KeyValue::new("table", table.name())]);
             }
         }
-        for ((t, c), n) in std::mem::take(&mut self.dead) {
-            i.dead_lettered.add(n, &[KeyValue::new("table", t.name()), KeyValue::new("class", c)]);
-        }
     }
+}
+
+/// What a consumed record became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// A row of its window.
+    Row,
+    /// A dead letter.
+    DeadLetter,
+}
+
+/// Dead letters of a committed transaction, by (table, class).
+pub fn dead_lettered(counts: &BTreeMap<(&'static str, &'static str), u64>) {
+    for (&(table, class), &n) in counts {
+        INSTRUMENTS.dead_lettered.add(n, &[KeyValue::new("table", table), KeyValue::new("class", class)]);
+    }
+}
+
+/// A dead letter of `table` and `class` could not be written.
+pub fn dead_letter_failed(table: &'static str, class: &'static str) {
+    INSTRUMENTS.dead_letters_failed.add(1, &[KeyValue::new("table", table), KeyValue::new("class", class)]);
+}
+
+/// The loop starts again from the committed offsets, for `reason`.
+pub fn loop_restarted(reason: &'static str) {
+    INSTRUMENTS.restarts.add(1, &[KeyValue::new("reason", reason)]);
 }
 
 /// A window closed for `reason`.

@@ -22,8 +22,9 @@ use crate::batch::{Decoded, Decoder, gather};
 use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::encode::{EncodeError, EncodedFile, encode};
-use crate::handoff::{Committed, Handoff};
+use crate::handoff::{Committed, Handoff, HandoffTopics};
 use crate::in_flight::{CommitError, CommitGate, GroupMetadata, InFlight};
+use crate::limits::{Limits, LimitsError};
 use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
@@ -54,11 +55,25 @@ pub enum PipelineError {
     /// A window could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The record size limits could not be read, or a setting cannot work with them.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
     /// The last handoff transaction failed and was aborted (a rebalance gave the group a new
     /// generation while its offsets were on their way, a delivery failed): the loop reads
     /// everything since the last commit again, without leaving the group.
     #[error("Kafka: {0}")]
     Aborted(KafkaError),
+}
+
+impl PipelineError {
+    /// The `reason` label of `dwsync_ingest_loop_restarts_total` for a restart after this error.
+    fn restart_reason(&self) -> &'static str {
+        match self {
+            Self::Kafka(_) | Self::Limits(_) => "kafka",
+            Self::Encode(_) => "encode",
+            Self::Aborted(_) => "reread",
+        }
+    }
 }
 
 impl From<CommitError> for PipelineError {
@@ -93,6 +108,7 @@ pub async fn run(
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::error!(error = %e, "Ingest loop failed; restarting from the committed offsets.");
+                    metrics::loop_restarted(e.restart_reason());
                     health.set_unready(COMPONENT, e.to_string());
                     // Its last transaction is decided before a new producer with the same
                     // transactional id starts (which would fence it).
@@ -101,8 +117,14 @@ pub async fn run(
                     }
                 }
             },
+            // A setting that cannot work with the topics' limits: retrying would not help.
+            Err(PipelineError::Limits(LimitsError::Mismatch(e))) => {
+                tracing::error!(error = %e, "Ingest cannot run with these settings.");
+                return Err(PipelineError::Limits(LimitsError::Mismatch(e)));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "Ingest loop could not start; retrying.");
+                metrics::loop_restarted("start");
                 health.set_unready(COMPONENT, e.to_string());
             }
         }
@@ -131,6 +153,8 @@ struct State<'a> {
     handoff: Handoff,
     windows: Windows,
     dead: DeadLetters,
+    /// Record size limits, read from the topics at start.
+    limits: Limits,
     /// The partitions read since their last commit: where they stand (one lookup per record).
     unflushed: BTreeMap<PartitionKey, Unflushed>,
     /// High watermarks of the assigned partitions, refreshed off the loop by [`sample_highs`].
@@ -149,6 +173,8 @@ struct Pending {
     reasons: Vec<&'static str>,
     /// Table and Parquet bytes of each of its files.
     handed: Vec<(&'static str, usize)>,
+    /// Its dead letters by table and error class.
+    dead_lettered: BTreeMap<(&'static str, &'static str), u64>,
     /// When the flush began.
     started: Instant,
     /// How long the loop spent in it (encoding and sending).
@@ -188,17 +214,6 @@ impl<'a> Pipeline<'a> {
         instance: &str,
         health: &Health,
     ) -> Result<Self, PipelineError> {
-        let mut consumer_config = cfg.kafka.client_config("ingest");
-        consumer_config.set("group.id", &cfg.ingest.group_id);
-        for (key, value) in cfg.ingest.consumer_settings() {
-            consumer_config.set(key, value);
-        }
-        // A revocation waits for the transaction committing (the loop reads on meanwhile).
-        let gate = Arc::new(CommitGate::new(Duration::from_millis(cfg.ingest.transaction_timeout_ms)));
-        let consumer: StreamConsumer<RebalanceContext> =
-            consumer_config.create_with_context(RebalanceContext::new(Arc::clone(&gate)))?;
-        let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
-        consumer.subscribe(&names)?;
         crate::handoff::ensure_topics(
             &cfg.kafka.client_config("ingest-admin"),
             &[&cfg.ingest.handoff_topic, &cfg.ingest.dead_letter_topic],
@@ -206,12 +221,25 @@ impl<'a> Pipeline<'a> {
             cfg.ingest.topic_replication_factor,
         )
         .await?;
+        let limits = crate::limits::check(cfg, topics).await?;
+        let mut consumer_config = cfg.kafka.client_config("ingest");
+        consumer_config.set("group.id", &cfg.ingest.group_id);
+        for (key, value) in cfg.ingest.consumer_settings() {
+            consumer_config.set(key, value);
+        }
+        crate::limits::apply_to_consumer(&limits, &mut consumer_config);
+        // A revocation waits for the transaction committing (the loop reads on meanwhile).
+        let gate = Arc::new(CommitGate::new(Duration::from_millis(cfg.ingest.transaction_timeout_ms)));
+        let consumer: StreamConsumer<RebalanceContext> =
+            consumer_config.create_with_context(RebalanceContext::new(Arc::clone(&gate)))?;
+        let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
+        consumer.subscribe(&names)?;
         let (config, id, ingest) =
             (cfg.kafka.client_config("ingest-handoff"), format!("dwsync-ingest-{instance}"), cfg.ingest.clone());
         let handoff = tokio::task::spawn_blocking(move || {
             let timeout = Duration::from_millis(ingest.transaction_timeout_ms);
-            let (handoff_topic, dead_letter_topic) = (&ingest.handoff_topic, &ingest.dead_letter_topic);
-            Handoff::new(config, &id, handoff_topic, dead_letter_topic, ingest.chunk_bytes, timeout, gate)
+            let topics = HandoffTopics { handoff: &ingest.handoff_topic, dead_letter: &ingest.dead_letter_topic };
+            Handoff::new(config, &id, topics, ingest.chunk_bytes, &limits, timeout, gate)
         })
         .await
         .map_err(|_| KafkaError::Canceled)??;
@@ -224,6 +252,7 @@ impl<'a> Pipeline<'a> {
             handoff,
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
+            limits,
             unflushed: BTreeMap::new(),
             highs: sample_highs(cfg)?,
             tally: Tally::default(),
@@ -319,7 +348,7 @@ impl State<'_> {
         let decoder = Decoder {
             topic_index: &self.topic_index,
             topics: self.topics,
-            max_record_bytes: self.cfg.ingest.max_record_bytes,
+            max_record_bytes: self.limits.max_record_bytes,
         };
         let decoded = block_in_place(|| parallel::map_ordered(batch, self.threads, |m| decoder.decode(m)));
         let now = now_ms();
@@ -353,7 +382,7 @@ impl State<'_> {
         });
         match decoded {
             Ok((key, row)) => {
-                self.tally.record(table, None);
+                self.tally.record(table, metrics::Decoded::Row);
                 if let Some(trigger) = self.windows.add(key, &row, partition, msg.offset(), now) {
                     let partitions = self.windows.partitions_to_flush(trigger.0);
                     self.flush(&partitions, Some(trigger), consumer).await?;
@@ -367,9 +396,10 @@ impl State<'_> {
                 }
             }
             Err((class, reason)) => {
-                self.tally.record(table, Some(class));
+                self.tally.record(table, metrics::Decoded::DeadLetter);
                 tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), class, %reason, "Record dead-lettered.");
-                self.dead.push(partition, DeadLetter::new(msg, table.name(), class, &reason));
+                let letter = DeadLetter::new(msg, table.name(), class, &reason, self.limits.dead_letter_bytes);
+                self.dead.push(partition, letter);
                 if self.dead.bytes() >= DEAD_LETTER_BYTES {
                     self.flush_all(consumer).await?;
                 }
@@ -453,6 +483,7 @@ impl State<'_> {
         let (handoff, threads) = (&self.handoff, self.threads);
         let (topics, options) = (self.topics, &self.cfg.parquet);
         let mut handed: Vec<(&'static str, usize)> = Vec::with_capacity(closed.len());
+        let mut dead_lettered = BTreeMap::new();
         let in_flight = async {
             let mut tx = handoff.begin()?;
             // Encoded a group at a time and sent at once: a flush of many windows never holds
@@ -493,7 +524,15 @@ impl State<'_> {
                 }
             }
             for letter in &dead {
-                tx.send_dead_letter(letter).await?;
+                match tx.send_dead_letter(letter).await {
+                    Ok(()) => *dead_lettered.entry((letter.table, letter.class)).or_default() += 1,
+                    // This record only: its offset is committed with the others, so it is
+                    // logged with its place in the source topic, where it still is.
+                    Err(error) => {
+                        tracing::error!(%error, source = %letter.source, table = letter.table, class = letter.class, bytes = letter.size(), "The dead letter was refused; the record is skipped.");
+                        metrics::dead_letter_failed(letter.table, letter.class);
+                    }
+                }
             }
             Ok::<_, PipelineError>(tx.commit_in_background(offsets, group))
         }
@@ -504,7 +543,7 @@ impl State<'_> {
             let _ = self.unflushed.remove(p);
         }
         let loop_time = started.elapsed();
-        self.in_flight = Some(Pending { in_flight, reasons, handed, started, loop_time, previous_wait });
+        self.in_flight = Some(Pending { in_flight, reasons, handed, dead_lettered, started, loop_time, previous_wait });
         Ok(())
     }
 
@@ -519,7 +558,8 @@ impl State<'_> {
 
     /// Counts and logs a committed flush.
     fn handed_off(&self, pending: Pending, committed: Committed) {
-        let Pending { reasons, handed, started, loop_time, previous_wait, .. } = pending;
+        let Pending { reasons, handed, dead_lettered, started, loop_time, previous_wait, .. } = pending;
+        metrics::dead_lettered(&dead_lettered);
         for reason in reasons {
             metrics::window_closed(reason);
         }

@@ -15,3 +15,13 @@ pub const ERROR_CLASS: &str = "dwsync.error.class";
 pub const ERROR_REASON: &str = "dwsync.error.reason";
 /// The prefix of every header dwsync adds (removed when a record is replayed).
 pub const PREFIX: &str = "dwsync.";
+/// `true` when the payload is only a prefix of the source record's value (the value did not
+/// fit the dead-letter topic); the full value is then identified by [`VALUE_SIZE`] and
+/// [`VALUE_SHA256`] and stays in its source topic at [`TOPIC`] / [`PARTITION`] / [`OFFSET`].
+pub const VALUE_TRUNCATED: &str = "dwsync.value.truncated";
+/// The full value's size in bytes (set when it was cut).
+pub const VALUE_SIZE: &str = "dwsync.value.size";
+/// The full value's SHA-256, lowercase hex (set when it was cut).
+pub const VALUE_SHA256: &str = "dwsync.value.sha256";
+/// `true` when the source record's own headers were left out (they did not fit).
+pub const HEADERS_DROPPED: &str = "dwsync.headers.dropped";

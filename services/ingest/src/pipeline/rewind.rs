@@ -76,6 +76,7 @@ impl State<'_> {
             open_windows = self.windows.len(),
             "The handoff transaction was aborted; reading again from the committed offsets."
         );
+        crate::metrics::loop_restarted("reread");
         self.windows.clear();
         self.dead.clear();
         self.unflushed.clear();
