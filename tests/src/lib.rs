@@ -40,8 +40,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// A librdkafka client config pointing at the test broker.
 pub fn kafka_config() -> ClientConfig {
+    kafka_config_on(&kafka_bootstrap())
+}
+
+/// A librdkafka client config pointing at the broker at `bootstrap` (a test's private one).
+pub fn kafka_config_on(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    let _ = c.set("bootstrap.servers", kafka_bootstrap());
+    let _ = c.set("bootstrap.servers", bootstrap);
     c
 }
 
@@ -58,12 +63,18 @@ pub fn read_committed_config() -> ClientConfig {
 
 /// Creates a topic with `partitions` partitions (replication 1) and waits until it exists.
 pub async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka_config().create().expect("admin client");
+    create_topic_on(&kafka_bootstrap(), name, partitions).await;
+}
+
+/// [`create_topic`] on the broker at `bootstrap`.
+pub async fn create_topic_on(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = kafka_config_on(bootstrap).create().expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics([&topic], &opts).await.unwrap_or_else(|e| {
-        panic!("cannot reach Kafka at {} ({e}); start it with `dev/kafka start`", kafka_bootstrap())
-    });
+    let results = admin
+        .create_topics([&topic], &opts)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach Kafka at {bootstrap} ({e}); start it with `dev/kafka start`"));
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }

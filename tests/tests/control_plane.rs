@@ -13,74 +13,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use dwsync_contract::Table;
 use dwsync_loadgen::Generator;
-use dwsync_tests::services::ServiceProcess;
-use dwsync_tests::{s3_access_key, s3_endpoint, s3_secret_key, unique};
-use serde_json::{Value, json};
+use dwsync_tests::{s3_secret_key, unique};
+use serde_json::json;
 
 const A: i64 = 4001;
 const B: i64 = 4002;
 const C: i64 = 4003;
 const TABLES: [Table; 3] = [Table::Metrics, Table::Deliveries, Table::People];
-
-/// The control API of a stack, as a client with the admin token.
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(control: &Control) -> Self {
-        Self { base: control.api.clone(), token: control.admin_token.clone(), http: reqwest::Client::new() }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn wait_ready(&self, control: &mut ServiceProcess) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(resp) = self.http.get(format!("{}/openapi.json", self.base)).send().await
-                && resp.status().is_success()
-            {
-                return;
-            }
-            assert!(control.is_running(), "control exited:\n{}", control.log_tail(30));
-            assert!(Instant::now() < deadline, "the control API did not come up:\n{}", control.log_tail(30));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn sync_body(ws: i64, bucket: &str, secret: &str) -> Value {
-        json!({"destination": {
-            "bucket": bucket,
-            "prefix": dest_prefix(ws),
-            "region": "us-east-1",
-            "endpoint": s3_endpoint(),
-            "force_path_style": true,
-            "access_key_id": s3_access_key(),
-            "secret_access_key": secret,
-        }})
-    }
-
-    async fn status(&self, ws: i64) -> Value {
-        self.call(reqwest::Method::GET, &format!("/v1/workspaces/{ws}/status"), None).await.1
-    }
-
-    async fn set_table(&self, ws: i64, table: Table, enabled: bool) {
-        let path = format!("/v1/workspaces/{ws}/sync/tables/{}", table.name());
-        let (status, body) = self.call(reqwest::Method::PUT, &path, Some(json!({"enabled": enabled}))).await;
-        assert_eq!(status, 200, "{body}");
-    }
-}
 
 /// Rows of `ws`'s `tables` in its bucket now.
 async fn rows(stack: &Stack, cache: &mut BTreeMap<(i64, String), Object>, ws: i64, tables: &[Table]) -> usize {

@@ -16,8 +16,10 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use config::{ApiConfig, Config, StoreConfig};
+use dwsync_sync_config::SyncStatus;
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, Tokens};
 use crate::model::BadWorkspaceId;
@@ -68,9 +70,30 @@ pub struct Started {
 }
 
 /// Runs control until `shutdown` resolves, then stops gracefully.
+///
+/// Shutdown during start-up (while the broker does not answer yet) ends it too.
 pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    start(cfg, sealer).await?.service.run_until(shutdown).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let started = tokio::select! {
+        started = start(cfg, sealer) => started?,
+        () = &mut shutdown => return Ok(()),
+    };
+    started.service.run_until(shutdown).await?;
     Ok(())
+}
+
+/// Pause between attempts to set up the configuration topic while the broker does not answer.
+const CONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The configuration and status stores, followed (until `stop`) and caught up.
+async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<(KafkaStore, KafkaStore<SyncStatus>), StoreError> {
+    let (store, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
+    drop(tokio::spawn(follower.run(stop.clone())));
+    let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
+    let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
+    drop(tokio::spawn(status_follower.run(stop.clone())));
+    store.catch_up().await?;
+    Ok((store, statuses))
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -89,13 +112,33 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         tracing::warn!("{} is not set: syncs cannot be created or updated.", seal::KEY_ENV);
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
-    let (store, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
-    service.spawn("config-follower", follower.run(service.shutdown_token()));
-    let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
-    let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
-    service.spawn("status-follower", status_follower.run(service.shutdown_token()));
-    store.catch_up().await?;
-    service.health().set_ready(STORE_COMPONENT);
+    // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
+    let (store, statuses) = loop {
+        let followers = service.shutdown_token().child_token();
+        match connect(&cfg, &followers).await {
+            Ok(connected) => break connected,
+            Err(error) => {
+                followers.cancel();
+                tracing::warn!(%error, "Setting up the configuration topic failed; retrying.");
+                service
+                    .health()
+                    .set_unready(STORE_COMPONENT, format!("reading the configuration topic fails: {error}"));
+                tokio::time::sleep(CONNECT_PAUSE).await;
+            }
+        }
+    };
+    let (store_following, stop_following) = (store.following(), service.shutdown_token());
+    let health = service.health().clone();
+    service.spawn("config-following", async move {
+        dwsync_sync_config::store::on_following(store_following, stop_following, |problem| match problem {
+            Some(problem) => {
+                health.set_unready(STORE_COMPONENT, format!("not following the configuration topic: {problem}"))
+            }
+            None => health.set_ready(STORE_COMPONENT),
+        })
+        .await;
+        Ok::<(), std::convert::Infallible>(())
+    });
 
     let listener =
         TcpListener::bind(cfg.api.listen).await.map_err(|error| Error::Bind { addr: cfg.api.listen, error })?;

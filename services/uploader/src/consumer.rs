@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use dwsync_config::KafkaConfig;
 use dwsync_handoff::{CompleteFile, FileChunk, HandoffError, data_key};
 use dwsync_proto::Message as _;
-use dwsync_sync_config::{KafkaStore, SyncStatus};
+use dwsync_sync_config::{KafkaStore, SyncStatus, is_transient};
+use dwsync_telemetry::Health;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -44,8 +45,13 @@ use crate::rebalance::{HandoffContext, Rebalanced};
 use crate::retry::{Backoff, Retrier};
 use crate::status::{self, StatusBoard};
 
-/// Pause after a consumer error before reading again.
+/// Pause after a consumer error before reading again (not after a transient one: librdkafka
+/// queues many of those during a broker outage, and pausing after each would leave the loop
+/// reading stale errors long after the broker is back).
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The health component that is unready while the lot cannot be read or written.
+pub const LOT_COMPONENT: &str = "lot";
 
 /// How often parked files are tried.
 const LOT_TICK: Duration = Duration::from_millis(500);
@@ -162,8 +168,18 @@ macro_rules! until_done {
                 outcome = $step => outcome,
             };
             match outcome {
-                Ok(value) => break Some(value),
+                Ok(value) => {
+                    if retry.attempts() > 0 {
+                        tracing::info!(attempts = retry.attempts(), "{} works again.", $what);
+                        $self.reporting.health.set_ready($crate::consumer::LOT_COMPONENT);
+                    }
+                    break Some(value);
+                }
                 Err(error) => {
+                    $self
+                        .reporting
+                        .health
+                        .set_unready($crate::consumer::LOT_COMPONENT, format!("{} fails: {error}", $what));
                     if !retry.failed(&error).await {
                         break None;
                     }
@@ -183,12 +199,14 @@ struct Failing {
     next_try: Instant,
 }
 
-/// What the loop reports on: the status topic and how often.
+/// What the loop reports on: the status topic and how often, and the service's health.
 pub struct Reporting {
     /// The status topic, if statuses are reported.
     pub store: Option<KafkaStore<SyncStatus>>,
     /// How often.
     pub interval: Duration,
+    /// The service's health: the [`LOT_COMPONENT`] is unready while the lot fails.
+    pub health: Health,
 }
 
 /// The consumer loop and its per-partition state.
@@ -270,6 +288,7 @@ impl Pipeline {
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commit_tick = tokio::time::interval(self.commit_interval.max(Duration::from_millis(1)));
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut transient = 0u64;
         loop {
             // `recv` only takes a message off librdkafka's queue in the poll that returns it, so
             // dropping it for another branch loses nothing. It is not polled while the lanes
@@ -297,7 +316,23 @@ impl Pipeline {
             }
             let going = match event {
                 Event::Landed(joined) => self.land(joined).await,
-                Event::Received(Ok(record)) => self.handle(record).await,
+                Event::Received(Ok(record)) => {
+                    if transient > 0 {
+                        tracing::info!(transient_errors = transient, "Reading the handoff topic works again.");
+                        transient = 0;
+                    }
+                    self.handle(record).await
+                }
+                Event::Received(Err(error)) if is_transient(&error) => {
+                    // Informational: librdkafka reconnects and fetches on by itself.
+                    transient += 1;
+                    if transient == 1 {
+                        tracing::warn!(%error, "Reading the handoff topic: the broker does not answer; librdkafka retries.");
+                    } else {
+                        tracing::debug!(%error, count = transient, "Reading the handoff topic: transient error.");
+                    }
+                    true
+                }
                 Event::Received(Err(error)) => {
                     tracing::warn!(%error, "Reading the handoff topic failed; retrying.");
                     tokio::select! {

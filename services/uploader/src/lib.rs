@@ -76,18 +76,17 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     service.spawn_kafka_probe(&cfg.kafka)?;
     let lags = metrics::Lags::default();
     let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&lags)));
-    let lot = lot::Lot::new(&cfg.kafka, &cfg.lot, &cfg.handoff.topic)?;
     let shutdown = service.shutdown_token();
+    let lot = lot::Lot::new(&cfg.kafka, &cfg.lot, &cfg.handoff.topic, shutdown.clone())?;
     let health = service.health().clone();
     if cfg.sync_config.follow {
         health.set_unready(CONFIG_COMPONENT, "reading the configuration topic");
     }
     let main = async move {
-        let (destinations, reporting) = match follow(&cfg, destinations, &shutdown).await {
+        let (destinations, reporting) = match follow(&cfg, destinations, &health, &shutdown).await {
             Some(followed) => followed,
             None => return Ok(()),
         };
-        health.set_ready(CONFIG_COMPONENT);
         let consumer = consumer::subscribe(&cfg.kafka, &cfg.handoff, Arc::clone(&metrics))?;
         let topic = cfg.handoff.topic.clone();
         let statics: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
@@ -121,19 +120,21 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
 }
 
 /// Connects to both topics, starts following them, and waits until the configuration is read.
+/// The followers stop when `stop` is cancelled (the caller cancels it when this fails, so a
+/// retry does not leave them behind).
 async fn connect(
     cfg: &Config,
     store_cfg: &dwsync_sync_config::StoreConfig,
     status_cfg: &dwsync_sync_config::StoreConfig,
-    shutdown: &tokio_util::sync::CancellationToken,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<
     (dwsync_sync_config::KafkaStore, dwsync_sync_config::KafkaStore<dwsync_sync_config::SyncStatus>),
     dwsync_sync_config::StoreError,
 > {
     let (store, follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, store_cfg).await?;
     let (status, status_follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, status_cfg).await?;
-    drop(tokio::spawn(follower.run(shutdown.clone())));
-    drop(tokio::spawn(status_follower.run(shutdown.clone())));
+    drop(tokio::spawn(follower.run(stop.clone())));
+    drop(tokio::spawn(status_follower.run(stop.clone())));
     store.catch_up().await?;
     Ok((store, status))
 }
@@ -143,11 +144,13 @@ async fn connect(
 async fn follow(
     cfg: &Config,
     mut destinations: destinations::Destinations,
+    health: &dwsync_telemetry::Health,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> Option<(destinations::Destinations, consumer::Reporting)> {
     let interval = std::time::Duration::from_millis(cfg.sync_config.status_interval_ms);
+    let health = health.clone();
     if !cfg.sync_config.follow {
-        return Some((destinations, consumer::Reporting { store: None, interval }));
+        return Some((destinations, consumer::Reporting { store: None, interval, health }));
     }
     let sealer = match dwsync_sync_config::Sealer::from_env() {
         Ok(sealer) => Some(sealer),
@@ -161,14 +164,17 @@ async fn follow(
     let backoff = retry::Backoff::new(std::time::Duration::from_millis(500), std::time::Duration::from_secs(10));
     let mut retry = retry::Retrier::new("Reading the configuration topic", backoff, shutdown);
     let connected = loop {
+        let followers = shutdown.child_token();
         let attempt = tokio::select! {
             biased;
             () = shutdown.cancelled() => return None,
-            attempt = connect(cfg, store_cfg, &status_cfg, shutdown) => attempt,
+            attempt = connect(cfg, store_cfg, &status_cfg, &followers) => attempt,
         };
         match attempt {
             Ok(connected) => break connected,
             Err(error) => {
+                followers.cancel();
+                health.set_unready(CONFIG_COMPONENT, format!("reading the configuration topic fails: {error}"));
                 if !retry.failed(&error).await {
                     return None;
                 }
@@ -177,8 +183,17 @@ async fn follow(
     };
     let (store, status) = connected;
     tracing::info!(workspaces = store.cached_all().len(), topic = %store_cfg.topic, "Following the configuration topic.");
+    let component = health.clone();
+    drop(tokio::spawn(dwsync_sync_config::store::on_following(store.following(), shutdown.clone(), move |problem| {
+        match problem {
+            Some(problem) => {
+                component.set_unready(CONFIG_COMPONENT, format!("not following the configuration topic: {problem}"))
+            }
+            None => component.set_ready(CONFIG_COMPONENT),
+        }
+    })));
     destinations.follow(store, sealer);
-    Some((destinations, consumer::Reporting { store: Some(status), interval }))
+    Some((destinations, consumer::Reporting { store: Some(status), interval, health }))
 }
 
 #[cfg(test)]

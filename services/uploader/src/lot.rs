@@ -11,6 +11,12 @@
 //! is delivered. Parking twice (a crash between parking and the handoff commit) or delivering
 //! twice is harmless: the object key is the same and the write is conditional. The topic's
 //! retention (7 days by default) bounds how long a file is kept.
+//!
+//! The reader is a plain consumer polled only while a read runs, so librdkafka's error events
+//! (`AllBrokersDown`, transport failures: informational, it reconnects by itself) pile up on its
+//! queue between reads — many of them during a broker outage. A read drops those left from
+//! before it, logs the ones that come while it runs and reads on; its deadline bounds it. A
+//! reader (or producer) that keeps failing, or fails fatally, is replaced by a new client.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -21,13 +27,16 @@ use dwsync_contract::Table;
 use dwsync_handoff::{CompleteFile, FileChunk, Reassembler, split};
 use dwsync_producer::DeliveryProducer;
 use dwsync_proto::Message as _;
+use dwsync_sync_config::is_transient;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::LotConfig;
 
@@ -41,6 +50,16 @@ const CHUNK_BYTES: usize = 900 * 1024;
 
 /// Longest wait for the lot topic's records while reading it back.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest wait for a metadata or watermark answer (a blocking call: it bounds how long a read
+/// may outlive shutdown).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Failed reads (or writes) in a row after which the reader (or producer) is replaced.
+const REPLACE_AFTER: u32 = 3;
+
+/// Most stale events dropped from the reader's queue before a read.
+const MAX_STALE: usize = 100_000;
 
 /// Why the lot could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +93,21 @@ pub enum LotError {
         /// Why.
         reason: String,
     },
-    /// A blocking task died.
+    /// A blocking task died, or shutdown began during a read.
     #[error("a lot task stopped")]
     Stopped,
+}
+
+impl LotError {
+    /// Whether a new client may help: anything but a transient Kafka error (the broker is
+    /// away; librdkafka reconnects by itself) or a broken file.
+    fn wants_new_client(&self) -> bool {
+        match self {
+            Self::Kafka(error) => !is_transient(error),
+            Self::Timeout { .. } | Self::Partitions { .. } => true,
+            Self::Broken { .. } | Self::Stopped => false,
+        }
+    }
 }
 
 /// A parked file: where its chunks are and what it is.
@@ -112,6 +143,12 @@ pub struct Lot {
     reader: Arc<BaseConsumer>,
     partitions: HashMap<i32, PartitionLot>,
     topic_ready: bool,
+    /// Reads that failed in a row (the reader is replaced after [`REPLACE_AFTER`]).
+    read_failures: u32,
+    /// Writes that failed in a row (the producer is replaced after [`REPLACE_AFTER`]).
+    write_failures: u32,
+    /// Ends blocking reads early.
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Lot {
@@ -121,30 +158,25 @@ impl std::fmt::Debug for Lot {
 }
 
 impl Lot {
-    /// A lot on `cfg.topic` for the partitions of `handoff_topic` (no network access yet).
-    pub fn new(kafka: &KafkaConfig, cfg: &LotConfig, handoff_topic: &str) -> Result<Self, LotError> {
-        let producer = DeliveryProducer::new(
-            kafka
-                .client_config("uploader-lot")
-                .set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("message.timeout.ms", "30000"),
-        )?;
-        let reader: BaseConsumer = kafka
-            .client_config("uploader-lot-reader")
-            // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
-            .set("group.id", "dwsync-uploader-lot-reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .create()?;
+    /// A lot on `cfg.topic` for the partitions of `handoff_topic` (no network access yet);
+    /// `shutdown` ends its reads early.
+    pub fn new(
+        kafka: &KafkaConfig,
+        cfg: &LotConfig,
+        handoff_topic: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, LotError> {
         Ok(Self {
             kafka: kafka.clone(),
             cfg: cfg.clone(),
             handoff_topic: handoff_topic.to_owned(),
-            producer,
-            reader: Arc::new(reader),
+            producer: new_producer(kafka)?,
+            reader: Arc::new(new_reader(kafka)?),
             partitions: HashMap::new(),
             topic_ready: false,
+            read_failures: 0,
+            write_failures: 0,
+            shutdown,
         })
     }
 
@@ -152,10 +184,7 @@ impl Lot {
     /// assigned, before any of its files is handled).
     pub async fn load(&mut self, partition: i32) -> Result<(), LotError> {
         self.ensure_topic().await?;
-        let (reader, topic) = (Arc::clone(&self.reader), self.cfg.topic.clone());
-        let records = tokio::task::spawn_blocking(move || read_all(&reader, &topic, partition))
-            .await
-            .map_err(|_| LotError::Stopped)??;
+        let records = self.read(move |reader, topic, stop| read_all(reader, topic, partition, stop)).await?;
         let lot = index(records);
         let waiting: usize = lot.queues.values().map(VecDeque::len).sum();
         if waiting > 0 {
@@ -191,7 +220,8 @@ impl Lot {
                 .key(key.as_bytes())
                 .payload(&payload)
                 .headers(headers);
-            let delivery = self.producer.send_result(record).map_err(|(error, _)| LotError::Kafka(error))?;
+            let delivery = self.producer.send_result(record).map_err(|(error, _)| LotError::Kafka(error));
+            let delivery = self.wrote(delivery)?;
             pending.push(delivery);
         }
         let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -199,7 +229,8 @@ impl Lot {
             let delivered = delivery.await.map_err(|error| match error {
                 KafkaError::Canceled => LotError::Stopped,
                 error => LotError::Kafka(error),
-            })?;
+            });
+            let delivered = self.wrote(delivered)?;
             first = first.min(delivered.offset);
             last = last.max(delivered.offset);
         }
@@ -227,12 +258,10 @@ impl Lot {
     }
 
     /// Reads a parked file back.
-    pub async fn fetch(&self, partition: i32, entry: &Entry) -> Result<CompleteFile, LotError> {
-        let (reader, topic) = (Arc::clone(&self.reader), self.cfg.topic.clone());
+    pub async fn fetch(&mut self, partition: i32, entry: &Entry) -> Result<CompleteFile, LotError> {
         let (first, last) = (entry.first, entry.last);
-        let records = tokio::task::spawn_blocking(move || read_range(&reader, &topic, partition, first, last))
-            .await
-            .map_err(|_| LotError::Stopped)??;
+        let records =
+            self.read(move |reader, topic, stop| read_range(reader, topic, partition, (first, last), stop)).await?;
         let broken = |reason: String| LotError::Broken { seq: entry.seq, reason };
         let mut reassembler = Reassembler::new();
         let mut expected = 0;
@@ -263,7 +292,8 @@ impl Lot {
             .partition(partition)
             .key(record_key.as_bytes())
             .headers(headers);
-        let _ = self.producer.send(record, None).await?;
+        let sent = self.producer.send(record, None).await.map_err(LotError::from);
+        let _ = self.wrote(sent)?;
         if let Some(queue) = self.partitions.get_mut(&partition).and_then(|p| p.queues.get_mut(&key)) {
             queue.retain(|e| e.seq != seq);
         }
@@ -287,6 +317,50 @@ impl Lot {
         out
     }
 
+    /// Runs a blocking read with the reader, replacing the reader when reads keep failing (or
+    /// fail otherwise than transiently) so that a client that stays broken does not stay.
+    async fn read<F>(&mut self, read: F) -> Result<Vec<LotRecord>, LotError>
+    where
+        F: FnOnce(&BaseConsumer, &str, &CancellationToken) -> Result<Vec<LotRecord>, LotError> + Send + 'static,
+    {
+        let (reader, topic, stop) = (Arc::clone(&self.reader), self.cfg.topic.clone(), self.shutdown.clone());
+        let result = tokio::task::spawn_blocking(move || read(&reader, &topic, &stop))
+            .await
+            .map_err(|_| LotError::Stopped)
+            .and_then(|read| read);
+        match &result {
+            Ok(_) => self.read_failures = 0,
+            Err(error) => {
+                self.read_failures = self.read_failures.saturating_add(1);
+                if error.wants_new_client() || self.read_failures >= REPLACE_AFTER {
+                    tracing::info!(%error, failures = self.read_failures, "Replacing the lot's reader.");
+                    self.reader = Arc::new(new_reader(&self.kafka)?);
+                    self.read_failures = 0;
+                }
+            }
+        }
+        result
+    }
+
+    /// Counts a write's outcome, replacing the producer when writes keep failing or it failed
+    /// fatally (an idempotent producer's fatal error is permanent).
+    fn wrote<T>(&mut self, outcome: Result<T, LotError>) -> Result<T, LotError> {
+        match &outcome {
+            Ok(_) => self.write_failures = 0,
+            Err(LotError::Stopped) => {}
+            Err(error) => {
+                self.write_failures = self.write_failures.saturating_add(1);
+                let fatal = self.producer.producer().client().fatal_error();
+                if fatal.is_some() || self.write_failures >= REPLACE_AFTER {
+                    tracing::info!(%error, ?fatal, failures = self.write_failures, "Replacing the lot's producer.");
+                    self.producer = new_producer(&self.kafka)?;
+                    self.write_failures = 0;
+                }
+            }
+        }
+        outcome
+    }
+
     /// Creates the lot topic unless it exists, with the handoff topic's partition count, and
     /// checks the counts match.
     async fn ensure_topic(&mut self) -> Result<(), LotError> {
@@ -299,7 +373,8 @@ impl Lot {
         let partitions = i32::try_from(expected).unwrap_or(i32::MAX);
         let topic = NewTopic::new(&self.cfg.topic, partitions, TopicReplication::Fixed(self.cfg.replication_factor))
             .set("retention.ms", &retention_ms);
-        let opts = AdminOptions::new().operation_timeout(Some(READ_TIMEOUT));
+        let opts =
+            AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)).request_timeout(Some(METADATA_TIMEOUT));
         for result in admin.create_topics([&topic], &opts).await? {
             match result {
                 Ok(name) => tracing::info!(topic = %name, partitions, retention_ms, "Created the lot topic."),
@@ -319,9 +394,13 @@ impl Lot {
     async fn partition_count(&self, topic: &str) -> Result<usize, LotError> {
         let reader = Arc::clone(&self.reader);
         let topic = topic.to_owned();
+        let stop = self.shutdown.clone();
         tokio::task::spawn_blocking(move || {
             for _ in 0..100 {
-                let md = reader.fetch_metadata(Some(&topic), READ_TIMEOUT)?;
+                if stop.is_cancelled() {
+                    return Err(LotError::Stopped);
+                }
+                let md = reader.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
                 let count = md.topics().iter().map(|t| t.partitions().len()).sum::<usize>();
                 if count > 0 {
                     return Ok(count);
@@ -354,35 +433,96 @@ struct LotRecord {
     chunk: Option<FileChunk>,
 }
 
+/// The lot's producer (idempotent: a retried parking is not written twice).
+fn new_producer(kafka: &KafkaConfig) -> Result<DeliveryProducer, KafkaError> {
+    DeliveryProducer::new(
+        kafka
+            .client_config("uploader-lot")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000"),
+    )
+}
+
+/// The lot's reader.
+fn new_reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
+    kafka
+        .client_config("uploader-lot-reader")
+        // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
+        .set("group.id", "dwsync-uploader-lot-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+}
+
 /// Reads every record of `partition` present now.
-fn read_all(reader: &BaseConsumer, topic: &str, partition: i32) -> Result<Vec<LotRecord>, LotError> {
-    let (low, high) = reader.fetch_watermarks(topic, partition, READ_TIMEOUT)?;
+fn read_all(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    stop: &CancellationToken,
+) -> Result<Vec<LotRecord>, LotError> {
+    let (low, high) = reader.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
     if high <= low {
         return Ok(Vec::new());
     }
-    read_range(reader, topic, partition, low, high - 1)
+    read_range(reader, topic, partition, (low, high - 1), stop)
 }
 
-/// Reads the records of `partition` from `first` to `last`, both included.
+/// Reads the records of `partition` from `first` to `last`, both included (unassigning the
+/// partition again however it ends).
 fn read_range(
     reader: &BaseConsumer,
     topic: &str,
     partition: i32,
-    first: i64,
-    last: i64,
+    (first, last): (i64, i64),
+    stop: &CancellationToken,
 ) -> Result<Vec<LotRecord>, LotError> {
+    // Events queued since the last read are stale: they would fail this read for an outage
+    // that may be long over.
+    let stale = std::iter::from_fn(|| reader.poll(Duration::ZERO)).take(MAX_STALE).count();
+    if stale > 0 {
+        tracing::debug!(stale, "Dropped the lot reader's queued events from before this read.");
+    }
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(first))?;
     reader.assign(&assignment)?;
+    let read = poll_range(reader, partition, (first, last), stop);
+    let _ = reader.unassign();
+    read
+}
+
+/// Polls the assigned `partition` for the records `first..=last`, reading on through
+/// transient errors until [`READ_TIMEOUT`].
+fn poll_range(
+    reader: &BaseConsumer,
+    partition: i32,
+    (first, last): (i64, i64),
+    stop: &CancellationToken,
+) -> Result<Vec<LotRecord>, LotError> {
     let mut records = Vec::new();
     let mut next = first;
+    let mut transient = 0u64;
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
     while next <= last {
+        if stop.is_cancelled() {
+            return Err(LotError::Stopped);
+        }
         if std::time::Instant::now() > deadline {
             return Err(LotError::Timeout { partition, offset: next });
         }
         let Some(message) = reader.poll(Duration::from_millis(200)) else { continue };
-        let message = message?;
+        let message = match message {
+            Ok(message) => message,
+            Err(error) if is_transient(&error) => {
+                transient += 1;
+                if transient == 1 {
+                    tracing::warn!(%error, partition, offset = next, "Reading the lot: transient error; reading on.");
+                }
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         if message.partition() != partition || message.offset() < next {
             continue;
         }
@@ -402,7 +542,6 @@ fn read_range(
             break;
         }
     }
-    let _ = reader.unassign();
     Ok(records)
 }
 

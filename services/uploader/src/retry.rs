@@ -61,6 +61,11 @@ impl Retrier {
         }
     }
 
+    /// How many attempts failed so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
     /// Whether shutdown began.
     pub fn is_shutdown(&self) -> bool {
         self.shutdown.is_cancelled()

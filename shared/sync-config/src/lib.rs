@@ -13,4 +13,4 @@ pub mod store;
 pub use model::{Destination, SyncConfig, TableState, WorkspaceId};
 pub use seal::{Sealed, Sealer};
 pub use status::{LastError, SyncStatus};
-pub use store::{ConfigStore, KafkaStore, StoreConfig, StoreError, TopicValue};
+pub use store::{ConfigStore, Following, KafkaStore, StoreConfig, StoreError, TopicValue, is_transient};

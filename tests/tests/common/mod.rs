@@ -14,15 +14,18 @@ use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
 use dwsync_loadgen::{Generator, id_column};
 use dwsync_tests::services::ServiceProcess;
 use dwsync_tests::{
-    create_bucket, create_topic, kafka_bootstrap, kafka_config, s3_access_key, s3_client, s3_endpoint, s3_secret_key,
-    unique,
+    create_bucket, create_topic_on, kafka_bootstrap, kafka_config_on, s3_access_key, s3_client, s3_endpoint,
+    s3_secret_key, unique,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
 
 /// Topics, buckets and config files of one test's private stack.
 pub struct Stack {
+    /// The broker every service of the stack uses.
+    pub bootstrap: String,
     pub dir: PathBuf,
     pub prefix: String,
     pub buckets: BTreeMap<i64, String>,
@@ -59,25 +62,30 @@ pub fn dest_prefix(ws: i64) -> String {
 impl Stack {
     /// A stack whose uploader has static destinations (one per workspace) in its config file.
     pub async fn new(workspaces: &[i64], tables: &[Table]) -> Self {
-        Self::build(workspaces, tables, false).await
+        Self::build(&kafka_bootstrap(), workspaces, tables, false).await
     }
 
     /// A stack whose destinations come from the control service (created through its API).
     pub async fn with_control(workspaces: &[i64], tables: &[Table]) -> Self {
-        Self::build(workspaces, tables, true).await
+        Self::build(&kafka_bootstrap(), workspaces, tables, true).await
     }
 
-    async fn build(workspaces: &[i64], tables: &[Table], with_control: bool) -> Self {
+    /// [`Stack::with_control`] on the broker at `bootstrap` (a test's private one).
+    pub async fn with_control_on(bootstrap: &str, workspaces: &[i64], tables: &[Table]) -> Self {
+        Self::build(bootstrap, workspaces, tables, true).await
+    }
+
+    async fn build(bootstrap: &str, workspaces: &[i64], tables: &[Table], with_control: bool) -> Self {
         let dir = std::env::temp_dir().join(unique("dwsync-e2e"));
         std::fs::create_dir_all(&dir).unwrap();
         let prefix = format!("{}.", unique("src"));
         let handoff = unique("handoff");
         let dlq = unique("dlq");
         for t in tables {
-            create_topic(&format!("{prefix}{}", t.name()), 4).await;
+            create_topic_on(bootstrap, &format!("{prefix}{}", t.name()), 4).await;
         }
-        create_topic(&handoff, 4).await;
-        create_topic(&dlq, 1).await;
+        create_topic_on(bootstrap, &handoff, 4).await;
+        create_topic_on(bootstrap, &dlq, 1).await;
         let s3 = s3_client();
         let mut buckets = BTreeMap::new();
         for &ws in workspaces {
@@ -88,7 +96,7 @@ impl Stack {
             "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngroup_id = \"{}\"\ntopic_prefix = \"{prefix}\"\n\
              tables = [{table_list}]\nhandoff_topic = \"{handoff}\"\ndead_letter_topic = \"{dlq}\"\nchunk_bytes = 65536\ntransaction_timeout_ms = 10000\n\
              [window]\nduration_ms = 2000\n",
-            kafka_bootstrap(),
+            bootstrap,
             unique("ingest"),
         );
         for t in tables {
@@ -98,7 +106,7 @@ impl Stack {
         let mut uploader = format!(
             "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{}\"\n\
              [upload]\nretry_initial_ms = 100\nretry_max_ms = 2000\n[lot]\ntopic = \"{handoff}.lot\"\nretry_initial_ms = 500\nretry_max_ms = 2000\n",
-            kafka_bootstrap(),
+            bootstrap,
             unique("uploader"),
         );
         let dir_ = dir.clone();
@@ -112,7 +120,7 @@ impl Stack {
             let control = format!(
                 "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
                  admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n",
-                kafka_bootstrap()
+                bootstrap
             );
             let config = dir_.join("control.toml");
             std::fs::write(&config, control).unwrap();
@@ -133,7 +141,16 @@ impl Stack {
         let uploader_config = dir.join("uploader.toml");
         std::fs::write(&ingest_config, ingest).unwrap();
         std::fs::write(&uploader_config, uploader).unwrap();
-        Self { dir, prefix, buckets, ingest_config, uploader_config, dead_letter_topic: dlq, control }
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            dir,
+            prefix,
+            buckets,
+            ingest_config,
+            uploader_config,
+            dead_letter_topic: dlq,
+            control,
+        }
     }
 
     pub fn ingest(&self, name: &str) -> ServiceProcess {
@@ -454,5 +471,70 @@ pub fn sorted(batch: &RecordBatch, table: Table) -> RecordBatch {
 }
 
 pub fn producer() -> FutureProducer {
-    kafka_config().set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
+    producer_on(&kafka_bootstrap())
+}
+
+/// An idempotent producer on the broker at `bootstrap`.
+pub fn producer_on(bootstrap: &str) -> FutureProducer {
+    kafka_config_on(bootstrap).set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
+}
+
+/// The control API of a stack, as a client with the admin token.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(control: &Control) -> Self {
+        Self { base: control.api.clone(), token: control.admin_token.clone(), http: reqwest::Client::new() }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn wait_ready(&self, control: &mut ServiceProcess) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(resp) = self.http.get(format!("{}/openapi.json", self.base)).send().await
+                && resp.status().is_success()
+            {
+                return;
+            }
+            assert!(control.is_running(), "control exited:\n{}", control.log_tail(30));
+            assert!(Instant::now() < deadline, "the control API did not come up:\n{}", control.log_tail(30));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn sync_body(ws: i64, bucket: &str, secret: &str) -> Value {
+        json!({"destination": {
+            "bucket": bucket,
+            "prefix": dest_prefix(ws),
+            "region": "us-east-1",
+            "endpoint": s3_endpoint(),
+            "force_path_style": true,
+            "access_key_id": s3_access_key(),
+            "secret_access_key": secret,
+        }})
+    }
+
+    pub async fn status(&self, ws: i64) -> Value {
+        self.call(reqwest::Method::GET, &format!("/v1/workspaces/{ws}/status"), None).await.1
+    }
+
+    pub async fn set_table(&self, ws: i64, table: Table, enabled: bool) {
+        let path = format!("/v1/workspaces/{ws}/sync/tables/{}", table.name());
+        let (status, body) = self.call(reqwest::Method::PUT, &path, Some(json!({"enabled": enabled}))).await;
+        assert_eq!(status, 200, "{body}");
+    }
 }

@@ -88,7 +88,16 @@ impl Pipeline {
         if self.failing.get(&workspace_id).is_some_and(|f| f.next_try > Instant::now()) {
             return Some(false);
         }
-        let file = match self.lot.fetch(partition, entry).await {
+        let fetched = self.lot.fetch(partition, entry).await;
+        match &fetched {
+            Err(error @ LotError::Kafka(_) | error @ LotError::Timeout { .. }) => {
+                self.reporting
+                    .health
+                    .set_unready(super::LOT_COMPONENT, format!("reading a parked file fails: {error}"));
+            }
+            _ => self.reporting.health.set_ready(super::LOT_COMPONENT),
+        }
+        let file = match fetched {
             Ok(file) => file,
             Err(LotError::Broken { seq, reason }) => {
                 self.metrics.bad_record("lot_broken");

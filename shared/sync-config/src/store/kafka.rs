@@ -5,9 +5,17 @@
 //! idempotent) and returns once this replica's view has read it; a read first asks the broker
 //! for each partition's end and waits until the view has read that far, so it sees every write
 //! any replica finished before it.
+//!
+//! librdkafka reports broker trouble (`AllBrokersDown`, transport failures, timeouts) as error
+//! events on the consumer's queue; they are informational — the client reconnects by itself —
+//! and an outage queues many of them. The [`Follower`] logs them and reads on at once (waiting
+//! after each would leave it reading stale errors long after the broker is back). Every
+//! [`CHECK_INTERVAL`] it asks the broker for the topic's ends: the answer sets [`Following`],
+//! and a reader that makes no progress towards ends the broker reports for [`STALL_LIMIT`] is
+//! replaced by a new one, starting where the view stands.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dwsync_config::KafkaConfig;
 use dwsync_producer::DeliveryProducer;
@@ -18,14 +26,79 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::view::View;
 use super::{ConfigStore, StoreConfig, StoreError, TopicValue, codec};
 use crate::model::{SyncConfig, WorkspaceId};
 
-/// Pause after a failed read of the topic before trying again.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// How often the follower compares its view with the topic's ends.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long the follower may stay behind ends the broker reports, without reading anything,
+/// before its reader is replaced.
+pub const STALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// Longest wait for the topic's ends in a check (shorter than the store's reads: a check that
+/// gets no answer only says the broker does not answer).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the follower keeps up with the topic, as its last check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Following {
+    /// Not checked yet.
+    Starting,
+    /// The view has read everything the broker reported at the last check, or is reading
+    /// towards it.
+    Current,
+    /// The broker did not answer, or the view stays behind: why.
+    Failing(String),
+}
+
+/// Calls `on_change` with each state of a follower (`None` while it keeps up, `Some(problem)`
+/// while it does not) until `shutdown` or the follower stops: how a service keeps a readiness
+/// component in step with [`KafkaStore::following`].
+pub async fn on_following(
+    mut following: watch::Receiver<Following>,
+    shutdown: CancellationToken,
+    mut on_change: impl FnMut(Option<&str>) + Send,
+) {
+    loop {
+        match &*following.borrow_and_update() {
+            Following::Failing(problem) => on_change(Some(problem)),
+            Following::Starting | Following::Current => on_change(None),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = following.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Kafka errors that pass by themselves: librdkafka reconnects and retries. A consumer reports
+/// them as informational events; only a fatal error (`MessageConsumptionFatal`) needs a new
+/// client.
+pub fn is_transient(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    match error {
+        KafkaError::MessageConsumptionFatal(_) => false,
+        KafkaError::MessageConsumption(_) | KafkaError::PartitionEOF(_) => true,
+        KafkaError::MetadataFetch(code) | KafkaError::OffsetFetch(code) => matches!(
+            code,
+            C::AllBrokersDown
+                | C::BrokerTransportFailure
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::BrokerNotAvailable
+                | C::Resolve
+        ),
+        _ => false,
+    }
+}
 
 /// Values keyed by workspace on a compacted topic (the configurations by default). Cheap to
 /// clone; run [`Follower::run`] alongside it.
@@ -35,6 +108,7 @@ pub struct KafkaStore<T = SyncConfig> {
     topic: String,
     partitions: Arc<[i32]>,
     timeout: Duration,
+    following: watch::Receiver<Following>,
 }
 
 impl<T> std::fmt::Debug for KafkaStore<T> {
@@ -51,6 +125,7 @@ impl<T> Clone for KafkaStore<T> {
             topic: self.topic.clone(),
             partitions: Arc::clone(&self.partitions),
             timeout: self.timeout,
+            following: self.following.clone(),
         }
     }
 }
@@ -59,6 +134,12 @@ impl<T> Clone for KafkaStore<T> {
 pub struct Follower<T = SyncConfig> {
     consumer: Arc<StreamConsumer>,
     view: Arc<View<T>>,
+    kafka: KafkaConfig,
+    topic: String,
+    partitions: Arc<[i32]>,
+    /// Asks the topic's ends (through the store producer's connections).
+    producer: DeliveryProducer,
+    following: watch::Sender<Following>,
 }
 
 impl<T: TopicValue> KafkaStore<T> {
@@ -74,43 +155,34 @@ impl<T: TopicValue> KafkaStore<T> {
                 .set("enable.idempotence", "true")
                 .set("message.timeout.ms", timeout.as_millis().to_string()),
         )?;
-        let consumer: StreamConsumer = kafka
-            .client_config("store-view")
-            // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
-            .set("group.id", "dwsync-topic-view")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .create()?;
-        let consumer = Arc::new(consumer);
+        let consumer = Arc::new(reader(kafka)?);
         let partitions = partitions(&consumer, &cfg.topic, kafka.metadata_timeout()).await?;
-        let mut assignment = TopicPartitionList::new();
-        for p in partitions.iter() {
-            assignment.add_partition_offset(&cfg.topic, *p, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
-        tracing::info!(topic = %cfg.topic, partitions = partitions.len(), "Following a compacted topic.");
         let view = Arc::new(View::new());
-        let follower = Follower { consumer: consumer.clone(), view: view.clone() };
-        Ok((Self { producer, view, topic: cfg.topic.clone(), partitions, timeout }, follower))
+        assign(&consumer, &cfg.topic, &partitions, &view)?;
+        tracing::info!(topic = %cfg.topic, partitions = partitions.len(), "Following a compacted topic.");
+        let (following, watching) = watch::channel(Following::Starting);
+        let follower = Follower {
+            consumer,
+            view: view.clone(),
+            kafka: kafka.clone(),
+            topic: cfg.topic.clone(),
+            partitions: partitions.clone(),
+            producer: producer.clone(),
+            following,
+        };
+        let store = Self { producer, view, topic: cfg.topic.clone(), partitions, timeout, following: watching };
+        Ok((store, follower))
     }
 
     /// Waits until the view has read everything on the topic when called.
     pub async fn catch_up(&self) -> Result<(), StoreError> {
-        // Asked through the producer's connections: the consumer's are often held by a
-        // long-polling fetch, which would delay every read by up to `fetch.wait.max.ms`.
-        let producer = self.producer.clone();
-        let topic = self.topic.clone();
-        let partitions = self.partitions.clone();
-        let timeout = self.timeout;
-        let targets = tokio::task::spawn_blocking(move || {
-            partitions
-                .iter()
-                .map(|p| producer.producer().client().fetch_watermarks(&topic, *p, timeout).map(|(_, high)| (*p, high)))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|_| StoreError::Stopped)??;
+        let targets = ends(&self.producer, &self.topic, &self.partitions, self.timeout).await?;
         self.view.wait_for(&targets, self.timeout).await
+    }
+
+    /// Whether the [`Follower`] keeps up with the topic, updated at each of its checks.
+    pub fn following(&self) -> watch::Receiver<Following> {
+        self.following.clone()
     }
 
     /// The value of `id` as read so far, without waiting to catch up (for hot paths).
@@ -166,16 +238,31 @@ impl ConfigStore for KafkaStore<SyncConfig> {
 }
 
 impl<T: TopicValue> Follower<T> {
-    /// Applies every record of the topic to the view until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+    /// Applies every record of the topic to the view until `shutdown` is cancelled; checks
+    /// every [`CHECK_INTERVAL`] that it keeps up, and replaces a stalled reader.
+    #[tracing::instrument(name = "follow", skip_all, fields(topic = %self.topic))]
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let mut check = tokio::time::interval(CHECK_INTERVAL);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut errors = Errors::default();
+        let mut stall = Stall::default();
         loop {
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => break,
+                _ = check.tick() => {
+                    let outcome = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        outcome = self.check(&mut stall) => outcome,
+                    };
+                    self.report(outcome, &mut errors);
+                }
                 received = self.consumer.recv() => match received {
                     Ok(m) => self.view.apply(m.partition(), m.offset(), m.key(), m.payload()),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "Reading a compacted topic failed; retrying.");
-                        tokio::time::sleep(RETRY_PAUSE).await;
+                    Err(error) if is_transient(&error) => errors.seen(&error),
+                    Err(error) => {
+                        tracing::warn!(%error, "Reading a compacted topic failed; replacing its reader.");
+                        self.rebuild();
                     }
                 },
             }
@@ -183,6 +270,155 @@ impl<T: TopicValue> Follower<T> {
         self.view.stop();
         Ok(())
     }
+
+    /// Compares the view with the topic's ends: `Ok` when current or reading towards them,
+    /// the problem otherwise (replacing the reader once it stalled for [`STALL_LIMIT`]).
+    async fn check(&mut self, stall: &mut Stall) -> Result<(), String> {
+        let targets = ends(&self.producer, &self.topic, &self.partitions, CHECK_TIMEOUT)
+            .await
+            .map_err(|error| format!("the broker does not answer: {error}"))?;
+        let read = self.view.read_count();
+        if self.view.reached(&targets) || stall.moved(read) {
+            *stall = Stall { read, since: None };
+            return Ok(());
+        }
+        let since = *stall.since.get_or_insert_with(Instant::now);
+        if since.elapsed() < STALL_LIMIT {
+            return Ok(());
+        }
+        tracing::warn!(
+            stalled_s = since.elapsed().as_secs(),
+            "The reader of a compacted topic reads nothing while the broker reports more; replacing it."
+        );
+        self.rebuild();
+        *stall = Stall { read, since: None };
+        Err("its reader stalled and was replaced".into())
+    }
+
+    /// Publishes a check's outcome (logging changes).
+    fn report(&self, outcome: Result<(), String>, errors: &mut Errors) {
+        let now = match outcome {
+            Ok(()) => {
+                errors.recovered();
+                Following::Current
+            }
+            Err(problem) => Following::Failing(problem),
+        };
+        let _ = self.following.send_if_modified(|state| {
+            if *state == now {
+                return false;
+            }
+            match &now {
+                Following::Failing(problem) => tracing::warn!(%problem, "Not keeping up with a compacted topic."),
+                _ if matches!(state, Following::Failing(_)) => {
+                    tracing::info!("Keeping up with a compacted topic again.")
+                }
+                _ => {}
+            }
+            *state = now.clone();
+            true
+        });
+    }
+
+    /// Replaces the reader with a new client reading on from where the view stands.
+    fn rebuild(&mut self) {
+        let built = reader(&self.kafka).and_then(|consumer| {
+            assign(&consumer, &self.topic, &self.partitions, &self.view)?;
+            Ok(consumer)
+        });
+        match built {
+            Ok(consumer) => self.consumer = Arc::new(consumer),
+            Err(error) => {
+                tracing::warn!(%error, "A new reader of a compacted topic could not be made; keeping the old one.")
+            }
+        }
+    }
+}
+
+/// The follower's transient errors since it last kept up: the first is logged as a warning,
+/// the others counted (at debug), and the count logged once it keeps up again.
+#[derive(Debug, Default)]
+struct Errors {
+    count: u64,
+}
+
+impl Errors {
+    fn seen(&mut self, error: &KafkaError) {
+        if self.count == 0 {
+            tracing::warn!(%error, "Reading a compacted topic: the broker does not answer; librdkafka retries.");
+        } else {
+            tracing::debug!(%error, count = self.count + 1, "Reading a compacted topic: transient error.");
+        }
+        self.count += 1;
+    }
+
+    fn recovered(&mut self) {
+        if self.count > 0 {
+            tracing::info!(transient_errors = self.count, "Reading a compacted topic works again.");
+            self.count = 0;
+        }
+    }
+}
+
+/// Since when the view has read nothing while behind (and how much it had read then).
+#[derive(Debug, Default)]
+struct Stall {
+    read: u64,
+    since: Option<Instant>,
+}
+
+impl Stall {
+    /// Whether the view read something since the last check.
+    fn moved(&self, read: u64) -> bool {
+        read != self.read
+    }
+}
+
+/// A consumer for reading a topic by assignment.
+fn reader(kafka: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+    kafka
+        .client_config("store-view")
+        // Never joins the group (partitions are assigned) nor commits; librdkafka wants an id.
+        .set("group.id", "dwsync-topic-view")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+}
+
+/// Assigns every partition of `topic` to `consumer`, from where `view` stands.
+fn assign<T: TopicValue>(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partitions: &[i32],
+    view: &View<T>,
+) -> Result<(), KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let from = view.position(*p).map_or(Offset::Beginning, Offset::Offset);
+        assignment.add_partition_offset(topic, *p, from)?;
+    }
+    consumer.assign(&assignment)
+}
+
+/// Each partition's end (high watermark), asked through the producer's connections: the
+/// consumer's are often held by a long-polling fetch, which would delay every read by up to
+/// `fetch.wait.max.ms`.
+async fn ends(
+    producer: &DeliveryProducer,
+    topic: &str,
+    partitions: &Arc<[i32]>,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64)>, StoreError> {
+    let (producer, topic, partitions) = (producer.clone(), topic.to_owned(), partitions.clone());
+    tokio::task::spawn_blocking(move || {
+        partitions
+            .iter()
+            .map(|p| producer.producer().client().fetch_watermarks(&topic, *p, timeout).map(|(_, high)| (*p, high)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| StoreError::Stopped)?
+    .map_err(StoreError::from)
 }
 
 /// Creates the compacted topic unless it exists.

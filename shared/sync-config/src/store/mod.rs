@@ -9,7 +9,7 @@ mod view;
 use std::future::Future;
 use std::time::Duration;
 
-pub use kafka::{Follower, KafkaStore};
+pub use kafka::{CHECK_INTERVAL, Follower, Following, KafkaStore, STALL_LIMIT, is_transient, on_following};
 pub use memory::MemoryStore;
 
 use serde::{Deserialize, Serialize};

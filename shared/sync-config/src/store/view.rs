@@ -86,8 +86,18 @@ impl<T: TopicValue> View<T> {
         self.state.read().unwrap_or_else(PoisonError::into_inner).configs.values().cloned().collect()
     }
 
+    /// Where `partition` is read up to (the offset after the last record applied), if anywhere.
+    pub(super) fn position(&self, partition: i32) -> Option<i64> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner).positions.get(&partition).copied()
+    }
+
+    /// How many records have been applied so far (it only grows).
+    pub(super) fn read_count(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Whether every `(partition, offset)` has been read up to (excluding) `offset`.
-    fn reached(&self, targets: &[(i32, i64)]) -> bool {
+    pub(super) fn reached(&self, targets: &[(i32, i64)]) -> bool {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         targets.iter().all(|(p, target)| *target <= 0 || state.positions.get(p).is_some_and(|pos| pos >= target))
     }
