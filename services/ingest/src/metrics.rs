@@ -139,8 +139,12 @@ pub fn buffers(bytes: usize, windows: usize) {
 }
 
 /// The group's lag as sampled by [`crate::lag`]: records pending over every source partition,
-/// and the longest wait without a commit.
+/// and the longest wait without a commit. Nothing before the first successful sample (an
+/// unknown lag is not 0).
 pub fn group_lag(lag: &GroupLag) {
+    if !lag.sampled {
+        return;
+    }
     INSTRUMENTS.lag.record(lag.total(), &[]);
     INSTRUMENTS.since_commit.record(lag.seconds_since_commit(), &[]);
 }
