@@ -194,13 +194,23 @@ async fn commit_markers_after_the_last_record_are_no_lag() {
     let end = high(&topic);
     assert!(end > committed, "a commit marker after the last record: high {end}, committed {committed}");
 
-    let mut sampler =
-        GroupLagSampler::new(&kafka(), "test-lag", settings(&group, &topic, Duration::from_secs(60))).expect("sampler");
+    // A second topic of the group, probed in the same sample, with 3 records pending.
+    let other = unique("lag-markers-other");
+    create_topic(&other, 1).await;
+    send(&producer(false), &other, 0, 3);
+    let mut both = settings(&group, &topic, Duration::from_secs(60));
+    both.topics.push(other.clone());
+    let mut sampler = GroupLagSampler::new(&kafka(), "test-lag", both).expect("sampler");
     let lag = sampler.sample().expect("sample");
-    assert_eq!((lag.total(), lag.since_commit), (0, Duration::ZERO), "high − committed would say {}", end - committed);
+    assert_eq!(
+        lag.partitions,
+        [((topic.clone(), 0), 0), ((other.clone(), 0), 3)].into_iter().collect(),
+        "high − committed would say {}",
+        end - committed
+    );
     // And it stays so (the probe's outcome is kept while nothing changes).
     let lag = sampler.sample().expect("sample");
-    assert_eq!(lag.total(), 0);
+    assert_eq!(lag.partitions[&(topic.clone(), 0)], 0);
 
     // A new committed transaction after the marker is lag again: its 2 records and marker
     // (written by the coordinator after the commit returns: waited for).
@@ -212,8 +222,8 @@ async fn commit_markers_after_the_last_record_are_no_lag() {
         assert!(Instant::now() < deadline, "the commit marker never came");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let lag = sample_until(&mut sampler, |l| l.total() > 0);
-    assert_eq!(lag.total(), end + 3 - committed, "{lag:?}");
+    let lag = sample_until(&mut sampler, |l| l.partitions[&(topic.clone(), 0)] > 0);
+    assert_eq!(lag.partitions[&(topic.clone(), 0)], end + 3 - committed, "{lag:?}");
 }
 
 #[tokio::test]

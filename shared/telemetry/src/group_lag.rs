@@ -369,7 +369,11 @@ impl Clients {
 
     /// Reads each partition `read_committed` from its offset until a record or its end comes
     /// first; partitions with neither within `timeout` are left out.
-    fn probe(&self, targets: &BTreeMap<TopicPartition, i64>, timeout: Duration) -> BTreeMap<TopicPartition, Probed> {
+    fn probe(
+        &self,
+        targets: &BTreeMap<TopicPartition, i64>,
+        timeout: Duration,
+    ) -> Result<BTreeMap<TopicPartition, Probed>, GroupLagError> {
         let mut found = BTreeMap::new();
         // An end of partition names the partition only, not its topic: one topic at a time.
         let topics: BTreeSet<&str> = targets.keys().map(|(t, _)| t.as_str()).collect();
@@ -381,10 +385,9 @@ impl Clients {
                     let _ = waiting.insert(*p, *at);
                 }
             }
-            if let Err(error) = self.probe.assign(&tpl) {
-                tracing::debug!(topic, %error, "Cannot assign partitions to probe.");
-                continue;
-            }
+            self.probe
+                .assign(&tpl)
+                .map_err(|error| GroupLagError::Request { what: "assigning partitions to probe", error })?;
             let deadline = Instant::now() + timeout;
             while !waiting.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -408,12 +411,13 @@ impl Clients {
                     Some(Ok(_)) | None => {}
                 }
             }
-            if let Err(error) = self.probe.unassign() {
-                tracing::debug!(topic, %error, "Cannot unassign probed partitions.");
-            }
+            self.probe
+                .unassign()
+                .map_err(|error| GroupLagError::Request { what: "unassigning probed partitions", error })?;
+            // An end of partition left in the queue must not be taken for the next topic's.
+            drain(&self.probe);
         }
-        drain(&self.probe);
-        found
+        Ok(found)
     }
 }
 
@@ -470,11 +474,11 @@ impl GroupLagSampler {
             None => Clients::new(&self.kafka, &self.name, &self.settings.group_id)?,
         };
         drain(&clients.group);
-        let sampled = clients.offsets(&self.settings.topics, self.settings.timeout).map(|offsets| {
+        let sampled = clients.offsets(&self.settings.topics, self.settings.timeout).and_then(|offsets| {
             let targets = self.tracker.to_probe(&offsets);
             let probed =
-                if targets.is_empty() { BTreeMap::new() } else { clients.probe(&targets, self.settings.timeout) };
-            self.tracker.update(&offsets, &probed, Instant::now())
+                if targets.is_empty() { BTreeMap::new() } else { clients.probe(&targets, self.settings.timeout)? };
+            Ok(self.tracker.update(&offsets, &probed, Instant::now()))
         });
         match &sampled {
             Ok(_) => self.failures = 0,
