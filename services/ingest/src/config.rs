@@ -1,6 +1,7 @@
 //! ingest's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*` variables.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
 use dwsync_contract::{Encoding, Table};
@@ -97,6 +98,17 @@ pub struct IngestConfig {
     /// Threads that decode records and encode Parquet files (the loop's thread is one of them).
     /// Default: `0` = one per core.
     pub worker_threads: usize,
+    /// How often the group's lag (`dwsync_ingest_consumer_lag`,
+    /// `dwsync_ingest_seconds_since_commit`) is sampled, in milliseconds: committed offsets
+    /// against the end of the source topics, on a client of its own. Default: `15000`.
+    pub lag_interval_ms: u64,
+    /// Ingest is unready (`/readyz`, component `progress`) while source records have waited
+    /// this long, in milliseconds, without the group committing
+    /// (`dwsync_ingest_seconds_since_commit` over it): a stalled or restarting loop. A partition
+    /// commits once per window, so it must exceed the window. Default: none =
+    /// `window.duration_ms + ingest.transaction_timeout_ms + 60000` (17 minutes with the
+    /// defaults); see [`Config::stall_after`].
+    pub stall_after_ms: Option<u64>,
 }
 
 impl IngestConfig {
@@ -140,6 +152,8 @@ impl Default for IngestConfig {
             fetch_max_kbytes: 4 << 10,
             partition_fetch_kbytes: 256,
             worker_threads: 0,
+            lag_interval_ms: 15_000,
+            stall_after_ms: None,
         }
     }
 }
@@ -219,6 +233,20 @@ pub struct SourceTopic {
 }
 
 impl Config {
+    /// How long source records may wait without a commit before ingest is unready:
+    /// `ingest.stall_after_ms`, by default `window.duration_ms + ingest.transaction_timeout_ms +
+    /// 60000` (a partition commits once per window, in a transaction of at most that timeout).
+    pub fn stall_after(&self) -> Duration {
+        Duration::from_millis(self.ingest.stall_after_ms.unwrap_or_else(|| {
+            self.window.duration_ms.saturating_add(self.ingest.transaction_timeout_ms).saturating_add(60_000)
+        }))
+    }
+
+    /// [`IngestConfig::lag_interval_ms`] as a `Duration`.
+    pub fn lag_interval(&self) -> Duration {
+        Duration::from_millis(self.ingest.lag_interval_ms)
+    }
+
     /// The source topics to consume, validated.
     pub fn source_topics(&self) -> Result<Vec<SourceTopic>, ConfigError> {
         if self.window.duration_ms < 1000 {
@@ -238,6 +266,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "ingest.partition_fetch_kbytes must be positive and at most ingest.fetch_max_kbytes".into(),
             ));
+        }
+        if self.ingest.lag_interval_ms == 0 {
+            return Err(ConfigError::Invalid("ingest.lag_interval_ms must be positive".into()));
+        }
+        if self.ingest.stall_after_ms == Some(0) {
+            return Err(ConfigError::Invalid("ingest.stall_after_ms must be positive".into()));
         }
         if self.ingest.chunk_bytes < 1024 {
             return Err(ConfigError::Invalid("ingest.chunk_bytes must be at least 1024".into()));
@@ -274,6 +308,7 @@ mod tests {
         let cfg: Config = dwsync_config::load(Some(std::path::Path::new(path)), "DWSYNC_TEST_NOTHING_").expect("loads");
         assert_eq!(cfg, Config::default());
         assert_eq!(cfg.source_topics().expect("valid").len(), 15);
+        assert_eq!(cfg.stall_after(), Duration::from_millis(900_000 + 60_000 + 60_000), "derived from the window");
     }
 
     #[test]
@@ -290,6 +325,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.ingest.partition_fetch_kbytes = cfg.ingest.fetch_max_kbytes + 1;
         assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.partition_fetch_kbytes"));
+        let mut cfg = Config::default();
+        cfg.ingest.stall_after_ms = Some(0);
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.stall_after_ms"));
+        cfg.ingest.stall_after_ms = Some(5_000);
+        assert_eq!(cfg.stall_after(), Duration::from_secs(5), "set: as set");
+        let mut cfg = Config::default();
+        cfg.ingest.lag_interval_ms = 0;
+        assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.lag_interval_ms"));
         let mut cfg = Config::default();
         let _ = cfg
             .ingest

@@ -5,7 +5,8 @@
 //! the dead-letter topic), buffers them per (workspace, table) in [`window`]s, encodes Parquet
 //! ([`encode`]) and hands the files to the
 //! uploader over the handoff topic in one Kafka transaction with the source offsets
-//! ([`handoff`]). It also serves `/healthz`, `/readyz` and `/metrics`.
+//! ([`handoff`]). It also serves `/healthz`, `/readyz` and `/metrics`; the group's lag is
+//! sampled apart from the loop ([`lag`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub mod dead_letter;
 pub mod encode;
 pub mod handoff;
 pub mod in_flight;
+pub mod lag;
 pub mod limits;
 pub mod metrics;
 pub mod parallel;
@@ -44,6 +46,9 @@ pub enum Error {
     /// The Kafka client could not be created.
     #[error(transparent)]
     Kafka(#[from] KafkaProbeError),
+    /// The lag sampler could not start.
+    #[error(transparent)]
+    Lag(#[from] dwsync_telemetry::group_lag::GroupLagError),
 }
 
 /// Runs ingest until `shutdown` resolves, then stops gracefully.
@@ -57,6 +62,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     let topics = Arc::new(cfg.source_topics()?);
     let mut service = Service::start(NAME, &cfg.http).await?;
     service.spawn_kafka_probe(&cfg.kafka)?;
+    lag::spawn(&mut service, &cfg, &topics)?;
     let health = service.health().clone();
     health.set_unready(pipeline::COMPONENT, "starting");
     let token = service.shutdown_token();

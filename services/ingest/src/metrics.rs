@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use dwsync_contract::Table;
+use dwsync_telemetry::group_lag::GroupLag;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 
@@ -20,6 +21,7 @@ struct Instruments {
     buffered_bytes: Gauge<u64>,
     open_windows: Gauge<u64>,
     lag: Gauge<i64>,
+    since_commit: Gauge<f64>,
 }
 
 static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
@@ -74,7 +76,16 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
         open_windows: m.u64_gauge("dwsync_ingest_open_windows").with_description("Open windows.").build(),
         lag: m
             .i64_gauge("dwsync_ingest_consumer_lag")
-            .with_description("Records between the committed offsets and the end of the source topics.")
+            .with_description(
+                "Source records the group has still to read: committed offsets to the end of the source topics \
+                 (0 where only transaction markers or aborted records follow). The group's, the same on every instance.",
+            )
+            .build(),
+        since_commit: m
+            .f64_gauge("dwsync_ingest_seconds_since_commit")
+            .with_description(
+                "Seconds the longest-waiting source partition with records pending has gone without a commit (0 when nothing is pending).",
+            )
             .build(),
     }
 });
@@ -165,7 +176,13 @@ pub fn buffers(bytes: usize, windows: usize) {
     INSTRUMENTS.open_windows.record(windows as u64, &[]);
 }
 
-/// The consumer lag summed over assigned partitions.
-pub fn lag(records: i64) {
-    INSTRUMENTS.lag.record(records, &[]);
+/// The group's lag as sampled by [`crate::lag`]: records pending over every source partition,
+/// and the longest wait without a commit. Nothing before the first successful sample (an
+/// unknown lag is not 0).
+pub fn group_lag(lag: &GroupLag) {
+    if !lag.sampled {
+        return;
+    }
+    INSTRUMENTS.lag.record(lag.total(), &[]);
+    INSTRUMENTS.since_commit.record(lag.seconds_since_commit(), &[]);
 }

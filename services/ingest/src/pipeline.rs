@@ -29,9 +29,9 @@ use crate::metrics::{self, Tally};
 use crate::parallel;
 use crate::rebalance::RebalanceContext;
 use crate::window::{CloseReason, PartitionKey, WindowKey, Windows};
-use lag::{Highs, LAG_EVERY, sample_highs};
+use buffers::BUFFERS_EVERY;
 
-mod lag;
+mod buffers;
 mod rewind;
 
 /// Health component name of the pipeline.
@@ -157,8 +157,6 @@ struct State<'a> {
     limits: Limits,
     /// The partitions read since their last commit: where they stand (one lookup per record).
     unflushed: BTreeMap<PartitionKey, Unflushed>,
-    /// High watermarks of the assigned partitions, refreshed off the loop by [`sample_highs`].
-    highs: Highs,
     tally: Tally,
     /// Threads decoding and encoding, the loop's own included.
     threads: usize,
@@ -254,7 +252,6 @@ impl<'a> Pipeline<'a> {
             dead: DeadLetters::default(),
             limits,
             unflushed: BTreeMap::new(),
-            highs: sample_highs(cfg)?,
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
             in_flight: None,
@@ -312,8 +309,8 @@ impl<'a> Pipeline<'a> {
                 step => step?,
             }
             if Instant::now() >= next_lag {
-                st.measure_lag(consumer);
-                next_lag = Instant::now() + LAG_EVERY;
+                st.measure_buffers();
+                next_lag = Instant::now() + BUFFERS_EVERY;
             }
         }
     }

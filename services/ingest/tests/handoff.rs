@@ -228,3 +228,32 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     stop.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// A handoff chunk that cannot fit the handoff topic would fail its transaction on every try:
+/// ingest refuses to start, naming the setting, the topic and what would fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_too_large_for_the_handoff_topic_are_refused_at_start() {
+    let handoff_topic = unique("handoff");
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = kafka_config().create().unwrap();
+    let topic = rdkafka::admin::NewTopic::new(&handoff_topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("max.message.bytes", "1048576");
+    let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for created in admin.create_topics([&topic], &options).await.unwrap() {
+        let _ = created.unwrap();
+    }
+    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
+    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
+    cfg.ingest.group_id = unique("ingest");
+    cfg.ingest.topic_prefix = format!("{}.", unique("src"));
+    cfg.ingest.tables = vec!["metrics".into()];
+    cfg.ingest.handoff_topic = handoff_topic.clone();
+    cfg.ingest.dead_letter_topic = unique("dlq");
+    cfg.ingest.chunk_bytes = 2 << 20;
+    let service = dwsync_ingest::start(cfg).await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), service.run_until(std::future::pending()))
+        .await
+        .expect("ingest stops by itself");
+    let error = stopped.expect_err("ingest refuses to run").to_string();
+    assert!(error.contains("ingest.chunk_bytes = 2097152"), "{error}");
+    assert!(error.contains(&handoff_topic) && error.contains("max.message.bytes = 1048576"), "{error}");
+}

@@ -119,7 +119,8 @@ pub struct HandoffConfig {
     /// The uploader's consumer group; its committed offsets say which files are written.
     /// Default: `"dwsync-uploader"`.
     pub group_id: String,
-    /// How often the consumer lag gauge is recomputed, in milliseconds. Default: `5000`.
+    /// How often the group's lag (`dwsync_uploader_consumer_lag`,
+    /// `dwsync_uploader_seconds_since_commit`) is sampled, in milliseconds. Default: `5000`.
     pub lag_interval_ms: u64,
     /// Most kilobytes librdkafka pre-fetches into the consumer's queue (its
     /// `queued.max.messages.kbytes`): the read-ahead besides the one file being written and the
@@ -134,6 +135,13 @@ pub struct HandoffConfig {
     /// found written (the writes are idempotent). `0` commits after every file. Default: `100`.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
+    /// The uploader is unready (`/readyz`, component `progress`) while handoff records have
+    /// waited this long, in milliseconds, without the group committing
+    /// (`dwsync_uploader_seconds_since_commit` over it): a stalled, restarting or blocked
+    /// uploader. At least a few `lag_interval_ms`; files waiting for S3 are parked, not held,
+    /// so a healthy group commits far more often. Default: `300000` (5 minutes).
+    #[serde(default = "default_stall_after_ms")]
+    pub stall_after_ms: u64,
 }
 
 fn default_fetch_queue_kbytes() -> u32 {
@@ -144,6 +152,10 @@ fn default_commit_interval_ms() -> u64 {
     100
 }
 
+fn default_stall_after_ms() -> u64 {
+    300_000
+}
+
 impl Default for HandoffConfig {
     fn default() -> Self {
         Self {
@@ -152,6 +164,7 @@ impl Default for HandoffConfig {
             lag_interval_ms: 5_000,
             fetch_queue_kbytes: default_fetch_queue_kbytes(),
             commit_interval_ms: default_commit_interval_ms(),
+            stall_after_ms: default_stall_after_ms(),
         }
     }
 }
@@ -165,6 +178,11 @@ impl HandoffConfig {
     /// [`commit_interval_ms`](Self::commit_interval_ms) as a `Duration`.
     pub fn commit_interval(&self) -> Duration {
         Duration::from_millis(self.commit_interval_ms)
+    }
+
+    /// [`stall_after_ms`](Self::stall_after_ms) as a `Duration`.
+    pub fn stall_after(&self) -> Duration {
+        Duration::from_millis(self.stall_after_ms)
     }
 }
 
@@ -344,6 +362,9 @@ impl Config {
         }
         if self.handoff.lag_interval_ms == 0 {
             return value("handoff.lag_interval_ms", "must be positive");
+        }
+        if self.handoff.stall_after_ms == 0 {
+            return value("handoff.stall_after_ms", "must be positive");
         }
         let upload = &self.upload;
         if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&upload.part_bytes) {
@@ -559,5 +580,6 @@ mod tests {
         assert_eq!(key(check(&|c| c.upload.multipart_threshold_bytes = 0)), "upload.multipart_threshold_bytes");
         assert_eq!(key(check(&|c| c.upload.concurrency = 0)), "upload.concurrency");
         assert_eq!(key(check(&|c| c.handoff.topic.clear())), "handoff.topic");
+        assert_eq!(key(check(&|c| c.handoff.stall_after_ms = 0)), "handoff.stall_after_ms");
     }
 }

@@ -1,69 +1,38 @@
-//! The consumer lag sampler: every few seconds, for each assigned handoff partition, the high
-//! watermark minus the consumer's position, into the `dwsync_uploader_consumer_lag` gauge.
+//! The consumer lag: the uploader group's committed offsets against the end of the handoff
+//! topic, sampled by [`dwsync_telemetry::group_lag`] on a thread of its own from the service's
+//! start, whatever the consumer loop does (so a stalled or restarting loop shows a growing lag),
+//! into `dwsync_uploader_consumer_lag` (by partition) and
+//! `dwsync_uploader_seconds_since_commit`; the service is unready while records have waited
+//! longer than `handoff.stall_after_ms` without a commit.
 
-use std::collections::BTreeMap;
-use std::sync::{PoisonError, Weak};
-use std::time::Duration;
+use std::sync::PoisonError;
 
-use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use tokio_util::sync::CancellationToken;
+use dwsync_telemetry::Service;
+use dwsync_telemetry::group_lag::{GroupLagError, GroupLagSettings};
+use rdkafka::consumer::StreamConsumer;
 
+use crate::config::Config;
 use crate::metrics::Lags;
 use crate::rebalance::HandoffContext;
 
 /// The handoff consumer, as the consumer loop owns it.
 pub type HandoffConsumer = StreamConsumer<HandoffContext>;
 
-/// Longest wait for one partition's watermarks.
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Lag per assigned partition with a known position: high watermark minus position, at least 0.
-pub fn sample(consumer: &HandoffConsumer, topic: &str) -> BTreeMap<i32, i64> {
-    let positions = match consumer.position() {
-        Ok(positions) => positions,
-        Err(error) => {
-            tracing::debug!(%error, "Cannot read the consumer's positions.");
-            return BTreeMap::new();
-        }
-    };
-    let mut lags = BTreeMap::new();
-    for element in positions.elements_for_topic(topic) {
-        let Offset::Offset(position) = element.offset() else { continue };
-        match consumer.fetch_watermarks(topic, element.partition(), WATERMARK_TIMEOUT) {
-            Ok((_, high)) => {
-                lags.insert(element.partition(), (high - position).max(0));
-            }
-            Err(error) => tracing::debug!(%error, partition = element.partition(), "Cannot fetch watermarks."),
-        }
+/// What the sampler measures: the handoff group on the handoff topic.
+pub fn settings(cfg: &Config) -> GroupLagSettings {
+    GroupLagSettings {
+        group_id: cfg.handoff.group_id.clone(),
+        topics: vec![cfg.handoff.topic.clone()],
+        interval: cfg.handoff.lag_interval(),
+        stall_after: cfg.handoff.stall_after(),
+        timeout: cfg.kafka.metadata_timeout(),
     }
-    lags
 }
 
-/// Samples every `interval` into `lags` until `shutdown` or until the consumer is gone, then
-/// empties `lags` so the gauge stops reporting.
-pub async fn run(
-    consumer: Weak<HandoffConsumer>,
-    topic: String,
-    interval: Duration,
-    lags: Lags,
-    shutdown: CancellationToken,
-) -> Result<(), std::convert::Infallible> {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let (weak, topic) = (consumer.clone(), topic.clone());
-        // Watermarks are a blocking request; the strong reference is dropped on that thread too,
-        // where closing the consumer (if this was the last one) may block.
-        let sampled = tokio::task::spawn_blocking(move || weak.upgrade().map(|c| sample(&c, &topic))).await;
-        match sampled {
-            Ok(Some(sampled)) => *lags.lock().unwrap_or_else(PoisonError::into_inner) = sampled,
-            Ok(None) => break,
-            Err(error) => tracing::warn!(%error, "The lag sampler's task failed."),
-        }
-    }
-    lags.lock().unwrap_or_else(PoisonError::into_inner).clear();
-    Ok(())
+/// Starts the sampler for the service's whole life; each sample replaces what `lags` holds
+/// (read by the gauges).
+pub fn spawn(service: &mut Service, cfg: &Config, lags: Lags) -> Result<(), GroupLagError> {
+    service.spawn_group_lag(&cfg.kafka, settings(cfg), move |lag| {
+        *lags.lock().unwrap_or_else(PoisonError::into_inner) = lag.clone();
+    })
 }

@@ -54,6 +54,9 @@ pub enum Error {
     /// The lot's Kafka clients could not be created.
     #[error(transparent)]
     Lot(#[from] lot::LotError),
+    /// The lag sampler could not start.
+    #[error(transparent)]
+    Lag(#[from] dwsync_telemetry::group_lag::GroupLagError),
 }
 
 /// Runs uploader until `shutdown` resolves, then stops gracefully.
@@ -75,7 +78,8 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     let mut service = Service::start(NAME, &cfg.http).await?;
     service.spawn_kafka_probe(&cfg.kafka)?;
     let lags = metrics::Lags::default();
-    let metrics = Arc::new(metrics::Metrics::new(Arc::clone(&lags)));
+    lag::spawn(&mut service, &cfg, Arc::clone(&lags))?;
+    let metrics = Arc::new(metrics::Metrics::new(lags));
     let shutdown = service.shutdown_token();
     let lot = lot::Lot::new(&cfg.kafka, &cfg.lot, &cfg.handoff.topic, shutdown.clone())?;
     let health = service.health().clone();
@@ -97,9 +101,6 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             ?statics,
             "Delivering handoff files."
         );
-        let sampler =
-            lag::run(Arc::downgrade(&consumer), topic.clone(), cfg.handoff.lag_interval(), lags, shutdown.clone());
-        let sampler = tokio::spawn(sampler);
         let delivery = delivery::Delivery::new(&cfg.upload, Arc::clone(&metrics), shutdown.clone());
         let pipeline = consumer::Pipeline::new(
             consumer,
@@ -111,9 +112,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             metrics,
             shutdown,
         );
-        let result = pipeline.run().await;
-        let _ = sampler.await;
-        result.map_err(Error::from)
+        pipeline.run().await.map_err(Error::from)
     };
     service.spawn("handoff-consumer", main);
     Ok(service)

@@ -1,15 +1,15 @@
 //! The uploader's metrics (OpenTelemetry, also served on `/metrics`), recorded once per file.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use dwsync_telemetry::group_lag::GroupLag;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, ObservableGauge};
 
-/// Consumer lag per handoff partition, written by the lag sampler, read by the gauge.
-pub type Lags = Arc<Mutex<BTreeMap<i32, i64>>>;
+/// The group's lag as last sampled ([`crate::lag`]), read by the lag gauges.
+pub type Lags = Arc<Mutex<GroupLag>>;
 
 /// The uploader's instruments; create after telemetry is initialised.
 pub struct Metrics {
@@ -28,6 +28,7 @@ pub struct Metrics {
     /// Deliveries in flight and bytes queued behind them, read by their gauges.
     in_flight: Arc<(AtomicU64, AtomicU64)>,
     _consumer_lag: ObservableGauge<i64>,
+    _seconds_since_commit: ObservableGauge<f64>,
     _deliveries_in_flight: ObservableGauge<u64>,
     _queued_bytes: ObservableGauge<u64>,
 }
@@ -39,9 +40,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Creates the instruments; the lag gauge reports what `lags` holds when read.
+    /// Creates the instruments; the lag gauges report what `lags` holds when read.
     pub fn new(lags: Lags) -> Self {
         let m = dwsync_telemetry::meter(env!("CARGO_PKG_NAME"));
+        let since = Arc::clone(&lags);
         let in_flight: Arc<(AtomicU64, AtomicU64)> = Arc::default();
         let (flying, queued) = (Arc::clone(&in_flight), Arc::clone(&in_flight));
         Self {
@@ -111,11 +113,26 @@ impl Metrics {
                 .build(),
             _consumer_lag: m
                 .i64_observable_gauge("dwsync_uploader_consumer_lag")
-                .with_description("Records between the consumer's position and the high watermark, by partition.")
+                .with_description(
+                    "Handoff records the group has still to read, by partition: committed offset to the end \
+                     (0 where only transaction markers or aborted records follow). The group's, the same on every instance.",
+                )
                 .with_callback(move |observer| {
-                    let lags = lags.lock().unwrap_or_else(PoisonError::into_inner);
-                    for (partition, lag) in lags.iter() {
-                        observer.observe(*lag, &[KeyValue::new("partition", i64::from(*partition))]);
+                    let lag = lags.lock().unwrap_or_else(PoisonError::into_inner);
+                    for ((_, partition), pending) in &lag.partitions {
+                        observer.observe(*pending, &[KeyValue::new("partition", i64::from(*partition))]);
+                    }
+                })
+                .build(),
+            _seconds_since_commit: m
+                .f64_observable_gauge("dwsync_uploader_seconds_since_commit")
+                .with_description(
+                    "Seconds the longest-waiting handoff partition with records pending has gone without a commit (0 when nothing is pending).",
+                )
+                .with_callback(move |observer| {
+                    let lag = since.lock().unwrap_or_else(PoisonError::into_inner);
+                    if lag.sampled {
+                        observer.observe(lag.seconds_since_commit(), &[]);
                     }
                 })
                 .build(),

@@ -38,8 +38,9 @@ pub enum KafkaProbeError {
     Panicked(JoinError),
 }
 
-/// Routes librdkafka's own logs to `tracing` at debug level: the probe reports the outcome.
-struct ProbeContext;
+/// Routes librdkafka's own logs to `tracing` at debug level: the probe (and the group lag
+/// sampler) reports the outcome.
+pub(crate) struct ProbeContext;
 
 impl ClientContext for ProbeContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -50,6 +51,8 @@ impl ClientContext for ProbeContext {
         tracing::debug!(target: "librdkafka", %error, "{reason}");
     }
 }
+
+impl rdkafka::consumer::ConsumerContext for ProbeContext {}
 
 /// Checks that the brokers answer a metadata request; see [`KafkaProbe::run`].
 pub struct KafkaProbe {

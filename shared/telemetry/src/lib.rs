@@ -9,6 +9,8 @@
 //! exported exactly as written, to Prometheus and to OTLP alike: no unit or `_total` suffix is
 //! appended. Record them through [`meter`]`(env!("CARGO_PKG_NAME"))`.
 
+#[cfg(feature = "kafka")]
+pub mod group_lag;
 mod health;
 mod http;
 mod init;
