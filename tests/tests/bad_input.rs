@@ -247,7 +247,8 @@ async fn every_bad_record_is_dead_lettered_once_and_every_valid_one_exported_onc
     let tables = [JSON_TABLE, PROTOBUF_TABLE];
     assert_eq!((encoding_of(JSON_TABLE), encoding_of(PROTOBUF_TABLE)), (Encoding::Json, Encoding::Protobuf));
     let stack = Stack::new(&WORKSPACES, &tables).await;
-    let mut ingest = stack.ingest("ingest");
+    // The lag sampled every second, so the test can read it return to 0.
+    let mut ingest = stack.ingest_with("ingest", &[("DWSYNC_INGEST__LAG_INTERVAL_MS", "1000".into())]);
     let mut uploader = stack.uploader("uploader");
     let producer = big_producer();
     let mut generator = Generator::new(41);
@@ -354,6 +355,17 @@ async fn every_bad_record_is_dead_lettered_once_and_every_valid_one_exported_onc
         left = lag(&group, &topics);
     }
     assert_eq!(left, 0, "records left between the committed offsets and the ends of the source topics");
+    // What monitoring sees: the lag back to 0, no restart, each dead letter counted once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut gauge = metric(&ingest, "dwsync_ingest_consumer_lag", "").await;
+    while gauge != Some(0.0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        gauge = metric(&ingest, "dwsync_ingest_consumer_lag", "").await;
+    }
+    assert_eq!(gauge, Some(0.0), "dwsync_ingest_consumer_lag");
+    assert_eq!(metric(&ingest, "dwsync_ingest_loop_restarts_total", "").await, None, "no restart counted");
+    let counted = metric(&ingest, "dwsync_ingest_records_dead_lettered_total", "").await;
+    assert_eq!(counted, Some(campaign.len() as f64), "dead letters counted once each");
     ingest.stop();
     uploader.stop();
 }

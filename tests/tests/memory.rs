@@ -5,9 +5,12 @@
 //! every record is handed off.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::metric;
 use dwsync_contract::{Encoding, Table};
 use dwsync_loadgen::Generator;
 use dwsync_proto::Message as _;
@@ -121,7 +124,8 @@ async fn the_ingest_stays_within_its_memory_budget_on_a_large_backlog() {
     }
     let took = started.elapsed();
     peak_kib = peak_kib.max(ingest.status_kib("VmHWM").unwrap_or(0));
-    let memory_closes = metric(&ingest, "dwsync_ingest_windows_closed_total{", "reason=\"memory\"").await;
+    let memory_closes =
+        metric(&ingest, "dwsync_ingest_windows_closed_total{", "reason=\"memory\"").await.unwrap_or(0.0);
     ingest.stop();
 
     // Every record is in a handed-off file, and the budget made the files (not the 15-min grid).
@@ -148,35 +152,6 @@ async fn the_ingest_stays_within_its_memory_budget_on_a_large_backlog() {
     println!("memory: RSS reading the first half {} MiB, the second half {} MiB", first / MIB, second / MIB);
     assert!(first > 0 && second > 0, "samples in both halves: {samples:?}");
     assert!(second <= first + 2 * BUDGET, "RSS grew with the backlog: {} MiB then {} MiB", first / MIB, second / MIB);
-}
-
-/// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
-/// address is in its log).
-async fn metric(process: &ServiceProcess, name: &str, label: &str) -> f64 {
-    let log = std::fs::read_to_string(&process.log).unwrap();
-    // Without the terminal colours: `\x1b[…m` sequences.
-    let mut plain = String::with_capacity(log.len());
-    let mut in_escape = false;
-    for c in log.chars() {
-        match (in_escape, c) {
-            (false, '\u{1b}') => in_escape = true,
-            (true, c) if c.is_ascii_alphabetic() => in_escape = false,
-            (true, _) => {}
-            (false, c) => plain.push(c),
-        }
-    }
-    let addr = plain
-        .lines()
-        .find(|l| l.contains("Serving /healthz"))
-        .and_then(|l| l.split("addr=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let body = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Rows of the complete files on the handoff topic (read_committed), from each file's first chunk.

@@ -194,24 +194,6 @@ async fn produce_while_instances_come_and_go(
     }
 }
 
-/// `text` without its terminal colour codes (`ESC [ … m`).
-fn without_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// An instance stopped while a rebalance is still giving it its first partitions (a rolling
 /// deploy stops the new pod's predecessor about then) leaves the group at once: the running
 /// instance gets the revoked partitions back within seconds, not after the group's session

@@ -538,3 +538,41 @@ impl Api {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+/// `text` without its terminal colour codes (`ESC [ … m`).
+pub fn without_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
+/// address is in its log); `None` when no sample of it is there.
+pub async fn metric(process: &ServiceProcess, name: &str, label: &str) -> Option<f64> {
+    let log = without_ansi(&std::fs::read_to_string(&process.log).unwrap());
+    let addr = log
+        .lines()
+        .find(|l| l.contains("Serving /healthz"))
+        .and_then(|l| l.split("addr=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let body = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let samples: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!samples.is_empty()).then(|| samples.iter().sum())
+}
