@@ -124,6 +124,70 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The record's reference only: the `dwsync.*` headers (source topic, partition, offset,
+    /// class, reason, and the value's size and digest if it was cut) with `dwsync.value.omitted`,
+    /// no key, value nor original headers.
+    pub fn reference(&self) -> Self {
+        let mut headers: Vec<(String, Vec<u8>)> =
+            self.headers.iter().filter(|(k, _)| k.starts_with(header::PREFIX)).cloned().collect();
+        headers.push((header::VALUE_OMITTED.to_owned(), b"true".to_vec()));
+        Self {
+            key: None,
+            payload: None,
+            headers,
+            source: self.source.clone(),
+            table: self.table,
+            class: self.class,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// How the loop writes dead letters. After the broker refused a dead letter (its transaction
+/// then aborts and is read again), the next try writes only references, and after a refused
+/// reference none: the records are logged and counted. A transaction that commits dead letters
+/// returns to [`LetterForm::Whole`]. So no dead letter stalls the loop, whatever the broker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LetterForm {
+    /// The record, its value cut to fit.
+    #[default]
+    Whole,
+    /// Its reference only ([`DeadLetter::reference`]).
+    Reference,
+    /// Not written: logged and counted.
+    NotWritten,
+}
+
+impl LetterForm {
+    /// The form to try after the broker refused one of this form.
+    pub fn after_refusal(self) -> Self {
+        match self {
+            Self::Whole => Self::Reference,
+            Self::Reference | Self::NotWritten => Self::NotWritten,
+        }
+    }
+}
+
+/// Whether the broker refused a record for what it is (its size, its content, the topic's
+/// rules or permissions) — a refusal that a smaller form may get past — rather than for the
+/// moment (a purge when the producer bumps its epoch after an aborted transaction, a timeout).
+pub fn refused_as_such(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::MessageBatchTooLarge
+                | C::InvalidMessage
+                | C::InvalidRecord
+                | C::PolicyViolation
+                | C::TopicAuthorizationFailed
+        )
+    )
+}
+
 /// What a dead letter is made of.
 struct Parts<'m> {
     key: Option<&'m [u8]>,
@@ -244,6 +308,26 @@ mod tests {
         assert_eq!(get(&l, "blob"), None);
         assert_eq!(get(&l, header::HEADERS_DROPPED), Some(&b"true"[..]));
         assert_eq!(l.payload.as_deref(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn a_reference_keeps_where_the_record_is_and_why_without_its_value() {
+        let l = letter(b"{\"a\":1}", vec![("trace".into(), b"x".to_vec())], 1 << 20).reference();
+        assert_eq!((l.key.as_deref(), l.payload.as_deref()), (None, None));
+        assert_eq!(get(&l, "trace"), None);
+        assert_eq!(get(&l, header::OFFSET), Some(&b"42"[..]));
+        assert_eq!(get(&l, header::ERROR_CLASS), Some(&b"oversize_record"[..]));
+        assert_eq!(get(&l, header::VALUE_OMITTED), Some(&b"true"[..]));
+        assert!(l.size() < 2048);
+    }
+
+    #[test]
+    fn a_refusal_degrades_the_form_until_nothing_is_written() {
+        let form = LetterForm::default();
+        assert_eq!(form, LetterForm::Whole);
+        assert_eq!(form.after_refusal(), LetterForm::Reference);
+        assert_eq!(form.after_refusal().after_refusal(), LetterForm::NotWritten);
+        assert_eq!(LetterForm::NotWritten.after_refusal(), LetterForm::NotWritten);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::blocking::block_in_place;
 use dwsync_handoff::split;
-use dwsync_producer::{Delivery, DeliveryProducer};
+use dwsync_producer::DeliveryProducer;
 use dwsync_proto::Message as _;
 use rdkafka::ClientConfig;
 use rdkafka::TopicPartitionList;
@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
 use crate::encode::EncodedFile;
-use crate::in_flight::{CommitGate, Committer, GroupMetadata, InFlight};
+use crate::in_flight::{Carrying, CommitGate, Committer, Deliveries, GroupMetadata, InFlight};
 use crate::limits::Limits;
 
 /// Creates the handoff and dead-letter topics if they do not exist yet.
@@ -141,7 +141,7 @@ impl Handoff {
 /// it is aborted.
 pub struct Transaction<'h> {
     handoff: &'h Handoff,
-    deliveries: VecDeque<Delivery>,
+    deliveries: Deliveries,
     committed: Committed,
     open: bool,
 }
@@ -153,7 +153,7 @@ impl Transaction<'_> {
         for chunk in split(&file.meta, &file.bytes, self.handoff.chunk_bytes) {
             let payload = chunk.encode_to_vec();
             let record = FutureRecord::to(&self.handoff.handoff_topic).key(&key).payload(&payload);
-            self.send(record).await?;
+            self.send(record, Carrying::FileChunk).await?;
             self.committed.chunks += 1;
         }
         self.committed.files += 1;
@@ -175,7 +175,7 @@ impl Transaction<'_> {
         if let Some(p) = &letter.payload {
             record = record.payload(p);
         }
-        self.send(record).await?;
+        self.send(record, Carrying::DeadLetter).await?;
         self.committed.dead_letters += 1;
         Ok(())
     }
@@ -185,17 +185,18 @@ impl Transaction<'_> {
     async fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
         &mut self,
         mut record: FutureRecord<'_, K, P>,
+        carrying: Carrying,
     ) -> Result<(), KafkaError> {
         loop {
             match self.handoff.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.deliveries.push_back(delivery);
+                    self.deliveries.push_back((delivery, carrying));
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     match self.deliveries.pop_front() {
-                        Some(oldest) => _ = oldest.await?,
+                        Some((oldest, _)) => _ = oldest.await?,
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }

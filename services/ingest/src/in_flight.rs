@@ -61,12 +61,30 @@ impl CommitGate {
 /// (`ILLEGAL_GENERATION`), with every open window read again.
 pub(crate) type GroupMetadata = Arc<dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync>;
 
+/// What a record of a handoff transaction carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrying {
+    /// A chunk of a Parquet file.
+    FileChunk,
+    /// A dead letter.
+    DeadLetter,
+}
+
+/// Deliveries of a transaction's records, in the order they were sent.
+pub(crate) type Deliveries = VecDeque<(Delivery, Carrying)>;
+
 /// Why a transaction did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// It failed and was aborted: nothing of it is visible, and the producer can begin another.
-    #[error("the handoff transaction was aborted: {0}")]
-    Aborted(KafkaError),
+    /// `refused` says what the record carried when the broker refused one.
+    #[error("the handoff transaction was aborted: {error}")]
+    Aborted {
+        /// The failure.
+        error: KafkaError,
+        /// What the refused record carried, when a delivery failed.
+        refused: Option<Carrying>,
+    },
     /// It failed and could not be aborted, or its outcome is unknown: the producer is unusable.
     #[error(transparent)]
     Failed(KafkaError),
@@ -74,7 +92,7 @@ pub enum CommitError {
 
 /// What the committing thread needs to finish one transaction.
 struct Job {
-    deliveries: VecDeque<Delivery>,
+    deliveries: Deliveries,
     committed: Committed,
     offsets: TopicPartitionList,
     group: GroupMetadata,
@@ -103,13 +121,14 @@ impl Committer {
                     let outcome = commit(&producer, timeout, deliveries, committed, &offsets, &*group);
                     // Released before the reply: the loop may drop the consumer right after it.
                     drop(group);
-                    let reply = outcome.map_err(|error| match producer.producer().abort_transaction(timeout) {
-                        Ok(()) => CommitError::Aborted(error),
-                        Err(abort) => {
-                            tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
-                            CommitError::Failed(error)
-                        }
-                    });
+                    let reply =
+                        outcome.map_err(|(error, refused)| match producer.producer().abort_transaction(timeout) {
+                            Ok(()) => CommitError::Aborted { error, refused },
+                            Err(abort) => {
+                                tracing::warn!(error = %abort, "Aborting the handoff transaction failed.");
+                                CommitError::Failed(error)
+                            }
+                        });
                     // Idle before the reply: the loop submits its next job only after the reply,
                     // so this never clears the gate of a newer transaction.
                     thread_gate.set(false);
@@ -126,7 +145,7 @@ impl Committer {
     /// until then.
     pub(crate) fn submit(
         &self,
-        deliveries: VecDeque<Delivery>,
+        deliveries: Deliveries,
         committed: Committed,
         offsets: TopicPartitionList,
         group: GroupMetadata,
@@ -144,25 +163,25 @@ impl Committer {
 }
 
 /// Waits for every delivery, adds the offsets to the transaction for the group as it is now, and
-/// commits it.
+/// commits it. On failure, what the refused record carried if a delivery failed.
 fn commit(
     producer: &DeliveryProducer,
     timeout: Duration,
-    deliveries: VecDeque<Delivery>,
+    deliveries: Deliveries,
     mut committed: Committed,
     offsets: &TopicPartitionList,
     group: &(dyn Fn() -> Option<ConsumerGroupMetadata> + Send + Sync),
-) -> Result<Committed, KafkaError> {
+) -> Result<Committed, (KafkaError, Option<Carrying>)> {
     let started = Instant::now();
-    for delivery in deliveries {
-        let _ = delivery.wait()?;
+    for (delivery, carrying) in deliveries {
+        let _ = delivery.wait().map_err(|e| (e, Some(carrying)))?;
     }
     committed.delivery_wait = started.elapsed();
     // The consumer has left its group (it is closing): the transaction cannot carry the offsets.
-    let group = group().ok_or(KafkaError::Canceled)?;
-    producer.producer().send_offsets_to_transaction(offsets, &group, timeout)?;
+    let group = group().ok_or((KafkaError::Canceled, None))?;
+    producer.producer().send_offsets_to_transaction(offsets, &group, timeout).map_err(|e| (e, None))?;
     committed.offsets_wait = started.elapsed() - committed.delivery_wait;
-    producer.producer().commit_transaction(timeout)?;
+    producer.producer().commit_transaction(timeout).map_err(|e| (e, None))?;
     committed.commit_wait = started.elapsed();
     Ok(committed)
 }

@@ -20,10 +20,10 @@ use tracing::Instrument as _;
 
 use crate::batch::{Decoded, Decoder, gather};
 use crate::config::{Config, SourceTopic};
-use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::dead_letter::{DeadLetter, DeadLetters, LetterForm};
 use crate::encode::{EncodeError, EncodedFile, encode};
 use crate::handoff::{Committed, Handoff, HandoffTopics};
-use crate::in_flight::{CommitError, CommitGate, GroupMetadata, InFlight};
+use crate::in_flight::{Carrying, CommitError, CommitGate, GroupMetadata, InFlight};
 use crate::limits::{Limits, LimitsError};
 use crate::metrics::{self, Tally};
 use crate::parallel;
@@ -60,9 +60,10 @@ pub enum PipelineError {
     Limits(#[from] LimitsError),
     /// The last handoff transaction failed and was aborted (a rebalance gave the group a new
     /// generation while its offsets were on their way, a delivery failed): the loop reads
-    /// everything since the last commit again, without leaving the group.
-    #[error("Kafka: {0}")]
-    Aborted(KafkaError),
+    /// everything since the last commit again, without leaving the group. Also what the
+    /// record the broker refused carried, if a delivery failed.
+    #[error("the handoff transaction was aborted: {0}")]
+    Aborted(KafkaError, Option<Carrying>),
 }
 
 impl PipelineError {
@@ -71,7 +72,7 @@ impl PipelineError {
         match self {
             Self::Kafka(_) | Self::Limits(_) => "kafka",
             Self::Encode(_) => "encode",
-            Self::Aborted(_) => "reread",
+            Self::Aborted(..) => "reread",
         }
     }
 }
@@ -79,7 +80,7 @@ impl PipelineError {
 impl From<CommitError> for PipelineError {
     fn from(e: CommitError) -> Self {
         match e {
-            CommitError::Aborted(e) => Self::Aborted(e),
+            CommitError::Aborted { error, refused } => Self::Aborted(error, refused),
             CommitError::Failed(e) => Self::Kafka(e),
         }
     }
@@ -155,6 +156,8 @@ struct State<'a> {
     dead: DeadLetters,
     /// Record size limits, read from the topics at start.
     limits: Limits,
+    /// How dead letters are written (after the broker refused one, less of them).
+    letter_form: LetterForm,
     /// The partitions read since their last commit: where they stand (one lookup per record).
     unflushed: BTreeMap<PartitionKey, Unflushed>,
     tally: Tally,
@@ -251,6 +254,7 @@ impl<'a> Pipeline<'a> {
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
             limits,
+            letter_form: LetterForm::Whole,
             unflushed: BTreeMap::new(),
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
@@ -280,7 +284,7 @@ impl<'a> Pipeline<'a> {
                     // again (so are those of a transaction that aborts now).
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
                     return match st.settle().await {
-                        Err(PipelineError::Aborted(_)) => Ok(()),
+                        Err(PipelineError::Aborted(..)) => Ok(()),
                         settled => settled,
                     };
                 }
@@ -305,7 +309,13 @@ impl<'a> Pipeline<'a> {
             };
             match step {
                 // The rest of the batch at hand, if any, was dropped with it: read again too.
-                Err(PipelineError::Aborted(error)) => st.read_again(consumer, &error)?,
+                Err(PipelineError::Aborted(error, refused)) => {
+                    if refused == Some(Carrying::DeadLetter) && crate::dead_letter::refused_as_such(&error) {
+                        st.letter_form = st.letter_form.after_refusal();
+                        tracing::warn!(%error, form = ?st.letter_form, "The broker refused a dead letter; the next try writes them in this form.");
+                    }
+                    st.read_again(consumer, &error)?;
+                }
                 step => step?,
             }
             if Instant::now() >= next_lag {
@@ -481,6 +491,7 @@ impl State<'_> {
         let (topics, options) = (self.topics, &self.cfg.parquet);
         let mut handed: Vec<(&'static str, usize)> = Vec::with_capacity(closed.len());
         let mut dead_lettered = BTreeMap::new();
+        let letter_form = self.letter_form;
         let in_flight = async {
             let mut tx = handoff.begin()?;
             // Encoded a group at a time and sent at once: a flush of many windows never holds
@@ -521,12 +532,17 @@ impl State<'_> {
                 }
             }
             for letter in &dead {
-                match tx.send_dead_letter(letter).await {
+                let sent = match letter_form {
+                    LetterForm::Whole => tx.send_dead_letter(letter).await,
+                    LetterForm::Reference => tx.send_dead_letter(&letter.reference()).await,
+                    LetterForm::NotWritten => Err(KafkaError::Canceled),
+                };
+                match sent {
                     Ok(()) => *dead_lettered.entry((letter.table, letter.class)).or_default() += 1,
                     // This record only: its offset is committed with the others, so it is
                     // logged with its place in the source topic, where it still is.
                     Err(error) => {
-                        tracing::error!(%error, source = %letter.source, table = letter.table, class = letter.class, bytes = letter.size(), "The dead letter was refused; the record is skipped.");
+                        tracing::error!(%error, source = %letter.source, table = letter.table, class = letter.class, bytes = letter.size(), form = ?letter_form, "The dead letter was not written; the record is skipped (it stays at this place in its source topic).");
                         metrics::dead_letter_failed(letter.table, letter.class);
                     }
                 }
@@ -554,7 +570,10 @@ impl State<'_> {
     }
 
     /// Counts and logs a committed flush.
-    fn handed_off(&self, pending: Pending, committed: Committed) {
+    fn handed_off(&mut self, pending: Pending, committed: Committed) {
+        if committed.dead_letters > 0 {
+            self.letter_form = LetterForm::Whole;
+        }
         let Pending { reasons, handed, dead_lettered, started, loop_time, previous_wait, .. } = pending;
         metrics::dead_lettered(&dead_lettered);
         for reason in reasons {

@@ -257,3 +257,92 @@ async fn chunks_too_large_for_the_handoff_topic_are_refused_at_start() {
     assert!(error.contains("ingest.chunk_bytes = 2097152"), "{error}");
     assert!(error.contains(&handoff_topic) && error.contains("max.message.bytes = 1048576"), "{error}");
 }
+
+/// The broker refuses a dead letter after ingest started (an operator lowered the dead-letter
+/// topic's `max.message.bytes`): the transaction aborts and is read again in place, this time
+/// writing the record's reference only; the valid records around it are handed off, and the
+/// loop never restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_broker_refuses_is_written_as_a_reference() {
+    dwsync_telemetry::testing::init_once();
+    let prefix = format!("{}.", unique("src"));
+    let (handoff_topic, dlq_topic) = (unique("handoff"), unique("dlq"));
+    create_topic(&format!("{prefix}metrics"), 1).await;
+    create_topic(&handoff_topic, 1).await;
+    create_topic(&dlq_topic, 1).await;
+    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
+    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
+    cfg.ingest.group_id = unique("ingest");
+    cfg.ingest.instance_id = unique("instance");
+    cfg.ingest.topic_prefix = prefix.clone();
+    cfg.ingest.tables = vec!["metrics".into()];
+    cfg.ingest.handoff_topic = handoff_topic.clone();
+    cfg.ingest.dead_letter_topic = dlq_topic.clone();
+    cfg.window.duration_ms = 2000;
+    let service = dwsync_ingest::start(cfg).await.unwrap();
+    let addr = service.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopper = stop.clone();
+    let running = tokio::spawn(async move { service.run_until(stopper.cancelled_owned()).await });
+    // Ready: the loop started and read the topics' limits (the dead-letter topic's as created).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://{addr}/readyz")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "ingest never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Now the dead-letter topic takes nothing above 1,500 bytes.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = kafka_config().create().unwrap();
+    let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let lowered = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(&dlq_topic))
+        .set("max.message.bytes", "1500");
+    for altered in admin.alter_configs([&lowered], &options).await.unwrap() {
+        let _ = altered.unwrap();
+    }
+    let producer: FutureProducer = kafka_config().create().unwrap();
+    let topic = format!("{prefix}metrics");
+    let valid = |id: &str| {
+        format!(
+            r#"{{"event_id":"{id}","workspace_id":101,"delivery_id":"d","metric":"sent","created_at":1,"seq_num":1,"proxied":false,"prefetched":false,"machine":false}}"#
+        )
+    };
+    send(&producer, &topic, "101", valid("before").as_bytes(), None).await;
+    send(&producer, &topic, "101", "not json ".repeat(600).as_bytes(), None).await;
+    send(&producer, &topic, "101", valid("after").as_bytes(), None).await;
+
+    // Both valid records are handed off.
+    let handoff = reader(&unique("check"));
+    handoff.subscribe(&[&handoff_topic]).unwrap();
+    let mut reassembler = Reassembler::new();
+    let mut ids = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.len() < 2 && Instant::now() < deadline {
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), handoff.recv()).await else { continue };
+        let chunk = FileChunk::decode(msg.payload().unwrap()).unwrap();
+        if let Some(file) = reassembler.push(msg.offset(), chunk).unwrap() {
+            let batch = read_parquet(file.bytes);
+            let col = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+            for id in col.iter().flatten() {
+                assert!(ids.insert(id.to_owned()), "{id} handed off twice");
+            }
+        }
+    }
+    assert_eq!(ids, BTreeSet::from(["after".to_owned(), "before".to_owned()]));
+    // The bad record's reference, once.
+    let dlq = reader(&unique("dlq-check"));
+    dlq.subscribe(&[&dlq_topic]).unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await.expect("a dead letter").unwrap();
+    let get = |name: &str| {
+        msg.headers()
+            .and_then(|hs| hs.iter().find(|h| h.key == name))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(get("dwsync.value.omitted").as_deref(), Some("true"));
+    assert_eq!(get("dwsync.source.offset").as_deref(), Some("1"));
+    assert_eq!(get("dwsync.error.class").as_deref(), Some("not_json"));
+    assert_eq!(msg.payload(), None);
+    assert!(tokio::time::timeout(Duration::from_secs(3), dlq.recv()).await.is_err(), "one dead letter only");
+    assert!(!running.is_finished(), "ingest still runs");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}

@@ -25,3 +25,6 @@ pub const VALUE_SIZE: &str = "dwsync.value.size";
 pub const VALUE_SHA256: &str = "dwsync.value.sha256";
 /// `true` when the source record's own headers were left out (they did not fit).
 pub const HEADERS_DROPPED: &str = "dwsync.headers.dropped";
+/// `true` when the dead letter carries no value, key nor original headers: the broker refused
+/// the whole dead letter, so only the record's reference was written.
+pub const VALUE_OMITTED: &str = "dwsync.value.omitted";

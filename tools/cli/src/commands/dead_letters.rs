@@ -58,8 +58,8 @@ pub struct Replayed {
     pub replayed: BTreeMap<(String, String), u64>,
     /// Records the filters left out.
     pub skipped: u64,
-    /// Matching records whose dead letter holds only a prefix of the value (it did not fit
-    /// the dead-letter topic): not replayed; their source topic, partition and offset are
+    /// Matching records whose dead letter holds only a prefix of the value or none (it did not
+    /// fit the dead-letter topic): not replayed; their source topic, partition and offset are
     /// listed, where the whole record is while the topic retains it.
     pub truncated: Vec<String>,
 }
@@ -76,7 +76,7 @@ pub async fn run(args: &DeadLettersArgs, out: &mut dyn Write) -> Result<(), Erro
             let total: u64 = done.replayed.values().sum();
             writeln!(out, "{verb} {total} record(s); {} left out by the filters", done.skipped)?;
             for at in &done.truncated {
-                writeln!(out, "not replayed (the dead letter holds only a prefix of the value): {at}")?;
+                writeln!(out, "not replayed (the dead letter holds only part of the value or none): {at}")?;
             }
             Ok(())
         }
@@ -136,7 +136,9 @@ pub async fn replay(args: &ReplayArgs) -> Result<Replayed, Error> {
             done.skipped += 1;
             continue;
         }
-        if get(header::VALUE_TRUNCATED).as_deref() == Some("true") {
+        if get(header::VALUE_TRUNCATED).as_deref() == Some("true")
+            || get(header::VALUE_OMITTED).as_deref() == Some("true")
+        {
             let (partition, offset) =
                 (get(header::PARTITION).unwrap_or_default(), get(header::OFFSET).unwrap_or_default());
             done.truncated.push(format!("{source}/{partition}@{offset}"));
