@@ -5,7 +5,10 @@
 //!
 //! Many clients can share one [`https_client`] (hyper + rustls with aws-lc, one connection pool,
 //! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
-//! one connection pool rather than one each.
+//! one connection pool rather than one each. [`create_only`] writes an object without ever
+//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike.
+
+pub mod create_only;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};
