@@ -75,3 +75,39 @@ impl Batch {
         parts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dwsync_contract::Table;
+    use dwsync_handoff::{FileKind, FileMeta};
+
+    use super::*;
+
+    fn file(table: Table, kind: FileKind, workspace_id: i64, offset: i64) -> ArchivedFile {
+        let meta = FileMeta::fixture(&format!("f{offset}"), workspace_id, table, kind);
+        ArchivedFile { meta, first_offset: offset, batches: Vec::new(), input_bytes: 10 }
+    }
+
+    #[test]
+    fn files_go_to_one_part_per_table_and_kind_whatever_the_workspaces() {
+        let mut batch = Batch::new(7);
+        assert!(batch.is_untouched());
+        batch.touch(Instant::now());
+        for (offset, ws) in (0..60).zip((1..=30).cycle()) {
+            let (table, kind) = match offset % 3 {
+                0 => (Table::People, FileKind::New),
+                1 => (Table::People, FileKind::Changes),
+                _ => (Table::Metrics, FileKind::Unspecified),
+            };
+            batch.add(file(table, kind, ws, offset));
+        }
+        assert_eq!((batch.files(), batch.input_bytes()), (60, 600));
+        let parts = batch.into_parts();
+        let names: Vec<String> = parts.keys().map(Part::name).collect();
+        assert_eq!(names.len(), 3, "30 workspaces, 3 (table, kind) parts: {names:?}");
+        assert!(names.contains(&"people_chngs".to_owned()) && names.contains(&"people".to_owned()));
+        for files in parts.values() {
+            assert!(files.windows(2).all(|w| w[0].first_offset < w[1].first_offset), "offset order");
+        }
+    }
+}

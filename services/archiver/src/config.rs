@@ -249,6 +249,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn environment_overrides_and_the_secret_never_prints() {
         Jail::expect_with(|jail| {
             jail.clear_env();

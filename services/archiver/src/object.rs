@@ -132,3 +132,101 @@ pub fn encode(
         Object { key: object_key(prefix, range, part), body: Bytes::from(body), sha256_hex, rows: rows as u64 };
     Ok(Some(Encoded { part, object }))
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
+    use dwsync_handoff::{FileKind, FileMeta};
+    use dwsync_loadgen::{Generator, id_column};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::statistics::Statistics;
+
+    use super::*;
+
+    /// A decoded file of `rows` records `first..` of `table` for `workspace_id`; its ids.
+    fn file(table: Table, workspace_id: i64, first: u64, rows: u64, offset: i64) -> (ArchivedFile, Vec<String>) {
+        let mut generator = Generator::new(3);
+        let mut builder = BatchBuilder::new(table);
+        let mut ids = Vec::new();
+        for n in first..first + rows {
+            let record = generator.record(table, workspace_id, n);
+            builder.append(&decode(table, Encoding::Json, record.encoded(Encoding::Json)).expect("valid record"));
+            ids.push(record.id);
+        }
+        let meta = FileMeta {
+            row_count: rows,
+            window_closed_at_ms: 1_000 + offset,
+            ..FileMeta::fixture(&format!("f{offset}"), workspace_id, table, FileKind::Unspecified)
+        };
+        let batches = builder.finish().expect("batches");
+        (ArchivedFile { meta, first_offset: offset, batches, input_bytes: 100 }, ids)
+    }
+
+    fn ids(batch: &arrow_array::RecordBatch, table: Table) -> Vec<String> {
+        let column = batch.column_by_name(id_column(table)).expect("id column");
+        match column.data_type() {
+            arrow_schema::DataType::Int64 => {
+                column.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or_default().to_string()).collect()
+            }
+            _ => column.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn one_row_group_per_workspace_sorted_by_workspace_in_offset_order() {
+        let table = Table::Metrics;
+        // Files in offset order: workspaces 2, 1, 2, 3, 1.
+        let specs = [(2, 0, 5, 10), (1, 100, 3, 11), (2, 5, 4, 14), (3, 0, 6, 20), (1, 103, 2, 31)];
+        let (files, file_ids): (Vec<_>, Vec<_>) =
+            specs.iter().map(|&(ws, first, rows, offset)| file(table, ws, first, rows, offset)).unzip();
+        let range = BatchRange { partition: 5, start: 10, end: 32 };
+        let part = Part::of(table, FileKind::Unspecified);
+        let encoded = encode("handoff", "arc", range, part, &files).expect("encodes").expect("rows");
+        assert_eq!(encoded.object.key, "arc/p0005/00000000000000000010-00000000000000000032/metrics.parquet");
+        assert_eq!(encoded.object.rows, 20);
+
+        let builder = ParquetRecordBatchReaderBuilder::try_new(encoded.object.body.clone()).expect("parquet");
+        let metadata = builder.metadata().clone();
+        assert_eq!(metadata.num_row_groups(), 3, "one row group per workspace");
+        let ws_column = arrow_schema(table).index_of("workspace_id").expect("column");
+        for (index, ws) in [1i64, 2, 3].into_iter().enumerate() {
+            let row_group = metadata.row_group(index);
+            match row_group.column(ws_column).statistics() {
+                Some(Statistics::Int64(stats)) => {
+                    assert_eq!((stats.min_opt(), stats.max_opt()), (Some(&ws), Some(&ws)), "row group {index}");
+                }
+                other => panic!("row group {index}: no workspace_id statistics: {other:?}"),
+            }
+        }
+        let batches: Vec<_> = builder.build().expect("reader").collect::<Result<_, _>>().expect("rows");
+        assert!(batches.iter().all(|b| b.schema() == arrow_schema(table)), "the exact v5 schema");
+        let got: Vec<String> = batches.iter().flat_map(|b| ids(b, table)).collect();
+        // Workspace 1 (files at offsets 11, 31), 2 (10, 14), 3 (20): each in offset order.
+        let want: Vec<String> = [1, 4, 0, 2, 3].iter().flat_map(|i| file_ids[*i].clone()).collect();
+        assert_eq!(got, want);
+
+        let footer = metadata.file_metadata().key_value_metadata().expect("footer metadata");
+        let json = footer.iter().find(|kv| kv.key == PROVENANCE_METADATA).and_then(|kv| kv.value.clone());
+        let provenance: Provenance = serde_json::from_str(&json.expect("provenance")).expect("json");
+        assert_eq!((provenance.partition, provenance.start_offset, provenance.end_offset), (5, 10, 32));
+        assert_eq!((provenance.topic.as_str(), provenance.table.as_str()), ("handoff", "metrics"));
+        let summary: Vec<(i64, Option<usize>, u64, Vec<i64>)> = provenance
+            .workspaces
+            .iter()
+            .map(|w| (w.workspace_id, w.row_group, w.rows, w.files.iter().map(|f| f.first_offset).collect()))
+            .collect();
+        assert_eq!(summary, [(1, Some(0), 5, vec![11, 31]), (2, Some(1), 9, vec![10, 14]), (3, Some(2), 6, vec![20])]);
+        assert_eq!(provenance.workspaces[0].files[1].window_closed_at_ms, 1_031);
+        assert_eq!(provenance.workspaces[0].files[1].file_id, "f31");
+    }
+
+    #[test]
+    fn files_without_rows_make_no_object() {
+        let (empty, _) = file(Table::Events, 1, 0, 0, 3);
+        let range = BatchRange { partition: 0, start: 0, end: 4 };
+        let part = Part::of(Table::Events, FileKind::Unspecified);
+        assert!(encode("h", "arc", range, part, &[empty]).expect("encodes").is_none());
+    }
+}

@@ -98,13 +98,27 @@ impl PartitionState {
         self.batch.start()
     }
 
-    /// What to do with a record read at `offset`.
-    pub fn arrival(&self, offset: i64) -> Arrival {
+    /// What to do with a record read at `offset`. A batch with a forced end whose first record
+    /// read is already past that end (the records before it are gone from the topic) starts
+    /// afresh at the end instead: the batch there was written, as far as it could be.
+    pub fn arrival(&mut self, offset: i64) -> Arrival {
         if offset < self.batch.start() || self.last.is_some_and(|last| offset <= last) {
             return Arrival::Stale;
         }
         match self.ending {
-            Ending::Forced(end) if offset >= end && !self.batch.is_untouched() => Arrival::FlushFirst,
+            Ending::Forced(end) if offset >= end && self.batch.is_untouched() => {
+                tracing::warn!(
+                    partition = self.partition,
+                    start = self.batch.start(),
+                    end,
+                    offset,
+                    "The records of a batch written before are gone; going on after it."
+                );
+                self.batch = Batch::new(end);
+                self.ending = Ending::Free;
+                Arrival::Add
+            }
+            Ending::Forced(end) if offset >= end => Arrival::FlushFirst,
             _ => Arrival::Add,
         }
     }
@@ -174,5 +188,74 @@ impl PartitionState {
     /// Sets how the open batch ends (from the listing of its start).
     pub fn set_ending(&mut self, ending: Ending) {
         self.ending = ending;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_contract::Table;
+    use dwsync_handoff::{FileKind, FileMeta, split};
+
+    use super::*;
+
+    const LIMITS: Limits = Limits { flush_bytes: 1 << 20, flush_interval: Duration::from_secs(60) };
+
+    fn chunks(id: &str, len: usize) -> Vec<FileChunk> {
+        let meta = FileMeta::fixture(id, 1, Table::Metrics, FileKind::Unspecified);
+        split(&meta, &vec![7u8; len], 10)
+    }
+
+    #[test]
+    fn a_free_batch_ends_only_at_a_clean_cut_after_its_last_record() {
+        let now = Instant::now();
+        let mut p = PartitionState::new(2, 100, Ending::Free);
+        assert_eq!(p.due(now, LIMITS), None, "nothing read");
+        let f = chunks("f", 25);
+        assert_eq!(p.arrival(99), Arrival::Stale, "before the start");
+        assert!(p.push(100, f[0].clone(), now).expect("chunk").is_none());
+        let later = now + Duration::from_secs(61);
+        assert_eq!(p.due(later, LIMITS), None, "old enough, but file f is incomplete");
+        assert!(!p.can_end_early());
+        assert!(p.push(101, f[1].clone(), now).expect("chunk").is_none());
+        assert_eq!(p.arrival(101), Arrival::Stale, "read already");
+        assert!(p.push(103, f[2].clone(), now).expect("chunk").is_some(), "102 was a transaction marker");
+        assert_eq!(p.due(now, LIMITS), None, "clean, but neither large nor old");
+        assert_eq!(p.due(later, LIMITS), Some(Due::Age));
+        assert!(p.can_end_early());
+        let (range, _) = p.take().expect("a batch");
+        assert_eq!(range, BatchRange { partition: 2, start: 100, end: 104 });
+        assert_eq!(p.start(), 104, "the next batch starts at the end");
+        assert!(p.take().is_none(), "nothing read since");
+    }
+
+    #[test]
+    fn a_batch_written_before_a_restart_forces_the_end_of_the_batch_read_again() {
+        let now = Instant::now();
+        // Objects of batch [100, 104) exist: read again from 100, the batch ends exactly at 104,
+        // never earlier (not for size, age or memory) and never later.
+        let mut p = PartitionState::new(2, 100, Ending::Forced(104));
+        let f = chunks("f", 25);
+        p.push(100, f[0].clone(), now).expect("chunk");
+        p.push(101, f[1].clone(), now).expect("chunk");
+        let small = Limits { flush_bytes: 1, flush_interval: Duration::ZERO };
+        assert_eq!(p.due(now + Duration::from_secs(3600), small), None, "before its end");
+        assert!(!p.can_end_early(), "memory pressure does not end it either");
+        assert!(p.push(103, f[2].clone(), now).expect("chunk").is_some());
+        assert_eq!(p.due(now, LIMITS), Some(Due::Forced), "its last record was read");
+        let (range, _) = p.take().expect("a batch");
+        assert_eq!((range.start, range.end), (100, 104));
+
+        // If the records before the forced end are gone, the first record past it ends the batch.
+        let mut q = PartitionState::new(0, 10, Ending::Forced(20));
+        q.skip(12, now);
+        assert_eq!(q.arrival(25), Arrival::FlushFirst);
+        assert_eq!(q.take().map(|(r, _)| (r.start, r.end)), Some((10, 20)));
+        q.set_ending(Ending::Free);
+        assert_eq!(q.arrival(25), Arrival::Add);
+        // Nothing of the batch is left at all: the next batch starts at its end.
+        let mut r = PartitionState::new(0, 10, Ending::Forced(20));
+        assert_eq!(r.arrival(25), Arrival::Add);
+        r.skip(25, now);
+        assert_eq!(r.take().map(|(r, _)| (r.start, r.end)), Some((20, 26)));
     }
 }

@@ -246,7 +246,7 @@ impl Pipeline {
     /// Reads one record into its partition's batch, then writes what is due.
     async fn handle(&mut self, record: Record) -> Result<Step, PipelineError> {
         let Record { partition, offset, chunk } = record;
-        let Some(state) = self.partitions.get(&partition) else {
+        let Some(state) = self.partitions.get_mut(&partition) else {
             tracing::debug!(partition, offset, "A record of a partition not assigned; skipped.");
             return Ok(Step::Continue);
         };
