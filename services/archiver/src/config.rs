@@ -54,11 +54,21 @@ pub struct HandoffSource {
     pub group_id: String,
     /// librdkafka's read-ahead (`queued.max.messages.kbytes`), in KiB. Default: `16384` (16 MiB).
     pub fetch_queue_kbytes: u64,
+    /// The group's session timeout (`session.timeout.ms`): how long the partitions of an
+    /// instance that died without leaving (kill -9, a lost machine) wait before another member
+    /// gets them, in ms. At least the broker's `group.min.session.timeout.ms` (6000 by default).
+    /// Default: `45000` (librdkafka's).
+    pub session_timeout_ms: u64,
 }
 
 impl Default for HandoffSource {
     fn default() -> Self {
-        Self { topic: "dwsync.handoff".into(), group_id: "dwsync-archiver".into(), fetch_queue_kbytes: 16 * 1024 }
+        Self {
+            topic: "dwsync.handoff".into(),
+            group_id: "dwsync-archiver".into(),
+            fetch_queue_kbytes: 16 * 1024,
+            session_timeout_ms: 45_000,
+        }
     }
 }
 

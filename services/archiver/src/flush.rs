@@ -84,13 +84,22 @@ impl Writer {
                 let Some(Encoded { part, object }) = pending.next() else { break };
                 let (store, shutdown, lost, metrics) =
                     (Arc::clone(&self.store), self.shutdown.clone(), lost.clone(), Arc::clone(&self.metrics));
-                let rows = object.rows;
+                let (rows, key) = (object.rows, object.key.clone());
                 let retry_metrics = Arc::clone(&metrics);
                 writes.spawn(async move {
                     let outcome = store.create(object, shutdown, lost, move || retry_metrics.retry()).await;
                     match outcome {
-                        Ok(Create::Created) => metrics.written(part.table.name(), rows),
-                        Ok(Create::Exists) => metrics.existing(part.table.name()),
+                        Ok(Create::Created) => {
+                            metrics.written(part.table.name(), rows);
+                            tracing::debug!(key, rows, "Created an archive object.");
+                        }
+                        Ok(Create::Exists) => {
+                            metrics.existing(part.table.name());
+                            tracing::info!(
+                                key,
+                                "An archive object was already written (before a restart); kept as it is."
+                            );
+                        }
                         Err(_) => {}
                     }
                     outcome

@@ -133,6 +133,7 @@ pub fn subscribe(kafka: &KafkaConfig, handoff: &HandoffSource) -> Result<Arc<Han
         .set("isolation.level", "read_committed")
         .set("queued.max.messages.kbytes", handoff.fetch_queue_kbytes.max(1).to_string())
         .set("fetch.queue.backoff.ms", "10")
+        .set("session.timeout.ms", handoff.session_timeout_ms.to_string())
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
