@@ -81,12 +81,7 @@ impl ArchiverContext {
 
 impl ClientContext for ArchiverContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
-                tracing::error!(target: "librdkafka", fac, "{log_message}");
-            }
-            _ => tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}"),
-        }
+        dwsync_telemetry::kafka::log_librdkafka(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use dwsync_retry::Backoff;
 use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
 use dwsync_s3::{Location, StaticCredentials};
@@ -53,17 +51,10 @@ impl Store {
             "dwsync-archive",
         );
         // The retry loops here are the only retry policy, so every failure is logged and counted.
-        let config = dwsync_s3::config_builder(location, credentials)
-            .http_client(dwsync_s3::https_client())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            );
+        let timeouts = (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT);
+        let client = dwsync_s3::client_without_retries(location, credentials, dwsync_s3::https_client(), timeouts);
         Self {
-            client: aws_sdk_s3::Client::from_conf(config.build()),
+            client,
             bucket: cfg.bucket.clone(),
             prefix: cfg.prefix.clone(),
             conditional: cfg.conditional_writes,

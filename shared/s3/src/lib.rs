@@ -62,6 +62,24 @@ pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Build
     builder
 }
 
+/// A client for `location` signing with `credentials` on the shared `https` client, without the
+/// SDK's retries (the caller's retry loop is the only one, so every failure is seen and counted),
+/// with a `connect` timeout and an `attempt` timeout per request.
+pub fn client_without_retries(
+    location: Location<'_>,
+    credentials: Credentials,
+    https: SharedHttpClient,
+    (connect, attempt): (std::time::Duration, std::time::Duration),
+) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::timeout::TimeoutConfig;
+    let config = config_builder(location, credentials)
+        .http_client(https)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(connect).operation_attempt_timeout(attempt).build());
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
 /// A client for `location` signing with `credentials`, with the SDK's default retry policy.
 pub fn client(location: Location<'_>, credentials: Credentials) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config_builder(location, credentials).build())
