@@ -31,9 +31,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p dwsync-ingest -p dwsync-uploader -p dwsync-control \
+    cargo build --release --locked -p dwsync-ingest -p dwsync-uploader -p dwsync-archiver -p dwsync-control \
  && mkdir -p /out \
- && cp target/release/dwsync-ingest target/release/dwsync-uploader target/release/dwsync-control /out/
+ && cp target/release/dwsync-ingest target/release/dwsync-uploader target/release/dwsync-archiver target/release/dwsync-control /out/
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -46,7 +46,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/dwsync --create-home \
       --shell /usr/sbin/nologin dwsync
 
-COPY --from=builder /out/dwsync-ingest /out/dwsync-uploader /out/dwsync-control /usr/local/bin/
+COPY --from=builder /out/dwsync-ingest /out/dwsync-uploader /out/dwsync-archiver /out/dwsync-control /usr/local/bin/
 
 USER dwsync
 WORKDIR /var/lib/dwsync
@@ -55,4 +55,4 @@ EXPOSE 8080
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # No default service: the command names the binary to run.
-CMD ["/bin/sh", "-c", "echo 'usage: docker run IMAGE dwsync-ingest|dwsync-uploader|dwsync-control' >&2; exit 2"]
+CMD ["/bin/sh", "-c", "echo 'usage: docker run IMAGE dwsync-ingest|dwsync-uploader|dwsync-archiver|dwsync-control' >&2; exit 2"]

@@ -11,8 +11,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use dwsync_contract::Table;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
 use dwsync_sync_config::{KafkaStore, Sealer, SyncConfig, WorkspaceId};
@@ -100,23 +98,9 @@ impl DestinationClient {
         let credentials = Credentials::new(access_key_id, secret, None, None, "dwsync-destination");
         // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
         // attempts and hide them from the retry counter.
-        let config = dwsync_s3::config_builder(location, credentials)
-            .http_client(https.clone())
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            );
-        Self {
-            workspace_id,
-            bucket: bucket.to_owned(),
-            prefix: prefix.to_owned(),
-            conditional_writes,
-            tables,
-            client: aws_sdk_s3::Client::from_conf(config.build()),
-        }
+        let client =
+            dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
+        Self { workspace_id, bucket: bucket.to_owned(), prefix: prefix.to_owned(), conditional_writes, tables, client }
     }
 
     /// Whether files of `table` are exported to this destination.

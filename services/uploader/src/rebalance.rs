@@ -81,12 +81,7 @@ impl HandoffContext {
 impl ClientContext for HandoffContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         // Connection failures arrive both here and in `error` below; `error` reports them.
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
-                tracing::error!(target: "librdkafka", fac, "{log_message}");
-            }
-            _ => tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}"),
-        }
+        dwsync_telemetry::kafka::log_librdkafka(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

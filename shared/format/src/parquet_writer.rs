@@ -241,6 +241,17 @@ impl<W: Write + Send> ParquetFileWriter<W> {
         Ok(())
     }
 
+    /// Ends the open row group here (the next batch starts a new one), so a row group can hold
+    /// one group of rows (the archive's: one workspace).
+    pub fn end_row_group(&mut self) -> Result<(), WriteError> {
+        Ok(self.inner.flush()?)
+    }
+
+    /// Adds a key-value pair to the footer's metadata.
+    pub fn append_metadata(&mut self, key: &str, value: String) {
+        self.inner.append_key_value_metadata(KeyValue::new(key.to_owned(), value));
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows

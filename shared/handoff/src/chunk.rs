@@ -27,6 +27,24 @@ pub struct FileMeta {
     pub close_reason: String,
 }
 
+impl FileMeta {
+    /// The header of a file of `table` and `kind` for `workspace_id`, with no rows or sources,
+    /// windows at 0, closed by time: a fixture for tests, which set what they need on it.
+    pub fn fixture(file_id: &str, workspace_id: i64, table: Table, kind: FileKind) -> Self {
+        Self {
+            file_id: file_id.to_owned(),
+            workspace_id,
+            table,
+            kind,
+            row_count: 0,
+            sources: Vec::new(),
+            window_opened_at_ms: 0,
+            window_closed_at_ms: 0,
+            close_reason: "time".to_owned(),
+        }
+    }
+}
+
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()

@@ -5,7 +5,10 @@
 //!
 //! Many clients can share one [`https_client`] (hyper + rustls with aws-lc, one connection pool,
 //! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
-//! one connection pool rather than one each.
+//! one connection pool rather than one each. [`create_only`] writes an object without ever
+//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike.
+
+pub mod create_only;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};
@@ -57,6 +60,24 @@ pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Build
         builder = builder.endpoint_url(url);
     }
     builder
+}
+
+/// A client for `location` signing with `credentials` on the shared `https` client, without the
+/// SDK's retries (the caller's retry loop is the only one, so every failure is seen and counted),
+/// with a `connect` timeout and an `attempt` timeout per request.
+pub fn client_without_retries(
+    location: Location<'_>,
+    credentials: Credentials,
+    https: SharedHttpClient,
+    (connect, attempt): (std::time::Duration, std::time::Duration),
+) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::timeout::TimeoutConfig;
+    let config = config_builder(location, credentials)
+        .http_client(https)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().connect_timeout(connect).operation_attempt_timeout(attempt).build());
+    aws_sdk_s3::Client::from_conf(config.build())
 }
 
 /// A client for `location` signing with `credentials`, with the SDK's default retry policy.

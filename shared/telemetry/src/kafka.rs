@@ -38,6 +38,18 @@ pub enum KafkaProbeError {
     Panicked(JoinError),
 }
 
+/// Routes one librdkafka log line to `tracing` (target `librdkafka`): emergencies, alerts and
+/// critical lines at `error`, the rest at `debug` (connection failures also arrive as error
+/// events, which the clients report themselves). For the services' `ClientContext::log`.
+pub fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+            tracing::error!(target: "librdkafka", fac, "{log_message}");
+        }
+        _ => tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}"),
+    }
+}
+
 /// Routes librdkafka's own logs to `tracing` at debug level: the probe (and the group lag
 /// sampler) reports the outcome.
 pub(crate) struct ProbeContext;

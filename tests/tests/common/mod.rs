@@ -35,6 +35,15 @@ pub struct Stack {
     pub dead_letter_topic: String,
     /// The control service, when destinations come from it rather than the uploader's file.
     pub control: Option<Control>,
+    /// The handoff topic (4 partitions).
+    pub handoff_topic: String,
+}
+
+/// The archive of a stack: its bucket, key prefix and the archiver's config file.
+pub struct Archive {
+    pub bucket: String,
+    pub prefix: String,
+    pub config: PathBuf,
 }
 
 /// The control service of a stack: its config file, API address and secrets.
@@ -150,7 +159,36 @@ impl Stack {
             uploader_config,
             dead_letter_topic: dlq,
             control,
+            handoff_topic: handoff,
         }
+    }
+
+    /// A fresh archive bucket and an archiver config writing to it, batches written
+    /// `flush_interval_ms` after their first record.
+    pub async fn archive(&self, flush_interval_ms: u64) -> Archive {
+        let bucket = create_bucket(&s3_client()).await;
+        let prefix = "archive".to_owned();
+        let toml = format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{}\"\ngroup_id = \"{}\"\nsession_timeout_ms = 6000\n\
+             [archive]\nflush_interval_ms = {flush_interval_ms}\nretry_initial_ms = 100\nretry_max_ms = 2000\nwrite_concurrency = 1\n\
+             [store]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            self.bootstrap,
+            self.handoff_topic,
+            unique("archiver"),
+            s3_endpoint(),
+            s3_access_key(),
+            s3_secret_key()
+        );
+        let config = self.dir.join("archiver.toml");
+        std::fs::write(&config, toml).unwrap();
+        Archive { bucket, prefix, config }
+    }
+
+    /// The archiver, logging each object it creates (`dwsync_archiver=debug`).
+    pub fn archiver(&self, archive: &Archive, name: &str) -> ServiceProcess {
+        let env = [("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())];
+        ServiceProcess::start("dwsync-archiver", name, &archive.config, &env, &self.dir)
     }
 
     pub fn ingest(&self, name: &str) -> ServiceProcess {

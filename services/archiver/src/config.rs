@@ -1,0 +1,293 @@
+//! The archiver's configuration: Kafka, the handoff topic, batching and the archive bucket.
+//!
+//! Loaded with [`dwsync_config::load`] (defaults, `--config <file>`, `DWSYNC_*` variables); the
+//! archiver's own sections refuse unknown keys, so a typo fails at start instead of leaving a
+//! default silently in place. [`Config::validate`] checks what serde cannot.
+
+use std::time::Duration;
+
+use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
+use serde::{Deserialize, Serialize};
+
+/// 1 MiB.
+const MIB: u64 = 1 << 20;
+
+/// The archiver's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
+    pub kafka: KafkaConfig,
+    /// The HTTP endpoints. Default: listen on `127.0.0.1:8084`.
+    pub http: HttpConfig,
+    /// Logs, metrics and traces. Default: `service_name = "dwsync-archiver"`, text logs, no OTLP.
+    pub telemetry: TelemetryConfig,
+    /// The handoff topic and the archiver's consumer group. Default: [`HandoffSource::default`].
+    pub handoff: HandoffSource,
+    /// When batches are written and how much may wait. Default: [`ArchiveConfig::default`].
+    pub archive: ArchiveConfig,
+    /// Where the archive is kept. Default: [`ArchiveStore::default`].
+    pub store: ArchiveStore,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            kafka: KafkaConfig::default(),
+            http: HttpConfig::localhost(8084),
+            telemetry: TelemetryConfig::for_service("dwsync-archiver"),
+            handoff: HandoffSource::default(),
+            archive: ArchiveConfig::default(),
+            store: ArchiveStore::default(),
+        }
+    }
+}
+
+/// The handoff topic and the archiver's own consumer group (`[handoff]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HandoffSource {
+    /// The topic ingest hands finished files over on. Default: `"dwsync.handoff"`.
+    pub topic: String,
+    /// The archiver's consumer group (apart from the uploader's); its committed offset of a
+    /// partition is where the next batch of that partition starts. Default: `"dwsync-archiver"`.
+    pub group_id: String,
+    /// librdkafka's read-ahead (`queued.max.messages.kbytes`), in KiB. Default: `16384` (16 MiB).
+    pub fetch_queue_kbytes: u64,
+    /// The group's session timeout (`session.timeout.ms`): how long the partitions of an
+    /// instance that died without leaving (kill -9, a lost machine) wait before another member
+    /// gets them, in ms. At least the broker's `group.min.session.timeout.ms` (6000 by default).
+    /// Default: `45000` (librdkafka's).
+    pub session_timeout_ms: u64,
+}
+
+impl Default for HandoffSource {
+    fn default() -> Self {
+        Self {
+            topic: "dwsync.handoff".into(),
+            group_id: "dwsync-archiver".into(),
+            fetch_queue_kbytes: 16 * 1024,
+            session_timeout_ms: 45_000,
+        }
+    }
+}
+
+/// Batching, memory and retries (`[archive]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// A partition's batch is written once its files total this many Parquet bytes.
+    /// Default: `67108864` (64 MiB).
+    pub flush_bytes: u64,
+    /// … or this long after the batch's first file arrived, in ms. Default: `60000`.
+    pub flush_interval_ms: u64,
+    /// Bytes buffered by the instance (decoded batches and partial files); over it, the largest
+    /// partition's batch is written early. Default: `268435456` (256 MiB).
+    pub max_buffered_bytes: u64,
+    /// Objects of one batch written at once. Default: `4`.
+    pub write_concurrency: usize,
+    /// First delay before a failed S3 request is retried, in ms; doubles per failure (full
+    /// jitter). Default: `200`.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in ms. Retries go on until shutdown. Default: `30000`.
+    pub retry_max_ms: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            flush_bytes: 64 * MIB,
+            flush_interval_ms: 60_000,
+            max_buffered_bytes: 256 * MIB,
+            write_concurrency: 4,
+            retry_initial_ms: 200,
+            retry_max_ms: 30_000,
+        }
+    }
+}
+
+impl ArchiveConfig {
+    /// [`flush_interval_ms`](Self::flush_interval_ms) as a `Duration`.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+/// The operator's archive bucket and its credentials (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveStore {
+    /// The bucket. Default: `"dwsync-archive"`.
+    pub bucket: String,
+    /// Key prefix of every archive object. Default: `"archive"`.
+    pub prefix: String,
+    /// Signing region. Default: `"us-east-1"`.
+    pub region: String,
+    /// Endpoint of an S3-compatible store; none for AWS S3. Default: none.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (MinIO, s3s). Default: `false`.
+    pub force_path_style: bool,
+    /// Access key id. Default: empty (required).
+    pub access_key_id: String,
+    /// Secret access key, never printed. Default: empty (required).
+    pub secret_access_key: Secret,
+    /// Whether the store supports `If-None-Match: *`; `false` falls back to HEAD-then-PUT.
+    /// Default: `true`.
+    pub conditional_writes: bool,
+    /// Objects larger than this go as multipart uploads. Default: `67108864` (64 MiB).
+    pub multipart_threshold_bytes: u64,
+    /// Multipart part size (5 MiB to 5 GiB). Default: `16777216` (16 MiB).
+    pub part_bytes: u64,
+}
+
+impl Default for ArchiveStore {
+    fn default() -> Self {
+        Self {
+            bucket: "dwsync-archive".into(),
+            prefix: "archive".into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            force_path_style: false,
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            conditional_writes: true,
+            multipart_threshold_bytes: 64 * MIB,
+            part_bytes: 16 * MIB,
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct InvalidConfig {
+    /// The key at fault.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Config {
+    /// Checks the values serde cannot.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let fail = |key, message: &str| Err(InvalidConfig { key, message: message.to_owned() });
+        let (handoff, archive, store) = (&self.handoff, &self.archive, &self.store);
+        if handoff.topic.is_empty() {
+            return fail("handoff.topic", "must not be empty");
+        }
+        if handoff.group_id.is_empty() {
+            return fail("handoff.group_id", "must not be empty");
+        }
+        if archive.flush_bytes == 0 || archive.flush_interval_ms == 0 {
+            return fail("archive.flush_bytes", "flush_bytes and flush_interval_ms must be positive");
+        }
+        if archive.max_buffered_bytes < archive.flush_bytes {
+            return fail("archive.max_buffered_bytes", "must be at least archive.flush_bytes");
+        }
+        if archive.write_concurrency == 0 {
+            return fail("archive.write_concurrency", "must be positive");
+        }
+        if archive.retry_initial_ms == 0 || archive.retry_initial_ms > archive.retry_max_ms {
+            return fail("archive.retry_initial_ms", "must be positive and at most archive.retry_max_ms");
+        }
+        if store.bucket.is_empty() {
+            return fail("store.bucket", "must not be empty");
+        }
+        if store.access_key_id.is_empty() || store.secret_access_key.is_empty() {
+            return fail(
+                "store.access_key_id",
+                "the archive's credentials (access_key_id, secret_access_key) are required",
+            );
+        }
+        if !(5 * MIB..=5 * 1024 * MIB).contains(&store.part_bytes) {
+            return fail("store.part_bytes", "must be between 5 MiB (5242880) and 5 GiB, as S3 requires");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_config::ConfigError;
+    use figment::Jail;
+
+    use super::*;
+
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
+    fn with_file(toml: &str, check: impl FnOnce(Result<Config, ConfigError>)) {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("archiver.toml", toml)?;
+            let path = jail.directory().join("archiver.toml");
+            check(dwsync_config::load(Some(&path), dwsync_config::ENV_PREFIX));
+            Ok(())
+        });
+    }
+
+    fn valid() -> Config {
+        let mut cfg = Config::default();
+        cfg.store.access_key_id = "k".into();
+        cfg.store.secret_access_key = Secret::new("s");
+        cfg
+    }
+
+    #[test]
+    fn the_deploy_example_is_the_defaults_plus_credentials() {
+        let example = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/archiver.toml"));
+        with_file(example, |cfg| {
+            let cfg = cfg.expect("deploy/archiver.toml loads");
+            assert_eq!(cfg.validate(), Ok(()));
+            let mut expected = Config::default();
+            expected.store.access_key_id = "dwsync-dev".into();
+            expected.store.secret_access_key = Secret::new("dwsync-dev-secret-key");
+            expected.store.endpoint = Some("http://minio:9000".into());
+            expected.store.force_path_style = true;
+            assert_eq!(cfg, expected, "every other key of the example is its default");
+        });
+    }
+
+    #[test]
+    fn a_typo_fails_loudly_naming_the_key() {
+        with_file("[archive]\nflush_byte = 1\n", |cfg| {
+            let err = cfg.expect_err("unknown key");
+            assert!(err.to_string().contains("flush_byte"), "{err}");
+        });
+        with_file("[stor]\nbucket = \"b\"\n", |cfg| {
+            let err = cfg.expect_err("unknown section");
+            assert!(err.to_string().contains("stor"), "{err}");
+        });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
+    fn environment_overrides_and_the_secret_never_prints() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DWSYNC_ARCHIVE__FLUSH_INTERVAL_MS", "5000");
+            jail.set_env("DWSYNC_STORE__SECRET_ACCESS_KEY", "0123-secret");
+            jail.set_env("DWSYNC_STORE__ACCESS_KEY_ID", "id");
+            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.archive.flush_interval(), Duration::from_secs(5));
+            assert_eq!(cfg.store.secret_access_key.expose(), "0123-secret");
+            assert_eq!(cfg.validate(), Ok(()));
+            let debug = format!("{cfg:?}");
+            assert!(!debug.contains("0123-secret"), "{debug}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let key = |change: &dyn Fn(&mut Config)| {
+            let mut cfg = valid();
+            change(&mut cfg);
+            cfg.validate().err().map(|e| e.key)
+        };
+        assert_eq!(key(&|_| ()), None);
+        assert_eq!(key(&|c| c.store.secret_access_key = Secret::default()), Some("store.access_key_id"));
+        assert_eq!(key(&|c| c.archive.max_buffered_bytes = 1), Some("archive.max_buffered_bytes"));
+        assert_eq!(key(&|c| c.archive.flush_interval_ms = 0), Some("archive.flush_bytes"));
+        assert_eq!(key(&|c| c.store.part_bytes = 1024), Some("store.part_bytes"));
+        assert_eq!(key(&|c| c.handoff.topic.clear()), Some("handoff.topic"));
+    }
+}

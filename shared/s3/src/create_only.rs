@@ -1,0 +1,295 @@
+//! Creating an object without ever overwriting one: a conditional PUT (`If-None-Match: *`) or a
+//! conditionally completed multipart upload; stores without conditional writes get the weaker
+//! HEAD-then-PUT. One call is one attempt; callers retry.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+use crate::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
+
+/// The most parts S3 accepts in one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// A data object to create.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Its key.
+    pub key: String,
+    /// Its bytes.
+    pub body: Bytes,
+    /// SHA-256 of `body`, lowercase hex (stored as `x-amz-meta-dwsync-sha256`).
+    pub sha256_hex: String,
+    /// Rows in the file (stored as `x-amz-meta-dwsync-rows`).
+    pub rows: u64,
+}
+
+/// Multipart settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSizes {
+    /// Bodies larger than this go as multipart uploads.
+    pub threshold: u64,
+    /// Part size (raised when a body would need more than 10,000 parts).
+    pub part_bytes: u64,
+}
+
+/// The part size for a body of `len` bytes: `part_bytes`, or larger to stay within 10,000 parts.
+pub fn part_size(len: u64, part_bytes: u64) -> u64 {
+    part_bytes.max(len.div_ceil(MAX_PARTS)).max(1)
+}
+
+/// What one attempt to create an object found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// The object was created now.
+    Created,
+    /// An object already was at the key; it was left alone.
+    Exists,
+}
+
+/// A failed S3 request.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 {operation} s3://{bucket}/{key} failed (HTTP {}): {message}", status.map_or("-".to_owned(), |s| s.to_string()))]
+pub struct S3Error {
+    /// The S3 operation (`PutObject`, ...).
+    pub operation: &'static str,
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...) or `Timeout` / `ConnectionFailed`.
+    pub code: Option<String>,
+    /// What went wrong (the SDK's error with its sources).
+    pub message: String,
+}
+
+impl S3Error {
+    /// The error of `operation` on `bucket`/`key` from the SDK's `err`.
+    pub fn from_sdk<E>(operation: &'static str, bucket: &str, key: &str, err: SdkError<E>) -> Self
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        let code = match &err {
+            SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
+            SdkError::TimeoutError(_) => Some("Timeout".to_owned()),
+            SdkError::DispatchFailure(_) => Some("ConnectionFailed".to_owned()),
+            _ => None,
+        };
+        Self {
+            code,
+            operation,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            status: status(&err),
+            message: DisplayErrorContext(&err).to_string(),
+        }
+    }
+
+    /// A one-line summary for operators (the status endpoint): operation, object, status, code.
+    pub fn summary(&self) -> String {
+        let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
+        let code = self.code.as_deref().unwrap_or("error");
+        format!("{} s3://{}/{}: {status} {code}", self.operation, self.bucket, self.key)
+    }
+
+    /// Whether another attempt may succeed: no response, a server error or throttling. Denied
+    /// (403), missing bucket (404), bad requests and redirects need a configuration change.
+    pub fn is_transient(&self) -> bool {
+        self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
+    }
+}
+
+/// The HTTP status of a failed request, if a response arrived.
+pub fn status<E>(err: &SdkError<E>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Creates objects in one bucket with one client, never overwriting.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateOnly<'a> {
+    client: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    /// Whether the store supports `If-None-Match: *`.
+    conditional: bool,
+    parts: PartSizes,
+}
+
+impl<'a> CreateOnly<'a> {
+    /// A writer into `bucket` through `client`; `conditional` says whether the store supports
+    /// `If-None-Match: *` (else HEAD-then-PUT).
+    pub fn new(client: &'a aws_sdk_s3::Client, bucket: &'a str, conditional: bool, parts: PartSizes) -> Self {
+        Self { client, bucket, conditional, parts }
+    }
+
+    /// The bucket written to.
+    pub fn bucket(&self) -> &str {
+        self.bucket
+    }
+
+    fn error<E>(&self, operation: &'static str, key: &str, err: SdkError<E>) -> S3Error
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        S3Error::from_sdk(operation, self.bucket, key, err)
+    }
+
+    /// One attempt to create `obj` at its key without overwriting.
+    pub async fn create(&self, obj: &Object) -> Result<Create, S3Error> {
+        let multipart = obj.body.len() as u64 > self.parts.threshold;
+        // Without conditional writes this HEAD is the only guard (the weaker fallback: a writer
+        // racing between it and the PUT can be overwritten). With them, it only spares a
+        // replayed large file its whole upload; the conditional completion still decides.
+        if (multipart || !self.conditional) && self.head(&obj.key).await?.is_some() {
+            return Ok(Create::Exists);
+        }
+        if multipart { self.multipart(obj).await } else { self.put(obj).await }
+    }
+
+    async fn put(&self, obj: &Object) -> Result<Create, S3Error> {
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(self.bucket)
+            .key(&obj.key)
+            .content_type(PARQUET_CONTENT_TYPE)
+            .metadata(SHA256_METADATA, &obj.sha256_hex)
+            .metadata(ROWS_METADATA, obj.rows.to_string())
+            .body(ByteStream::from(obj.body.clone()));
+        if self.conditional {
+            put = put.if_none_match("*");
+        }
+        match put.send().await {
+            Ok(_) => Ok(Create::Created),
+            Err(err) if status(&err) == Some(412) => Ok(Create::Exists),
+            Err(err) => Err(self.error("PutObject", &obj.key, err)),
+        }
+    }
+
+    async fn multipart(&self, obj: &Object) -> Result<Create, S3Error> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket)
+            .key(&obj.key)
+            .content_type(PARQUET_CONTENT_TYPE)
+            .metadata(SHA256_METADATA, &obj.sha256_hex)
+            .metadata(ROWS_METADATA, obj.rows.to_string())
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", &obj.key, e))?;
+        let Some(upload_id) = created.upload_id() else {
+            return Err(S3Error {
+                operation: "CreateMultipartUpload",
+                bucket: self.bucket.to_owned(),
+                key: obj.key.clone(),
+                status: None,
+                code: Some("NoUploadId".into()),
+                message: "the response has no upload id".into(),
+            });
+        };
+        let outcome = self.upload_parts(obj, upload_id).await;
+        if !matches!(outcome, Ok(Create::Created)) {
+            self.abort(&obj.key, upload_id).await;
+        }
+        outcome
+    }
+
+    async fn upload_parts(&self, obj: &Object, upload_id: &str) -> Result<Create, S3Error> {
+        let len = obj.body.len();
+        let size = usize::try_from(part_size(len as u64, self.parts.part_bytes)).unwrap_or(usize::MAX);
+        let mut parts = Vec::new();
+        for (index, start) in (0..len).step_by(size).enumerate() {
+            let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+            let body = obj.body.slice(start..len.min(start.saturating_add(size)));
+            let uploaded = self
+                .client
+                .upload_part()
+                .bucket(self.bucket)
+                .key(&obj.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| self.error("UploadPart", &obj.key, e))?;
+            parts.push(
+                CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag().map(str::to_owned)).build(),
+            );
+        }
+        let mut complete = self
+            .client
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(&obj.key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        if self.conditional {
+            complete = complete.if_none_match("*");
+        }
+        match complete.send().await {
+            Ok(_) => Ok(Create::Created),
+            Err(err) if status(&err) == Some(412) => Ok(Create::Exists),
+            Err(err) => Err(self.error("CompleteMultipartUpload", &obj.key, err)),
+        }
+    }
+
+    /// Aborts an unfinished upload, best effort: a store may already have dropped it.
+    async fn abort(&self, key: &str, upload_id: &str) {
+        let abort = self.client.abort_multipart_upload().bucket(self.bucket).key(key).upload_id(upload_id);
+        if let Err(err) = abort.send().await {
+            let err = self.error("AbortMultipartUpload", key, err);
+            tracing::debug!(error = %err, "Could not abort the multipart upload.");
+        }
+    }
+
+    /// The object's metadata, `None` when there is no object at `key`.
+    pub async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, S3Error> {
+        match self.client.head_object().bucket(self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some(out)),
+            Err(err) if status(&err) == Some(404) => Ok(None),
+            Err(err) => Err(self.error("HeadObject", key, err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: Option<u16>, code: Option<&str>) -> S3Error {
+        S3Error {
+            operation: "PutObject",
+            bucket: "b".into(),
+            key: "k".into(),
+            status,
+            code: code.map(str::to_owned),
+            message: "long SDK text".into(),
+        }
+    }
+
+    #[test]
+    fn only_errors_that_can_pass_are_retried_in_place() {
+        for (status, transient) in [(None, true), (Some(500), true), (Some(503), true), (Some(429), true)] {
+            assert_eq!(failure(status, None).is_transient(), transient, "{status:?}");
+        }
+        for status in [403, 404, 400, 301] {
+            assert!(!failure(Some(status), None).is_transient(), "{status}");
+        }
+        assert_eq!(failure(Some(403), Some("AccessDenied")).summary(), "PutObject s3://b/k: HTTP 403 AccessDenied");
+        assert_eq!(failure(None, Some("Timeout")).summary(), "PutObject s3://b/k: no response Timeout");
+    }
+
+    #[test]
+    fn parts_grow_to_stay_within_ten_thousand() {
+        let mib = 1u64 << 20;
+        assert_eq!(part_size(100 * mib, 16 * mib), 16 * mib);
+        assert_eq!(part_size(0, 16 * mib), 16 * mib);
+        let huge = 400_000 * mib;
+        let size = part_size(huge, 16 * mib);
+        assert!(size > 16 * mib && huge.div_ceil(size) <= MAX_PARTS, "{size}");
+    }
+}
