@@ -179,11 +179,30 @@ fn commit(
     committed.delivery_wait = started.elapsed();
     // The consumer has left its group (it is closing): the transaction cannot carry the offsets.
     let group = group().ok_or((KafkaError::Canceled, None))?;
-    producer.producer().send_offsets_to_transaction(offsets, &group, timeout).map_err(|e| (e, None))?;
+    let deadline = started + RETRIABLE_FOR_TIMEOUTS * timeout;
+    until_not_retriable(deadline, || producer.producer().send_offsets_to_transaction(offsets, &group, timeout))
+        .map_err(|e| (e, None))?;
     committed.offsets_wait = started.elapsed() - committed.delivery_wait;
-    producer.producer().commit_transaction(timeout).map_err(|e| (e, None))?;
+    until_not_retriable(deadline, || producer.producer().commit_transaction(timeout)).map_err(|e| (e, None))?;
     committed.commit_wait = started.elapsed();
     Ok(committed)
+}
+
+/// How many transaction timeouts a retriable failure of a transaction call is retried for.
+const RETRIABLE_FOR_TIMEOUTS: u32 = 3;
+
+/// Calls `call` again while it fails with an error librdkafka calls retriable (a broker outage
+/// times the call out; the call then resumes where it stood), until `deadline`. Aborting instead
+/// would fail too ("a conflicting call is in progress") and cost a restart of the loop.
+fn until_not_retriable(deadline: Instant, mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                tracing::warn!(error = %e, "A transaction call timed out; retrying it.");
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// A transaction being committed; resolves to what it carried once it is committed.

@@ -50,7 +50,7 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
         restarts: m
             .u64_counter("dwsync_ingest_loop_restarts_total")
             .with_description(
-                "Times the ingest loop started again from the committed offsets (`start`: it could not start; `kafka`, `encode`: it failed; `reread`: an aborted transaction, read again in place).",
+                "Times the ingest loop started again from the committed offsets (`start`: it could not start; `kafka`, `encode`: it failed; `reread`: an aborted transaction, read again in place; `producer`: a failed handoff producer replaced, read again in place).",
             )
             .build(),
         windows_closed: m

@@ -64,6 +64,12 @@ pub enum PipelineError {
     /// record the broker refused carried, if a delivery failed.
     #[error("the handoff transaction was aborted: {0}")]
     Aborted(KafkaError, Option<Carrying>),
+    /// The handoff producer is unusable (its transaction could not be aborted, or its outcome
+    /// is unknown): a new producer takes over its transactional id (which aborts whatever the
+    /// old one left open) and the loop reads everything since the last commit again, without
+    /// leaving the group.
+    #[error("the handoff producer failed: {0}")]
+    ProducerFailed(KafkaError),
 }
 
 impl PipelineError {
@@ -73,6 +79,7 @@ impl PipelineError {
             Self::Kafka(_) | Self::Limits(_) => "kafka",
             Self::Encode(_) => "encode",
             Self::Aborted(..) => "reread",
+            Self::ProducerFailed(_) => "producer",
         }
     }
 }
@@ -81,7 +88,7 @@ impl From<CommitError> for PipelineError {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Aborted { error, refused } => Self::Aborted(error, refused),
-            CommitError::Failed(e) => Self::Kafka(e),
+            CommitError::Failed(e) => Self::ProducerFailed(e),
         }
     }
 }
@@ -136,6 +143,27 @@ pub async fn run(
     }
 }
 
+/// A handoff producer with `transactional_id` (fencing any older one with it), on a blocking
+/// thread: initialising transactions waits for the broker.
+async fn new_handoff(
+    cfg: &Config,
+    transactional_id: &str,
+    limits: &Limits,
+    gate: &Arc<CommitGate>,
+) -> Result<Handoff, PipelineError> {
+    let (config, id, ingest) =
+        (cfg.kafka.client_config("ingest-handoff"), transactional_id.to_owned(), cfg.ingest.clone());
+    let (limits, gate) = (*limits, Arc::clone(gate));
+    let handoff = tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_millis(ingest.transaction_timeout_ms);
+        let topics = HandoffTopics { handoff: &ingest.handoff_topic, dead_letter: &ingest.dead_letter_topic };
+        Handoff::new(config, &id, topics, ingest.chunk_bytes, &limits, timeout, gate)
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)??;
+    Ok(handoff)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -158,6 +186,10 @@ struct State<'a> {
     limits: Limits,
     /// How dead letters are written (after the broker refused one, less of them).
     letter_form: LetterForm,
+    /// The handoff producer's transactional id (a new producer takes it over).
+    transactional_id: String,
+    /// Where a revocation waits for the transaction committing (shared with the consumer).
+    gate: Arc<CommitGate>,
     /// The partitions read since their last commit: where they stand (one lookup per record).
     unflushed: BTreeMap<PartitionKey, Unflushed>,
     tally: Tally,
@@ -235,15 +267,8 @@ impl<'a> Pipeline<'a> {
             consumer_config.create_with_context(RebalanceContext::new(Arc::clone(&gate)))?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
         consumer.subscribe(&names)?;
-        let (config, id, ingest) =
-            (cfg.kafka.client_config("ingest-handoff"), format!("dwsync-ingest-{instance}"), cfg.ingest.clone());
-        let handoff = tokio::task::spawn_blocking(move || {
-            let timeout = Duration::from_millis(ingest.transaction_timeout_ms);
-            let topics = HandoffTopics { handoff: &ingest.handoff_topic, dead_letter: &ingest.dead_letter_topic };
-            Handoff::new(config, &id, topics, ingest.chunk_bytes, &limits, timeout, gate)
-        })
-        .await
-        .map_err(|_| KafkaError::Canceled)??;
+        let transactional_id = format!("dwsync-ingest-{instance}");
+        let handoff = new_handoff(cfg, &transactional_id, &limits, &gate).await?;
         health.set_ready(COMPONENT);
         tracing::info!(topics = ?names, group = %cfg.ingest.group_id, instance, "Ingest loop started.");
         let st = State {
@@ -254,6 +279,8 @@ impl<'a> Pipeline<'a> {
             windows: Windows::new(cfg.window.clone()),
             dead: DeadLetters::default(),
             limits,
+            transactional_id,
+            gate,
             letter_form: LetterForm::Whole,
             unflushed: BTreeMap::new(),
             tally: Tally::default(),
@@ -314,6 +341,12 @@ impl<'a> Pipeline<'a> {
                         st.letter_form = st.letter_form.after_refusal();
                         tracing::warn!(%error, form = ?st.letter_form, "The broker refused a dead letter; the next try writes them in this form.");
                     }
+                    st.read_again(consumer, &error)?;
+                }
+                Err(PipelineError::ProducerFailed(error)) => {
+                    tracing::warn!(%error, "The handoff producer failed; a new one takes over.");
+                    metrics::loop_restarted("producer");
+                    st.handoff = new_handoff(st.cfg, &st.transactional_id, &st.limits, &st.gate).await?;
                     st.read_again(consumer, &error)?;
                 }
                 step => step?,
