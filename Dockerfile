@@ -16,8 +16,8 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
 
-# The rust:*-bookworm image already has gcc, make, perl, pkg-config and zlib1g-dev, which the
-# bundled librdkafka build (rdkafka-sys) needs. cmake is added for C dependencies that build
+# The rust:*-bookworm image already has gcc, make, perl, pkg-config, zlib1g-dev and libssl-dev,
+# which the bundled librdkafka build (rdkafka-sys, with TLS and SASL SCRAM) needs. cmake is added for C dependencies that build
 # with it. No protoc: the .proto files are compiled by the pure-Rust protox.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
@@ -38,10 +38,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
 
-# ca-certificates: TLS to Kafka/S3 endpoints. curl: container healthchecks (GET /healthz).
+# ca-certificates: TLS to Kafka/S3 endpoints. libssl3: librdkafka's TLS (kafka.security_protocol
+# ssl / sasl_ssl). curl: container healthchecks (GET /healthz).
 # tini: PID 1 that forwards SIGTERM/SIGINT to the service and reaps children.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl tini \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 curl tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/dwsync --create-home \
       --shell /usr/sbin/nologin dwsync

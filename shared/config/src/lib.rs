@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 pub use args::{Args, load_for_binary};
 pub use error::ConfigError;
 pub use secret::Secret;
-pub use sections::{HttpConfig, KafkaConfig, LogFormat, TelemetryConfig};
+pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};
 
 /// Prefix of the environment variables every dwsync service reads its configuration from.
 pub const ENV_PREFIX: &str = "DWSYNC_";
@@ -192,6 +192,74 @@ mod tests {
             assert_eq!(err.key(), Some("telemetry.log_format"));
             let msg = err.to_string();
             assert!(msg.contains("dwsync.toml") && msg.contains("xml"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn kafka_security_from_the_file_and_the_password_from_the_environment() {
+        jail(|jail| {
+            jail.create_file(
+                "dwsync.toml",
+                r#"
+                [kafka]
+                security_protocol = "sasl_ssl"
+                sasl_mechanism = "scram-sha-512"
+                sasl_username = "dwsync"
+                ssl_ca_location = "/etc/dwsync/kafka-ca/ca.crt"
+                "#,
+            )
+            .map_err(|e| ConfigError::Usage(e.to_string()))?;
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD", "0123");
+            let cfg = load_test(jail, Some("dwsync.toml"))?;
+            assert_eq!(cfg.kafka.security_protocol, SecurityProtocol::SaslSsl);
+            assert_eq!(cfg.kafka.sasl_mechanism, SaslMechanism::ScramSha512);
+            assert_eq!(cfg.kafka.sasl_username, "dwsync");
+            assert_eq!(cfg.kafka.sasl_password.expose(), "0123", "taken verbatim");
+            assert_eq!(cfg.kafka.ssl_ca_location.as_deref(), Some("/etc/dwsync/kafka-ca/ca.crt"));
+            assert_eq!(cfg.kafka.client_id_prefix, "test", "keys absent from the file keep defaults");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_kafka_typo_is_refused_with_its_key() {
+        let cases = [
+            ("[kafka]\nsecurity_protocol = \"SASL-SSL\"\n", "kafka.security_protocol", "sasl_ssl"),
+            (
+                "[kafka]\nsecurity_protocol = \"sasl_ssl\"\nsasl_mechanism = \"scram-sha512\"\n",
+                "kafka.sasl_mechanism",
+                "scram-sha-512",
+            ),
+            ("[kafka]\nsasl_pasword = \"hunter2-secret\"\n", "kafka", "sasl_pasword"),
+        ];
+        for (toml, key, named) in cases {
+            jail(|jail| {
+                jail.create_file("dwsync.toml", toml).map_err(|e| ConfigError::Usage(e.to_string()))?;
+                let err = load_test(jail, Some("dwsync.toml")).expect_err(toml);
+                let msg = err.to_string();
+                assert!(msg.contains(key) && msg.contains(named) && msg.contains("dwsync.toml"), "{msg}");
+                assert!(!msg.contains("hunter2-secret"), "{msg}");
+                Ok(())
+            });
+        }
+        jail(|jail| {
+            jail.set_env("DWSYNC_KAFKA__SECURITY_PROTOCOL", "tls");
+            let err = load_test(jail, None).expect_err("unknown protocol");
+            let msg = err.to_string();
+            assert!(msg.contains("DWSYNC_KAFKA__SECURITY_PROTOCOL") && msg.contains("tls"), "{msg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_secret_that_is_not_a_string_is_refused_without_being_shown() {
+        jail(|jail| {
+            jail.create_file("dwsync.toml", "[kafka]\nsasl_password = 918273645\n")
+                .map_err(|e| ConfigError::Usage(e.to_string()))?;
+            let err = load_test(jail, Some("dwsync.toml")).expect_err("a number");
+            let msg = err.to_string();
+            assert!(msg.contains("kafka.sasl_password") && !msg.contains("918273645"), "{msg}");
             Ok(())
         });
     }

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// What a secret prints and serializes as.
@@ -27,9 +28,10 @@ pub(crate) fn revealed<R>(f: impl FnOnce() -> R) -> R {
 
 /// A credential (an S3 secret key, a password): `Debug`, `Display` and `Serialize` all give `***`.
 ///
-/// Deserializes from a plain string. Read the value with [`Secret::expose`], only where it is used.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// Deserializes from a plain string; any other value is refused with an error that does not
+/// show it (`sasl_password = 1234` in a file must not print `1234`). Read the value with
+/// [`Secret::expose`], only where it is used.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -79,6 +81,74 @@ impl Serialize for Secret {
     }
 }
 
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Accepts strings only; every other value is refused without being echoed.
+struct SecretVisitor;
+
+/// The message for a secret given as something other than a string.
+const NOT_A_STRING: &str = "a secret must be a string (quote it); the value given is not shown";
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_char<E: de::Error>(self, v: char) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Err(de::Error::custom(NOT_A_STRING))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Err(de::Error::custom(NOT_A_STRING))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use figment::value::Value;
@@ -118,5 +188,15 @@ mod tests {
         assert_eq!(secret, Secret::from("s3cr3t"));
         assert!(!secret.is_empty());
         assert!(Secret::default().is_empty());
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_string_is_refused_without_being_shown() {
+        for value in [Value::from(918_273_645_u64), Value::from(918_273_645.5_f64), Value::from(vec![918_273_645_u64])]
+        {
+            let err = value.deserialize::<Secret>().expect_err("not a string");
+            let msg = err.to_string();
+            assert!(msg.contains("must be a string") && !msg.contains("918273645"), "{msg}");
+        }
     }
 }
