@@ -213,6 +213,32 @@ async fn broken_objects_are_errors_naming_their_key() {
     let err = reader.workspace(7).await.expect("listed").table(Table::Deliveries).await.expect_err("mismatch");
     assert!(matches!(&err, ReadError::Unreadable { key, .. } if *key == wrong), "{err}");
 
+    // Footer right, columns not the v5 schema of outputs: one column only.
+    let not_v5 = dwsync_archive::object_key(PREFIX, range, Part::of(Table::Outputs, FileKind::Unspecified));
+    let provenance = dwsync_archive::Provenance {
+        topic: "t".into(),
+        partition: 0,
+        start_offset: 0,
+        end_offset: 5,
+        table: "outputs".into(),
+        kind: "all".into(),
+        workspaces: vec![dwsync_archive::WorkspaceRows { workspace_id: 7, row_group: Some(0), rows: 1, files: vec![] }],
+    };
+    let column: arrow_array::ArrayRef = std::sync::Arc::new(arrow_array::Int64Array::from(vec![7]));
+    let one = RecordBatch::try_from_iter([("workspace_id", column)]).expect("batch");
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            dwsync_archive::PROVENANCE_METADATA.to_owned(),
+            provenance.to_json(),
+        )]))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), one.schema(), Some(properties)).expect("writer");
+    writer.write(&one).expect("write");
+    put(&client, &bucket, &not_v5, Bytes::from(writer.into_inner().expect("parquet"))).await;
+    let err = reader.workspace(7).await.expect("listed").table(Table::Outputs).await.expect_err("not v5");
+    assert!(matches!(&err, ReadError::Schema { key, table: "outputs", .. } if *key == not_v5), "{err}");
+    println!("{err}");
+
     // Listed, then gone.
     let history = reader.workspace(7).await.expect("listed");
     client.delete_object().bucket(&bucket).key(&metrics_key).send().await.expect("delete");
