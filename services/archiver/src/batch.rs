@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::file::ArchivedFile;
-use crate::key::Part;
+use dwsync_archive::Part;
 
 /// Files collected for one batch, in offset order.
 #[derive(Debug)]

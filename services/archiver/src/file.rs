@@ -6,7 +6,8 @@ use dwsync_contract::arrow_schema;
 use dwsync_handoff::{CompleteFile, FileMeta};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::key::Part;
+use dwsync_archive::Part;
+use dwsync_archive::write::FileRows;
 
 /// Rows per decoded batch.
 const DECODE_BATCH_ROWS: usize = 8_192;
@@ -33,6 +34,17 @@ impl ArchivedFile {
     /// Rows in the file.
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Its rows as the archive's object writer takes them.
+    pub fn rows_for_archive(&self) -> FileRows<'_> {
+        FileRows {
+            workspace_id: self.meta.workspace_id,
+            file_id: &self.meta.file_id,
+            first_offset: self.first_offset,
+            window_closed_at_ms: self.meta.window_closed_at_ms,
+            batches: &self.batches,
+        }
     }
 
     /// Memory held by its decoded batches.

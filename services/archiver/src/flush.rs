@@ -9,10 +9,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::Batch;
-use crate::key::BatchRange;
+use crate::file::ArchivedFile;
 use crate::metrics::Metrics;
-use crate::object::{self, Encoded};
 use crate::store::{GaveUp, Store};
+use dwsync_archive::BatchRange;
+use dwsync_archive::write::{self, Encoded, FileRows};
 
 /// How writing a batch ended.
 #[derive(Debug)]
@@ -69,7 +70,8 @@ impl Writer {
         let encoded = tokio::task::spawn_blocking(move || -> Result<Vec<Encoded>, WriteError> {
             let mut objects = Vec::new();
             for (part, files) in batch.into_parts() {
-                objects.extend(object::encode(&topic, &prefix, range, part, &files)?);
+                let rows: Vec<FileRows<'_>> = files.iter().map(ArchivedFile::rows_for_archive).collect();
+                objects.extend(write::encode(&topic, &prefix, range, part, &rows)?);
             }
             Ok(objects)
         })

@@ -5,8 +5,9 @@
 //! the [`pipeline`]: per assigned handoff partition, complete files ([`dwsync_handoff`]'s
 //! reassembler) are decoded back to Arrow ([`file`]) and collected into a [`batch`] until it is
 //! large or old enough ([`partition`]); then each table of the batch becomes one object
-//! ([`object`]) under a key made of the partition and the batch's offsets ([`key`]), one row
-//! group per workspace, created without overwriting ([`store`], [`flush`]), and only then is the
+//! ([`dwsync_archive::write`]) under a key made of the partition and the batch's offsets
+//! ([`dwsync_archive::key`]), one row group per workspace, created without overwriting
+//! ([`store`], [`flush`]), and only then is the
 //! batch's end committed ([`kafka`]). It serves `/healthz`, `/readyz` and `/metrics` ([`metrics`]).
 
 use std::future::Future;
@@ -20,9 +21,7 @@ pub mod config;
 pub mod file;
 pub mod flush;
 pub mod kafka;
-pub mod key;
 pub mod metrics;
-pub mod object;
 pub mod partition;
 pub mod pipeline;
 pub mod store;

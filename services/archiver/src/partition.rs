@@ -12,7 +12,7 @@ use dwsync_handoff::{CompleteFile, FileChunk, HandoffError, Reassembler};
 
 use crate::batch::Batch;
 use crate::file::ArchivedFile;
-use crate::key::BatchRange;
+use dwsync_archive::BatchRange;
 
 /// How the open batch may end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,10 +24,10 @@ use crate::config::ArchiveConfig;
 use crate::file;
 use crate::flush::{FlushError, Flushed, Writer};
 use crate::kafka::{self, HandoffConsumer, KafkaStepError, Rebalanced};
-use crate::key::forced_end;
 use crate::metrics::Metrics;
 use crate::partition::{Arrival, Due, Ending, Limits, PartitionState};
 use crate::store::{GaveUp, Store};
+use dwsync_archive::key::forced_end;
 
 /// How often batches are checked for their age.
 const TICK: Duration = Duration::from_millis(500);

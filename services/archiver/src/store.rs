@@ -10,7 +10,7 @@ use dwsync_s3::{Location, StaticCredentials};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ArchiveConfig, ArchiveStore};
-use crate::key::batch_start_prefix;
+use dwsync_archive::key::batch_start_prefix;
 
 /// Longest wait for a connection to the S3 endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,24 +79,8 @@ impl Store {
     /// Every key of a batch of `partition` starting at `start` (one attempt).
     async fn list_once(&self, partition: i32, start: i64) -> Result<Vec<String>, S3Error> {
         let prefix = batch_start_prefix(&self.prefix, partition, start);
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| S3Error::from_sdk("ListObjectsV2", &self.bucket, &prefix, e))?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-            token = out.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(keys);
-            }
-        }
+        let listed = dwsync_s3::list::list_prefix(&self.client, &self.bucket, &prefix).await?;
+        Ok(listed.into_iter().map(|l| l.key).collect())
     }
 
     /// [`list_once`](Self::list_once) retried until it succeeds or shutdown.

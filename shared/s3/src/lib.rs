@@ -9,6 +9,7 @@
 //! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike.
 
 pub mod create_only;
+pub mod list;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};

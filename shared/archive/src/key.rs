@@ -2,7 +2,8 @@
 //!
 //! A batch is the handoff records `[start, end)` of one partition; the key is a function of the
 //! batch alone, so a batch written again after a crash lands on the same keys. Offsets are
-//! zero-padded to 20 digits (any `i64`), so a listing sorts in offset order.
+//! zero-padded to 20 digits (any `i64`), so a listing sorts in offset order. [`parse_key`] is
+//! the inverse of [`object_key`], for readers of the archive.
 
 use dwsync_contract::Table;
 use dwsync_handoff::FileKind;
@@ -41,6 +42,53 @@ impl Part {
         let chngs = if self.kind == FileKind::Changes { "_chngs" } else { "" };
         format!("{}{chngs}", self.table.name())
     }
+
+    /// The part [`name`](Self::name)d `name`; `None` for anything else (an unknown table, or
+    /// `_chngs` on a table without change files).
+    pub fn parse(name: &str) -> Option<Self> {
+        let (table, kind) = match name.strip_suffix("_chngs") {
+            Some(table) => (table, FileKind::Changes),
+            None => (name, FileKind::Unspecified),
+        };
+        let table: Table = table.parse().ok()?;
+        let part = Self::of(table, kind);
+        (part.kind == kind).then_some(part)
+    }
+
+    /// The footer's `kind` value: `changes` or `all`.
+    pub fn kind_name(&self) -> &'static str {
+        if self.kind == FileKind::Changes { "changes" } else { "all" }
+    }
+}
+
+/// What an archive key names: a batch and a part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectKey {
+    /// The batch.
+    pub range: BatchRange,
+    /// The (table, kind) part.
+    pub part: Part,
+}
+
+/// Parses `key`, an [`object_key`] under `prefix`; `None` when it is not one (another prefix,
+/// a malformed partition, offsets that are not 20 digits or do not make a non-empty range, an
+/// unknown part, no `.parquet`).
+pub fn parse_key(prefix: &str, key: &str) -> Option<ObjectKey> {
+    let root = join(prefix, "");
+    let rest = key.strip_prefix(&root)?;
+    let mut segments = rest.split('/');
+    let (partition, offsets, name) = (segments.next()?, segments.next()?, segments.next()?);
+    if segments.next().is_some() {
+        return None;
+    }
+    let partition = partition.strip_prefix('p').filter(|p| p.len() >= 4 && p.bytes().all(|b| b.is_ascii_digit()))?;
+    let partition: i32 = partition.parse().ok()?;
+    let (start, end) = offsets.split_once('-')?;
+    let offset = |s: &str| (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>().ok())?;
+    let (start, end) = (offset(start)?, offset(end)?);
+    let part = Part::parse(name.strip_suffix(".parquet")?)?;
+    let parsed = ObjectKey { range: BatchRange { partition, start, end }, part };
+    (start < end && object_key(prefix, parsed.range, part) == key).then_some(parsed)
 }
 
 fn join(prefix: &str, rest: &str) -> String {
@@ -114,6 +162,38 @@ mod tests {
         // Tables without the split never get the suffix, whatever the file says.
         assert_eq!(Part::of(Table::Events, FileKind::Changes), Part::of(Table::Events, FileKind::Unspecified));
         assert_eq!(batch_start_prefix("archive", 3, 120), "archive/p0003/00000000000000000120-");
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let range = BatchRange { partition: 12, start: 0, end: 9_000_000_000 };
+        for prefix in ["archive", "a/b", ""] {
+            for table in Table::ALL {
+                for kind in [FileKind::Unspecified, FileKind::Changes] {
+                    let part = Part::of(*table, kind);
+                    let key = object_key(prefix, range, part);
+                    assert_eq!(parse_key(prefix, &key), Some(ObjectKey { range, part }), "{key}");
+                    assert_eq!(Part::parse(&part.name()), Some(part));
+                }
+            }
+        }
+        assert_eq!(
+            parse_key("/archive/", "archive/p0001/00000000000000000001-00000000000000000002/people_chngs.parquet")
+                .map(|k| k.part),
+            Some(Part::of(Table::People, FileKind::Changes))
+        );
+        for foreign in [
+            "other/p0001/00000000000000000001-00000000000000000002/metrics.parquet",
+            "archive/p1/00000000000000000001-00000000000000000002/metrics.parquet",
+            "archive/p0001/1-2/metrics.parquet",
+            "archive/p0001/00000000000000000002-00000000000000000002/metrics.parquet",
+            "archive/p0001/00000000000000000001-00000000000000000002/metrics_chngs.parquet",
+            "archive/p0001/00000000000000000001-00000000000000000002/metric.parquet",
+            "archive/p0001/00000000000000000001-00000000000000000002/metrics.csv",
+            "archive/p0001/00000000000000000001-00000000000000000002/x/metrics.parquet",
+        ] {
+            assert_eq!(parse_key("archive", foreign), None, "{foreign}");
+        }
     }
 
     #[test]

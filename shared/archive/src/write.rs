@@ -1,61 +1,36 @@
 //! Encodes one archive object: the rows of one [`Part`] of a batch, sorted by workspace (stably:
 //! a workspace's rows keep their offset order), one row group per workspace with column
-//! statistics, the table's exact v5 schema, and the batch's provenance in the footer.
+//! statistics, the table's exact v5 schema, and the batch's [`Provenance`] in the footer.
 
 use std::collections::BTreeMap;
 
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use dwsync_format::{FileOptions, ParquetFileWriter, WriteError};
 use dwsync_s3::create_only::Object;
-use serde::Serialize;
 
-use crate::file::ArchivedFile;
+use crate::footer::{PROVENANCE_METADATA, Provenance, SourceFile, WorkspaceRows};
 use crate::key::{BatchRange, Part, object_key};
 
-/// The footer key-value metadata key holding [`Provenance`] as JSON.
-pub const PROVENANCE_METADATA: &str = "dwsync.archive";
-
-/// Where an object's rows came from: the footer's `dwsync.archive` value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Provenance {
-    /// The handoff topic.
-    pub topic: String,
-    /// The handoff partition.
-    pub partition: i32,
-    /// The batch's first offset.
-    pub start_offset: i64,
-    /// The offset after the batch's last record.
-    pub end_offset: i64,
-    /// The table.
-    pub table: String,
-    /// `changes` for the change files of people, objects and object types, else `all`.
-    pub kind: String,
-    /// Per workspace, in row group order.
-    pub workspaces: Vec<WorkspaceRows>,
-}
-
-/// One workspace's rows in an archive object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct WorkspaceRows {
-    /// The workspace.
+/// One handed-off file's rows, as the writer takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRows<'a> {
+    /// The file's workspace.
     pub workspace_id: i64,
-    /// Its row group (`None` when its files hold no rows).
-    pub row_group: Option<usize>,
-    /// Its rows.
-    pub rows: u64,
-    /// The handed-off files its rows came from, in offset order.
-    pub files: Vec<SourceFile>,
-}
-
-/// A handed-off file whose rows an archive object holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct SourceFile {
     /// The file's id.
-    pub file_id: String,
-    /// Offset of its first chunk in the handoff partition (the uploader's `seq`).
+    pub file_id: &'a str,
+    /// Offset of its first chunk in the handoff partition.
     pub first_offset: i64,
     /// When its window closed, epoch milliseconds.
     pub window_closed_at_ms: i64,
+    /// Its rows, with the table's contract schema.
+    pub batches: &'a [RecordBatch],
+}
+
+impl FileRows<'_> {
+    fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
+    }
 }
 
 /// An encoded archive object, ready to create.
@@ -80,13 +55,13 @@ pub fn encode(
     prefix: &str,
     range: BatchRange,
     part: Part,
-    files: &[ArchivedFile],
+    files: &[FileRows<'_>],
 ) -> Result<Option<Encoded>, WriteError> {
-    let mut by_workspace: BTreeMap<i64, Vec<&ArchivedFile>> = BTreeMap::new();
+    let mut by_workspace: BTreeMap<i64, Vec<&FileRows<'_>>> = BTreeMap::new();
     for file in files {
-        by_workspace.entry(file.meta.workspace_id).or_default().push(file);
+        by_workspace.entry(file.workspace_id).or_default().push(file);
     }
-    let rows: usize = files.iter().map(ArchivedFile::rows).sum();
+    let rows: u64 = files.iter().map(FileRows::rows).sum();
     if rows == 0 {
         return Ok(None);
     }
@@ -95,7 +70,7 @@ pub fn encode(
     let mut row_groups = 0;
     for (workspace_id, files) in by_workspace {
         let mut written = 0u64;
-        for batch in files.iter().flat_map(|f| &f.batches) {
+        for batch in files.iter().flat_map(|f| f.batches) {
             writer.write(batch)?;
             written += batch.num_rows() as u64;
         }
@@ -107,9 +82,10 @@ pub fn encode(
         let files = files
             .iter()
             .map(|f| SourceFile {
-                file_id: f.meta.file_id.clone(),
+                file_id: f.file_id.to_owned(),
                 first_offset: f.first_offset,
-                window_closed_at_ms: f.meta.window_closed_at_ms,
+                window_closed_at_ms: f.window_closed_at_ms,
+                rows: Some(f.rows()),
             })
             .collect();
         workspaces.push(WorkspaceRows { workspace_id, row_group, rows: written, files });
@@ -120,16 +96,13 @@ pub fn encode(
         start_offset: range.start,
         end_offset: range.end,
         table: part.table.name().to_owned(),
-        kind: if part.kind == dwsync_handoff::FileKind::Changes { "changes" } else { "all" }.to_owned(),
+        kind: part.kind_name().to_owned(),
         workspaces,
     };
-    // Serializing plain strings and numbers cannot fail.
-    let json = serde_json::to_string(&provenance).unwrap_or_default();
-    writer.append_metadata(PROVENANCE_METADATA, json);
+    writer.append_metadata(PROVENANCE_METADATA, provenance.to_json());
     let body = writer.finish()?;
     let sha256_hex = hex::encode(dwsync_handoff::chunk::sha256(&body));
-    let object =
-        Object { key: object_key(prefix, range, part), body: Bytes::from(body), sha256_hex, rows: rows as u64 };
+    let object = Object { key: object_key(prefix, range, part), body: Bytes::from(body), sha256_hex, rows };
     Ok(Some(Encoded { part, object }))
 }
 
@@ -138,15 +111,15 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int64Type;
     use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
-    use dwsync_handoff::{FileKind, FileMeta};
+    use dwsync_handoff::FileKind;
     use dwsync_loadgen::{Generator, id_column};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::statistics::Statistics;
 
     use super::*;
 
-    /// A decoded file of `rows` records `first..` of `table` for `workspace_id`; its ids.
-    fn file(table: Table, workspace_id: i64, first: u64, rows: u64, offset: i64) -> (ArchivedFile, Vec<String>) {
+    /// `rows` records `first..` of `table` for `workspace_id` as batches; their ids.
+    fn rows(table: Table, workspace_id: i64, first: u64, rows: u64) -> (Vec<RecordBatch>, Vec<String>) {
         let mut generator = Generator::new(3);
         let mut builder = BatchBuilder::new(table);
         let mut ids = Vec::new();
@@ -155,16 +128,10 @@ mod tests {
             builder.append(&decode(table, Encoding::Json, record.encoded(Encoding::Json)).expect("valid record"));
             ids.push(record.id);
         }
-        let meta = FileMeta {
-            row_count: rows,
-            window_closed_at_ms: 1_000 + offset,
-            ..FileMeta::fixture(&format!("f{offset}"), workspace_id, table, FileKind::Unspecified)
-        };
-        let batches = builder.finish().expect("batches");
-        (ArchivedFile { meta, first_offset: offset, batches, input_bytes: 100 }, ids)
+        (builder.finish().expect("batches"), ids)
     }
 
-    fn ids(batch: &arrow_array::RecordBatch, table: Table) -> Vec<String> {
+    fn ids(batch: &RecordBatch, table: Table) -> Vec<String> {
         let column = batch.column_by_name(id_column(table)).expect("id column");
         match column.data_type() {
             arrow_schema::DataType::Int64 => {
@@ -179,8 +146,20 @@ mod tests {
         let table = Table::Metrics;
         // Files in offset order: workspaces 2, 1, 2, 3, 1.
         let specs = [(2, 0, 5, 10), (1, 100, 3, 11), (2, 5, 4, 14), (3, 0, 6, 20), (1, 103, 2, 31)];
-        let (files, file_ids): (Vec<_>, Vec<_>) =
-            specs.iter().map(|&(ws, first, rows, offset)| file(table, ws, first, rows, offset)).unzip();
+        let made: Vec<_> = specs.iter().map(|&(ws, first, n, _)| rows(table, ws, first, n)).collect();
+        let names: Vec<String> = specs.iter().map(|s| format!("f{}", s.3)).collect();
+        let files: Vec<FileRows<'_>> = specs
+            .iter()
+            .zip(&made)
+            .zip(&names)
+            .map(|((&(ws, _, _, offset), (batches, _)), name)| FileRows {
+                workspace_id: ws,
+                file_id: name,
+                first_offset: offset,
+                window_closed_at_ms: 1_000 + offset,
+                batches,
+            })
+            .collect();
         let range = BatchRange { partition: 5, start: 10, end: 32 };
         let part = Part::of(table, FileKind::Unspecified);
         let encoded = encode("handoff", "arc", range, part, &files).expect("encodes").expect("rows");
@@ -204,29 +183,37 @@ mod tests {
         assert!(batches.iter().all(|b| b.schema() == arrow_schema(table)), "the exact v5 schema");
         let got: Vec<String> = batches.iter().flat_map(|b| ids(b, table)).collect();
         // Workspace 1 (files at offsets 11, 31), 2 (10, 14), 3 (20): each in offset order.
-        let want: Vec<String> = [1, 4, 0, 2, 3].iter().flat_map(|i| file_ids[*i].clone()).collect();
+        let want: Vec<String> = [1, 4, 0, 2, 3].iter().flat_map(|i| made[*i].1.clone()).collect();
         assert_eq!(got, want);
 
-        let footer = metadata.file_metadata().key_value_metadata().expect("footer metadata");
-        let json = footer.iter().find(|kv| kv.key == PROVENANCE_METADATA).and_then(|kv| kv.value.clone());
-        let provenance: Provenance = serde_json::from_str(&json.expect("provenance")).expect("json");
+        let footer = metadata.file_metadata().key_value_metadata();
+        let provenance = Provenance::from_footer(footer).expect("provenance").expect("json");
         assert_eq!((provenance.partition, provenance.start_offset, provenance.end_offset), (5, 10, 32));
         assert_eq!((provenance.topic.as_str(), provenance.table.as_str()), ("handoff", "metrics"));
-        let summary: Vec<(i64, Option<usize>, u64, Vec<i64>)> = provenance
+        type Files = Vec<(i64, Option<u64>)>;
+        let summary: Vec<(i64, Option<usize>, u64, Files)> = provenance
             .workspaces
             .iter()
-            .map(|w| (w.workspace_id, w.row_group, w.rows, w.files.iter().map(|f| f.first_offset).collect()))
+            .map(|w| (w.workspace_id, w.row_group, w.rows, w.files.iter().map(|f| (f.first_offset, f.rows)).collect()))
             .collect();
-        assert_eq!(summary, [(1, Some(0), 5, vec![11, 31]), (2, Some(1), 9, vec![10, 14]), (3, Some(2), 6, vec![20])]);
+        assert_eq!(
+            summary,
+            [
+                (1, Some(0), 5, vec![(11, Some(3)), (31, Some(2))]),
+                (2, Some(1), 9, vec![(10, Some(5)), (14, Some(4))]),
+                (3, Some(2), 6, vec![(20, Some(6))])
+            ]
+        );
         assert_eq!(provenance.workspaces[0].files[1].window_closed_at_ms, 1_031);
         assert_eq!(provenance.workspaces[0].files[1].file_id, "f31");
     }
 
     #[test]
     fn files_without_rows_make_no_object() {
-        let (empty, _) = file(Table::Events, 1, 0, 0, 3);
+        let (empty, _) = rows(Table::Events, 1, 0, 0);
+        let file = FileRows { workspace_id: 1, file_id: "f", first_offset: 3, window_closed_at_ms: 0, batches: &empty };
         let range = BatchRange { partition: 0, start: 0, end: 4 };
         let part = Part::of(Table::Events, FileKind::Unspecified);
-        assert!(encode("h", "arc", range, part, &[empty]).expect("encodes").is_none());
+        assert!(encode("h", "arc", range, part, &[file]).expect("encodes").is_none());
     }
 }

@@ -1,0 +1,168 @@
+//! One workspace's rows of one archive object: the footer (two ranged GETs: its 8-byte tail,
+//! then the metadata) and that workspace's row group (one ranged GET over its column chunks).
+//! No other row group's bytes are fetched.
+
+use std::sync::Arc;
+
+use arrow::compute::kernels::aggregate::{max, min};
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use dwsync_contract::{Table, arrow_schema};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
+
+use super::ReadError;
+use super::ranged::{RangedObject, RowGroupBytes};
+use crate::footer::{Provenance, SourceFile};
+use crate::key::ObjectKey;
+
+/// Rows per decoded batch.
+const BATCH_ROWS: usize = 8_192;
+
+/// Parquet's trailer: metadata length (4 bytes) and `PAR1`.
+const TAIL: u64 = 8;
+
+/// One workspace's rows in one object.
+#[derive(Debug, Clone)]
+pub(crate) struct Slice {
+    /// The handed-off files they came from, in offset order.
+    pub(crate) files: Vec<SourceFile>,
+    /// The rows, with the table's exact v5 schema, in offset order.
+    pub(crate) batches: Vec<RecordBatch>,
+}
+
+/// Reads `workspace_id`'s rows of `object` (named `expected` by its key); `None` when the
+/// object holds none of them.
+pub(crate) async fn read_workspace(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<Option<Slice>, ReadError> {
+    let key = object.key;
+    let metadata = footer(object).await?;
+    let provenance = match Provenance::from_footer(metadata.file_metadata().key_value_metadata()) {
+        None => return Err(ReadError::unreadable(key, "no dwsync.archive footer metadata")),
+        Some(Err(e)) => return Err(ReadError::unreadable(key, format!("invalid dwsync.archive footer: {e}"))),
+        Some(Ok(provenance)) => provenance,
+    };
+    let (range, part) = (expected.range, expected.part);
+    let names = (provenance.partition, provenance.start_offset, provenance.end_offset);
+    if names != (range.partition, range.start, range.end)
+        || provenance.table != part.table.name()
+        || provenance.kind != part.kind_name()
+    {
+        return Err(ReadError::unreadable(
+            key,
+            format!(
+                "its footer names partition {} offsets {}..{} part {}/{}, not its key's",
+                provenance.partition, provenance.start_offset, provenance.end_offset, provenance.table, provenance.kind
+            ),
+        ));
+    }
+    let metadata = Arc::new(metadata);
+    let arrow = ArrowReaderMetadata::try_new(Arc::clone(&metadata), ArrowReaderOptions::new())
+        .map_err(|e| ReadError::unreadable(key, e))?;
+    check_schema(key, part.table, &arrow)?;
+    let Some(entry) = provenance.workspace(workspace_id) else { return Ok(None) };
+    let Some(row_group) = entry.row_group else {
+        return Ok(Some(Slice { files: entry.files.clone(), batches: Vec::new() }));
+    };
+    if row_group >= metadata.num_row_groups() {
+        return Err(ReadError::unreadable(
+            key,
+            format!("its footer names row group {row_group}, it has {}", metadata.num_row_groups()),
+        ));
+    }
+    let (start, end) = row_group_range(&metadata, row_group)
+        .ok_or_else(|| ReadError::unreadable(key, format!("row group {row_group} has no valid byte range")))?;
+    let bytes = RowGroupBytes { offset: start, bytes: object.get(start, end).await?, len: object.size };
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, arrow)
+        .with_row_groups(vec![row_group])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| ReadError::unreadable(key, e))?;
+    let schema = arrow_schema(part.table);
+    let mut batches = Vec::new();
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| ReadError::unreadable(key, e))?;
+        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| ReadError::Schema {
+            key: key.to_owned(),
+            table: part.table.name(),
+            reason: e.to_string(),
+        })?;
+        let workspaces = batch.column(part.table.def().workspace_column).as_primitive::<Int64Type>();
+        if min(workspaces) != Some(workspace_id) || max(workspaces) != Some(workspace_id) {
+            return Err(ReadError::unreadable(key, format!("row group {row_group} holds rows of other workspaces")));
+        }
+        rows += batch.num_rows() as u64;
+        batches.push(batch);
+    }
+    if rows != entry.rows {
+        return Err(ReadError::unreadable(
+            key,
+            format!("row group {row_group} has {rows} rows, its footer says {}", entry.rows),
+        ));
+    }
+    Ok(Some(Slice { files: entry.files.clone(), batches }))
+}
+
+/// The object's Parquet metadata, from its tail.
+async fn footer(object: &RangedObject<'_>) -> Result<ParquetMetaData, ReadError> {
+    let key = object.key;
+    // `PAR1`, at least one byte, the trailer.
+    if object.size < TAIL + 4 {
+        return Err(ReadError::unreadable(key, format!("{} bytes is too small for Parquet", object.size)));
+    }
+    let tail = object.get(object.size - TAIL, object.size).await?;
+    let tail = FooterTail::try_from(tail.as_ref()).map_err(|e| ReadError::unreadable(key, e))?;
+    if tail.is_encrypted_footer() {
+        return Err(ReadError::unreadable(key, "an encrypted footer"));
+    }
+    let length = tail.metadata_length() as u64;
+    if length == 0 || length + TAIL + 4 > object.size {
+        return Err(ReadError::unreadable(key, format!("metadata of {length} bytes in {} bytes", object.size)));
+    }
+    let end = object.size - TAIL;
+    let bytes = object.get(end - length, end).await?;
+    ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| ReadError::unreadable(key, e))
+}
+
+/// `[start, end)` of the column chunks of `row_group` (contiguous in files the writer makes).
+fn row_group_range(metadata: &ParquetMetaData, row_group: usize) -> Option<(u64, u64)> {
+    let (mut start, mut end) = (u64::MAX, 0u64);
+    for column in metadata.row_group(row_group).columns() {
+        let (offset, length) = column.byte_range();
+        start = start.min(offset);
+        end = end.max(offset.checked_add(length)?);
+    }
+    (start < end).then_some((start, end))
+}
+
+/// Checks the object's columns are `table`'s v5 columns: names, types, nullability, order.
+fn check_schema(key: &str, table: Table, arrow: &ArrowReaderMetadata) -> Result<(), ReadError> {
+    let want = arrow_schema(table);
+    let got = arrow.schema();
+    let error = |reason: String| ReadError::Schema { key: key.to_owned(), table: table.name(), reason };
+    if got.fields().len() != want.fields().len() {
+        return Err(error(format!("{} columns, the table has {}", got.fields().len(), want.fields().len())));
+    }
+    for (got, want) in got.fields().iter().zip(want.fields()) {
+        if got.name() != want.name()
+            || !got.data_type().equals_datatype(want.data_type())
+            || got.is_nullable() != want.is_nullable()
+        {
+            return Err(error(format!(
+                "column {} {} (nullable {}) where the contract has {} {} (nullable {})",
+                got.name(),
+                got.data_type(),
+                got.is_nullable(),
+                want.name(),
+                want.data_type(),
+                want.is_nullable()
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The reader against the real S3 server: an archive of 3 workspaces in 2 batches written with
+//! the archive's object writer, one workspace read back exactly, with fewer bytes fetched than
+//! the objects hold; broken objects are errors naming their key.
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use bytes::Bytes;
+use dwsync_archive::write::{self, FileRows};
+use dwsync_archive::{ArchiveReader, BatchRange, Part, ReadError, handoff_partition};
+use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
+use dwsync_handoff::FileKind;
+use dwsync_loadgen::Generator;
+
+/// Handoff partitions; workspaces 1, 7 and 1234 all go to partition 0 of 3 (Java's murmur2).
+const PARTITIONS: i32 = 3;
+const WORKSPACES: [i64; 3] = [1, 7, 1234];
+const PREFIX: &str = "arc";
+
+/// `n` rows of `table` for `workspace`, records `first..`; with `people` ids if given.
+fn batch(table: Table, workspace: i64, first: u64, n: u64, people: Option<&[&str]>) -> Vec<RecordBatch> {
+    let mut generator = Generator::new(5);
+    let mut builder = BatchBuilder::new(table);
+    for i in 0..n {
+        let record = generator.record(table, workspace, first + i);
+        let mut json: serde_json::Value = serde_json::from_slice(record.encoded(Encoding::Json)).expect("json");
+        if let Some(people) = people {
+            json["internal_customer_id"] = people[i as usize].into();
+        }
+        let bytes = serde_json::to_vec(&json).expect("json");
+        builder.append(&decode(table, Encoding::Json, &bytes).expect("valid"));
+    }
+    builder.finish().expect("batches")
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).expect("column").as_string::<i32>().clone();
+            c.iter().map(|v| v.unwrap_or_default().to_owned()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+struct File {
+    workspace: i64,
+    offset: i64,
+    kind: FileKind,
+    rows: Vec<RecordBatch>,
+}
+
+async fn put(client: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Bytes) {
+    client.put_object().bucket(bucket).key(key).body(body.into()).send().await.expect("put");
+}
+
+/// Writes one batch's objects from `files` (one table); returns their total size.
+async fn write_batch(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    range: BatchRange,
+    table: Table,
+    files: &[File],
+) -> u64 {
+    let mut total = 0;
+    let parts: std::collections::BTreeSet<Part> = files.iter().map(|f| Part::of(table, f.kind)).collect();
+    for part in parts {
+        let names: Vec<String> = files.iter().map(|f| format!("f{}", f.offset)).collect();
+        let rows: Vec<FileRows<'_>> = files
+            .iter()
+            .zip(&names)
+            .filter(|(f, _)| Part::of(table, f.kind) == part)
+            .map(|(f, name)| FileRows {
+                workspace_id: f.workspace,
+                file_id: name,
+                first_offset: f.offset,
+                window_closed_at_ms: 0,
+                batches: &f.rows,
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let encoded = write::encode("dwsync.handoff", PREFIX, range, part, &rows).expect("encode").expect("rows");
+        total += encoded.object.body.len() as u64;
+        put(client, bucket, &encoded.object.key, encoded.object.body).await;
+    }
+    total
+}
+
+#[tokio::test]
+async fn reads_one_workspace_only_its_row_groups() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    for ws in WORKSPACES {
+        assert_eq!(handoff_partition(ws, PARTITIONS), Some(0), "workspace {ws}");
+    }
+    let (first, second) =
+        (BatchRange { partition: 0, start: 0, end: 10 }, BatchRange { partition: 0, start: 10, end: 25 });
+    // Metrics: 400 rows per workspace and batch, files interleaved by workspace.
+    let metrics = |range: BatchRange, from: u64| -> Vec<File> {
+        WORKSPACES
+            .iter()
+            .enumerate()
+            .map(|(i, &ws)| File {
+                workspace: ws,
+                offset: range.start + i as i64,
+                kind: FileKind::Unspecified,
+                rows: batch(Table::Metrics, ws, from, 400, None),
+            })
+            .collect()
+    };
+    let mut metrics_bytes = 0;
+    metrics_bytes += write_batch(&client, &bucket, first, Table::Metrics, &metrics(first, 0)).await;
+    metrics_bytes += write_batch(&client, &bucket, second, Table::Metrics, &metrics(second, 400)).await;
+    // People of workspace 7 in batch 1: new p1,p2 (offset 2), change p1 (offset 5), new p3
+    // (offset 7); the other workspaces' files around them.
+    let people = |ws, offset, kind, ids: &[&str]| File {
+        workspace: ws,
+        offset,
+        kind,
+        rows: batch(Table::People, ws, offset as u64 * 10, ids.len() as u64, Some(ids)),
+    };
+    let files = [
+        people(1, 1, FileKind::New, &["x1"]),
+        people(7, 2, FileKind::New, &["p1", "p2"]),
+        people(1234, 3, FileKind::Changes, &["x2"]),
+        people(7, 5, FileKind::Changes, &["p1"]),
+        people(7, 7, FileKind::New, &["p3"]),
+    ];
+    write_batch(&client, &bucket, first, Table::People, &files).await;
+    write_batch(&client, &bucket, second, Table::People, &[people(7, 12, FileKind::Changes, &["p2"])]).await;
+    // Another partition's batch, never read for workspace 7.
+    let other =
+        [File { workspace: 2, offset: 0, kind: FileKind::Unspecified, rows: batch(Table::Metrics, 2, 0, 5, None) }];
+    write_batch(&client, &bucket, BatchRange { partition: 1, start: 0, end: 1 }, Table::Metrics, &other).await;
+
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+    let history = reader.workspace(7).await.expect("listed");
+    assert_eq!(history.partition(), 0);
+    assert_eq!(history.batches().iter().map(|b| (b.range.start, b.range.end)).collect::<Vec<_>>(), [(0, 10), (10, 25)]);
+
+    let got = history.table(Table::Metrics).await.expect("metrics");
+    let want: Vec<RecordBatch> =
+        [batch(Table::Metrics, 7, 0, 400, None), batch(Table::Metrics, 7, 400, 400, None)].concat();
+    assert_eq!(got.rows(), 800);
+    assert_eq!(strings(&got.batches, "event_id"), strings(&want, "event_id"), "workspace 7's rows, in archive order");
+    let all = |b: &RecordBatch| {
+        b.column_by_name("workspace_id")
+            .expect("ws")
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .iter()
+            .all(|w| w == Some(7))
+    };
+    assert!(got.batches.iter().all(all), "no other workspace's rows");
+    let merged =
+        arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::Metrics), &got.batches).expect("concat");
+    let wanted = arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::Metrics), &want).expect("concat");
+    assert_eq!(merged, wanted, "every value, exact v5 schema");
+    let (fetched, requests) = (reader.fetched().bytes(), reader.fetched().requests());
+    assert_eq!(got.object_bytes, metrics_bytes);
+    println!(
+        "metrics: {} objects of {} bytes, fetched {fetched} bytes ({:.0} %) in {requests} ranged GETs",
+        got.objects_opened,
+        got.object_bytes,
+        100.0 * fetched as f64 / got.object_bytes as f64
+    );
+    assert_eq!(requests, 6, "3 ranged GETs per object: footer tail, footer, row group");
+    assert!(fetched < got.object_bytes / 2, "fetched {fetched} of {} bytes", got.object_bytes);
+
+    let people = history.table(Table::People).await.expect("people");
+    assert_eq!(people.objects_opened, 3, "batch 1: people and people_chngs; batch 2: people_chngs");
+    assert_eq!(
+        strings(&people.batches, "internal_customer_id"),
+        ["p1", "p2", "p1", "p3", "p2"],
+        "files merged by offset"
+    );
+    assert_eq!(history.table(Table::Events).await.expect("none").rows(), 0);
+}
+
+#[tokio::test]
+async fn broken_objects_are_errors_naming_their_key() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    let range = BatchRange { partition: 0, start: 0, end: 5 };
+    let files =
+        [File { workspace: 7, offset: 0, kind: FileKind::Unspecified, rows: batch(Table::Metrics, 7, 0, 10, None) }];
+    write_batch(&client, &bucket, range, Table::Metrics, &files).await;
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+
+    // Not Parquet.
+    let garbage = dwsync_archive::object_key(PREFIX, range, Part::of(Table::Events, FileKind::Unspecified));
+    put(&client, &bucket, &garbage, Bytes::from_static(b"definitely not a parquet file")).await;
+    let err = reader.workspace(7).await.expect("listed").table(Table::Events).await.expect_err("garbage");
+    assert!(matches!(&err, ReadError::Unreadable { key, .. } if *key == garbage), "{err}");
+    assert!(err.to_string().contains(&garbage), "{err}");
+
+    // A metrics object under a deliveries key: its footer names another part.
+    let metrics_key = dwsync_archive::object_key(PREFIX, range, Part::of(Table::Metrics, FileKind::Unspecified));
+    let body = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&metrics_key)
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    let wrong = dwsync_archive::object_key(PREFIX, range, Part::of(Table::Deliveries, FileKind::Unspecified));
+    put(&client, &bucket, &wrong, body).await;
+    let err = reader.workspace(7).await.expect("listed").table(Table::Deliveries).await.expect_err("mismatch");
+    assert!(matches!(&err, ReadError::Unreadable { key, .. } if *key == wrong), "{err}");
+
+    // Footer right, columns not the v5 schema of outputs: one column only.
+    let not_v5 = dwsync_archive::object_key(PREFIX, range, Part::of(Table::Outputs, FileKind::Unspecified));
+    let provenance = dwsync_archive::Provenance {
+        topic: "t".into(),
+        partition: 0,
+        start_offset: 0,
+        end_offset: 5,
+        table: "outputs".into(),
+        kind: "all".into(),
+        workspaces: vec![dwsync_archive::WorkspaceRows { workspace_id: 7, row_group: Some(0), rows: 1, files: vec![] }],
+    };
+    let column: arrow_array::ArrayRef = std::sync::Arc::new(arrow_array::Int64Array::from(vec![7]));
+    let one = RecordBatch::try_from_iter([("workspace_id", column)]).expect("batch");
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            dwsync_archive::PROVENANCE_METADATA.to_owned(),
+            provenance.to_json(),
+        )]))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), one.schema(), Some(properties)).expect("writer");
+    writer.write(&one).expect("write");
+    put(&client, &bucket, &not_v5, Bytes::from(writer.into_inner().expect("parquet"))).await;
+    let err = reader.workspace(7).await.expect("listed").table(Table::Outputs).await.expect_err("not v5");
+    assert!(matches!(&err, ReadError::Schema { key, table: "outputs", .. } if *key == not_v5), "{err}");
+    println!("{err}");
+
+    // Listed, then gone.
+    let history = reader.workspace(7).await.expect("listed");
+    client.delete_object().bucket(&bucket).key(&metrics_key).send().await.expect("delete");
+    let err = history.table(Table::Metrics).await.expect_err("missing");
+    assert!(matches!(&err, ReadError::Missing { key, .. } if *key == metrics_key), "{err}");
+
+    // A foreign key in the partition's prefix.
+    put(&client, &bucket, &format!("{PREFIX}/p0000/notes.txt"), Bytes::from_static(b"x")).await;
+    let err = reader.workspace(7).await.expect_err("foreign key");
+    assert!(matches!(&err, ReadError::ForeignKey { key } if key.ends_with("notes.txt")), "{err}");
+}
