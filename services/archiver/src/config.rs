@@ -57,7 +57,7 @@ pub struct HandoffSource {
     /// The group's session timeout (`session.timeout.ms`): how long the partitions of an
     /// instance that died without leaving (kill -9, a lost machine) wait before another member
     /// gets them, in ms. At least the broker's `group.min.session.timeout.ms` (6000 by default).
-    /// Default: `45000` (librdkafka's).
+    /// Default: `10000` (librdkafka's is 45000).
     pub session_timeout_ms: u64,
 }
 
@@ -67,7 +67,7 @@ impl Default for HandoffSource {
             topic: "dwsync.handoff".into(),
             group_id: "dwsync-archiver".into(),
             fetch_queue_kbytes: 16 * 1024,
-            session_timeout_ms: 45_000,
+            session_timeout_ms: 10_000,
         }
     }
 }

@@ -98,6 +98,13 @@ pub struct IngestConfig {
     /// Threads that decode records and encode Parquet files (the loop's thread is one of them).
     /// Default: `0` = one per core.
     pub worker_threads: usize,
+    /// The consumer group's session timeout (`session.timeout.ms`), in ms: how long the
+    /// partitions of an instance that vanished without leaving the group (killed, or stopped
+    /// while the broker was away, so its leave never arrived) wait before another instance gets
+    /// them. librdkafka heartbeats from a thread of its own, so a busy loop does not miss them.
+    /// At least the broker's `group.min.session.timeout.ms` (6000 by default). Default: `10000`
+    /// (librdkafka's is 45000).
+    pub session_timeout_ms: u64,
     /// How often the group's lag (`dwsync_ingest_consumer_lag`,
     /// `dwsync_ingest_seconds_since_commit`) is sampled, in milliseconds: committed offsets
     /// against the end of the source topics, on a client of its own. Default: `15000`.
@@ -115,7 +122,7 @@ impl IngestConfig {
     /// librdkafka settings of the source consumer besides its group and bootstrap servers: read
     /// committed records only, commit nothing automatically, and fetch within the read-ahead bound.
     /// The benchmark harness reads its ceilings with the same settings.
-    pub fn consumer_settings(&self) -> [(&'static str, String); 8] {
+    pub fn consumer_settings(&self) -> [(&'static str, String); 9] {
         [
             ("enable.auto.commit", "false".into()),
             ("auto.offset.reset", "earliest".into()),
@@ -128,6 +135,7 @@ impl IngestConfig {
             ("fetch.max.bytes", (u64::from(self.fetch_max_kbytes) << 10).to_string()),
             ("fetch.message.max.bytes", (u64::from(self.partition_fetch_kbytes) << 10).to_string()),
             ("partition.assignment.strategy", "cooperative-sticky".into()),
+            ("session.timeout.ms", self.session_timeout_ms.to_string()),
         ]
     }
 }
@@ -152,6 +160,7 @@ impl Default for IngestConfig {
             fetch_max_kbytes: 4 << 10,
             partition_fetch_kbytes: 256,
             worker_threads: 0,
+            session_timeout_ms: 10_000,
             lag_interval_ms: 15_000,
             stall_after_ms: None,
         }

@@ -142,6 +142,18 @@ pub struct HandoffConfig {
     /// so a healthy group commits far more often. Default: `300000` (5 minutes).
     #[serde(default = "default_stall_after_ms")]
     pub stall_after_ms: u64,
+    /// The consumer group's session timeout (`session.timeout.ms`), in ms: how long the
+    /// partitions of an instance that vanished without leaving the group (killed, or stopped
+    /// while the broker was away, so its leave never arrived) wait before another instance gets
+    /// them. librdkafka heartbeats from a thread of its own, so a busy loop does not miss them.
+    /// At least the broker's `group.min.session.timeout.ms` (6000 by default). Default: `10000`
+    /// (librdkafka's is 45000).
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+}
+
+fn default_session_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_fetch_queue_kbytes() -> u32 {
@@ -165,6 +177,7 @@ impl Default for HandoffConfig {
             fetch_queue_kbytes: default_fetch_queue_kbytes(),
             commit_interval_ms: default_commit_interval_ms(),
             stall_after_ms: default_stall_after_ms(),
+            session_timeout_ms: default_session_timeout_ms(),
         }
     }
 }

@@ -88,6 +88,7 @@ pub fn subscribe(
     let mut config = kafka.client_config("uploader");
     config
         .set("group.id", &handoff.group_id)
+        .set("session.timeout.ms", handoff.session_timeout_ms.to_string())
         .set("isolation.level", "read_committed")
         .set("queued.max.messages.kbytes", handoff.fetch_queue_kbytes.max(1).to_string())
         .set("fetch.queue.backoff.ms", "10")
