@@ -24,8 +24,10 @@ impl EnvLayer {
     }
 
     fn vars(&self) -> Env {
-        // `<PREFIX>CONFIG` names the file; it is not a key.
-        Env::prefixed(&self.prefix).split("__").ignore(&["config"])
+        // `<PREFIX>CONFIG` names the file, and the seal keys are read by the services that
+        // seal (control, the uploader) from the environment directly: not config keys, so a
+        // service whose config refuses unknown keys runs beside them in one environment.
+        Env::prefixed(&self.prefix).split("__").ignore(&["config", "seal_key", "seal_old_keys"])
     }
 }
 
