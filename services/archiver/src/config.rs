@@ -266,10 +266,13 @@ mod tests {
             jail.set_env("DWSYNC_ARCHIVE__FLUSH_INTERVAL_MS", "5000");
             jail.set_env("DWSYNC_STORE__SECRET_ACCESS_KEY", "0123-secret");
             jail.set_env("DWSYNC_STORE__ACCESS_KEY_ID", "id");
-            // The seal keys the other services read live in the same environment (dev/up,
-            // docker-compose): not config keys, not refused.
+            // Variables of the same prefix outside any section live in the same environment (the
+            // seal keys of dev/up and docker-compose, the dev scripts' DWSYNC_RUN, the CLI's
+            // DWSYNC_TOKEN): not config keys, not refused.
             jail.set_env("DWSYNC_SEAL_KEY", "00".repeat(32));
             jail.set_env("DWSYNC_SEAL_OLD_KEYS", "11".repeat(32));
+            jail.set_env("DWSYNC_RUN", "/tmp/run");
+            jail.set_env("DWSYNC_TOKEN", "t");
             let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
             assert_eq!(cfg.archive.flush_interval(), Duration::from_secs(5));
             assert_eq!(cfg.store.secret_access_key.expose(), "0123-secret");

@@ -24,10 +24,19 @@ impl EnvLayer {
     }
 
     fn vars(&self) -> Env {
-        // `<PREFIX>CONFIG` names the file, and the seal keys are read by the services that
-        // seal (control, the uploader) from the environment directly: not config keys, so a
-        // service whose config refuses unknown keys runs beside them in one environment.
-        Env::prefixed(&self.prefix).split("__").ignore(&["config", "seal_key", "seal_old_keys"])
+        // A variable is a config key when it names a key in a section (`<PREFIX>A__B`, an
+        // unknown section then fails loudly where the config refuses it) or a top-level key the
+        // config has. Other variables with the prefix are not keys — `<PREFIX>CONFIG` (the
+        // file), the seal keys the sealing services read directly, the dev scripts' and the
+        // CLI's variables (`DWSYNC_RUN`, `DWSYNC_TOKEN`) — so a service whose config refuses
+        // unknown keys runs beside them in one environment.
+        let top_level: Vec<String> = match &self.defaults {
+            Value::Dict(_, dict) => dict.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Env::prefixed(&self.prefix)
+            .filter(move |key| key.as_str().contains("__") || top_level.iter().any(|k| key == k.as_str()))
+            .split("__")
     }
 }
 
