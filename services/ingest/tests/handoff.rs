@@ -3,6 +3,8 @@
 //! own files, every record exactly once — and the malformed ones land in the dead-letter topic.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -10,10 +12,9 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMillisecondType};
 use bytes::Bytes;
-use dwsync_config::HttpConfig;
 use dwsync_contract::{Encoding, Table, arrow_schema};
 use dwsync_handoff::{FileChunk, FileKind, Reassembler};
-use dwsync_ingest::{Config, TopicOverride};
+use dwsync_ingest::TopicOverride;
 use dwsync_proto::{Message as _, Timestamp, v5};
 use dwsync_tests::{create_topic, kafka_config, unique};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -135,16 +136,9 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     );
     send(&producer, &format!("{prefix}metrics"), "101", oversize.as_bytes(), None).await;
 
-    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
-    cfg.ingest.group_id = unique("ingest");
-    cfg.ingest.instance_id = unique("instance");
-    cfg.ingest.topic_prefix = prefix.clone();
-    cfg.ingest.tables = vec!["metrics".into(), "events".into(), "people".into()];
+    let mut cfg = common::config(&prefix, &["metrics", "events", "people"], &handoff_topic, &dlq_topic);
     let _ =
         cfg.ingest.topics.insert("events".into(), TopicOverride { topic: None, encoding: Some(Encoding::Protobuf) });
-    cfg.ingest.handoff_topic = handoff_topic.clone();
-    cfg.ingest.dead_letter_topic = dlq_topic.clone();
     cfg.ingest.chunk_bytes = 4096; // several chunks per file
     cfg.ingest.max_record_bytes = 4000;
     cfg.window.duration_ms = 2000;
@@ -241,13 +235,7 @@ async fn chunks_too_large_for_the_handoff_topic_are_refused_at_start() {
     for created in admin.create_topics([&topic], &options).await.unwrap() {
         let _ = created.unwrap();
     }
-    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
-    cfg.ingest.group_id = unique("ingest");
-    cfg.ingest.topic_prefix = format!("{}.", unique("src"));
-    cfg.ingest.tables = vec!["metrics".into()];
-    cfg.ingest.handoff_topic = handoff_topic.clone();
-    cfg.ingest.dead_letter_topic = unique("dlq");
+    let mut cfg = common::config(&format!("{}.", unique("src")), &["metrics"], &handoff_topic, &unique("dlq"));
     cfg.ingest.chunk_bytes = 2 << 20;
     let service = dwsync_ingest::start(cfg).await.unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(60), service.run_until(std::future::pending()))
@@ -270,14 +258,7 @@ async fn a_dead_letter_the_broker_refuses_is_written_as_a_reference() {
     create_topic(&format!("{prefix}metrics"), 1).await;
     create_topic(&handoff_topic, 1).await;
     create_topic(&dlq_topic, 1).await;
-    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
-    cfg.ingest.group_id = unique("ingest");
-    cfg.ingest.instance_id = unique("instance");
-    cfg.ingest.topic_prefix = prefix.clone();
-    cfg.ingest.tables = vec!["metrics".into()];
-    cfg.ingest.handoff_topic = handoff_topic.clone();
-    cfg.ingest.dead_letter_topic = dlq_topic.clone();
+    let mut cfg = common::config(&prefix, &["metrics"], &handoff_topic, &dlq_topic);
     cfg.window.duration_ms = 2000;
     let service = dwsync_ingest::start(cfg).await.unwrap();
     let addr = service.local_addr();

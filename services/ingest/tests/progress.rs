@@ -3,10 +3,10 @@
 //! why the service is unready.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use dwsync_config::HttpConfig;
-use dwsync_ingest::Config;
 use dwsync_telemetry::testing;
 use dwsync_tests::{create_topic, kafka_config, unique};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -31,14 +31,7 @@ async fn records_waiting_without_a_commit_show_as_lag_and_make_ingest_unready() 
         producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
     }
 
-    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
-    cfg.ingest.group_id = unique("ingest");
-    cfg.ingest.instance_id = unique("instance");
-    cfg.ingest.topic_prefix = prefix.clone();
-    cfg.ingest.tables = vec!["metrics".into()];
-    cfg.ingest.handoff_topic = unique("progress-handoff");
-    cfg.ingest.dead_letter_topic = unique("progress-dlq");
+    let mut cfg = common::config(&prefix, &["metrics"], &unique("progress-handoff"), &unique("progress-dlq"));
     cfg.ingest.handoff_partitions = 1;
     cfg.ingest.lag_interval_ms = 300;
     cfg.ingest.stall_after_ms = Some(2_500);

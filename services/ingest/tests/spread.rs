@@ -3,13 +3,13 @@
 //! workspace's tables — same partition number in every topic — still close together, as one sync.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use dwsync_config::HttpConfig;
 use dwsync_contract::Table;
 use dwsync_handoff::{FileChunk, Reassembler};
-use dwsync_ingest::Config;
 use dwsync_proto::Message as _;
 use dwsync_tests::{create_topic, kafka_config, read_committed_config, unique};
 use rdkafka::Message;
@@ -62,14 +62,7 @@ async fn partitions_close_at_their_own_phase_and_a_workspace_closes_as_one_sync(
         *expected_rows.entry((*ws, *table)).or_insert(0) += 1;
     }
 
-    let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-    cfg.kafka.bootstrap_servers = dwsync_tests::kafka_bootstrap();
-    cfg.ingest.group_id = unique("ingest");
-    cfg.ingest.instance_id = unique("instance");
-    cfg.ingest.topic_prefix = prefix.clone();
-    cfg.ingest.tables = vec!["metrics".into(), "people".into()];
-    cfg.ingest.handoff_topic = handoff_topic.clone();
-    cfg.ingest.dead_letter_topic = unique("dlq");
+    let mut cfg = common::config(&prefix, &["metrics", "people"], &handoff_topic, &unique("dlq"));
     cfg.window.duration_ms = WINDOW_MS as u64;
     assert!(cfg.window.spread_by_partition, "on by default");
     let service = dwsync_ingest::start(cfg).await.unwrap();
