@@ -53,7 +53,7 @@ fn config(sealer: &Sealer, id: i64, bucket: &str) -> SyncConfig {
             access_key_id: "AKIA".into(),
             secret_access_key: sealer.seal(&Secret::new(SECRET), &id.to_string()).expect("seal"),
         },
-        tables: Table::ALL.iter().map(|t| (*t, TableState { enabled: true, changed_at_ms: 1 })).collect(),
+        tables: Table::ALL.iter().map(|t| (*t, TableState::new(true, 1))).collect(),
         disabled: false,
         updated_at_ms: 1,
         revision: 1,

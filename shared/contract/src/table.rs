@@ -358,9 +358,31 @@ impl FromStr for Table {
     }
 }
 
+/// A table is written as its name (in JSON values such as the initial syncs' status, and as a
+/// map key).
+impl serde::Serialize for Table {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Table {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_are_serialized_by_name() {
+        assert_eq!(serde_json::to_string(&Table::DeliveryContent).ok().as_deref(), Some(r#""delivery_content""#));
+        assert_eq!(serde_json::from_str::<Table>(r#""metrics""#).ok(), Some(Table::Metrics));
+        assert!(serde_json::from_str::<Table>(r#""nope""#).is_err());
+    }
 
     #[test]
     fn fifteen_tables_with_unique_names_and_stems() {

@@ -4,11 +4,13 @@
 //! object key of the spec ([`object_key`]).
 
 pub mod chunk;
+pub mod cut;
 pub mod dead_letter;
 pub mod object_key;
 pub mod reassembly;
 
 pub use chunk::{FileMeta, split};
+pub use cut::{BadCut, CUT_HEADER, Cut};
 pub use dwsync_proto::internal::{FileChunk, FileKind, SourceRange};
-pub use object_key::{VALIDATE_OBJECT, data_key, validate_key};
+pub use object_key::{VALIDATE_OBJECT, baseline_key, data_key, validate_key};
 pub use reassembly::{CompleteFile, HandoffError, Reassembler};

@@ -21,6 +21,19 @@ pub fn data_key(prefix: &str, table: Table, kind: FileKind, workspace_id: i64, s
     join(prefix, &format!("{}_v{SCHEMA_VERSION}_{chngs}{workspace_id}_{seq:012}.parquet", table.stem()))
 }
 
+/// The key of one file of a table's baseline (its initial sync): the new-entity name for people,
+/// objects and object types (`people_v5_<ws>_<seq>`), the table's name otherwise; `part` is the
+/// second sequence of the spec's two-sequence initial metrics files
+/// (`metrics_v5_<ws>_<seq1>_<seq2>`) and must be `None` for every other table.
+pub fn baseline_key(prefix: &str, table: Table, workspace_id: i64, seq: u64, part: Option<u64>) -> String {
+    match part {
+        Some(part) => {
+            join(prefix, &format!("{}_v{SCHEMA_VERSION}_{workspace_id}_{seq:012}_{part:06}.parquet", table.stem()))
+        }
+        None => data_key(prefix, table, FileKind::New, workspace_id, seq),
+    }
+}
+
 /// The key of the `cio-validate` object.
 pub fn validate_key(prefix: &str) -> String {
     join(prefix, VALIDATE_OBJECT)
@@ -47,6 +60,18 @@ mod tests {
         assert_eq!(data_key("p", Table::Events, FileKind::Changes, 9, 3), "p/events_v5_9_000000000003.parquet");
         assert_eq!(validate_key("exports/"), "exports/cio-validate");
         assert_eq!(validate_key(""), "cio-validate");
+    }
+
+    #[test]
+    fn baseline_keys_are_new_files_or_two_sequence_metrics() {
+        assert_eq!(baseline_key("p", Table::People, 1, 12, None), "p/people_v5_1_000000000012.parquet");
+        assert_eq!(baseline_key("p", Table::Deliveries, 1, 12, None), "p/deliveries_v5_1_000000000012.parquet");
+        assert_eq!(baseline_key("", Table::Metrics, 42, 7, Some(3)), "metrics_v5_42_000000000007_000003.parquet");
+        // A baseline file sorts before the incremental files that follow it (higher seqs).
+        assert!(
+            baseline_key("p", Table::Metrics, 1, 99, Some(999))
+                < data_key("p", Table::Metrics, FileKind::Unspecified, 1, 100)
+        );
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! at rest, and [`store`] keeps the configurations on a compacted Kafka topic keyed by workspace
 //! id, read into memory by every process that follows it.
 
+pub mod initial;
 pub mod model;
 pub mod seal;
 pub mod status;
 pub mod store;
 
-pub use model::{Destination, SyncConfig, TableState, WorkspaceId};
+pub use initial::{INITIAL_SYNC_TOPIC, InitialState, InitialSync, InitialSyncs, initial_sync_store};
+pub use model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};
 pub use seal::{Sealed, Sealer};
 pub use status::{LastError, SyncStatus};
 pub use store::{ConfigStore, Following, KafkaStore, StoreConfig, StoreError, TopicValue, is_transient};

@@ -78,6 +78,44 @@ pub struct TableState {
     pub enabled: bool,
     /// When `enabled` last changed (or the sync was created), ms since the Unix epoch.
     pub changed_at_ms: i64,
+    /// The table's latest initial sync, if one was asked for (`None`: files are exported as
+    /// they come, with no baseline; syncs made before initial syncs existed, or control with
+    /// initial syncs off).
+    pub baseline: Option<Baseline>,
+}
+
+impl TableState {
+    /// A table turned on or off at `changed_at_ms`, without a baseline.
+    pub fn new(enabled: bool, changed_at_ms: i64) -> Self {
+        Self { enabled, changed_at_ms, baseline: None }
+    }
+}
+
+/// Where a table's initial sync cuts the workspace's handoff partition.
+///
+/// Control writes a cut record (`dwsync_handoff::Cut`) for the workspace onto its handoff
+/// partition and stores that record's offset here. Every handed-off file of the workspace and
+/// table whose first offset is below `cut` belongs to the baseline (the backfill folds it from the
+/// archive); every file above it is an incremental file, exported after the baseline is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Baseline {
+    /// The configuration revision that asked for it; an initial sync is known by it.
+    pub epoch: u64,
+    /// The workspace's handoff partition.
+    pub partition: i32,
+    /// The cut record's offset in that partition.
+    pub cut: i64,
+    /// When it was asked for, ms since the Unix epoch: the baseline's "now" (events and inbound
+    /// keep the 30 days before it), so that a replay folds the same rows.
+    pub at_ms: i64,
+}
+
+impl Baseline {
+    /// Whether a file of the workspace and table starting at handoff offset `first_offset`
+    /// belongs to this baseline (below the cut) rather than to the incremental files.
+    pub fn holds(&self, first_offset: i64) -> bool {
+        first_offset < self.cut
+    }
 }
 
 /// One workspace's sync configuration.
@@ -124,7 +162,7 @@ impl SyncConfig {
         now_ms: i64,
         retention: Duration,
     ) -> Result<bool, ReenableRefused> {
-        let state = self.tables.entry(table).or_insert(TableState { enabled: true, changed_at_ms: now_ms });
+        let state = self.tables.entry(table).or_insert(TableState::new(true, now_ms));
         if state.enabled == enabled {
             return Ok(false);
         }
@@ -132,7 +170,7 @@ impl SyncConfig {
         if enabled && table == Table::People && now_ms.saturating_sub(state.changed_at_ms) > retention_ms {
             return Err(ReenableRefused { days: retention.as_secs() / 86_400 });
         }
-        *state = TableState { enabled, changed_at_ms: now_ms };
+        *state = TableState { enabled, changed_at_ms: now_ms, baseline: state.baseline };
         Ok(true)
     }
 
@@ -196,6 +234,6 @@ mod tests {
         let mut cfg = config();
         assert_eq!(cfg.set_table(Table::Metrics, false, 0, 7 * DAY), Ok(true));
         assert_eq!(cfg.set_table(Table::Metrics, true, 30 * DAY_MS, 7 * DAY), Ok(true));
-        assert_eq!(cfg.tables[&Table::Metrics], TableState { enabled: true, changed_at_ms: 30 * DAY_MS });
+        assert_eq!(cfg.tables[&Table::Metrics], TableState::new(true, 30 * DAY_MS));
     }
 }

@@ -31,9 +31,9 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     }
     let now = app.now_ms();
     let mut tables: std::collections::BTreeMap<Table, TableState> =
-        Table::ALL.iter().map(|t| (*t, TableState { enabled: true, changed_at_ms: now })).collect();
+        Table::ALL.iter().map(|t| (*t, TableState::new(true, now))).collect();
     for (table, enabled) in &valid.tables {
-        let _ = tables.insert(*table, TableState { enabled: *enabled, changed_at_ms: now });
+        let _ = tables.insert(*table, TableState::new(*enabled, now));
     }
     let cfg = SyncConfig {
         workspace_id: id,

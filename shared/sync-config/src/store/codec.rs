@@ -7,7 +7,7 @@ use dwsync_contract::Table;
 use dwsync_proto::Message as _;
 use dwsync_proto::internal as pb;
 
-use crate::model::{Destination, SyncConfig, TableState, WorkspaceId};
+use crate::model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};
 use crate::seal::Sealed;
 
 /// Why a record on the topic could not be read.
@@ -72,6 +72,12 @@ pub fn to_proto(cfg: &SyncConfig) -> pb::SyncConfig {
                 table: t.name().to_owned(),
                 enabled: s.enabled,
                 changed_at_ms: s.changed_at_ms,
+                baseline: s.baseline.map(|b| pb::Baseline {
+                    epoch: b.epoch,
+                    partition: b.partition,
+                    cut: b.cut,
+                    at_ms: b.at_ms,
+                }),
             })
             .collect(),
         disabled: cfg.disabled,
@@ -89,7 +95,9 @@ pub fn from_proto(msg: pb::SyncConfig) -> Result<SyncConfig, DecodeError> {
     let mut tables = BTreeMap::new();
     for t in msg.tables {
         let table = t.table.parse::<Table>().map_err(|_| DecodeError::Invalid("unknown table"))?;
-        let _ = tables.insert(table, TableState { enabled: t.enabled, changed_at_ms: t.changed_at_ms });
+        let baseline =
+            t.baseline.map(|b| Baseline { epoch: b.epoch, partition: b.partition, cut: b.cut, at_ms: b.at_ms });
+        let _ = tables.insert(table, TableState { enabled: t.enabled, changed_at_ms: t.changed_at_ms, baseline });
     }
     Ok(SyncConfig {
         workspace_id,
@@ -132,7 +140,21 @@ mod tests {
             },
             tables: Table::ALL
                 .iter()
-                .map(|t| (*t, TableState { enabled: *t != Table::People, changed_at_ms: 7 }))
+                .map(|t| {
+                    (
+                        *t,
+                        TableState {
+                            enabled: *t != Table::People,
+                            changed_at_ms: 7,
+                            baseline: (*t == Table::Metrics).then_some(Baseline {
+                                epoch: 3,
+                                partition: 2,
+                                cut: 99,
+                                at_ms: 6,
+                            }),
+                        },
+                    )
+                })
                 .collect(),
             disabled: true,
             updated_at_ms: 9,

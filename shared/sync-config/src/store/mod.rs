@@ -75,6 +75,9 @@ pub struct StoreConfig {
     /// The compacted topic the uploaders report each workspace's delivery status on.
     /// Default: `"dwsync.sync-status"`.
     pub status_topic: String,
+    /// The compacted topic the backfill reports each workspace's initial syncs on.
+    /// Default: `"dwsync.initial-syncs"`.
+    pub initial_sync_topic: String,
     /// Partitions of the topic when control creates it. Default: `1`.
     pub partitions: i32,
     /// Replication factor of the topic when control creates it. Default: `1`.
@@ -88,6 +91,7 @@ impl Default for StoreConfig {
         Self {
             topic: "dwsync.sync-config".into(),
             status_topic: crate::status::STATUS_TOPIC.into(),
+            initial_sync_topic: crate::initial::INITIAL_SYNC_TOPIC.into(),
             partitions: 1,
             replication_factor: 1,
             timeout_ms: 10_000,
