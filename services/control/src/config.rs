@@ -20,6 +20,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// Where the configuration is stored (`[store]`).
     pub store: StoreConfig,
+    /// Initial syncs: whether a new sync gets its history, and where cuts are written
+    /// (`[initial_sync]`).
+    pub initial_sync: InitialSyncConfig,
     /// Logs, metrics and traces. Default: `service_name = "dwsync-control"`, text logs, no OTLP.
     pub telemetry: TelemetryConfig,
 }
@@ -31,6 +34,7 @@ impl Default for Config {
             http: HttpConfig::localhost(8083),
             api: ApiConfig::default(),
             store: StoreConfig::default(),
+            initial_sync: InitialSyncConfig::default(),
             telemetry: TelemetryConfig::for_service("dwsync-control"),
         }
     }
@@ -71,5 +75,24 @@ impl ApiConfig {
     /// [`people_retention_days`](Self::people_retention_days) as a `Duration`.
     pub fn people_retention(&self) -> Duration {
         Duration::from_secs(u64::from(self.people_retention_days) * 86_400)
+    }
+}
+
+/// Initial syncs (`[initial_sync]`): a sync created, enabled again after being disabled, or a
+/// table turned on for the first time gets a baseline of the workspace's history from the archive
+/// (delivered by the backfill) before its incremental files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InitialSyncConfig {
+    /// Ask for initial syncs. With `false` a sync starts with the files handed off after it
+    /// exists, without history (no archiver or backfill needed). Default: `true`.
+    pub enabled: bool,
+    /// The handoff topic, where cut records are written. Default: `"dwsync.handoff"`.
+    pub handoff_topic: String,
+}
+
+impl Default for InitialSyncConfig {
+    fn default() -> Self {
+        Self { enabled: true, handoff_topic: "dwsync.handoff".into() }
     }
 }

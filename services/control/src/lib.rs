@@ -6,6 +6,7 @@
 
 pub mod api;
 mod config;
+pub mod cut;
 pub mod model;
 pub mod validate;
 
@@ -15,8 +16,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-pub use config::{ApiConfig, Config, StoreConfig};
-use dwsync_sync_config::SyncStatus;
+pub use config::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
+use dwsync_sync_config::{InitialSyncs, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -85,15 +86,25 @@ pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Outp
 /// Pause between attempts to set up the configuration topic while the broker does not answer.
 const CONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The configuration and status stores, followed (until `stop`) and caught up.
-async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<(KafkaStore, KafkaStore<SyncStatus>), StoreError> {
-    let (store, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
+/// The stores control follows: configurations, the uploaders' statuses, the initial syncs.
+struct Stores {
+    configs: KafkaStore,
+    statuses: KafkaStore<SyncStatus>,
+    initial_syncs: KafkaStore<InitialSyncs>,
+}
+
+/// The stores, followed (until `stop`), the configurations caught up.
+async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, StoreError> {
+    let (configs, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
     drop(tokio::spawn(follower.run(stop.clone())));
     let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
     let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
     drop(tokio::spawn(status_follower.run(stop.clone())));
-    store.catch_up().await?;
-    Ok((store, statuses))
+    let initial_cfg = dwsync_sync_config::initial_sync_store(&cfg.store);
+    let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
+    drop(tokio::spawn(initial_follower.run(stop.clone())));
+    configs.catch_up().await?;
+    Ok(Stores { configs, statuses, initial_syncs })
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -113,7 +124,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let (store, statuses) = loop {
+    let Stores { configs: store, statuses, initial_syncs } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -147,7 +158,16 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     if policy.allow_insecure_endpoints {
         tracing::warn!("http:// endpoints are accepted (api.allow_insecure_endpoints); for local use only.");
     }
-    let state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention()).with_statuses(statuses);
+    let mut state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention())
+        .with_statuses(statuses)
+        .with_initial_syncs(initial_syncs);
+    if cfg.initial_sync.enabled {
+        let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
+            .map_err(|e| Error::Store(StoreError::Kafka(e)))?;
+        state = state.with_cutter(std::sync::Arc::new(cutter));
+    } else {
+        tracing::warn!("Initial syncs are off (initial_sync.enabled = false): new syncs start without history.");
+    }
     let app = api::router(state);
     let stop = service.shutdown_token();
     service

@@ -10,12 +10,12 @@ use dwsync_contract::Table;
 use dwsync_control::model::{Destination, SCHEMA_VERSION, SyncConfig, TableState, WorkspaceId};
 use dwsync_control::seal::Sealer;
 use dwsync_control::store::{ConfigStore, KafkaStore, codec};
-use dwsync_control::{ApiConfig, Config, StoreConfig};
+use dwsync_control::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
 use dwsync_tests::{kafka_bootstrap, kafka_config, unique};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message as _;
+use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -138,6 +138,8 @@ async fn replicas_agree_through_the_compacted_topic() {
 async fn the_service_serves_the_api_over_kafka() {
     dwsync_telemetry::testing::init_once();
     let topic = unique("dwsync-sync-config");
+    let handoff = unique("dwsync-handoff");
+    dwsync_tests::create_topic(&handoff, 4).await;
     let cfg = Config {
         kafka: kafka(),
         http: HttpConfig::localhost(0),
@@ -149,6 +151,7 @@ async fn the_service_serves_the_api_over_kafka() {
             ..ApiConfig::default()
         },
         store: store_config(&topic),
+        initial_sync: InitialSyncConfig { enabled: true, handoff_topic: handoff.clone() },
         ..Config::default()
     };
     let started = dwsync_control::start(cfg, Some(Sealer::new(&[5; 32]))).await.expect("start (is Kafka running?)");
@@ -178,6 +181,29 @@ async fn the_service_serves_the_api_over_kafka() {
     assert_eq!(res.status(), 401);
     let res = client.get(format!("{api}/v1/workspaces")).bearer_auth("admin-t").send().await.expect("GET list");
     assert_eq!(res.status(), 200);
+
+    // The new sync's initial sync: one cut record on workspace 42's handoff partition (the one
+    // ingest's murmur2 partitioner gives its files), its offset stored as every table's cut.
+    let stored = replica(&topic, &CancellationToken::new()).await;
+    let cfg = stored.get(WorkspaceId::new(42).expect("id")).await.expect("read").expect("stored");
+    let partition = dwsync_handoff::handoff_partition(42, 4).expect("partition");
+    let baselines: Vec<_> = Table::ALL.iter().map(|t| cfg.tables[t].baseline.expect("a baseline")).collect();
+    assert!(baselines.iter().all(|b| *b == baselines[0]), "one cut for all tables: {baselines:?}");
+    let baseline = baselines[0];
+    assert_eq!((baseline.epoch, baseline.partition), (1, partition));
+    let consumer: BaseConsumer = kafka_config().set("group.id", unique("raw")).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&handoff, partition, Offset::Offset(baseline.cut)).expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let record = consumer.poll(Duration::from_secs(10)).expect("the cut record").expect("no error");
+    assert_eq!(record.offset(), baseline.cut);
+    assert_eq!(record.payload(), None, "a cut record holds no file");
+    let header = record.headers().and_then(|h| h.iter().find(|h| h.key == dwsync_handoff::CUT_HEADER));
+    assert_eq!(header.and_then(|h| h.value), Some(&b"42:1"[..]));
+    let res = client.get(format!("{api}/v1/workspaces/42/status")).bearer_auth("ws42-t").send().await.expect("GET");
+    let status: Value = res.json().await.expect("json");
+    assert_eq!(status["state"], "initial_sync", "{status}");
+    assert_eq!(status["initial_syncs"].as_array().map(Vec::len), Some(15), "{status}");
 
     stop_tx.send(()).expect("running");
     running.await.expect("join").expect("clean stop");

@@ -3,7 +3,7 @@
 use dwsync_contract::Table;
 use serde::{Deserialize, Serialize};
 
-use dwsync_sync_config::SyncStatus;
+use dwsync_sync_config::{InitialState, InitialSyncs, SyncStatus};
 
 use crate::model::SyncConfig;
 
@@ -112,8 +112,9 @@ impl From<&SyncConfig> for SyncView {
 pub struct SyncStatusView {
     /// The workspace.
     pub workspace_id: i64,
-    /// `ok`, `failing` (its destination fails; files are parked and retried), `paused` (tables
-    /// turned off hold files), `disabled`, or `unknown` (no uploader has reported yet).
+    /// `ok`, `failing` (its destination fails; files are parked and retried), `initial_sync`
+    /// (an enabled table's initial sync is not done: its incremental files wait), `paused`
+    /// (tables turned off hold files), `disabled`, or `unknown` (no uploader has reported yet).
     pub state: &'static str,
     /// When a file was last written, RFC 3339.
     pub last_sync_at: Option<String>,
@@ -129,6 +130,63 @@ pub struct SyncStatusView {
     pub lag_seconds: f64,
     /// When the uploader reported this, RFC 3339.
     pub updated_at: Option<String>,
+    /// Each table's latest initial sync (tables that had one), in the spec's order.
+    pub initial_syncs: Vec<InitialSyncView>,
+}
+
+/// One table's initial sync as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitialSyncView {
+    /// The table.
+    pub table: &'static str,
+    /// `queued` (waiting for its turn or for the archive), `running`, `done`, or `failed` (tried
+    /// again).
+    pub state: &'static str,
+    /// Rows written to the bucket so far.
+    pub rows: u64,
+    /// Files written so far (`cio-validate` not counted).
+    pub files: u64,
+    /// Why it waits (queued) or what failed (failed).
+    pub reason: Option<String>,
+    /// Attempts that failed so far.
+    pub failed_attempts: u32,
+    /// When it was asked for, RFC 3339.
+    pub asked_at: String,
+    /// When the backfill last reported on it, RFC 3339.
+    pub updated_at: Option<String>,
+}
+
+impl InitialSyncView {
+    /// The initial syncs of `cfg`'s tables with a baseline, as `reported` by the backfill (an
+    /// initial sync without a report of its epoch is queued).
+    pub fn all(cfg: &SyncConfig, reported: Option<&InitialSyncs>) -> Vec<Self> {
+        Table::ALL
+            .iter()
+            .filter_map(|t| {
+                let baseline = cfg.tables.get(t)?.baseline?;
+                let report = reported
+                    .and_then(|r| r.tables.get(t))
+                    .filter(|r| r.epoch == baseline.epoch && r.cut == baseline.cut);
+                let (state, reason, failed_attempts) = match report.map(|r| &r.state) {
+                    None => ("queued", None, 0),
+                    Some(InitialState::Queued { waiting_for }) => ("queued", waiting_for.clone(), 0),
+                    Some(InitialState::Running) => ("running", None, 0),
+                    Some(InitialState::Done) => ("done", None, 0),
+                    Some(InitialState::Failed { reason, attempts }) => ("failed", Some(reason.clone()), *attempts),
+                };
+                Some(Self {
+                    table: t.name(),
+                    state,
+                    rows: report.map_or(0, |r| r.rows),
+                    files: report.map_or(0, |r| r.files),
+                    reason,
+                    failed_attempts,
+                    asked_at: rfc3339(baseline.at_ms),
+                    updated_at: report.map(|r| rfc3339(r.updated_at_ms)),
+                })
+            })
+            .collect()
+    }
 }
 
 /// An error with its time.
@@ -141,13 +199,22 @@ pub struct ErrorView {
 }
 
 impl SyncStatusView {
-    /// The view of `cfg`'s sync with the uploader's report, if any.
-    pub fn new(cfg: &SyncConfig, reported: Option<&SyncStatus>) -> Self {
+    /// The view of `cfg`'s sync with the uploader's report and the backfill's, if any.
+    pub fn new(cfg: &SyncConfig, reported: Option<&SyncStatus>, initial: Option<&InitialSyncs>) -> Self {
         let workspace_id = cfg.workspace_id.get();
+        let initial_syncs = InitialSyncView::all(cfg, initial);
+        let initial_pending =
+            initial_syncs.iter().any(|v| v.state != "done" && v.table.parse().is_ok_and(|t: Table| cfg.is_enabled(t)));
         let Some(r) = reported else {
             return Self {
                 workspace_id,
-                state: if cfg.disabled { "disabled" } else { "unknown" },
+                state: if cfg.disabled {
+                    "disabled"
+                } else if initial_pending {
+                    "initial_sync"
+                } else {
+                    "unknown"
+                },
                 last_sync_at: None,
                 last_files: Vec::new(),
                 files_waiting: 0,
@@ -155,12 +222,15 @@ impl SyncStatusView {
                 last_error: None,
                 lag_seconds: 0.0,
                 updated_at: None,
+                initial_syncs,
             };
         };
         let state = if cfg.disabled {
             "disabled"
         } else if r.failing {
             "failing"
+        } else if initial_pending {
+            "initial_sync"
         } else if r.files_paused > 0 || cfg.tables.values().any(|t| !t.enabled) {
             "paused"
         } else {
@@ -176,6 +246,7 @@ impl SyncStatusView {
             last_error: r.last_error.as_ref().map(|e| ErrorView { message: e.message.clone(), at: rfc3339(e.at_ms) }),
             lag_seconds: r.lag_ms as f64 / 1000.0,
             updated_at: Some(rfc3339(r.updated_at_ms)),
+            initial_syncs,
         }
     }
 }

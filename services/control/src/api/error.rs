@@ -50,6 +50,9 @@ pub enum ApiError {
     /// Sealing the secret failed.
     #[error("the secret could not be sealed")]
     Seal(#[from] SealError),
+    /// The initial sync's cut record could not be written; nothing was changed.
+    #[error("the initial sync could not be started (the handoff topic did not answer); nothing was changed, try again")]
+    Cut(#[from] crate::cut::CutError),
 }
 
 impl ApiError {
@@ -62,7 +65,7 @@ impl ApiError {
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Exists(_) | Self::Reenable(_) => StatusCode::CONFLICT,
-            Self::Store(_) | Self::NoSealKey => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::NoSealKey | Self::Cut(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +77,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Store(err) => tracing::warn!(error = %err, "Configuration store failed a request."),
             Self::Seal(err) => tracing::error!(error = %err, "Sealing a secret failed."),
+            Self::Cut(err) => tracing::warn!(error = %err, "Writing a cut record failed."),
             _ => tracing::debug!(status = status.as_u16(), error = %self, "Request refused."),
         }
         let body = Json(json!({ "error": self.to_string() }));

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::dto::{SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
+use super::initial;
 use crate::model::{Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
 use crate::store::ConfigStore;
 use crate::validate::{self, Valid};
@@ -35,7 +36,7 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     for (table, enabled) in &valid.tables {
         let _ = tables.insert(*table, TableState::new(*enabled, now));
     }
-    let cfg = SyncConfig {
+    let mut cfg = SyncConfig {
         workspace_id: id,
         schema_version: SCHEMA_VERSION,
         destination: destination(&app, id, valid)?,
@@ -44,6 +45,9 @@ pub(super) async fn create<S: ConfigStore + Clone>(
         updated_at_ms: now,
         revision: 1,
     };
+    let baselines = initial::needing_baselines(None, &cfg);
+    let epoch = cfg.revision;
+    initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, bucket = %cfg.destination.bucket, "Sync created.");
     Ok((StatusCode::CREATED, Json(SyncView::from(&cfg))))
@@ -72,11 +76,15 @@ pub(super) async fn update<S: ConfigStore + Clone>(
     let valid = validate::validate(parse_body::<SyncSpec>(&body)?, app.policy)?;
     let _write = app.write_lock.lock().await;
     let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let before = cfg.clone();
     let now = app.now_ms();
     for (table, enabled) in &valid.tables {
         let _ = cfg.set_table(*table, *enabled, now, app.people_retention)?;
     }
     cfg.destination = destination(&app, id, valid)?;
+    let baselines = initial::needing_baselines(Some(&before), &cfg);
+    let epoch = cfg.revision + 1;
+    initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
     cfg.touch(now);
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
@@ -120,14 +128,22 @@ pub(super) async fn disable<S: ConfigStore + Clone>(
     modify(&app, id, |cfg, _| Ok(!std::mem::replace(&mut cfg.disabled, true))).await
 }
 
-/// `POST /v1/workspaces/{id}/sync/enable`: the sync starts again from the next window.
+/// `POST /v1/workspaces/{id}/sync/enable`: the sync starts again, with a new initial sync of
+/// every enabled table (when initial syncs are on), as if it were a new integration.
 pub(super) async fn enable<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
-    modify(&app, id, |cfg, _| Ok(std::mem::replace(&mut cfg.disabled, false))).await
+    modify(&app, id, |cfg, _| {
+        let was_disabled = std::mem::replace(&mut cfg.disabled, false);
+        if was_disabled {
+            initial::forget_baselines_of_tables_off(cfg);
+        }
+        Ok(was_disabled)
+    })
+    .await
 }
 
 /// `GET /v1/workspaces`: every sync (admin only).
@@ -152,7 +168,11 @@ pub(super) async fn status<S: ConfigStore + Clone>(
         Some(statuses) => statuses.read(id).await?,
         None => None,
     };
-    Ok(Json(SyncStatusView::new(&cfg, reported.as_ref())))
+    let initial = match &app.initial_syncs {
+        Some(initial_syncs) => initial_syncs.read(id).await?,
+        None => None,
+    };
+    Ok(Json(SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref())))
 }
 
 /// `GET /openapi.json`: the API's OpenAPI 3 document (no token needed).
@@ -178,8 +198,12 @@ async fn modify<S: ConfigStore + Clone>(
 ) -> Answer<Json<SyncView>> {
     let _write = app.write_lock.lock().await;
     let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let before = cfg.clone();
     let now = app.now_ms();
     if change(&mut cfg, now)? {
+        let baselines = initial::needing_baselines(Some(&before), &cfg);
+        let epoch = cfg.revision + 1;
+        initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
         cfg.touch(now);
         app.store.put(cfg.clone()).await?;
         tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");

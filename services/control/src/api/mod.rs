@@ -4,6 +4,7 @@ mod auth;
 pub mod dto;
 mod error;
 mod handlers;
+mod initial;
 pub mod openapi;
 pub mod routes;
 
@@ -16,7 +17,9 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
-use dwsync_sync_config::{KafkaStore, SyncStatus};
+use dwsync_sync_config::{InitialSyncs, KafkaStore, SyncStatus};
+
+use crate::cut::Cutter;
 
 use crate::seal::Sealer;
 use crate::store::ConfigStore;
@@ -44,6 +47,11 @@ pub struct AppState<S> {
     pub clock: Clock,
     /// The uploaders' reports, if this replica follows the status topic.
     pub statuses: Option<KafkaStore<SyncStatus>>,
+    /// The backfill's reports of initial syncs, if this replica follows their topic.
+    pub initial_syncs: Option<KafkaStore<InitialSyncs>>,
+    /// Writes the cut records of initial syncs; `None` when initial syncs are off
+    /// (`initial_sync.enabled = false`): syncs then start with the next files, without history.
+    pub cutter: Option<Arc<dyn Cutter>>,
 }
 
 impl<S> AppState<S> {
@@ -58,7 +66,21 @@ impl<S> AppState<S> {
             write_lock: Arc::new(Mutex::new(())),
             clock: Arc::new(system_now_ms),
             statuses: None,
+            initial_syncs: None,
+            cutter: None,
         }
+    }
+
+    /// Also serves the backfill's reports of initial syncs from `initial_syncs`.
+    pub fn with_initial_syncs(mut self, initial_syncs: KafkaStore<InitialSyncs>) -> Self {
+        self.initial_syncs = Some(initial_syncs);
+        self
+    }
+
+    /// Asks for initial syncs, writing their cut records with `cutter`.
+    pub fn with_cutter(mut self, cutter: Arc<dyn Cutter>) -> Self {
+        self.cutter = Some(cutter);
+        self
     }
 
     /// Also serves the uploaders' reports from `statuses`.

@@ -62,12 +62,16 @@ fn operation(e: Endpoint) -> Value {
         Endpoint::DisableSync => {
             ("disableSync", "Disable the whole sync: nothing is written, nothing kept.", None, "200", Some("SyncView"))
         }
-        Endpoint::EnableSync => {
-            ("enableSync", "Enable the sync again; it starts from the next window.", None, "200", Some("SyncView"))
-        }
+        Endpoint::EnableSync => (
+            "enableSync",
+            "Enable the sync again: a new initial sync of every enabled table (its history from the archive, when initial syncs are on), then incremental files, as if it were a new integration.",
+            None,
+            "200",
+            Some("SyncView"),
+        ),
         Endpoint::SyncStatus => (
             "syncStatus",
-            "A workspace's delivery status: last sync, last files, files waiting (parked or of tables turned off), last error, lag.",
+            "A workspace's delivery status: last sync, last files, files waiting (parked or of tables turned off), last error, lag, and each table's initial sync (queued, running with rows and files so far, done, failed with the reason).",
             None,
             "200",
             Some("SyncStatusView"),
@@ -218,7 +222,7 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {
                     "workspace_id": {"type": "integer", "format": "int64"},
-                    "state": {"type": "string", "enum": ["ok", "failing", "paused", "disabled", "unknown"]},
+                    "state": {"type": "string", "enum": ["ok", "failing", "initial_sync", "paused", "disabled", "unknown"]},
                     "last_sync_at": {"type": "string", "format": "date-time", "nullable": true},
                     "last_files": {"type": "array", "items": {"type": "string"}},
                     "files_waiting": {"type": "integer", "format": "int64"},
@@ -229,6 +233,21 @@ fn components() -> Value {
                         "properties": {"message": {"type": "string"}, "at": {"type": "string", "format": "date-time"}},
                     },
                     "lag_seconds": {"type": "number"},
+                    "updated_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "initial_syncs": {"type": "array", "items": {"$ref": "#/components/schemas/InitialSyncView"}},
+                },
+            },
+            "InitialSyncView": {
+                "type": "object",
+                "description": "One table's latest initial sync: its baseline of the workspace's history, delivered before the table's incremental files.",
+                "properties": {
+                    "table": {"type": "string"},
+                    "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                    "rows": {"type": "integer", "format": "int64"},
+                    "files": {"type": "integer", "format": "int64"},
+                    "reason": {"type": "string", "nullable": true, "description": "why it waits (queued) or what failed (failed)"},
+                    "failed_attempts": {"type": "integer"},
+                    "asked_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                 },
             },
