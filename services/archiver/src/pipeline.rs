@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dwsync_handoff::FileChunk;
-use dwsync_proto::Message as _;
+use dwsync_handoff::{CUT_HEADER, HandoffRecord};
 use dwsync_retry::{Backoff, retry_until_shutdown};
 use dwsync_sync_config::is_transient;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
+use rdkafka::message::{Headers as _, Message as _};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -74,7 +73,7 @@ enum Step {
 struct Record {
     partition: i32,
     offset: i64,
-    chunk: Result<FileChunk, &'static str>,
+    content: HandoffRecord,
 }
 
 /// The archiver's loop and the state of its assigned partitions.
@@ -139,7 +138,7 @@ impl Pipeline {
                 received = consumer.recv() => Some(received.map(|m| Record {
                     partition: m.partition(),
                     offset: m.offset(),
-                    chunk: decode(m.payload()),
+                    content: HandoffRecord::classify(cut_header(&m), m.payload()),
                 })),
                 _ = tick.tick() => None,
             };
@@ -245,7 +244,7 @@ impl Pipeline {
 
     /// Reads one record into its partition's batch, then writes what is due.
     async fn handle(&mut self, record: Record) -> Result<Step, PipelineError> {
-        let Record { partition, offset, chunk } = record;
+        let Record { partition, offset, content } = record;
         let Some(state) = self.partitions.get_mut(&partition) else {
             tracing::debug!(partition, offset, "A record of a partition not assigned; skipped.");
             return Ok(Step::Continue);
@@ -261,9 +260,21 @@ impl Pipeline {
         }
         let Some(state) = self.partitions.get_mut(&partition) else { return Ok(Step::Continue) };
         let now = Instant::now();
-        let pushed = match chunk {
-            Ok(chunk) => state.push(offset, chunk, now),
-            Err(reason) => {
+        let pushed = match content {
+            HandoffRecord::Chunk(chunk) => state.push(offset, chunk, now),
+            HandoffRecord::Cut(cut) => {
+                // Where an initial sync divides the partition: part of the batch, not a file.
+                state.skip(offset, now);
+                tracing::debug!(
+                    partition,
+                    offset,
+                    workspace_id = cut.workspace_id,
+                    epoch = cut.epoch,
+                    "Passed a cut record."
+                );
+                Ok(None)
+            }
+            HandoffRecord::Bad(reason) => {
                 state.skip(offset, now);
                 self.metrics.bad_record(reason);
                 tracing::warn!(partition, offset, reason, "Skipping a handoff record that is not a file chunk.");
@@ -365,8 +376,7 @@ impl Pipeline {
     }
 }
 
-/// Decodes a record's payload as a [`FileChunk`], or says why it is not one.
-fn decode(payload: Option<&[u8]>) -> Result<FileChunk, &'static str> {
-    let payload = payload.ok_or("empty")?;
-    FileChunk::decode(payload).map_err(|_| "not_protobuf")
+/// The value of a record's [`CUT_HEADER`], if it has one.
+fn cut_header<'a>(message: &'a rdkafka::message::BorrowedMessage<'_>) -> Option<&'a [u8]> {
+    message.headers()?.iter().find(|h| h.key == CUT_HEADER).and_then(|h| h.value)
 }

@@ -22,20 +22,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dwsync_config::KafkaConfig;
-use dwsync_handoff::{CompleteFile, FileChunk, HandoffError, data_key};
-use dwsync_proto::Message as _;
+use dwsync_handoff::{CUT_HEADER, CompleteFile, Cut, HandoffError, HandoffRecord, data_key};
 use dwsync_sync_config::{KafkaStore, SyncStatus, is_transient};
 use dwsync_telemetry::Health;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
+use rdkafka::message::{Headers as _, Message as _};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HandoffConfig, LotConfig, UploadConfig};
 use crate::delivery::{Delivery, Outcome};
-use crate::destinations::{DestinationClient, Destinations, Route};
+use crate::destinations::{CutPassed, DestinationClient, Destinations, Route};
 use crate::inflight::{FlightId, InFlight};
 use crate::lag::HandoffConsumer;
 use crate::lot::Lot;
@@ -109,7 +108,7 @@ struct Record {
     offset: i64,
     /// The payload's size, counted while the record waits in its partition's lane.
     bytes: u64,
-    chunk: Result<FileChunk, &'static str>,
+    content: HandoffRecord,
 }
 
 /// What waits in a partition's lane: a record read behind the partition's file in flight, or a
@@ -306,7 +305,7 @@ impl Pipeline {
                         partition: m.partition(),
                         offset: m.offset(),
                         bytes: payload.map_or(0, |p| p.len() as u64),
-                        chunk: decode(payload),
+                        content: HandoffRecord::classify(cut_header(&m), payload),
                     }
                 })),
                 _ = lot_tick.tick() => Event::LotTick,
@@ -405,6 +404,12 @@ impl Pipeline {
     async fn advance(&mut self, partition: i32) -> bool {
         while let Some(pending) = self.lanes.next(partition) {
             let (file, offset) = match pending {
+                Pending::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
+                    if !self.pass_cut(partition, offset, cut).await {
+                        return false;
+                    }
+                    continue;
+                }
                 Pending::Record(record) => match self.read(record) {
                     Some(complete) => complete,
                     None => continue,
@@ -439,11 +444,15 @@ impl Pipeline {
     /// Reassembles one record: the file it completes, if any (the record counts as dealt with
     /// once the file is); any other record is dealt with now.
     fn read(&mut self, record: Record) -> Option<(CompleteFile, i64)> {
-        let Record { partition, offset, chunk, .. } = record;
+        let Record { partition, offset, content, .. } = record;
         let state = self.partitions.entry(partition).or_default();
-        let pushed = match chunk {
-            Ok(chunk) => state.push(offset, chunk),
-            Err(reason) => {
+        let pushed = match content {
+            HandoffRecord::Chunk(chunk) => state.push(offset, chunk),
+            HandoffRecord::Cut(_) | HandoffRecord::Bad(_) => {
+                let reason = match content {
+                    HandoffRecord::Bad(reason) => reason,
+                    _ => "cut_out_of_place",
+                };
                 self.metrics.bad_record(reason);
                 tracing::warn!(partition, offset, reason, "Skipping a handoff record that is not a file chunk.");
                 state.done(offset);
@@ -467,6 +476,35 @@ impl Pipeline {
         }
     }
 
+    /// Passes a cut record: the files after it are routed by the configuration that placed it,
+    /// so it waits until that configuration is followed (or was abandoned by control). Then the
+    /// record is dealt with. `false` on shutdown.
+    async fn pass_cut(&mut self, partition: i32, offset: i64, cut: Cut) -> bool {
+        let passed = self.destinations.pass_cut(cut.workspace_id, cut.epoch, &self.shutdown).await;
+        match passed {
+            CutPassed::Shutdown => return false,
+            CutPassed::Followed => {
+                tracing::info!(
+                    partition,
+                    offset,
+                    workspace_id = cut.workspace_id,
+                    epoch = cut.epoch,
+                    "Passed a cut record."
+                );
+            }
+            CutPassed::Abandoned => tracing::warn!(
+                partition,
+                offset,
+                workspace_id = cut.workspace_id,
+                epoch = cut.epoch,
+                "A cut record whose configuration never came (control did not finish that change); passed."
+            ),
+        }
+        self.partitions.entry(partition).or_default().done(offset);
+        self.commit(partition);
+        true
+    }
+
     /// The file completed by `partition`'s record at `offset` was written, parked or skipped:
     /// the record is dealt with and the partition's safe offset committed.
     fn finish(&mut self, partition: i32, offset: i64) {
@@ -484,7 +522,7 @@ impl Pipeline {
             self.metrics.skipped("invalid_offset");
             return Turn::Done;
         };
-        let dest = match self.destinations.route(workspace_id, table) {
+        let dest = match self.destinations.route(workspace_id, table, seq) {
             Route::Deliver(dest) => dest,
             Route::Skip(reason) => {
                 self.metrics.skipped(reason);
@@ -581,7 +619,7 @@ impl Pipeline {
     /// Reports the statuses that changed (with the lot's waiting files) on the status topic.
     fn report(&mut self) {
         let destinations = &mut self.destinations;
-        let summary = self.lot.summary(|(ws, table)| matches!(destinations.route(ws, table), Route::Park(_)));
+        let summary = self.lot.summary(|(ws, table)| matches!(destinations.route(ws, table, u64::MAX), Route::Park(_)));
         self.board.waiting(&summary);
         let changed = self.board.take_changed();
         if let Some(store) = &self.reporting.store {
@@ -590,10 +628,9 @@ impl Pipeline {
     }
 }
 
-/// Decodes a record's payload as a [`FileChunk`], or says why it is not one.
-fn decode(payload: Option<&[u8]>) -> Result<FileChunk, &'static str> {
-    let payload = payload.ok_or("empty")?;
-    FileChunk::decode(payload).map_err(|_| "not_protobuf")
+/// The value of a record's [`CUT_HEADER`], if it has one.
+fn cut_header<'a>(message: &'a rdkafka::message::BorrowedMessage<'_>) -> Option<&'a [u8]> {
+    message.headers()?.iter().find(|h| h.key == CUT_HEADER).and_then(|h| h.value)
 }
 
 /// The `reason` label of a record that failed reassembly.
@@ -603,18 +640,5 @@ fn handoff_reason(error: &HandoffError) -> &'static str {
         HandoffError::SchemaVersion { .. } => "schema_version",
         HandoffError::OutOfOrder { .. } => "out_of_order",
         HandoffError::Checksum { .. } => "checksum",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_that_are_not_chunks_are_named() {
-        assert_eq!(decode(None).err(), Some("empty"));
-        assert_eq!(decode(Some(b"\xff\xff\xff")).err(), Some("not_protobuf"));
-        let chunk = FileChunk { file_id: "f".into(), chunk_count: 1, ..FileChunk::default() };
-        assert_eq!(decode(Some(&chunk.encode_to_vec())), Ok(chunk));
     }
 }

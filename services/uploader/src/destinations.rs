@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use dwsync_contract::Table;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
-use dwsync_sync_config::{KafkaStore, Sealer, SyncConfig, WorkspaceId};
+use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Destination, InvalidConfig};
 
@@ -119,8 +120,27 @@ pub enum Route {
     /// Nowhere yet: the configuration cannot be used (its secret does not open); kept in the lot.
     Unavailable(String),
     /// Nowhere, and not kept: the workspace has no sync, or it is disabled, or (static
-    /// destinations) does not export the table.
+    /// destinations) does not export the table, or the file belongs to the table's baseline
+    /// (its rows reach the bucket in the initial sync's files).
     Skip(&'static str),
+}
+
+/// How long a cut record waits for the configuration that asked for it (control writes the
+/// configuration right after the cut record; one that never comes was abandoned).
+const CUT_WAIT: Duration = Duration::from_secs(15);
+
+/// How often a waiting cut record looks at the configuration again.
+const CUT_POLL: Duration = Duration::from_millis(50);
+
+/// What became of a cut record's wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPassed {
+    /// The configuration that asked for the initial sync (or a later one) is followed.
+    Followed,
+    /// It did not come within the wait: control gave up on that change.
+    Abandoned,
+    /// Shutdown.
+    Shutdown,
 }
 
 /// Every destination, by workspace.
@@ -130,6 +150,10 @@ pub struct Destinations {
     https: SharedHttpClient,
     statics: HashMap<i64, Arc<DestinationClient>>,
     followed: Option<KafkaStore>,
+    /// The backfill's reports of initial syncs (followed with the configurations).
+    initial_syncs: Option<KafkaStore<InitialSyncs>>,
+    /// (workspace, table) whose baseline was seen delivered: incremental files go.
+    delivered: HashMap<(i64, Table), Baseline>,
     sealer: Option<Sealer>,
     /// Clients of followed configurations, with the revision they were built from.
     built: HashMap<i64, (u64, Arc<DestinationClient>)>,
@@ -146,20 +170,53 @@ impl Destinations {
                 return Err(InvalidConfig::DuplicateWorkspace(dest.workspace_id));
             }
         }
-        Ok(Self { https, statics, followed: None, sealer: None, built: HashMap::new() })
+        Ok(Self {
+            https,
+            statics,
+            followed: None,
+            initial_syncs: None,
+            delivered: HashMap::new(),
+            sealer: None,
+            built: HashMap::new(),
+        })
     }
 
-    /// Also follows the configurations of `store`, opening their secrets with `sealer`.
-    pub fn follow(&mut self, store: KafkaStore, sealer: Option<Sealer>) {
+    /// Also follows the configurations of `store` and the initial syncs of `initial_syncs`,
+    /// opening secrets with `sealer`.
+    pub fn follow(&mut self, store: KafkaStore, initial_syncs: KafkaStore<InitialSyncs>, sealer: Option<Sealer>) {
         self.followed = Some(store);
+        self.initial_syncs = Some(initial_syncs);
         self.sealer = sealer;
     }
 
-    /// Where a file of `workspace_id` and `table` goes: only ever that workspace's destination.
-    pub fn route(&mut self, workspace_id: i64, table: Table) -> Route {
+    /// Waits until the configuration revision `epoch` of `workspace_id` (or a later one) is
+    /// followed, so that the files after a cut record are routed by the configuration that
+    /// placed it. Without followed configurations there is nothing to wait for.
+    pub async fn pass_cut(&self, workspace_id: i64, epoch: u64, shutdown: &CancellationToken) -> CutPassed {
+        let Some((store, id)) = self.followed.as_ref().zip(WorkspaceId::new(workspace_id)) else {
+            return CutPassed::Followed;
+        };
+        let deadline = tokio::time::Instant::now() + CUT_WAIT;
+        loop {
+            if store.cached(id).is_some_and(|cfg| cfg.revision >= epoch) {
+                return CutPassed::Followed;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return CutPassed::Abandoned;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return CutPassed::Shutdown,
+                () = tokio::time::sleep(CUT_POLL) => {}
+            }
+        }
+    }
+
+    /// Where a file of `workspace_id` and `table` starting at handoff offset `seq` goes: only
+    /// ever that workspace's destination.
+    pub fn route(&mut self, workspace_id: i64, table: Table, seq: u64) -> Route {
         let followed = self.followed.as_ref().zip(WorkspaceId::new(workspace_id)).and_then(|(s, id)| s.cached(id));
         if let Some(cfg) = followed {
-            return self.route_followed(&cfg, table);
+            return self.route_followed(&cfg, table, seq);
         }
         let _ = self.built.remove(&workspace_id);
         match self.statics.get(&workspace_id) {
@@ -169,7 +226,7 @@ impl Destinations {
         }
     }
 
-    fn route_followed(&mut self, cfg: &SyncConfig, table: Table) -> Route {
+    fn route_followed(&mut self, cfg: &SyncConfig, table: Table, seq: u64) -> Route {
         let id = cfg.workspace_id.get();
         if cfg.disabled {
             return Route::Skip("sync_disabled");
@@ -177,8 +234,19 @@ impl Destinations {
         if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
             return Route::Unavailable(format!("schema version {} is not supported", cfg.schema_version));
         }
+        let baseline = cfg.tables.get(&table).and_then(|s| s.baseline);
+        if let Some(baseline) = &baseline
+            && baseline.holds(i64::try_from(seq).unwrap_or(i64::MAX))
+        {
+            return Route::Skip("in_baseline");
+        }
         if !cfg.is_enabled(table) {
             return Route::Park("table_off");
+        }
+        if let Some(baseline) = baseline
+            && !self.baseline_delivered(id, table, baseline)
+        {
+            return Route::Park("initial_sync");
         }
         if let Some((revision, client)) = self.built.get(&id)
             && *revision == cfg.revision
@@ -197,6 +265,26 @@ impl Destinations {
         tracing::info!(workspace_id = id, revision = cfg.revision, bucket = %client.bucket, "Using a new destination configuration.");
         let _ = self.built.insert(id, (cfg.revision, Arc::clone(&client)));
         Route::Deliver(client)
+    }
+
+    /// Whether the backfill reported `table`'s `baseline` of `workspace_id` delivered (remembered
+    /// once seen, so the report is not looked up for every file after).
+    fn baseline_delivered(&mut self, workspace_id: i64, table: Table, baseline: Baseline) -> bool {
+        if self.delivered.get(&(workspace_id, table)) == Some(&baseline) {
+            return true;
+        }
+        let reported = self.initial_syncs.as_ref().zip(WorkspaceId::new(workspace_id)).and_then(|(s, id)| s.cached(id));
+        let done = reported.is_some_and(|r| r.is_done(table, &baseline));
+        if done {
+            let _ = self.delivered.insert((workspace_id, table), baseline);
+            tracing::info!(
+                workspace_id,
+                table = table.name(),
+                epoch = baseline.epoch,
+                "Initial sync delivered: incremental files follow."
+            );
+        }
+        done
     }
 
     /// How many static destinations there are.
@@ -235,12 +323,12 @@ mod tests {
     fn files_route_to_their_own_workspace_only() {
         let mut all = Destinations::new(&[dest(1, "a", &[]), dest(2, "b", &["deliveries"])]).expect("valid");
         assert_eq!(all.len(), 2);
-        let Route::Deliver(a) = all.route(1, Table::People) else { panic!("workspace 1 exports every table") };
+        let Route::Deliver(a) = all.route(1, Table::People, 0) else { panic!("workspace 1 exports every table") };
         assert_eq!((a.workspace_id, a.bucket.as_str(), a.prefix.as_str()), (1, "a", "p1"));
-        let Route::Deliver(b) = all.route(2, Table::Deliveries) else { panic!("workspace 2 exports deliveries") };
+        let Route::Deliver(b) = all.route(2, Table::Deliveries, 0) else { panic!("workspace 2 exports deliveries") };
         assert_eq!((b.workspace_id, b.bucket.as_str()), (2, "b"));
-        assert!(matches!(all.route(2, Table::Metrics), Route::Skip("table_disabled")));
-        assert!(matches!(all.route(3, Table::Deliveries), Route::Skip("no_destination")));
+        assert!(matches!(all.route(2, Table::Metrics, 0), Route::Skip("table_disabled")));
+        assert!(matches!(all.route(3, Table::Deliveries, 0), Route::Skip("no_destination")));
     }
 
     #[test]
@@ -249,7 +337,7 @@ mod tests {
         second.region = "eu-west-1".into();
         let mut all = Destinations::new(&[dest(1, "a", &[]), second]).expect("valid");
         for (ws, region) in [(1, "us-east-1"), (2, "eu-west-1")] {
-            let Route::Deliver(d) = all.route(ws, Table::Deliveries) else { panic!("routed") };
+            let Route::Deliver(d) = all.route(ws, Table::Deliveries, 0) else { panic!("routed") };
             let config = d.client.config();
             assert_eq!(config.region().map(|r| r.as_ref()), Some(region));
             assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1), "retries are ours, not the SDK's");

@@ -121,21 +121,31 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
 /// Connects to both topics, starts following them, and waits until the configuration is read.
 /// The followers stop when `stop` is cancelled (the caller cancels it when this fails, so a
 /// retry does not leave them behind).
+/// The topics the uploader follows: the configurations, the initial syncs (it waits on them
+/// before a table's incremental files), and the one it reports statuses on.
+struct Followed {
+    configs: dwsync_sync_config::KafkaStore,
+    initial_syncs: dwsync_sync_config::KafkaStore<dwsync_sync_config::InitialSyncs>,
+    status: dwsync_sync_config::KafkaStore<dwsync_sync_config::SyncStatus>,
+}
+
 async fn connect(
     cfg: &Config,
     store_cfg: &dwsync_sync_config::StoreConfig,
-    status_cfg: &dwsync_sync_config::StoreConfig,
     stop: &tokio_util::sync::CancellationToken,
-) -> Result<
-    (dwsync_sync_config::KafkaStore, dwsync_sync_config::KafkaStore<dwsync_sync_config::SyncStatus>),
-    dwsync_sync_config::StoreError,
-> {
-    let (store, follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, store_cfg).await?;
-    let (status, status_follower) = dwsync_sync_config::KafkaStore::connect(&cfg.kafka, status_cfg).await?;
+) -> Result<Followed, dwsync_sync_config::StoreError> {
+    use dwsync_sync_config::KafkaStore;
+    let status_cfg = dwsync_sync_config::status::status_store(store_cfg);
+    let initial_cfg = dwsync_sync_config::initial_sync_store(store_cfg);
+    let (configs, follower) = KafkaStore::connect(&cfg.kafka, store_cfg).await?;
+    let (status, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
+    let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
     drop(tokio::spawn(follower.run(stop.clone())));
     drop(tokio::spawn(status_follower.run(stop.clone())));
-    store.catch_up().await?;
-    Ok((store, status))
+    drop(tokio::spawn(initial_follower.run(stop.clone())));
+    configs.catch_up().await?;
+    initial_syncs.catch_up().await?;
+    Ok(Followed { configs, initial_syncs, status })
 }
 
 /// Connects to the configuration and status topics (retrying until shutdown) and waits until
@@ -159,7 +169,6 @@ async fn follow(
         }
     };
     let store_cfg = &cfg.sync_config.store;
-    let status_cfg = dwsync_sync_config::status::status_store(store_cfg);
     let backoff = retry::Backoff::new(std::time::Duration::from_millis(500), std::time::Duration::from_secs(10));
     let mut retry = retry::Retrier::new("Reading the configuration topic", backoff, shutdown);
     let connected = loop {
@@ -167,7 +176,7 @@ async fn follow(
         let attempt = tokio::select! {
             biased;
             () = shutdown.cancelled() => return None,
-            attempt = connect(cfg, store_cfg, &status_cfg, &followers) => attempt,
+            attempt = connect(cfg, store_cfg, &followers) => attempt,
         };
         match attempt {
             Ok(connected) => break connected,
@@ -180,7 +189,7 @@ async fn follow(
             }
         }
     };
-    let (store, status) = connected;
+    let Followed { configs: store, initial_syncs, status } = connected;
     tracing::info!(workspaces = store.cached_all().len(), topic = %store_cfg.topic, "Following the configuration topic.");
     let component = health.clone();
     drop(tokio::spawn(dwsync_sync_config::store::on_following(store.following(), shutdown.clone(), move |problem| {
@@ -191,7 +200,7 @@ async fn follow(
             None => component.set_ready(CONFIG_COMPONENT),
         }
     })));
-    destinations.follow(store, sealer);
+    destinations.follow(store, initial_syncs, sealer);
     Some((destinations, consumer::Reporting { store: Some(status), interval, health }))
 }
 

@@ -47,9 +47,45 @@ impl fmt::Display for Cut {
     }
 }
 
+/// What a record of the handoff topic is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandoffRecord {
+    /// A chunk of a handed-off file.
+    Chunk(crate::FileChunk),
+    /// A cut record.
+    Cut(Cut),
+    /// Neither: why (`empty`, `not_protobuf`, `bad_cut`), a metrics label.
+    Bad(&'static str),
+}
+
+impl HandoffRecord {
+    /// Classifies a record by its [`CUT_HEADER`] value (if it has one) and its payload.
+    pub fn classify(cut_header: Option<&[u8]>, payload: Option<&[u8]>) -> Self {
+        use dwsync_proto::Message as _;
+        if let Some(value) = cut_header {
+            return Cut::parse(value).map_or(Self::Bad("bad_cut"), Self::Cut);
+        }
+        match payload {
+            None => Self::Bad("empty"),
+            Some(payload) => crate::FileChunk::decode(payload).map_or(Self::Bad("not_protobuf"), Self::Chunk),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_chunks_cuts_or_named_as_bad() {
+        use dwsync_proto::Message as _;
+        let chunk = crate::FileChunk { file_id: "f".into(), ..Default::default() };
+        assert_eq!(HandoffRecord::classify(None, Some(&chunk.encode_to_vec())), HandoffRecord::Chunk(chunk));
+        assert_eq!(HandoffRecord::classify(Some(b"7:2"), None), HandoffRecord::Cut(Cut { workspace_id: 7, epoch: 2 }));
+        assert_eq!(HandoffRecord::classify(Some(b"7"), None), HandoffRecord::Bad("bad_cut"));
+        assert_eq!(HandoffRecord::classify(None, None), HandoffRecord::Bad("empty"));
+        assert_eq!(HandoffRecord::classify(None, Some(b"\xff\xff\xff")), HandoffRecord::Bad("not_protobuf"));
+    }
 
     #[test]
     fn cuts_round_trip_and_garbage_is_refused() {

@@ -72,7 +72,7 @@ impl Pipeline {
     /// wait, `None` on shutdown.
     pub(super) async fn try_parked(&mut self, partition: i32, key: QueueKey, entry: &Entry) -> Option<bool> {
         let (workspace_id, table) = key;
-        let dest = match self.destinations.route(workspace_id, table) {
+        let dest = match self.destinations.route(workspace_id, table, entry.seq) {
             Route::Deliver(dest) => dest,
             Route::Park(_) => return Some(false),
             Route::Unavailable(message) => {
@@ -80,7 +80,7 @@ impl Pipeline {
                 return Some(false);
             }
             Route::Skip(reason) => {
-                // Disabled or deleted sync: its files are not kept.
+                // Disabled or deleted sync, or a file the table's (new) baseline holds: not kept.
                 self.metrics.skipped(reason);
                 return self.leave_lot(partition, key, entry.seq).await.then_some(true);
             }
