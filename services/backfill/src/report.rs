@@ -22,13 +22,16 @@ pub struct Reporter {
     value: InitialSyncs,
     written: Option<Instant>,
     max_keys: usize,
+    /// The attempts of the last failure of the tables set since (their failure is replaced by
+    /// `Running` when the job tries again).
+    attempts: u32,
 }
 
 impl Reporter {
     /// The reporter of `workspace`, starting from its value as read so far.
     pub fn new(store: &KafkaStore<InitialSyncs>, workspace: WorkspaceId, max_keys: usize) -> Self {
         let value = store.cached(workspace).unwrap_or_else(|| InitialSyncs::new(workspace.get()));
-        Self { store: store.clone(), value, written: None, max_keys }
+        Self { store: store.clone(), value, written: None, max_keys, attempts: 0 }
     }
 
     /// `table`'s reported initial sync, if any.
@@ -44,6 +47,9 @@ impl Reporter {
         for table in tables {
             let entry = self.value.tables.entry(*table).or_insert_with(|| InitialSync::queued(baseline, now));
             let same = entry.epoch == baseline.epoch && entry.cut == baseline.cut;
+            if let (true, InitialState::Failed { attempts, .. }) = (same, &entry.state) {
+                self.attempts = self.attempts.max(*attempts);
+            }
             if !same || !matches!(state, InitialState::Failed { .. }) {
                 *entry = InitialSync::queued(baseline, now);
             }
@@ -73,7 +79,7 @@ impl Reporter {
 
     /// Failed: `attempts` is one more than the last failure of the same baseline.
     pub async fn failed(&mut self, tables: &[Table], baseline: &Baseline, reason: &str) -> Result<u32, StoreError> {
-        let attempts = tables
+        let before = tables
             .iter()
             .filter_map(|t| self.value.tables.get(t))
             .filter(|s| s.epoch == baseline.epoch && s.cut == baseline.cut)
@@ -82,8 +88,8 @@ impl Reporter {
                 _ => None,
             })
             .max()
-            .unwrap_or(0)
-            .saturating_add(1);
+            .unwrap_or(0);
+        let attempts = before.max(self.attempts).saturating_add(1);
         self.set(tables, baseline, InitialState::Failed { reason: reason.to_owned(), attempts }).await?;
         Ok(attempts)
     }
