@@ -5,7 +5,7 @@
 //! people, every metrics row once and none after the cut, 30 days of events, erased people
 //! anonymized) and the reported status matching the bucket. A second case: the archive behind
 //! the cut (queued, waiting), then a garbage object (failed, naming its key, never done), then
-//! the object restored (done).
+//! the object restored (done). A third: the binary killed with `kill -9` mid-job and restarted.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -520,4 +520,55 @@ async fn a_broken_archive_object_fails_the_job_naming_it_until_it_is_restored() 
     assert_eq!(bucket(&setup.destination).await.keys().collect::<Vec<_>>(), objects.keys().collect::<Vec<_>>());
     let log = std::fs::read_to_string(&process.log).unwrap();
     assert_eq!(log.matches("A baseline file was already written").count(), 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_mid_way_runs_again_counting_the_files_already_written() {
+    let setup = setup("kill").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    // 1,500 metrics rows below the cut: 300 files of 5.
+    let files: Vec<File> = (0..3)
+        .map(|f| {
+            let rows: Vec<Value> = (0..500).map(|n| json!({"event_id": format!("m{:04}", f * 500 + n)})).collect();
+            file(f + 1, Table::Metrics, FileKind::Unspecified, &rows)
+        })
+        .collect();
+    archive_batch(&s3, &setup.archive, BatchRange { partition, start: 0, end: 10 }, &files).await;
+    let baseline = Baseline { epoch: 1, partition, cut: 5, at_ms: AT_MS };
+    setup.configure(baseline, &[Table::Metrics], &[]).await;
+    let mut process = setup.start(free_port());
+
+    // Killed once some files are in the bucket and before all are.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let listed = s3.list_objects_v2().bucket(&setup.destination).send().await.unwrap();
+        let n = listed.contents().iter().filter(|o| o.key().unwrap_or_default().contains("metrics")).count();
+        if n >= 3 {
+            process.kill9();
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no file written; log:\n{}", process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let after_kill = bucket(&setup.destination).await.len() - 1;
+    assert!(after_kill < 300, "killed mid-job: {after_kill} of 300 files written (listed {written})");
+    let before = setup.syncs.cached(WorkspaceId::new(WS).unwrap()).unwrap();
+    assert!(!before.is_done(Table::Metrics, &baseline), "not done when killed");
+
+    let process = setup.start(free_port());
+    let syncs = setup.wait_for("done after the restart", &process, |s| s.is_done(Table::Metrics, &baseline)).await;
+    let objects = bucket(&setup.destination).await;
+    let parts: Vec<&RecordBatch> =
+        objects.iter().filter(|(k, _)| k.contains("metrics")).map(|(_, rows)| rows.as_ref().unwrap()).collect();
+    assert_eq!(parts.len(), 300);
+    let ids: Vec<String> = parts.iter().flat_map(|rows| col(rows, "event_id")).collect();
+    let want: Vec<String> = (0..1500).map(|n| format!("m{n:04}")).collect();
+    assert_eq!(ids, want, "every row once, in order, across the two runs");
+    assert_eq!((syncs.tables[&Table::Metrics].rows, syncs.tables[&Table::Metrics].files), (1500, 300));
+    assert_eq!(syncs.tables[&Table::Metrics].keys.len(), 200, "keys listed up to max_keys_reported");
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    let existing = log.matches("A baseline file was already written").count();
+    assert!(existing >= after_kill, "the files of the killed run found written: {existing} < {after_kill}");
+    println!("killed after {after_kill} of 300 files; {existing} found already written after the restart");
 }
