@@ -304,6 +304,46 @@ impl Destination {
 mod tests {
     use super::*;
 
+    fn config(sealed_by: &Sealer, workspace: &str) -> SyncConfig {
+        let secret = sealed_by.seal(&Secret::new("0123-very-secret"), workspace).expect("sealed");
+        SyncConfig {
+            workspace_id: dwsync_sync_config::WorkspaceId::new(42).expect("id"),
+            schema_version: dwsync_contract::SCHEMA_VERSION,
+            destination: dwsync_sync_config::Destination {
+                bucket: "b".into(),
+                prefix: "p".into(),
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:1".into()),
+                force_path_style: true,
+                conditional_writes: true,
+                access_key_id: "AK".into(),
+                secret_access_key: secret,
+            },
+            tables: std::collections::BTreeMap::new(),
+            disabled: false,
+            updated_at_ms: 0,
+            revision: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_opens_only_with_the_key_and_workspace_it_was_sealed_for() {
+        let (key, other) = (Sealer::new(&[1; 32]), Sealer::new(&[2; 32]));
+        let https = dwsync_s3::https_client();
+        let opened = Destination::open(&config(&key, "42"), &Ok(key.clone()), &https).expect("opens");
+        assert_eq!((opened.bucket.as_str(), opened.prefix.as_str()), ("b", "p"));
+        let failures = [
+            Destination::open(&config(&other, "42"), &Ok(key.clone()), &https),
+            Destination::open(&config(&key, "43"), &Ok(key.clone()), &https),
+            Destination::open(&config(&key, "42"), &Err("no seal key (DWSYNC_SEAL_KEY)".into()), &https),
+        ];
+        for failure in failures {
+            let Err(Failure(reason)) = failure else { panic!("opened") };
+            assert!(reason.starts_with("the destination's secret key"), "{reason}");
+            assert!(!reason.contains("0123-very-secret"), "{reason}");
+        }
+    }
+
     #[test]
     fn failures_name_what_failed() {
         let failure =
