@@ -5,6 +5,7 @@
 //!   and their parsing;
 //! - [`footer`]: the `dwsync.archive` footer metadata (which row group holds which workspace);
 //! - [`write`]: one archive object from a batch's files (one row group per workspace);
+//! - [`location`]: where an archive is and how to read it (a service's `[archive]` section);
 //! - [`partition`]: workspace → handoff partition (Kafka's murmur2 partitioner);
 //! - [`read`]: one workspace's history, per table in archive order, reading only the footers
 //!   and that workspace's row groups;
@@ -17,6 +18,7 @@ pub mod anonymize;
 pub mod fold;
 pub mod footer;
 pub mod key;
+pub mod location;
 pub mod partition;
 pub mod read;
 #[cfg(test)]
@@ -25,5 +27,6 @@ pub mod write;
 
 pub use footer::{PROVENANCE_METADATA, Provenance, SourceFile, WorkspaceRows};
 pub use key::{BatchRange, ObjectKey, Part, object_key, parse_key};
+pub use location::ArchiveLocation;
 pub use partition::handoff_partition;
 pub use read::{ArchiveReader, ReadError, TableHistory, WorkspaceHistory};

@@ -250,3 +250,78 @@ async fn broken_objects_are_errors_naming_their_key() {
     let err = reader.workspace(7).await.expect_err("foreign key");
     assert!(matches!(&err, ReadError::ForeignKey { key } if key.ends_with("notes.txt")), "{err}");
 }
+
+#[tokio::test]
+async fn a_cut_keeps_only_the_files_below_it() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    let ranges = [
+        BatchRange { partition: 0, start: 0, end: 10 },
+        BatchRange { partition: 0, start: 10, end: 20 },
+        BatchRange { partition: 0, start: 20, end: 30 },
+    ];
+    // Metrics of workspace 7: files at 2 (3 rows), 5 (4), 8 (2) | 12 (5) | 22 (1); workspace 1
+    // has a file at 6 in the first batch.
+    let metrics = |offset: i64, first: u64, n: u64| File {
+        workspace: 7,
+        offset,
+        kind: FileKind::Unspecified,
+        rows: batch(Table::Metrics, 7, first, n, None),
+    };
+    let other =
+        File { workspace: 1, offset: 6, kind: FileKind::Unspecified, rows: batch(Table::Metrics, 1, 0, 4, None) };
+    write_batch(
+        &client,
+        &bucket,
+        ranges[0],
+        Table::Metrics,
+        &[metrics(2, 0, 3), metrics(5, 3, 4), other, metrics(8, 7, 2)],
+    )
+    .await;
+    write_batch(&client, &bucket, ranges[1], Table::Metrics, &[metrics(12, 9, 5)]).await;
+    write_batch(&client, &bucket, ranges[2], Table::Metrics, &[metrics(22, 14, 1)]).await;
+    // People of workspace 7: new p1,p2 at 2, change p1 at 5, new p3 at 7 (one batch, two objects).
+    let people = |offset, kind, ids: &[&str]| File {
+        workspace: 7,
+        offset,
+        kind,
+        rows: batch(Table::People, 7, offset as u64 * 10, ids.len() as u64, Some(ids)),
+    };
+    let files = [
+        people(2, FileKind::New, &["p1", "p2"]),
+        people(5, FileKind::Changes, &["p1"]),
+        people(7, FileKind::New, &["p3"]),
+    ];
+    write_batch(&client, &bucket, ranges[0], Table::People, &files).await;
+
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+    let all = batch(Table::Metrics, 7, 0, 15, None);
+    let ids = strings(&all, "event_id");
+    let history = reader.workspace(7).await.expect("listed");
+
+    let whole = history.table(Table::Metrics).await.expect("metrics");
+    assert_eq!((whole.rows(), whole.last_seq, whole.objects_opened), (15, Some(22), 3), "no cut: everything");
+
+    // Cut at 6 (inside the first batch): files 2 and 5 only; later batches never opened.
+    let before = history.clone().before(6).table(Table::Metrics).await.expect("metrics");
+    assert_eq!(strings(&before.batches, "event_id"), ids[..7], "rows of the files at 2 and 5, in order");
+    assert_eq!((before.last_seq, before.objects_opened), (Some(5), 1));
+    // Cut at 11 (inside the second batch, before its file at 12): the first batch whole.
+    let before = history.clone().before(11).table(Table::Metrics).await.expect("metrics");
+    assert_eq!(strings(&before.batches, "event_id"), ids[..9]);
+    assert_eq!((before.last_seq, before.objects_opened), (Some(8), 2), "the straddling batch is opened");
+    // Cut at 20 (where the third batch starts): the first two batches.
+    let before = history.clone().before(20).table(Table::Metrics).await.expect("metrics");
+    assert_eq!((before.rows(), before.last_seq, before.objects_opened), (14, Some(12), 2));
+    // Cut at 0: nothing, nothing opened.
+    let before = history.clone().before(0).table(Table::Metrics).await.expect("metrics");
+    assert_eq!((before.rows(), before.last_seq, before.objects_opened), (0, None, 0));
+
+    // People: new and change files merged, the file at 7 past the cut left out.
+    let before = history.clone().before(6).table(Table::People).await.expect("people");
+    assert_eq!(strings(&before.batches, "internal_customer_id"), ["p1", "p2", "p1"]);
+    assert_eq!(before.last_seq, Some(5), "the highest first offset over new and change files");
+    let before = history.before(8).table(Table::People).await.expect("people");
+    assert_eq!(strings(&before.batches, "internal_customer_id"), ["p1", "p2", "p1", "p3"]);
+    assert_eq!(before.last_seq, Some(7));
+}

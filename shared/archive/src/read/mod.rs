@@ -6,6 +6,13 @@
 //! with new and change files (people, objects, object types) the two objects of a batch are
 //! merged by their files' offsets, using the rows per file the footer records. An object written
 //! before that was recorded counts as one file at its first file's offset.
+//!
+//! **Up to a cut** ([`WorkspaceHistory::before`]): only the rows of files whose first offset is
+//! below the cut (an initial sync's baseline). Batches starting at or after the cut are not
+//! opened; inside a batch that straddles it, the workspace's rows are sliced by the footer's rows
+//! per file. An object without rows per file counts as one file at its first file's offset: it is
+//! kept whole when that offset is below the cut (rows of its later files past the cut included),
+//! left out otherwise.
 
 mod error;
 mod object;
@@ -106,7 +113,7 @@ impl ArchiveReader {
         let partition =
             handoff_partition(workspace_id, self.partitions).ok_or(ReadError::Partitions(self.partitions))?;
         let batches = self.batches(partition).await?;
-        Ok(WorkspaceHistory { reader: self.clone(), workspace_id, partition, batches })
+        Ok(WorkspaceHistory { reader: self.clone(), workspace_id, partition, batches, cut: None })
     }
 }
 
@@ -117,6 +124,8 @@ pub struct WorkspaceHistory {
     workspace_id: i64,
     partition: i32,
     batches: Vec<ListedBatch>,
+    /// Only files whose first offset is below it, if set.
+    cut: Option<i64>,
 }
 
 /// One table's rows of a workspace, in archive order.
@@ -130,6 +139,10 @@ pub struct TableHistory {
     pub objects_opened: usize,
     /// Their total size (what reading them whole would fetch).
     pub object_bytes: u64,
+    /// The highest first offset of the handed-off files read (those of both objects for people,
+    /// objects and object types; files without rows too); `None` when the workspace has no file
+    /// of the table (before the cut, if one is set).
+    pub last_seq: Option<i64>,
 }
 
 impl TableHistory {
@@ -150,12 +163,21 @@ impl WorkspaceHistory {
         &self.batches
     }
 
+    /// The history up to `cut`: [`table`](Self::table) then returns only the rows of files whose
+    /// first offset is below `cut`, and opens no batch that starts at or after it.
+    pub fn before(mut self, cut: i64) -> Self {
+        self.cut = Some(cut);
+        self
+    }
+
     /// Reads `table`'s rows of the workspace, batch after batch: per object of the table, its
     /// footer and the workspace's row group only.
     pub async fn table(&self, table: Table) -> Result<TableHistory, ReadError> {
         let reader = &self.reader;
-        let mut history = TableHistory { table, batches: Vec::new(), objects_opened: 0, object_bytes: 0 };
-        for batch in &self.batches {
+        let mut history =
+            TableHistory { table, batches: Vec::new(), objects_opened: 0, object_bytes: 0, last_seq: None };
+        let cut = self.cut.unwrap_or(i64::MAX);
+        for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
             let mut slices = Vec::new();
             for listed in batch.objects.iter().filter(|o| o.part.table == table) {
                 let object = RangedObject {
@@ -172,20 +194,30 @@ impl WorkspaceHistory {
                     slices.push((listed.key.as_str(), slice));
                 }
             }
-            history.batches.extend(in_file_order(table, slices)?);
+            let (rows, last) = in_file_order(table, slices, cut)?;
+            history.batches.extend(rows);
+            history.last_seq = history.last_seq.max(last);
         }
         Ok(history)
     }
 }
 
 /// The rows of one batch's objects of one table (one, or new and changes) in the order of the
-/// files they came from.
-fn in_file_order(table: Table, slices: Vec<(&str, Slice)>) -> Result<Vec<RecordBatch>, ReadError> {
-    if slices.len() <= 1 {
-        return Ok(slices.into_iter().flat_map(|(_, slice)| slice.batches).collect());
+/// files they came from, only files whose first offset is below `cut`; and the highest first
+/// offset of those files.
+fn in_file_order(
+    table: Table,
+    slices: Vec<(&str, Slice)>,
+    cut: i64,
+) -> Result<(Vec<RecordBatch>, Option<i64>), ReadError> {
+    let below = |slice: &Slice| slice.files.iter().all(|f| f.first_offset < cut);
+    if slices.len() <= 1 && slices.iter().all(|(_, slice)| below(slice)) {
+        let last = slices.iter().flat_map(|(_, s)| &s.files).map(|f| f.first_offset).max();
+        return Ok((slices.into_iter().flat_map(|(_, slice)| slice.batches).collect(), last));
     }
     // (first offset of the file, the file's rows)
     let mut segments: Vec<(i64, RecordBatch)> = Vec::new();
+    let mut last = None;
     for (key, slice) in slices {
         let rows = concat_batches(&arrow_schema(table), &slice.batches).map_err(|e| ReadError::unreadable(key, e))?;
         let per_file: Option<Vec<u64>> = slice.files.iter().map(|f| f.rows).collect();
@@ -195,14 +227,58 @@ fn in_file_order(table: Table, slices: Vec<(&str, Slice)>) -> Result<Vec<RecordB
                 let mut at = 0usize;
                 for (file, n) in slice.files.iter().zip(rows_each) {
                     let n = usize::try_from(n).map_err(|e| ReadError::unreadable(key, e))?;
-                    segments.push((file.first_offset, rows.slice(at, n)));
+                    if file.first_offset < cut {
+                        segments.push((file.first_offset, rows.slice(at, n)));
+                        last = last.max(Some(file.first_offset));
+                    }
                     at += n;
                 }
             }
-            // Written before rows per file were recorded: one segment.
-            None => segments.push((first, rows)),
+            // Written before rows per file were recorded: one segment, at its first file.
+            None if first < cut => {
+                last = last.max(slice.files.iter().map(|f| f.first_offset).filter(|o| *o < cut).max());
+                segments.push((first, rows));
+            }
+            None => {}
         }
     }
     segments.sort_by_key(|(offset, _)| *offset);
-    Ok(segments.into_iter().map(|(_, rows)| rows).filter(|b| b.num_rows() > 0).collect())
+    Ok((segments.into_iter().map(|(_, rows)| rows).filter(|b| b.num_rows() > 0).collect(), last))
+}
+
+#[cfg(test)]
+mod tests {
+    use dwsync_contract::Table;
+    use serde_json::json;
+
+    use super::*;
+    use crate::footer::SourceFile;
+    use crate::testing::{col, rows};
+
+    fn file(first_offset: i64, rows: Option<u64>) -> SourceFile {
+        SourceFile { file_id: format!("f{first_offset}"), first_offset, window_closed_at_ms: 0, rows }
+    }
+
+    fn slice(files: Vec<SourceFile>, ids: &[&str]) -> Slice {
+        let fields: Vec<_> = ids.iter().map(|id| json!({ "internal_customer_id": id })).collect();
+        Slice { files, batches: vec![rows(Table::People, &fields)] }
+    }
+
+    #[test]
+    fn objects_without_rows_per_file_count_as_one_file_at_their_first_offset() {
+        // New files at 2 (a) and 8 (b), rows per file unknown; a change file at 5 (c), known.
+        let old = || slice(vec![file(2, None), file(8, None)], &["a", "b"]);
+        let changes = || slice(vec![file(5, Some(1))], &["c"]);
+        let read = |cut| {
+            let (batches, last) =
+                in_file_order(Table::People, vec![("new", old()), ("chngs", changes())], cut).expect("rows");
+            (col(&batches, "internal_customer_id"), last)
+        };
+        // Kept whole at its first offset (2), before the change file at 5.
+        assert_eq!(read(i64::MAX), (vec!["a".to_owned(), "b".to_owned(), "c".to_owned()], Some(8)));
+        // Cut at 6: the old object is still kept whole (its file at 8 cannot be told apart).
+        assert_eq!(read(6), (vec!["a".to_owned(), "b".to_owned(), "c".to_owned()], Some(5)));
+        // Cut at 2: its first file is not below the cut: left out, with the change file.
+        assert_eq!(read(2), (Vec::<String>::new(), None));
+    }
 }

@@ -1,0 +1,353 @@
+//! One job: a workspace's pending tables for one baseline, from the archive to its bucket.
+//!
+//! 1. the tables still asked for (a new epoch, a table turned off or the sync disabled or
+//!    deleted drop them, here and before each table);
+//! 2. the archive must cover the cut ([`plan::coverage`]); if not, the tables stay queued with
+//!    the reason and the job ends (the scheduler looks again at its next poll);
+//! 3. running: the workspace's history up to the cut, the [`Context`] at the baseline's time
+//!    (people, and deliveries and subjects when someone is erased, objects for object
+//!    attributes), then per table its fold, its files ([`plan::files`]) created without
+//!    overwriting after `cio-validate`, and `Done`.
+//!
+//! Any failure (archive, fold, destination) is returned as a sentence naming what failed (never
+//! a secret); the caller reports it and tries the job again later. A job run again after a crash
+//! folds the same rows (the baseline's `at_ms` is its "now") into the same keys: files already
+//! written answer `412` and are counted as written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use bytes::Bytes;
+use dwsync_archive::fold::{Context, fold};
+use dwsync_archive::{ArchiveReader, TableHistory, WorkspaceHistory};
+use dwsync_config::Secret;
+use dwsync_contract::Table;
+use dwsync_format::{ParquetFileWriter, ParquetOptions};
+use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
+use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
+use dwsync_sync_config::{InitialSyncs, KafkaStore, Sealer, SyncConfig};
+
+use crate::metrics::Metrics;
+use crate::plan::{self, Coverage, Work};
+use crate::report::Reporter;
+
+/// Longest wait for a connection to a destination's S3 endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest single S3 request.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Files larger than this go as multipart uploads, in parts of [`PART_BYTES`].
+const MULTIPART_THRESHOLD: u64 = 64 << 20;
+
+/// Multipart part size.
+const PART_BYTES: u64 = 16 << 20;
+
+/// What every job shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The followed configurations.
+    pub configs: KafkaStore<SyncConfig>,
+    /// The initial syncs, followed and written.
+    pub syncs: KafkaStore<InitialSyncs>,
+    /// The archive.
+    pub reader: ArchiveReader,
+    /// Opens the destinations' secrets (or why it cannot).
+    pub sealer: Result<Sealer, String>,
+    /// The HTTPS client of every destination's S3 client.
+    pub https: SharedHttpClient,
+    /// Rows per initial metrics file.
+    pub metrics_rows_per_file: usize,
+    /// Keys listed per table in the status.
+    pub max_keys_reported: usize,
+    /// The instruments.
+    pub metrics: Arc<Metrics>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every table of the job is delivered.
+    Done,
+    /// The archive does not cover the cut yet.
+    Waiting,
+    /// Its baseline is no longer asked for.
+    Dropped,
+    /// It failed (reported); attempts so far.
+    Failed(u32),
+}
+
+/// A failure: what failed, a sentence for the status (never a secret).
+#[derive(Debug)]
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<(&str, E)> for Failure {
+    fn from((what, error): (&str, E)) -> Self {
+        Self(format!("{what}: {error}"))
+    }
+}
+
+/// Runs `work` once.
+#[tracing::instrument(name = "job", skip_all, fields(workspace_id = %work.workspace, epoch = work.baseline.epoch, partition = work.baseline.partition, cut = work.baseline.cut))]
+pub async fn run(shared: &Shared, work: &Work) -> Outcome {
+    let mut reporter = Reporter::new(&shared.syncs, work.workspace, shared.max_keys_reported);
+    let failure = match attempt(shared, work, &mut reporter).await {
+        Ok(outcome) => return outcome,
+        Err(failure) => failure.0,
+    };
+    let b = &work.baseline;
+    let left: Vec<Table> =
+        work.tables.iter().copied().filter(|t| !reporter.get(*t).is_some_and(|s| s.is_done_for(b))).collect();
+    match reporter.failed(&left, b, &failure).await {
+        Ok(attempts) => {
+            tracing::error!(reason = %failure, attempts, "An initial sync failed; it will be tried again.");
+            Outcome::Failed(attempts)
+        }
+        Err(error) => {
+            tracing::error!(reason = %failure, %error, "An initial sync failed, and reporting it failed too; it will be tried again.");
+            Outcome::Failed(1)
+        }
+    }
+}
+
+/// The tables of `work` its configuration still asks for.
+fn wanted(shared: &Shared, work: &Work) -> Vec<Table> {
+    let cfg = shared.configs.cached(work.workspace);
+    work.tables.iter().copied().filter(|t| plan::still_wanted(cfg.as_ref(), *t, &work.baseline)).collect()
+}
+
+async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Result<Outcome, Failure> {
+    let (ws, b) = (work.workspace, &work.baseline);
+    let tables = wanted(shared, work);
+    if tables.is_empty() {
+        tracing::info!("The baseline is no longer asked for; dropped.");
+        return Ok(Outcome::Dropped);
+    }
+    let listing = format!("listing the archive of handoff partition {}", b.partition);
+    let batches = shared.reader.batches(b.partition).await.map_err(|e| (listing.as_str(), e))?;
+    let ranges: Vec<_> = batches.iter().map(|batch| batch.range).collect();
+    let coverage = plan::coverage(&ranges, b.cut);
+    if coverage != Coverage::Covered {
+        let waiting = plan::waiting_for(b, &coverage);
+        tracing::info!(waiting_for = waiting.as_deref().unwrap_or_default(), "Waiting for the archive.");
+        reporter.queued(&tables, b, waiting).await.map_err(|e| ("reporting", e))?;
+        return Ok(Outcome::Waiting);
+    }
+    reporter.running(&tables, b).await.map_err(|e| ("reporting", e))?;
+    let Some(cfg) = shared.configs.cached(ws) else { return Ok(Outcome::Dropped) };
+    let dest = Destination::open(&cfg, &shared.sealer, &shared.https)?;
+
+    let history = shared.reader.workspace(ws.get()).await.map_err(|e| (listing.as_str(), e))?;
+    if history.partition() != b.partition {
+        return Err(Failure(format!(
+            "workspace {ws} is in handoff partition {} of the handoff topic, its baseline names partition {}",
+            history.partition(),
+            b.partition
+        )));
+    }
+    let mut reading = Reading { history: history.before(b.cut), read: HashMap::new(), partition: b.partition };
+    let context = reading.context(&tables, b.at_ms).await?;
+
+    dest.validate().await.map_err(|e| ("writing cio-validate to the destination", e.summary()))?;
+    tracing::info!(tables = tables.len(), bucket = %dest.bucket, "Writing the baseline.");
+    for table in tables {
+        if !wanted(shared, work).contains(&table) {
+            tracing::info!(table = table.name(), "The baseline is no longer asked for; dropped.");
+            return Ok(Outcome::Dropped);
+        }
+        let history = reading.table(table).await?;
+        let Some(seq) = history.last_seq else {
+            reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
+            continue;
+        };
+        let folded = fold(table, history.batches, &context).map_err(|e| ("folding the baseline", e))?;
+        let seq = u64::try_from(seq).unwrap_or_default();
+        for file in plan::files(&dest.prefix, table, ws, seq, folded, shared.metrics_rows_per_file) {
+            let rows = file.rows() as u64;
+            let object = encode(table, file.key, &file.batches)?;
+            match dest.create(&object).await {
+                Ok(Create::Created) => shared.metrics.written(table.name(), rows),
+                Ok(Create::Exists) => {
+                    tracing::info!(key = %object.key, "A baseline file was already written (an earlier attempt).");
+                    shared.metrics.existing(table.name());
+                }
+                Err(error) => return Err(Failure(format!("writing a baseline file failed: {}", error.summary()))),
+            }
+            reporter.file(table, b, &object.key, rows).await.map_err(|e| ("reporting", e))?;
+        }
+        reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
+        tracing::info!(
+            table = table.name(),
+            rows = reporter.get(table).map_or(0, |s| s.rows),
+            "A baseline is delivered."
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+/// The workspace's history up to the cut, each table read at most once.
+struct Reading {
+    history: WorkspaceHistory,
+    read: HashMap<Table, TableHistory>,
+    partition: i32,
+}
+
+impl Reading {
+    /// `table`'s history (taken out of what was read for the context, or read now).
+    async fn table(&mut self, table: Table) -> Result<TableHistory, Failure> {
+        if let Some(history) = self.read.remove(&table) {
+            return Ok(history);
+        }
+        let what = format!("reading {} from the archive (handoff partition {})", table.name(), self.partition);
+        self.history.table(table).await.map_err(|e| Failure::from((what.as_str(), e)))
+    }
+
+    /// Reads `table` for the context and keeps it for its fold.
+    async fn rows(&mut self, table: Table) -> Result<&[RecordBatch], Failure> {
+        if !self.read.contains_key(&table) {
+            let history = self.table(table).await?;
+            let _ = self.read.insert(table, history);
+        }
+        Ok(self.read.get(&table).map_or(&[], |h| h.batches.as_slice()))
+    }
+
+    /// The context at `now_ms` for folding `tables`: people when any of them is anonymized or
+    /// leaves erased people out; deliveries and subjects when someone is erased; objects for
+    /// object attributes.
+    async fn context(&mut self, tables: &[Table], now_ms: i64) -> Result<Context, Failure> {
+        let erasing = tables
+            .iter()
+            .any(|t| dwsync_archive::anonymize::rules(*t).is_some() || matches!(t, Table::People | Table::Attributes));
+        let people = if erasing { self.rows(Table::People).await?.to_vec() } else { Vec::new() };
+        let fold = |e| Failure::from(("folding the baseline", e));
+        let context = Context::derive(now_ms, &people, &[], &[], &[]).map_err(fold)?;
+        let (deliveries, subjects) = if context.erased.people.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            (self.rows(Table::Deliveries).await?.to_vec(), self.rows(Table::Subjects).await?.to_vec())
+        };
+        let objects = if tables.contains(&Table::ObjectAttributes) {
+            self.rows(Table::Objects).await?.to_vec()
+        } else {
+            Vec::new()
+        };
+        Context::derive(now_ms, &people, &deliveries, &subjects, &objects).map_err(fold)
+    }
+}
+
+/// One baseline file encoded by the exported files' Parquet writer, with the v5 schema.
+fn encode(table: Table, key: String, batches: &[RecordBatch]) -> Result<Object, Failure> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let encoding = |e| Failure::from(("encoding a baseline file", e));
+    let mut writer =
+        ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default().for_rows(rows)).map_err(encoding)?;
+    for batch in batches {
+        writer.write(batch).map_err(encoding)?;
+    }
+    let body = writer.finish().map_err(encoding)?;
+    let sha256_hex = hex::encode(dwsync_handoff::chunk::sha256(&body));
+    Ok(Object { key, body: Bytes::from(body), sha256_hex, rows: rows as u64 })
+}
+
+/// A workspace's bucket, with a client signing with its own (opened) credentials.
+struct Destination {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    conditional: bool,
+}
+
+impl Destination {
+    /// The destination of `cfg`, its secret opened with `sealer` (the workspace id as context).
+    fn open(cfg: &SyncConfig, sealer: &Result<Sealer, String>, https: &SharedHttpClient) -> Result<Self, Failure> {
+        let d = &cfg.destination;
+        if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
+            return Err(Failure(format!("schema version {} is not supported", cfg.schema_version)));
+        }
+        let sealer =
+            sealer.as_ref().map_err(|e| Failure(format!("the destination's secret key cannot be opened: {e}")))?;
+        let secret: Secret = sealer
+            .open(&d.secret_access_key, &cfg.workspace_id.to_string())
+            .map_err(|e| Failure(format!("the destination's secret key does not open: {e}")))?;
+        let location =
+            Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
+        let credentials = StaticCredentials::new(
+            d.access_key_id.clone(),
+            secret.expose().to_owned(),
+            None,
+            None,
+            "dwsync-destination",
+        );
+        let client =
+            dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
+        Ok(Self { client, bucket: d.bucket.clone(), prefix: d.prefix.clone(), conditional: d.conditional_writes })
+    }
+
+    /// Writes the empty `cio-validate` object (a plain PUT, as the uploader before every sync).
+    async fn validate(&self) -> Result<(), S3Error> {
+        let key = dwsync_handoff::validate_key(&self.prefix);
+        let put = self.client.put_object().bucket(&self.bucket).key(&key).body(Vec::new().into());
+        put.send().await.map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, &key, e))?;
+        Ok(())
+    }
+
+    /// Creates `object` unless its key exists.
+    async fn create(&self, object: &Object) -> Result<Create, S3Error> {
+        let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
+        CreateOnly::new(&self.client, &self.bucket, self.conditional, parts).create(object).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(sealed_by: &Sealer, workspace: &str) -> SyncConfig {
+        let secret = sealed_by.seal(&Secret::new("0123-very-secret"), workspace).expect("sealed");
+        SyncConfig {
+            workspace_id: dwsync_sync_config::WorkspaceId::new(42).expect("id"),
+            schema_version: dwsync_contract::SCHEMA_VERSION,
+            destination: dwsync_sync_config::Destination {
+                bucket: "b".into(),
+                prefix: "p".into(),
+                region: "us-east-1".into(),
+                endpoint: Some("http://127.0.0.1:1".into()),
+                force_path_style: true,
+                conditional_writes: true,
+                access_key_id: "AK".into(),
+                secret_access_key: secret,
+            },
+            tables: std::collections::BTreeMap::new(),
+            disabled: false,
+            updated_at_ms: 0,
+            revision: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_opens_only_with_the_key_and_workspace_it_was_sealed_for() {
+        let (key, other) = (Sealer::new(&[1; 32]), Sealer::new(&[2; 32]));
+        let https = dwsync_s3::https_client();
+        let opened = Destination::open(&config(&key, "42"), &Ok(key.clone()), &https).expect("opens");
+        assert_eq!((opened.bucket.as_str(), opened.prefix.as_str()), ("b", "p"));
+        let failures = [
+            Destination::open(&config(&other, "42"), &Ok(key.clone()), &https),
+            Destination::open(&config(&key, "43"), &Ok(key.clone()), &https),
+            Destination::open(&config(&key, "42"), &Err("no seal key (DWSYNC_SEAL_KEY)".into()), &https),
+        ];
+        for failure in failures {
+            let Err(Failure(reason)) = failure else { panic!("opened") };
+            assert!(reason.starts_with("the destination's secret key"), "{reason}");
+            assert!(!reason.contains("0123-very-secret"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn failures_name_what_failed() {
+        let failure =
+            Failure::from(("reading metrics from the archive (handoff partition 3)", "archive object k is missing"));
+        assert_eq!(failure.0, "reading metrics from the archive (handoff partition 3): archive object k is missing");
+    }
+}

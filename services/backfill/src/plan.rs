@@ -1,0 +1,318 @@
+//! What is to be done, from the followed configurations and the reported initial syncs: pure,
+//! no I/O.
+//!
+//! - [`pending`]: per enabled sync, each enabled table with a baseline whose initial sync is not
+//!   done for it, grouped per (workspace, epoch, cut) so one job reads the workspace's history
+//!   once for all its tables; oldest `at_ms` first.
+//! - [`choose`]: the jobs to start now, at most one per workspace and `free` in all.
+//! - [`coverage`]: whether the archive has reached a cut.
+//! - [`files`]: the files of a table's baseline and their keys.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arrow_array::RecordBatch;
+use dwsync_archive::BatchRange;
+use dwsync_contract::Table;
+use dwsync_sync_config::{Baseline, InitialSyncs, SyncConfig, WorkspaceId};
+
+/// One job: a workspace's tables pending for one baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// The baseline its tables share.
+    pub baseline: Baseline,
+    /// The tables, in [`Table`]'s order.
+    pub tables: Vec<Table>,
+}
+
+/// Whether `table`'s baseline `baseline` is still asked for by `cfg`: the sync exists, is not
+/// disabled, the table is enabled and still names that baseline.
+pub fn still_wanted(cfg: Option<&SyncConfig>, table: Table, baseline: &Baseline) -> bool {
+    cfg.is_some_and(|cfg| {
+        !cfg.disabled
+            && cfg.tables.get(&table).is_some_and(|state| state.enabled && state.baseline.as_ref() == Some(baseline))
+    })
+}
+
+/// Every pending job, oldest `at_ms` first (then by workspace and epoch).
+pub fn pending(configs: &[SyncConfig], syncs: &HashMap<WorkspaceId, InitialSyncs>) -> Vec<Work> {
+    let mut jobs: BTreeMap<(i64, WorkspaceId, u64, i64), Work> = BTreeMap::new();
+    for cfg in configs.iter().filter(|cfg| !cfg.disabled) {
+        let reported = syncs.get(&cfg.workspace_id);
+        for (table, state) in &cfg.tables {
+            let Some(baseline) = state.baseline.filter(|_| state.enabled) else { continue };
+            if reported.is_some_and(|syncs| syncs.is_done(*table, &baseline)) {
+                continue;
+            }
+            let order = (baseline.at_ms, cfg.workspace_id, baseline.epoch, baseline.cut);
+            jobs.entry(order)
+                .or_insert_with(|| Work { workspace: cfg.workspace_id, baseline, tables: Vec::new() })
+                .tables
+                .push(*table);
+        }
+    }
+    jobs.into_values().collect()
+}
+
+/// The jobs of `pending` to start now, in its order: at most `free`, none of a workspace in
+/// `busy` (running, or waiting out a retry backoff), at most one per workspace.
+pub fn choose(pending: Vec<Work>, busy: &HashSet<WorkspaceId>, free: usize) -> Vec<Work> {
+    let mut taken: HashSet<WorkspaceId> = busy.clone();
+    let mut chosen = Vec::new();
+    for work in pending {
+        if chosen.len() == free {
+            break;
+        }
+        if taken.insert(work.workspace) {
+            chosen.push(work);
+        }
+    }
+    chosen
+}
+
+/// Whether the archive of a partition holds every file below a cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// A batch holds the cut record, or starts after it: every file before it is archived.
+    Covered,
+    /// Not yet: the archive ends at this offset (`None`: nothing archived in the partition).
+    Behind(Option<i64>),
+}
+
+/// Whether `batches` (one partition's, contiguous, in offset order) cover `cut`: some batch has
+/// `start <= cut < end`, or starts after the cut.
+pub fn coverage(batches: &[BatchRange], cut: i64) -> Coverage {
+    // A batch holding the cut (`start <= cut < end`) or starting after it: either way one that
+    // ends after the cut.
+    if batches.iter().any(|b| cut < b.end) {
+        Coverage::Covered
+    } else {
+        Coverage::Behind(batches.iter().map(|b| b.end).max())
+    }
+}
+
+/// The reason a job waits for the archive.
+pub fn waiting_for(baseline: &Baseline, coverage: &Coverage) -> Option<String> {
+    let Coverage::Behind(end) = coverage else { return None };
+    let end = end.map_or_else(|| "nothing archived yet".to_owned(), |end| format!("archived up to {end}"));
+    Some(format!("the archive to pass offset {} of handoff partition {} ({end})", baseline.cut, baseline.partition))
+}
+
+/// One file of a table's baseline: its key and rows (zero-copy slices of the folded rows).
+#[derive(Debug, Clone)]
+pub struct BaselineFile {
+    /// The object key.
+    pub key: String,
+    /// Its rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl BaselineFile {
+    /// Its row count.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// The files of `table`'s baseline with rows `rows`: metrics in parts of `metrics_rows_per_file`
+/// rows (`metrics_v5_<ws>_<seq>_<part>`, parts from 0), every other table one file; no rows, no
+/// file. `seq` is the highest first offset of the table's files below the cut.
+pub fn files(
+    prefix: &str,
+    table: Table,
+    workspace: WorkspaceId,
+    seq: u64,
+    rows: Vec<RecordBatch>,
+    metrics_rows_per_file: usize,
+) -> Vec<BaselineFile> {
+    let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let key = |part| dwsync_handoff::baseline_key(prefix, table, workspace.get(), seq, part);
+    if table != Table::Metrics {
+        return vec![BaselineFile { key: key(None), batches: rows }];
+    }
+    let per_file = metrics_rows_per_file.max(1);
+    let mut out: Vec<BaselineFile> = Vec::new();
+    let mut current: Vec<RecordBatch> = Vec::new();
+    let mut in_current = 0usize;
+    for batch in rows {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let n = (per_file - in_current).min(batch.num_rows() - at);
+            current.push(batch.slice(at, n));
+            (at, in_current) = (at + n, in_current + n);
+            if in_current == per_file {
+                out.push(BaselineFile { key: key(Some(out.len() as u64)), batches: std::mem::take(&mut current) });
+                in_current = 0;
+            }
+        }
+    }
+    if in_current > 0 {
+        out.push(BaselineFile { key: key(Some(out.len() as u64)), batches: current });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dwsync_sync_config::{Destination, InitialState, InitialSync, Sealed, TableState};
+
+    use super::*;
+
+    fn ws(id: i64) -> WorkspaceId {
+        WorkspaceId::new(id).expect("positive")
+    }
+
+    fn baseline(epoch: u64, at_ms: i64) -> Baseline {
+        Baseline { epoch, partition: 1, cut: 100 + epoch as i64, at_ms }
+    }
+
+    fn config(id: i64, tables: &[(Table, bool, Option<Baseline>)]) -> SyncConfig {
+        SyncConfig {
+            workspace_id: ws(id),
+            schema_version: dwsync_contract::SCHEMA_VERSION,
+            destination: Destination {
+                bucket: "b".into(),
+                prefix: String::new(),
+                region: "us-east-1".into(),
+                endpoint: None,
+                force_path_style: false,
+                conditional_writes: true,
+                access_key_id: "AK".into(),
+                secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+            },
+            tables: tables
+                .iter()
+                .map(|&(t, enabled, baseline)| (t, TableState { enabled, changed_at_ms: 0, baseline }))
+                .collect(),
+            disabled: false,
+            updated_at_ms: 0,
+            revision: 1,
+        }
+    }
+
+    fn report(id: i64, table: Table, b: &Baseline, state: InitialState) -> (WorkspaceId, InitialSyncs) {
+        let mut syncs = InitialSyncs::new(id);
+        let _ = syncs.tables.insert(table, InitialSync { state, ..InitialSync::queued(b, 0) });
+        (ws(id), syncs)
+    }
+
+    #[test]
+    fn pending_work_is_enabled_tables_with_an_undone_baseline_oldest_first() {
+        let (b1, b2, old) = (baseline(3, 500), baseline(4, 900), baseline(2, 100));
+        let configs = vec![
+            // Workspace 1: people and metrics at epoch 3, events off, campaigns without baseline,
+            // deliveries done, attributes done for an older epoch only.
+            config(
+                1,
+                &[
+                    (Table::People, true, Some(b1)),
+                    (Table::Metrics, true, Some(b1)),
+                    (Table::Events, false, Some(b1)),
+                    (Table::Campaigns, true, None),
+                    (Table::Deliveries, true, Some(b1)),
+                    (Table::Attributes, true, Some(b1)),
+                ],
+            ),
+            // Workspace 2: asked for earlier (at_ms 100): first.
+            config(2, &[(Table::Metrics, true, Some(old))]),
+            // Workspace 3: two epochs (a table enabled later): two jobs.
+            config(3, &[(Table::People, true, Some(b1)), (Table::Subjects, true, Some(b2))]),
+            // Workspace 4: disabled.
+            SyncConfig { disabled: true, ..config(4, &[(Table::Metrics, true, Some(b1))]) },
+        ];
+        let syncs: HashMap<_, _> = [
+            report(1, Table::Deliveries, &b1, InitialState::Done),
+            report(3, Table::People, &b1, InitialState::Failed { reason: "x".into(), attempts: 1 }),
+        ]
+        .into_iter()
+        .collect();
+        let mut syncs = syncs;
+        let _ = syncs.get_mut(&ws(1)).expect("1").tables.insert(
+            Table::Attributes,
+            InitialSync { state: InitialState::Done, ..InitialSync::queued(&baseline(2, 500), 0) },
+        );
+        let work = pending(&configs, &syncs);
+        let summary: Vec<(i64, u64, Vec<Table>)> =
+            work.iter().map(|w| (w.workspace.get(), w.baseline.epoch, w.tables.clone())).collect();
+        let sorted = |mut tables: Vec<Table>| {
+            tables.sort();
+            tables
+        };
+        assert_eq!(
+            summary,
+            [
+                (2, 2, vec![Table::Metrics]),
+                (1, 3, sorted(vec![Table::Metrics, Table::People, Table::Attributes])),
+                (3, 3, vec![Table::People]),
+                (3, 4, vec![Table::Subjects]),
+            ]
+        );
+    }
+
+    #[test]
+    fn choose_takes_one_job_per_workspace_up_to_the_free_slots() {
+        let work = |id, epoch| Work { workspace: ws(id), baseline: baseline(epoch, 0), tables: vec![Table::People] };
+        let pending = vec![work(3, 1), work(3, 2), work(1, 1), work(2, 1), work(4, 1)];
+        let busy: HashSet<_> = [ws(1)].into();
+        let chosen: Vec<_> =
+            choose(pending.clone(), &busy, 2).iter().map(|w| (w.workspace.get(), w.baseline.epoch)).collect();
+        assert_eq!(chosen, [(3, 1), (2, 1)]);
+        assert!(choose(pending, &busy, 0).is_empty());
+    }
+
+    #[test]
+    fn a_job_is_dropped_when_its_baseline_is_no_longer_asked_for() {
+        let b = baseline(3, 0);
+        let cfg = config(1, &[(Table::People, true, Some(b)), (Table::Metrics, false, Some(b))]);
+        assert!(still_wanted(Some(&cfg), Table::People, &b));
+        assert!(!still_wanted(Some(&cfg), Table::Metrics, &b), "turned off");
+        assert!(!still_wanted(Some(&cfg), Table::People, &baseline(4, 0)), "a new epoch");
+        assert!(!still_wanted(Some(&SyncConfig { disabled: true, ..cfg.clone() }), Table::People, &b), "disabled");
+        assert!(!still_wanted(None, Table::People, &b), "deleted");
+    }
+
+    #[test]
+    fn the_archive_covers_a_cut_once_a_batch_holds_it_or_starts_after_it() {
+        let b = |start, end| BatchRange { partition: 0, start, end };
+        assert_eq!(coverage(&[], 5), Coverage::Behind(None));
+        assert_eq!(coverage(&[b(0, 5)], 5), Coverage::Behind(Some(5)), "the cut record is not archived yet");
+        assert_eq!(coverage(&[b(0, 5), b(5, 6)], 5), Coverage::Covered, "the batch holding the cut");
+        assert_eq!(coverage(&[b(0, 3), b(3, 9)], 5), Coverage::Covered);
+        assert_eq!(coverage(&[b(7, 9)], 5), Coverage::Covered, "after the cut (earlier batches gone)");
+        let waiting = waiting_for(&Baseline { epoch: 1, partition: 2, cut: 5, at_ms: 0 }, &Coverage::Behind(Some(4)));
+        assert_eq!(waiting.as_deref(), Some("the archive to pass offset 5 of handoff partition 2 (archived up to 4)"));
+        assert_eq!(waiting_for(&baseline(1, 0), &Coverage::Covered), None);
+    }
+
+    /// `n` rows of one column (the split does not look at the schema).
+    fn metrics(n: usize) -> RecordBatch {
+        let column: arrow_array::ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![0; n]));
+        RecordBatch::try_from_iter([("x", column)]).expect("batch")
+    }
+
+    #[test]
+    fn metrics_are_split_into_two_sequence_files_and_other_tables_are_one_file() {
+        let rows = vec![metrics(7), metrics(0), metrics(6)];
+        let got = files("exp", Table::Metrics, ws(42), 17, rows.clone(), 5);
+        let summary: Vec<(String, usize)> = got.iter().map(|f| (f.key.clone(), f.rows())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("exp/metrics_v5_42_000000000017_000000.parquet".to_owned(), 5),
+                ("exp/metrics_v5_42_000000000017_000001.parquet".to_owned(), 5),
+                ("exp/metrics_v5_42_000000000017_000002.parquet".to_owned(), 3),
+            ]
+        );
+        assert_eq!(files("", Table::Metrics, ws(42), 17, vec![metrics(10)], 5).len(), 2, "exactly full parts");
+        let people = files("", Table::People, ws(42), 17, rows, 5);
+        assert_eq!(people.len(), 1);
+        assert_eq!((people[0].key.as_str(), people[0].rows()), ("people_v5_42_000000000017.parquet", 13));
+        assert!(files("", Table::Metrics, ws(42), 17, vec![metrics(0)], 5).is_empty(), "no rows, no file");
+    }
+}

@@ -1,0 +1,574 @@
+//! The backfill binary on the real broker and S3 server: an archive written with the archive's
+//! object writer for one workspace, a sync configuration asking for baselines at a cut (secret
+//! sealed), and the workspace's bucket read back as its owner would: `cio-validate`, the keys
+//! (seq = the last file below the cut, two-sequence metrics), what each baseline holds (current
+//! people, every metrics row once and none after the cut, 30 days of events, erased people
+//! anonymized) and the reported status matching the bucket. A second case: the archive behind
+//! the cut (queued, waiting), then a garbage object (failed, naming its key, never done), then
+//! the object restored (done). A third: the binary killed with `kill -9` mid-job and restarted.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use bytes::Bytes;
+use dwsync_archive::write::{self, FileRows};
+use dwsync_archive::{BatchRange, Part, handoff_partition};
+use dwsync_config::{KafkaConfig, Secret};
+use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
+use dwsync_handoff::FileKind;
+use dwsync_loadgen::Generator;
+use dwsync_sync_config::{
+    Baseline, Destination, InitialState, InitialSync, InitialSyncs, KafkaStore, Sealer, StoreConfig, SyncConfig,
+    TableState, WorkspaceId,
+};
+use dwsync_tests::services::ServiceProcess;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const WS: i64 = 7;
+const PARTITIONS: i32 = 3;
+const PREFIX: &str = "arc";
+const EXPORTS: &str = "exports";
+const SEAL_KEY: [u8; 32] = [0xab; 32];
+const DAY: i64 = 86_400_000;
+/// The baseline's time: far from the wall clock, so only `at_ms` can decide what is recent.
+const AT_MS: i64 = 1_700_000_000_000;
+
+/// One handed-off file of the workspace in the archive.
+struct File {
+    offset: i64,
+    table: Table,
+    kind: FileKind,
+    rows: Vec<RecordBatch>,
+}
+
+/// Generated records of `table` for the workspace with `fields` set, one per entry.
+fn file(offset: i64, table: Table, kind: FileKind, fields: &[Value]) -> File {
+    let mut generator = Generator::new(offset as u64);
+    let mut builder = BatchBuilder::new(table);
+    for (n, set) in fields.iter().enumerate() {
+        let record = generator.record(table, WS, offset as u64 * 100 + n as u64);
+        let mut json: Value = serde_json::from_slice(record.encoded(Encoding::Json)).unwrap();
+        for (key, value) in set.as_object().unwrap() {
+            json[key] = value.clone();
+        }
+        builder.append(&decode(table, Encoding::Json, &serde_json::to_vec(&json).unwrap()).unwrap());
+    }
+    File { offset, table, kind, rows: builder.finish().unwrap() }
+}
+
+/// Writes one archive batch: one object per (table, kind) of `files`.
+async fn archive_batch(s3: &aws_sdk_s3::Client, bucket: &str, range: BatchRange, files: &[File]) -> Vec<String> {
+    let names: Vec<String> = files.iter().map(|f| format!("file-{}", f.offset)).collect();
+    let parts: BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
+    let mut keys = Vec::new();
+    for part in parts {
+        let rows: Vec<FileRows<'_>> = files
+            .iter()
+            .zip(&names)
+            .filter(|(f, _)| Part::of(f.table, f.kind) == part)
+            .map(|(f, name)| FileRows {
+                workspace_id: WS,
+                file_id: name,
+                first_offset: f.offset,
+                window_closed_at_ms: 0,
+                batches: &f.rows,
+            })
+            .collect();
+        let encoded = write::encode("handoff", PREFIX, range, part, &rows).unwrap().unwrap();
+        let key = encoded.object.key.clone();
+        s3.put_object().bucket(bucket).key(&key).body(encoded.object.body.into()).send().await.unwrap();
+        keys.push(key);
+    }
+    keys
+}
+
+/// What a test runs against: unique topics and buckets, the store handles, the process.
+struct Setup {
+    kafka: KafkaConfig,
+    configs: KafkaStore<SyncConfig>,
+    syncs: KafkaStore<InitialSyncs>,
+    archive: String,
+    destination: String,
+    handoff: String,
+    store: StoreConfig,
+    followers: CancellationToken,
+    dir: PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.followers.cancel();
+    }
+}
+
+async fn setup(name: &str) -> Setup {
+    let s3 = dwsync_tests::s3_client();
+    let (archive, destination) = (dwsync_tests::create_bucket(&s3).await, dwsync_tests::create_bucket(&s3).await);
+    let handoff = dwsync_tests::unique(&format!("backfill-handoff-{name}"));
+    dwsync_tests::create_topic(&handoff, PARTITIONS).await;
+    let kafka = KafkaConfig { bootstrap_servers: dwsync_tests::kafka_bootstrap(), ..KafkaConfig::default() };
+    let store = StoreConfig {
+        topic: dwsync_tests::unique(&format!("backfill-config-{name}")),
+        initial_sync_topic: dwsync_tests::unique(&format!("backfill-syncs-{name}")),
+        ..StoreConfig::default()
+    };
+    let followers = CancellationToken::new();
+    let (configs, follower) = KafkaStore::<SyncConfig>::connect(&kafka, &store).await.unwrap();
+    drop(tokio::spawn(follower.run(followers.clone())));
+    let syncs_store = dwsync_sync_config::initial_sync_store(&store);
+    let (syncs, follower) = KafkaStore::<InitialSyncs>::connect(&kafka, &syncs_store).await.unwrap();
+    drop(tokio::spawn(follower.run(followers.clone())));
+    let dir = std::env::temp_dir().join(dwsync_tests::unique(&format!("dwsync-backfill-{name}")));
+    std::fs::create_dir_all(&dir).unwrap();
+    Setup { kafka, configs, syncs, archive, destination, handoff, store, followers, dir }
+}
+
+impl Setup {
+    /// The workspace's configuration: `tables` enabled with `baseline`, `off` turned off with it.
+    async fn configure(&self, baseline: Baseline, tables: &[Table], off: &[Table]) {
+        let sealer = Sealer::new(&SEAL_KEY);
+        let secret = sealer.seal(&Secret::new(dwsync_tests::s3_secret_key()), &WS.to_string()).unwrap();
+        let state = |enabled| TableState { enabled, changed_at_ms: AT_MS, baseline: Some(baseline) };
+        let mut states: BTreeMap<Table, TableState> = tables.iter().map(|t| (*t, state(true))).collect();
+        states.extend(off.iter().map(|t| (*t, state(false))));
+        let cfg = SyncConfig {
+            workspace_id: WorkspaceId::new(WS).unwrap(),
+            schema_version: dwsync_contract::SCHEMA_VERSION,
+            destination: Destination {
+                bucket: self.destination.clone(),
+                prefix: EXPORTS.into(),
+                region: "us-east-1".into(),
+                endpoint: Some(dwsync_tests::s3_endpoint()),
+                force_path_style: true,
+                conditional_writes: true,
+                access_key_id: dwsync_tests::s3_access_key(),
+                secret_access_key: secret,
+            },
+            tables: states,
+            disabled: false,
+            updated_at_ms: AT_MS,
+            revision: baseline.epoch,
+        };
+        self.configs.write(&cfg).await.unwrap();
+    }
+
+    /// Starts the binary; `http` is its port.
+    fn start(&self, http: u16) -> ServiceProcess {
+        let s3 = dwsync_tests::s3_endpoint();
+        let config = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{kafka}"
+[http]
+listen = "127.0.0.1:{http}"
+[sync_config.store]
+topic = "{topic}"
+initial_sync_topic = "{syncs}"
+[archive]
+bucket = "{archive}"
+prefix = "{PREFIX}"
+endpoint = "{s3}"
+force_path_style = true
+access_key_id = "{access}"
+secret_access_key = "{secret}"
+[handoff]
+topic = "{handoff}"
+[backfill]
+poll_interval_ms = 200
+metrics_rows_per_file = 5
+retry_initial_ms = 200
+retry_max_ms = 1000
+"#,
+            kafka = self.kafka.bootstrap_servers,
+            topic = self.store.topic,
+            syncs = self.store.initial_sync_topic,
+            archive = self.archive,
+            access = dwsync_tests::s3_access_key(),
+            secret = dwsync_tests::s3_secret_key(),
+            handoff = self.handoff,
+        );
+        let path = self.dir.join("backfill.toml");
+        std::fs::write(&path, config).unwrap();
+        let env = [("DWSYNC_SEAL_KEY", hex::encode(SEAL_KEY))];
+        ServiceProcess::start("dwsync-backfill", "backfill", &path, &env, &self.dir)
+    }
+
+    /// Waits until `done` holds of the workspace's reported initial syncs.
+    async fn wait_for(
+        &self,
+        what: &str,
+        process: &ServiceProcess,
+        mut done: impl FnMut(&InitialSyncs) -> bool,
+    ) -> InitialSyncs {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            if let Some(syncs) = self.syncs.cached(WorkspaceId::new(WS).unwrap())
+                && done(&syncs)
+            {
+                return syncs;
+            }
+            assert!(Instant::now() < deadline, "{what}: not reported in time; log:\n{}", process.log_tail(40));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A free local port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` on the local port: (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Every object of the destination bucket: key → rows (one batch, the table's schema checked).
+async fn bucket(name: &str) -> BTreeMap<String, Option<RecordBatch>> {
+    let s3 = dwsync_tests::s3_client();
+    let listed = s3.list_objects_v2().bucket(name).send().await.unwrap();
+    let mut objects = BTreeMap::new();
+    for object in listed.contents() {
+        let key = object.key().unwrap().to_owned();
+        let body = s3.get_object().bucket(name).key(&key).send().await.unwrap().body.collect().await.unwrap();
+        let rows = key.ends_with(".parquet").then(|| {
+            let stem = key.trim_start_matches("exports/").split("_v5_").next().unwrap();
+            let table: Table = stem.parse().unwrap();
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body.into_bytes())
+                .unwrap()
+                .build()
+                .unwrap();
+            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+            for b in &batches {
+                assert_eq!(b.schema(), arrow_schema(table), "{key}: the exact v5 schema");
+            }
+            concat_batches(&arrow_schema(table), &batches).unwrap()
+        });
+        objects.insert(key, rows);
+    }
+    objects
+}
+
+/// Column `name` as text per row (`-` for null).
+fn col(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let column = batch.column_by_name(name).unwrap();
+    (0..batch.num_rows())
+        .map(|i| if column.is_null(i) { "-".to_owned() } else { column.as_string::<i32>().value(i).to_owned() })
+        .collect()
+}
+
+fn strs(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_is_folded_from_the_archive_up_to_the_cut_into_the_bucket() {
+    let began = Instant::now();
+    let setup = setup("baseline").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    let range = |start, end| BatchRange { partition, start, end };
+    let person = |id: &str, deleted: bool, suppressed: bool| json!({"internal_customer_id": id, "deleted": deleted, "suppressed": suppressed});
+    let metric =
+        |id: &str, delivery: &str| json!({"event_id": id, "delivery_id": delivery, "reason": format!("to {id}@x")});
+    let event = |id: &str, person: &str, days: i64| json!({"event_id": id, "internal_customer_id": person, "timestamp": AT_MS - days * DAY, "data": "{\"email\":\"x@y\"}"});
+    // Batch [0, 10).
+    let first = [
+        file(
+            1,
+            Table::People,
+            FileKind::New,
+            &[person("p1", false, false), person("p2", false, false), person("p3", false, false)],
+        ),
+        file(
+            2,
+            Table::Attributes,
+            FileKind::Unspecified,
+            &[
+                json!({"internal_customer_id": "p1", "attribute_name": "email", "attribute_value": "a"}),
+                json!({"internal_customer_id": "p2", "attribute_name": "email", "attribute_value": "b"}),
+                json!({"internal_customer_id": "p3", "attribute_name": "email", "attribute_value": "c"}),
+            ],
+        ),
+        file(
+            3,
+            Table::Metrics,
+            FileKind::Unspecified,
+            &(1..=7).map(|n| metric(&format!("m{n}"), if n == 2 { "d3" } else { "d1" })).collect::<Vec<_>>(),
+        ),
+        // Events over 45 days: 0, 8, 16, 24, 32, 40 days before the baseline; e3 is p3's.
+        file(
+            4,
+            Table::Events,
+            FileKind::Unspecified,
+            &[
+                event("e1", "p1", 0),
+                event("e2", "p1", 8),
+                event("e3", "p3", 16),
+                event("e4", "p2", 24),
+                event("e5", "p1", 32),
+                event("e6", "p1", 40),
+            ],
+        ),
+        file(
+            5,
+            Table::Deliveries,
+            FileKind::Unspecified,
+            &[
+                json!({"delivery_id": "d1", "internal_customer_id": "p1"}),
+                json!({"delivery_id": "d3", "internal_customer_id": "p3"}),
+            ],
+        ),
+    ];
+    archive_batch(&s3, &setup.archive, range(0, 10), &first).await;
+    // Batch [10, 20), the cut at 15 inside it.
+    let cut = 15;
+    let second = [
+        file(11, Table::People, FileKind::Changes, &[person("p3", true, false)]),
+        file(12, Table::People, FileKind::Changes, &[person("p2", false, true)]),
+        file(
+            13,
+            Table::Metrics,
+            FileKind::Unspecified,
+            &(8..=13).map(|n| metric(&format!("m{n}"), if n == 9 { "d3" } else { "d1" })).collect::<Vec<_>>(),
+        ),
+        file(
+            14,
+            Table::Attributes,
+            FileKind::Unspecified,
+            &[json!({"internal_customer_id": "p1", "attribute_name": "email", "attribute_value": "a2"})],
+        ),
+        // After the cut: incremental, never in the baseline.
+        file(
+            16,
+            Table::Metrics,
+            FileKind::Unspecified,
+            &(14..=17).map(|n| metric(&format!("m{n}"), "d1")).collect::<Vec<_>>(),
+        ),
+        file(17, Table::People, FileKind::New, &[person("p9", false, false)]),
+        file(18, Table::Events, FileKind::Unspecified, &[event("e7", "p1", 0)]),
+    ];
+    archive_batch(&s3, &setup.archive, range(10, 20), &second).await;
+    archive_batch(
+        &s3,
+        &setup.archive,
+        range(20, 30),
+        &[file(21, Table::Metrics, FileKind::Unspecified, &[metric("m18", "d1")])],
+    )
+    .await;
+
+    let baseline = Baseline { epoch: 3, partition, cut, at_ms: AT_MS };
+    let tables = [Table::People, Table::Attributes, Table::Metrics, Table::Events, Table::Deliveries, Table::Campaigns];
+    setup.configure(baseline, &tables, &[Table::Subjects]).await;
+    let http = free_port();
+    let process = setup.start(http);
+    let syncs = setup.wait_for("every table done", &process, |s| tables.iter().all(|t| s.is_done(*t, &baseline))).await;
+
+    let objects = bucket(&setup.destination).await;
+    let key = |name: &str| format!("{EXPORTS}/{name}");
+    let expected: BTreeSet<String> = [
+        "cio-validate",
+        "people_v5_7_000000000012.parquet",
+        "attributes_v5_7_000000000014.parquet",
+        "metrics_v5_7_000000000013_000000.parquet",
+        "metrics_v5_7_000000000013_000001.parquet",
+        "metrics_v5_7_000000000013_000002.parquet",
+        "events_v5_7_000000000004.parquet",
+        "deliveries_v5_7_000000000005.parquet",
+    ]
+    .iter()
+    .map(|k| key(k))
+    .collect();
+    assert_eq!(objects.keys().cloned().collect::<BTreeSet<_>>(), expected, "the keys");
+    let rows = |name: &str| objects[&key(name)].clone().unwrap();
+
+    // People: the current ones, without the deleted (p3) or suppressed (p2); nothing after the cut.
+    assert_eq!(col(&rows("people_v5_7_000000000012.parquet"), "internal_customer_id"), strs(&["p1"]));
+    // Attributes: the latest value per person and name, erased people left out.
+    let attributes = rows("attributes_v5_7_000000000014.parquet");
+    assert_eq!(
+        (col(&attributes, "internal_customer_id"), col(&attributes, "attribute_value")),
+        (strs(&["p1"]), strs(&["a2"]))
+    );
+    // Metrics: every row below the cut once, in order, 5 per file; d3 (p3's) anonymized.
+    let parts: Vec<RecordBatch> = (0..3).map(|p| rows(&format!("metrics_v5_7_000000000013_{p:06}.parquet"))).collect();
+    assert_eq!(parts.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [5, 5, 3]);
+    let metrics = concat_batches(&arrow_schema(Table::Metrics), &parts).unwrap();
+    let ids: Vec<String> = (1..=13).map(|n| format!("m{n}")).collect();
+    assert_eq!(col(&metrics, "event_id"), ids, "every metrics row below the cut, once; none after it");
+    let reasons = col(&metrics, "reason");
+    for (i, delivery) in col(&metrics, "delivery_id").iter().enumerate() {
+        let want = if delivery == "d3" { "-".to_owned() } else { format!("to {}@x", ids[i]) };
+        assert_eq!(reasons[i], want, "row {i} (delivery {delivery})");
+    }
+    // Events: the 30 days before the baseline's time only; p3's anonymized.
+    let events = rows("events_v5_7_000000000004.parquet");
+    assert_eq!(col(&events, "event_id"), strs(&["e1", "e2", "e3", "e4"]));
+    // p3 is deleted, p2 suppressed: both erased.
+    assert_eq!(col(&events, "internal_customer_id"), strs(&["p1", "p1", "[anonymized]", "[anonymized]"]));
+    assert_eq!(col(&events, "data")[2], "{}", "CONTRACT.md#anonymized-rows: data becomes {{}}");
+    // Deliveries: p3's kept without the person.
+    let deliveries = rows("deliveries_v5_7_000000000005.parquet");
+    assert_eq!(
+        (col(&deliveries, "delivery_id"), col(&deliveries, "internal_customer_id")),
+        (strs(&["d1", "d3"]), strs(&["p1", "-"]))
+    );
+
+    // The reported status matches the bucket.
+    for table in tables {
+        let sync: &InitialSync = &syncs.tables[&table];
+        let files: Vec<String> = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&key(&format!("{}_v5_", table.def().stem))))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let total: u64 = files.iter().map(|k| objects[k].as_ref().unwrap().num_rows() as u64).sum();
+        assert_eq!((sync.rows, sync.files, &sync.keys), (total, files.len() as u64, &files), "{table}");
+        assert_eq!((sync.epoch, sync.cut), (3, cut));
+    }
+    assert_eq!((syncs.tables[&Table::Campaigns].rows, syncs.tables[&Table::Campaigns].files), (0, 0));
+    assert!(!syncs.tables.contains_key(&Table::Subjects), "a table turned off gets no initial sync");
+
+    let (status, body) = get(http, "/readyz");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (_, metrics) = get(http, "/metrics");
+    assert!(metrics.contains("dwsync_backfill_files_written_total"), "{metrics}");
+    assert!(metrics.contains(r#"dwsync_backfill_jobs_total{outcome="done""#), "{metrics}");
+    println!("baseline delivered and checked in {:?}", began.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_archive_object_fails_the_job_naming_it_until_it_is_restored() {
+    let setup = setup("broken").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    let range = |start, end| BatchRange { partition, start, end };
+    let metric = |n: i64| json!({"event_id": format!("m{n}"), "delivery_id": "d1"});
+    let metrics = |offset, from: i64| {
+        file(offset, Table::Metrics, FileKind::Unspecified, &(from..from + 3).map(metric).collect::<Vec<_>>())
+    };
+    archive_batch(&s3, &setup.archive, range(0, 10), &[metrics(2, 0)]).await;
+    let baseline = Baseline { epoch: 1, partition, cut: 12, at_ms: AT_MS };
+    setup.configure(baseline, &[Table::Metrics], &[]).await;
+    let process = setup.start(free_port());
+
+    // The archive ends at 10, before the cut: queued, saying why.
+    let waiting = |s: &InitialSyncs| match &s.tables.get(&Table::Metrics).map(|m| &m.state) {
+        Some(InitialState::Queued { waiting_for: Some(why) }) => Some(why.clone()),
+        _ => None,
+    };
+    let syncs = setup.wait_for("waiting for the archive", &process, |s| waiting(s).is_some()).await;
+    assert_eq!(
+        waiting(&syncs).unwrap(),
+        format!("the archive to pass offset 12 of handoff partition {partition} (archived up to 10)")
+    );
+
+    // The archive passes the cut, but the metrics object of that batch is garbage.
+    let keys = archive_batch(&s3, &setup.archive, range(10, 20), &[metrics(11, 3), metrics(15, 6)]).await;
+    let broken = keys[0].clone();
+    let good = s3.get_object().bucket(&setup.archive).key(&broken).send().await.unwrap().body.collect().await.unwrap();
+    s3.put_object()
+        .bucket(&setup.archive)
+        .key(&broken)
+        .body(Bytes::from_static(b"garbage").into())
+        .send()
+        .await
+        .unwrap();
+    let mut seen_done = false;
+    let syncs = setup
+        .wait_for("failed twice", &process, |s| {
+            seen_done |= s.is_done(Table::Metrics, &baseline);
+            matches!(&s.tables[&Table::Metrics].state, InitialState::Failed { attempts, .. } if *attempts >= 2)
+        })
+        .await;
+    assert!(!seen_done, "never done while an archive object is unreadable");
+    let InitialState::Failed { reason, .. } = &syncs.tables[&Table::Metrics].state else { unreachable!() };
+    assert!(reason.contains(&broken), "the reason names the key: {reason}");
+    assert!(!reason.contains(&dwsync_tests::s3_secret_key()), "{reason}");
+    let objects = bucket(&setup.destination).await;
+    assert!(objects.keys().all(|k| !k.contains("metrics")), "no metrics file while failing: {objects:?}");
+
+    // Restored: done, with the rows below the cut (offsets 2 and 11, not 15).
+    s3.put_object().bucket(&setup.archive).key(&broken).body(good.into_bytes().into()).send().await.unwrap();
+    let syncs = setup.wait_for("done", &process, |s| s.is_done(Table::Metrics, &baseline)).await;
+    let objects = bucket(&setup.destination).await;
+    let key = format!("{EXPORTS}/metrics_v5_7_000000000011_000000.parquet");
+    let rows = objects.get(&key).unwrap_or_else(|| panic!("{key} in {:?}", objects.keys())).clone().unwrap();
+    assert_eq!(col(&rows, "event_id"), strs(&["m0", "m1", "m2", "m3", "m4"]));
+    let last = objects[&format!("{EXPORTS}/metrics_v5_7_000000000011_000001.parquet")].clone().unwrap();
+    assert_eq!(col(&last, "event_id"), strs(&["m5"]));
+    assert_eq!((syncs.tables[&Table::Metrics].rows, syncs.tables[&Table::Metrics].files), (6, 2));
+
+    // Asked again (a new epoch, the same cut): the same keys, found already written (as after a
+    // crash mid-job), counted as written; nothing rewritten.
+    let again = Baseline { epoch: 2, ..baseline };
+    setup.configure(again, &[Table::Metrics], &[]).await;
+    let syncs = setup.wait_for("done again", &process, |s| s.is_done(Table::Metrics, &again)).await;
+    assert_eq!((syncs.tables[&Table::Metrics].rows, syncs.tables[&Table::Metrics].files), (6, 2));
+    assert_eq!(bucket(&setup.destination).await.keys().collect::<Vec<_>>(), objects.keys().collect::<Vec<_>>());
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    assert_eq!(log.matches("A baseline file was already written").count(), 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_mid_way_runs_again_counting_the_files_already_written() {
+    let setup = setup("kill").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    // 1,500 metrics rows below the cut: 300 files of 5.
+    let files: Vec<File> = (0..3)
+        .map(|f| {
+            let rows: Vec<Value> = (0..500).map(|n| json!({"event_id": format!("m{:04}", f * 500 + n)})).collect();
+            file(f + 1, Table::Metrics, FileKind::Unspecified, &rows)
+        })
+        .collect();
+    archive_batch(&s3, &setup.archive, BatchRange { partition, start: 0, end: 10 }, &files).await;
+    let baseline = Baseline { epoch: 1, partition, cut: 5, at_ms: AT_MS };
+    setup.configure(baseline, &[Table::Metrics], &[]).await;
+    let mut process = setup.start(free_port());
+
+    // Killed once some files are in the bucket and before all are.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let listed = s3.list_objects_v2().bucket(&setup.destination).send().await.unwrap();
+        let n = listed.contents().iter().filter(|o| o.key().unwrap_or_default().contains("metrics")).count();
+        if n >= 3 {
+            process.kill9();
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no file written; log:\n{}", process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let after_kill = bucket(&setup.destination).await.len() - 1;
+    assert!(after_kill < 300, "killed mid-job: {after_kill} of 300 files written (listed {written})");
+    let before = setup.syncs.cached(WorkspaceId::new(WS).unwrap()).unwrap();
+    assert!(!before.is_done(Table::Metrics, &baseline), "not done when killed");
+
+    let process = setup.start(free_port());
+    let syncs = setup.wait_for("done after the restart", &process, |s| s.is_done(Table::Metrics, &baseline)).await;
+    let objects = bucket(&setup.destination).await;
+    let parts: Vec<&RecordBatch> =
+        objects.iter().filter(|(k, _)| k.contains("metrics")).map(|(_, rows)| rows.as_ref().unwrap()).collect();
+    assert_eq!(parts.len(), 300);
+    let ids: Vec<String> = parts.iter().flat_map(|rows| col(rows, "event_id")).collect();
+    let want: Vec<String> = (0..1500).map(|n| format!("m{n:04}")).collect();
+    assert_eq!(ids, want, "every row once, in order, across the two runs");
+    assert_eq!((syncs.tables[&Table::Metrics].rows, syncs.tables[&Table::Metrics].files), (1500, 300));
+    assert_eq!(syncs.tables[&Table::Metrics].keys.len(), 200, "keys listed up to max_keys_reported");
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    let existing = log.matches("A baseline file was already written").count();
+    assert!(existing >= after_kill, "the files of the killed run found written: {existing} < {after_kill}");
+    println!("killed after {after_kill} of 300 files; {existing} found already written after the restart");
+}

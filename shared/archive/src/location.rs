@@ -1,0 +1,77 @@
+//! Where an archive is: its bucket, prefix and the credentials to read it, as a service's
+//! configuration names them (`[archive]` of the backfill; the same keys and meaning as the
+//! archiver's `[store]`, less its write settings).
+
+use std::time::Duration;
+
+use dwsync_config::Secret;
+use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
+use serde::{Deserialize, Serialize};
+
+/// An archive's bucket, prefix, endpoint and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveLocation {
+    /// The bucket. Default: `"dwsync-archive"`.
+    pub bucket: String,
+    /// Key prefix of every archive object. Default: `"archive"`.
+    pub prefix: String,
+    /// Signing region. Default: `"us-east-1"`.
+    pub region: String,
+    /// Endpoint of an S3-compatible store; none for AWS S3. Default: none.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (MinIO, s3s). Default: `false`.
+    pub force_path_style: bool,
+    /// Access key id. Default: empty (required).
+    pub access_key_id: String,
+    /// Secret access key, never printed. Default: empty (required).
+    pub secret_access_key: Secret,
+}
+
+impl Default for ArchiveLocation {
+    fn default() -> Self {
+        Self {
+            bucket: "dwsync-archive".into(),
+            prefix: "archive".into(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            force_path_style: false,
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+        }
+    }
+}
+
+impl ArchiveLocation {
+    /// What is missing for it to be usable (`(key, message)`, the key relative to the section).
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        if self.bucket.is_empty() {
+            return Some(("bucket", "must not be empty"));
+        }
+        if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
+            return Some((
+                "access_key_id",
+                "the archive's credentials (access_key_id, secret_access_key) are required",
+            ));
+        }
+        None
+    }
+
+    /// A client of the archive on `https`, without the SDK's retries, with a `connect` timeout
+    /// and an `attempt` timeout per request.
+    pub fn client(&self, https: SharedHttpClient, timeouts: (Duration, Duration)) -> aws_sdk_s3::Client {
+        let location = Location {
+            region: &self.region,
+            endpoint: self.endpoint.as_deref(),
+            force_path_style: self.force_path_style,
+        };
+        let credentials = StaticCredentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.expose().to_owned(),
+            None,
+            None,
+            "dwsync-archive",
+        );
+        dwsync_s3::client_without_retries(location, credentials, https, timeouts)
+    }
+}
