@@ -29,6 +29,7 @@ use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
 use dwsync_sync_config::{InitialSyncs, KafkaStore, Sealer, SyncConfig};
 
+use crate::gap::{self, Gap};
 use crate::metrics::Metrics;
 use crate::plan::{self, Coverage, Work};
 use crate::report::Reporter;
@@ -64,6 +65,9 @@ pub struct Shared {
     pub max_keys_reported: usize,
     /// The instruments.
     pub metrics: Arc<Metrics>,
+    /// The Kafka cluster and handoff topic, to read the partition between the archive's end and
+    /// a cut ([`gap`]).
+    pub handoff: (dwsync_config::KafkaConfig, String),
 }
 
 /// How a job ended.
@@ -128,7 +132,17 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
     let listing = format!("listing the archive of handoff partition {}", b.partition);
     let batches = shared.reader.batches(b.partition).await.map_err(|e| (listing.as_str(), e))?;
     let ranges: Vec<_> = batches.iter().map(|batch| batch.range).collect();
-    let coverage = plan::coverage(&ranges, b.cut);
+    let mut coverage = plan::coverage(&ranges, b.cut);
+    if let Coverage::Behind(end) = coverage {
+        let (kafka, topic) = &shared.handoff;
+        let from = end.unwrap_or(0);
+        let gap =
+            gap::between(kafka, topic, b.partition, from, b.cut).await.map_err(|e| ("reading the handoff topic", e))?;
+        tracing::debug!(from, ?gap, "The archive ends before the cut; the partition between them read.");
+        if gap == Gap::Empty {
+            coverage = Coverage::Covered;
+        }
+    }
     if coverage != Coverage::Covered {
         let waiting = plan::waiting_for(b, &coverage);
         tracing::info!(waiting_for = waiting.as_deref().unwrap_or_default(), "Waiting for the archive.");

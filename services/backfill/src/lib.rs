@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub mod config;
+pub mod gap;
 pub mod job;
 pub mod metrics;
 pub mod plan;
@@ -147,6 +148,7 @@ async fn connect(
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
         metrics,
+        handoff: (cfg.kafka.clone(), cfg.handoff.topic.clone()),
     };
     Some(Scheduler::new(Arc::new(shared), b))
 }

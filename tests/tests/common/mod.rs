@@ -49,6 +49,9 @@ pub struct Archive {
 /// The control service of a stack: its config file, API address and secrets.
 pub struct Control {
     pub config: PathBuf,
+    /// The compacted topics of configurations and of initial syncs.
+    pub config_topic: String,
+    pub initial_sync_topic: String,
     pub api: String,
     pub admin_token: String,
     pub seal_key: String,
@@ -121,20 +124,32 @@ impl Stack {
         let dir_ = dir.clone();
         let control = with_control.then(|| {
             let (config_topic, status_topic) = (unique("sync-config"), unique("sync-status"));
+            let initial_sync_topic = unique("initial-syncs");
             uploader.push_str(&format!(
-                "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n"
+                "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
+                 initial_sync_topic = \"{initial_sync_topic}\"\n"
             ));
             let port = free_port();
             let admin_token = unique("admin-token");
             let control = format!(
                 "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
-                 admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n",
+                 admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
+                 initial_sync_topic = \"{initial_sync_topic}\"\n\
+                 # Initial syncs are off unless a test turns them on (DWSYNC_INITIAL_SYNC__ENABLED=true) and runs the backfill.\n\
+                 [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n",
                 bootstrap
             );
             let config = dir_.join("control.toml");
             std::fs::write(&config, control).unwrap();
             let seal_key: String = unique("seal").bytes().chain(std::iter::repeat(b'0')).take(32).map(|b| format!("{b:02x}")).collect();
-            Control { config, api: format!("http://127.0.0.1:{port}"), admin_token, seal_key }
+            Control {
+                config,
+                config_topic,
+                initial_sync_topic,
+                api: format!("http://127.0.0.1:{port}"),
+                admin_token,
+                seal_key,
+            }
         });
         for (ws, bucket) in buckets.iter().filter(|_| !with_control) {
             uploader.push_str(&format!(
@@ -189,6 +204,32 @@ impl Stack {
     pub fn archiver(&self, archive: &Archive, name: &str) -> ServiceProcess {
         let env = [("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())];
         ServiceProcess::start("dwsync-archiver", name, &archive.config, &env, &self.dir)
+    }
+
+    /// The backfill (a control stack only) reading `archive`, polling every 300 ms, initial
+    /// metrics files of `metrics_rows_per_file` rows.
+    pub fn backfill(&self, archive: &Archive, name: &str, metrics_rows_per_file: u64) -> ServiceProcess {
+        let control = self.control.as_ref().expect("a stack with control");
+        let toml = format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [sync_config.store]\ntopic = \"{}\"\ninitial_sync_topic = \"{}\"\n\
+             [archive]\nbucket = \"{}\"\nprefix = \"{}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\n\
+             [backfill]\npoll_interval_ms = 300\nretry_initial_ms = 200\nretry_max_ms = 2000\nmetrics_rows_per_file = {metrics_rows_per_file}\n",
+            self.bootstrap,
+            control.config_topic,
+            control.initial_sync_topic,
+            archive.bucket,
+            archive.prefix,
+            s3_endpoint(),
+            s3_access_key(),
+            s3_secret_key(),
+            self.handoff_topic,
+        );
+        let config = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&config, toml).unwrap();
+        let env = [("DWSYNC_SEAL_KEY", control.seal_key.clone())];
+        ServiceProcess::start("dwsync-backfill", name, &config, &env, &self.dir)
     }
 
     pub fn ingest(&self, name: &str) -> ServiceProcess {

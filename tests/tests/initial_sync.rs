@@ -1,0 +1,425 @@
+//! Initial syncs end to end on the real broker and S3 server, every service a process (ingest,
+//! archiver, uploader, control with initial syncs on, backfill): a workspace with history in
+//! five tables (people deleted and suppressed, objects deleted, events over 45 days), then its
+//! sync created through the API while records keep coming. Read back from its bucket: the
+//! baseline files (people without the erased, objects without the deleted, events of the last
+//! 30 days only, the latest delivery per id with erased people's ids removed, metrics in
+//! two-sequence files) before the incremental files, and every record in exactly one of them.
+//! Then a table turned on for the first time gets its own baseline. Another workspace, synced
+//! from the start, gets its files throughout.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
+use arrow::datatypes::TimestampMillisecondType;
+use bytes::Bytes;
+use common::*;
+use dwsync_contract::{Encoding, Table, arrow_schema};
+use dwsync_loadgen::{Generator, encode_protobuf, id_column};
+use dwsync_tests::services::ServiceProcess;
+use dwsync_tests::{s3_client, s3_secret_key};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Map, Value, json};
+
+/// The workspace whose sync is created after its history.
+const W: i64 = 5101;
+/// The workspace synced from the start.
+const V: i64 = 5102;
+const TABLES: [Table; 5] = [Table::People, Table::Deliveries, Table::Metrics, Table::Events, Table::Objects];
+const DAY_MS: i64 = 86_400_000;
+/// Records of history per table, and of records after the sync is created.
+const HISTORY: u64 = 60;
+const AFTER: u64 = 15;
+/// Rows per initial metrics file: 60 rows → 4 files.
+const METRICS_PER_FILE: u64 = 16;
+
+/// The fields sent, per (workspace, table), in the order sent.
+#[derive(Default)]
+struct Sent {
+    rows: BTreeMap<(i64, Table), Vec<Map<String, Value>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// A timestamp as epoch milliseconds (both decoders take an integer).
+fn epoch_ms(ms: i64) -> Value {
+    json!(ms)
+}
+
+/// Record `n` of `table` in `ws`, shaped for the test: people 3, 13, ... deleted, 7, 17, ...
+/// suppressed, the rest neither; object 4, 14, ... deleted; event `n` `n % 45` days old.
+fn fields(generator: &Generator, table: Table, ws: i64, n: u64, now: i64) -> Map<String, Value> {
+    let mut f = generator.fields(table, ws, n);
+    match table {
+        Table::People => {
+            let _ = f.insert("deleted".into(), json!(n % 10 == 3));
+            let _ = f.insert("suppressed".into(), json!(n % 10 == 7));
+        }
+        Table::Objects => {
+            let _ = f.insert("deleted".into(), json!(n % 10 == 4));
+        }
+        Table::Events => {
+            let _ = f.insert("timestamp".into(), epoch_ms(now - (n % 45) as i64 * DAY_MS - 3_600_000));
+        }
+        _ => {}
+    }
+    f
+}
+
+async fn send(
+    stack: &Stack,
+    producer: &FutureProducer,
+    sent: &mut Sent,
+    ws: i64,
+    tables: &[Table],
+    rows: Vec<(Table, Map<String, Value>)>,
+) {
+    let mut pending = Vec::new();
+    for (table, f) in rows {
+        assert!(tables.contains(&table));
+        let bytes = match encoding_of(table) {
+            Encoding::Json => serde_json::to_vec(&f).unwrap(),
+            Encoding::Protobuf => encode_protobuf(table, &f).unwrap(),
+        };
+        let topic = format!("{}{}", stack.prefix, table.name());
+        let key = ws.to_string();
+        pending.push(
+            producer.send_result(FutureRecord::to(&topic).key(&key).payload(&bytes)).map_err(|(e, _)| e).unwrap(),
+        );
+        sent.rows.entry((ws, table)).or_default().push(f);
+    }
+    for p in pending {
+        let _ = p.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+fn history(
+    generator: &Generator,
+    ws: i64,
+    numbers: std::ops::Range<u64>,
+    now: i64,
+) -> Vec<(Table, Map<String, Value>)> {
+    numbers.flat_map(|n| TABLES.map(|t| (t, fields(generator, t, ws, n, now)))).collect()
+}
+
+/// One object of a workspace's bucket.
+#[derive(Debug)]
+struct File {
+    key: String,
+    table: Table,
+    /// The first sequence, and the second of an initial metrics file.
+    seq: u64,
+    part: Option<u64>,
+    /// A change file (`_chngs_`).
+    changes: bool,
+    batch: RecordBatch,
+}
+
+/// Every data file of `ws` in `bucket`, by key.
+async fn files(bucket: &str, ws: i64) -> BTreeMap<String, File> {
+    let s3 = s3_client();
+    let mut out = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let page = s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await.unwrap();
+        for o in page.contents() {
+            let key = o.key().unwrap().to_owned();
+            let name = key.rsplit('/').next().unwrap().strip_suffix(".parquet");
+            let Some(name) = name else {
+                assert!(key.ends_with("cio-validate"), "unexpected object {key}");
+                continue;
+            };
+            let (stem, rest) = name.split_once("_v5_").unwrap_or_else(|| panic!("{key}"));
+            let table = Table::ALL.iter().copied().find(|t| t.stem() == stem).unwrap_or_else(|| panic!("{key}"));
+            let (changes, rest) = match rest.strip_prefix("chngs_") {
+                Some(rest) => (true, rest),
+                None => (false, rest),
+            };
+            let parts: Vec<u64> = rest.split('_').map(|p| p.parse().unwrap()).collect();
+            assert_eq!(parts[0], ws as u64, "{key}");
+            let body = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
+            let body = body.body.collect().await.unwrap().into_bytes();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body.to_vec())).unwrap().build().unwrap();
+            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+            let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
+            assert_eq!(batch.schema(), arrow_schema(table), "{key}: the exact v5 schema");
+            let file = File { key: key.clone(), table, seq: parts[1], part: parts.get(2).copied(), changes, batch };
+            let _ = out.insert(key, file);
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    let col = batch.column_by_name(column).unwrap_or_else(|| panic!("{column}"));
+    col.as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+fn ids(files: &[&File], table: Table) -> Vec<String> {
+    files.iter().flat_map(|f| strings(&f.batch, id_column(table))).map(Option::unwrap).collect()
+}
+
+fn text(f: &Map<String, Value>, column: &str) -> String {
+    match &f[column] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Waits until `api`'s status of `ws` says the initial syncs of `tables` are done.
+async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], processes: &mut [&mut ServiceProcess]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = api.status(ws).await;
+        let syncs = status["initial_syncs"].as_array().cloned().unwrap_or_default();
+        let done = |t: &Table| syncs.iter().any(|s| s["table"] == t.name() && s["state"] == "done");
+        if tables.iter().all(done) {
+            return status;
+        }
+        for p in processes.iter_mut() {
+            assert!(p.is_running(), "{} exited:\n{}", p.name(), p.log_tail(30));
+        }
+        assert!(Instant::now() < deadline, "initial syncs not done after 90 s: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once() {
+    let started = Instant::now();
+    let stack = Stack::with_control(&[W, V], &TABLES).await;
+    let archive = stack.archive(1000).await;
+    let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
+    let api = Api::new(stack.control.as_ref().unwrap());
+    api.wait_ready(&mut control).await;
+    let mut ingest = stack.ingest("ingest");
+    let mut archiver = stack.archiver(&archive, "archiver");
+    let mut uploader = stack.uploader("uploader");
+    let mut backfill = stack.backfill(&archive, "backfill", METRICS_PER_FILE);
+    let producer = producer();
+    let generator = Generator::new(77);
+    let mut sent = Sent::default();
+    let now = now_ms();
+
+    // V is synced from the start: all its tables but objects, which it turns on later.
+    let body = |ws: i64| Api::sync_body(ws, &stack.buckets[&ws], &s3_secret_key());
+    let mut v_body = body(V);
+    v_body["tables"] = json!({"objects": false});
+    let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{V}/sync"), Some(v_body)).await;
+    assert_eq!(status, 201, "{resp}");
+
+    // W's history, archived before its sync exists.
+    send(&stack, &producer, &mut sent, W, &TABLES, history(&generator, W, 0..HISTORY, now)).await;
+    // Person 5 is deleted later: the latest row decides.
+    let mut person5 = fields(&generator, Table::People, W, 5, now);
+    let _ = person5.insert("deleted".into(), json!(true));
+    send(&stack, &producer, &mut sent, W, &TABLES, vec![(Table::People, person5)]).await;
+    send(&stack, &producer, &mut sent, V, &TABLES, history(&generator, V, 0..HISTORY, now)).await;
+    // Both workspaces' history (V's records come after its cut: they are incremental).
+    let archived = (2 * HISTORY as usize * TABLES.len() + 1) as f64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&archiver, "dwsync_archiver_rows_archived_total", "").await.unwrap_or(0.0) < archived {
+        assert!(Instant::now() < deadline, "W's history not archived after 60 s:\n{}", archiver.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // W's sync, then more records while its baseline is delivered.
+    let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{W}/sync"), Some(body(W))).await;
+    assert_eq!(status, 201, "{resp}");
+    let status = api.status(W).await;
+    assert_eq!(status["state"], "initial_sync", "{status}");
+    send(&stack, &producer, &mut sent, W, &TABLES, history(&generator, W, HISTORY..HISTORY + AFTER, now)).await;
+    send(&stack, &producer, &mut sent, V, &TABLES, history(&generator, V, HISTORY..HISTORY + AFTER, now)).await;
+
+    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
+    let status = initial_syncs_done(&api, W, &TABLES, &mut processes).await;
+
+    // Every record of W sent is in the bucket once: wait for the incremental files.
+    let expected: usize = TABLES.iter().map(|t| sent.rows[&(W, *t)].len()).sum();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let all = loop {
+        let all = files(&stack.buckets[&W], W).await;
+        let metrics_rows: usize = all.values().filter(|f| f.table == Table::Metrics).map(|f| f.batch.num_rows()).sum();
+        if metrics_rows >= (HISTORY + AFTER) as usize {
+            // Metrics keep every row: when they are all there, so are the other tables' files
+            // of the same windows (or they come within a window).
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            break files(&stack.buckets[&W], W).await;
+        }
+        assert!(Instant::now() < deadline, "W: {metrics_rows} metrics rows after 60 s ({expected} records sent)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // Baseline files: the single-sequence "new" files and the two-sequence metrics files, each
+    // with a lower seq than every incremental file of its table.
+    let baseline_seq: BTreeMap<Table, u64> = TABLES
+        .iter()
+        .map(|t| {
+            let seqs: BTreeSet<u64> =
+                all.values().filter(|f| f.table == *t && is_baseline(f, &all)).map(|f| f.seq).collect();
+            assert_eq!(seqs.len(), 1, "{t}: one baseline seq: {seqs:?}");
+            (*t, *seqs.first().unwrap())
+        })
+        .collect();
+    for f in all.values() {
+        let base = baseline_seq[&f.table];
+        if f.seq != base {
+            assert!(f.seq > base, "{}: an incremental file before its table's baseline ({base})", f.key);
+        }
+    }
+    let of = |table: Table, baseline: bool| -> Vec<&File> {
+        all.values().filter(|f| f.table == table && (f.seq == baseline_seq[&table]) == baseline).collect()
+    };
+
+    // Metrics: the two-sequence files hold the 60 rows of history, 16 a file; the incremental
+    // files the rest; each record once.
+    let metrics = of(Table::Metrics, true);
+    assert_eq!(metrics.iter().map(|f| f.part.unwrap()).collect::<Vec<_>>(), vec![0, 1, 2, 3], "{metrics:?}");
+    assert_eq!(metrics.iter().map(|f| f.batch.num_rows()).collect::<Vec<_>>(), vec![16, 16, 16, 12]);
+    let sent_ids = |table: Table, numbers: std::ops::Range<usize>| -> BTreeSet<String> {
+        sent.rows[&(W, table)][numbers].iter().map(|f| text(f, id_column(table))).collect()
+    };
+    let history_ids = sent_ids(Table::Metrics, 0..HISTORY as usize);
+    assert_eq!(ids(&metrics, Table::Metrics).into_iter().collect::<BTreeSet<_>>(), history_ids);
+    let mut every = ids(&all.values().filter(|f| f.table == Table::Metrics).collect::<Vec<_>>(), Table::Metrics);
+    every.sort();
+    let mut want: Vec<String> = sent.rows[&(W, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
+    want.sort();
+    assert_eq!(every, want, "every metric exactly once across the baseline and the incremental files");
+
+    // People: the baseline is the current people without the deleted and suppressed (3, 5, 7,
+    // 13, 15?, ...: n % 10 in {3, 7}, and 5, deleted later); in one "new" file.
+    let people = of(Table::People, true);
+    assert!(people.iter().all(|f| !f.changes && f.part.is_none()), "{people:?}");
+    let erased: BTreeSet<u64> = (0..HISTORY).filter(|n| n % 10 == 3 || n % 10 == 7 || *n == 5).collect();
+    let current: BTreeSet<String> = (0..HISTORY)
+        .filter(|n| !erased.contains(n))
+        .map(|n| text(&fields(&generator, Table::People, W, n, now), "internal_customer_id"))
+        .collect();
+    assert_eq!(ids(&people, Table::People).into_iter().collect::<BTreeSet<_>>(), current);
+    let erased_ids: BTreeSet<String> =
+        erased.iter().map(|n| text(&fields(&generator, Table::People, W, *n, now), "internal_customer_id")).collect();
+    let later_people: Vec<String> = of(Table::People, false).iter().flat_map(|f| ids(&[f], Table::People)).collect();
+    assert_eq!(
+        later_people.into_iter().collect::<BTreeSet<_>>(),
+        sent_ids(Table::People, HISTORY as usize + 1..(HISTORY + AFTER) as usize + 1)
+    );
+
+    // Objects: the deleted ones (n % 10 == 4) left out.
+    let objects: BTreeSet<String> = ids(&of(Table::Objects, true), Table::Objects).into_iter().collect();
+    let live: BTreeSet<String> = sent.rows[&(W, Table::Objects)][..HISTORY as usize]
+        .iter()
+        .filter(|f| f["deleted"] != json!(true))
+        .map(|f| text(f, "internal_object_id"))
+        .collect();
+    assert_eq!(objects, live);
+    assert_eq!(live.len(), 54);
+
+    // Events: only the last 30 days (n % 45 < 30) in the baseline; the new ones after.
+    let events = of(Table::Events, true);
+    let recent: BTreeSet<String> = sent.rows[&(W, Table::Events)][..HISTORY as usize]
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 45 < 30)
+        .map(|(_, f)| text(f, "event_id"))
+        .collect();
+    assert_eq!(ids(&events, Table::Events).into_iter().collect::<BTreeSet<_>>(), recent);
+    let oldest = events
+        .iter()
+        .flat_map(|f| {
+            f.batch
+                .column_by_name("timestamp")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .min()
+        .unwrap();
+    assert!(oldest >= now - 30 * DAY_MS - 60_000, "an event older than 30 days: {oldest}");
+    // An erased person's events keep their row with the person's id anonymized.
+    for f in &events {
+        for (id, person) in strings(&f.batch, "event_id").iter().zip(strings(&f.batch, "internal_customer_id")) {
+            let sent_person = sent.rows[&(W, Table::Events)]
+                .iter()
+                .find(|e| Some(text(e, "event_id")) == *id)
+                .map(|e| text(e, "internal_customer_id"))
+                .unwrap();
+            if erased_ids.contains(&sent_person) {
+                assert_eq!(person.as_deref(), Some("[anonymized]"), "event {id:?} of an erased person");
+            } else {
+                assert_eq!(person, Some(sent_person));
+            }
+        }
+    }
+
+    // Deliveries: one row per delivery id, the erased people's ids null.
+    let deliveries = of(Table::Deliveries, true);
+    let delivery_ids = ids(&deliveries, Table::Deliveries);
+    assert_eq!(delivery_ids.iter().collect::<BTreeSet<_>>().len(), delivery_ids.len(), "one row per delivery");
+    assert_eq!(delivery_ids.into_iter().collect::<BTreeSet<_>>(), sent_ids(Table::Deliveries, 0..HISTORY as usize));
+    for f in &deliveries {
+        for person in strings(&f.batch, "internal_customer_id").into_iter().flatten() {
+            assert!(!erased_ids.contains(&person), "an erased person's id in a baseline delivery");
+        }
+    }
+
+    // The status reports each table's rows as they are in the bucket.
+    for t in TABLES {
+        let report =
+            status["initial_syncs"].as_array().unwrap().iter().find(|s| s["table"] == t.name()).unwrap().clone();
+        let rows: usize = of(t, true).iter().map(|f| f.batch.num_rows()).sum();
+        assert_eq!(report["rows"], json!(rows), "{t}: {report}");
+        assert_eq!(report["files"], json!(of(t, true).len()), "{t}: {report}");
+    }
+
+    // V, synced from the start, has every one of its records once (objects off: none).
+    let v_files = files(&stack.buckets[&V], V).await;
+    for t in TABLES.iter().filter(|t| **t != Table::Objects) {
+        let mut got = ids(&v_files.values().filter(|f| f.table == *t).collect::<Vec<_>>(), *t);
+        got.sort();
+        let mut want: Vec<String> = sent.rows[&(V, *t)].iter().map(|f| text(f, id_column(*t))).collect();
+        want.sort();
+        assert_eq!(got, want, "V's {t}");
+    }
+    assert!(v_files.values().all(|f| f.table != Table::Objects), "V's objects are off");
+
+    // V turns objects on for the first time: its baseline holds all 75 objects minus the deleted.
+    api.set_table(V, Table::Objects, true).await;
+    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
+    let _ = initial_syncs_done(&api, V, &[Table::Objects], &mut processes).await;
+    let v_files = files(&stack.buckets[&V], V).await;
+    let v_objects: Vec<&File> = v_files.values().filter(|f| f.table == Table::Objects).collect();
+    assert_eq!(v_objects.len(), 1, "one baseline file: {v_objects:?}");
+    let want: BTreeSet<String> = sent.rows[&(V, Table::Objects)]
+        .iter()
+        .filter(|f| f["deleted"] != json!(true))
+        .map(|f| text(f, "internal_object_id"))
+        .collect();
+    assert_eq!(ids(&v_objects, Table::Objects).into_iter().collect::<BTreeSet<_>>(), want);
+
+    eprintln!("initial sync e2e: {} W files, {:?}", all.len(), started.elapsed());
+}
+
+/// Whether `f` is a baseline file: a two-sequence metrics file; for the other tables, a file
+/// with its table's lowest seq (the checks of its rows then say whether it holds the baseline).
+fn is_baseline(f: &File, all: &BTreeMap<String, File>) -> bool {
+    if f.table == Table::Metrics {
+        return f.part.is_some();
+    }
+    let lowest = all.values().filter(|g| g.table == f.table).map(|g| g.seq).min();
+    Some(f.seq) == lowest
+}
