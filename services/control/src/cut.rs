@@ -81,6 +81,8 @@ impl KafkaCutter {
         let producer = DeliveryProducer::new(
             kafka
                 .client_config("control-cuts")
+                // Never create the handoff topic: ingest creates it with its partition count.
+                .set("allow.auto.create.topics", "false")
                 .set("acks", "all")
                 .set("enable.idempotence", "true")
                 .set("message.timeout.ms", timeout.as_millis().to_string()),

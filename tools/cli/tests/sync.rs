@@ -335,7 +335,13 @@ fn status_sample() -> Value {
         "files_waiting": 3,
         "last_error": { "message": "AccessDenied: Access Denied", "at": "2025-06-01T12:05:00Z" },
         "lag_seconds": 12.5,
-        "updated_at": "2025-06-01T12:05:30Z"
+        "updated_at": "2025-06-01T12:05:30Z",
+        "initial_syncs": [
+            {"table": "deliveries", "state": "done", "rows": 1200, "files": 1, "reason": null},
+            {"table": "metrics", "state": "running", "rows": 2000000, "files": 2, "reason": null},
+            {"table": "events", "state": "failed", "rows": 0, "files": 0,
+             "reason": "reading events from the archive (handoff partition 3): object k is missing"}
+        ]
     })
 }
 
@@ -351,6 +357,10 @@ updated:            2025-06-01T12:05:30Z
 last files:         2
   dw/v5/metrics_v5_42_000000000007.parquet
   dw/v5/people_v5_chngs_42_000000000008.parquet
+initial syncs:      1 of 3 done
+  deliveries  done         1200 rows    1 files
+  metrics     running   2000000 rows    2 files
+  events      failed          0 rows    0 files  reading events from the archive (handoff partition 3): object k is missing
 ";
 
 #[test]

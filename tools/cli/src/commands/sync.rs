@@ -186,7 +186,7 @@ pub struct WorkspaceList {
 pub struct SyncStatus {
     /// The workspace.
     pub workspace_id: i64,
-    /// `ok`, `failing`, `paused`, `disabled` or `unknown`.
+    /// `ok`, `failing`, `initial_sync`, `paused`, `disabled` or `unknown`.
     pub state: String,
     /// When the last sync finished (RFC 3339), if ever.
     #[serde(default)]
@@ -206,6 +206,27 @@ pub struct SyncStatus {
     /// When this status was last updated (RFC 3339).
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// Each table's latest initial sync.
+    #[serde(default)]
+    pub initial_syncs: Vec<InitialSync>,
+}
+
+/// One table's initial sync, as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InitialSync {
+    /// The table.
+    pub table: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// Rows written so far.
+    #[serde(default)]
+    pub rows: u64,
+    /// Files written so far.
+    #[serde(default)]
+    pub files: u64,
+    /// Why it waits, or what failed.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// The last failure of a sync.
@@ -356,6 +377,15 @@ impl fmt::Display for SyncStatus {
             line(f, "last files", self.last_files.len())?;
             for key in &self.last_files {
                 writeln!(f, "  {key}")?;
+            }
+        }
+        if !self.initial_syncs.is_empty() {
+            let done = self.initial_syncs.iter().filter(|s| s.state == "done").count();
+            line(f, "initial syncs", format!("{done} of {} done", self.initial_syncs.len()))?;
+            let width = self.initial_syncs.iter().map(|s| s.table.chars().count()).max().unwrap_or(0);
+            for s in &self.initial_syncs {
+                let reason = s.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
+                writeln!(f, "  {:<width$}  {:<8}{:>9} rows {:>4} files{reason}", s.table, s.state, s.rows, s.files)?;
             }
         }
         Ok(())
