@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn baseline(epoch: u64, at_ms: i64) -> Baseline {
-        Baseline { epoch, partition: 1, cut: 100 + epoch as i64, at_ms }
+        Baseline { epoch, partition: 1, cut: 100 + epoch as i64, at_ms, replay_from: None }
     }
 
     fn config(id: i64, tables: &[(Table, bool, Option<Baseline>)]) -> SyncConfig {
@@ -188,7 +188,7 @@ mod tests {
             },
             tables: tables
                 .iter()
-                .map(|&(t, enabled, baseline)| (t, TableState { enabled, changed_at_ms: 0, baseline }))
+                .map(|&(t, enabled, baseline)| (t, TableState { enabled, changed_at_ms: 0, baseline, off_from: None }))
                 .collect(),
             disabled: false,
             updated_at_ms: 0,
@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(coverage(&[b(0, 5), b(5, 6)], 5), Coverage::Covered, "the batch holding the cut");
         assert_eq!(coverage(&[b(0, 3), b(3, 9)], 5), Coverage::Covered);
         assert_eq!(coverage(&[b(7, 9)], 5), Coverage::Covered, "after the cut (earlier batches gone)");
-        let waiting = waiting_for(&Baseline { epoch: 1, partition: 2, cut: 5, at_ms: 0 }, &Coverage::Behind(Some(4)));
+        let waiting = waiting_for(
+            &Baseline { epoch: 1, partition: 2, cut: 5, at_ms: 0, replay_from: None },
+            &Coverage::Behind(Some(4)),
+        );
         assert_eq!(waiting.as_deref(), Some("the archive to pass offset 5 of handoff partition 2 (archived up to 4)"));
         assert_eq!(waiting_for(&baseline(1, 0), &Coverage::Covered), None);
     }

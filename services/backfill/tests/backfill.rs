@@ -134,7 +134,7 @@ impl Setup {
     async fn configure(&self, baseline: Baseline, tables: &[Table], off: &[Table]) {
         let sealer = Sealer::new(&SEAL_KEY);
         let secret = sealer.seal(&Secret::new(dwsync_tests::s3_secret_key()), &WS.to_string()).unwrap();
-        let state = |enabled| TableState { enabled, changed_at_ms: AT_MS, baseline: Some(baseline) };
+        let state = |enabled| TableState { enabled, changed_at_ms: AT_MS, baseline: Some(baseline), off_from: None };
         let mut states: BTreeMap<Table, TableState> = tables.iter().map(|t| (*t, state(true))).collect();
         states.extend(off.iter().map(|t| (*t, state(false))));
         let cfg = SyncConfig {
@@ -369,7 +369,7 @@ async fn a_baseline_is_folded_from_the_archive_up_to_the_cut_into_the_bucket() {
     )
     .await;
 
-    let baseline = Baseline { epoch: 3, partition, cut, at_ms: AT_MS };
+    let baseline = Baseline { epoch: 3, partition, cut, at_ms: AT_MS, replay_from: None };
     let tables = [Table::People, Table::Attributes, Table::Metrics, Table::Events, Table::Deliveries, Table::Campaigns];
     setup.configure(baseline, &tables, &[Table::Subjects]).await;
     let http = free_port();
@@ -460,7 +460,7 @@ async fn a_broken_archive_object_fails_the_job_naming_it_until_it_is_restored() 
         file(offset, Table::Metrics, FileKind::Unspecified, &(from..from + 3).map(metric).collect::<Vec<_>>())
     };
     archive_batch(&s3, &setup.archive, range(0, 10), &[metrics(2, 0)]).await;
-    let baseline = Baseline { epoch: 1, partition, cut: 12, at_ms: AT_MS };
+    let baseline = Baseline { epoch: 1, partition, cut: 12, at_ms: AT_MS, replay_from: None };
     setup.configure(baseline, &[Table::Metrics], &[]).await;
     let process = setup.start(free_port());
 
@@ -535,7 +535,7 @@ async fn a_job_killed_mid_way_runs_again_counting_the_files_already_written() {
         })
         .collect();
     archive_batch(&s3, &setup.archive, BatchRange { partition, start: 0, end: 10 }, &files).await;
-    let baseline = Baseline { epoch: 1, partition, cut: 5, at_ms: AT_MS };
+    let baseline = Baseline { epoch: 1, partition, cut: 5, at_ms: AT_MS, replay_from: None };
     setup.configure(baseline, &[Table::Metrics], &[]).await;
     let mut process = setup.start(free_port());
 

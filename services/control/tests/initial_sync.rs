@@ -96,7 +96,7 @@ fn spec(tables: Value) -> Value {
 }
 
 fn at(epoch: u64, cut: i64) -> Option<Baseline> {
-    Some(Baseline { epoch, partition: 3, cut, at_ms: NOW })
+    Some(Baseline { epoch, partition: 3, cut, at_ms: NOW, replay_from: None })
 }
 
 #[tokio::test]

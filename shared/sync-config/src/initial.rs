@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_says_when_a_baseline_is_done() {
-        let baseline = Baseline { epoch: 4, partition: 1, cut: 120, at_ms: 9 };
+        let baseline = Baseline { epoch: 4, partition: 1, cut: 120, at_ms: 9, replay_from: None };
         let mut syncs = InitialSyncs::new(7);
         assert!(!syncs.is_done(Table::People, &baseline));
         let mut people = InitialSync::queued(&baseline, 10);

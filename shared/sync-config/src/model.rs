@@ -78,25 +78,36 @@ pub struct TableState {
     pub enabled: bool,
     /// When `enabled` last changed (or the sync was created), ms since the Unix epoch.
     pub changed_at_ms: i64,
-    /// The table's latest initial sync, if one was asked for (`None`: files are exported as
-    /// they come, with no baseline; syncs made before initial syncs existed, or control with
-    /// initial syncs off).
+    /// The table's latest initial sync or catch-up, if one was asked for (`None`: files are
+    /// exported as they come, with no baseline; syncs made before initial syncs existed, or
+    /// control with initial syncs off).
     pub baseline: Option<Baseline>,
+    /// While the table is off: the offset of the cut record written when it was turned off.
+    /// Its files from there on are not kept in the lot (the archive has them); turning it back
+    /// on replays them from the archive ([`Baseline::replay_from`]). `None` when off without a
+    /// cut (initial syncs off): its files wait in the lot, as long as the lot keeps them.
+    pub off_from: Option<i64>,
 }
 
 impl TableState {
     /// A table turned on or off at `changed_at_ms`, without a baseline.
     pub fn new(enabled: bool, changed_at_ms: i64) -> Self {
-        Self { enabled, changed_at_ms, baseline: None }
+        Self { enabled, changed_at_ms, baseline: None, off_from: None }
     }
 }
 
-/// Where a table's initial sync cuts the workspace's handoff partition.
+/// Where a table's initial sync (or catch-up) cuts the workspace's handoff partition.
 ///
 /// Control writes a cut record (`dwsync_handoff::Cut`) for the workspace onto its handoff
 /// partition and stores that record's offset here. Every handed-off file of the workspace and
-/// table whose first offset is below `cut` belongs to the baseline (the backfill folds it from the
-/// archive); every file above it is an incremental file, exported after the baseline is delivered.
+/// table whose first offset is below `cut` (and, for a catch-up, at or above `replay_from`)
+/// belongs to the baseline, delivered by the backfill from the archive; every file above the cut
+/// is an incremental file, exported after the baseline is delivered.
+///
+/// - An **initial sync** (`replay_from: None`): the baseline is the table's history folded into
+///   its current state (latest row per key, erased people left out, ...).
+/// - A **catch-up** (`replay_from: Some(p)`, a table turned back on after a pause): the files
+///   handed off while it was off, `[p, cut)`, replayed as they were, under their own names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Baseline {
     /// The configuration revision that asked for it; an initial sync is known by it.
@@ -108,13 +119,17 @@ pub struct Baseline {
     /// When it was asked for, ms since the Unix epoch: the baseline's "now" (events and inbound
     /// keep the 30 days before it), so that a replay folds the same rows.
     pub at_ms: i64,
+    /// A catch-up: the cut written when the table was turned off; the files from there to
+    /// `cut` are replayed from the archive as they were. `None`: an initial sync.
+    pub replay_from: Option<i64>,
 }
 
 impl Baseline {
     /// Whether a file of the workspace and table starting at handoff offset `first_offset`
-    /// belongs to this baseline (below the cut) rather than to the incremental files.
+    /// belongs to this baseline rather than to the incremental files (or, before a catch-up's
+    /// range, to the files exported before the pause).
     pub fn holds(&self, first_offset: i64) -> bool {
-        first_offset < self.cut
+        first_offset < self.cut && self.replay_from.is_none_or(|from| first_offset >= from)
     }
 }
 
@@ -170,7 +185,7 @@ impl SyncConfig {
         if enabled && table == Table::People && now_ms.saturating_sub(state.changed_at_ms) > retention_ms {
             return Err(ReenableRefused { days: retention.as_secs() / 86_400 });
         }
-        *state = TableState { enabled, changed_at_ms: now_ms, baseline: state.baseline };
+        *state = TableState { enabled, changed_at_ms: now_ms, ..*state };
         Ok(true)
     }
 
@@ -227,6 +242,17 @@ mod tests {
         assert_eq!(err.to_string(), "People file off for more than 7 days cannot be re-enabled");
         assert!(!cfg.is_enabled(Table::People), "still off");
         assert_eq!(cfg.set_table(Table::People, true, 7 * DAY_MS, 7 * DAY), Ok(true), "exactly 7 days is fine");
+    }
+
+    #[test]
+    fn a_baseline_holds_the_files_below_its_cut_a_catch_up_those_since_the_pause() {
+        let initial = Baseline { epoch: 1, partition: 0, cut: 100, at_ms: 0, replay_from: None };
+        assert!(initial.holds(0) && initial.holds(99));
+        assert!(!initial.holds(100) && !initial.holds(101), "the cut and after: incremental");
+        let catch_up = Baseline { replay_from: Some(40), ..initial };
+        assert!(!catch_up.holds(39), "exported before the pause");
+        assert!(catch_up.holds(40) && catch_up.holds(99));
+        assert!(!catch_up.holds(100));
     }
 
     #[test]

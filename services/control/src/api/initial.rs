@@ -48,7 +48,8 @@ pub(super) async fn ask(
         return Ok(());
     }
     let placed = cut::place(cutter, cfg.workspace_id, epoch).await?;
-    let baseline = Baseline { epoch, partition: placed.partition, cut: placed.offset, at_ms: now_ms };
+    let baseline =
+        Baseline { epoch, partition: placed.partition, cut: placed.offset, at_ms: now_ms, replay_from: None };
     for table in tables {
         let state = cfg.tables.entry(*table).or_insert(crate::model::TableState::new(true, now_ms));
         state.baseline = Some(baseline);
@@ -81,7 +82,7 @@ mod tests {
     use crate::seal::Sealed;
 
     fn config(tables: &[(Table, bool, bool)]) -> SyncConfig {
-        let baseline = Baseline { epoch: 1, partition: 0, cut: 5, at_ms: 1 };
+        let baseline = Baseline { epoch: 1, partition: 0, cut: 5, at_ms: 1, replay_from: None };
         SyncConfig {
             workspace_id: WorkspaceId::new(3).expect("id"),
             schema_version: SCHEMA_VERSION,
@@ -98,7 +99,15 @@ mod tests {
             tables: tables
                 .iter()
                 .map(|(t, on, based)| {
-                    (*t, TableState { enabled: *on, changed_at_ms: 1, baseline: based.then_some(baseline) })
+                    (
+                        *t,
+                        TableState {
+                            enabled: *on,
+                            changed_at_ms: 1,
+                            baseline: based.then_some(baseline),
+                            off_from: None,
+                        },
+                    )
                 })
                 .collect::<BTreeMap<_, _>>(),
             disabled: false,

@@ -77,7 +77,9 @@ pub fn to_proto(cfg: &SyncConfig) -> pb::SyncConfig {
                     partition: b.partition,
                     cut: b.cut,
                     at_ms: b.at_ms,
+                    replay_from: b.replay_from,
                 }),
+                off_from: s.off_from,
             })
             .collect(),
         disabled: cfg.disabled,
@@ -95,9 +97,15 @@ pub fn from_proto(msg: pb::SyncConfig) -> Result<SyncConfig, DecodeError> {
     let mut tables = BTreeMap::new();
     for t in msg.tables {
         let table = t.table.parse::<Table>().map_err(|_| DecodeError::Invalid("unknown table"))?;
-        let baseline =
-            t.baseline.map(|b| Baseline { epoch: b.epoch, partition: b.partition, cut: b.cut, at_ms: b.at_ms });
-        let _ = tables.insert(table, TableState { enabled: t.enabled, changed_at_ms: t.changed_at_ms, baseline });
+        let baseline = t.baseline.map(|b| Baseline {
+            epoch: b.epoch,
+            partition: b.partition,
+            cut: b.cut,
+            at_ms: b.at_ms,
+            replay_from: b.replay_from,
+        });
+        let state = TableState { enabled: t.enabled, changed_at_ms: t.changed_at_ms, baseline, off_from: t.off_from };
+        let _ = tables.insert(table, state);
     }
     Ok(SyncConfig {
         workspace_id,
@@ -146,11 +154,13 @@ mod tests {
                         TableState {
                             enabled: *t != Table::People,
                             changed_at_ms: 7,
+                            off_from: (*t == Table::People).then_some(40),
                             baseline: (*t == Table::Metrics).then_some(Baseline {
                                 epoch: 3,
                                 partition: 2,
                                 cut: 99,
                                 at_ms: 6,
+                                replay_from: Some(50),
                             }),
                         },
                     )
