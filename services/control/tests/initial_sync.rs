@@ -121,7 +121,7 @@ async fn a_new_sync_asks_one_baseline_for_its_enabled_tables() {
 }
 
 #[tokio::test]
-async fn first_enable_gets_a_baseline_a_pause_does_not_and_enable_starts_again() {
+async fn first_enable_gets_an_initial_sync_a_pause_a_catch_up_and_enable_starts_again() {
     let h = Harness::new();
     let _ = h.call(Method::POST, "/v1/workspaces/42/sync", Some(spec(json!({"people": false})))).await;
 
@@ -133,14 +133,23 @@ async fn first_enable_gets_a_baseline_a_pause_does_not_and_enable_starts_again()
     assert_eq!(baselines[&Table::People], at(2, 101));
     assert_eq!(baselines[&Table::Metrics], at(1, 100), "others keep theirs");
 
-    // Metrics paused and resumed: it catches up from its kept files, no new baseline.
-    for enabled in [false, true] {
-        let (status, _) =
-            h.call(Method::PUT, "/v1/workspaces/42/sync/tables/metrics", Some(json!({"enabled": enabled}))).await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    assert_eq!(h.baselines().await[&Table::Metrics], at(1, 100));
-    assert_eq!(h.cutter.cuts.lock().expect("lock").len(), 2);
+    // Metrics paused: a cut (102) from which its files are left to the archive; resumed: a
+    // catch-up replaying them, from the pause's cut to the resume's (103).
+    let (status, _) =
+        h.call(Method::PUT, "/v1/workspaces/42/sync/tables/metrics", Some(json!({"enabled": false}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("store").expect("sync");
+    assert_eq!(stored.tables[&Table::Metrics].off_from, Some(102));
+    assert_eq!(stored.tables[&Table::Metrics].baseline, at(1, 100), "its initial sync stays");
+    let (status, body) =
+        h.call(Method::PUT, "/v1/workspaces/42/sync/tables/metrics", Some(json!({"enabled": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let revision = body["revision"].as_u64().expect("revision");
+    let catch_up = Baseline { replay_from: Some(102), ..at(revision, 103).expect("baseline") };
+    assert_eq!(h.baselines().await[&Table::Metrics], Some(catch_up));
+    let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("store").expect("sync");
+    assert_eq!(stored.tables[&Table::Metrics].off_from, None);
+    assert_eq!(h.cutter.cuts.lock().expect("lock").len(), 4);
 
     // Disabled, events turned off meanwhile, enabled again: every enabled table starts again;
     // events, off, counts as never on.
@@ -155,10 +164,10 @@ async fn first_enable_gets_a_baseline_a_pause_does_not_and_enable_starts_again()
     let baselines = h.baselines().await;
     assert_eq!(baselines[&Table::Events], None);
     for t in Table::ALL.iter().filter(|t| **t != Table::Events) {
-        assert_eq!(baselines[t], at(revision, 102), "{t}");
+        assert_eq!(baselines[t], at(revision, 104), "{t}");
     }
     let (_, body) = h.call(Method::PUT, "/v1/workspaces/42/sync/tables/events", Some(json!({"enabled": true}))).await;
-    assert_eq!(h.baselines().await[&Table::Events], at(revision + 1, 103), "{body}");
+    assert_eq!(h.baselines().await[&Table::Events], at(revision + 1, 105), "{body}");
 }
 
 #[tokio::test]

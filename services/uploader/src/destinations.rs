@@ -234,13 +234,19 @@ impl Destinations {
         if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
             return Route::Unavailable(format!("schema version {} is not supported", cfg.schema_version));
         }
-        let baseline = cfg.tables.get(&table).and_then(|s| s.baseline);
+        let state = cfg.tables.get(&table);
+        let baseline = state.and_then(|s| s.baseline);
+        let offset = i64::try_from(seq).unwrap_or(i64::MAX);
         if let Some(baseline) = &baseline
-            && baseline.holds(i64::try_from(seq).unwrap_or(i64::MAX))
+            && baseline.holds(offset)
         {
             return Route::Skip("in_baseline");
         }
         if !cfg.is_enabled(table) {
+            // Off since a cut: the archive keeps the file, the catch-up replays it.
+            if state.and_then(|s| s.off_from).is_some_and(|from| offset >= from) {
+                return Route::Skip("off_archived");
+            }
             return Route::Park("table_off");
         }
         if let Some(baseline) = baseline

@@ -14,6 +14,7 @@ use super::initial;
 use crate::model::{Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
 use crate::store::ConfigStore;
 use crate::validate::{self, Valid};
+use dwsync_sync_config::InitialSyncs;
 
 type Answer<T> = Result<T, ApiError>;
 
@@ -45,9 +46,9 @@ pub(super) async fn create<S: ConfigStore + Clone>(
         updated_at_ms: now,
         revision: 1,
     };
-    let baselines = initial::needing_baselines(None, &cfg);
+    let asks = initial::asks(None, &cfg, |_, _| true);
     let epoch = cfg.revision;
-    initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
+    initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, bucket = %cfg.destination.bucket, "Sync created.");
     Ok((StatusCode::CREATED, Json(SyncView::from(&cfg))))
@@ -82,9 +83,10 @@ pub(super) async fn update<S: ConfigStore + Clone>(
         let _ = cfg.set_table(*table, *enabled, now, app.people_retention)?;
     }
     cfg.destination = destination(&app, id, valid)?;
-    let baselines = initial::needing_baselines(Some(&before), &cfg);
+    let delivered = delivered_baselines(&app, id).await?;
+    let asks = initial::asks(Some(&before), &cfg, |t, b| delivered.as_ref().is_none_or(|d| d.is_done(t, b)));
     let epoch = cfg.revision + 1;
-    initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
+    initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
     cfg.touch(now);
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
@@ -201,14 +203,24 @@ async fn modify<S: ConfigStore + Clone>(
     let before = cfg.clone();
     let now = app.now_ms();
     if change(&mut cfg, now)? {
-        let baselines = initial::needing_baselines(Some(&before), &cfg);
+        let delivered = delivered_baselines(app, id).await?;
+        let asks = initial::asks(Some(&before), &cfg, |t, b| delivered.as_ref().is_none_or(|d| d.is_done(t, b)));
         let epoch = cfg.revision + 1;
-        initial::ask(app.cutter.as_ref(), &mut cfg, &baselines, epoch, now).await?;
+        initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
         cfg.touch(now);
         app.store.put(cfg.clone()).await?;
         tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");
     }
     Ok(Json(SyncView::from(&cfg)))
+}
+
+/// The backfill's reports on `id`'s initial syncs, caught up; `None` when this replica does not
+/// follow them (in-memory tests), where every baseline counts as delivered.
+async fn delivered_baselines<S>(app: &AppState<S>, id: WorkspaceId) -> Answer<Option<InitialSyncs>> {
+    match &app.initial_syncs {
+        Some(store) => Ok(Some(store.read(id).await?.unwrap_or_else(|| InitialSyncs::new(id.get())))),
+        None => Ok(None),
+    }
 }
 
 /// The stored destination of a valid spec, its secret sealed for workspace `id`.
