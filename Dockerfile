@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
 #
-# One image for all three dwsync services. Pick the service with the command:
+# One image for every dwsync service. Pick the service with the command:
 #
 #   docker build -t dwsync .
 #   docker run --rm dwsync dwsync-ingest
 #   docker run --rm dwsync dwsync-uploader
 #   docker run --rm dwsync dwsync-control
+#   docker run --rm dwsync dwsync-archiver
+#   docker run --rm dwsync dwsync-backfill
 #
 # Configuration comes from DWSYNC_* environment variables (see docker-compose.yml).
 # Needs BuildKit (the default builder since Docker 23) for the cache mounts below.
@@ -32,8 +34,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked -p dwsync-ingest -p dwsync-uploader -p dwsync-archiver -p dwsync-control \
+      -p dwsync-backfill \
  && mkdir -p /out \
- && cp target/release/dwsync-ingest target/release/dwsync-uploader target/release/dwsync-archiver target/release/dwsync-control /out/
+ && cp target/release/dwsync-ingest target/release/dwsync-uploader target/release/dwsync-archiver target/release/dwsync-control \
+      target/release/dwsync-backfill /out/
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -47,7 +51,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/dwsync --create-home \
       --shell /usr/sbin/nologin dwsync
 
-COPY --from=builder /out/dwsync-ingest /out/dwsync-uploader /out/dwsync-archiver /out/dwsync-control /usr/local/bin/
+COPY --from=builder /out/dwsync-ingest /out/dwsync-uploader /out/dwsync-archiver /out/dwsync-control /out/dwsync-backfill \
+     /usr/local/bin/
 
 USER dwsync
 WORKDIR /var/lib/dwsync
@@ -56,4 +61,4 @@ EXPOSE 8080
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
 # No default service: the command names the binary to run.
-CMD ["/bin/sh", "-c", "echo 'usage: docker run IMAGE dwsync-ingest|dwsync-uploader|dwsync-archiver|dwsync-control' >&2; exit 2"]
+CMD ["/bin/sh", "-c", "echo 'usage: docker run IMAGE dwsync-ingest|dwsync-uploader|dwsync-archiver|dwsync-control|dwsync-backfill' >&2; exit 2"]

@@ -3,8 +3,9 @@
 Usage: check_config.py RENDERED.yaml REPO_ROOT
 
 For each ConfigMap (or config Secret) holding <service>.toml: the TOML parses, and its keys are
-exactly the documented ones — every key of deploy/<service>.toml (control: the control.toml block
-of docs/CONTROL.md), keys shown commented out there (`# key = ...`, optional keys) allowed —
+exactly the documented ones — every key of deploy/<service>.toml (ingest, uploader, archiver,
+backfill; control: the control.toml block of docs/CONTROL.md), keys shown commented out there
+(`# key = ...`, optional keys) allowed —
 apart from the keys the chart sets itself or takes from Secrets. A key the chart misses, or one
 the services do not document, is reported. Prints one line per service.
 """
@@ -21,11 +22,23 @@ NOT_IN_FILE = {
     "ingest.instance_id",  # the pod's name, from the environment (DWSYNC_INGEST__INSTANCE_ID)
     "api.admin_token",  # from a Secret (DWSYNC_API__ADMIN_TOKEN)
     "destinations",  # static destinations: only when given in the values
+    "store.secret_access_key",  # the archiver's, from a Secret (DWSYNC_STORE__SECRET_ACCESS_KEY)
+    "archive.secret_access_key",  # the backfill's, from a Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY)
 }
 PREFIX_NOT_IN_FILE = ("destinations.", "api.workspace_tokens")
+# Keys whose default is none, shown with an example value in deploy/*.toml: a null in the values
+# leaves them out of the file.
+NONE_BY_DEFAULT = {"store.endpoint", "archive.endpoint"}
+# The [kafka] keys the chart always renders (security settings) and deploy/archiver.toml and
+# deploy/backfill.toml do not show (their [kafka] is the shared section deploy/ingest.toml shows
+# in full).
+KAFKA_SECURITY = {"kafka.security_protocol", "kafka.sasl_mechanism", "kafka.sasl_username", "kafka.ssl_ca_location",
+                  "kafka.ssl_certificate_location", "kafka.ssl_key_location"}
 # Keys the chart renders that the documentation does not show (valid: the services' structs
 # have them).
 EXTRA_ALLOWED = {
+    "archiver": KAFKA_SECURITY,
+    "backfill": KAFKA_SECURITY,
     "ingest": {"ingest.topics"},
     "uploader": {"handoff.fetch_queue_kbytes", "sync_config.store.partitions", "sync_config.store.replication_factor"},
     "control": {"http.shutdown_delay_ms", "http.shutdown_grace_ms", "telemetry.service_name", "telemetry.log_format",
@@ -71,6 +84,8 @@ def main():
     docs = {
         "ingest": (root / "deploy/ingest.toml").read_text(),
         "uploader": (root / "deploy/uploader.toml").read_text(),
+        "archiver": (root / "deploy/archiver.toml").read_text(),
+        "backfill": (root / "deploy/backfill.toml").read_text(),
     }
     control_md = (root / "docs/CONTROL.md").read_text()
     m = re.search(r"```toml\n(# control\.toml.*?)```", control_md, re.S)
@@ -98,7 +113,7 @@ def main():
                 continue
             want, optional = documented(docs[service])
             skip = lambda k: k in NOT_IN_FILE or k.startswith(PREFIX_NOT_IN_FILE)
-            missing = sorted(k for k in want if not skip(k) and k not in got)
+            missing = sorted(k for k in want if not skip(k) and k not in got and k not in NONE_BY_DEFAULT)
             unknown = sorted(k for k in got if k not in want and k not in optional and k not in EXTRA_ALLOWED.get(service, set()))
             if missing or unknown:
                 failed = True

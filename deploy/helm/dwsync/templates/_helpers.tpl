@@ -197,6 +197,18 @@ Secret when secrets.<item> has a value.
 {{- end -}}
 
 {{/*
+The archive bucket's secret key (archiver and backfill), with a check that a Secret provides it.
+(dict "root" $ "env" "DWSYNC_STORE__SECRET_ACCESS_KEY")
+*/}}
+{{- define "dwsync.archiveSecretEnv" -}}
+{{- $env := include "dwsync.secretEnv" (dict "root" .root "env" .env "item" "archiveSecretAccessKey" "override" .root.Values.archiver.secretAccessKeySecret) -}}
+{{- if not $env -}}
+{{- fail "history.enabled needs the archive bucket's secret key from a Secret: set archiver.secretAccessKeySecret.name, secrets.existingSecret or secrets.archiveSecretAccessKey" -}}
+{{- end -}}
+{{- $env -}}
+{{- end -}}
+
+{{/*
 The pod template of a workload.
 (dict "root" $ "component" "ingest" "values" .Values.ingest "command" "dwsync-ingest"
       "env" <yaml list of extra env, string> "configKind" "ConfigMap"|"Secret" "ports" <yaml string>)
@@ -335,6 +347,16 @@ spec:
   {{- end }}
 {{- end -}}
 
+{{/* The handoff topic ingest writes: the default of control's and the backfill's. */}}
+{{- define "dwsync.handoffTopic" -}}
+{{- .Values.ingest.config.ingest.handoff_topic | default "dwsync.handoff" -}}
+{{- end -}}
+
+{{/* Whether a component is deployed: the archiver and the backfill only with history.enabled. */}}
+{{- define "dwsync.enabled" -}}
+{{- if or (not (has .component (list "archiver" "backfill"))) .root.Values.history.enabled -}}true{{- end -}}
+{{- end -}}
+
 {{/* Each service's TOML (used by its ConfigMap and for the pods' checksum annotation). */}}
 {{- define "dwsync.config.ingest" -}}
 {{- $set := include "dwsync.httpSet" (dict "root" .) | fromYaml -}}
@@ -349,10 +371,34 @@ spec:
 {{- define "dwsync.config.control" -}}
 {{- $set := include "dwsync.httpSet" (dict "root" .) | fromYaml -}}
 {{- $_ := set $set "api" (dict "listen" (printf "0.0.0.0:%d" (int .Values.control.service.port))) -}}
+{{- /* Initial syncs need the archiver and the backfill: on exactly when history is. */ -}}
+{{- $initial := .Values.control.config.initial_sync | default dict -}}
+{{- $_ := set $set "initial_sync" (dict "enabled" .Values.history.enabled "handoff_topic" ($initial.handoff_topic | default (include "dwsync.handoffTopic" .))) -}}
 {{- include "dwsync.serviceToml" (dict "root" . "component" "control" "config" .Values.control.config "set" $set) -}}
 {{- end -}}
 
 {{- define "dwsync.config.archiver" -}}
 {{- $set := include "dwsync.httpSet" (dict "root" .) | fromYaml -}}
 {{- include "dwsync.serviceToml" (dict "root" . "component" "archiver" "config" .Values.archiver.config "set" $set) -}}
+{{- end -}}
+
+{{- /*
+The backfill reads the archive the archiver writes: its [archive] is the archiver's store
+(bucket, prefix, region, endpoint, path style, access key id), so the two cannot drift; the
+secret key comes from the same Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY).
+*/ -}}
+{{- define "dwsync.config.backfill" -}}
+{{- $set := include "dwsync.httpSet" (dict "root" .) | fromYaml -}}
+{{- $store := .Values.archiver.config.store -}}
+{{- $archive := dict -}}
+{{- range $key := list "bucket" "prefix" "region" "endpoint" "force_path_style" "access_key_id" -}}
+{{- /* A null value (endpoint: AWS S3) is no key at all once Helm has merged the values. */ -}}
+{{- if hasKey $store $key -}}
+{{- $_ := set $archive $key (get $store $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $set "archive" $archive -}}
+{{- $handoff := .Values.backfill.config.handoff | default dict -}}
+{{- $_ := set $set "handoff" (dict "topic" ($handoff.topic | default (include "dwsync.handoffTopic" .))) -}}
+{{- include "dwsync.serviceToml" (dict "root" . "component" "backfill" "config" .Values.backfill.config "set" $set) -}}
 {{- end -}}
