@@ -5,8 +5,9 @@
 //! baseline files (people without the erased, objects without the deleted, events of the last
 //! 30 days only, the latest delivery per id with erased people's ids removed, metrics in
 //! two-sequence files) before the incremental files, and every record in exactly one of them.
-//! Then a table turned on for the first time gets its own baseline. Another workspace, synced
-//! from the start, gets its files throughout.
+//! Another workspace, synced from the start, gets its files throughout; then a table of it turned
+//! on for the first time gets its own baseline, and the sync disabled and enabled again gets a
+//! whole new initial sync.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -410,6 +411,37 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
         .map(|f| text(f, "internal_object_id"))
         .collect();
     assert_eq!(ids(&v_objects, Table::Objects).into_iter().collect::<BTreeSet<_>>(), want);
+
+    // V disabled, its bucket cleared (as the spec asks before enabling again), enabled again:
+    // a new initial sync of every table, "as if starting a new integration".
+    let (code, body) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{V}/sync/disable"), None).await;
+    assert_eq!(code, 200, "{body}");
+    let s3 = s3_client();
+    for key in v_files.keys() {
+        let _ = s3.delete_object().bucket(&stack.buckets[&V]).key(key).send().await.unwrap();
+    }
+    let (code, body) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{V}/sync/enable"), None).await;
+    assert_eq!(code, 200, "{body}");
+    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
+    let _ = initial_syncs_done(&api, V, &TABLES, &mut processes).await;
+    let v_files = files(&stack.buckets[&V], V).await;
+    let v_metrics: Vec<&File> = v_files.values().filter(|f| f.table == Table::Metrics).collect();
+    assert!(v_metrics.iter().all(|f| f.part.is_some()), "only the initial two-sequence files: {v_metrics:?}");
+    let mut got = ids(&v_metrics, Table::Metrics);
+    got.sort();
+    let mut want: Vec<String> = sent.rows[&(V, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
+    want.sort();
+    assert_eq!(got, want, "V's whole metrics history again, once");
+    let v_people: BTreeSet<String> =
+        ids(&v_files.values().filter(|f| f.table == Table::People).collect::<Vec<_>>(), Table::People)
+            .into_iter()
+            .collect();
+    let v_current: BTreeSet<String> = sent.rows[&(V, Table::People)]
+        .iter()
+        .filter(|f| f["deleted"] != json!(true) && f["suppressed"] != json!(true))
+        .map(|f| text(f, "internal_customer_id"))
+        .collect();
+    assert_eq!(v_people, v_current, "V's current people");
 
     eprintln!("initial sync e2e: {} W files, {:?}", all.len(), started.elapsed());
 }

@@ -1,17 +1,18 @@
 //! The archive's gap before a cut: whether the handoff partition holds any record between the
 //! archive's end and the cut record.
 //!
-//! The archive lists batches that hold files. A batch with no file (only the cut record, or
+//! The archive lists batches that hold files. A batch with no file (only cut records, or
 //! transaction markers) writes no object, so the listing can end just before the cut while
-//! every file before it is archived: ingest's transaction markers take offsets too. Reading the
-//! partition (`read_committed`) from the archive's end tells: if the first record returned is the
-//! cut record itself, nothing before the cut is missing from the archive.
+//! every file before it is archived: ingest's transaction markers take offsets too, and so do
+//! earlier cut records. Reading the partition (`read_committed`) from the archive's end tells:
+//! if the first record returned that is not a cut record is the cut itself (or after it),
+//! nothing before the cut is missing from the archive.
 
 use std::time::Duration;
 
 use dwsync_config::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::message::Message as _;
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Longest wait for the first record from the archive's end (the cut record is always there to
@@ -59,6 +60,8 @@ pub async fn between(kafka: &KafkaConfig, topic: &str, partition: i32, from: i64
         while std::time::Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(500)) {
                 Some(Ok(record)) if record.offset() >= cut => return Ok(Gap::Empty),
+                // An earlier cut record holds no file: read on.
+                Some(Ok(record)) if is_cut(&record) => {}
                 Some(Ok(record)) => return Ok(Gap::Record(record.offset())),
                 Some(Err(error)) => tracing::debug!(%error, "Reading the handoff partition's gap."),
                 None => {}
@@ -68,4 +71,9 @@ pub async fn between(kafka: &KafkaConfig, topic: &str, partition: i32, from: i64
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Whether `record` is a cut record.
+fn is_cut(record: &BorrowedMessage<'_>) -> bool {
+    record.headers().is_some_and(|h| h.iter().any(|h| h.key == dwsync_handoff::CUT_HEADER))
 }
