@@ -4,10 +4,16 @@
 //!    deleted drop them, here and before each table);
 //! 2. the archive must cover the cut ([`plan::coverage`]); if not, the tables stay queued with
 //!    the reason and the job ends (the scheduler looks again at its next poll);
-//! 3. running: the workspace's history up to the cut, the [`Context`] at the baseline's time
-//!    (people, and deliveries and subjects when someone is erased, objects for object
-//!    attributes), then per table its fold, its files ([`plan::files`]) created without
-//!    overwriting after `cio-validate`, and `Done`.
+//! 3. a catch-up (a table whose baseline has `replay_from`) needs the archive to reach back to
+//!    its pause ([`plan::replay_start`]); if not, it fails saying so (the job's other tables go
+//!    on) — never a partial `Done`;
+//! 4. running: the workspace's history up to the cut, the [`Context`] at the baseline's time
+//!    for the initial syncs (people, and deliveries and subjects when someone is erased, objects
+//!    for object attributes), then per table, after `cio-validate`: an initial sync's fold and
+//!    its files ([`plan::files`]); a catch-up's archived files of `[replay_from, cut)` one by
+//!    one, as they were, under the keys the uploader writes them under
+//!    (`dwsync_handoff::data_key`, their own first offset as `seq`, new or changes); each
+//!    created without overwriting, then `Done`.
 //!
 //! Any failure (archive, fold, destination) is returned as a sentence naming what failed (never
 //! a secret); the caller reports it and tries the job again later. A job run again after a crash
@@ -27,7 +33,7 @@ use dwsync_contract::Table;
 use dwsync_format::{ParquetFileWriter, ParquetOptions};
 use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
-use dwsync_sync_config::{InitialSyncs, KafkaStore, Sealer, SyncConfig};
+use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig};
 
 use crate::gap::{self, Gap};
 use crate::metrics::Metrics;
@@ -119,7 +125,7 @@ pub async fn run(shared: &Shared, work: &Work) -> Outcome {
 /// The tables of `work` its configuration still asks for.
 fn wanted(shared: &Shared, work: &Work) -> Vec<Table> {
     let cfg = shared.configs.cached(work.workspace);
-    work.tables.iter().copied().filter(|t| plan::still_wanted(cfg.as_ref(), *t, &work.baseline)).collect()
+    work.tables.iter().copied().filter(|t| plan::still_wanted(cfg.as_ref(), *t, &work.baseline_of(*t))).collect()
 }
 
 async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Result<Outcome, Failure> {
@@ -149,6 +155,18 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         reporter.queued(&tables, b, waiting).await.map_err(|e| ("reporting", e))?;
         return Ok(Outcome::Waiting);
     }
+    // Catch-ups the archive does not reach back for fail; the others go on.
+    let (mut ready, mut refused) = (Vec::new(), Vec::new());
+    for table in tables {
+        match work.replays.get(&table).and_then(|from| plan::replay_start(&ranges, b.partition, *from)) {
+            Some(reason) => refused.push(format!("catching up {table}: {reason}")),
+            None => ready.push(table),
+        }
+    }
+    let (tables, refused) = (ready, (!refused.is_empty()).then(|| Failure(refused.join("; "))));
+    if let (true, Some(refused)) = (tables.is_empty(), refused.as_ref()) {
+        return Err(Failure(refused.0.clone()));
+    }
     reporter.running(&tables, b).await.map_err(|e| ("reporting", e))?;
     let Some(cfg) = shared.configs.cached(ws) else { return Ok(Outcome::Dropped) };
     let dest = Destination::open(&cfg, &shared.sealer, &shared.https)?;
@@ -162,7 +180,8 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         )));
     }
     let mut reading = Reading { history: history.before(b.cut), read: HashMap::new(), partition: b.partition };
-    let context = reading.context(&tables, b.at_ms).await?;
+    let folded: Vec<Table> = tables.iter().copied().filter(|t| !work.replays.contains_key(t)).collect();
+    let context = reading.context(&folded, b.at_ms).await?;
 
     dest.validate().await.map_err(|e| ("writing cio-validate to the destination", e.summary()))?;
     tracing::info!(tables = tables.len(), bucket = %dest.bucket, "Writing the baseline.");
@@ -171,34 +190,73 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
             tracing::info!(table = table.name(), "The baseline is no longer asked for; dropped.");
             return Ok(Outcome::Dropped);
         }
-        let history = reading.table(table).await?;
-        let Some(seq) = history.last_seq else {
-            reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
-            continue;
-        };
-        let folded = fold(table, history.batches, &context).map_err(|e| ("folding the baseline", e))?;
-        let seq = u64::try_from(seq).unwrap_or_default();
-        for file in plan::files(&dest.prefix, table, ws, seq, folded, shared.metrics_rows_per_file) {
-            let rows = file.rows() as u64;
-            let object = encode(table, file.key, &file.batches)?;
-            match dest.create(&object).await {
-                Ok(Create::Created) => shared.metrics.written(table.name(), rows),
-                Ok(Create::Exists) => {
-                    tracing::info!(key = %object.key, "A baseline file was already written (an earlier attempt).");
-                    shared.metrics.existing(table.name());
+        let mut delivery = Delivery { shared, dest: &dest, reporter: &mut *reporter, table, baseline: b };
+        if let Some(&from) = work.replays.get(&table) {
+            delivery.catch_up(&reading, ws.get(), from).await?;
+        } else {
+            let history = reading.table(table).await?;
+            if let Some(seq) = history.last_seq {
+                let folded = fold(table, history.batches, &context).map_err(|e| ("folding the baseline", e))?;
+                let seq = u64::try_from(seq).unwrap_or_default();
+                for file in plan::files(&dest.prefix, table, ws, seq, folded, shared.metrics_rows_per_file) {
+                    delivery.write(encode(table, file.key, &file.batches)?, "baseline").await?;
                 }
-                Err(error) => return Err(Failure(format!("writing a baseline file failed: {}", error.summary()))),
             }
-            reporter.file(table, b, &object.key, rows).await.map_err(|e| ("reporting", e))?;
         }
         reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
-        tracing::info!(
-            table = table.name(),
-            rows = reporter.get(table).map_or(0, |s| s.rows),
-            "A baseline is delivered."
-        );
+        let (rows, files) = reporter.get(table).map_or((0, 0), |s| (s.rows, s.files));
+        let mode = if work.replays.contains_key(&table) { "catch-up" } else { "initial sync" };
+        tracing::info!(table = table.name(), mode, rows, files, "A baseline is delivered.");
     }
-    Ok(Outcome::Done)
+    refused.map_or(Ok(Outcome::Done), Err)
+}
+
+/// Writing one table's files to the destination, counted and reported.
+struct Delivery<'a> {
+    shared: &'a Shared,
+    dest: &'a Destination,
+    reporter: &'a mut Reporter,
+    table: Table,
+    baseline: &'a Baseline,
+}
+
+impl Delivery<'_> {
+    /// Creates `object` (a `what` file) unless it exists (an earlier attempt wrote it: counted as
+    /// written), then reports it.
+    async fn write(&mut self, object: Object, what: &str) -> Result<(), Failure> {
+        let table = self.table.name();
+        match self.dest.create(&object).await {
+            Ok(Create::Created) => self.shared.metrics.written(table, object.rows),
+            Ok(Create::Exists) => {
+                tracing::info!(key = %object.key, "A {what} file was already written (an earlier attempt).");
+                self.shared.metrics.existing(table);
+            }
+            Err(error) => return Err(Failure(format!("writing a {what} file failed: {}", error.summary()))),
+        }
+        self.reporter.file(self.table, self.baseline, &object.key, object.rows).await.map_err(|e| ("reporting", e))?;
+        Ok(())
+    }
+
+    /// A catch-up: the table's archived files of `[from, cut)`, one by one in offset order, each
+    /// as it was under the key the uploader writes it under. Read batch by batch, so only one
+    /// archive batch's files are held at a time.
+    async fn catch_up(&mut self, reading: &Reading, ws: i64, from: i64) -> Result<(), Failure> {
+        let (table, cut, prefix) = (self.table, self.baseline.cut, self.dest.prefix.as_str());
+        let what = format!("reading {} from the archive (handoff partition {})", table.name(), reading.partition);
+        for batch in reading.history.batches().iter().filter(|batch| batch.range.end > from) {
+            let (start, end) = (batch.range.start.max(from), batch.range.end.min(cut));
+            if start >= end {
+                break;
+            }
+            let files = reading.history.files(table, start, end).await.map_err(|e| (what.as_str(), e))?;
+            for file in files.files {
+                let seq = u64::try_from(file.first_offset).unwrap_or_default();
+                let key = dwsync_handoff::data_key(prefix, table, file.kind, ws, seq);
+                self.write(encode(table, key, std::slice::from_ref(&file.rows))?, "catch-up").await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The workspace's history up to the cut, each table read at most once.

@@ -7,7 +7,9 @@
 //! and baseline, oldest first, `backfill.concurrency` at once) and runs each [`job`]: wait for the
 //! archive to pass the cut, read the workspace's history up to it, fold each table, write its
 //! files (`cio-validate` first, create-only keys from `dwsync_handoff::baseline_key`), and report
-//! queued / running / done / failed ([`report`]). A failed job is tried again after capped
+//! queued / running / done / failed ([`report`]). A catch-up (a baseline with `replay_from`, a
+//! table turned back on after a pause) is not folded: its archived files of `[replay_from, cut)`
+//! are written one by one as they were, under the keys the uploader uses (`data_key`). A failed job is tried again after capped
 //! exponential backoff with jitter. It serves `/healthz`, `/readyz` (ready once both topics are
 //! read) and `/metrics` ([`metrics`]).
 

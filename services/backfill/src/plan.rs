@@ -3,7 +3,9 @@
 //!
 //! - [`pending`]: per enabled sync, each enabled table with a baseline whose initial sync is not
 //!   done for it, grouped per (workspace, epoch, cut) so one job reads the workspace's history
-//!   once for all its tables; oldest `at_ms` first.
+//!   once for all its tables; oldest `at_ms` first. Initial syncs and catch-ups (a baseline with
+//!   `replay_from`) of the same (epoch, cut) share a job; each table keeps its own mode.
+//! - [`replay_start`]: whether the archive reaches back to a catch-up's pause.
 //! - [`choose`]: the jobs to start now, at most one per workspace and `free` in all.
 //! - [`coverage`]: whether the archive has reached a cut.
 //! - [`files`]: the files of a table's baseline and their keys.
@@ -20,10 +22,20 @@ use dwsync_sync_config::{Baseline, InitialSyncs, SyncConfig, WorkspaceId};
 pub struct Work {
     /// The workspace.
     pub workspace: WorkspaceId,
-    /// The baseline its tables share.
+    /// The (epoch, partition, cut, time) its tables share; `replay_from` is always `None` here:
+    /// a catch-up's is in [`replays`](Self::replays).
     pub baseline: Baseline,
     /// The tables, in [`Table`]'s order.
     pub tables: Vec<Table>,
+    /// The tables that are catch-ups, with their `replay_from`; the others are initial syncs.
+    pub replays: BTreeMap<Table, i64>,
+}
+
+impl Work {
+    /// `table`'s baseline as its configuration names it.
+    pub fn baseline_of(&self, table: Table) -> Baseline {
+        Baseline { replay_from: self.replays.get(&table).copied(), ..self.baseline }
+    }
 }
 
 /// Whether `table`'s baseline `baseline` is still asked for by `cfg`: the sync exists, is not
@@ -46,10 +58,17 @@ pub fn pending(configs: &[SyncConfig], syncs: &HashMap<WorkspaceId, InitialSyncs
                 continue;
             }
             let order = (baseline.at_ms, cfg.workspace_id, baseline.epoch, baseline.cut);
-            jobs.entry(order)
-                .or_insert_with(|| Work { workspace: cfg.workspace_id, baseline, tables: Vec::new() })
-                .tables
-                .push(*table);
+            let shared = Baseline { replay_from: None, ..baseline };
+            let work = jobs.entry(order).or_insert_with(|| Work {
+                workspace: cfg.workspace_id,
+                baseline: shared,
+                tables: Vec::new(),
+                replays: BTreeMap::new(),
+            });
+            work.tables.push(*table);
+            if let Some(from) = baseline.replay_from {
+                let _ = work.replays.insert(*table, from);
+            }
         }
     }
     jobs.into_values().collect()
@@ -97,6 +116,26 @@ pub fn waiting_for(baseline: &Baseline, coverage: &Coverage) -> Option<String> {
     let Coverage::Behind(end) = coverage else { return None };
     let end = end.map_or_else(|| "nothing archived yet".to_owned(), |end| format!("archived up to {end}"));
     Some(format!("the archive to pass offset {} of handoff partition {} ({end})", baseline.cut, baseline.partition))
+}
+
+/// Why a catch-up replaying from `from` cannot be delivered from an archive whose batches of
+/// the partition (in offset order) are `batches`: the archive starts after the pause (or holds
+/// nothing), so files handed off since the pause are not in it. `None`: it reaches back.
+///
+/// Conservative: the first listed batch must start at or before `from`. Records between the
+/// pause and the archive's first batch cannot be told apart from lost files here, so a catch-up
+/// fails rather than deliver part of what was handed off.
+pub fn replay_start(batches: &[BatchRange], partition: i32, from: i64) -> Option<String> {
+    match batches.first() {
+        Some(first) if first.start <= from => None,
+        Some(first) => Some(format!(
+            "the archive starts at offset {}, after the pause at {from}: files since the pause are not in the archive (handoff partition {partition})",
+            first.start
+        )),
+        None => Some(format!(
+            "the archive holds nothing before the cut, the pause began at {from}: files since the pause are not in the archive (handoff partition {partition})"
+        )),
+    }
 }
 
 /// One file of a table's baseline: its key and rows (zero-copy slices of the folded rows).
@@ -257,7 +296,12 @@ mod tests {
 
     #[test]
     fn choose_takes_one_job_per_workspace_up_to_the_free_slots() {
-        let work = |id, epoch| Work { workspace: ws(id), baseline: baseline(epoch, 0), tables: vec![Table::People] };
+        let work = |id, epoch| Work {
+            workspace: ws(id),
+            baseline: baseline(epoch, 0),
+            tables: vec![Table::People],
+            replays: BTreeMap::new(),
+        };
         let pending = vec![work(3, 1), work(3, 2), work(1, 1), work(2, 1), work(4, 1)];
         let busy: HashSet<_> = [ws(1)].into();
         let chosen: Vec<_> =
@@ -291,6 +335,46 @@ mod tests {
         );
         assert_eq!(waiting.as_deref(), Some("the archive to pass offset 5 of handoff partition 2 (archived up to 4)"));
         assert_eq!(waiting_for(&baseline(1, 0), &Coverage::Covered), None);
+    }
+
+    #[test]
+    fn catch_ups_and_initial_syncs_of_one_cut_share_a_job_each_table_in_its_mode() {
+        let b = baseline(3, 500);
+        let catch_up = Baseline { replay_from: Some(40), ..b };
+        let configs = vec![config(
+            1,
+            &[
+                (Table::People, true, Some(catch_up)),
+                (Table::Metrics, true, Some(b)),
+                (Table::Events, true, Some(catch_up)),
+            ],
+        )];
+        let syncs: HashMap<_, _> = [report(1, Table::Events, &catch_up, InitialState::Done)].into_iter().collect();
+        let work = pending(&configs, &syncs);
+        assert_eq!(work.len(), 1, "one job: {work:?}");
+        let work = &work[0];
+        assert_eq!(work.tables, [Table::Metrics, Table::People], "in Table's order; events' catch-up is done");
+        assert_eq!(work.baseline, b, "the shared baseline has no replay_from");
+        assert_eq!(work.replays, BTreeMap::from([(Table::People, 40)]));
+        assert_eq!(work.baseline_of(Table::People), catch_up);
+        assert_eq!(work.baseline_of(Table::Metrics), b);
+        assert!(still_wanted(Some(&configs[0]), Table::People, &work.baseline_of(Table::People)));
+        assert!(!still_wanted(Some(&configs[0]), Table::People, &b), "not the configured catch-up");
+    }
+
+    #[test]
+    fn a_catch_up_needs_the_archive_to_reach_back_to_the_pause() {
+        let b = |start, end| BatchRange { partition: 2, start, end };
+        assert_eq!(replay_start(&[b(0, 10), b(10, 20)], 2, 5), None);
+        assert_eq!(replay_start(&[b(5, 10)], 2, 5), None, "starting at the pause");
+        assert_eq!(
+            replay_start(&[b(8, 10), b(10, 20)], 2, 5).as_deref(),
+            Some(
+                "the archive starts at offset 8, after the pause at 5: files since the pause are not in the archive (handoff partition 2)"
+            )
+        );
+        let none = replay_start(&[], 2, 5).expect("nothing archived");
+        assert!(none.contains("files since the pause are not in the archive"), "{none}");
     }
 
     /// `n` rows of one column (the split does not look at the schema).

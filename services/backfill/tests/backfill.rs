@@ -6,6 +6,8 @@
 //! anonymized) and the reported status matching the bucket. A second case: the archive behind
 //! the cut (queued, waiting), then a garbage object (failed, naming its key, never done), then
 //! the object restored (done). A third: the binary killed with `kill -9` mid-job and restarted.
+//! Catch-ups: the files handed off during a pause replayed one by one under the uploader's keys
+//! (beside an initial sync of the same cut), and a catch-up the archive does not reach back for.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,11 +134,16 @@ async fn setup(name: &str) -> Setup {
 impl Setup {
     /// The workspace's configuration: `tables` enabled with `baseline`, `off` turned off with it.
     async fn configure(&self, baseline: Baseline, tables: &[Table], off: &[Table]) {
-        let sealer = Sealer::new(&SEAL_KEY);
-        let secret = sealer.seal(&Secret::new(dwsync_tests::s3_secret_key()), &WS.to_string()).unwrap();
         let state = |enabled| TableState { enabled, changed_at_ms: AT_MS, baseline: Some(baseline), off_from: None };
         let mut states: BTreeMap<Table, TableState> = tables.iter().map(|t| (*t, state(true))).collect();
         states.extend(off.iter().map(|t| (*t, state(false))));
+        self.configure_tables(baseline.epoch, states).await;
+    }
+
+    /// The workspace's configuration at `revision` with these tables' states.
+    async fn configure_tables(&self, revision: u64, states: BTreeMap<Table, TableState>) {
+        let sealer = Sealer::new(&SEAL_KEY);
+        let secret = sealer.seal(&Secret::new(dwsync_tests::s3_secret_key()), &WS.to_string()).unwrap();
         let cfg = SyncConfig {
             workspace_id: WorkspaceId::new(WS).unwrap(),
             schema_version: dwsync_contract::SCHEMA_VERSION,
@@ -153,7 +160,7 @@ impl Setup {
             tables: states,
             disabled: false,
             updated_at_ms: AT_MS,
-            revision: baseline.epoch,
+            revision,
         };
         self.configs.write(&cfg).await.unwrap();
     }
@@ -571,4 +578,144 @@ async fn a_job_killed_mid_way_runs_again_counting_the_files_already_written() {
     let existing = log.matches("A baseline file was already written").count();
     assert!(existing >= after_kill, "the files of the killed run found written: {existing} < {after_kill}");
     println!("killed after {after_kill} of 300 files; {existing} found already written after the restart");
+}
+
+/// A catch-up of people from the pause at 12 to the cut at 25 (`TableState::off_from` and
+/// `replay_from` as control sets them), with an initial sync of metrics at the same cut.
+fn catch_up_config(partition: i32) -> (Baseline, Baseline, BTreeMap<Table, TableState>) {
+    let initial = Baseline { epoch: 5, partition, cut: 25, at_ms: AT_MS, replay_from: None };
+    let catch_up = Baseline { replay_from: Some(12), ..initial };
+    let state = |baseline| TableState { enabled: true, changed_at_ms: AT_MS, baseline: Some(baseline), off_from: None };
+    let states = BTreeMap::from([(Table::People, state(catch_up)), (Table::Metrics, state(initial))]);
+    (initial, catch_up, states)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_replays_the_files_of_the_pause_one_by_one_under_their_own_keys() {
+    let setup = setup("catch-up").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    let range = |start, end| BatchRange { partition, start, end };
+    let person = |id: &str, name: &str| json!({"internal_customer_id": id, "email_addr": format!("{name}@x")});
+    let people = |offset, kind, ids: &[&str]| {
+        let rows: Vec<Value> = ids.iter().map(|id| person(id, &format!("{id}-{offset}"))).collect();
+        file(offset, Table::People, kind, &rows)
+    };
+    let metrics = |offset, ids: &[&str]| {
+        let rows: Vec<Value> = ids.iter().map(|id| json!({"event_id": id})).collect();
+        file(offset, Table::Metrics, FileKind::Unspecified, &rows)
+    };
+    // Before the pause (12): exported before it, never replayed.
+    archive_batch(
+        &s3,
+        &setup.archive,
+        range(0, 10),
+        &[people(2, FileKind::New, &["p1"]), metrics(3, &["m1", "m2", "m3"])],
+    )
+    .await;
+    // The pause at 12 inside the second batch: 11 before it; 13, 14 after.
+    let second = [
+        people(11, FileKind::Changes, &["p1"]),
+        people(13, FileKind::New, &["p2", "p3"]),
+        people(14, FileKind::Changes, &["p1", "p2"]),
+        metrics(15, &["m4", "m5"]),
+    ];
+    archive_batch(&s3, &setup.archive, range(10, 20), &second).await;
+    // The cut at 25 inside the third batch: 21, 23 before it; 26, 27, 28 after (incremental).
+    let third = [
+        people(21, FileKind::New, &["p4"]),
+        people(23, FileKind::Changes, &["p3"]),
+        people(26, FileKind::Changes, &["p4"]),
+        metrics(27, &["m6"]),
+        people(28, FileKind::New, &["p5"]),
+    ];
+    archive_batch(&s3, &setup.archive, range(20, 30), &third).await;
+
+    let (initial, catch_up, states) = catch_up_config(partition);
+    setup.configure_tables(initial.epoch, states).await;
+    let process = setup.start(free_port());
+    let syncs = setup
+        .wait_for("both done", &process, |s| s.is_done(Table::People, &catch_up) && s.is_done(Table::Metrics, &initial))
+        .await;
+
+    // Exactly the people files of [12, 25), each under the key the uploader writes it under
+    // (its own seq, new or changes), and the metrics baseline; nothing before the pause or after
+    // the cut.
+    let objects = bucket(&setup.destination).await;
+    let key = |name: &str| format!("{EXPORTS}/{name}");
+    let replayed: Vec<(String, &File)> = vec![
+        (key("people_v5_7_000000000013.parquet"), &second[1]),
+        (key("people_v5_chngs_7_000000000014.parquet"), &second[2]),
+        (key("people_v5_7_000000000021.parquet"), &third[0]),
+        (key("people_v5_chngs_7_000000000023.parquet"), &third[1]),
+    ];
+    for (name, archived) in &replayed {
+        assert_eq!(*name, dwsync_handoff::data_key(EXPORTS, Table::People, archived.kind, WS, archived.offset as u64));
+    }
+    let mut expected: BTreeSet<String> = replayed.iter().map(|(k, _)| k.clone()).collect();
+    expected.extend([key("cio-validate"), key("metrics_v5_7_000000000015_000000.parquet")]);
+    assert_eq!(objects.keys().cloned().collect::<BTreeSet<_>>(), expected, "the keys");
+    // Each file's rows are that archived file's rows, as they were (no fold, the exact v5 schema).
+    for (name, archived) in &replayed {
+        let want = concat_batches(&arrow_schema(Table::People), &archived.rows).unwrap();
+        assert_eq!(objects[name].as_ref().unwrap(), &want, "{name}: the archived file's rows");
+    }
+    assert_eq!(
+        col(objects[&key("people_v5_chngs_7_000000000014.parquet")].as_ref().unwrap(), "email_addr"),
+        strs(&["p1-14@x", "p2-14@x"])
+    );
+    // The initial sync of the same cut folded as ever: every metrics row below the cut.
+    let baseline = objects[&key("metrics_v5_7_000000000015_000000.parquet")].clone().unwrap();
+    assert_eq!(col(&baseline, "event_id"), strs(&["m1", "m2", "m3", "m4", "m5"]));
+
+    // The status: done, counting what was written, keys in offset order.
+    let people = &syncs.tables[&Table::People];
+    let keys: Vec<String> = replayed.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!((people.epoch, people.cut, people.rows, people.files, &people.keys), (5, 25, 6, 4, &keys));
+    let metrics = &syncs.tables[&Table::Metrics];
+    assert_eq!((metrics.rows, metrics.files), (5, 1));
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    assert!(log.contains("catch-up"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_the_archive_does_not_reach_back_for_fails_saying_so() {
+    let setup = setup("catch-up-late").await;
+    let s3 = dwsync_tests::s3_client();
+    let partition = handoff_partition(WS, PARTITIONS).unwrap();
+    // The archive starts at 20, after the pause at 12: files of [12, 20) may be lost.
+    let third = [
+        file(21, Table::People, FileKind::New, &[json!({"internal_customer_id": "p4"})]),
+        file(22, Table::Metrics, FileKind::Unspecified, &[json!({"event_id": "m1"})]),
+    ];
+    archive_batch(&s3, &setup.archive, BatchRange { partition, start: 20, end: 30 }, &third).await;
+    let (initial, catch_up, states) = catch_up_config(partition);
+    setup.configure_tables(initial.epoch, states).await;
+    let process = setup.start(free_port());
+
+    let mut seen_done = false;
+    let syncs = setup
+        .wait_for("people failed twice, metrics done", &process, |s| {
+            seen_done |= s.is_done(Table::People, &catch_up);
+            let failed = matches!(&s.tables.get(&Table::People).map(|p| &p.state), Some(InitialState::Failed { attempts, .. }) if *attempts >= 2);
+            failed && s.is_done(Table::Metrics, &initial)
+        })
+        .await;
+    assert!(!seen_done, "never done when the archive does not reach back to the pause");
+    let InitialState::Failed { reason, .. } = &syncs.tables[&Table::People].state else { unreachable!() };
+    assert!(
+        reason.contains(
+            "the archive starts at offset 20, after the pause at 12: files since the pause are not in the archive"
+        ),
+        "{reason}"
+    );
+    assert_eq!((syncs.tables[&Table::People].rows, syncs.tables[&Table::People].files), (0, 0));
+    // The initial sync of the same job is delivered; no people file at all.
+    let objects = bucket(&setup.destination).await;
+    assert!(objects.keys().all(|k| !k.contains("people")), "{:?}", objects.keys());
+    assert!(
+        objects.contains_key(&format!("{EXPORTS}/metrics_v5_7_000000000022_000000.parquet")),
+        "{:?}",
+        objects.keys()
+    );
 }

@@ -7,8 +7,8 @@
 //! - [`write`]: one archive object from a batch's files (one row group per workspace);
 //! - [`location`]: where an archive is and how to read it (a service's `[archive]` section);
 //! - [`partition`]: workspace → handoff partition (Kafka's murmur2 partitioner);
-//! - [`read`]: one workspace's history, per table in archive order, reading only the footers
-//!   and that workspace's row groups;
+//! - [`read`]: one workspace's history, per table in archive order (or file by file in an
+//!   offset range, for a catch-up), reading only the footers and that workspace's row groups;
 //! - [`fold`]: what each table's baseline holds, from its history (in memory);
 //! - [`anonymize`]: deleted or suppressed people's rows kept without what identifies them.
 //!
@@ -29,4 +29,4 @@ pub use footer::{PROVENANCE_METADATA, Provenance, SourceFile, WorkspaceRows};
 pub use key::{BatchRange, ObjectKey, Part, object_key, parse_key};
 pub use location::ArchiveLocation;
 pub use partition::handoff_partition;
-pub use read::{ArchiveReader, ReadError, TableHistory, WorkspaceHistory};
+pub use read::{ArchiveReader, ArchivedFile, ReadError, TableFiles, TableHistory, WorkspaceHistory};

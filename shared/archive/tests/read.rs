@@ -1,6 +1,7 @@
 //! The reader against the real S3 server: an archive of 3 workspaces in 2 batches written with
 //! the archive's object writer, one workspace read back exactly, with fewer bytes fetched than
-//! the objects hold; broken objects are errors naming their key.
+//! the objects hold; broken objects are errors naming their key; a cut keeps the files below it;
+//! a range of files comes back file by file.
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -251,15 +252,18 @@ async fn broken_objects_are_errors_naming_their_key() {
     assert!(matches!(&err, ReadError::ForeignKey { key } if key.ends_with("notes.txt")), "{err}");
 }
 
+/// Three contiguous batches of partition 0: `[0, 10)`, `[10, 20)`, `[20, 30)`.
+const THREE_BATCHES: [BatchRange; 3] = [
+    BatchRange { partition: 0, start: 0, end: 10 },
+    BatchRange { partition: 0, start: 10, end: 20 },
+    BatchRange { partition: 0, start: 20, end: 30 },
+];
+
 #[tokio::test]
 async fn a_cut_keeps_only_the_files_below_it() {
     let client = dwsync_tests::s3_client();
     let bucket = dwsync_tests::create_bucket(&client).await;
-    let ranges = [
-        BatchRange { partition: 0, start: 0, end: 10 },
-        BatchRange { partition: 0, start: 10, end: 20 },
-        BatchRange { partition: 0, start: 20, end: 30 },
-    ];
+    let ranges = THREE_BATCHES;
     // Metrics of workspace 7: files at 2 (3 rows), 5 (4), 8 (2) | 12 (5) | 22 (1); workspace 1
     // has a file at 6 in the first batch.
     let metrics = |offset: i64, first: u64, n: u64| File {
@@ -324,4 +328,85 @@ async fn a_cut_keeps_only_the_files_below_it() {
     let before = history.before(8).table(Table::People).await.expect("people");
     assert_eq!(strings(&before.batches, "internal_customer_id"), ["p1", "p2", "p1", "p3"]);
     assert_eq!(before.last_seq, Some(7));
+}
+
+#[tokio::test]
+async fn files_in_a_range_come_one_by_one_as_archived() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    let ranges = THREE_BATCHES;
+    // People of workspace 7: new at 2 (p1, p2), change at 5 (p1), new at 7 (p3) | change at 12
+    // (p2, p4), new at 15 (p5) | change at 22 (p6); workspace 1's new file at 6.
+    let people = |workspace, offset, kind, ids: &[&str]| File {
+        workspace,
+        offset,
+        kind,
+        rows: batch(Table::People, workspace, offset as u64 * 10, ids.len() as u64, Some(ids)),
+    };
+    let first = [
+        people(7, 2, FileKind::New, &["p1", "p2"]),
+        people(7, 5, FileKind::Changes, &["p1"]),
+        people(1, 6, FileKind::New, &["x1"]),
+        people(7, 7, FileKind::New, &["p3"]),
+    ];
+    write_batch(&client, &bucket, ranges[0], Table::People, &first).await;
+    let second = [people(7, 12, FileKind::Changes, &["p2", "p4"]), people(7, 15, FileKind::New, &["p5"])];
+    write_batch(&client, &bucket, ranges[1], Table::People, &second).await;
+    write_batch(&client, &bucket, ranges[2], Table::People, &[people(7, 22, FileKind::Changes, &["p6"])]).await;
+
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+    let history = reader.workspace(7).await.expect("listed");
+    let read = |from, to| {
+        let history = history.clone();
+        async move {
+            let got = history.files(Table::People, from, to).await.expect("files");
+            let files: Vec<(i64, FileKind, Vec<String>)> = got
+                .files
+                .iter()
+                .map(|f| (f.first_offset, f.kind, strings(std::slice::from_ref(&f.rows), "internal_customer_id")))
+                .collect();
+            (files, got.objects_opened)
+        }
+    };
+    let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+
+    // [5, 20): from the first batch's change file to the second batch's last file; the third
+    // batch (starting at the range's end) never opened.
+    let (files, opened) = read(5, 20).await;
+    assert_eq!(
+        files,
+        [
+            (5, FileKind::Changes, ids(&["p1"])),
+            (7, FileKind::New, ids(&["p3"])),
+            (12, FileKind::Changes, ids(&["p2", "p4"])),
+            (15, FileKind::New, ids(&["p5"])),
+        ],
+        "one by one, in offset order, each with its kind; workspace 1's file not among them"
+    );
+    assert_eq!(opened, 4, "the first two batches' objects, new and changes (the third not opened)");
+    // [5, 22): the third batch is opened (it starts before 22), its file at 22 left out.
+    let (files, opened) = read(5, 22).await;
+    assert_eq!((files.iter().map(|f| f.0).collect::<Vec<_>>(), opened), (vec![5, 7, 12, 15], 5));
+    // [10, 30): the first batch (ending at 10) not opened.
+    let (files, opened) = read(10, 30).await;
+    assert_eq!(files.iter().map(|f| f.0).collect::<Vec<_>>(), [12, 15, 22]);
+    assert_eq!(opened, 3);
+    // Each file's rows are exactly its archived rows, with the exact v5 schema.
+    let got = history.files(Table::People, 12, 13).await.expect("files");
+    assert_eq!(got.files.len(), 1);
+    let want =
+        arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::People), &second[0].rows).expect("concat");
+    assert_eq!(got.files[0].rows, want);
+    assert_eq!(got.rows(), 2);
+    // An empty range, or one between files: nothing.
+    assert!(read(8, 12).await.0.is_empty());
+    assert!(read(5, 5).await.0.is_empty());
+    // Metrics (no change files): unspecified.
+    let metrics =
+        [File { workspace: 7, offset: 3, kind: FileKind::Unspecified, rows: batch(Table::Metrics, 7, 0, 4, None) }];
+    write_batch(&client, &bucket, ranges[0], Table::Metrics, &metrics).await;
+    let history = reader.workspace(7).await.expect("listed");
+    let got = history.files(Table::Metrics, 0, 10).await.expect("files");
+    assert_eq!(got.files.iter().map(|f| (f.first_offset, f.kind)).collect::<Vec<_>>(), [(3, FileKind::Unspecified)]);
+    assert_eq!(got.rows(), 4);
 }

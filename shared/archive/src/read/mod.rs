@@ -13,6 +13,11 @@
 //! per file. An object without rows per file counts as one file at its first file's offset: it is
 //! kept whole when that offset is below the cut (rows of its later files past the cut included),
 //! left out otherwise.
+//!
+//! **File by file in a range** ([`WorkspaceHistory::files`], for a catch-up): the files whose
+//! first offset is in `[from, to)`, each on its own with its rows, first offset and kind (new or
+//! changes), in offset order; sliced the same way, an old object counting as one file at its first
+//! offset.
 
 mod error;
 mod object;
@@ -24,6 +29,7 @@ use std::sync::Arc;
 use arrow::compute::concat_batches;
 use arrow_array::RecordBatch;
 use dwsync_contract::{Table, arrow_schema};
+use dwsync_handoff::FileKind;
 use dwsync_s3::list::{Listed, list_prefix};
 
 pub use error::ReadError;
@@ -173,32 +179,100 @@ impl WorkspaceHistory {
     /// Reads `table`'s rows of the workspace, batch after batch: per object of the table, its
     /// footer and the workspace's row group only.
     pub async fn table(&self, table: Table) -> Result<TableHistory, ReadError> {
-        let reader = &self.reader;
         let mut history =
             TableHistory { table, batches: Vec::new(), objects_opened: 0, object_bytes: 0, last_seq: None };
         let cut = self.cut.unwrap_or(i64::MAX);
         for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
-            let mut slices = Vec::new();
-            for listed in batch.objects.iter().filter(|o| o.part.table == table) {
-                let object = RangedObject {
-                    client: &reader.client,
-                    bucket: &reader.bucket,
-                    key: &listed.key,
-                    size: listed.size,
-                    fetched: &reader.fetched,
-                };
-                history.objects_opened += 1;
-                history.object_bytes += listed.size;
-                let expected = ObjectKey { range: batch.range, part: listed.part };
-                if let Some(slice) = object::read_workspace(&object, expected, self.workspace_id).await? {
-                    slices.push((listed.key.as_str(), slice));
-                }
-            }
+            let (slices, opened, bytes) = self.slices(batch, table).await?;
+            history.objects_opened += opened;
+            history.object_bytes += bytes;
+            let slices = slices.into_iter().map(|(key, _, slice)| (key, slice)).collect();
             let (rows, last) = in_file_order(table, slices, cut)?;
             history.batches.extend(rows);
             history.last_seq = history.last_seq.max(last);
         }
         Ok(history)
+    }
+
+    /// The workspace's handed-off files of `table` whose first offset is in `[from, to)`, one by
+    /// one in offset order, each with its own rows and kind (a catch-up replays them as they
+    /// were). The cut of [`before`](Self::before) does not apply: the range does. Only batches
+    /// that may hold such files are opened (those ending after `from` and starting before `to`).
+    ///
+    /// An object written before rows per file were recorded counts as one file at its first
+    /// file's offset, holding every row of the workspace in it: returned whole when that offset
+    /// is in the range (rows of its later files included, even past `to`), left out otherwise
+    /// (rows of its later files in the range too). Such objects predate catch-ups.
+    pub async fn files(&self, table: Table, from: i64, to: i64) -> Result<TableFiles, ReadError> {
+        let mut out = TableFiles { table, files: Vec::new(), objects_opened: 0, object_bytes: 0 };
+        for batch in self.batches.iter().filter(|b| b.range.end > from).take_while(|b| b.range.start < to) {
+            let (slices, opened, bytes) = self.slices(batch, table).await?;
+            out.objects_opened += opened;
+            out.object_bytes += bytes;
+            out.files.extend(files_in_range(table, slices, from, to)?);
+        }
+        Ok(out)
+    }
+
+    /// The workspace's rows in each of `batch`'s objects of `table` that hold any (with the
+    /// object's key and part); the objects opened and their total size.
+    async fn slices<'a>(
+        &self,
+        batch: &'a ListedBatch,
+        table: Table,
+    ) -> Result<(Vec<(&'a str, Part, Slice)>, usize, u64), ReadError> {
+        let reader = &self.reader;
+        let (mut slices, mut opened, mut bytes) = (Vec::new(), 0, 0);
+        for listed in batch.objects.iter().filter(|o| o.part.table == table) {
+            let object = RangedObject {
+                client: &reader.client,
+                bucket: &reader.bucket,
+                key: &listed.key,
+                size: listed.size,
+                fetched: &reader.fetched,
+            };
+            opened += 1;
+            bytes += listed.size;
+            let expected = ObjectKey { range: batch.range, part: listed.part };
+            if let Some(slice) = object::read_workspace(&object, expected, self.workspace_id).await? {
+                slices.push((listed.key.as_str(), listed.part, slice));
+            }
+        }
+        Ok((slices, opened, bytes))
+    }
+}
+
+/// One handed-off file of a table as archived: its first offset (the uploader's `seq`), its
+/// kind and its rows.
+#[derive(Debug, Clone)]
+pub struct ArchivedFile {
+    /// Offset of its first chunk in the handoff partition.
+    pub first_offset: i64,
+    /// [`FileKind::New`] or [`FileKind::Changes`] for people, objects and object types (from the
+    /// archive object holding it), [`FileKind::Unspecified`] for every other table.
+    pub kind: FileKind,
+    /// Its rows, with the table's exact v5 schema, in file order (possibly none).
+    pub rows: RecordBatch,
+}
+
+/// A table's handed-off files of a workspace in an offset range
+/// ([`WorkspaceHistory::files`]).
+#[derive(Debug, Clone)]
+pub struct TableFiles {
+    /// The table.
+    pub table: Table,
+    /// The files, in offset order.
+    pub files: Vec<ArchivedFile>,
+    /// Objects of the table whose footer was read.
+    pub objects_opened: usize,
+    /// Their total size.
+    pub object_bytes: u64,
+}
+
+impl TableFiles {
+    /// Rows of every file.
+    pub fn rows(&self) -> usize {
+        self.files.iter().map(|f| f.rows.num_rows()).sum()
     }
 }
 
@@ -219,31 +293,78 @@ fn in_file_order(
     let mut segments: Vec<(i64, RecordBatch)> = Vec::new();
     let mut last = None;
     for (key, slice) in slices {
-        let rows = concat_batches(&arrow_schema(table), &slice.batches).map_err(|e| ReadError::unreadable(key, e))?;
-        let per_file: Option<Vec<u64>> = slice.files.iter().map(|f| f.rows).collect();
-        let first = slice.files.first().map_or(i64::MIN, |f| f.first_offset);
-        match per_file.filter(|rows_each| rows_each.iter().sum::<u64>() == rows.num_rows() as u64) {
-            Some(rows_each) => {
-                let mut at = 0usize;
-                for (file, n) in slice.files.iter().zip(rows_each) {
-                    let n = usize::try_from(n).map_err(|e| ReadError::unreadable(key, e))?;
-                    if file.first_offset < cut {
-                        segments.push((file.first_offset, rows.slice(at, n)));
-                        last = last.max(Some(file.first_offset));
-                    }
-                    at += n;
-                }
-            }
-            // Written before rows per file were recorded: one segment, at its first file.
-            None if first < cut => {
-                last = last.max(slice.files.iter().map(|f| f.first_offset).filter(|o| *o < cut).max());
-                segments.push((first, rows));
-            }
-            None => {}
+        for segment in split(table, key, slice)?.into_iter().filter(|s| s.first_offset < cut) {
+            // An old object kept whole: its files below the cut.
+            last = last.max(segment.offsets.iter().copied().filter(|o| *o < cut).max());
+            segments.push((segment.first_offset, segment.rows));
         }
     }
     segments.sort_by_key(|(offset, _)| *offset);
     Ok((segments.into_iter().map(|(_, rows)| rows).filter(|b| b.num_rows() > 0).collect(), last))
+}
+
+/// One object's rows of a workspace, cut into the handed-off files they came from.
+struct Segment {
+    /// The file's first offset.
+    first_offset: i64,
+    /// Its rows.
+    rows: RecordBatch,
+    /// The first offsets of the files whose rows it holds: its own, or every file of an object
+    /// written before rows per file were recorded.
+    offsets: Vec<i64>,
+}
+
+/// `slice`'s rows per file, in its files' order, using the footer's rows per file. An object
+/// written before those were recorded (or whose rows per file do not add up) is one segment at
+/// its first file's offset, holding every row.
+fn split(table: Table, key: &str, slice: Slice) -> Result<Vec<Segment>, ReadError> {
+    let rows = concat_batches(&arrow_schema(table), &slice.batches).map_err(|e| ReadError::unreadable(key, e))?;
+    let per_file: Option<Vec<u64>> = slice.files.iter().map(|f| f.rows).collect();
+    match per_file.filter(|rows_each| rows_each.iter().sum::<u64>() == rows.num_rows() as u64) {
+        Some(rows_each) => {
+            let mut at = 0usize;
+            let mut segments = Vec::with_capacity(rows_each.len());
+            for (file, n) in slice.files.iter().zip(rows_each) {
+                let n = usize::try_from(n).map_err(|e| ReadError::unreadable(key, e))?;
+                let offsets = vec![file.first_offset];
+                segments.push(Segment { first_offset: file.first_offset, rows: rows.slice(at, n), offsets });
+                at += n;
+            }
+            Ok(segments)
+        }
+        // Written before rows per file were recorded: one segment, at its first file.
+        None => {
+            let first_offset = slice.files.first().map_or(i64::MIN, |f| f.first_offset);
+            let offsets = slice.files.iter().map(|f| f.first_offset).collect();
+            Ok(vec![Segment { first_offset, rows, offsets }])
+        }
+    }
+}
+
+/// The files of one batch's objects of `table` whose first offset is in `[from, to)`, in offset
+/// order, each with its kind.
+fn files_in_range(
+    table: Table,
+    slices: Vec<(&str, Part, Slice)>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<ArchivedFile>, ReadError> {
+    let mut files = Vec::new();
+    for (key, part, slice) in slices {
+        let kind = match (table.def().has_change_files, part.kind) {
+            (false, _) => FileKind::Unspecified,
+            (true, FileKind::Changes) => FileKind::Changes,
+            (true, _) => FileKind::New,
+        };
+        let segments = split(table, key, slice)?;
+        files.extend(segments.into_iter().filter(|s| (from..to).contains(&s.first_offset)).map(|s| ArchivedFile {
+            first_offset: s.first_offset,
+            kind,
+            rows: s.rows,
+        }));
+    }
+    files.sort_by_key(|f| f.first_offset);
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -280,5 +401,51 @@ mod tests {
         assert_eq!(read(6), (vec!["a".to_owned(), "b".to_owned(), "c".to_owned()], Some(5)));
         // Cut at 2: its first file is not below the cut: left out, with the change file.
         assert_eq!(read(2), (Vec::<String>::new(), None));
+    }
+
+    #[test]
+    fn files_in_a_range_come_one_by_one_with_their_kind_in_offset_order() {
+        // New files at 2 (a, b) and 8 (c); change files at 5 (d) and 9 (none: no rows).
+        let new = || slice(vec![file(2, Some(2)), file(8, Some(1))], &["a", "b", "c"]);
+        let changes = || slice(vec![file(5, Some(1)), file(9, Some(0))], &["d"]);
+        let people = |kind| Part::of(Table::People, kind);
+        let read = |from, to| {
+            let slices = vec![("new", people(FileKind::New), new()), ("chngs", people(FileKind::Changes), changes())];
+            files_in_range(Table::People, slices, from, to)
+                .expect("files")
+                .into_iter()
+                .map(|f| (f.first_offset, f.kind, col(&[f.rows], "internal_customer_id")))
+                .collect::<Vec<_>>()
+        };
+        let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            read(0, i64::MAX),
+            [
+                (2, FileKind::New, ids(&["a", "b"])),
+                (5, FileKind::Changes, ids(&["d"])),
+                (8, FileKind::New, ids(&["c"])),
+                (9, FileKind::Changes, ids(&[])),
+            ]
+        );
+        // From included, to excluded.
+        assert_eq!(read(5, 9), [(5, FileKind::Changes, ids(&["d"])), (8, FileKind::New, ids(&["c"]))]);
+        assert!(read(3, 5).is_empty());
+        // Tables without change files: unspecified.
+        let metrics = Slice {
+            files: vec![file(4, Some(2)), file(6, Some(1))],
+            batches: vec![rows(Table::Metrics, &[json!({}), json!({}), json!({})])],
+        };
+        let part = Part::of(Table::Metrics, FileKind::Unspecified);
+        let got = files_in_range(Table::Metrics, vec![("m", part, metrics)], 0, 10).expect("files");
+        let got: Vec<_> = got.iter().map(|f| (f.first_offset, f.kind, f.rows.num_rows())).collect();
+        assert_eq!(got, [(4, FileKind::Unspecified, 2), (6, FileKind::Unspecified, 1)]);
+        // An old object (no rows per file): one file at its first offset, whole, or left out.
+        let old = || slice(vec![file(2, None), file(8, None)], &["a", "b"]);
+        let read_old = |from, to| {
+            let got = files_in_range(Table::People, vec![("old", people(FileKind::New), old())], from, to);
+            got.expect("files").iter().map(|f| (f.first_offset, f.rows.num_rows())).collect::<Vec<_>>()
+        };
+        assert_eq!(read_old(0, 5), [(2, 2)], "whole, its file at 8 included");
+        assert!(read_old(3, 10).is_empty(), "its first file is before the range: left out");
     }
 }
