@@ -455,3 +455,99 @@ fn is_baseline(f: &File, all: &BTreeMap<String, File>) -> bool {
     let lowest = all.values().filter(|g| g.table == f.table).map(|g| g.seq).min();
     Some(f.seq) == lowest
 }
+
+/// Files of W's `table` in its bucket, by seq: (key, ids).
+async fn files_of(stack: &Stack, table: Table) -> BTreeMap<u64, (String, Vec<String>)> {
+    files(&stack.buckets[&W], W)
+        .await
+        .into_values()
+        .filter(|f| f.table == table)
+        .map(|f| (f.seq, (f.key.clone(), ids(&[&f], table))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() {
+    const TABLES2: [Table; 2] = [Table::Metrics, Table::People];
+    let stack = Stack::with_control(&[W], &TABLES2).await;
+    let archive = stack.archive(1000).await;
+    let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
+    let api = Api::new(stack.control.as_ref().unwrap());
+    api.wait_ready(&mut control).await;
+    let mut ingest = stack.ingest("ingest");
+    let mut archiver = stack.archiver(&archive, "archiver");
+    // The lot keeps parked files one hour here: the catch-up must not depend on it.
+    let mut uploader = stack.uploader_with("uploader", &[("DWSYNC_LOT__RETENTION_HOURS", "1".into())]);
+    let mut backfill = stack.backfill(&archive, "backfill", METRICS_PER_FILE);
+    let producer = producer();
+    let generator = Generator::new(78);
+    let mut sent = Sent::default();
+    let now = now_ms();
+    let (status, resp) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{W}/sync"),
+            Some(Api::sync_body(W, &stack.buckets[&W], &s3_secret_key())),
+        )
+        .await;
+    assert_eq!(status, 201, "{resp}");
+    let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
+        numbers.flat_map(|n| TABLES2.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
+    };
+    let wait_rows = |table: Table, want: usize| {
+        let stack = &stack;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let got: usize = files_of(stack, table).await.values().map(|(_, ids)| ids.len()).sum();
+                if got >= want {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{table}: {got} of {want} rows after 60 s");
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+        }
+    };
+
+    // Round 1 while on.
+    send(&stack, &producer, &mut sent, W, &TABLES2, round(0..10)).await;
+    wait_rows(Table::Metrics, 10).await;
+    let before_pause: BTreeSet<u64> = files_of(&stack, Table::Metrics).await.into_keys().collect();
+
+    // Metrics off; round 2 is handed off while it is off: people keep coming, metrics not, and
+    // the lot holds none of them (the archive does).
+    api.set_table(W, Table::Metrics, false).await;
+    send(&stack, &producer, &mut sent, W, &TABLES2, round(10..30)).await;
+    wait_rows(Table::People, 30).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let while_off: BTreeSet<u64> = files_of(&stack, Table::Metrics).await.into_keys().collect();
+    assert_eq!(while_off, before_pause, "no metrics file written while off");
+    let parked = metric(&uploader, "dwsync_uploader_files_parked_total", "table_off").await.unwrap_or(0.0);
+    assert_eq!(parked, 0.0, "metrics files off since the cut are left to the archive, not parked");
+
+    // Back on: the catch-up replays round 2's files from the archive under their own keys, then
+    // round 3 follows; every metric exactly once.
+    api.set_table(W, Table::Metrics, true).await;
+    send(&stack, &producer, &mut sent, W, &TABLES2, round(30..40)).await;
+    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
+    let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut processes).await;
+    wait_rows(Table::Metrics, 40).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = files_of(&stack, Table::Metrics).await;
+    let mut every: Vec<String> = metrics.values().flat_map(|(_, ids)| ids.clone()).collect();
+    every.sort();
+    let mut want: Vec<String> = sent.rows[&(W, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
+    want.sort();
+    assert_eq!(every, want, "every metric once: before, during and after the pause");
+    for (seq, (key, _)) in &metrics {
+        assert_eq!(
+            key.rsplit('/').next().unwrap(),
+            format!("metrics_v5_{W}_{seq:012}.parquet"),
+            "the uploader's own key"
+        );
+    }
+    let report = status["initial_syncs"].as_array().unwrap().iter().find(|s| s["table"] == "metrics").unwrap().clone();
+    let replayed: BTreeSet<String> =
+        sent.rows[&(W, Table::Metrics)][10..30].iter().map(|f| text(f, "event_id")).collect();
+    assert_eq!(report["rows"], json!(replayed.len()), "{report}");
+}
