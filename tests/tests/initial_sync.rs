@@ -179,8 +179,42 @@ fn text(f: &Map<String, Value>, column: &str) -> String {
     }
 }
 
+/// The five services of a stack with initial syncs on, the archiver writing batches after 1 s.
+struct Services {
+    control: ServiceProcess,
+    ingest: ServiceProcess,
+    archiver: ServiceProcess,
+    uploader: ServiceProcess,
+    backfill: ServiceProcess,
+}
+
+impl Services {
+    /// Starts them (the uploader with `uploader_env`); the API once it answers.
+    async fn start(stack: &Stack, uploader_env: &[(&str, String)]) -> (Api, Self) {
+        let archive = stack.archive(1000).await;
+        let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
+        let api = Api::new(stack.control.as_ref().unwrap());
+        api.wait_ready(&mut control).await;
+        let services = Self {
+            control,
+            ingest: stack.ingest("ingest"),
+            archiver: stack.archiver(&archive, "archiver"),
+            uploader: stack.uploader_with("uploader", uploader_env),
+            backfill: stack.backfill(&archive, "backfill", METRICS_PER_FILE),
+        };
+        (api, services)
+    }
+
+    /// Fails the test with its log if one of them exited.
+    fn check_running(&mut self) {
+        for p in [&mut self.control, &mut self.ingest, &mut self.archiver, &mut self.uploader, &mut self.backfill] {
+            assert!(p.is_running(), "{} exited:\n{}", p.name(), p.log_tail(30));
+        }
+    }
+}
+
 /// Waits until `api`'s status of `ws` says the initial syncs of `tables` are done.
-async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], processes: &mut [&mut ServiceProcess]) -> Value {
+async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], services: &mut Services) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let status = api.status(ws).await;
@@ -189,9 +223,7 @@ async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], processes: &mu
         if tables.iter().all(done) {
             return status;
         }
-        for p in processes.iter_mut() {
-            assert!(p.is_running(), "{} exited:\n{}", p.name(), p.log_tail(30));
-        }
+        services.check_running();
         assert!(Instant::now() < deadline, "initial syncs not done after 90 s: {status}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -201,14 +233,7 @@ async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], processes: &mu
 async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once() {
     let started = Instant::now();
     let stack = Stack::with_control(&[W, V], &TABLES).await;
-    let archive = stack.archive(1000).await;
-    let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
-    let api = Api::new(stack.control.as_ref().unwrap());
-    api.wait_ready(&mut control).await;
-    let mut ingest = stack.ingest("ingest");
-    let mut archiver = stack.archiver(&archive, "archiver");
-    let mut uploader = stack.uploader("uploader");
-    let mut backfill = stack.backfill(&archive, "backfill", METRICS_PER_FILE);
+    let (api, mut services) = Services::start(&stack, &[]).await;
     let producer = producer();
     let generator = Generator::new(77);
     let mut sent = Sent::default();
@@ -231,8 +256,8 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
     // Both workspaces' history (V's records come after its cut: they are incremental).
     let archived = (2 * HISTORY as usize * TABLES.len() + 1) as f64;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&archiver, "dwsync_archiver_rows_archived_total", "").await.unwrap_or(0.0) < archived {
-        assert!(Instant::now() < deadline, "W's history not archived after 60 s:\n{}", archiver.log_tail(20));
+    while metric(&services.archiver, "dwsync_archiver_rows_archived_total", "").await.unwrap_or(0.0) < archived {
+        assert!(Instant::now() < deadline, "W's history not archived after 60 s:\n{}", services.archiver.log_tail(20));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
@@ -244,8 +269,7 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
     send(&stack, &producer, &mut sent, W, &TABLES, history(&generator, W, HISTORY..HISTORY + AFTER, now)).await;
     send(&stack, &producer, &mut sent, V, &TABLES, history(&generator, V, HISTORY..HISTORY + AFTER, now)).await;
 
-    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
-    let status = initial_syncs_done(&api, W, &TABLES, &mut processes).await;
+    let status = initial_syncs_done(&api, W, &TABLES, &mut services).await;
 
     // Every record of W sent is in the bucket once: wait for the incremental files.
     let expected: usize = TABLES.iter().map(|t| sent.rows[&(W, *t)].len()).sum();
@@ -400,8 +424,7 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
 
     // V turns objects on for the first time: its baseline holds all 75 objects minus the deleted.
     api.set_table(V, Table::Objects, true).await;
-    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
-    let _ = initial_syncs_done(&api, V, &[Table::Objects], &mut processes).await;
+    let _ = initial_syncs_done(&api, V, &[Table::Objects], &mut services).await;
     let v_files = files(&stack.buckets[&V], V).await;
     let v_objects: Vec<&File> = v_files.values().filter(|f| f.table == Table::Objects).collect();
     assert_eq!(v_objects.len(), 1, "one baseline file: {v_objects:?}");
@@ -422,8 +445,7 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
     }
     let (code, body) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{V}/sync/enable"), None).await;
     assert_eq!(code, 200, "{body}");
-    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
-    let _ = initial_syncs_done(&api, V, &TABLES, &mut processes).await;
+    let _ = initial_syncs_done(&api, V, &TABLES, &mut services).await;
     let v_files = files(&stack.buckets[&V], V).await;
     let v_metrics: Vec<&File> = v_files.values().filter(|f| f.table == Table::Metrics).collect();
     assert!(v_metrics.iter().all(|f| f.part.is_some()), "only the initial two-sequence files: {v_metrics:?}");
@@ -470,15 +492,8 @@ async fn files_of(stack: &Stack, table: Table) -> BTreeMap<u64, (String, Vec<Str
 async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() {
     const TABLES2: [Table; 2] = [Table::Metrics, Table::People];
     let stack = Stack::with_control(&[W], &TABLES2).await;
-    let archive = stack.archive(1000).await;
-    let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
-    let api = Api::new(stack.control.as_ref().unwrap());
-    api.wait_ready(&mut control).await;
-    let mut ingest = stack.ingest("ingest");
-    let mut archiver = stack.archiver(&archive, "archiver");
     // The lot keeps parked files one hour here: the catch-up must not depend on it.
-    let mut uploader = stack.uploader_with("uploader", &[("DWSYNC_LOT__RETENTION_HOURS", "1".into())]);
-    let mut backfill = stack.backfill(&archive, "backfill", METRICS_PER_FILE);
+    let (api, mut services) = Services::start(&stack, &[("DWSYNC_LOT__RETENTION_HOURS", "1".into())]).await;
     let producer = producer();
     let generator = Generator::new(78);
     let mut sent = Sent::default();
@@ -522,15 +537,14 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let while_off: BTreeSet<u64> = files_of(&stack, Table::Metrics).await.into_keys().collect();
     assert_eq!(while_off, before_pause, "no metrics file written while off");
-    let parked = metric(&uploader, "dwsync_uploader_files_parked_total", "table_off").await.unwrap_or(0.0);
+    let parked = metric(&services.uploader, "dwsync_uploader_files_parked_total", "table_off").await.unwrap_or(0.0);
     assert_eq!(parked, 0.0, "metrics files off since the cut are left to the archive, not parked");
 
     // Back on: the catch-up replays round 2's files from the archive under their own keys, then
     // round 3 follows; every metric exactly once.
     api.set_table(W, Table::Metrics, true).await;
     send(&stack, &producer, &mut sent, W, &TABLES2, round(30..40)).await;
-    let mut processes = [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill];
-    let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut processes).await;
+    let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
     wait_rows(Table::Metrics, 40).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let metrics = files_of(&stack, Table::Metrics).await;
