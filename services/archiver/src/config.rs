@@ -4,6 +4,7 @@
 //! archiver's own sections refuse unknown keys, so a typo fails at start instead of leaving a
 //! default silently in place. [`Config::validate`] checks what serde cannot.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
@@ -91,6 +92,12 @@ pub struct ArchiveConfig {
     pub retry_initial_ms: u64,
     /// Longest delay between retries, in ms. Retries go on until shutdown. Default: `30000`.
     pub retry_max_ms: u64,
+    /// Days each table's archive objects are kept, by table name; a table not named is kept
+    /// forever. Default: `events = 30`, `inbound = 30` (the spec exports 30 days of them).
+    pub retention_days: BTreeMap<String, u32>,
+    /// How often objects past their retention are looked for and deleted, in ms. Default:
+    /// `3600000` (1 hour).
+    pub retention_check_ms: u64,
 }
 
 impl Default for ArchiveConfig {
@@ -102,6 +109,8 @@ impl Default for ArchiveConfig {
             write_concurrency: 4,
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
+            retention_days: BTreeMap::from([("events".to_owned(), 30), ("inbound".to_owned(), 30)]),
+            retention_check_ms: 3_600_000,
         }
     }
 }
@@ -189,6 +198,23 @@ impl Config {
         }
         if archive.retry_initial_ms == 0 || archive.retry_initial_ms > archive.retry_max_ms {
             return fail("archive.retry_initial_ms", "must be positive and at most archive.retry_max_ms");
+        }
+        for (table, days) in &archive.retention_days {
+            if table.parse::<dwsync_contract::Table>().is_err() {
+                return Err(InvalidConfig {
+                    key: "archive.retention_days",
+                    message: format!("{table:?} is not a v5 table"),
+                });
+            }
+            if *days == 0 {
+                return fail(
+                    "archive.retention_days",
+                    "days must be at least 1 (leave a table out to keep it forever)",
+                );
+            }
+        }
+        if archive.retention_check_ms == 0 {
+            return fail("archive.retention_check_ms", "must be positive");
         }
         if store.bucket.is_empty() {
             return fail("store.bucket", "must not be empty");

@@ -24,6 +24,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod partition;
 pub mod pipeline;
+pub mod retention;
 pub mod store;
 
 pub use config::{ArchiveConfig, ArchiveStore, Config, HandoffSource, InvalidConfig};
@@ -65,6 +66,29 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let shutdown = service.shutdown_token();
     let store = store::Store::new(&cfg.store, &cfg.archive);
+    let retention = retention::Retention::new(&cfg.archive.retention_days);
+    let mut sweeper = retention::Sweeper::new(store.client().clone(), store.bucket(), store.prefix(), retention);
+    let (every, stop, swept_metrics) =
+        (std::time::Duration::from_millis(cfg.archive.retention_check_ms), service.shutdown_token(), metrics.clone());
+    service.spawn("retention", async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(every) => {}
+            }
+            match sweeper.sweep(now_ms()).await {
+                Ok(swept) => {
+                    for (table, n) in &swept.deleted {
+                        swept_metrics.expired(table.name(), *n);
+                    }
+                    let deleted: u64 = swept.deleted.values().sum();
+                    tracing::info!(listed = swept.listed, deleted, "Retention sweep done.");
+                }
+                Err(error) => tracing::warn!(%error, "Retention sweep failed; trying again at the next one."),
+            }
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
     let main = async move {
         let consumer = kafka::subscribe(&cfg.kafka, &cfg.handoff)?;
         tracing::info!(
@@ -79,6 +103,13 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     };
     service.spawn("archiver", main);
     Ok(service)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use opentelemetry::metrics::{Counter, ObservableGauge};
 pub struct Metrics {
     objects_written: Counter<u64>,
     objects_existing: Counter<u64>,
+    objects_expired: Counter<u64>,
     rows_archived: Counter<u64>,
     batches: Counter<u64>,
     retries: Counter<u64>,
@@ -46,6 +47,10 @@ impl Metrics {
                 .with_description(
                     "Archive objects found already written (a batch read again after a restart), by table.",
                 )
+                .build(),
+            objects_expired: m
+                .u64_counter("dwsync_archiver_objects_expired_total")
+                .with_description("Archive objects deleted past their table's retention, by table.")
                 .build(),
             rows_archived: m
                 .u64_counter("dwsync_archiver_rows_archived_total")
@@ -84,6 +89,11 @@ impl Metrics {
     /// An object of `table` was already there.
     pub fn existing(&self, table: &'static str) {
         self.objects_existing.add(1, &[KeyValue::new("table", table)]);
+    }
+
+    /// `n` archive objects of `table` were deleted past their retention.
+    pub fn expired(&self, table: &'static str, n: u64) {
+        self.objects_expired.add(n, &[KeyValue::new("table", table)]);
     }
 
     /// A batch was written and committed.

@@ -66,6 +66,11 @@ impl Store {
         }
     }
 
+    /// The S3 client (its retry policy is the caller's).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
     /// The key prefix of the archive.
     pub fn prefix(&self) -> &str {
         &self.prefix
