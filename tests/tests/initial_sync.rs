@@ -7,7 +7,9 @@
 //! two-sequence files) before the incremental files, and every record in exactly one of them.
 //! Another workspace, synced from the start, gets its files throughout; then a table of it turned
 //! on for the first time gets its own baseline, and the sync disabled and enabled again gets a
-//! whole new initial sync.
+//! whole new initial sync. A table paused and resumed is caught up from the archive. The backfill
+//! and the uploader killed with `kill -9` in the middle of an initial sync lose and duplicate
+//! nothing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -181,6 +183,7 @@ fn text(f: &Map<String, Value>, column: &str) -> String {
 
 /// The five services of a stack with initial syncs on, the archiver writing batches after 1 s.
 struct Services {
+    archive: Archive,
     control: ServiceProcess,
     ingest: ServiceProcess,
     archiver: ServiceProcess,
@@ -201,8 +204,14 @@ impl Services {
             archiver: stack.archiver(&archive, "archiver"),
             uploader: stack.uploader_with("uploader", uploader_env),
             backfill: stack.backfill(&archive, "backfill", METRICS_PER_FILE),
+            archive,
         };
         (api, services)
+    }
+
+    /// Starts the backfill again (after a `kill -9`).
+    fn restart_backfill(&mut self, stack: &Stack) {
+        self.backfill = stack.backfill(&self.archive, "backfill", METRICS_PER_FILE);
     }
 
     /// Fails the test with its log if one of them exited.
@@ -564,4 +573,71 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     let replayed: BTreeSet<String> =
         sent.rows[&(W, Table::Metrics)][10..30].iter().map(|f| text(f, "event_id")).collect();
     assert_eq!(report["rows"], json!(replayed.len()), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_an_initial_sync_loses_and_duplicates_nothing() {
+    const TABLES3: [Table; 2] = [Table::Metrics, Table::People];
+    const HISTORY3: u64 = 2000;
+    let stack = Stack::with_control(&[W], &TABLES3).await;
+    let (api, mut services) = Services::start(&stack, &[]).await;
+    let producer = producer();
+    let generator = Generator::new(79);
+    let mut sent = Sent::default();
+    let now = now_ms();
+    let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
+        numbers.flat_map(|n| TABLES3.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
+    };
+    send(&stack, &producer, &mut sent, W, &TABLES3, round(0..HISTORY3)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(&services.archiver, "dwsync_archiver_rows_archived_total", "").await.unwrap_or(0.0)
+        < (2 * HISTORY3) as f64
+    {
+        assert!(Instant::now() < deadline, "history not archived after 60 s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let body = Api::sync_body(W, &stack.buckets[&W], &s3_secret_key());
+    let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{W}/sync"), Some(body)).await;
+    assert_eq!(status, 201, "{resp}");
+
+    // The backfill and the uploader killed once the first baseline files are in the bucket.
+    let parts = HISTORY3.div_ceil(METRICS_PER_FILE) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let written = loop {
+        let listed = s3_client().list_objects_v2().bucket(&stack.buckets[&W]).send().await.unwrap();
+        let n = listed.contents().iter().filter(|o| o.key().is_some_and(|k| k.contains("/metrics_v5_"))).count();
+        if n > 0 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no baseline file after 60 s:\n{}", services.backfill.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    services.backfill.kill9();
+    services.uploader.kill9();
+    eprintln!("killed the backfill and the uploader with {written} of {parts} initial metrics files written");
+    assert!(written < parts, "the backfill was killed before it finished");
+    send(&stack, &producer, &mut sent, W, &TABLES3, round(HISTORY3..HISTORY3 + 50)).await;
+    services.uploader = stack.uploader("uploader");
+    services.restart_backfill(&stack);
+
+    let _ = initial_syncs_done(&api, W, &TABLES3, &mut services).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let all = files(&stack.buckets[&W], W).await;
+        let metrics: Vec<String> = all
+            .values()
+            .filter(|f| f.table == Table::Metrics)
+            .flat_map(|f| strings(&f.batch, "event_id").into_iter().flatten())
+            .collect();
+        if metrics.len() >= (HISTORY3 + 50) as usize {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "{} of {} metrics after 60 s", metrics.len(), HISTORY3 + 50);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut got = metrics;
+    got.sort();
+    let mut want: Vec<String> = sent.rows[&(W, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
+    want.sort();
+    assert_eq!(got, want, "every metric exactly once after the crash");
 }
