@@ -253,6 +253,28 @@ mod tests {
     }
 
     #[test]
+    fn typos_in_the_shared_sections_are_refused_naming_the_key() {
+        for (toml, named) in [
+            ("[http]\nshutdown_grace = 5\n", "shutdown_grace"),
+            ("[telemetry]\notlp_endpiont = \"http://otel:4318\"\n", "otlp_endpiont"),
+        ] {
+            jail(|jail| {
+                jail.create_file("dwsync.toml", toml).map_err(|e| ConfigError::Usage(e.to_string()))?;
+                let err = load_test(jail, Some("dwsync.toml")).expect_err(toml);
+                let msg = err.to_string();
+                assert!(msg.contains(named) && msg.contains("dwsync.toml"), "{msg}");
+                Ok(())
+            });
+        }
+        jail(|jail| {
+            jail.set_env("DWSYNC_HTTP__LISTN", "0.0.0.0:1");
+            let err = load_test(jail, None).expect_err("a typo in a variable");
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_secret_that_is_not_a_string_is_refused_without_being_shown() {
         jail(|jail| {
             jail.create_file("dwsync.toml", "[kafka]\nsasl_password = 918273645\n")

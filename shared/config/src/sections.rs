@@ -179,8 +179,10 @@ impl SaslMechanism {
     }
 }
 
-/// Where a service serves `/healthz`, `/readyz` and `/metrics` (`[http]`).
+/// Where a service serves `/healthz`, `/readyz` and `/metrics` (`[http]`). An unknown key is
+/// refused when the config loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address. Default: set by each service (`127.0.0.1:8081` ingest, `:8082` uploader,
     /// `:8083` control); `127.0.0.1:8080` for `HttpConfig::default()`. Port `0` picks a free port.
@@ -210,8 +212,9 @@ impl Default for HttpConfig {
     }
 }
 
-/// Logs, metrics and traces (`[telemetry]`).
+/// Logs, metrics and traces (`[telemetry]`). An unknown key is refused when the config loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Base URL of an OTLP/HTTP collector (`http://otel-collector:4318`); metrics go to
     /// `<url>/v1/metrics`, spans to `<url>/v1/traces`. Default: none, OTLP export off
