@@ -56,8 +56,28 @@ impl Pipeline {
         }
     }
 
-    /// Commits every partition's safe offset synchronously, then closes the consumer (leaving
-    /// the group) on a blocking thread.
+    /// Lists every partition with a safe offset to be committed again at the next tick. The
+    /// loop's commits are asynchronous and librdkafka does not report their outcome; one sent
+    /// while the group rebalances fails (`ILLEGAL_GENERATION` once the rebalance ends) and, with
+    /// the cooperative assignor, the partition stays here with nothing newer to commit. So after
+    /// each rebalance, and every [`RECOMMIT_EVERY`](super::RECOMMIT_EVERY), the safe offsets are
+    /// committed again (one request; committing an offset twice changes nothing).
+    pub(super) fn commit_again(&mut self) {
+        for (partition, state) in &mut self.partitions {
+            state.forget_commit();
+            if state.to_commit().is_some() {
+                let _ = self.uncommitted.insert(*partition);
+            }
+        }
+    }
+
+    /// Commits every partition's safe offset synchronously, then closes the consumer on a
+    /// blocking thread. A dynamic member leaves the group; a static one only with
+    /// `handoff.leave_group_on_shutdown` (librdkafka closes it without a `LeaveGroup`, KIP-345,
+    /// so the group keeps its partitions for the session timeout, for its restart). The
+    /// unsubscribe before the close makes librdkafka send the `LeaveGroup`, for a static member
+    /// too, and for a cooperative member that holds no partitions yet (one that just joined),
+    /// which it would otherwise close silently.
     pub(super) async fn stop(self) {
         let consumer = self.consumer;
         let closed = tokio::task::spawn_blocking(move || {
@@ -67,6 +87,9 @@ impl Pipeline {
                     Ok(()) => tracing::info!("Committed the handoff offsets at shutdown."),
                     Err(error) => tracing::warn!(%error, "Cannot commit the handoff offsets at shutdown."),
                 }
+            }
+            if consumer.context().leaves() {
+                consumer.unsubscribe();
             }
             drop(consumer);
         })
