@@ -262,6 +262,14 @@ impl Stack {
         ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
     }
 
+    /// The ingest with a given instance id (its transactional id and, by default, its
+    /// `group.instance.id`): a restart with the same id is the same instance.
+    pub fn ingest_as(&self, name: &str, instance_id: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let mut env = env.to_vec();
+        env.push(("DWSYNC_INGEST__INSTANCE_ID", instance_id.to_owned()));
+        ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
+    }
+
     /// The control service (a control stack only), with extra environment.
     pub fn control_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
         let control = self.control.as_ref().expect("a stack with control");

@@ -1,0 +1,147 @@
+//! Crash recovery with static group membership, on the real broker and S3 server, services as
+//! processes: while records flow, ingest is killed with `kill -9` and restarted with the same
+//! instance id, then the uploader likewise. Each restarted instance rejoins its group as the
+//! same static member (`group.instance.id`) and takes its partitions back at once, without
+//! waiting for the session timeout (10 s) of the member it replaces: the test measures how long
+//! after the restart the first record produced after it is in a bucket (2-s windows), asserts a
+//! bound, and then checks every record exactly once.
+//!
+//! `DWSYNC_RESTART_DYNAMIC=1` runs the same schedule with dynamic membership (ingest's
+//! `static_membership = false`, the uploader without an instance id), for comparison: the
+//! figures are printed and only a loose bound is asserted.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dwsync_contract::Table;
+use dwsync_loadgen::Generator;
+use dwsync_tests::services::ServiceProcess;
+use dwsync_tests::unique;
+use rdkafka::producer::FutureProducer;
+
+/// Time between rounds of records (one record per workspace and table each).
+const ROUND: Duration = Duration::from_millis(250);
+
+/// The records flowing through the test and what is known to be in the buckets.
+struct Flow<'a> {
+    stack: &'a Stack,
+    producer: FutureProducer,
+    generator: Generator,
+    scope: (&'a [i64], &'a [Table]),
+    produced: Produced,
+    /// The next round's record number.
+    next: u64,
+    cache: BTreeMap<(i64, String), Object>,
+    /// Objects already looked at.
+    seen: BTreeSet<(i64, String)>,
+}
+
+impl Flow<'_> {
+    async fn round(&mut self) {
+        let n = self.next;
+        produce(self.stack, &self.producer, &mut self.generator, self.scope, n..n + 1, &mut self.produced).await;
+        self.next += 1;
+    }
+
+    /// Produces a round every [`ROUND`] for `time`.
+    async fn flow_for(&mut self, time: Duration) {
+        let end = Instant::now() + time;
+        while Instant::now() < end {
+            self.round().await;
+            tokio::time::sleep(ROUND).await;
+        }
+    }
+
+    /// Whether a new object holds a record numbered `from` or later.
+    async fn holds_from(&mut self, from: u64) -> bool {
+        let _ = read_objects(self.stack, &mut self.cache).await;
+        let mut found = false;
+        for (key, object) in &self.cache {
+            if !self.seen.insert(key.clone()) {
+                continue;
+            }
+            let sent = &self.produced.records[&(object.workspace, object.table)];
+            found |= id_strings(&object.batch, object.table).iter().any(|id| sent.get(id).is_some_and(|s| s.n >= from));
+        }
+        found
+    }
+
+    /// Produces rounds until a record of the first round from now is in a bucket: the time from
+    /// `since` until then.
+    async fn until_visible(&mut self, since: Instant, within: Duration) -> Duration {
+        let from = self.next;
+        loop {
+            self.round().await;
+            if self.holds_from(from).await {
+                return since.elapsed();
+            }
+            assert!(since.elapsed() < within, "no record produced after the restart visible within {within:?}");
+            tokio::time::sleep(ROUND).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_restarted_with_its_identity_resumes_at_once() {
+    let dynamic = std::env::var_os("DWSYNC_RESTART_DYNAMIC").is_some_and(|v| v == "1");
+    let started = Instant::now();
+    let workspaces = [6001, 6002, 6003];
+    let tables = [Table::Metrics, Table::Deliveries];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let (ingest_id, uploader_id) = (unique("restart-ingest"), unique("restart-uploader"));
+    let ingest_env: Vec<(&str, String)> =
+        if dynamic { vec![("DWSYNC_INGEST__STATIC_MEMBERSHIP", "false".into())] } else { vec![] };
+    let uploader_env: Vec<(&str, String)> =
+        if dynamic { vec![] } else { vec![("DWSYNC_HANDOFF__INSTANCE_ID", uploader_id.clone())] };
+    let start_ingest = || stack.ingest_as("ingest", &ingest_id, &ingest_env);
+    let start_uploader = || stack.uploader_with("uploader", &uploader_env);
+    let mut ingest: ServiceProcess = start_ingest();
+    let mut uploader: ServiceProcess = start_uploader();
+    let mut flow = Flow {
+        stack: &stack,
+        producer: producer(),
+        generator: Generator::new(23),
+        scope: (&workspaces, &tables),
+        produced: Produced::default(),
+        next: 0,
+        cache: BTreeMap::new(),
+        seen: BTreeSet::new(),
+    };
+    // Both groups formed and records flowing end to end.
+    let warm = flow.until_visible(Instant::now(), Duration::from_secs(40)).await;
+    flow.flow_for(Duration::from_secs(2)).await;
+    // Within the session timeout (10 s) a static member's restart takes its partitions back; a
+    // bound above one window + the session timeout tells the two memberships apart.
+    let bound = if dynamic { Duration::from_secs(60) } else { Duration::from_secs(15) };
+
+    ingest.kill9();
+    flow.flow_for(Duration::from_millis(500)).await;
+    ingest = start_ingest();
+    let ingest_restart = flow.until_visible(Instant::now(), bound).await;
+    flow.flow_for(Duration::from_secs(2)).await;
+
+    uploader.kill9();
+    flow.flow_for(Duration::from_millis(500)).await;
+    uploader = start_uploader();
+    let uploader_restart = flow.until_visible(Instant::now(), bound).await;
+    flow.flow_for(Duration::from_secs(1)).await;
+
+    verify(&stack, &flow.produced, Duration::from_secs(40), &mut [&mut ingest, &mut uploader]).await;
+    let membership = if dynamic { "dynamic" } else { "static" };
+    println!(
+        "restart test ({membership} membership, 2-s windows): first records visible {:.1} s after start; \
+         after kill -9 and restart, the first record produced after the restart visible in {:.1} s (ingest), \
+         {:.1} s (uploader); {} records, 0 lost, 0 duplicated; took {:.0} s",
+        warm.as_secs_f64(),
+        ingest_restart.as_secs_f64(),
+        uploader_restart.as_secs_f64(),
+        flow.produced.total(),
+        started.elapsed().as_secs_f64()
+    );
+    ingest.stop();
+    uploader.stop();
+}
