@@ -46,6 +46,9 @@ const ENCODE_GROUP_BYTES: usize = 4 << 20;
 /// for the tens of thousands of small windows of a 10,000-workspace flush.
 const ENCODE_GROUP_WINDOWS_PER_THREAD: usize = 16;
 
+/// How long a stopping loop waits for its consumer to leave the group.
+const LEAVE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Why the loop stopped (it is then restarted from the committed offsets).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -308,7 +311,7 @@ impl<'a> Pipeline<'a> {
     }
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
-        let Self { consumer, st, .. } = self;
+        let Self { consumer, st, leave } = self;
         let consumer: &Arc<Kafka> = consumer;
         // One stream for the loop's life: `recv` makes a stream per message, registering and
         // unregistering a waker slot under a mutex each time.
@@ -327,7 +330,12 @@ impl<'a> Pipeline<'a> {
                     // Open windows are abandoned: their offsets are not committed, so they are read
                     // again (so are those of a transaction that aborts now).
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
-                    return match st.settle().await {
+                    let settled = st.settle().await;
+                    if *leave {
+                        // Before the close: a static member closed first would not leave.
+                        dwsync_telemetry::kafka::leave_group(consumer, LEAVE_WITHIN).await;
+                    }
+                    return match settled {
                         Err(PipelineError::Aborted(..)) => Ok(()),
                         settled => settled,
                     };
@@ -393,8 +401,10 @@ impl Drop for Pipeline<'_> {
     /// A static member (`group.instance.id`) does not leave unless `leave_group_on_shutdown`
     /// says so: librdkafka closes it without a `LeaveGroup` (KIP-345), and the group keeps its
     /// partitions for the session timeout, for the instance restarted with the same id (also
-    /// the loop's own restart after an error) to take them back without a rebalance. An
-    /// unsubscribe, by contrast, sends a `LeaveGroup` for a static member too.
+    /// the loop's own restart after an error) to take them back without a rebalance. A static
+    /// member that leaves at shutdown has left already
+    /// ([`leave_group`](dwsync_telemetry::kafka::leave_group): the unsubscribe alone, with the
+    /// close right behind it, would not make it send the `LeaveGroup`).
     fn drop(&mut self) {
         if self.leave {
             self.consumer.unsubscribe();

@@ -2,11 +2,17 @@
 //! committed with the others at most every `handoff.commit_interval_ms`; shutdown commits
 //! every partition synchronously before leaving the group.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Pipeline;
 use crate::offsets::PartitionState;
+
+/// How long a stopping uploader waits for its consumer to leave the group.
+const LEAVE_WITHIN: Duration = Duration::from_secs(5);
 
 impl Pipeline {
     /// Notes that `partition`'s safe offset may have moved: it is committed with the next
@@ -74,27 +80,29 @@ impl Pipeline {
     /// Commits every partition's safe offset synchronously, then closes the consumer on a
     /// blocking thread. A dynamic member leaves the group; a static one only with
     /// `handoff.leave_group_on_shutdown` (librdkafka closes it without a `LeaveGroup`, KIP-345,
-    /// so the group keeps its partitions for the session timeout, for its restart). The
-    /// unsubscribe before the close makes librdkafka send the `LeaveGroup`, for a static member
-    /// too, and for a cooperative member that holds no partitions yet (one that just joined),
-    /// which it would otherwise close silently.
+    /// so the group keeps its partitions for the session timeout, for its restart). Leaving
+    /// ([`leave_group`](dwsync_telemetry::kafka::leave_group)) unsubscribes and serves the
+    /// revocation before the close, which makes librdkafka send the `LeaveGroup`, for a static
+    /// member too, and for a cooperative member that holds no partitions yet (one that just
+    /// joined), which it would otherwise close silently.
     pub(super) async fn stop(self) {
         let consumer = self.consumer;
-        let closed = tokio::task::spawn_blocking(move || {
-            let offsets = consumer.context().committable();
+        let committing = Arc::clone(&consumer);
+        let committed = tokio::task::spawn_blocking(move || {
+            let offsets = committing.context().committable();
             if offsets.count() > 0 {
-                match consumer.commit(&offsets, CommitMode::Sync) {
+                match committing.commit(&offsets, CommitMode::Sync) {
                     Ok(()) => tracing::info!("Committed the handoff offsets at shutdown."),
                     Err(error) => tracing::warn!(%error, "Cannot commit the handoff offsets at shutdown."),
                 }
             }
-            if consumer.context().leaves() {
-                consumer.unsubscribe();
-            }
-            drop(consumer);
         })
         .await;
-        if let Err(error) = closed {
+        if consumer.context().leaves() {
+            dwsync_telemetry::kafka::leave_group(&consumer, LEAVE_WITHIN).await;
+        }
+        let closed = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        if let Err(error) = committed.and(closed) {
             tracing::warn!(%error, "Closing the handoff consumer failed.");
         }
     }
