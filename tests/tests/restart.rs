@@ -70,6 +70,20 @@ impl Flow<'_> {
         found
     }
 
+    /// Produces rounds until `process` exits (`None` if it still runs after `within`): how long
+    /// it ran on.
+    async fn until_exit(&mut self, process: &mut ServiceProcess, within: Duration) -> Option<Duration> {
+        let since = Instant::now();
+        while since.elapsed() < within {
+            if !process.is_running() {
+                return Some(since.elapsed());
+            }
+            self.round().await;
+            tokio::time::sleep(ROUND).await;
+        }
+        None
+    }
+
     /// Produces rounds until a record of the first round from now is in a bucket: the time from
     /// `since` until then.
     async fn until_visible(&mut self, since: Instant, within: Duration) -> Duration {
@@ -130,12 +144,40 @@ async fn a_killed_instance_restarted_with_its_identity_resumes_at_once() {
     let uploader_restart = flow.until_visible(Instant::now(), bound).await;
     flow.flow_for(Duration::from_secs(1)).await;
 
+    // A second process with each identity, as a zombie would meet its replacement: the group
+    // fences the older member (FENCED_INSTANCE_ID, fatal), which stops; the newer one's
+    // `init_transactions` fences the older ingest's producer too, so nothing the older one still
+    // holds can commit. Every record still arrives exactly once.
+    let mut twins = String::new();
+    if !dynamic {
+        let twin = stack.ingest_as("ingest-twin", &ingest_id, &ingest_env);
+        let ran_on = flow.until_exit(&mut ingest, Duration::from_secs(20)).await;
+        let ran_on = ran_on.unwrap_or_else(|| panic!("the older ingest still runs: {}", ingest.log_tail(30)));
+        assert!(ingest.log_tail(200).contains("Another ingest runs with this instance id"), "{}", ingest.log_tail(30));
+        ingest = twin;
+        let twin = stack.uploader_with("uploader-twin", &uploader_env);
+        let up_ran_on = flow.until_exit(&mut uploader, Duration::from_secs(20)).await;
+        let up_ran_on = up_ran_on.unwrap_or_else(|| panic!("the older uploader still runs: {}", uploader.log_tail(30)));
+        assert!(
+            uploader.log_tail(200).contains("Another uploader runs with this instance id"),
+            "{}",
+            uploader.log_tail(30)
+        );
+        uploader = twin;
+        flow.flow_for(Duration::from_secs(1)).await;
+        twins = format!(
+            "; a second process with the same id fenced the older ingest in {:.1} s, the older uploader in {:.1} s",
+            ran_on.as_secs_f64(),
+            up_ran_on.as_secs_f64()
+        );
+    }
+
     verify(&stack, &flow.produced, Duration::from_secs(40), &mut [&mut ingest, &mut uploader]).await;
     let membership = if dynamic { "dynamic" } else { "static" };
     println!(
         "restart test ({membership} membership, 2-s windows): first records visible {:.1} s after start; \
          after kill -9 and restart, the first record produced after the restart visible in {:.1} s (ingest), \
-         {:.1} s (uploader); {} records, 0 lost, 0 duplicated; took {:.0} s",
+         {:.1} s (uploader){twins}; {} records, 0 lost, 0 duplicated; took {:.0} s",
         warm.as_secs_f64(),
         ingest_restart.as_secs_f64(),
         uploader_restart.as_secs_f64(),
