@@ -6,6 +6,10 @@
 //! after the restart the first record produced after it is in a bucket (2-s windows), asserts a
 //! bound, and then checks every record exactly once.
 //!
+//! Then a second process with each identity while the first runs (the older one is fenced and
+//! stops), and a static uploader told to leave on shutdown is stopped: its partitions move at
+//! once.
+//!
 //! `DWSYNC_RESTART_DYNAMIC=1` runs the same schedule with dynamic membership (ingest's
 //! `static_membership = false`, the uploader without an instance id), for comparison: the
 //! figures are printed and only a loose bound is asserted.
@@ -70,6 +74,22 @@ impl Flow<'_> {
         found
     }
 
+    /// Whether every record numbered `from..to` is in a bucket.
+    async fn holds_all(&mut self, from: u64, to: u64) -> bool {
+        let _ = read_objects(self.stack, &mut self.cache).await;
+        let mut visible = BTreeSet::new();
+        for ((ws, _), object) in &self.cache {
+            for id in id_strings(&object.batch, object.table) {
+                let _ = visible.insert((*ws, object.table, id));
+            }
+        }
+        self.produced.records.iter().all(|((ws, table), sent)| {
+            sent.iter()
+                .filter(|(_, s)| (from..to).contains(&s.n))
+                .all(|(id, _)| visible.contains(&(*ws, *table, id.clone())))
+        })
+    }
+
     /// Produces rounds until `process` exits (`None` if it still runs after `within`): how long
     /// it ran on.
     async fn until_exit(&mut self, process: &mut ServiceProcess, within: Duration) -> Option<Duration> {
@@ -97,6 +117,13 @@ impl Flow<'_> {
             tokio::time::sleep(ROUND).await;
         }
     }
+}
+
+/// Whether an uploader's log shows a non-empty assignment.
+fn has_partitions(process: &ServiceProcess) -> bool {
+    without_ansi(&process.log_tail(usize::MAX))
+        .lines()
+        .any(|l| l.contains("Handoff partitions assigned.") && !l.contains("partitions=[]"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +197,45 @@ async fn a_killed_instance_restarted_with_its_identity_resumes_at_once() {
             ran_on.as_secs_f64(),
             up_ran_on.as_secs_f64()
         );
+
+        // A scale-down: a second uploader, static and told to leave on shutdown, takes half of
+        // the partitions, then stops (SIGTERM). It leaves the group, so its partitions move to
+        // the first at once: the records produced right after the stop arrive well within the
+        // session timeout (10 s) its partitions would otherwise wait (with
+        // `leave_group_on_shutdown = false` this fails).
+        let leave = [
+            ("DWSYNC_HANDOFF__INSTANCE_ID", unique("restart-uploader-2")),
+            ("DWSYNC_HANDOFF__LEAVE_GROUP_ON_SHUTDOWN", "true".to_owned()),
+        ];
+        let mut second = stack.uploader_with("uploader-2", &leave);
+        let joined = Instant::now();
+        while !has_partitions(&second) {
+            assert!(
+                joined.elapsed() < Duration::from_secs(20),
+                "uploader-2 got no partitions: {}",
+                second.log_tail(20)
+            );
+            flow.round().await;
+            tokio::time::sleep(ROUND).await;
+        }
+        flow.flow_for(Duration::from_secs(2)).await;
+        second.stop();
+        let stopped = Instant::now();
+        let from = flow.next;
+        flow.round().await;
+        let to = flow.next;
+        while !flow.holds_all(from, to).await {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(9),
+                "records after a leaving uploader's stop not all visible"
+            );
+            flow.round().await;
+            tokio::time::sleep(ROUND).await;
+        }
+        twins.push_str(&format!(
+            "; a static uploader leaving on SIGTERM: the records produced after its stop all visible in {:.1} s",
+            stopped.elapsed().as_secs_f64()
+        ));
     }
 
     verify(&stack, &flow.produced, Duration::from_secs(40), &mut [&mut ingest, &mut uploader]).await;
