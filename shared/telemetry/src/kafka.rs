@@ -190,6 +190,9 @@ pub async fn leave_group<C: rdkafka::consumer::ConsumerContext + 'static>(
     use rdkafka::consumer::Consumer as _;
     /// After the revocation, how long the group thread gets to send the `LeaveGroup`.
     const SEND: Duration = Duration::from_millis(300);
+    if consumer.client().fatal_error().is_some() {
+        return; // Fenced: it is no member any more, and every poll would fail at once.
+    }
     consumer.unsubscribe();
     let deadline = tokio::time::Instant::now() + within;
     let mut released: Option<tokio::time::Instant> = None;
