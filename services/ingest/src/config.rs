@@ -46,8 +46,23 @@ pub struct IngestConfig {
     /// Consumer group of all ingest instances. Default: `"dwsync-ingest"`.
     pub group_id: String,
     /// This instance's stable name; its transactional id is `dwsync-ingest-<instance_id>`, so a
-    /// restarted instance fences its predecessor at once. Default: empty = a random name.
+    /// restarted instance fences its predecessor at once, and (with `static_membership`) it is
+    /// the consumer's `group.instance.id`. The Helm chart sets it to the pod's name. Default:
+    /// empty = a random name per start, dynamic membership.
     pub instance_id: String,
+    /// Static group membership (KIP-345) when `instance_id` is set: the instance joins the group
+    /// as `group.instance.id = <instance_id>`, so an instance restarted with the same id within
+    /// `session_timeout_ms` takes its partitions back at once, without a rebalance (a `kill -9`
+    /// no longer holds them for the session timeout). The trade-off: an instance that does not
+    /// come back holds its partitions, unread, for the whole session timeout, and a stopped one
+    /// does not leave the group unless `leave_group_on_shutdown` says so. `false`, or no
+    /// `instance_id`: dynamic membership. Default: `true`.
+    pub static_membership: bool,
+    /// Whether a static member leaves the group when it stops (SIGTERM). `false`: it keeps its
+    /// partitions for `session_timeout_ms`, to take them back when it restarts (a rolling
+    /// update, a crash); set `true` before scaling down, so the partitions of the instances
+    /// removed move at once. A dynamic member always leaves. Default: `false`.
+    pub leave_group_on_shutdown: bool,
     /// Source topic of a table, unless overridden in `topics`: `<topic_prefix><table>`.
     /// Default: `"dwsync.source."` (e.g. `dwsync.source.metrics`).
     pub topic_prefix: String,
@@ -100,10 +115,12 @@ pub struct IngestConfig {
     pub worker_threads: usize,
     /// The consumer group's session timeout (`session.timeout.ms`), in ms: how long the
     /// partitions of an instance that vanished without leaving the group (killed, or stopped
-    /// while the broker was away, so its leave never arrived) wait before another instance gets
-    /// them. librdkafka heartbeats from a thread of its own, so a busy loop does not miss them.
-    /// At least the broker's `group.min.session.timeout.ms` (6000 by default). Default: `10000`
-    /// (librdkafka's is 45000).
+    /// while the broker was away, so its leave never arrived; a static member stopped without
+    /// `leave_group_on_shutdown`) wait before another instance gets them. A static member
+    /// restarted within it takes them back without a rebalance; later, the group has moved them
+    /// and moves some back when it joins. librdkafka heartbeats from a thread of its own, so a
+    /// busy loop does not miss them. At least the broker's `group.min.session.timeout.ms` (6000
+    /// by default). Default: `10000` (librdkafka's is 45000).
     pub session_timeout_ms: u64,
     /// How often the group's lag (`dwsync_ingest_consumer_lag`,
     /// `dwsync_ingest_seconds_since_commit`) is sampled, in milliseconds: committed offsets
@@ -119,6 +136,12 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
+    /// The consumer's `group.instance.id`: the instance id, when static membership is on and an
+    /// instance id is set.
+    pub fn group_instance_id(&self) -> Option<&str> {
+        (self.static_membership && !self.instance_id.is_empty()).then_some(self.instance_id.as_str())
+    }
+
     /// librdkafka settings of the source consumer besides its group and bootstrap servers: read
     /// committed records only, commit nothing automatically, and fetch within the read-ahead bound.
     /// The benchmark harness reads its ceilings with the same settings.
@@ -145,6 +168,8 @@ impl Default for IngestConfig {
         Self {
             group_id: "dwsync-ingest".into(),
             instance_id: String::new(),
+            static_membership: true,
+            leave_group_on_shutdown: false,
             topic_prefix: "dwsync.source.".into(),
             encoding: Encoding::Json,
             tables: Vec::new(),
@@ -339,6 +364,12 @@ mod tests {
         assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.stall_after_ms"));
         cfg.ingest.stall_after_ms = Some(5_000);
         assert_eq!(cfg.stall_after(), Duration::from_secs(5), "set: as set");
+        let mut cfg = Config::default();
+        assert_eq!(cfg.ingest.group_instance_id(), None, "no instance id: dynamic membership");
+        cfg.ingest.instance_id = "ingest-0".into();
+        assert_eq!(cfg.ingest.group_instance_id(), Some("ingest-0"), "static by default with an instance id");
+        cfg.ingest.static_membership = false;
+        assert_eq!(cfg.ingest.group_instance_id(), None, "turned off");
         let mut cfg = Config::default();
         cfg.ingest.lag_interval_ms = 0;
         assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.lag_interval_ms"));

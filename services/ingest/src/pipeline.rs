@@ -46,6 +46,9 @@ const ENCODE_GROUP_BYTES: usize = 4 << 20;
 /// for the tens of thousands of small windows of a 10,000-workspace flush.
 const ENCODE_GROUP_WINDOWS_PER_THREAD: usize = 16;
 
+/// How long a stopping loop waits for its consumer to leave the group.
+const LEAVE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Why the loop stopped (it is then restarted from the committed offsets).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -70,13 +73,18 @@ pub enum PipelineError {
     /// leaving the group.
     #[error("the handoff producer failed: {0}")]
     ProducerFailed(KafkaError),
+    /// The group fenced this static member: another consumer joined with the same
+    /// `group.instance.id` (a second process with this instance id). The loop stops rather than
+    /// fence it back.
+    #[error("fenced by another instance with the same instance id: {0}")]
+    Fenced(String),
 }
 
 impl PipelineError {
     /// The `reason` label of `dwsync_ingest_loop_restarts_total` for a restart after this error.
     fn restart_reason(&self) -> &'static str {
         match self {
-            Self::Kafka(_) | Self::Limits(_) => "kafka",
+            Self::Kafka(_) | Self::Limits(_) | Self::Fenced(_) => "kafka",
             Self::Encode(_) => "encode",
             Self::Aborted(..) => "reread",
             Self::ProducerFailed(_) => "producer",
@@ -114,6 +122,11 @@ pub async fn run(
         match started {
             Ok(mut pipeline) => match pipeline.run(&shutdown).await {
                 Ok(()) => return Ok(()),
+                Err(e @ PipelineError::Fenced(_)) => {
+                    tracing::error!(error = %e, "Another ingest runs with this instance id; this one stops.");
+                    health.set_unready(COMPONENT, e.to_string());
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "Ingest loop failed; restarting from the committed offsets.");
                     metrics::loop_restarted(e.restart_reason());
@@ -172,6 +185,9 @@ struct Pipeline<'a> {
     /// Shared with the committing thread, which reads the group's metadata from it.
     consumer: Arc<Kafka>,
     st: State<'a>,
+    /// Whether the consumer leaves the group when the loop stops: a dynamic member always, a
+    /// static one only with `ingest.leave_group_on_shutdown`.
+    leave: bool,
 }
 
 /// Everything the loop mutates (kept apart from the consumer, which messages borrow).
@@ -260,6 +276,9 @@ impl<'a> Pipeline<'a> {
         for (key, value) in cfg.ingest.consumer_settings() {
             consumer_config.set(key, value);
         }
+        if let Some(id) = cfg.ingest.group_instance_id() {
+            consumer_config.set("group.instance.id", id);
+        }
         crate::limits::apply_to_consumer(&limits, &mut consumer_config);
         // A revocation waits for the transaction committing (the loop reads on meanwhile).
         let gate = Arc::new(CommitGate::new(Duration::from_millis(cfg.ingest.transaction_timeout_ms)));
@@ -270,7 +289,8 @@ impl<'a> Pipeline<'a> {
         let transactional_id = format!("dwsync-ingest-{instance}");
         let handoff = new_handoff(cfg, &transactional_id, &limits, &gate).await?;
         health.set_ready(COMPONENT);
-        tracing::info!(topics = ?names, group = %cfg.ingest.group_id, instance, "Ingest loop started.");
+        let is_static = cfg.ingest.group_instance_id().is_some();
+        tracing::info!(topics = ?names, group = %cfg.ingest.group_id, instance, is_static, "Ingest loop started.");
         let st = State {
             cfg,
             topics,
@@ -287,11 +307,11 @@ impl<'a> Pipeline<'a> {
             threads: parallel::threads(cfg.ingest.worker_threads),
             in_flight: None,
         };
-        Ok(Self { consumer: Arc::new(consumer), st })
+        Ok(Self { consumer: Arc::new(consumer), st, leave: !is_static || cfg.ingest.leave_group_on_shutdown })
     }
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
-        let Self { consumer, st } = self;
+        let Self { consumer, st, leave } = self;
         let consumer: &Arc<Kafka> = consumer;
         // One stream for the loop's life: `recv` makes a stream per message, registering and
         // unregistering a waker slot under a mutex each time.
@@ -310,7 +330,12 @@ impl<'a> Pipeline<'a> {
                     // Open windows are abandoned: their offsets are not committed, so they are read
                     // again (so are those of a transaction that aborts now).
                     tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
-                    return match st.settle().await {
+                    let settled = st.settle().await;
+                    if *leave {
+                        // Before the close: a static member closed first would not leave.
+                        dwsync_telemetry::kafka::leave_group(consumer, LEAVE_WITHIN).await;
+                    }
+                    return match settled {
                         Err(PipelineError::Aborted(..)) => Ok(()),
                         settled => settled,
                     };
@@ -329,6 +354,10 @@ impl<'a> Pipeline<'a> {
                     // gather stops at a rebalance: one taken in during it came after the batch,
                     // whose records of the revoked and the rewound partitions are then stale.
                     let batch = gather(&mut stream, received);
+                    // The only fatal error of a consumer: fenced as a static member.
+                    if let Some((_, reason)) = consumer.client().fatal_error() {
+                        return Err(PipelineError::Fenced(reason));
+                    }
                     let (revoked, rewound) = st.check_rebalance(consumer)?;
                     let stale: BTreeSet<PartitionKey> = revoked.union(&rewound).copied().collect();
                     st.process_batch(&batch, usize::from(first_stale), &stale, consumer).await
@@ -368,8 +397,18 @@ impl Drop for Pipeline<'_> {
     /// come in the rebalance's second round — without a `LeaveGroup`: the group then waits for
     /// its session timeout (45 s) and nobody reads the partitions the rebalance moved. An
     /// unsubscribe first leaves in that case too (and revokes as the close would otherwise).
+    ///
+    /// A static member (`group.instance.id`) does not leave unless `leave_group_on_shutdown`
+    /// says so: librdkafka closes it without a `LeaveGroup` (KIP-345), and the group keeps its
+    /// partitions for the session timeout, for the instance restarted with the same id (also
+    /// the loop's own restart after an error) to take them back without a rebalance. A static
+    /// member that leaves at shutdown has left already
+    /// ([`leave_group`](dwsync_telemetry::kafka::leave_group): the unsubscribe alone, with the
+    /// close right behind it, would not make it send the `LeaveGroup`).
     fn drop(&mut self) {
-        self.consumer.unsubscribe();
+        if self.leave {
+            self.consumer.unsubscribe();
+        }
     }
 }
 

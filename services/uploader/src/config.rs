@@ -150,6 +150,22 @@ pub struct HandoffConfig {
     /// (librdkafka's is 45000).
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
+    /// This uploader's stable name, its consumer's `group.instance.id` (static membership,
+    /// KIP-345): restarted with the same id within `session_timeout_ms`, it takes its partitions
+    /// back at once, without a rebalance. The trade-off: an uploader that does not come back
+    /// holds its partitions, unread, for the whole session timeout, and a stopped one does not
+    /// leave the group unless `leave_group_on_shutdown` says so. Two running uploaders must never
+    /// share one (the second fences the first, which stops). The Helm chart sets it to the pod's
+    /// name (the uploader is a StatefulSet). Env `DWSYNC_HANDOFF__INSTANCE_ID`. Default: empty =
+    /// dynamic membership.
+    #[serde(default)]
+    pub instance_id: String,
+    /// Whether a static member (`instance_id` set) leaves the group when it stops (SIGTERM).
+    /// `false`: it keeps its partitions for `session_timeout_ms`, to take them back when it
+    /// restarts; set `true` before scaling down, so the partitions of the uploaders removed move
+    /// at once. A dynamic member always leaves. Default: `false`.
+    #[serde(default)]
+    pub leave_group_on_shutdown: bool,
 }
 
 fn default_session_timeout_ms() -> u64 {
@@ -178,11 +194,24 @@ impl Default for HandoffConfig {
             commit_interval_ms: default_commit_interval_ms(),
             stall_after_ms: default_stall_after_ms(),
             session_timeout_ms: default_session_timeout_ms(),
+            instance_id: String::new(),
+            leave_group_on_shutdown: false,
         }
     }
 }
 
 impl HandoffConfig {
+    /// The consumer's `group.instance.id`, if the uploader has an instance id.
+    pub fn group_instance_id(&self) -> Option<&str> {
+        (!self.instance_id.is_empty()).then_some(self.instance_id.as_str())
+    }
+
+    /// Whether the consumer leaves the group when the uploader stops: a dynamic member always,
+    /// a static one with `leave_group_on_shutdown`.
+    pub fn leaves_on_shutdown(&self) -> bool {
+        self.group_instance_id().is_none() || self.leave_group_on_shutdown
+    }
+
     /// [`lag_interval_ms`](Self::lag_interval_ms) as a `Duration`.
     pub fn lag_interval(&self) -> Duration {
         Duration::from_millis(self.lag_interval_ms)

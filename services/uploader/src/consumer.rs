@@ -58,6 +58,10 @@ const LOT_TICK: Duration = Duration::from_millis(500);
 /// Most parked files written per tick, so new files are not held up long.
 const LOT_FILES_PER_TICK: usize = 16;
 
+/// How often every partition's safe offset is committed again, whether it moved or not: the
+/// outcome of an asynchronous commit is not reported ([`Pipeline::commit_again`]).
+const RECOMMIT_EVERY: Duration = Duration::from_secs(10);
+
 /// Kafka steps (parking, loading the lot) are retried with this backoff until shutdown.
 const KAFKA_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
@@ -75,10 +79,15 @@ pub enum ConsumerError {
         /// librdkafka's error.
         error: KafkaError,
     },
+    /// The group fenced this static member: another uploader joined with the same
+    /// `handoff.instance_id`. It stops rather than fence that one back.
+    #[error("fenced by another uploader with the same instance id: {0}")]
+    Fenced(KafkaError),
 }
 
 /// Creates the handoff consumer (`read_committed`, manual commits, from the earliest offset
-/// when the group has none) and subscribes it to the handoff topic.
+/// when the group has none, the cooperative-sticky assignor, a static member with
+/// `handoff.instance_id`) and subscribes it to the handoff topic.
 pub fn subscribe(
     kafka: &KafkaConfig,
     handoff: &HandoffConfig,
@@ -93,8 +102,13 @@ pub fn subscribe(
         .set("fetch.queue.backoff.ms", "10")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
-    let context = HandoffContext::new(&handoff.topic, metrics);
+        .set("auto.offset.reset", "earliest")
+        // A rebalance moves only the partitions that change owner; the others keep their files.
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    if let Some(id) = handoff.group_instance_id() {
+        config.set("group.instance.id", id);
+    }
+    let context = HandoffContext::new(&handoff.topic, metrics, handoff.leaves_on_shutdown());
     let consumer = HandoffConsumer::from_config_and_context(&config, context).map_err(ConsumerError::Create)?;
     consumer
         .subscribe(&[&handoff.topic])
@@ -137,6 +151,7 @@ enum Event {
     LotTick,
     Report,
     Commit,
+    Recommit,
 }
 
 /// What became of a file whose turn came.
@@ -288,7 +303,10 @@ impl Pipeline {
         report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commit_tick = tokio::time::interval(self.commit_interval.max(Duration::from_millis(1)));
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut recommit_tick = tokio::time::interval(RECOMMIT_EVERY);
+        recommit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut transient = 0u64;
+        let mut fenced = None;
         loop {
             // `recv` only takes a message off librdkafka's queue in the poll that returns it, so
             // dropping it for another branch loses nothing. It is not polled while the lanes
@@ -310,6 +328,7 @@ impl Pipeline {
                 })),
                 _ = lot_tick.tick() => Event::LotTick,
                 _ = report_tick.tick() => Event::Report,
+                _ = recommit_tick.tick() => Event::Recommit,
             };
             if !self.apply_rebalances().await {
                 break;
@@ -333,6 +352,13 @@ impl Pipeline {
                     }
                     true
                 }
+                // The only fatal error of a consumer: fenced as a static member.
+                Event::Received(Err(error @ KafkaError::MessageConsumptionFatal(_))) => {
+                    let reason = consumer.client().fatal_error().map(|(_, reason)| reason).unwrap_or_default();
+                    tracing::error!(%error, reason, "Another uploader runs with this instance id; this one stops.");
+                    fenced = Some(error);
+                    false
+                }
                 Event::Received(Err(error)) => {
                     tracing::warn!(%error, "Reading the handoff topic failed; retrying.");
                     tokio::select! {
@@ -350,6 +376,10 @@ impl Pipeline {
                     self.commit_moved();
                     true
                 }
+                Event::Recommit => {
+                    self.commit_again();
+                    true
+                }
             };
             self.metrics.in_flight(self.lanes.flying(), self.lanes.queued_bytes());
             if !going {
@@ -360,7 +390,7 @@ impl Pipeline {
         // The consumer closes in `stop`, on a blocking thread: no other strong reference may live.
         drop(consumer);
         self.stop().await;
-        Ok(())
+        fenced.map_or(Ok(()), |error| Err(ConsumerError::Fenced(error)))
     }
 
     /// Applies the rebalances the context recorded: a revoked or newly assigned partition
@@ -369,7 +399,13 @@ impl Pipeline {
     /// partition's lot is read before any of its files is handled. `false` on shutdown.
     async fn apply_rebalances(&mut self) -> bool {
         let mut assigned: Vec<i32> = Vec::new();
-        for rebalance in self.consumer.context().take_rebalances() {
+        let rebalances = self.consumer.context().take_rebalances();
+        // A rebalance ended (an assignment, maybe empty, closes each): commits sent during it
+        // failed unseen, so the partitions kept commit again.
+        if rebalances.iter().any(|r| matches!(r, Rebalanced::Assigned(_))) {
+            self.commit_again();
+        }
+        for rebalance in rebalances {
             let (Rebalanced::Revoked(partitions) | Rebalanced::Assigned(partitions)) = &rebalance;
             for partition in partitions {
                 // A revoked partition's safe offset was committed in the rebalance callback.

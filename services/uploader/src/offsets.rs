@@ -68,6 +68,12 @@ impl PartitionState {
     pub fn committed(&mut self, offset: i64) {
         self.committed = Some(offset);
     }
+
+    /// Forgets the last commit (its outcome is not known), so the safe offset is committed
+    /// again.
+    pub fn forget_commit(&mut self) {
+        self.committed = None;
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +116,8 @@ mod tests {
         assert_eq!(p.to_commit(), Some(3));
         p.committed(3);
         assert_eq!(p.to_commit(), None, "already committed");
+        p.forget_commit();
+        assert_eq!(p.to_commit(), Some(3), "committed again");
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! The handoff consumer's context: librdkafka's logs into `tracing`, rebalances recorded for
 //! the consumer loop, and a synchronous commit of each revoked partition's safe offset before
 //! the partition goes. The callbacks never panic, spawn or wait on anything but that commit.
+//!
+//! The group uses the cooperative-sticky assignor: a rebalance revokes only the partitions that
+//! move and assigns only the new ones (rdkafka's default `rebalance` assigns and unassigns
+//! incrementally), so [`Rebalanced`] names exactly the partitions that start afresh; the others
+//! keep their files, lanes and writes. A commit the group refuses is never retried in a loop: a
+//! zombie's (its generation gone: `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`) loses its partitions
+//! with it, and their next owner reads from the last accepted commit; a fenced static member
+//! (`FENCED_INSTANCE_ID`, fatal) stops.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,12 +42,19 @@ pub struct HandoffContext {
     topic: String,
     shared: Mutex<Shared>,
     metrics: Arc<Metrics>,
+    leave: bool,
 }
 
 impl HandoffContext {
-    /// A context for a consumer of `topic`.
-    pub fn new(topic: &str, metrics: Arc<Metrics>) -> Self {
-        Self { topic: topic.to_owned(), shared: Mutex::default(), metrics }
+    /// A context for a consumer of `topic` that leaves the group when it stops if `leave`.
+    pub fn new(topic: &str, metrics: Arc<Metrics>, leave: bool) -> Self {
+        Self { topic: topic.to_owned(), shared: Mutex::default(), metrics, leave }
+    }
+
+    /// Whether the consumer leaves the group when the uploader stops (a dynamic member, or a
+    /// static one with `handoff.leave_group_on_shutdown`).
+    pub fn leaves(&self) -> bool {
+        self.leave
     }
 
     fn shared(&self) -> MutexGuard<'_, Shared> {
@@ -122,6 +137,10 @@ impl ConsumerContext for HandoffContext {
         }
     }
 
+    /// Called for commits whose result librdkafka reports: not the loop's asynchronous ones
+    /// (`rd_kafka_commit` without a reply queue reports nothing, rdkafka sets no
+    /// `offset_commit_cb`), which the loop therefore commits again after every rebalance and
+    /// every `RECOMMIT_EVERY` (`consumer.rs`).
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(error) = result {
             self.metrics.commit_failed();

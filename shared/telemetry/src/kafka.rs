@@ -175,6 +175,42 @@ impl Service {
     }
 }
 
+/// Leaves `consumer`'s group now, before the consumer closes, within `within`.
+///
+/// librdkafka sends a `LeaveGroup` once the unsubscribe's revocation is served, which takes
+/// polls of the consumer; a consumer closed before that (`rd_kafka_consumer_close` marks it
+/// terminating) leaves only if it is dynamic: a static member (`group.instance.id`) closes
+/// without a `LeaveGroup` (KIP-345), so its partitions wait for the session timeout. This polls
+/// (dropping any record: nothing read now is committed) until the assignment is empty and then
+/// for a moment more, for the request to go out.
+pub async fn leave_group<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    within: Duration,
+) {
+    use rdkafka::consumer::Consumer as _;
+    /// After the revocation, how long the group thread gets to send the `LeaveGroup`.
+    const SEND: Duration = Duration::from_millis(300);
+    if consumer.client().fatal_error().is_some() {
+        return; // Fenced: it is no member any more, and every poll would fail at once.
+    }
+    consumer.unsubscribe();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut released: Option<tokio::time::Instant> = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        if released.is_none() && consumer.assignment().is_ok_and(|a| a.count() == 0) {
+            released = Some(now);
+        }
+        if now >= deadline || released.is_some_and(|at| now >= at + SEND) {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
+    }
+    if released.is_none() {
+        tracing::warn!("The consumer's partitions were not released in time; it may not have left its group.");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

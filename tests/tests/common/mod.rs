@@ -232,14 +232,10 @@ impl Stack {
         ServiceProcess::start("dwsync-backfill", name, &config, &env, &self.dir)
     }
 
+    /// An ingest with an instance id of its own, never used again: a stopped one is gone for
+    /// good, so it leaves the group (a static member does not unless told to).
     pub fn ingest(&self, name: &str) -> ServiceProcess {
-        ServiceProcess::start(
-            "dwsync-ingest",
-            name,
-            &self.ingest_config,
-            &[("DWSYNC_INGEST__INSTANCE_ID", unique(name))],
-            &self.dir,
-        )
+        self.ingest_with(name, &[])
     }
 
     pub fn uploader(&self, name: &str) -> ServiceProcess {
@@ -255,10 +251,19 @@ impl Stack {
         ServiceProcess::start("dwsync-uploader", name, &self.uploader_config, &env, &self.dir)
     }
 
-    /// The ingest with extra environment.
+    /// [`Stack::ingest`] with extra environment.
     pub fn ingest_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
         let mut env = env.to_vec();
         env.push(("DWSYNC_INGEST__INSTANCE_ID", unique(name)));
+        env.push(("DWSYNC_INGEST__LEAVE_GROUP_ON_SHUTDOWN", "true".to_owned()));
+        ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
+    }
+
+    /// The ingest with a given instance id (its transactional id and, by default, its
+    /// `group.instance.id`): a restart with the same id is the same instance.
+    pub fn ingest_as(&self, name: &str, instance_id: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let mut env = env.to_vec();
+        env.push(("DWSYNC_INGEST__INSTANCE_ID", instance_id.to_owned()));
         ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
     }
 

@@ -20,6 +20,7 @@ import yaml
 # Keys the chart does not render into the file, on purpose.
 NOT_IN_FILE = {
     "ingest.instance_id",  # the pod's name, from the environment (DWSYNC_INGEST__INSTANCE_ID)
+    "handoff.instance_id",  # the uploader's: the pod's name, from the environment (DWSYNC_HANDOFF__INSTANCE_ID)
     "api.admin_token",  # from a Secret (DWSYNC_API__ADMIN_TOKEN)
     "destinations",  # static destinations: only when given in the values
     "store.secret_access_key",  # the archiver's, from a Secret (DWSYNC_STORE__SECRET_ACCESS_KEY)

@@ -2,11 +2,17 @@
 //! committed with the others at most every `handoff.commit_interval_ms`; shutdown commits
 //! every partition synchronously before leaving the group.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Pipeline;
 use crate::offsets::PartitionState;
+
+/// How long a stopping uploader waits for its consumer to leave the group.
+const LEAVE_WITHIN: Duration = Duration::from_secs(5);
 
 impl Pipeline {
     /// Notes that `partition`'s safe offset may have moved: it is committed with the next
@@ -56,22 +62,47 @@ impl Pipeline {
         }
     }
 
-    /// Commits every partition's safe offset synchronously, then closes the consumer (leaving
-    /// the group) on a blocking thread.
+    /// Lists every partition with a safe offset to be committed again at the next tick. The
+    /// loop's commits are asynchronous and librdkafka does not report their outcome; one sent
+    /// while the group rebalances fails (`ILLEGAL_GENERATION` once the rebalance ends) and, with
+    /// the cooperative assignor, the partition stays here with nothing newer to commit. So after
+    /// each rebalance, and every [`RECOMMIT_EVERY`](super::RECOMMIT_EVERY), the safe offsets are
+    /// committed again (one request; committing an offset twice changes nothing).
+    pub(super) fn commit_again(&mut self) {
+        for (partition, state) in &mut self.partitions {
+            state.forget_commit();
+            if state.to_commit().is_some() {
+                let _ = self.uncommitted.insert(*partition);
+            }
+        }
+    }
+
+    /// Commits every partition's safe offset synchronously, then closes the consumer on a
+    /// blocking thread. A dynamic member leaves the group; a static one only with
+    /// `handoff.leave_group_on_shutdown` (librdkafka closes it without a `LeaveGroup`, KIP-345,
+    /// so the group keeps its partitions for the session timeout, for its restart). Leaving
+    /// ([`leave_group`](dwsync_telemetry::kafka::leave_group)) unsubscribes and serves the
+    /// revocation before the close, which makes librdkafka send the `LeaveGroup`, for a static
+    /// member too, and for a cooperative member that holds no partitions yet (one that just
+    /// joined), which it would otherwise close silently.
     pub(super) async fn stop(self) {
         let consumer = self.consumer;
-        let closed = tokio::task::spawn_blocking(move || {
-            let offsets = consumer.context().committable();
+        let committing = Arc::clone(&consumer);
+        let committed = tokio::task::spawn_blocking(move || {
+            let offsets = committing.context().committable();
             if offsets.count() > 0 {
-                match consumer.commit(&offsets, CommitMode::Sync) {
+                match committing.commit(&offsets, CommitMode::Sync) {
                     Ok(()) => tracing::info!("Committed the handoff offsets at shutdown."),
                     Err(error) => tracing::warn!(%error, "Cannot commit the handoff offsets at shutdown."),
                 }
             }
-            drop(consumer);
         })
         .await;
-        if let Err(error) = closed {
+        if consumer.context().leaves() {
+            dwsync_telemetry::kafka::leave_group(&consumer, LEAVE_WITHIN).await;
+        }
+        let closed = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        if let Err(error) = committed.and(closed) {
             tracing::warn!(%error, "Closing the handoff consumer failed.");
         }
     }
