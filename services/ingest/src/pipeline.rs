@@ -84,7 +84,8 @@ impl PipelineError {
     /// The `reason` label of `dwsync_ingest_loop_restarts_total` for a restart after this error.
     fn restart_reason(&self) -> &'static str {
         match self {
-            Self::Kafka(_) | Self::Limits(_) | Self::Fenced(_) => "kafka",
+            Self::Kafka(_) | Self::Limits(_) => "kafka",
+            Self::Fenced(_) => "fenced",
             Self::Encode(_) => "encode",
             Self::Aborted(..) => "reread",
             Self::ProducerFailed(_) => "producer",
@@ -114,6 +115,7 @@ pub async fn run(
         cfg.ingest.instance_id.clone()
     };
     let mut backoff = Duration::from_secs(1);
+    let mut fences = Fences::default();
     loop {
         let started = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -122,7 +124,7 @@ pub async fn run(
         match started {
             Ok(mut pipeline) => match pipeline.run(&shutdown).await {
                 Ok(()) => return Ok(()),
-                Err(e @ PipelineError::Fenced(_)) => {
+                Err(e @ PipelineError::Fenced(_)) if fences.another_instance(Instant::now()) => {
                     tracing::error!(error = %e, "Another ingest runs with this instance id; this one stops.");
                     health.set_unready(COMPONENT, e.to_string());
                     return Err(e);
@@ -153,6 +155,29 @@ pub async fn run(
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(30)),
         }
+    }
+}
+
+/// How often this instance was fenced as a static member lately. Once is what a broker outage
+/// longer than the session timeout does (librdkafka rejoins, and the group fences the member id
+/// it had): the loop starts again and rejoins. [`FENCES_OF_A_TWIN`] times within
+/// [`FENCE_WINDOW`] is another instance with the same id fencing this one back each time: it
+/// stops.
+#[derive(Debug, Default)]
+struct Fences(std::collections::VecDeque<Instant>);
+
+/// Fences within [`FENCE_WINDOW`] that mean another instance has this id.
+const FENCES_OF_A_TWIN: usize = 2;
+
+/// See [`Fences`].
+const FENCE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Fences {
+    /// Records a fence at `now`; whether it is another instance's doing.
+    fn another_instance(&mut self, now: Instant) -> bool {
+        self.0.retain(|at| now.duration_since(*at) < FENCE_WINDOW);
+        self.0.push_back(now);
+        self.0.len() >= FENCES_OF_A_TWIN
     }
 }
 
@@ -669,5 +694,19 @@ impl State<'_> {
             offsets_wait_ms = committed.offsets_wait.as_millis() as u64,
             "Handed off."
         );
+    }
+}
+
+#[cfg(test)]
+mod fence_tests {
+    use super::*;
+
+    #[test]
+    fn one_fence_rejoins_two_in_a_minute_are_a_twin() {
+        let mut fences = Fences::default();
+        let t0 = Instant::now();
+        assert!(!fences.another_instance(t0), "an outage longer than the session timeout: rejoin");
+        assert!(!fences.another_instance(t0 + Duration::from_secs(300)), "the first has expired");
+        assert!(fences.another_instance(t0 + Duration::from_secs(302)), "two in a minute: another instance");
     }
 }
