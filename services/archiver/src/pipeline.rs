@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dwsync_handoff::{CUT_HEADER, HandoffRecord};
+use dwsync_handoff::{HandoffRecord, cut_value};
 use dwsync_retry::{Backoff, retry_until_shutdown};
 use dwsync_sync_config::is_transient;
 use rdkafka::consumer::Consumer;
@@ -376,7 +376,7 @@ impl Pipeline {
     }
 }
 
-/// The value of a record's [`CUT_HEADER`], if it has one.
+/// The value of a record's cut header, if it has one.
 fn cut_header<'a>(message: &'a rdkafka::message::BorrowedMessage<'_>) -> Option<&'a [u8]> {
-    message.headers()?.iter().find(|h| h.key == CUT_HEADER).and_then(|h| h.value)
+    cut_value(message.headers()?.iter().map(|h| (h.key, h.value)))
 }

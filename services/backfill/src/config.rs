@@ -11,8 +11,7 @@ use std::time::Duration;
 use dwsync_archive::ArchiveLocation;
 use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
 use dwsync_sync_config::StoreConfig;
-use serde::de::{DeserializeOwned, Error as _};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// The backfill's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +54,6 @@ pub struct SyncConfigSource {
     /// `topic` (followed: which baselines are asked for), `initial_sync_topic` (written: their
     /// progress; the backfill is its only writer), `timeout_ms`. Default: `dwsync.sync-config`,
     /// `dwsync.initial-syncs`, 10 s.
-    #[serde(deserialize_with = "strict")]
     pub store: StoreConfig,
 }
 
@@ -163,22 +161,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Deserializes `T` refusing keys that `T::default()` does not serialize: for a shared section
-/// type that does not refuse unknown keys itself.
-fn strict<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned + Serialize + Default,
-{
-    let given = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-    let known = serde_json::to_value(T::default()).map_err(D::Error::custom)?;
-    if let Some(unknown) = given.keys().find(|key| known.get(key.as_str()).is_none()) {
-        let expected: Vec<String> = known.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-        return Err(D::Error::custom(format!("unknown field `{unknown}`, expected one of {}", expected.join(", "))));
-    }
-    serde_json::from_value(serde_json::Value::Object(given)).map_err(D::Error::custom)
 }
 
 #[cfg(test)]

@@ -75,5 +75,5 @@ pub async fn between(kafka: &KafkaConfig, topic: &str, partition: i32, from: i64
 
 /// Whether `record` is a cut record.
 fn is_cut(record: &BorrowedMessage<'_>) -> bool {
-    record.headers().is_some_and(|h| h.iter().any(|h| h.key == dwsync_handoff::CUT_HEADER))
+    record.headers().is_some_and(|h| dwsync_handoff::cut_value(h.iter().map(|h| (h.key, h.value))).is_some())
 }

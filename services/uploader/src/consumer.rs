@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dwsync_config::KafkaConfig;
-use dwsync_handoff::{CUT_HEADER, CompleteFile, Cut, HandoffError, HandoffRecord, data_key};
+use dwsync_handoff::{CompleteFile, Cut, HandoffError, HandoffRecord, cut_value, data_key};
 use dwsync_sync_config::{KafkaStore, SyncStatus, is_transient};
 use dwsync_telemetry::Health;
 use rdkafka::config::FromClientConfigAndContext;
@@ -664,9 +664,9 @@ impl Pipeline {
     }
 }
 
-/// The value of a record's [`CUT_HEADER`], if it has one.
+/// The value of a record's cut header, if it has one.
 fn cut_header<'a>(message: &'a rdkafka::message::BorrowedMessage<'_>) -> Option<&'a [u8]> {
-    message.headers()?.iter().find(|h| h.key == CUT_HEADER).and_then(|h| h.value)
+    cut_value(message.headers()?.iter().map(|h| (h.key, h.value)))
 }
 
 /// The `reason` label of a record that failed reassembly.

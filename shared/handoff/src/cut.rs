@@ -58,8 +58,14 @@ pub enum HandoffRecord {
     Bad(&'static str),
 }
 
+/// The value of the [`CUT_HEADER`] among a record's headers (`(key, value)` pairs), if any.
+pub fn cut_value<'a>(headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Option<&'a [u8]> {
+    headers.into_iter().find(|(key, _)| *key == CUT_HEADER).and_then(|(_, value)| value)
+}
+
 impl HandoffRecord {
-    /// Classifies a record by its [`CUT_HEADER`] value (if it has one) and its payload.
+    /// Classifies a record by its [`CUT_HEADER`] value (if it has one, [`cut_value`]) and its
+    /// payload.
     pub fn classify(cut_header: Option<&[u8]>, payload: Option<&[u8]>) -> Self {
         use dwsync_proto::Message as _;
         if let Some(value) = cut_header {
@@ -85,6 +91,9 @@ mod tests {
         assert_eq!(HandoffRecord::classify(Some(b"7"), None), HandoffRecord::Bad("bad_cut"));
         assert_eq!(HandoffRecord::classify(None, None), HandoffRecord::Bad("empty"));
         assert_eq!(HandoffRecord::classify(None, Some(b"\xff\xff\xff")), HandoffRecord::Bad("not_protobuf"));
+        let headers = [("content-type", Some(&b"x"[..])), (CUT_HEADER, Some(&b"7:2"[..]))];
+        assert_eq!(cut_value(headers), Some(&b"7:2"[..]));
+        assert_eq!(cut_value([("content-type", None)]), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod partition;
 pub mod reassembly;
 
 pub use chunk::{FileMeta, split};
-pub use cut::{BadCut, CUT_HEADER, Cut, HandoffRecord};
+pub use cut::{BadCut, CUT_HEADER, Cut, HandoffRecord, cut_value};
 pub use dwsync_proto::internal::{FileChunk, FileKind, SourceRange};
 pub use object_key::{VALIDATE_OBJECT, baseline_key, data_key, validate_key};
 pub use partition::handoff_partition;

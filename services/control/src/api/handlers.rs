@@ -83,10 +83,7 @@ pub(super) async fn update<S: ConfigStore + Clone>(
         let _ = cfg.set_table(*table, *enabled, now, app.people_retention)?;
     }
     cfg.destination = destination(&app, id, valid)?;
-    let delivered = delivered_baselines(&app, id).await?;
-    let asks = initial::asks(Some(&before), &cfg, |t, b| delivered.as_ref().is_none_or(|d| d.is_done(t, b)));
-    let epoch = cfg.revision + 1;
-    initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
+    ask_for_change(&app, &before, &mut cfg, now).await?;
     cfg.touch(now);
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
@@ -203,15 +200,24 @@ async fn modify<S: ConfigStore + Clone>(
     let before = cfg.clone();
     let now = app.now_ms();
     if change(&mut cfg, now)? {
-        let delivered = delivered_baselines(app, id).await?;
-        let asks = initial::asks(Some(&before), &cfg, |t, b| delivered.as_ref().is_none_or(|d| d.is_done(t, b)));
-        let epoch = cfg.revision + 1;
-        initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
+        ask_for_change(app, &before, &mut cfg, now).await?;
         cfg.touch(now);
         app.store.put(cfg.clone()).await?;
         tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");
     }
     Ok(Json(SyncView::from(&cfg)))
+}
+
+/// Writes what changing `before` into `cfg` asks of the backfill (a cut, and each table's
+/// baseline or pause) into `cfg`, as of its next revision; nothing when initial syncs are off.
+async fn ask_for_change<S>(app: &AppState<S>, before: &SyncConfig, cfg: &mut SyncConfig, now: i64) -> Answer<()> {
+    if app.cutter.is_none() {
+        return Ok(());
+    }
+    let delivered = delivered_baselines(app, cfg.workspace_id).await?;
+    let asks = initial::asks(Some(before), cfg, |t, b| delivered.as_ref().is_none_or(|d| d.is_done(t, b)));
+    let epoch = cfg.revision + 1;
+    initial::ask(app.cutter.as_ref(), cfg, &asks, epoch, now).await
 }
 
 /// The backfill's reports on `id`'s initial syncs, caught up; `None` when this replica does not

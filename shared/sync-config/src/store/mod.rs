@@ -66,9 +66,10 @@ pub trait ConfigStore: Send + Sync + 'static {
     fn delete(&self, id: WorkspaceId) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The compacted configuration topic and how long to wait on it (`[store]`).
+/// The compacted configuration topic and how long to wait on it (`[store]`). An unknown key is
+/// refused when the config loads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// The compacted topic, keyed by workspace id. Default: `"dwsync.sync-config"`.
     pub topic: String,
