@@ -96,3 +96,5 @@ impl Default for InitialSyncConfig {
         Self { enabled: true, handoff_topic: "dwsync.handoff".into() }
     }
 }
+
+impl dwsync_config::ServiceConfig for Config {}

@@ -332,6 +332,13 @@ impl Config {
     }
 }
 
+impl dwsync_config::ServiceConfig for Config {
+    /// The source topics and window settings, as ingest checks them when it starts.
+    fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.source_topics().map(drop).map_err(Into::into)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use figment::value::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use args::{Args, load_for_binary};
+pub use args::{Args, Invocation, ServiceConfig, effective, load_for_binary};
 pub use error::ConfigError;
 pub use secret::Secret;
 pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};
