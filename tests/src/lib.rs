@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 pub mod services;
+pub mod tls;
 
 use aws_credential_types::Credentials;
 use rdkafka::ClientConfig;

@@ -8,6 +8,7 @@ pub mod api;
 mod config;
 pub mod cut;
 pub mod model;
+pub mod tls;
 pub mod validate;
 
 pub use dwsync_sync_config::{seal, store};
@@ -16,7 +17,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-pub use config::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
+pub use config::{ApiConfig, Config, InitialSyncConfig, InvalidApi, StoreConfig, Transport};
 use dwsync_sync_config::{InitialSyncs, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
@@ -51,6 +52,12 @@ pub enum Error {
     /// The configuration topic could not be set up or read.
     #[error("configuration store: {0}")]
     Store(#[from] StoreError),
+    /// `[api]` cannot be served as configured (plain HTTP off loopback, half a TLS pair).
+    #[error(transparent)]
+    Api(#[from] InvalidApi),
+    /// The API's certificate or key cannot be used.
+    #[error("the API's TLS files: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The API's listen address could not be bound.
     #[error("binding the API listener on {addr}: {error}")]
     Bind {
@@ -114,6 +121,16 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
 /// toggles and disable/enable, but refuses creates and updates (503) and stays unready.
 pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error> {
     let tokens = Tokens::new(&cfg.api.admin_token, &cfg.api.workspace_tokens)?;
+    let transport = cfg.api.transport()?;
+    let tls = match &transport {
+        Transport::Https(files) => Some(tls::ReloadingTls::new(files.clone())?),
+        Transport::PlainLoopback => None,
+        Transport::PlainAllowed => {
+            tracing::warn!(listen = %cfg.api.listen, "The API serves plain HTTP off loopback (api.allow_plain_http): \
+                only behind a proxy or mesh that terminates TLS.");
+            None
+        }
+    };
     if cfg.api.admin_token.is_empty() && cfg.api.workspace_tokens.is_empty() {
         tracing::warn!("No API tokens are configured; every API call will be refused.");
     }
@@ -170,9 +187,22 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     }
     let app = api::router(state);
     let stop = service.shutdown_token();
-    service
-        .spawn("api", async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
-    tracing::info!(%api_addr, "Serving the configuration API.");
+    match tls {
+        Some(tls) => {
+            drop(tokio::spawn(tls.clone().reload_until(cfg.api.tls_reload(), stop.clone())));
+            let listener = tls.listen(listener, stop.clone()).map_err(|error| Error::Bind { addr: api_addr, error })?;
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over HTTPS.");
+        }
+        None => {
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over plain HTTP.");
+        }
+    }
     Ok(Started { service, api_addr })
 }
 

@@ -49,15 +49,23 @@ impl ConfigError {
 }
 
 /// The valid key nearest to `found`, if one is near enough to be what was meant: at most a
-/// third of its length in edits (and at least 2), the fewest edits first.
+/// third of its length in edits (and at least 2), the fewest edits first; else the longest
+/// valid key that `found` begins with or that begins with `found` (`listen_addr`, `listen`).
 fn nearest<'a>(found: &str, valid: &[&'a str]) -> Option<&'a str> {
     let allowed = (found.chars().count() / 3).max(2);
-    valid
+    let close = valid
         .iter()
         .map(|key| (strsim::damerau_levenshtein(found, key), *key))
         .filter(|(edits, _)| *edits <= allowed)
         .min_by_key(|(edits, _)| *edits)
-        .map(|(_, key)| key)
+        .map(|(_, key)| key);
+    close.or_else(|| {
+        valid
+            .iter()
+            .filter(|key| key.len() >= 4 && (found.starts_with(**key) || key.starts_with(found)))
+            .max_by_key(|key| key.len())
+            .copied()
+    })
 }
 
 /// figment's message for `kind`, with the nearest valid key when it is an unknown one.
@@ -111,6 +119,7 @@ mod tests {
         assert_eq!(nearest("concurrenc", &valid), Some("concurrency"));
         assert_eq!(nearest("flsuh_bytes", &valid), Some("flush_bytes"), "a transposition is one edit");
         assert_eq!(nearest("retention", &valid), None, "nothing close: no guess");
+        assert_eq!(nearest("concurrency_limit", &valid), Some("concurrency"), "a key with more after it");
         let unknown = figment::error::Kind::UnknownField("concurenncy".into(), &["flush_bytes", "concurrency"]);
         assert!(describe(&unknown).ends_with("did you mean `concurrency`?"), "{}", describe(&unknown));
     }

@@ -39,14 +39,46 @@ fn serve(app: axum::Router) -> String {
     format!("http://{}", rx.recv().expect("the server's address"))
 }
 
+/// Serves `app` over HTTPS (control's own TLS listener) with `certs`; returns the base URL.
+fn serve_https(app: axum::Router, certs: &dwsync_tests::tls::TestCerts) -> String {
+    let files = dwsync_control::tls::TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() };
+    let tls = dwsync_control::tls::ReloadingTls::new(files).expect("the test certificate loads");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(tcp.local_addr().expect("address")).expect("send the address");
+            let listener = tls.listen(tcp, tokio_util::sync::CancellationToken::new()).expect("listen");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    format!("https://{}", rx.recv().expect("the server's address"))
+}
+
 /// A control API with tokens for the admin and workspaces 42 and 7, and a movable clock.
 struct Control {
     url: String,
     now: Arc<AtomicI64>,
+    /// The client that sets up and checks (trusting the test CA over HTTPS).
+    http: reqwest::Client,
 }
 
 impl Control {
     fn start() -> Self {
+        let (state, now) = Self::state();
+        Self { url: serve(api::router(state)), now, http: reqwest::Client::new() }
+    }
+
+    /// The same API over HTTPS with `certs`.
+    fn start_https(certs: &dwsync_tests::tls::TestCerts) -> Self {
+        let (state, now) = Self::state();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).expect("CA")).expect("PEM");
+        let http = reqwest::Client::builder().tls_certs_only([ca]).build().expect("client");
+        Self { url: serve_https(api::router(state), certs), now, http }
+    }
+
+    fn state() -> (AppState<MemoryStore>, Arc<AtomicI64>) {
         let ws = BTreeMap::from([("42".to_owned(), Secret::new(WS42)), ("7".to_owned(), Secret::new(WS7))]);
         let tokens = Tokens::new(&Secret::new(ADMIN), &ws).expect("tokens");
         let mut state = AppState::new(
@@ -59,7 +91,7 @@ impl Control {
         let now = Arc::new(AtomicI64::new(1_700_000_000_000));
         let clock = now.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
-        Self { url: serve(api::router(state)), now }
+        (state, now)
     }
 
     fn advance(&self, ms: i64) {
@@ -68,7 +100,7 @@ impl Control {
 
     /// Calls the API directly (setup and checks).
     async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -312,8 +344,8 @@ async fn bad_tokens_and_unreachable_apis() {
     assert!(err.contains(&format!("cannot connect to the control API at {dead}/")), "{err}");
     assert!(err.to_lowercase().contains("refused"), "{err}");
 
-    let https = dwsync("https://control.example.com", Some(WS42), &["list"]);
-    assert!(https.failed().contains("https:// is not supported"), "{https:?}");
+    let ftp = dwsync("ftp://control.example.com", Some(WS42), &["list"]);
+    assert!(ftp.failed().contains("must be an https:// or http:// URL"), "{ftp:?}");
 
     // The help shows the variable, never its value.
     let out = Command::new(env!("CARGO_BIN_EXE_dwsync"))
@@ -323,6 +355,27 @@ async fn bad_tokens_and_unreachable_apis() {
         .expect("run dwsync");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("DWSYNC_TOKEN") && !help.contains(WS42), "{help}");
+}
+
+#[tokio::test]
+async fn over_https_with_a_private_ca() {
+    let dir = std::env::temp_dir().join(dwsync_tests::unique("dwsync-cli-https"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (ours, other) =
+        (dwsync_tests::tls::ca_and_server(&dir, "ours"), dwsync_tests::tls::ca_and_server(&dir, "other"));
+    let control = Control::start_https(&ours);
+    control.create(42, WS42, json!({})).await;
+    let url = control.url.as_str();
+    let ca = |certs: &dwsync_tests::tls::TestCerts| certs.ca.to_str().expect("utf-8 path").to_owned();
+
+    let listed = dwsync(url, Some(ADMIN), &["list", "--ca-file", &ca(&ours)]);
+    assert!(row(listed.ok(), "42").contains("enabled"), "{listed:?}");
+    let untrusted = dwsync(url, Some(ADMIN), &["list", "--ca-file", &ca(&other)]);
+    assert!(untrusted.failed().contains("cannot connect to the control API"), "{untrusted:?}");
+    assert!(untrusted.stderr.to_lowercase().contains("certificate"), "the reason names the certificate: {untrusted:?}");
+    let missing = dwsync(url, Some(ADMIN), &["list", "--ca-file", "/nonexistent/ca.pem"]);
+    assert!(missing.failed().contains("--ca-file /nonexistent/ca.pem"), "{missing:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A status answer of the documented shape.
