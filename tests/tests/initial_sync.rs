@@ -508,14 +508,7 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     let generator = Generator::new(78);
     let mut sent = Sent::default();
     let now = now_ms();
-    let (status, resp) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{W}/sync"),
-            Some(Api::sync_body(W, &stack.buckets[&W], &s3_secret_key())),
-        )
-        .await;
-    assert_eq!(status, 201, "{resp}");
+    api.create_sync(W, &stack.buckets[&W]).await;
     let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
         numbers.flat_map(|n| TABLES2.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
     };
@@ -685,14 +678,7 @@ async fn a_workspace_purged_from_the_archive_is_gone_and_the_others_go_on() {
     let v = (W + 1..).find(|v| partition(*v) == partition(W)).unwrap();
     let stack = Stack::with_control(&[W, v], &[Table::Metrics]).await;
     let (api, mut services) = Services::start(&stack, &[]).await;
-    let (status, resp) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{v}/sync"),
-            Some(Api::sync_body(v, &stack.buckets[&v], &s3_secret_key())),
-        )
-        .await;
-    assert_eq!(status, 201, "{resp}");
+    api.create_sync(v, &stack.buckets[&v]).await;
     let producer = producer();
     let generator = Generator::new(91);
     let mut sent = Sent::default();
@@ -737,14 +723,7 @@ async fn a_workspace_purged_from_the_archive_is_gone_and_the_others_go_on() {
 
     // W comes back: its initial sync has no archived rows; what it hands off now is exported (and
     // archived again: a purge covers the past).
-    let (status, resp) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{W}/sync"),
-            Some(Api::sync_body(W, &stack.buckets[&W], &s3_secret_key())),
-        )
-        .await;
-    assert_eq!(status, 201, "{resp}");
+    api.create_sync(W, &stack.buckets[&W]).await;
     let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
     let metrics = status["initial_syncs"].as_array().unwrap().iter().find(|s| s["table"] == "metrics").unwrap().clone();
     assert_eq!((metrics["rows"].as_u64(), metrics["files"].as_u64()), (Some(0), Some(0)), "{metrics}");

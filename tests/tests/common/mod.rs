@@ -626,6 +626,13 @@ impl Api {
         }})
     }
 
+    /// Creates `ws`'s sync into `bucket` (the test S3 server's secret), asserting 201.
+    pub async fn create_sync(&self, ws: i64, bucket: &str) {
+        let body = Self::sync_body(ws, bucket, &s3_secret_key());
+        let (status, resp) = self.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
+        assert_eq!(status, 201, "{resp}");
+    }
+
     pub async fn status(&self, ws: i64) -> Value {
         self.call(reqwest::Method::GET, &format!("/v1/workspaces/{ws}/status"), None).await.1
     }
