@@ -272,25 +272,14 @@ impl SyncStatusView {
         let initial_pending =
             initial_syncs.iter().any(|v| v.state != "done" && v.table.parse().is_ok_and(|t: Table| cfg.is_enabled(t)));
         let Some(r) = reported else {
-            return Self {
-                workspace_id,
-                state: if cfg.disabled {
-                    "disabled"
-                } else if initial_pending {
-                    "initial_sync"
-                } else {
-                    "unknown"
-                },
-                last_sync_at: None,
-                last_files: Vec::new(),
-                files_waiting: 0,
-                files_paused: 0,
-                last_error: None,
-                lag_seconds: 0.0,
-                updated_at: None,
-                initial_syncs,
-                archive_purge: None,
+            let state = if cfg.disabled {
+                "disabled"
+            } else if initial_pending {
+                "initial_sync"
+            } else {
+                "unknown"
             };
+            return Self { initial_syncs, ..Self::unreported(workspace_id, state) };
         };
         let state = if cfg.disabled {
             "disabled"
@@ -320,9 +309,14 @@ impl SyncStatusView {
 
     /// The status of a workspace without a sync whose archive was purged (`state: no_sync`).
     pub fn without_sync(id: WorkspaceId, purge: PurgeView) -> Self {
+        Self { archive_purge: Some(purge), ..Self::unreported(id.get(), "no_sync") }
+    }
+
+    /// `state` with nothing reported by an uploader, no initial sync and no purge.
+    fn unreported(workspace_id: i64, state: &'static str) -> Self {
         Self {
-            workspace_id: id.get(),
-            state: "no_sync",
+            workspace_id,
+            state,
             last_sync_at: None,
             last_files: Vec::new(),
             files_waiting: 0,
@@ -331,7 +325,7 @@ impl SyncStatusView {
             lag_seconds: 0.0,
             updated_at: None,
             initial_syncs: Vec::new(),
-            archive_purge: Some(purge),
+            archive_purge: None,
         }
     }
 }
