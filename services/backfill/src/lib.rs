@@ -10,8 +10,10 @@
 //! queued / running / done / failed ([`report`]). A catch-up (a baseline with `replay_from`, a
 //! table turned back on after a pause) is not folded: its archived files of `[replay_from, cut)`
 //! are written one by one as they were, under the keys the uploader uses (`data_key`). A failed job is tried again after capped
-//! exponential backoff with jitter. It serves `/healthz`, `/readyz` (ready once both topics are
-//! read) and `/metrics` ([`metrics`]).
+//! exponential backoff with jitter. Beside the jobs, [`purge`] removes workspaces from the archive
+//! when an admin asks (control's purge topic; reported on the purge-status topic, which the
+//! backfill alone writes). It serves `/healthz`, `/readyz` (ready once its topics are read) and
+//! `/metrics` ([`metrics`]).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

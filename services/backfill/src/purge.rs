@@ -63,8 +63,8 @@ enum Ended {
     Done,
     /// The archive (or the archiver's commit) is not past the cut yet.
     Waiting,
-    /// A newer request replaced it.
-    Replaced,
+    /// Stopped before the end: a newer request replaced it, or shutdown.
+    Stopped,
 }
 
 impl Purges {
@@ -170,17 +170,17 @@ impl Purges {
         for (_, objects) in batches.iter().filter(|(range, _)| range.start < cut) {
             for object in objects {
                 if shutdown.is_cancelled() {
-                    return Ok(Ended::Replaced);
+                    return Ok(Ended::Stopped);
                 }
                 if !self.is_latest(request) {
                     tracing::info!("A newer purge request replaced this one.");
-                    return Ok(Ended::Replaced);
+                    return Ok(Ended::Stopped);
                 }
                 let purged = self.purger.object(object, request.workspace_id).await.map_err(|e| e.to_string())?;
                 progress.add(purged);
                 self.metrics.purged(purged);
-                let now = Progress { objects_read: 0, ..progress };
-                if now != Progress::default() && reported.elapsed() >= PROGRESS_INTERVAL {
+                let changed = Progress { objects_read: 0, ..progress } != Progress::default();
+                if changed && reported.elapsed() >= PROGRESS_INTERVAL {
                     self.report(counted(&status, progress)).await.map_err(|e| format!("reporting: {e}"))?;
                     reported = Instant::now();
                 }
