@@ -18,12 +18,12 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use config::{ApiConfig, Config, InitialSyncConfig, InvalidApi, StoreConfig, Transport};
-use dwsync_sync_config::{InitialSyncs, SyncStatus};
+use dwsync_sync_config::{InitialSyncs, PurgeRequest, PurgeStatus, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AppState, Tokens};
+use crate::api::{AppState, Purges, Tokens};
 use crate::model::BadWorkspaceId;
 use crate::seal::{SealError, Sealer};
 use crate::store::{KafkaStore, StoreError};
@@ -93,11 +93,13 @@ pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Outp
 /// Pause between attempts to set up the configuration topic while the broker does not answer.
 const CONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The stores control follows: configurations, the uploaders' statuses, the initial syncs.
+/// The stores control follows: configurations, the uploaders' statuses, the initial syncs, the
+/// archive purges (requests and reports).
 struct Stores {
     configs: KafkaStore,
     statuses: KafkaStore<SyncStatus>,
     initial_syncs: KafkaStore<InitialSyncs>,
+    purges: Purges,
 }
 
 /// The stores, followed (until `stop`), the configurations caught up.
@@ -110,8 +112,14 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
     let initial_cfg = dwsync_sync_config::initial_sync_store(&cfg.store);
     let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
     drop(tokio::spawn(initial_follower.run(stop.clone())));
+    let requests_cfg = dwsync_sync_config::archive_purge_store(&cfg.store);
+    let (requests, requests_follower) = KafkaStore::<PurgeRequest>::connect(&cfg.kafka, &requests_cfg).await?;
+    drop(tokio::spawn(requests_follower.run(stop.clone())));
+    let reports_cfg = dwsync_sync_config::archive_purge_status_store(&cfg.store);
+    let (reports, reports_follower) = KafkaStore::<PurgeStatus>::connect(&cfg.kafka, &reports_cfg).await?;
+    drop(tokio::spawn(reports_follower.run(stop.clone())));
     configs.catch_up().await?;
-    Ok(Stores { configs, statuses, initial_syncs })
+    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports } })
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -141,7 +149,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let Stores { configs: store, statuses, initial_syncs } = loop {
+    let Stores { configs: store, statuses, initial_syncs, purges } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -181,7 +189,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     if cfg.initial_sync.enabled {
         let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
             .map_err(|e| Error::Store(StoreError::Kafka(e)))?;
-        state = state.with_cutter(std::sync::Arc::new(cutter));
+        state = state.with_cutter(std::sync::Arc::new(cutter)).with_purges(purges);
     } else {
         tracing::warn!("Initial syncs are off (initial_sync.enabled = false): new syncs start without history.");
     }

@@ -1,6 +1,8 @@
 //! `dwsync sync …` (the built binary) against the real control API: the control service's router
 //! over its in-memory store, served on a local port (the Kafka store is tested in
-//! `services/control`). `status` runs against a stub serving the endpoint's documented shape.
+//! `services/control`). `status` runs against a stub serving the endpoint's documented shape,
+//! and so do `dwsync archive purge` / `status` (the purge itself is tested end to end in
+//! `services/backfill/tests/purge.rs`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -164,8 +166,13 @@ impl Run {
 /// Runs `dwsync sync <args> --api <url>` with `token` in `DWSYNC_TOKEN` (if given); checks that
 /// neither the secret key nor any token is printed.
 fn dwsync(url: &str, token: Option<&str>, args: &[&str]) -> Run {
+    dwsync_in("sync", url, token, args)
+}
+
+/// Runs `dwsync <group> <args> --api <url>`, as [`dwsync`] does for `sync`.
+fn dwsync_in(group: &str, url: &str, token: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dwsync"));
-    let _ = cmd.env_remove("DWSYNC_API").env_remove("DWSYNC_TOKEN").arg("sync").args(args).args(["--api", url]);
+    let _ = cmd.env_remove("DWSYNC_API").env_remove("DWSYNC_TOKEN").arg(group).args(args).args(["--api", url]);
     if let Some(token) = token {
         let _ = cmd.env("DWSYNC_TOKEN", token);
     }
@@ -460,4 +467,73 @@ async fn status_over_http() {
     assert_eq!(raw, status_sample());
     let wrong = dwsync(&url, Some(WRONG), &["status", "42"]);
     assert!(wrong.failed().contains("GET /v1/workspaces/42/status: HTTP 401 Unauthorized"), "{wrong:?}");
+}
+
+/// A purge answer of the documented shape.
+fn purge_sample(state: &str) -> Value {
+    json!({
+        "workspace_id": 42, "epoch": 1, "partition": 3, "cut": 5120, "state": state,
+        "requested_at": "2026-11-29T04:00:00.000Z",
+        "finished_at": if state == "done" { json!("2026-11-29T04:00:41.310Z") } else { Value::Null },
+        "objects_rewritten": 311, "objects_deleted": 12, "rows_removed": 1920410,
+        "reason": null, "failed_attempts": 0, "updated_at": null
+    })
+}
+
+#[tokio::test]
+async fn archive_purge_and_its_status_over_http() {
+    let admin = |headers: &HeaderMap| {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {ADMIN}"))
+    };
+    let stub = axum::Router::new()
+        .route(
+            "/v1/workspaces/{id}/archive/purge",
+            axum::routing::post(move |headers: HeaderMap| async move {
+                if admin(&headers) {
+                    (StatusCode::ACCEPTED, Json(purge_sample("queued")))
+                } else {
+                    (StatusCode::FORBIDDEN, Json(json!({ "error": "this token may not access this resource" })))
+                }
+            }),
+        )
+        .route(
+            "/v1/workspaces/{id}/status",
+            axum::routing::get(|axum::extract::Path(id): axum::extract::Path<i64>| async move {
+                let mut status = json!({"workspace_id": id, "state": "no_sync", "last_files": [], "initial_syncs": []});
+                status["archive_purge"] = if id == 42 { purge_sample("done") } else { Value::Null };
+                Json(status)
+            }),
+        );
+    let url = serve(stub);
+    let asked = dwsync_in("archive", &url, Some(ADMIN), &["purge", "42"]);
+    assert_eq!(
+        asked.ok(),
+        "workspace 42: archive purge 1 asked for (everything handed off before offset 5120 of handoff partition 3); `dwsync archive status 42` follows it\n"
+    );
+    let refused = dwsync_in("archive", &url, Some(WS42), &["purge", "42"]);
+    assert!(refused.failed().contains("POST /v1/workspaces/42/archive/purge: HTTP 403 Forbidden"), "{refused:?}");
+    assert_eq!(
+        dwsync_in("archive", &url, Some(ADMIN), &["status", "42"]).ok(),
+        "\
+workspace:          42
+archive purge:      done
+requested:          2026-11-29T04:00:00.000Z
+finished:           2026-11-29T04:00:41.310Z
+cut:                offset 5120 of handoff partition 3
+objects rewritten:  311
+objects deleted:    12
+rows removed:       1920410
+"
+    );
+    assert_eq!(
+        dwsync_in("archive", &url, Some(ADMIN), &["status", "7"]).ok(),
+        "workspace 7: no archive purge was asked for\n"
+    );
+    let status = dwsync(&url, Some(ADMIN), &["status", "42"]);
+    assert!(
+        status.ok().contains(
+            "archive purge:      done: 311 objects rewritten, 12 deleted, 1920410 rows removed; requested 2026-11-29T04:00:00.000Z, finished 2026-11-29T04:00:41.310Z"
+        ),
+        "{status:?}"
+    );
 }

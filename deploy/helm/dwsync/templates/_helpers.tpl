@@ -417,6 +417,7 @@ secret key comes from the same Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY).
 {{- end -}}
 {{- $_ := set $set "archive" $archive -}}
 {{- $handoff := .Values.backfill.config.handoff | default dict -}}
-{{- $_ := set $set "handoff" (dict "topic" ($handoff.topic | default (include "dwsync.handoffTopic" .))) -}}
+{{- $group := $handoff.archiver_group_id | default .Values.archiver.config.handoff.group_id -}}
+{{- $_ := set $set "handoff" (dict "topic" ($handoff.topic | default (include "dwsync.handoffTopic" .)) "archiver_group_id" $group) -}}
 {{- include "dwsync.serviceToml" (dict "root" . "component" "backfill" "config" .Values.backfill.config "set" $set) -}}
 {{- end -}}
