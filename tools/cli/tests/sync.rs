@@ -29,33 +29,34 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Serves `app` on a free local port from its own thread; returns the base URL.
 fn serve(app: axum::Router) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("address")).expect("send the address");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    format!("http://{}", rx.recv().expect("the server's address"))
+    serve_with(app, None)
 }
 
 /// Serves `app` over HTTPS (control's own TLS listener) with `certs`; returns the base URL.
 fn serve_https(app: axum::Router, certs: &dwsync_tests::tls::TestCerts) -> String {
     let files = dwsync_control::tls::TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() };
-    let tls = dwsync_control::tls::ReloadingTls::new(files).expect("the test certificate loads");
+    serve_with(app, Some(dwsync_control::tls::ReloadingTls::new(files).expect("the test certificate loads")))
+}
+
+/// Serves `app` from its own thread, over TLS if `tls` is given.
+fn serve_with(app: axum::Router, tls: Option<dwsync_control::tls::ReloadingTls>) -> String {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (tx, rx) = std::sync::mpsc::channel();
     let _server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
             let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(tcp.local_addr().expect("address")).expect("send the address");
-            let listener = tls.listen(tcp, tokio_util::sync::CancellationToken::new()).expect("listen");
-            axum::serve(listener, app).await.expect("serve");
+            match tls {
+                Some(tls) => {
+                    let listener = tls.listen(tcp, tokio_util::sync::CancellationToken::new()).expect("listen");
+                    axum::serve(listener, app).await.expect("serve");
+                }
+                None => axum::serve(tcp, app).await.expect("serve"),
+            }
         });
     });
-    format!("https://{}", rx.recv().expect("the server's address"))
+    format!("{scheme}://{}", rx.recv().expect("the server's address"))
 }
 
 /// A control API with tokens for the admin and workspaces 42 and 7, and a movable clock.
