@@ -2,6 +2,9 @@
 //! processes) and what a user checks in the buckets afterwards.
 #![allow(clippy::unwrap_used, missing_docs, dead_code, unreachable_pub)]
 
+pub mod initial;
+pub mod private;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
