@@ -8,22 +8,29 @@
 //!   SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once;
 //! - a wrong password and an untrusted broker certificate fail clearly: the services say
 //!   why (the mechanism and the user, or the certificate), stay unready, and never log the
-//!   password.
+//!   password;
+//! - the CLI and the load generator read the same `[kafka]` section (a service's config file,
+//!   the password in `DWSYNC_KAFKA__SASL_PASSWORD`): each mechanism works, a wrong password
+//!   fails with the mechanism and the user, never the password.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
 use dwsync_config::{KafkaConfig, SaslMechanism, Secret};
 use dwsync_contract::Table;
+use dwsync_handoff::dead_letter as header;
 use dwsync_loadgen::Generator;
-use dwsync_tests::secure::SecureKafka;
-use dwsync_tests::services::ServiceProcess;
+use dwsync_tests::secure::{SecureKafka, kafka_toml};
+use dwsync_tests::services::{ServiceProcess, service_binary};
 use dwsync_tests::{create_topic_with, s3_secret_key, unique};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const MECHANISMS: [SaslMechanism; 3] = [SaslMechanism::Plain, SaslMechanism::ScramSha256, SaslMechanism::ScramSha512];
@@ -171,4 +178,90 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
         let log = std::fs::read_to_string(&p.log).unwrap();
         assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
     }
+}
+
+/// Runs a tool (`dwsync`, `dwsync-loadgen`) with `--config <config>` after `args`, the Kafka
+/// password in the environment.
+fn tool(binary: &str, args: &[&str], config: &Path, password: &str) -> Output {
+    Command::new(service_binary(binary))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("DWSYNC_KAFKA__SASL_PASSWORD", password)
+        // A refused login fails the first metadata request: no need to wait the default 5 s.
+        .env("DWSYNC_KAFKA__METADATA_TIMEOUT_MS", "2000")
+        .output()
+        .unwrap_or_else(|e| panic!("run {binary}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_load_generator_use_the_kafka_section_of_a_config_file() {
+    let kafka = SecureKafka::from_env();
+    let dir = std::env::temp_dir().join(unique("dwsync-secure-tools"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mechanism in MECHANISMS {
+        let cfg = kafka.config(mechanism);
+        // A service's config file: the tools use its `[kafka]` section and ignore the rest.
+        let config = dir.join(format!("{mechanism:?}.toml"));
+        std::fs::write(&config, format!("{}[ingest]\ngroup_id = \"dwsync-ingest\"\n", kafka_toml(&cfg))).unwrap();
+        let password = cfg.sasl_password.expose();
+
+        // The CLI: one dead letter, counted by a dry-run replay.
+        let dlq = unique("secure-dlq");
+        create_topic_with(&cfg.client_config("test-admin"), &dlq, 1).await;
+        let producer: FutureProducer = cfg.client_config("test-producer").create().unwrap();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: header::TOPIC, value: Some("dwsync.source.metrics") })
+            .insert(Header { key: header::ERROR_CLASS, value: Some("not_json") });
+        let _ = producer
+            .send(FutureRecord::to(&dlq).key("1").payload("{").headers(headers), Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{mechanism:?}: produce: {e}"));
+        let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &config, password);
+        let said = text(&out);
+        assert!(out.status.success() && said.contains("would replay 1 record(s)"), "{mechanism:?}: {said}");
+
+        // The CLI with a wrong password: the mechanism and the user, never the password.
+        let wrong = unique("wrong-password");
+        let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &config, &wrong);
+        let said = text(&out);
+        assert!(!out.status.success(), "{mechanism:?}: a wrong password succeeded: {said}");
+        assert!(
+            said.contains(mechanism_name(mechanism))
+                && said.contains(&cfg.sasl_username)
+                && said.contains("uthentication"),
+            "{mechanism:?}: {said}"
+        );
+        assert!(!said.contains(&wrong) && !said.contains(password), "{mechanism:?}: a password is shown: {said}");
+    }
+
+    // The load generator (as Confluent Cloud is reached: PLAIN over TLS).
+    let cfg = kafka.config(SaslMechanism::Plain);
+    let config = dir.join("Plain.toml");
+    let prefix = format!("{}.", unique("secure-loadgen"));
+    let args = ["--topic-prefix", &prefix, "--tables", "metrics", "--records", "30", "--workspaces", "2"];
+    let out = tool("dwsync-loadgen", &args, &config, cfg.sasl_password.expose());
+    assert!(out.status.success(), "loadgen: {}", text(&out));
+    let consumer: BaseConsumer = cfg.client_config("test-watermarks").create().unwrap();
+    let topic = format!("{prefix}metrics");
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
+    let records: i64 = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10)).unwrap();
+            high - low
+        })
+        .sum();
+    assert_eq!(records, 30, "the load generator's records over SASL_SSL");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The mechanism as librdkafka and the broker name it.
+fn mechanism_name(mechanism: SaslMechanism) -> &'static str {
+    mechanism.as_librdkafka()
 }

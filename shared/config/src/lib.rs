@@ -11,6 +11,10 @@
 mod args;
 mod env;
 mod error;
+#[cfg(feature = "kafka")]
+mod failure;
+#[cfg(feature = "cli")]
+mod kafka_args;
 mod secret;
 mod sections;
 
@@ -24,6 +28,10 @@ use serde::de::DeserializeOwned;
 
 pub use args::{Args, load_for_binary};
 pub use error::ConfigError;
+#[cfg(feature = "kafka")]
+pub use failure::LastFailure;
+#[cfg(feature = "cli")]
+pub use kafka_args::KafkaArgs;
 pub use secret::Secret;
 pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};
 

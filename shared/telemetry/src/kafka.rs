@@ -1,16 +1,16 @@
 //! The Kafka reachability probe: fetches cluster metadata every few seconds and keeps the
 //! service unready, with the reason, while the brokers cannot be reached.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dwsync_config::KafkaConfig;
+use dwsync_config::{KafkaConfig, LastFailure};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
@@ -61,41 +61,18 @@ pub fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
 /// logs and errors when the client's queue is polled.
 #[derive(Default)]
 pub(crate) struct ProbeContext {
-    last_error: Mutex<Option<String>>,
-}
-
-impl ProbeContext {
-    /// The last connection error since the last call, if any.
-    fn take_last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-
-    fn keep(&self, reason: &str) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
-    }
+    last_failure: LastFailure,
 }
 
 impl ClientContext for ProbeContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
-        // A connection's failure (`FAIL`), logged by librdkafka's own threads: the broker and
-        // the cause — refused, TLS handshake, SASL login — never the SASL password.
-        let severe = matches!(
-            level,
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error
-        );
-        if fac == "FAIL" && severe {
-            self.keep(log_message);
-        }
+        self.last_failure.log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", %error, "{reason}");
-        // Served only where the main queue is polled (the lag sampler's consumers); "all
-        // brokers are down", which follows a connection's failure, would hide its cause.
-        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.keep(reason);
-        }
+        self.last_failure.error(&error, reason);
     }
 }
 
@@ -167,7 +144,7 @@ impl KafkaProbe {
         let result = if fetched.is_ok() { "ok" } else { "error" };
         self.checks.add(1, &[KeyValue::new("result", result)]);
         self.latency.record(started.elapsed().as_secs_f64(), &[KeyValue::new("result", result)]);
-        let cause = self.client.context().take_last_error();
+        let cause = self.client.context().last_failure.take();
         fetched.map_err(|error| KafkaProbeError::Unreachable {
             brokers: self.brokers.clone(),
             error: Box::new(error),
