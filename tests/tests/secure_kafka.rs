@@ -4,8 +4,9 @@
 //! (`KafkaConfig::client_config`), the services' password coming from the environment.
 //!
 //! - each mechanism connects (and a client certificate is accepted);
-//! - the exactly-once path: control, ingest and the uploader as processes over SASL_SSL with
-//!   SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once;
+//! - the exactly-once path: control, ingest, the uploader and the archiver as processes over
+//!   SASL_SSL with SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once,
+//!   and the archive;
 //! - a wrong password and an untrusted broker certificate fail clearly: the services say
 //!   why (the mechanism and the user, or the certificate), stay unready, and never log the
 //!   password;
@@ -27,7 +28,8 @@ use dwsync_handoff::dead_letter as header;
 use dwsync_loadgen::Generator;
 use dwsync_tests::secure::{SecureKafka, kafka_toml};
 use dwsync_tests::services::{ServiceProcess, service_binary};
-use dwsync_tests::{create_topic_with, s3_secret_key, unique};
+use dwsync_tests::{create_topic_with, s3_client, s3_secret_key, unique};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -164,6 +166,8 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
     }
     let mut ingest = stack.ingest("ingest");
     let mut uploader = stack.uploader("uploader");
+    let archive = stack.archive(1_000).await;
+    let mut archiver = stack.archiver(&archive, "archiver");
     let producer = producer_of(&stack);
     let mut generator = Generator::new(26);
     let mut produced = Produced::default();
@@ -173,11 +177,34 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
     produce(&stack, &producer, &mut generator, (&workspaces, &tables), 20..40, &mut produced).await;
     assert_eq!(produced.total(), 40 * 2 * 3);
     verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
-    for p in [&mut control, &mut ingest, &mut uploader] {
+    // The archiver, another consumer group on the handoff topic over SASL_SSL: every row too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut archived = archived_rows(&archive.bucket).await;
+    while archived < produced.total() && Instant::now() < deadline {
+        assert!(archiver.is_running(), "archiver exited:\n{}", archiver.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        archived = archived_rows(&archive.bucket).await;
+    }
+    assert_eq!(archived, produced.total(), "rows in the archive");
+    for p in [&mut control, &mut ingest, &mut uploader, &mut archiver] {
         p.stop();
         let log = std::fs::read_to_string(&p.log).unwrap();
         assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
     }
+}
+
+/// The rows of every Parquet object in `bucket`, from their footers.
+async fn archived_rows(bucket: &str) -> usize {
+    let s3 = s3_client();
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut rows = 0;
+    for o in listed.contents() {
+        let body = s3.get_object().bucket(bucket).key(o.key().unwrap()).send().await.unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        rows += usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap();
+    }
+    rows
 }
 
 /// Runs a tool (`dwsync`, `dwsync-loadgen`) with `--config <config>` after `args`, the Kafka
