@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub mod secure;
 pub mod services;
+pub mod tls;
 
 use aws_credential_types::Credentials;
 use rdkafka::ClientConfig;

@@ -9,7 +9,8 @@
 //! on for the first time gets its own baseline, and the sync disabled and enabled again gets a
 //! whole new initial sync. A table paused and resumed is caught up from the archive. The backfill
 //! and the uploader killed with `kill -9` in the middle of an initial sync lose and duplicate
-//! nothing.
+//! nothing. A workspace purged from the archive (no sync) loses its archived rows, a workspace
+//! sharing its objects keeps every row and its files, and its sync created afterwards starts empty.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -507,14 +508,7 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     let generator = Generator::new(78);
     let mut sent = Sent::default();
     let now = now_ms();
-    let (status, resp) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{W}/sync"),
-            Some(Api::sync_body(W, &stack.buckets[&W], &s3_secret_key())),
-        )
-        .await;
-    assert_eq!(status, 201, "{resp}");
+    api.create_sync(W, &stack.buckets[&W]).await;
     let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
         numbers.flat_map(|n| TABLES2.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
     };
@@ -640,4 +634,112 @@ async fn a_crash_in_the_middle_of_an_initial_sync_loses_and_duplicates_nothing()
     let mut want: Vec<String> = sent.rows[&(W, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
     want.sort();
     assert_eq!(got, want, "every metric exactly once after the crash");
+}
+
+/// Archived rows of `table` per workspace, read from every object of the archive.
+async fn archived_rows(archive: &Archive, table: Table) -> BTreeMap<i64, usize> {
+    let s3 = s3_client();
+    let listed = s3.list_objects_v2().bucket(&archive.bucket).prefix(&archive.prefix).send().await.unwrap();
+    let mut rows = BTreeMap::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        if !key.ends_with(&format!("/{}.parquet", table.name())) {
+            continue;
+        }
+        let body = s3.get_object().bucket(&archive.bucket).key(key).send().await.unwrap();
+        let body = body.body.collect().await.unwrap().into_bytes();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
+            let batch = batch.unwrap();
+            let ids = batch.column_by_name("workspace_id").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+            for id in ids.values() {
+                *rows.entry(*id).or_default() += 1;
+            }
+        }
+    }
+    rows
+}
+
+/// Waits until `check` holds of the archive's metrics rows per workspace.
+async fn archived_until(archive: &Archive, what: &str, check: impl Fn(&BTreeMap<i64, usize>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = archived_rows(archive, Table::Metrics).await;
+        if check(&rows) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: archived metrics rows per workspace {rows:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_purged_from_the_archive_is_gone_and_the_others_go_on() {
+    // W leaves (no sync); V, in the same handoff partition, shares its archive objects.
+    let partition = |ws| dwsync_handoff::handoff_partition(ws, 4).unwrap();
+    let v = (W + 1..).find(|v| partition(*v) == partition(W)).unwrap();
+    let stack = Stack::with_control(&[W, v], &[Table::Metrics]).await;
+    let (api, mut services) = Services::start(&stack, &[]).await;
+    api.create_sync(v, &stack.buckets[&v]).await;
+    let producer = producer();
+    let generator = Generator::new(91);
+    let mut sent = Sent::default();
+    let now = now_ms();
+    let round = |ws: i64, numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
+        numbers.map(|n| (Table::Metrics, fields(&generator, Table::Metrics, ws, n, now))).collect()
+    };
+    send(&stack, &producer, &mut sent, W, &[Table::Metrics], round(W, 0..20)).await;
+    send(&stack, &producer, &mut sent, v, &[Table::Metrics], round(v, 0..20)).await;
+    archived_until(&services.archive, "both archived", |r| r.get(&W) == Some(&20) && r.get(&v) == Some(&20)).await;
+
+    let (status, purge) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{W}/archive/purge"), None).await;
+    assert_eq!(status, 202, "{purge}");
+    // V's records after the request are delivered and archived as usual.
+    send(&stack, &producer, &mut sent, v, &[Table::Metrics], round(v, 20..30)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let status = api.status(W).await;
+        if status["archive_purge"]["state"] == "done" {
+            break status;
+        }
+        services.check_running();
+        assert!(Instant::now() < deadline, "the purge is not done after 90 s: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(status["state"], "no_sync", "{status}");
+    assert_eq!(status["archive_purge"]["rows_removed"], 20, "{status}");
+    archived_until(&services.archive, "W purged, V intact", |r| r.get(&W).is_none() && r.get(&v) == Some(&30)).await;
+
+    // V got every record; the purge's cut record held nothing up at the uploader.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: usize = files(&stack.buckets[&v], v).await.values().map(|f| f.batch.num_rows()).sum();
+        if got == 30 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "V has {got} of 30 metrics");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let log = std::fs::read_to_string(&services.uploader.log).unwrap();
+    assert!(!log.contains("never came"), "the purge's cut (epoch 0) is passed at once");
+
+    // W comes back: its initial sync has no archived rows; what it hands off now is exported (and
+    // archived again: a purge covers the past).
+    api.create_sync(W, &stack.buckets[&W]).await;
+    let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
+    let metrics = status["initial_syncs"].as_array().unwrap().iter().find(|s| s["table"] == "metrics").unwrap().clone();
+    assert_eq!((metrics["rows"].as_u64(), metrics["files"].as_u64()), (Some(0), Some(0)), "{metrics}");
+    send(&stack, &producer, &mut sent, W, &[Table::Metrics], round(W, 100..105)).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<String> =
+            files(&stack.buckets[&W], W).await.values().flat_map(|f| ids(&[f], Table::Metrics)).collect();
+        if got.len() == 5 {
+            let want: BTreeSet<String> =
+                sent.rows[&(W, Table::Metrics)][20..].iter().map(|f| text(f, "event_id")).collect();
+            assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want, "only what came after the purge");
+            break;
+        }
+        assert!(Instant::now() < deadline, "W has {} of 5 new metrics", got.len());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    archived_until(&services.archive, "W archived again", |r| r.get(&W) == Some(&5)).await;
 }

@@ -8,6 +8,7 @@ pub mod api;
 mod config;
 pub mod cut;
 pub mod model;
+pub mod tls;
 pub mod validate;
 
 pub use dwsync_sync_config::{seal, store};
@@ -16,13 +17,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-pub use config::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
-use dwsync_sync_config::{InitialSyncs, SyncStatus};
+pub use config::{ApiConfig, Config, InitialSyncConfig, InvalidApi, StoreConfig, Transport};
+use dwsync_sync_config::{InitialSyncs, PurgeRequest, PurgeStatus, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AppState, Tokens};
+use crate::api::{AppState, Purges, Tokens};
 use crate::model::BadWorkspaceId;
 use crate::seal::{SealError, Sealer};
 use crate::store::{KafkaStore, StoreError};
@@ -51,6 +52,12 @@ pub enum Error {
     /// The configuration topic could not be set up or read.
     #[error("configuration store: {0}")]
     Store(#[from] StoreError),
+    /// `[api]` cannot be served as configured (plain HTTP off loopback, half a TLS pair).
+    #[error(transparent)]
+    Api(#[from] InvalidApi),
+    /// The API's certificate or key cannot be used.
+    #[error("the API's TLS files: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The API's listen address could not be bound.
     #[error("binding the API listener on {addr}: {error}")]
     Bind {
@@ -86,11 +93,13 @@ pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Outp
 /// Pause between attempts to set up the configuration topic while the broker does not answer.
 const CONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The stores control follows: configurations, the uploaders' statuses, the initial syncs.
+/// The stores control follows: configurations, the uploaders' statuses, the initial syncs, the
+/// archive purges (requests and reports).
 struct Stores {
     configs: KafkaStore,
     statuses: KafkaStore<SyncStatus>,
     initial_syncs: KafkaStore<InitialSyncs>,
+    purges: Purges,
 }
 
 /// The stores, followed (until `stop`), the configurations caught up.
@@ -103,8 +112,14 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
     let initial_cfg = dwsync_sync_config::initial_sync_store(&cfg.store);
     let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
     drop(tokio::spawn(initial_follower.run(stop.clone())));
+    let requests_cfg = dwsync_sync_config::archive_purge_store(&cfg.store);
+    let (requests, requests_follower) = KafkaStore::<PurgeRequest>::connect(&cfg.kafka, &requests_cfg).await?;
+    drop(tokio::spawn(requests_follower.run(stop.clone())));
+    let reports_cfg = dwsync_sync_config::archive_purge_status_store(&cfg.store);
+    let (reports, reports_follower) = KafkaStore::<PurgeStatus>::connect(&cfg.kafka, &reports_cfg).await?;
+    drop(tokio::spawn(reports_follower.run(stop.clone())));
     configs.catch_up().await?;
-    Ok(Stores { configs, statuses, initial_syncs })
+    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports } })
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -114,6 +129,16 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
 /// toggles and disable/enable, but refuses creates and updates (503) and stays unready.
 pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error> {
     let tokens = Tokens::new(&cfg.api.admin_token, &cfg.api.workspace_tokens)?;
+    let transport = cfg.api.transport()?;
+    let tls = match &transport {
+        Transport::Https(files) => Some(tls::ReloadingTls::new(files.clone())?),
+        Transport::PlainLoopback => None,
+        Transport::PlainAllowed => {
+            tracing::warn!(listen = %cfg.api.listen, "The API serves plain HTTP off loopback (api.allow_plain_http): \
+                only behind a proxy or mesh that terminates TLS.");
+            None
+        }
+    };
     if cfg.api.admin_token.is_empty() && cfg.api.workspace_tokens.is_empty() {
         tracing::warn!("No API tokens are configured; every API call will be refused.");
     }
@@ -124,7 +149,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let Stores { configs: store, statuses, initial_syncs } = loop {
+    let Stores { configs: store, statuses, initial_syncs, purges } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -164,15 +189,28 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     if cfg.initial_sync.enabled {
         let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
             .map_err(|e| Error::Store(StoreError::Kafka(e)))?;
-        state = state.with_cutter(std::sync::Arc::new(cutter));
+        state = state.with_cutter(std::sync::Arc::new(cutter)).with_purges(purges);
     } else {
         tracing::warn!("Initial syncs are off (initial_sync.enabled = false): new syncs start without history.");
     }
     let app = api::router(state);
     let stop = service.shutdown_token();
-    service
-        .spawn("api", async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
-    tracing::info!(%api_addr, "Serving the configuration API.");
+    match tls {
+        Some(tls) => {
+            drop(tokio::spawn(tls.clone().reload_until(cfg.api.tls_reload(), stop.clone())));
+            let listener = tls.listen(listener, stop.clone()).map_err(|error| Error::Bind { addr: api_addr, error })?;
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over HTTPS.");
+        }
+        None => {
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over plain HTTP.");
+        }
+    }
     Ok(Started { service, api_addr })
 }
 

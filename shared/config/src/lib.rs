@@ -13,7 +13,6 @@ mod env;
 mod error;
 #[cfg(feature = "kafka")]
 mod failure;
-#[cfg(feature = "cli")]
 mod kafka_args;
 mod secret;
 mod sections;
@@ -26,11 +25,10 @@ use figment::value::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use args::{Args, load_for_binary};
+pub use args::{Args, Invocation, ServiceConfig, effective, load_for_binary};
 pub use error::ConfigError;
 #[cfg(feature = "kafka")]
 pub use failure::LastFailure;
-#[cfg(feature = "cli")]
 pub use kafka_args::KafkaArgs;
 pub use secret::Secret;
 pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};

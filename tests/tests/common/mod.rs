@@ -49,6 +49,8 @@ pub struct Archive {
     pub bucket: String,
     pub prefix: String,
     pub config: PathBuf,
+    /// The archiver's consumer group (an archive purge waits for its commits).
+    pub group_id: String,
 }
 
 /// The control service of a stack: its config file, API address and secrets.
@@ -57,6 +59,9 @@ pub struct Control {
     /// The compacted topics of configurations and of initial syncs.
     pub config_topic: String,
     pub initial_sync_topic: String,
+    /// The compacted topics of archive purge requests and of their reports.
+    pub archive_purge_topic: String,
+    pub archive_purge_status_topic: String,
     pub api: String,
     pub admin_token: String,
     pub seal_key: String,
@@ -142,6 +147,7 @@ impl Stack {
         let control = with_control.then(|| {
             let (config_topic, status_topic) = (unique("sync-config"), unique("sync-status"));
             let initial_sync_topic = unique("initial-syncs");
+            let (archive_purge_topic, archive_purge_status_topic) = (unique("archive-purges"), unique("archive-purge-status"));
             uploader.push_str(&format!(
                 "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
                  initial_sync_topic = \"{initial_sync_topic}\"\n"
@@ -152,6 +158,7 @@ impl Stack {
                 "{section}[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
                  admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
                  initial_sync_topic = \"{initial_sync_topic}\"\n\
+                 archive_purge_topic = \"{archive_purge_topic}\"\narchive_purge_status_topic = \"{archive_purge_status_topic}\"\n\
                  # Initial syncs are off unless a test turns them on (DWSYNC_INITIAL_SYNC__ENABLED=true) and runs the backfill.\n\
                  [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n"
             );
@@ -162,6 +169,8 @@ impl Stack {
                 config,
                 config_topic,
                 initial_sync_topic,
+                archive_purge_topic,
+                archive_purge_status_topic,
                 api: format!("http://127.0.0.1:{port}"),
                 admin_token,
                 seal_key,
@@ -200,6 +209,7 @@ impl Stack {
     pub async fn archive(&self, flush_interval_ms: u64) -> Archive {
         let bucket = create_bucket(&s3_client()).await;
         let prefix = "archive".to_owned();
+        let group_id = unique("archiver");
         let toml = format!(
             "{}[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{}\"\ngroup_id = \"{}\"\nsession_timeout_ms = 6000\n\
              [archive]\nflush_interval_ms = {flush_interval_ms}\nretry_initial_ms = 100\nretry_max_ms = 2000\nwrite_concurrency = 1\n\
@@ -207,14 +217,14 @@ impl Stack {
              access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
             kafka_toml(&self.kafka),
             self.handoff_topic,
-            unique("archiver"),
+            group_id,
             s3_endpoint(),
             s3_access_key(),
             s3_secret_key()
         );
         let config = self.dir.join("archiver.toml");
         std::fs::write(&config, toml).unwrap();
-        Archive { bucket, prefix, config }
+        Archive { bucket, prefix, config, group_id }
     }
 
     /// The archiver, logging each object it creates (`dwsync_archiver=debug`).
@@ -230,18 +240,22 @@ impl Stack {
         let toml = format!(
             "{}[http]\nlisten = \"127.0.0.1:0\"\n\
              [sync_config.store]\ntopic = \"{}\"\ninitial_sync_topic = \"{}\"\n\
+             archive_purge_topic = \"{}\"\narchive_purge_status_topic = \"{}\"\n\
              [archive]\nbucket = \"{}\"\nprefix = \"{}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
-             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\narchiver_group_id = \"{}\"\n\
              [backfill]\npoll_interval_ms = 300\nretry_initial_ms = 200\nretry_max_ms = 2000\nmetrics_rows_per_file = {metrics_rows_per_file}\n",
             kafka_toml(&self.kafka),
             control.config_topic,
             control.initial_sync_topic,
+            control.archive_purge_topic,
+            control.archive_purge_status_topic,
             archive.bucket,
             archive.prefix,
             s3_endpoint(),
             s3_access_key(),
             s3_secret_key(),
             self.handoff_topic,
+            archive.group_id,
         );
         let config = self.dir.join(format!("{name}.toml"));
         std::fs::write(&config, toml).unwrap();
@@ -649,6 +663,13 @@ impl Api {
             "access_key_id": s3_access_key(),
             "secret_access_key": secret,
         }})
+    }
+
+    /// Creates `ws`'s sync into `bucket` (the test S3 server's secret), asserting 201.
+    pub async fn create_sync(&self, ws: i64, bucket: &str) {
+        let body = Self::sync_body(ws, bucket, &s3_secret_key());
+        let (status, resp) = self.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
+        assert_eq!(status, 201, "{resp}");
     }
 
     pub async fn status(&self, ws: i64) -> Value {

@@ -47,6 +47,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// `--ca-file` cannot be used.
+    #[error("--ca-file {}: {reason}", path.display())]
+    CaFile {
+        /// The file as given.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The control API could not be reached.
     #[error("cannot connect to the control API at {url}: {reason} (is dwsync-control running there? see --api)")]
     Connect {

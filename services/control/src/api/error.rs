@@ -50,6 +50,12 @@ pub enum ApiError {
     /// Sealing the secret failed.
     #[error("the secret could not be sealed")]
     Seal(#[from] SealError),
+    /// Archive purges are not served by this replica (initial syncs are off, or it does not
+    /// follow the purge topics).
+    #[error(
+        "archive purges are not available: control needs initial syncs on (initial_sync.enabled) and the archive purge topic"
+    )]
+    PurgeUnavailable,
     /// The initial sync's cut record could not be written; nothing was changed.
     #[error("the initial sync could not be started (the handoff topic did not answer); nothing was changed, try again")]
     Cut(#[from] crate::cut::CutError),
@@ -65,7 +71,7 @@ impl ApiError {
             Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Exists(_) | Self::Reenable(_) => StatusCode::CONFLICT,
-            Self::Store(_) | Self::NoSealKey | Self::Cut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::NoSealKey | Self::Cut(_) | Self::PurgeUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -17,7 +17,7 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
-use dwsync_sync_config::{InitialSyncs, KafkaStore, SyncStatus};
+use dwsync_sync_config::{InitialSyncs, KafkaStore, PurgeRequest, PurgeStatus, SyncStatus};
 
 use crate::cut::Cutter;
 
@@ -52,6 +52,18 @@ pub struct AppState<S> {
     /// Writes the cut records of initial syncs; `None` when initial syncs are off
     /// (`initial_sync.enabled = false`): syncs then start with the next files, without history.
     pub cutter: Option<Arc<dyn Cutter>>,
+    /// Archive purges: the requests (control writes them) and the backfill's reports; `None`
+    /// when this replica does not follow them (purges are then refused with 503).
+    pub purges: Option<Purges>,
+}
+
+/// The archive purge topics control follows.
+#[derive(Clone, Debug)]
+pub struct Purges {
+    /// The requests; control is their only writer.
+    pub requests: KafkaStore<PurgeRequest>,
+    /// The backfill's reports.
+    pub reports: KafkaStore<PurgeStatus>,
 }
 
 impl<S> AppState<S> {
@@ -68,6 +80,7 @@ impl<S> AppState<S> {
             statuses: None,
             initial_syncs: None,
             cutter: None,
+            purges: None,
         }
     }
 
@@ -80,6 +93,12 @@ impl<S> AppState<S> {
     /// Asks for initial syncs, writing their cut records with `cutter`.
     pub fn with_cutter(mut self, cutter: Arc<dyn Cutter>) -> Self {
         self.cutter = Some(cutter);
+        self
+    }
+
+    /// Serves archive purges: writes requests to `purges.requests`, reads their reports.
+    pub fn with_purges(mut self, purges: Purges) -> Self {
+        self.purges = Some(purges);
         self
     }
 

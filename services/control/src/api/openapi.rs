@@ -79,6 +79,13 @@ fn operation(e: Endpoint) -> Value {
         Endpoint::ListWorkspaces => {
             ("listWorkspaces", "List every workspace's sync (admin token only).", None, "200", Some("WorkspaceList"))
         }
+        Endpoint::PurgeArchive => (
+            "purgeArchive",
+            "Purge the workspace's archived data (admin token only): everything it handed off until now is removed from the archive by the backfill (every archive object holding it rewritten without it, or deleted). Answers 202 with the request; GET .../status shows its progress (archive_purge). A newer request replaces a pending one.",
+            None,
+            "202",
+            Some("PurgeView"),
+        ),
         Endpoint::OpenApi => ("openapi", "This document.", None, "200", None),
     };
     let mut op = Map::new();
@@ -121,11 +128,13 @@ fn operation(e: Endpoint) -> Value {
     if e.access() != Access::Public {
         errors.push(("401", "No bearer token, or an unknown one."));
         errors.push(("403", "The token is not allowed here (another workspace, or not the admin token)."));
-        errors
-            .push(("503", "The configuration store is unavailable, or (create, update) no sealing key is configured."));
+        errors.push((
+            "503",
+            "The configuration store is unavailable, or (create, update) no sealing key is configured, or (purge) archive purges are not available.",
+        ));
     }
-    if e.path().contains("{id}") && e != Endpoint::CreateSync {
-        errors.push(("404", "The workspace has no sync."));
+    if e.path().contains("{id}") && !matches!(e, Endpoint::CreateSync | Endpoint::PurgeArchive) {
+        errors.push(("404", "The workspace has no sync (for the status: and no archive purge)."));
     }
     match e {
         Endpoint::CreateSync => errors.push(("409", "The workspace already has a sync.")),
@@ -222,7 +231,7 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {
                     "workspace_id": {"type": "integer", "format": "int64"},
-                    "state": {"type": "string", "enum": ["ok", "failing", "initial_sync", "paused", "disabled", "unknown"]},
+                    "state": {"type": "string", "enum": ["ok", "failing", "initial_sync", "paused", "disabled", "unknown", "no_sync"]},
                     "last_sync_at": {"type": "string", "format": "date-time", "nullable": true},
                     "last_files": {"type": "array", "items": {"type": "string"}},
                     "files_waiting": {"type": "integer", "format": "int64"},
@@ -235,6 +244,26 @@ fn components() -> Value {
                     "lag_seconds": {"type": "number"},
                     "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                     "initial_syncs": {"type": "array", "items": {"$ref": "#/components/schemas/InitialSyncView"}},
+                    "archive_purge": {"allOf": [{"$ref": "#/components/schemas/PurgeView"}], "nullable": true, "description": "The workspace's latest archive purge, if one was asked for."},
+                },
+            },
+            "PurgeView": {
+                "type": "object",
+                "description": "A workspace's latest archive purge: what it handed off before the cut is removed from the archive.",
+                "properties": {
+                    "workspace_id": {"type": "integer", "format": "int64"},
+                    "epoch": {"type": "integer", "format": "int64", "description": "1 for the first purge, one more for each later one"},
+                    "partition": {"type": "integer", "description": "the workspace's handoff partition"},
+                    "cut": {"type": "integer", "format": "int64", "description": "the offset of the purge's cut record: files handed off before it are purged"},
+                    "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                    "requested_at": {"type": "string", "format": "date-time"},
+                    "finished_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "objects_rewritten": {"type": "integer", "format": "int64"},
+                    "objects_deleted": {"type": "integer", "format": "int64"},
+                    "rows_removed": {"type": "integer", "format": "int64"},
+                    "reason": {"type": "string", "nullable": true, "description": "why it waits (queued) or what failed (failed)"},
+                    "failed_attempts": {"type": "integer"},
+                    "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                 },
             },
             "InitialSyncView": {

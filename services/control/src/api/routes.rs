@@ -38,13 +38,15 @@ pub enum Endpoint {
     SyncStatus,
     /// `GET /v1/workspaces`.
     ListWorkspaces,
+    /// `POST /v1/workspaces/{id}/archive/purge`.
+    PurgeArchive,
     /// `GET /openapi.json`.
     OpenApi,
 }
 
 impl Endpoint {
     /// Every endpoint, in the document's order.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Self::CreateSync,
         Self::ReadSync,
         Self::UpdateSync,
@@ -54,13 +56,14 @@ impl Endpoint {
         Self::EnableSync,
         Self::SyncStatus,
         Self::ListWorkspaces,
+        Self::PurgeArchive,
         Self::OpenApi,
     ];
 
     /// The HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Self::CreateSync | Self::DisableSync | Self::EnableSync => Method::POST,
+            Self::CreateSync | Self::DisableSync | Self::EnableSync | Self::PurgeArchive => Method::POST,
             Self::ReadSync | Self::SyncStatus | Self::ListWorkspaces | Self::OpenApi => Method::GET,
             Self::UpdateSync | Self::SetTable => Method::PUT,
             Self::DeleteSync => Method::DELETE,
@@ -76,6 +79,7 @@ impl Endpoint {
             Self::EnableSync => "/v1/workspaces/{id}/sync/enable",
             Self::SyncStatus => "/v1/workspaces/{id}/status",
             Self::ListWorkspaces => "/v1/workspaces",
+            Self::PurgeArchive => "/v1/workspaces/{id}/archive/purge",
             Self::OpenApi => "/openapi.json",
         }
     }
@@ -83,7 +87,7 @@ impl Endpoint {
     /// Who may call it.
     pub fn access(self) -> Access {
         match self {
-            Self::ListWorkspaces => Access::Admin,
+            Self::ListWorkspaces | Self::PurgeArchive => Access::Admin,
             Self::OpenApi => Access::Public,
             _ => Access::Workspace,
         }
@@ -101,6 +105,7 @@ impl Endpoint {
             Self::EnableSync => post(handlers::enable::<S>),
             Self::SyncStatus => get(handlers::status::<S>),
             Self::ListWorkspaces => get(handlers::list::<S>),
+            Self::PurgeArchive => post(handlers::purge::<S>),
             Self::OpenApi => get(handlers::openapi),
         }
     }

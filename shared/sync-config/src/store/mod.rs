@@ -79,6 +79,12 @@ pub struct StoreConfig {
     /// The compacted topic the backfill reports each workspace's initial syncs on.
     /// Default: `"dwsync.initial-syncs"`.
     pub initial_sync_topic: String,
+    /// The compacted topic control writes archive purge requests on (the backfill follows it).
+    /// Default: `"dwsync.archive-purges"`.
+    pub archive_purge_topic: String,
+    /// The compacted topic the backfill reports archive purges on (control serves them).
+    /// Default: `"dwsync.archive-purge-status"`.
+    pub archive_purge_status_topic: String,
     /// Partitions of the topic when control creates it. Default: `1`.
     pub partitions: i32,
     /// Replication factor of the topic when control creates it. Default: `1`.
@@ -93,6 +99,8 @@ impl Default for StoreConfig {
             topic: "dwsync.sync-config".into(),
             status_topic: crate::status::STATUS_TOPIC.into(),
             initial_sync_topic: crate::initial::INITIAL_SYNC_TOPIC.into(),
+            archive_purge_topic: crate::purge::ARCHIVE_PURGE_TOPIC.into(),
+            archive_purge_status_topic: crate::purge::ARCHIVE_PURGE_STATUS_TOPIC.into(),
             partitions: 1,
             replication_factor: 1,
             timeout_ms: 10_000,

@@ -1,6 +1,7 @@
-//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka) and `sync` (the
-//! control service's REST API).
+//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka), `sync` and
+//! `archive` (the control service's REST API).
 
+pub mod archive;
 pub mod dead_letters;
 pub mod objects;
 pub mod sync;
@@ -18,6 +19,8 @@ pub enum Command {
     DeadLetters(dead_letters::DeadLettersArgs),
     /// Read and change workspaces' sync configuration through the control API.
     Sync(sync::SyncArgs),
+    /// Purge a workspace's archived data through the control API, and follow the purge.
+    Archive(archive::ArchiveArgs),
 }
 
 impl Command {
@@ -30,6 +33,7 @@ impl Command {
             },
             // The errors of the API client name the URL themselves.
             Self::Sync(args) => format!("sync {}", args.action.name()),
+            Self::Archive(args) => format!("archive {}", args.action.name()),
         }
     }
 
@@ -39,6 +43,7 @@ impl Command {
             Self::Objects(args) => objects::run(&args, out).await,
             Self::DeadLetters(args) => dead_letters::run(&args, out).await,
             Self::Sync(args) => sync::run(&args, out).await,
+            Self::Archive(args) => archive::run(&args, out).await,
         }
     }
 }
