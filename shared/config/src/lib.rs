@@ -11,6 +11,9 @@
 mod args;
 mod env;
 mod error;
+#[cfg(feature = "kafka")]
+mod failure;
+mod kafka_args;
 mod secret;
 mod sections;
 
@@ -24,6 +27,9 @@ use serde::de::DeserializeOwned;
 
 pub use args::{Args, Invocation, ServiceConfig, effective, load_for_binary};
 pub use error::ConfigError;
+#[cfg(feature = "kafka")]
+pub use failure::LastFailure;
+pub use kafka_args::KafkaArgs;
 pub use secret::Secret;
 pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};
 

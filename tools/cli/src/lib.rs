@@ -4,6 +4,7 @@
 
 pub mod api_client;
 pub mod commands;
+pub mod kafka;
 pub mod object_key;
 pub mod s3;
 
@@ -29,6 +30,9 @@ pub enum Error {
     /// Kafka refused an operation.
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// The Kafka settings (`--config`, `DWSYNC_KAFKA__*`) are not valid.
+    #[error("the Kafka settings: {0}")]
+    Config(#[from] dwsync_config::ConfigError),
     /// No token for the control API was given.
     #[error("no API token: pass --token or set DWSYNC_TOKEN")]
     MissingToken,

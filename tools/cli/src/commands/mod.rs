@@ -29,7 +29,7 @@ impl Command {
         match self {
             Self::Objects(args) => format!("S3 endpoint {}", args.s3.endpoint_label()),
             Self::DeadLetters(args) => match &args.action {
-                dead_letters::DeadLettersAction::Replay(r) => format!("Kafka {} topic {}", r.bootstrap, r.topic),
+                dead_letters::DeadLettersAction::Replay(r) => format!("Kafka topic {}", r.topic),
             },
             // The errors of the API client name the URL themselves.
             Self::Sync(args) => format!("sync {}", args.action.name()),
