@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::WorkspaceId;
-use crate::store::{StoreConfig, TopicValue, codec};
+use crate::store::StoreConfig;
 
 /// The default topic of purge requests (written by control only).
 pub const ARCHIVE_PURGE_TOPIC: &str = "dwsync.archive-purges";
@@ -100,38 +99,13 @@ impl PurgeStatus {
     }
 }
 
-/// Encodes and decodes a JSON value keyed by a positive workspace id.
-macro_rules! json_topic_value {
-    ($t:ty) => {
-        impl TopicValue for $t {
-            fn workspace_id(&self) -> WorkspaceId {
-                // Only written for positive ids; a broken one maps to an id no caller asks for.
-                WorkspaceId::new(self.workspace_id).unwrap_or(WorkspaceId::MAX)
-            }
-
-            fn encode(&self) -> Vec<u8> {
-                serde_json::to_vec(self).unwrap_or_default()
-            }
-
-            fn decode(bytes: &[u8]) -> Result<Self, codec::DecodeError> {
-                let value: Self =
-                    serde_json::from_slice(bytes).map_err(|e| codec::DecodeError::Protobuf(e.to_string()))?;
-                if value.workspace_id > 0 {
-                    Ok(value)
-                } else {
-                    Err(codec::DecodeError::Invalid("workspace_id must be positive"))
-                }
-            }
-        }
-    };
-}
-
-json_topic_value!(PurgeRequest);
-json_topic_value!(PurgeStatus);
+crate::store::json_topic_value!(PurgeRequest);
+crate::store::json_topic_value!(PurgeStatus);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TopicValue;
 
     #[test]
     fn requests_and_reports_round_trip() {

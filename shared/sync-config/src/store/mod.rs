@@ -54,6 +54,35 @@ impl TopicValue for SyncConfig {
     }
 }
 
+/// Implements [`TopicValue`] for a serde type with a `workspace_id: i64` field: JSON values,
+/// a record whose id is not positive refused.
+macro_rules! json_topic_value {
+    ($t:ty) => {
+        impl $crate::store::TopicValue for $t {
+            fn workspace_id(&self) -> $crate::model::WorkspaceId {
+                // Only written for positive ids; a broken one maps to an id no caller asks for.
+                $crate::model::WorkspaceId::new(self.workspace_id).unwrap_or($crate::model::WorkspaceId::MAX)
+            }
+
+            fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).unwrap_or_default()
+            }
+
+            fn decode(bytes: &[u8]) -> Result<Self, $crate::store::codec::DecodeError> {
+                let value: Self = serde_json::from_slice(bytes)
+                    .map_err(|e| $crate::store::codec::DecodeError::Protobuf(e.to_string()))?;
+                if value.workspace_id > 0 {
+                    Ok(value)
+                } else {
+                    Err($crate::store::codec::DecodeError::Invalid("workspace_id must be positive"))
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use json_topic_value;
+
 /// Reads and writes sync configurations; reads see every write that finished before them.
 pub trait ConfigStore: Send + Sync + 'static {
     /// The configuration of `id`, if it has one.
