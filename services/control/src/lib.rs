@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use config::{ApiConfig, Config, InitialSyncConfig, InvalidApi, StoreConfig, Transport};
-use dwsync_sync_config::{InitialSyncs, PurgeRequest, PurgeStatus, SyncStatus};
+use dwsync_sync_config::{InitialSyncs, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -100,26 +100,33 @@ struct Stores {
     statuses: KafkaStore<SyncStatus>,
     initial_syncs: KafkaStore<InitialSyncs>,
     purges: Purges,
+    issued_tokens: KafkaStore<dwsync_sync_config::tokens::WorkspaceTokens>,
 }
 
 /// The stores, followed (until `stop`), the configurations caught up.
 async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, StoreError> {
-    let (configs, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
-    drop(tokio::spawn(follower.run(stop.clone())));
-    let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
-    let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
-    drop(tokio::spawn(status_follower.run(stop.clone())));
-    let initial_cfg = dwsync_sync_config::initial_sync_store(&cfg.store);
-    let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
-    drop(tokio::spawn(initial_follower.run(stop.clone())));
-    let requests_cfg = dwsync_sync_config::archive_purge_store(&cfg.store);
-    let (requests, requests_follower) = KafkaStore::<PurgeRequest>::connect(&cfg.kafka, &requests_cfg).await?;
-    drop(tokio::spawn(requests_follower.run(stop.clone())));
-    let reports_cfg = dwsync_sync_config::archive_purge_status_store(&cfg.store);
-    let (reports, reports_follower) = KafkaStore::<PurgeStatus>::connect(&cfg.kafka, &reports_cfg).await?;
-    drop(tokio::spawn(reports_follower.run(stop.clone())));
+    use dwsync_sync_config as sc;
+    let configs = follow(cfg, &cfg.store, stop).await?;
+    let statuses = follow(cfg, &sc::status::status_store(&cfg.store), stop).await?;
+    let initial_syncs = follow(cfg, &sc::initial_sync_store(&cfg.store), stop).await?;
+    let requests = follow(cfg, &sc::archive_purge_store(&cfg.store), stop).await?;
+    let reports = follow(cfg, &sc::archive_purge_status_store(&cfg.store), stop).await?;
+    let issued_tokens = follow(cfg, &sc::tokens::token_store(&cfg.store), stop).await?;
     configs.catch_up().await?;
-    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports } })
+    // Issued tokens are accepted from the first request on.
+    issued_tokens.catch_up().await?;
+    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports }, issued_tokens })
+}
+
+/// A store of `T` on `store`'s topic, followed until `stop`.
+async fn follow<T: dwsync_sync_config::TopicValue>(
+    cfg: &Config,
+    store: &StoreConfig,
+    stop: &CancellationToken,
+) -> Result<KafkaStore<T>, StoreError> {
+    let (values, follower) = KafkaStore::<T>::connect(&cfg.kafka, store).await?;
+    drop(tokio::spawn(follower.run(stop.clone())));
+    Ok(values)
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -149,7 +156,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let Stores { configs: store, statuses, initial_syncs, purges } = loop {
+    let Stores { configs: store, statuses, initial_syncs, purges, issued_tokens } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -185,7 +192,8 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     }
     let mut state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention())
         .with_statuses(statuses)
-        .with_initial_syncs(initial_syncs);
+        .with_initial_syncs(initial_syncs)
+        .with_issued_tokens(issued_tokens);
     if cfg.initial_sync.enabled {
         let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
             .map_err(|e| Error::Store(StoreError::Kafka(e)))?;

@@ -290,10 +290,11 @@ fn requests(id: &str) -> Vec<(Endpoint, Method, String, Option<Value>)> {
     Endpoint::ALL
         .iter()
         .map(|e| {
-            let path = e.path().replace("{id}", id).replace("{table}", "metrics");
+            let path = e.path().replace("{id}", id).replace("{table}", "metrics").replace("{token_id}", "0123abcd");
             let body = match e {
                 Endpoint::CreateSync | Endpoint::UpdateSync => Some(spec(Some(SECRET))),
                 Endpoint::SetTable => Some(json!({"enabled": false})),
+                Endpoint::CreateToken => Some(json!({"name": "ci"})),
                 _ => None,
             };
             (*e, e.method(), path, body)
@@ -332,8 +333,11 @@ async fn every_auth_rule_on_every_endpoint() {
             let (status, body) = h.call(method.clone(), &path, Some(token), body).await;
             let expected = match e {
                 Endpoint::CreateSync => StatusCode::CONFLICT,
-                // No cutter and no purge topic in memory: refused, past the auth checks.
-                Endpoint::PurgeArchive => StatusCode::SERVICE_UNAVAILABLE,
+                // No cutter, no purge topic and no token topic in memory: refused, past the auth
+                // checks.
+                Endpoint::PurgeArchive | Endpoint::CreateToken | Endpoint::ListTokens | Endpoint::RevokeToken => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::OK,
             };
             assert_eq!(status, expected, "{method} {path}: {body}");

@@ -11,6 +11,7 @@ pub mod purge;
 pub mod seal;
 pub mod status;
 pub mod store;
+pub mod tokens;
 
 pub use initial::{INITIAL_SYNC_TOPIC, InitialState, InitialSync, InitialSyncs, initial_sync_store};
 pub use model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};

@@ -194,6 +194,47 @@ impl PurgeView {
     }
 }
 
+/// `POST /v1/workspaces/{id}/tokens`: the new token's name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// What the token is for (1 to 64 characters, no control characters).
+    pub name: String,
+}
+
+/// An issued token as the API shows it; `token` only in the answer that issued it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    /// Its id, to revoke it by.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was issued, RFC 3339.
+    pub created_at: String,
+    /// The token itself: shown once, never stored, never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TokenView {
+    /// `issued` without its token.
+    pub fn listed(issued: &dwsync_sync_config::tokens::IssuedToken) -> Self {
+        Self {
+            id: issued.id.clone(),
+            name: issued.name.clone(),
+            created_at: rfc3339(issued.created_at_ms),
+            token: None,
+        }
+    }
+}
+
+/// `GET /v1/workspaces/{id}/tokens`: the workspace's tokens, oldest first, without the tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenList {
+    /// The tokens.
+    pub tokens: Vec<TokenView>,
+}
+
 /// One table's initial sync as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitialSyncView {

@@ -292,7 +292,7 @@ fn destination<S>(app: &AppState<S>, id: WorkspaceId, valid: Valid) -> Answer<De
 }
 
 /// Parses a JSON body; the error names the problem and where, never the values sent.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
+pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
     serde_json::from_slice(body).map_err(|err| {
         let text = err.to_string();
         let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {

@@ -7,6 +7,7 @@ mod handlers;
 mod initial;
 pub mod openapi;
 pub mod routes;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
+use dwsync_sync_config::tokens::WorkspaceTokens;
 use dwsync_sync_config::{InitialSyncs, KafkaStore, PurgeRequest, PurgeStatus, SyncStatus};
 
 use crate::cut::Cutter;
@@ -55,6 +57,9 @@ pub struct AppState<S> {
     /// Archive purges: the requests (control writes them) and the backfill's reports; `None`
     /// when this replica does not follow them (purges are then refused with 503).
     pub purges: Option<Purges>,
+    /// The tokens issued through the API (control writes them); `None` when this replica does
+    /// not follow their topic (issuing is then refused with 503).
+    pub issued_tokens: Option<KafkaStore<WorkspaceTokens>>,
 }
 
 /// The archive purge topics control follows.
@@ -81,7 +86,15 @@ impl<S> AppState<S> {
             initial_syncs: None,
             cutter: None,
             purges: None,
+            issued_tokens: None,
         }
+    }
+
+    /// Issues workspace tokens on `issued`, and accepts them (each on its own workspace).
+    pub fn with_issued_tokens(mut self, issued: KafkaStore<WorkspaceTokens>) -> Self {
+        self.tokens = Arc::new(self.tokens.as_ref().clone().with_issued(issued.clone()));
+        self.issued_tokens = Some(issued);
+        self
     }
 
     /// Also serves the backfill's reports of initial syncs from `initial_syncs`.

@@ -86,6 +86,27 @@ fn operation(e: Endpoint) -> Value {
             "202",
             Some("PurgeView"),
         ),
+        Endpoint::CreateToken => (
+            "createToken",
+            "Issue a token for the workspace (admin token only; the workspace needs no sync yet). The answer is the only time the token is shown: only its SHA-256 digest is stored. It is valid on this workspace only, like a configured workspace token.",
+            Some("TokenSpec"),
+            "201",
+            Some("TokenView"),
+        ),
+        Endpoint::ListTokens => (
+            "listTokens",
+            "The workspace's issued tokens, oldest first: id, name, creation time, never the token (admin token only).",
+            None,
+            "200",
+            Some("TokenList"),
+        ),
+        Endpoint::RevokeToken => (
+            "revokeToken",
+            "Revoke one of the workspace's issued tokens (admin token only): requests with it are refused from this answer on.",
+            None,
+            "204",
+            None,
+        ),
         Endpoint::OpenApi => ("openapi", "This document.", None, "200", None),
     };
     let mut op = Map::new();
@@ -94,6 +115,9 @@ fn operation(e: Endpoint) -> Value {
     let mut params = Vec::new();
     if e.path().contains("{id}") {
         params.push(json!({"name": "id", "in": "path", "required": true, "description": "The workspace id.", "schema": {"type": "integer", "format": "int64", "minimum": 1}}));
+    }
+    if e.path().contains("{token_id}") {
+        params.push(json!({"name": "token_id", "in": "path", "required": true, "description": "The token's id (from its creation or the list).", "schema": {"type": "string"}}));
     }
     if e.path().contains("{table}") {
         params.push(json!({"name": "table", "in": "path", "required": true, "description": "A v5 table name.", "schema": {"$ref": "#/components/schemas/TableName"}}));
@@ -130,17 +154,23 @@ fn operation(e: Endpoint) -> Value {
         errors.push(("403", "The token is not allowed here (another workspace, or not the admin token)."));
         errors.push((
             "503",
-            "The configuration store is unavailable, or (create, update) no sealing key is configured, or (purge) archive purges are not available.",
+            "The configuration store is unavailable, or (create, update) no sealing key is configured, or (purge) archive purges are not available, or (tokens) control does not follow the token topic.",
         ));
     }
-    if e.path().contains("{id}") && !matches!(e, Endpoint::CreateSync | Endpoint::PurgeArchive) {
-        errors.push(("404", "The workspace has no sync (for the status: and no archive purge)."));
+    match e {
+        Endpoint::CreateSync | Endpoint::PurgeArchive | Endpoint::CreateToken | Endpoint::ListTokens => {}
+        Endpoint::RevokeToken => errors.push(("404", "The workspace has no token with that id.")),
+        _ if e.path().contains("{id}") => {
+            errors.push(("404", "The workspace has no sync (for the status: and no archive purge)."));
+        }
+        _ => {}
     }
     match e {
         Endpoint::CreateSync => errors.push(("409", "The workspace already has a sync.")),
         Endpoint::UpdateSync | Endpoint::SetTable => {
             errors.push(("409", "People off for more than the retention cannot be re-enabled."))
         }
+        Endpoint::CreateToken => errors.push(("409", "The workspace already has 20 tokens; revoke one first.")),
         _ => {}
     }
     for (status, description) in errors {
@@ -187,6 +217,27 @@ fn components() -> Value {
                     "tables": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Table name to on/off; tables not named are on for a new sync and unchanged on update."},
                     "schema_version": {"type": "integer", "enum": [5]},
                 },
+            },
+            "TokenSpec": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": false,
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "What the token is for."}},
+            },
+            "TokenView": {
+                "type": "object",
+                "required": ["id", "name", "created_at"],
+                "properties": {
+                    "id": {"type": "string", "description": "The token's id, to revoke it by."},
+                    "name": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "token": {"type": "string", "description": "The token (dws_…): only in the answer that issued it."},
+                },
+            },
+            "TokenList": {
+                "type": "object",
+                "required": ["tokens"],
+                "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/TokenView"}}},
             },
             "TableToggle": {
                 "type": "object",

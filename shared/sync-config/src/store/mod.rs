@@ -114,6 +114,9 @@ pub struct StoreConfig {
     /// The compacted topic the backfill reports archive purges on (control serves them).
     /// Default: `"dwsync.archive-purge-status"`.
     pub archive_purge_status_topic: String,
+    /// The compacted topic control keeps the workspace tokens it issued on (digests only).
+    /// Default: `"dwsync.api-tokens"`.
+    pub token_topic: String,
     /// Partitions of the topic when control creates it. Default: `1`.
     pub partitions: i32,
     /// Replication factor of the topic when control creates it. Default: `1`.
@@ -130,6 +133,7 @@ impl Default for StoreConfig {
             initial_sync_topic: crate::initial::INITIAL_SYNC_TOPIC.into(),
             archive_purge_topic: crate::purge::ARCHIVE_PURGE_TOPIC.into(),
             archive_purge_status_topic: crate::purge::ARCHIVE_PURGE_STATUS_TOPIC.into(),
+            token_topic: crate::tokens::TOKEN_TOPIC.into(),
             partitions: 1,
             replication_factor: 1,
             timeout_ms: 10_000,

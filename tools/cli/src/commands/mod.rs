@@ -1,10 +1,11 @@
-//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka), `sync` and
-//! `archive` (the control service's REST API).
+//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka), `sync`, `archive`
+//! and `tokens` (the control service's REST API).
 
 pub mod archive;
 pub mod dead_letters;
 pub mod objects;
 pub mod sync;
+pub mod tokens;
 
 use std::io::Write;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// Purge a workspace's archived data through the control API, and follow the purge.
     Archive(archive::ArchiveArgs),
+    /// Issue, list and revoke a workspace's API tokens through the control API (admin token).
+    Tokens(tokens::TokensArgs),
 }
 
 impl Command {
@@ -34,6 +37,7 @@ impl Command {
             // The errors of the API client name the URL themselves.
             Self::Sync(args) => format!("sync {}", args.action.name()),
             Self::Archive(args) => format!("archive {}", args.action.name()),
+            Self::Tokens(args) => format!("tokens {}", args.action.name()),
         }
     }
 
@@ -44,6 +48,7 @@ impl Command {
             Self::DeadLetters(args) => dead_letters::run(&args, out).await,
             Self::Sync(args) => sync::run(&args, out).await,
             Self::Archive(args) => archive::run(&args, out).await,
+            Self::Tokens(args) => tokens::run(&args, out).await,
         }
     }
 }
