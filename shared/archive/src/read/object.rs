@@ -32,13 +32,14 @@ pub(crate) struct Slice {
     pub(crate) batches: Vec<RecordBatch>,
 }
 
-/// Reads `workspace_id`'s rows of `object` (named `expected` by its key); `None` when the
-/// object holds none of them.
-pub(crate) async fn read_workspace(
-    object: &RangedObject<'_>,
-    expected: ObjectKey,
-    workspace_id: i64,
-) -> Result<Option<Slice>, ReadError> {
+/// The object's footer, checked against its key (`expected`) and the table's v5 schema.
+struct Footer {
+    metadata: Arc<ParquetMetaData>,
+    arrow: ArrowReaderMetadata,
+    provenance: Provenance,
+}
+
+async fn checked_footer(object: &RangedObject<'_>, expected: ObjectKey) -> Result<Footer, ReadError> {
     let key = object.key;
     let metadata = footer(object).await?;
     let provenance = match Provenance::from_footer(metadata.file_metadata().key_value_metadata()) {
@@ -64,6 +65,30 @@ pub(crate) async fn read_workspace(
     let arrow = ArrowReaderMetadata::try_new(Arc::clone(&metadata), ArrowReaderOptions::new())
         .map_err(|e| ReadError::unreadable(key, e))?;
     check_schema(key, part.table, &arrow)?;
+    Ok(Footer { metadata, arrow, provenance })
+}
+
+/// The handed-off files of `workspace_id` that `object` (named `expected` by its key) holds,
+/// from its footer only; `None` when it holds none.
+pub(crate) async fn workspace_files(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<Option<Vec<SourceFile>>, ReadError> {
+    let footer = checked_footer(object, expected).await?;
+    Ok(footer.provenance.workspace(workspace_id).map(|entry| entry.files.clone()))
+}
+
+/// Reads `workspace_id`'s rows of `object` (named `expected` by its key); `None` when the
+/// object holds none of them.
+pub(crate) async fn read_workspace(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<Option<Slice>, ReadError> {
+    let key = object.key;
+    let part = expected.part;
+    let Footer { metadata, arrow, provenance } = checked_footer(object, expected).await?;
     let Some(entry) = provenance.workspace(workspace_id) else { return Ok(None) };
     let Some(row_group) = entry.row_group else {
         return Ok(Some(Slice { files: entry.files.clone(), batches: Vec::new() }));
