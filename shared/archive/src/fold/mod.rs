@@ -1,6 +1,8 @@
 //! The fold: what a table's baseline holds, from the workspace's rows of that table in archive
 //! order, a `now`, and what the history says about deleted or suppressed people and deleted
-//! objects ([`Context`]). Pure and in memory: no S3, no clock.
+//! objects ([`Context`]). Pure: no S3, no clock. Streaming ([`Folder`]): metrics, events and
+//! inbound come out as they go in; the latest-per-key tables at the end, spilling to local disk
+//! past a memory budget ([`spill`]) with the same rows out whatever the budget.
 //!
 //! Per table ([`rule`]):
 //!
