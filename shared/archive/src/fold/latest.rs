@@ -80,6 +80,12 @@ impl Latest {
         self.index.len()
     }
 
+    /// Every row held (superseded ones too), in archive order, without compacting: what a spill
+    /// writes out (its partitions' folds drop the superseded rows).
+    pub(crate) fn into_held(self) -> Vec<RecordBatch> {
+        self.batches
+    }
+
     /// The latest rows, in the archive order of those rows.
     pub(crate) fn finish(mut self) -> Result<Vec<RecordBatch>, ArrowError> {
         self.compact()?;

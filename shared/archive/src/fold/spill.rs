@@ -118,7 +118,9 @@ impl SpillLatest {
                 let keys = KeyColumns::new(&with_ordinal, &key)?;
                 let mut partitions = Partitions::create(Arc::new(dir), PathBuf::new(), with_ordinal, keys, 0)?;
                 let held = std::mem::replace(latest, Latest::new(self.schema.clone(), &key)?);
-                for rows in held.finish()? {
+                // Held rows are in archive order (compaction keeps it): written as they are, each
+                // batch freed once written, not compacted first (that would copy the budget).
+                for rows in held.into_held() {
                     partitions.write_next(&rows)?;
                 }
                 tracing::debug!(budget = spill.budget_bytes, "A fold passed its memory budget: spilling.");
