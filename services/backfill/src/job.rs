@@ -263,6 +263,7 @@ impl Delivery<'_> {
     /// An initial sync: the table's history up to the cut streamed through its fold into its
     /// files on local disk, each created in the bucket as soon as it is complete. Its `seq` (in
     /// every key) is read from the archive's footers first.
+    #[tracing::instrument(name = "initial_sync", skip_all, fields(table = self.table.name()))]
     async fn initial_sync(&mut self, reading: &Reading, ws: WorkspaceId, context: &Context) -> Result<(), Failure> {
         let table = self.table;
         let what = reading.what(table);
@@ -358,6 +359,7 @@ impl Reading {
     /// them is anonymized or leaves erased people out (people's ids and flags folded within the
     /// budget); their deliveries and subjects when someone is erased; the deleted objects for
     /// object attributes. What it holds is ids only.
+    #[tracing::instrument(name = "context", skip_all)]
     async fn context(&self, tables: &[Table], now_ms: i64) -> Result<Context, Failure> {
         let fold = |e| Failure::from(("folding the baseline", e));
         let erasing = tables
