@@ -373,8 +373,13 @@ pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured
 
     let spill = setup.dir.join("spill");
     std::fs::create_dir_all(&spill)?;
-    // The backfill's default budget; a small one at smoke size, so the smoke run spills too.
-    let budget: u64 = if smoke_budget(size) { 4 << 20 } else { 128 << 20 };
+    // The backfill's default budget, or DWSYNC_BACKFILL__MEMORY_BUDGET_BYTES (the backfill reads
+    // it too: it inherits this environment); a small one at smoke size, so the smoke run spills.
+    let budget: u64 = match std::env::var("DWSYNC_BACKFILL__MEMORY_BUDGET_BYTES").ok().and_then(|b| b.parse().ok()) {
+        Some(budget) => budget,
+        None if smoke_budget(size) => 4 << 20,
+        None => 128 << 20,
+    };
     let config = |port: u16| {
         format!(
             r#"
