@@ -15,17 +15,23 @@ fn num(v: &Value, pointer: &str) -> f64 {
     v.pointer(pointer).and_then(Value::as_f64).unwrap_or_else(|| panic!("{pointer} missing in {v}"))
 }
 
-#[test]
-fn smoke_mode_reports_every_row_of_every_scenario() {
+/// Runs the harness with `args`, its JSON report to `json`, the services next to it.
+fn bench(args: &[&str], json: &Path) -> std::process::Output {
     let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
-    let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
-    let output = Command::new(exe)
-        .args(["--smoke", "--stream-secs", "2", "--raw-reads", "2", "--json"])
-        .arg(&json)
+    Command::new(exe)
+        .args(args)
+        .arg("--json")
+        .arg(json)
         .arg("--bin-dir")
         .arg(exe.parent().unwrap())
         .output()
-        .expect("run dwsync-bench");
+        .expect("run dwsync-bench")
+}
+
+#[test]
+fn smoke_mode_reports_every_row_of_every_scenario() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--stream-secs", "2", "--raw-reads", "2"], &json);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -135,15 +141,8 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
 /// Needs `dwsync-backfill` built next to the harness.
 #[test]
 fn smoke_mode_backfills_a_generated_workspace() {
-    let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
     let json = std::env::temp_dir().join(format!("dwsync-bench-backfill-{}.json", std::process::id()));
-    let output = Command::new(exe)
-        .args(["--smoke", "--scenario", "backfill-large", "--json"])
-        .arg(&json)
-        .arg("--bin-dir")
-        .arg(exe.parent().unwrap())
-        .output()
-        .expect("run dwsync-bench");
+    let output = bench(&["--smoke", "--scenario", "backfill-large"], &json);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
