@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
+pub mod secure;
 pub mod services;
+pub mod tls;
 
 use aws_credential_types::Credentials;
 use rdkafka::ClientConfig;
@@ -68,7 +70,14 @@ pub async fn create_topic(name: &str, partitions: i32) {
 
 /// [`create_topic`] on the broker at `bootstrap`.
 pub async fn create_topic_on(bootstrap: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka_config_on(bootstrap).create().expect("admin client");
+    create_topic_with(&kafka_config_on(bootstrap), name, partitions).await;
+}
+
+/// [`create_topic`] with a client configured by `config` (a secured broker's address and
+/// credentials).
+pub async fn create_topic_with(config: &ClientConfig, name: &str, partitions: i32) {
+    let bootstrap = config.get("bootstrap.servers").unwrap_or_default().to_owned();
+    let admin: AdminClient<DefaultClientContext> = config.create().expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin

@@ -9,7 +9,8 @@
 //! on for the first time gets its own baseline, and the sync disabled and enabled again gets a
 //! whole new initial sync. A table paused and resumed is caught up from the archive. The backfill
 //! and the uploader killed with `kill -9` in the middle of an initial sync lose and duplicate
-//! nothing.
+//! nothing. A workspace purged from the archive (no sync) loses its archived rows, a workspace
+//! sharing its objects keeps every row and its files, and its sync created afterwards starts empty.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -17,17 +18,14 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::concat_batches;
+use arrow::array::AsArray;
 use arrow::datatypes::TimestampMillisecondType;
-use bytes::Bytes;
+use common::initial::*;
 use common::*;
-use dwsync_contract::{Encoding, Table, arrow_schema};
-use dwsync_loadgen::{Generator, encode_protobuf, id_column};
-use dwsync_tests::services::ServiceProcess;
+use dwsync_contract::Table;
+use dwsync_loadgen::{Generator, id_column};
 use dwsync_tests::{s3_client, s3_secret_key};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value, json};
 
 /// The workspace whose sync is created after its history.
@@ -35,74 +33,9 @@ const W: i64 = 5101;
 /// The workspace synced from the start.
 const V: i64 = 5102;
 const TABLES: [Table; 5] = [Table::People, Table::Deliveries, Table::Metrics, Table::Events, Table::Objects];
-const DAY_MS: i64 = 86_400_000;
 /// Records of history per table, and of records after the sync is created.
 const HISTORY: u64 = 60;
 const AFTER: u64 = 15;
-/// Rows per initial metrics file: 60 rows → 4 files.
-const METRICS_PER_FILE: u64 = 16;
-
-/// The fields sent, per (workspace, table), in the order sent.
-#[derive(Default)]
-struct Sent {
-    rows: BTreeMap<(i64, Table), Vec<Map<String, Value>>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// A timestamp as epoch milliseconds (both decoders take an integer).
-fn epoch_ms(ms: i64) -> Value {
-    json!(ms)
-}
-
-/// Record `n` of `table` in `ws`, shaped for the test: people 3, 13, ... deleted, 7, 17, ...
-/// suppressed, the rest neither; object 4, 14, ... deleted; event `n` `n % 45` days old.
-fn fields(generator: &Generator, table: Table, ws: i64, n: u64, now: i64) -> Map<String, Value> {
-    let mut f = generator.fields(table, ws, n);
-    match table {
-        Table::People => {
-            let _ = f.insert("deleted".into(), json!(n % 10 == 3));
-            let _ = f.insert("suppressed".into(), json!(n % 10 == 7));
-        }
-        Table::Objects => {
-            let _ = f.insert("deleted".into(), json!(n % 10 == 4));
-        }
-        Table::Events => {
-            let _ = f.insert("timestamp".into(), epoch_ms(now - (n % 45) as i64 * DAY_MS - 3_600_000));
-        }
-        _ => {}
-    }
-    f
-}
-
-async fn send(
-    stack: &Stack,
-    producer: &FutureProducer,
-    sent: &mut Sent,
-    ws: i64,
-    tables: &[Table],
-    rows: Vec<(Table, Map<String, Value>)>,
-) {
-    let mut pending = Vec::new();
-    for (table, f) in rows {
-        assert!(tables.contains(&table));
-        let bytes = match encoding_of(table) {
-            Encoding::Json => serde_json::to_vec(&f).unwrap(),
-            Encoding::Protobuf => encode_protobuf(table, &f).unwrap(),
-        };
-        let topic = format!("{}{}", stack.prefix, table.name());
-        let key = ws.to_string();
-        pending.push(
-            producer.send_result(FutureRecord::to(&topic).key(&key).payload(&bytes)).map_err(|(e, _)| e).unwrap(),
-        );
-        sent.rows.entry((ws, table)).or_default().push(f);
-    }
-    for p in pending {
-        let _ = p.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
-}
 
 fn history(
     generator: &Generator,
@@ -113,131 +46,6 @@ fn history(
     numbers.flat_map(|n| TABLES.map(|t| (t, fields(generator, t, ws, n, now)))).collect()
 }
 
-/// One object of a workspace's bucket.
-#[derive(Debug)]
-struct File {
-    key: String,
-    table: Table,
-    /// The first sequence, and the second of an initial metrics file.
-    seq: u64,
-    part: Option<u64>,
-    /// A change file (`_chngs_`).
-    changes: bool,
-    batch: RecordBatch,
-}
-
-/// Every data file of `ws` in `bucket`, by key.
-async fn files(bucket: &str, ws: i64) -> BTreeMap<String, File> {
-    let s3 = s3_client();
-    let mut out = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await.unwrap();
-        for o in page.contents() {
-            let key = o.key().unwrap().to_owned();
-            let name = key.rsplit('/').next().unwrap().strip_suffix(".parquet");
-            let Some(name) = name else {
-                assert!(key.ends_with("cio-validate"), "unexpected object {key}");
-                continue;
-            };
-            let (stem, rest) = name.split_once("_v5_").unwrap_or_else(|| panic!("{key}"));
-            let table = Table::ALL.iter().copied().find(|t| t.stem() == stem).unwrap_or_else(|| panic!("{key}"));
-            let (changes, rest) = match rest.strip_prefix("chngs_") {
-                Some(rest) => (true, rest),
-                None => (false, rest),
-            };
-            let parts: Vec<u64> = rest.split('_').map(|p| p.parse().unwrap()).collect();
-            assert_eq!(parts[0], ws as u64, "{key}");
-            let body = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
-            let body = body.body.collect().await.unwrap().into_bytes();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body.to_vec())).unwrap().build().unwrap();
-            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-            let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
-            assert_eq!(batch.schema(), arrow_schema(table), "{key}: the exact v5 schema");
-            let file = File { key: key.clone(), table, seq: parts[1], part: parts.get(2).copied(), changes, batch };
-            let _ = out.insert(key, file);
-        }
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
-    out
-}
-
-fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
-    let col = batch.column_by_name(column).unwrap_or_else(|| panic!("{column}"));
-    col.as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect()
-}
-
-fn ids(files: &[&File], table: Table) -> Vec<String> {
-    files.iter().flat_map(|f| strings(&f.batch, id_column(table))).map(Option::unwrap).collect()
-}
-
-fn text(f: &Map<String, Value>, column: &str) -> String {
-    match &f[column] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The five services of a stack with initial syncs on, the archiver writing batches after 1 s.
-struct Services {
-    archive: Archive,
-    control: ServiceProcess,
-    ingest: ServiceProcess,
-    archiver: ServiceProcess,
-    uploader: ServiceProcess,
-    backfill: ServiceProcess,
-}
-
-impl Services {
-    /// Starts them (the uploader with `uploader_env`); the API once it answers.
-    async fn start(stack: &Stack, uploader_env: &[(&str, String)]) -> (Api, Self) {
-        let archive = stack.archive(1000).await;
-        let mut control = stack.control_with("control", &[("DWSYNC_INITIAL_SYNC__ENABLED", "true".into())]);
-        let api = Api::new(stack.control.as_ref().unwrap());
-        api.wait_ready(&mut control).await;
-        let services = Self {
-            control,
-            ingest: stack.ingest("ingest"),
-            archiver: stack.archiver(&archive, "archiver"),
-            uploader: stack.uploader_with("uploader", uploader_env),
-            backfill: stack.backfill(&archive, "backfill", METRICS_PER_FILE),
-            archive,
-        };
-        (api, services)
-    }
-
-    /// Starts the backfill again (after a `kill -9`).
-    fn restart_backfill(&mut self, stack: &Stack) {
-        self.backfill = stack.backfill(&self.archive, "backfill", METRICS_PER_FILE);
-    }
-
-    /// Fails the test with its log if one of them exited.
-    fn check_running(&mut self) {
-        for p in [&mut self.control, &mut self.ingest, &mut self.archiver, &mut self.uploader, &mut self.backfill] {
-            assert!(p.is_running(), "{} exited:\n{}", p.name(), p.log_tail(30));
-        }
-    }
-}
-
-/// Waits until `api`'s status of `ws` says the initial syncs of `tables` are done.
-async fn initial_syncs_done(api: &Api, ws: i64, tables: &[Table], services: &mut Services) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let status = api.status(ws).await;
-        let syncs = status["initial_syncs"].as_array().cloned().unwrap_or_default();
-        let done = |t: &Table| syncs.iter().any(|s| s["table"] == t.name() && s["state"] == "done");
-        if tables.iter().all(done) {
-            return status;
-        }
-        services.check_running();
-        assert!(Instant::now() < deadline, "initial syncs not done after 90 s: {status}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once() {
     let started = Instant::now();
@@ -245,7 +53,7 @@ async fn a_sync_created_after_its_history_gets_baselines_then_every_change_once(
     let (api, mut services) = Services::start(&stack, &[]).await;
     let producer = producer();
     let generator = Generator::new(77);
-    let mut sent = Sent::default();
+    let mut sent = SentFields::default();
     let now = now_ms();
 
     // V is synced from the start: all its tables but objects, which it turns on later.
@@ -505,19 +313,9 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     let (api, mut services) = Services::start(&stack, &[("DWSYNC_LOT__RETENTION_HOURS", "1".into())]).await;
     let producer = producer();
     let generator = Generator::new(78);
-    let mut sent = Sent::default();
+    let mut sent = SentFields::default();
     let now = now_ms();
-    let (status, resp) = api
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{W}/sync"),
-            Some(Api::sync_body(W, &stack.buckets[&W], &s3_secret_key())),
-        )
-        .await;
-    assert_eq!(status, 201, "{resp}");
-    let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
-        numbers.flat_map(|n| TABLES2.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
-    };
+    api.create_sync(W, &stack.buckets[&W]).await;
     let wait_rows = |table: Table, want: usize| {
         let stack = &stack;
         async move {
@@ -534,14 +332,14 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     };
 
     // Round 1 while on.
-    send(&stack, &producer, &mut sent, W, &TABLES2, round(0..10)).await;
+    send(&stack, &producer, &mut sent, W, &TABLES2, records(&generator, W, &TABLES2, 0..10, now)).await;
     wait_rows(Table::Metrics, 10).await;
     let before_pause: BTreeSet<u64> = files_of(&stack, Table::Metrics).await.into_keys().collect();
 
     // Metrics off; round 2 is handed off while it is off: people keep coming, metrics not, and
     // the lot holds none of them (the archive does).
     api.set_table(W, Table::Metrics, false).await;
-    send(&stack, &producer, &mut sent, W, &TABLES2, round(10..30)).await;
+    send(&stack, &producer, &mut sent, W, &TABLES2, records(&generator, W, &TABLES2, 10..30, now)).await;
     wait_rows(Table::People, 30).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let while_off: BTreeSet<u64> = files_of(&stack, Table::Metrics).await.into_keys().collect();
@@ -552,7 +350,7 @@ async fn a_table_paused_is_caught_up_from_the_archive_however_long_it_was_off() 
     // Back on: the catch-up replays round 2's files from the archive under their own keys, then
     // round 3 follows; every metric exactly once.
     api.set_table(W, Table::Metrics, true).await;
-    send(&stack, &producer, &mut sent, W, &TABLES2, round(30..40)).await;
+    send(&stack, &producer, &mut sent, W, &TABLES2, records(&generator, W, &TABLES2, 30..40, now)).await;
     let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
     wait_rows(Table::Metrics, 40).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -583,61 +381,134 @@ async fn a_crash_in_the_middle_of_an_initial_sync_loses_and_duplicates_nothing()
     let (api, mut services) = Services::start(&stack, &[]).await;
     let producer = producer();
     let generator = Generator::new(79);
-    let mut sent = Sent::default();
+    let mut sent = SentFields::default();
     let now = now_ms();
-    let round = |numbers: std::ops::Range<u64>| -> Vec<(Table, Map<String, Value>)> {
-        numbers.flat_map(|n| TABLES3.map(|t| (t, fields(&generator, t, W, n, now)))).collect()
-    };
-    send(&stack, &producer, &mut sent, W, &TABLES3, round(0..HISTORY3)).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&services.archiver, "dwsync_archiver_rows_archived_total", "").await.unwrap_or(0.0)
-        < (2 * HISTORY3) as f64
-    {
-        assert!(Instant::now() < deadline, "history not archived after 60 s");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let body = Api::sync_body(W, &stack.buckets[&W], &s3_secret_key());
-    let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{W}/sync"), Some(body)).await;
-    assert_eq!(status, 201, "{resp}");
+    send(&stack, &producer, &mut sent, W, &TABLES3, records(&generator, W, &TABLES3, 0..HISTORY3, now)).await;
+    archived_at_least(&mut services, 2 * HISTORY3, Duration::from_secs(60)).await;
+    api.create_sync(W, &stack.buckets[&W]).await;
 
     // The backfill and the uploader killed once the first baseline files are in the bucket.
     let parts = HISTORY3.div_ceil(METRICS_PER_FILE) as usize;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let written = loop {
-        let listed = s3_client().list_objects_v2().bucket(&stack.buckets[&W]).send().await.unwrap();
-        let n = listed.contents().iter().filter(|o| o.key().is_some_and(|k| k.contains("/metrics_v5_"))).count();
-        if n > 0 {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "no baseline file after 60 s:\n{}", services.backfill.log_tail(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let written = first_baseline_metrics(&stack, W, &mut services).await;
     services.backfill.kill9();
     services.uploader.kill9();
     eprintln!("killed the backfill and the uploader with {written} of {parts} initial metrics files written");
     assert!(written < parts, "the backfill was killed before it finished");
-    send(&stack, &producer, &mut sent, W, &TABLES3, round(HISTORY3..HISTORY3 + 50)).await;
+    send(&stack, &producer, &mut sent, W, &TABLES3, records(&generator, W, &TABLES3, HISTORY3..HISTORY3 + 50, now))
+        .await;
     services.uploader = stack.uploader("uploader");
     services.restart_backfill(&stack);
 
     let _ = initial_syncs_done(&api, W, &TABLES3, &mut services).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let metrics = loop {
-        let all = files(&stack.buckets[&W], W).await;
-        let metrics: Vec<String> = all
-            .values()
-            .filter(|f| f.table == Table::Metrics)
-            .flat_map(|f| strings(&f.batch, "event_id").into_iter().flatten())
-            .collect();
-        if metrics.len() >= (HISTORY3 + 50) as usize {
-            break metrics;
+    let all = files_with_metrics(&stack, W, (HISTORY3 + 50) as usize, Duration::from_secs(60), &mut services).await;
+    assert_every_metric_once(&all, &sent, W, "after the crash");
+}
+
+/// Archived rows of `table` per workspace, read from every object of the archive.
+async fn archived_rows(archive: &Archive, table: Table) -> BTreeMap<i64, usize> {
+    let s3 = s3_client();
+    let listed = s3.list_objects_v2().bucket(&archive.bucket).prefix(&archive.prefix).send().await.unwrap();
+    let mut rows = BTreeMap::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        if !key.ends_with(&format!("/{}.parquet", table.name())) {
+            continue;
         }
-        assert!(Instant::now() < deadline, "{} of {} metrics after 60 s", metrics.len(), HISTORY3 + 50);
+        let body = s3.get_object().bucket(&archive.bucket).key(key).send().await.unwrap();
+        let body = body.body.collect().await.unwrap().into_bytes();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(body).unwrap().build().unwrap() {
+            let batch = batch.unwrap();
+            let ids = batch.column_by_name("workspace_id").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+            for id in ids.values() {
+                *rows.entry(*id).or_default() += 1;
+            }
+        }
+    }
+    rows
+}
+
+/// Waits until `check` holds of the archive's metrics rows per workspace.
+async fn archived_until(archive: &Archive, what: &str, check: impl Fn(&BTreeMap<i64, usize>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = archived_rows(archive, Table::Metrics).await;
+        if check(&rows) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: archived metrics rows per workspace {rows:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_purged_from_the_archive_is_gone_and_the_others_go_on() {
+    // W leaves (no sync); V, in the same handoff partition, shares its archive objects.
+    let partition = |ws| dwsync_handoff::handoff_partition(ws, 4).unwrap();
+    let v = (W + 1..).find(|v| partition(*v) == partition(W)).unwrap();
+    let stack = Stack::with_control(&[W, v], &[Table::Metrics]).await;
+    let (api, mut services) = Services::start(&stack, &[]).await;
+    api.create_sync(v, &stack.buckets[&v]).await;
+    let producer = producer();
+    let generator = Generator::new(91);
+    let mut sent = SentFields::default();
+    let now = now_ms();
+    send(&stack, &producer, &mut sent, W, &[Table::Metrics], records(&generator, W, &[Table::Metrics], 0..20, now))
+        .await;
+    send(&stack, &producer, &mut sent, v, &[Table::Metrics], records(&generator, v, &[Table::Metrics], 0..20, now))
+        .await;
+    archived_until(&services.archive, "both archived", |r| r.get(&W) == Some(&20) && r.get(&v) == Some(&20)).await;
+
+    let (status, purge) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{W}/archive/purge"), None).await;
+    assert_eq!(status, 202, "{purge}");
+    // V's records after the request are delivered and archived as usual.
+    send(&stack, &producer, &mut sent, v, &[Table::Metrics], records(&generator, v, &[Table::Metrics], 20..30, now))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let status = api.status(W).await;
+        if status["archive_purge"]["state"] == "done" {
+            break status;
+        }
+        services.check_running();
+        assert!(Instant::now() < deadline, "the purge is not done after 90 s: {status}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let mut got = metrics;
-    got.sort();
-    let mut want: Vec<String> = sent.rows[&(W, Table::Metrics)].iter().map(|f| text(f, "event_id")).collect();
-    want.sort();
-    assert_eq!(got, want, "every metric exactly once after the crash");
+    assert_eq!(status["state"], "no_sync", "{status}");
+    assert_eq!(status["archive_purge"]["rows_removed"], 20, "{status}");
+    archived_until(&services.archive, "W purged, V intact", |r| r.get(&W).is_none() && r.get(&v) == Some(&30)).await;
+
+    // V got every record; the purge's cut record held nothing up at the uploader.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: usize = files(&stack.buckets[&v], v).await.values().map(|f| f.batch.num_rows()).sum();
+        if got == 30 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "V has {got} of 30 metrics");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let log = std::fs::read_to_string(&services.uploader.log).unwrap();
+    assert!(!log.contains("never came"), "the purge's cut (epoch 0) is passed at once");
+
+    // W comes back: its initial sync has no archived rows; what it hands off now is exported (and
+    // archived again: a purge covers the past).
+    api.create_sync(W, &stack.buckets[&W]).await;
+    let status = initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
+    let metrics = status["initial_syncs"].as_array().unwrap().iter().find(|s| s["table"] == "metrics").unwrap().clone();
+    assert_eq!((metrics["rows"].as_u64(), metrics["files"].as_u64()), (Some(0), Some(0)), "{metrics}");
+    send(&stack, &producer, &mut sent, W, &[Table::Metrics], records(&generator, W, &[Table::Metrics], 100..105, now))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<String> =
+            files(&stack.buckets[&W], W).await.values().flat_map(|f| ids(&[f], Table::Metrics)).collect();
+        if got.len() == 5 {
+            let want: BTreeSet<String> =
+                sent.rows[&(W, Table::Metrics)][20..].iter().map(|f| text(f, "event_id")).collect();
+            assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want, "only what came after the purge");
+            break;
+        }
+        assert!(Instant::now() < deadline, "W has {} of 5 new metrics", got.len());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    archived_until(&services.archive, "W archived again", |r| r.get(&W) == Some(&5)).await;
 }

@@ -20,10 +20,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::private::{Private, Server, StopOnDrop};
 use common::*;
 use dwsync_contract::Table;
 use dwsync_loadgen::Generator;
@@ -42,54 +41,18 @@ const ROWS_BOUND: Duration = Duration::from_secs(45);
 const API_BOUND: Duration = Duration::from_secs(20);
 
 /// The private broker.
-#[derive(Debug, Clone)]
-struct Broker {
-    port: u16,
-    run: PathBuf,
+fn broker() -> Private {
+    Private::new(Server::Kafka, "DWSYNC_TEST_OUTAGE_KAFKA_PORT", 19092, "dwsync-outage-kafka")
 }
 
-impl Broker {
-    fn new() -> Self {
-        let port = std::env::var("DWSYNC_TEST_OUTAGE_KAFKA_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(19092);
-        Self { port, run: std::env::temp_dir().join("dwsync-outage-kafka") }
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn dev(&self, action: &str) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new(root.join("dev").join("kafka"))
-            .arg(action)
-            .current_dir(&root)
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
-            .env("DWSYNC_RUN", &self.run)
-            .env("KAFKA_HEAP", "512m")
-            .status()
-            .unwrap();
-        assert!(status.success(), "dev/kafka {action} (port {}) failed", self.port);
-    }
-
-    /// Stops the broker for [`OUTAGE`]; returns when it answers again.
-    fn outage(&self, moment: &str) -> Instant {
-        println!("{moment}: stopping the broker for {OUTAGE:?}");
-        self.dev("stop");
-        std::thread::sleep(OUTAGE);
-        self.dev("start");
-        println!("{moment}: the broker answers again");
-        Instant::now()
-    }
-}
-
-/// Stops the private broker (its data kept) when the test ends, however it ends.
-struct StopOnDrop(Broker);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.dev("stop");
-    }
+/// Stops `broker` for [`OUTAGE`]; returns when it answers again.
+fn stop_broker(broker: &Private, moment: &str) -> Instant {
+    println!("{moment}: stopping the broker for {OUTAGE:?}");
+    broker.dev("stop");
+    std::thread::sleep(OUTAGE);
+    broker.dev("start");
+    println!("{moment}: the broker answers again");
+    Instant::now()
 }
 
 /// What one moment measured after the broker answered again.
@@ -140,10 +103,10 @@ async fn rows_arrive(stack: &Stack, want: usize, back: Instant, services: &mut [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_recovers_from_broker_outages_at_any_moment() {
-    let broker = Broker::new();
+    let broker = broker();
     broker.dev("start");
     let _stop = StopOnDrop(broker.clone());
-    let stack = Stack::with_control_on(&broker.bootstrap(), &[A, B], &TABLES).await;
+    let stack = Stack::with_control_on(&broker.address(), &[A, B], &TABLES).await;
     let api = Api::new(stack.control.as_ref().unwrap());
     let mut control = stack.control_with("control", &[]);
     api.wait_ready(&mut control).await;
@@ -166,7 +129,7 @@ async fn every_client_recovers_from_broker_outages_at_any_moment() {
     let mut up1 = stack.uploader("uploader-1");
     let mut up2 = stack.uploader("uploader-2");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let back = broker.outage("just started");
+    let back = stop_broker(&broker, "just started");
     let api_took = api_answers(&api, back, &mut control).await;
     let rows = rows_arrive(&stack, produced.total(), back, &mut [&mut ingest, &mut up1, &mut up2]).await;
     recoveries.push(Recovery { moment: "just started", api: api_took, rows });
@@ -179,7 +142,7 @@ async fn every_client_recovers_from_broker_outages_at_any_moment() {
     produce(&stack, &producer, &mut generator, (&[A, B], &TABLES), next..next + 20, &mut produced).await;
     next += 20;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let back = broker.outage("mid-join");
+    let back = stop_broker(&broker, "mid-join");
     let api_took = api_answers(&api, back, &mut control).await;
     let rows = rows_arrive(&stack, produced.total(), back, &mut [&mut ingest, &mut up1, &mut up3]).await;
     recoveries.push(Recovery { moment: "mid-join", api: api_took, rows });
@@ -202,7 +165,7 @@ async fn every_client_recovers_from_broker_outages_at_any_moment() {
         let broker = broker.clone();
         async move {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            tokio::task::spawn_blocking(move || broker.outage("mid-stream")).await.unwrap()
+            tokio::task::spawn_blocking(move || stop_broker(&broker, "mid-stream")).await.unwrap()
         }
     };
     let (rounds, back) = tokio::join!(load, outage);
@@ -227,7 +190,7 @@ async fn every_client_recovers_from_broker_outages_at_any_moment() {
     }
     api.set_table(A, Table::People, true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let back = broker.outage("mid-lot-drain");
+    let back = stop_broker(&broker, "mid-lot-drain");
     let api_took = api_answers(&api, back, &mut control).await;
     let rows = rows_arrive(&stack, produced.total(), back, &mut [&mut ingest, &mut up1, &mut up3]).await;
     recoveries.push(Recovery { moment: "mid-lot-drain", api: api_took, rows });

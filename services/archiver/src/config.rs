@@ -232,6 +232,12 @@ impl Config {
     }
 }
 
+impl dwsync_config::ServiceConfig for Config {
+    fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.validate()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use dwsync_config::ConfigError;

@@ -39,3 +39,54 @@ fn missing_credentials_stop_it_without_printing_the_secret() {
     assert!(text.contains("access_key_id"), "{text}");
     assert!(!text.contains("0123-very-secret"), "{text}");
 }
+
+#[test]
+fn check_config_prints_the_effective_config_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("dwsync-archiver-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("archiver.toml");
+    std::fs::write(
+        &path,
+        "[archive]\nflush_bytes = 1048576\n[store]\naccess_key_id = \"a\"\nsecret_access_key = \"0123-very-secret\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dwsync-archiver"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&path)
+        .env("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka-1:9092")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("flush_bytes = 1048576"), "the file's value: {stdout}");
+    assert!(stdout.contains("bootstrap_servers = \"kafka-1:9092\""), "the variable's value: {stdout}");
+    assert!(stdout.contains("secret_access_key = \"set\""), "{stdout}");
+    assert!(!stdout.contains("0123-very-secret"), "{stdout}");
+
+    // A config that loads but fails the service's checks: exit 1 with the reason.
+    std::fs::write(&path, "[archive]\nflush_bytes = 1048576\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dwsync-archiver"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("access_key_id"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_typo_names_the_nearest_key_and_version_prints() {
+    let out = archiver("[archive]\nflush_byts = 1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("did you mean `flush_bytes`?"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_dwsync-archiver")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("dwsync-archiver "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -64,11 +64,14 @@ pub struct SyncConfigSource {
 pub struct HandoffTopic {
     /// The topic ingest hands files over on. Default: `"dwsync.handoff"`.
     pub topic: String,
+    /// The archiver's consumer group (the archiver's `handoff.group_id`): an archive purge
+    /// waits until it has committed past the batches it rewrites. Default: `"dwsync-archiver"`.
+    pub archiver_group_id: String,
 }
 
 impl Default for HandoffTopic {
     fn default() -> Self {
-        Self { topic: "dwsync.handoff".into() }
+        Self { topic: "dwsync.handoff".into(), archiver_group_id: "dwsync-archiver".into() }
     }
 }
 
@@ -155,6 +158,15 @@ impl Config {
         if self.handoff.topic.is_empty() {
             return fail("handoff.topic", "must not be empty");
         }
+        if self.handoff.archiver_group_id.is_empty() {
+            return fail("handoff.archiver_group_id", "must not be empty");
+        }
+        if store.archive_purge_topic.is_empty() || store.archive_purge_status_topic.is_empty() {
+            return fail(
+                "sync_config.store.archive_purge_topic",
+                "archive_purge_topic and archive_purge_status_topic must not be empty",
+            );
+        }
         if let Some((key, message)) = self.archive.problem() {
             let key = match key {
                 "bucket" => "archive.bucket",
@@ -178,6 +190,12 @@ impl Config {
             return fail("backfill.retry_initial_ms", "must be positive and at most backfill.retry_max_ms");
         }
         Ok(())
+    }
+}
+
+impl dwsync_config::ServiceConfig for Config {
+    fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.validate()?)
     }
 }
 
@@ -229,6 +247,8 @@ mod tests {
             ("[sync_config.store]\ninitial_sync_topik = \"t\"\n", "initial_sync_topik"),
             ("[sync_config]\nfollow = true\n", "follow"),
             ("[handof]\ntopic = \"t\"\n", "handof"),
+            ("[handoff]\narchiver_group = \"g\"\n", "archiver_group"),
+            ("[sync_config.store]\narchive_purge_topik = \"t\"\n", "archive_purge_topik"),
         ] {
             with_file(toml, |cfg| {
                 let err = cfg.expect_err("unknown key");

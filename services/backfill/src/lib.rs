@@ -10,8 +10,10 @@
 //! queued / running / done / failed ([`report`]). A catch-up (a baseline with `replay_from`, a
 //! table turned back on after a pause) is not folded: its archived files of `[replay_from, cut)`
 //! are written one by one as they were, under the keys the uploader uses (`data_key`). A failed job is tried again after capped
-//! exponential backoff with jitter. It serves `/healthz`, `/readyz` (ready once both topics are
-//! read) and `/metrics` ([`metrics`]).
+//! exponential backoff with jitter. Beside the jobs, [`purge`] removes workspaces from the archive
+//! when an admin asks (control's purge topic; reported on the purge-status topic, which the
+//! backfill alone writes). It serves `/healthz`, `/readyz` (ready once its topics are read) and
+//! `/metrics` ([`metrics`]).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -37,6 +39,7 @@ pub mod job;
 pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod purge;
 pub mod report;
 
 pub use config::{BackfillConfig, Config, InvalidConfig};
@@ -53,6 +56,12 @@ const CONFIG_COMPONENT: &str = "sync-config";
 
 /// Unready until the initial-sync topic is read.
 const SYNCS_COMPONENT: &str = "initial-syncs";
+
+/// Unready until the archive purge requests are read.
+const PURGES_COMPONENT: &str = "archive-purges";
+
+/// Unready until the archive purge reports are read.
+const PURGE_REPORTS_COMPONENT: &str = "archive-purge-status";
 
 /// Kafka and the archive's first look are retried with this backoff until shutdown.
 const START_BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
@@ -85,15 +94,52 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     let health = service.health().clone();
     health.set_unready(CONFIG_COMPONENT, "the configuration topic is not read yet");
     health.set_unready(SYNCS_COMPONENT, "the initial-sync topic is not read yet");
+    health.set_unready(PURGES_COMPONENT, "the archive purge topic is not read yet");
+    health.set_unready(PURGE_REPORTS_COMPONENT, "the archive purge status topic is not read yet");
     let shutdown = service.shutdown_token();
     let metrics = Arc::new(metrics::Metrics::new());
+    let (purge_cfg, purge_health, purge_metrics, purge_shutdown) =
+        (cfg.clone(), health.clone(), Arc::clone(&metrics), shutdown.clone());
     service.spawn("backfill", async move {
         if let Some(scheduler) = connect(&cfg, &health, metrics, &shutdown).await {
             scheduler.run(&shutdown).await;
         }
         Ok::<(), Infallible>(())
     });
+    service.spawn("purge", async move {
+        if let Some(purges) = connect_purges(&purge_cfg, &purge_health, purge_metrics, &purge_shutdown).await {
+            purges.run(&purge_shutdown).await;
+        }
+        Ok::<(), Infallible>(())
+    });
     Ok(service)
+}
+
+/// Follows the archive purge requests and reports; `None` at shutdown.
+async fn connect_purges(
+    cfg: &Config,
+    health: &Health,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: &CancellationToken,
+) -> Option<purge::Purges> {
+    let store = &cfg.sync_config.store;
+    let requests_cfg = dwsync_sync_config::archive_purge_store(store);
+    let requests = follow(&cfg.kafka, &requests_cfg, health, PURGES_COMPONENT, shutdown).await?;
+    let reports_cfg = dwsync_sync_config::archive_purge_status_store(store);
+    let reports = follow(&cfg.kafka, &reports_cfg, health, PURGE_REPORTS_COMPONENT, shutdown).await?;
+    let timeouts = (Duration::from_secs(10), Duration::from_secs(120));
+    let client = cfg.archive.client(dwsync_s3::https_client(), timeouts);
+    let purger = dwsync_archive::purge::Purger::new(client, &cfg.archive.bucket, &cfg.archive.prefix);
+    let handoff = (cfg.kafka.clone(), cfg.handoff.topic.clone(), cfg.handoff.archiver_group_id.clone());
+    Some(purge::Purges {
+        requests,
+        reports,
+        purger,
+        handoff,
+        metrics,
+        poll: cfg.backfill.poll_interval(),
+        backoff: cfg.backfill.backoff(),
+    })
 }
 
 /// Follows both topics, reads the handoff topic's partition count, and builds the scheduler

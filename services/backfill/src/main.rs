@@ -1,6 +1,6 @@
 //! dwsync backfill: the initial syncs of each workspace's tables.
 //!
-//! `dwsync-backfill [--config <path>]`: loads the config (defaults, the TOML file, then
+//! `dwsync-backfill [--config <path>] [--check-config]`: loads the config (defaults, the TOML file, then
 //! `DWSYNC_*` variables), sets up telemetry, and runs until SIGINT or SIGTERM. The destinations'
 //! sealed secrets are opened with `DWSYNC_SEAL_KEY` (and `DWSYNC_SEAL_OLD_KEYS`).
 
@@ -11,7 +11,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(cfg) = dwsync_config::load_for_binary::<dwsync_backfill::Config>(env!("CARGO_BIN_NAME"))? else {
+    let Some(cfg) = dwsync_config::load_for_binary::<dwsync_backfill::Config>(
+        env!("CARGO_BIN_NAME"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )?
+    else {
         return Ok(());
     };
     let telemetry = cfg.telemetry.clone();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use dwsync_archive::purge::ObjectPurged;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, ObservableGauge};
 
@@ -12,6 +13,9 @@ pub struct Metrics {
     files_written: Counter<u64>,
     files_existing: Counter<u64>,
     jobs: Counter<u64>,
+    purge_objects: Counter<u64>,
+    purge_rows: Counter<u64>,
+    purges: Counter<u64>,
     running: Arc<AtomicU64>,
     queued: Arc<AtomicU64>,
     _gauges: [ObservableGauge<u64>; 2],
@@ -66,6 +70,18 @@ impl Metrics {
                 .u64_counter("dwsync_backfill_jobs_total")
                 .with_description("Jobs ended, by outcome (done, failed).")
                 .build(),
+            purge_objects: m
+                .u64_counter("dwsync_backfill_purge_objects_total")
+                .with_description("Archive objects purged of a workspace, by outcome (rewritten, deleted).")
+                .build(),
+            purge_rows: m
+                .u64_counter("dwsync_backfill_purge_rows_removed_total")
+                .with_description("Archived rows removed by purges.")
+                .build(),
+            purges: m
+                .u64_counter("dwsync_backfill_purges_total")
+                .with_description("Archive purge attempts ended, by outcome (done, failed).")
+                .build(),
             running,
             queued,
             _gauges: gauges,
@@ -87,6 +103,22 @@ impl Metrics {
     /// A job ended with `outcome`.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// One archive object was purged of a workspace (nothing counted when it was untouched).
+    pub fn purged(&self, purged: ObjectPurged) {
+        let (outcome, rows) = match purged {
+            ObjectPurged::Untouched => return,
+            ObjectPurged::Rewritten { rows } => ("rewritten", rows),
+            ObjectPurged::Deleted { rows } => ("deleted", rows),
+        };
+        self.purge_objects.add(1, &[KeyValue::new("outcome", outcome)]);
+        self.purge_rows.add(rows, &[]);
+    }
+
+    /// An archive purge attempt ended with `outcome` (`done`, `failed`).
+    pub fn purge(&self, outcome: &'static str) {
+        self.purges.add(1, &[KeyValue::new("outcome", outcome)]);
     }
 
     /// Jobs running and queued now.

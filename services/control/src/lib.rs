@@ -8,6 +8,7 @@ pub mod api;
 mod config;
 pub mod cut;
 pub mod model;
+pub mod tls;
 pub mod validate;
 
 pub use dwsync_sync_config::{seal, store};
@@ -16,13 +17,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-pub use config::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
+pub use config::{ApiConfig, Config, InitialSyncConfig, InvalidApi, StoreConfig, Transport};
 use dwsync_sync_config::{InitialSyncs, SyncStatus};
 use dwsync_telemetry::{Service, ServiceError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AppState, Tokens};
+use crate::api::{AppState, Purges, Tokens};
 use crate::model::BadWorkspaceId;
 use crate::seal::{SealError, Sealer};
 use crate::store::{KafkaStore, StoreError};
@@ -51,6 +52,12 @@ pub enum Error {
     /// The configuration topic could not be set up or read.
     #[error("configuration store: {0}")]
     Store(#[from] StoreError),
+    /// `[api]` cannot be served as configured (plain HTTP off loopback, half a TLS pair).
+    #[error(transparent)]
+    Api(#[from] InvalidApi),
+    /// The API's certificate or key cannot be used.
+    #[error("the API's TLS files: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The API's listen address could not be bound.
     #[error("binding the API listener on {addr}: {error}")]
     Bind {
@@ -86,25 +93,40 @@ pub async fn run(cfg: Config, sealer: Option<Sealer>, shutdown: impl Future<Outp
 /// Pause between attempts to set up the configuration topic while the broker does not answer.
 const CONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The stores control follows: configurations, the uploaders' statuses, the initial syncs.
+/// The stores control follows: configurations, the uploaders' statuses, the initial syncs, the
+/// archive purges (requests and reports).
 struct Stores {
     configs: KafkaStore,
     statuses: KafkaStore<SyncStatus>,
     initial_syncs: KafkaStore<InitialSyncs>,
+    purges: Purges,
+    issued_tokens: KafkaStore<dwsync_sync_config::tokens::WorkspaceTokens>,
 }
 
 /// The stores, followed (until `stop`), the configurations caught up.
 async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, StoreError> {
-    let (configs, follower) = KafkaStore::connect(&cfg.kafka, &cfg.store).await?;
-    drop(tokio::spawn(follower.run(stop.clone())));
-    let status_cfg = dwsync_sync_config::status::status_store(&cfg.store);
-    let (statuses, status_follower) = KafkaStore::connect(&cfg.kafka, &status_cfg).await?;
-    drop(tokio::spawn(status_follower.run(stop.clone())));
-    let initial_cfg = dwsync_sync_config::initial_sync_store(&cfg.store);
-    let (initial_syncs, initial_follower) = KafkaStore::connect(&cfg.kafka, &initial_cfg).await?;
-    drop(tokio::spawn(initial_follower.run(stop.clone())));
+    use dwsync_sync_config as sc;
+    let configs = follow(cfg, &cfg.store, stop).await?;
+    let statuses = follow(cfg, &sc::status::status_store(&cfg.store), stop).await?;
+    let initial_syncs = follow(cfg, &sc::initial_sync_store(&cfg.store), stop).await?;
+    let requests = follow(cfg, &sc::archive_purge_store(&cfg.store), stop).await?;
+    let reports = follow(cfg, &sc::archive_purge_status_store(&cfg.store), stop).await?;
+    let issued_tokens = follow(cfg, &sc::tokens::token_store(&cfg.store), stop).await?;
     configs.catch_up().await?;
-    Ok(Stores { configs, statuses, initial_syncs })
+    // Issued tokens are accepted from the first request on.
+    issued_tokens.catch_up().await?;
+    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports }, issued_tokens })
+}
+
+/// A store of `T` on `store`'s topic, followed until `stop`.
+async fn follow<T: dwsync_sync_config::TopicValue>(
+    cfg: &Config,
+    store: &StoreConfig,
+    stop: &CancellationToken,
+) -> Result<KafkaStore<T>, StoreError> {
+    let (values, follower) = KafkaStore::<T>::connect(&cfg.kafka, store).await?;
+    drop(tokio::spawn(follower.run(stop.clone())));
+    Ok(values)
 }
 
 /// Serves health and metrics, sets up and follows the configuration topic until it has caught
@@ -114,6 +136,16 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
 /// toggles and disable/enable, but refuses creates and updates (503) and stays unready.
 pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error> {
     let tokens = Tokens::new(&cfg.api.admin_token, &cfg.api.workspace_tokens)?;
+    let transport = cfg.api.transport()?;
+    let tls = match &transport {
+        Transport::Https(files) => Some(tls::ReloadingTls::new(files.clone())?),
+        Transport::PlainLoopback => None,
+        Transport::PlainAllowed => {
+            tracing::warn!(listen = %cfg.api.listen, "The API serves plain HTTP off loopback (api.allow_plain_http): \
+                only behind a proxy or mesh that terminates TLS.");
+            None
+        }
+    };
     if cfg.api.admin_token.is_empty() && cfg.api.workspace_tokens.is_empty() {
         tracing::warn!("No API tokens are configured; every API call will be refused.");
     }
@@ -124,7 +156,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let Stores { configs: store, statuses, initial_syncs } = loop {
+    let Stores { configs: store, statuses, initial_syncs, purges, issued_tokens } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -160,19 +192,33 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     }
     let mut state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention())
         .with_statuses(statuses)
-        .with_initial_syncs(initial_syncs);
+        .with_initial_syncs(initial_syncs)
+        .with_issued_tokens(issued_tokens);
     if cfg.initial_sync.enabled {
         let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
             .map_err(|e| Error::Store(StoreError::Kafka(e)))?;
-        state = state.with_cutter(std::sync::Arc::new(cutter));
+        state = state.with_cutter(std::sync::Arc::new(cutter)).with_purges(purges);
     } else {
         tracing::warn!("Initial syncs are off (initial_sync.enabled = false): new syncs start without history.");
     }
     let app = api::router(state);
     let stop = service.shutdown_token();
-    service
-        .spawn("api", async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
-    tracing::info!(%api_addr, "Serving the configuration API.");
+    match tls {
+        Some(tls) => {
+            drop(tokio::spawn(tls.clone().reload_until(cfg.api.tls_reload(), stop.clone())));
+            let listener = tls.listen(listener, stop.clone()).map_err(|error| Error::Bind { addr: api_addr, error })?;
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over HTTPS.");
+        }
+        None => {
+            service.spawn("api", async move {
+                axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            });
+            tracing::info!(%api_addr, "Serving the configuration API over plain HTTP.");
+        }
+    }
     Ok(Started { service, api_addr })
 }
 

@@ -1,6 +1,6 @@
 //! dwsync control: holds each workspace's sync configuration and serves its REST API.
 //!
-//! `dwsync-control [--config <path>]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
+//! `dwsync-control [--config <path>] [--check-config]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
 //! variables) and the sealing key (`DWSYNC_SEAL_KEY`), sets up telemetry, and runs until
 //! SIGINT or SIGTERM.
 
@@ -14,7 +14,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(cfg) = dwsync_config::load_for_binary::<dwsync_control::Config>(env!("CARGO_BIN_NAME"))? else {
+    let Some(cfg) = dwsync_config::load_for_binary::<dwsync_control::Config>(
+        env!("CARGO_BIN_NAME"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )?
+    else {
         return Ok(());
     };
     // A missing key leaves control running (reads only, unready); a malformed one stops it.

@@ -134,13 +134,9 @@ async fn replicas_agree_through_the_compacted_topic() {
     stop.cancel();
 }
 
-#[tokio::test]
-async fn the_service_serves_the_api_over_kafka() {
-    dwsync_telemetry::testing::init_once();
-    let topic = unique("dwsync-sync-config");
-    let handoff = unique("dwsync-handoff");
-    dwsync_tests::create_topic(&handoff, 4).await;
-    let cfg = Config {
+/// control on `store`, writing cut records on `handoff`, with an admin token and workspace 42's.
+fn service_config(store: StoreConfig, handoff: &str) -> Config {
+    Config {
         kafka: kafka(),
         http: HttpConfig::localhost(0),
         api: ApiConfig {
@@ -150,10 +146,19 @@ async fn the_service_serves_the_api_over_kafka() {
             allow_insecure_endpoints: true,
             ..ApiConfig::default()
         },
-        store: store_config(&topic),
-        initial_sync: InitialSyncConfig { enabled: true, handoff_topic: handoff.clone() },
+        store,
+        initial_sync: InitialSyncConfig { enabled: true, handoff_topic: handoff.to_owned() },
         ..Config::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn the_service_serves_the_api_over_kafka() {
+    dwsync_telemetry::testing::init_once();
+    let topic = unique("dwsync-sync-config");
+    let handoff = unique("dwsync-handoff");
+    dwsync_tests::create_topic(&handoff, 4).await;
+    let cfg = service_config(store_config(&topic), &handoff);
     let started = dwsync_control::start(cfg, Some(Sealer::new(&[5; 32]))).await.expect("start (is Kafka running?)");
     let api = format!("http://{}", started.api_addr);
     let health = format!("http://{}", started.service.local_addr());
@@ -204,6 +209,77 @@ async fn the_service_serves_the_api_over_kafka() {
     let status: Value = res.json().await.expect("json");
     assert_eq!(status["state"], "initial_sync", "{status}");
     assert_eq!(status["initial_syncs"].as_array().map(Vec::len), Some(15), "{status}");
+
+    stop_tx.send(()).expect("running");
+    running.await.expect("join").expect("clean stop");
+}
+
+#[tokio::test]
+async fn tokens_issued_through_the_api_work_on_their_workspace_until_revoked() {
+    dwsync_telemetry::testing::init_once();
+    let store = store_config(&unique("dwsync-sync-config"));
+    let store = StoreConfig { token_topic: unique("dwsync-api-tokens"), ..store };
+    let token_topic = store.token_topic.clone();
+    let handoff = unique("dwsync-handoff");
+    dwsync_tests::create_topic(&handoff, 2).await;
+    let cfg = service_config(store, &handoff);
+    let started = dwsync_control::start(cfg, Some(Sealer::new(&[5; 32]))).await.expect("start (is Kafka running?)");
+    let api = format!("http://{}", started.api_addr);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(started.service.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let tokens_of = |ws: i64| format!("{api}/v1/workspaces/{ws}/tokens");
+
+    // Only the admin issues; the name is checked.
+    let res = client.post(tokens_of(77)).bearer_auth("ws42-t").json(&json!({"name": "ci"})).send().await.expect("POST");
+    assert_eq!(res.status(), 403);
+    let res = client.post(tokens_of(77)).bearer_auth("admin-t").json(&json!({"name": ""})).send().await.expect("POST");
+    assert_eq!(res.status(), 400);
+    let res =
+        client.post(tokens_of(77)).bearer_auth("admin-t").json(&json!({"name": "ci"})).send().await.expect("POST");
+    assert_eq!(res.status(), 201);
+    let issued: Value = res.json().await.expect("json");
+    let token = issued["token"].as_str().expect("the token, once").to_owned();
+    let token_id = issued["id"].as_str().expect("an id").to_owned();
+    assert!(token.starts_with("dws_") && issued["name"] == "ci", "{issued}");
+
+    // The token works on its workspace (which had no sync yet), and nowhere else.
+    let body = json!({"destination": {
+        "bucket": "acme-exports", "region": "us-east-1", "endpoint": "http://127.0.0.1:9000",
+        "force_path_style": true, "access_key_id": "AK", "secret_access_key": SECRET,
+    }});
+    let sync77 = format!("{api}/v1/workspaces/77/sync");
+    let res = client.post(&sync77).bearer_auth(&token).json(&body).send().await.expect("POST sync");
+    assert_eq!(res.status(), 201);
+    assert_eq!(client.get(&sync77).bearer_auth(&token).send().await.expect("GET").status(), 200);
+    let other = client.get(format!("{api}/v1/workspaces/42/sync")).bearer_auth(&token).send().await.expect("GET");
+    assert_eq!(other.status(), 401, "an issued token is valid on its own workspace only");
+    assert_eq!(client.get(format!("{api}/v1/workspaces")).bearer_auth(&token).send().await.expect("GET").status(), 401);
+
+    // Listed without the token; stored as its digest only.
+    let listed = client.get(tokens_of(77)).bearer_auth("admin-t").send().await.expect("GET tokens");
+    assert_eq!(listed.status(), 200);
+    let text = listed.text().await.expect("body");
+    assert!(!text.contains(&token), "{text}");
+    let list: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(list["tokens"][0]["id"], token_id.as_str());
+    assert_eq!(list["tokens"][0]["name"], "ci");
+    assert!(list["tokens"][0]["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{list}");
+    let consumer: BaseConsumer = kafka_config().set("group.id", unique("raw")).create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&token_topic, 0, Offset::Beginning).expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let record = consumer.poll(Duration::from_secs(10)).expect("the token record").expect("no error");
+    let stored = String::from_utf8_lossy(record.payload().expect("a value")).into_owned();
+    assert!(!stored.contains(&token) && stored.contains("sha256"), "{stored}");
+
+    // Revoked: refused from the answer on; a second revocation is 404.
+    let revoke = format!("{}/{token_id}", tokens_of(77));
+    assert_eq!(client.delete(&revoke).bearer_auth("admin-t").send().await.expect("DELETE").status(), 204);
+    assert_eq!(client.get(&sync77).bearer_auth(&token).send().await.expect("GET").status(), 401);
+    assert_eq!(client.delete(&revoke).bearer_auth("admin-t").send().await.expect("DELETE").status(), 404);
 
     stop_tx.send(()).expect("running");
     running.await.expect("join").expect("clean stop");

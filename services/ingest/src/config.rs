@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// ingest's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
     pub kafka: KafkaConfig,
@@ -41,7 +41,7 @@ impl Default for Config {
 
 /// Source topics, consumer group and the handoff (`[ingest]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     /// Consumer group of all ingest instances. Default: `"dwsync-ingest"`.
     pub group_id: String,
@@ -194,7 +194,7 @@ impl Default for IngestConfig {
 
 /// A table's source topic settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TopicOverride {
     /// Topic name. Default: `<topic_prefix><table>`.
     pub topic: Option<String>,
@@ -204,7 +204,7 @@ pub struct TopicOverride {
 
 /// When windows close (`[window]`): on time, or on rows or bytes, whichever comes first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct WindowConfig {
     /// Window length in milliseconds: a window closes at the first point of its source
     /// partition's time grid after its first row (see `spread_by_partition`). Default: `900000`
@@ -329,6 +329,13 @@ impl Config {
                 }
             })
             .collect())
+    }
+}
+
+impl dwsync_config::ServiceConfig for Config {
+    /// The source topics and window settings, as ingest checks them when it starts.
+    fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.source_topics().map(drop).map_err(Into::into)
     }
 }
 

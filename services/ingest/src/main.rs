@@ -1,6 +1,6 @@
 //! dwsync ingest: consumes source topics, windows records per workspace and table, encodes Parquet.
 //!
-//! `dwsync-ingest [--config <path>]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
+//! `dwsync-ingest [--config <path>] [--check-config]`: loads the config (defaults, the TOML file, then `DWSYNC_*`
 //! variables), sets up telemetry, and runs until SIGINT or SIGTERM.
 
 /// jemalloc instead of glibc's malloc, for the C libraries too (librdkafka, zstd): with its
@@ -11,7 +11,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Some(cfg) = dwsync_config::load_for_binary::<dwsync_ingest::Config>(env!("CARGO_BIN_NAME"))? else {
+    let Some(cfg) =
+        dwsync_config::load_for_binary::<dwsync_ingest::Config>(env!("CARGO_BIN_NAME"), env!("CARGO_PKG_DESCRIPTION"))?
+    else {
         return Ok(());
     };
     let telemetry = cfg.telemetry.clone();

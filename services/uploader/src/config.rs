@@ -22,6 +22,7 @@ pub const MAX_PART_BYTES: u64 = 5 * 1024 * MIB;
 
 /// uploader's configuration: `Config::default()`, then `--config <file>`, then `DWSYNC_*`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// The Kafka cluster. Default: [`KafkaConfig::default`] (`127.0.0.1:9092`).
     pub kafka: KafkaConfig,
@@ -46,7 +47,7 @@ pub struct Config {
 
 /// The configuration topic the control service writes (`[sync_config]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyncConfigSource {
     /// Follow the topic (destinations change live, without restart). Secrets on it are opened
     /// with the key in `DWSYNC_SEAL_KEY` (and `DWSYNC_SEAL_OLD_KEYS`). Default: `true`.
@@ -68,7 +69,7 @@ impl Default for SyncConfigSource {
 /// The parking lot: a topic holding files of tables turned off and of failing destinations
 /// until they can be written, in order (`[lot]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LotConfig {
     /// The topic; created with as many partitions as the handoff topic. Default: `"dwsync.parked"`.
     pub topic: String,
@@ -113,6 +114,7 @@ impl Default for Config {
 
 /// The handoff topic and the uploader's consumer group (`[handoff]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HandoffConfig {
     /// The topic ingest hands finished files over on. Default: `"dwsync.handoff"`.
     pub topic: String,
@@ -230,6 +232,7 @@ impl HandoffConfig {
 
 /// How files are written and how failed writes are retried (`[upload]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UploadConfig {
     /// Files larger than this are written with a multipart upload. Default: `67108864` (64 MiB).
     pub multipart_threshold_bytes: u64,
@@ -293,6 +296,7 @@ impl Default for UploadConfig {
 /// One workspace's bucket (`[[destinations]]`): only files of `workspace_id` are written here,
 /// with this destination's own credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Destination {
     /// The workspace whose files go here. Required; positive; one destination per workspace.
     pub workspace_id: i64,
@@ -458,6 +462,12 @@ impl Config {
             dest.table_filter()?;
         }
         Ok(())
+    }
+}
+
+impl dwsync_config::ServiceConfig for Config {
+    fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.validate()?)
     }
 }
 

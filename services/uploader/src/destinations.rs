@@ -191,8 +191,12 @@ impl Destinations {
 
     /// Waits until the configuration revision `epoch` of `workspace_id` (or a later one) is
     /// followed, so that the files after a cut record are routed by the configuration that
-    /// placed it. Without followed configurations there is nothing to wait for.
+    /// placed it. Without followed configurations there is nothing to wait for, nor for epoch 0:
+    /// no configuration has revision 0 (an archive purge's cut, which routes nothing).
     pub async fn pass_cut(&self, workspace_id: i64, epoch: u64, shutdown: &CancellationToken) -> CutPassed {
+        if epoch == 0 {
+            return CutPassed::Followed;
+        }
         let Some((store, id)) = self.followed.as_ref().zip(WorkspaceId::new(workspace_id)) else {
             return CutPassed::Followed;
         };

@@ -7,6 +7,7 @@
 //! - [`write`]: one archive object from a batch's files (one row group per workspace);
 //! - [`location`]: where an archive is and how to read it (a service's `[archive]` section);
 //! - [`partition`]: workspace → handoff partition (Kafka's murmur2 partitioner);
+//! - [`purge`]: one workspace removed from the archive (objects rewritten without it);
 //! - [`read`]: one workspace's history, per table in archive order (or file by file in an
 //!   offset range, for a catch-up), reading only the footers and that workspace's row groups;
 //! - [`fold`]: what each table's baseline holds, from its history (streaming, spilling the
@@ -21,6 +22,7 @@ pub mod footer;
 pub mod key;
 pub mod location;
 pub mod partition;
+pub mod purge;
 pub mod read;
 #[cfg(test)]
 mod testing;

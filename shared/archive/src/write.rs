@@ -44,7 +44,7 @@ pub struct Encoded {
 
 /// The writer options of archive objects: one row group per workspace however large (never
 /// cut by rows or bytes), statistics and a page index on, dictionaries and zstd.
-fn options() -> FileOptions {
+pub(crate) fn options() -> FileOptions {
     FileOptions { max_row_group_rows: usize::MAX, max_row_group_bytes: usize::MAX, ..FileOptions::default() }
 }
 

@@ -11,6 +11,9 @@
 mod args;
 mod env;
 mod error;
+#[cfg(feature = "kafka")]
+mod failure;
+mod kafka_args;
 mod secret;
 mod sections;
 
@@ -22,8 +25,11 @@ use figment::value::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use args::{Args, load_for_binary};
+pub use args::{Args, Invocation, ServiceConfig, effective, load_for_binary};
 pub use error::ConfigError;
+#[cfg(feature = "kafka")]
+pub use failure::LastFailure;
+pub use kafka_args::KafkaArgs;
 pub use secret::Secret;
 pub use sections::{HttpConfig, KafkaConfig, LogFormat, SaslMechanism, SecurityProtocol, TelemetryConfig};
 

@@ -9,21 +9,43 @@ use serde::{Deserialize, Serialize, Serializer};
 /// What a secret prints and serializes as.
 const MASK: &str = "***";
 
+/// What a secret serializes as, on one thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exposure {
+    /// `***`: the default, everywhere.
+    Masked,
+    /// Its value: only while [`load`](crate::load) serializes a config's defaults.
+    Revealed,
+    /// `set` or `unset`: only while `--check-config` prints the effective config.
+    Presence,
+}
+
 thread_local! {
-    /// Set only while [`load`](crate::load) serializes a config's defaults.
-    static REVEAL: Cell<bool> = const { Cell::new(false) };
+    static EXPOSURE: Cell<Exposure> = const { Cell::new(Exposure::Masked) };
+}
+
+/// Runs `f` with secrets serializing as `exposure` (on this thread only), then restores the
+/// previous mode, even if `f` panics.
+fn with_exposure<R>(exposure: Exposure, f: impl FnOnce() -> R) -> R {
+    struct Restore(Exposure);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXPOSURE.set(self.0);
+        }
+    }
+    let _restore = Restore(EXPOSURE.replace(exposure));
+    f()
 }
 
 /// Runs `f` with secrets serializing as their value (on this thread only).
 pub(crate) fn revealed<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            REVEAL.set(self.0);
-        }
-    }
-    let _restore = Restore(REVEAL.replace(true));
-    f()
+    with_exposure(Exposure::Revealed, f)
+}
+
+/// Runs `f` with secrets serializing as `"set"` or `"unset"` (on this thread only): what
+/// `--check-config` prints.
+pub(crate) fn as_presence<R>(f: impl FnOnce() -> R) -> R {
+    with_exposure(Exposure::Presence, f)
 }
 
 /// A credential (an S3 secret key, a password): `Debug`, `Display` and `Serialize` all give `***`.
@@ -77,7 +99,12 @@ impl fmt::Display for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if REVEAL.get() { serializer.serialize_str(&self.0) } else { serializer.serialize_str(MASK) }
+        match EXPOSURE.get() {
+            Exposure::Masked => serializer.serialize_str(MASK),
+            Exposure::Revealed => serializer.serialize_str(&self.0),
+            Exposure::Presence if self.0.is_empty() => serializer.serialize_str("unset"),
+            Exposure::Presence => serializer.serialize_str("set"),
+        }
     }
 }
 
@@ -180,6 +207,15 @@ mod tests {
         assert_eq!(inside.as_str(), Some("hunter2"));
         let after = Value::serialize(&secret).expect("serialize");
         assert_eq!(after.as_str(), Some("***"));
+    }
+
+    #[test]
+    fn presence_shows_set_or_unset_only() {
+        let set = as_presence(|| Value::serialize(Secret::new("hunter2")).ok()).expect("serialize");
+        assert_eq!(set.as_str(), Some("set"));
+        let unset = as_presence(|| Value::serialize(Secret::default()).ok()).expect("serialize");
+        assert_eq!(unset.as_str(), Some("unset"));
+        assert_eq!(Value::serialize(Secret::new("hunter2")).expect("serialize").as_str(), Some("***"));
     }
 
     #[test]

@@ -75,6 +75,17 @@ impl KafkaConfig {
         Duration::from_millis(self.check_interval_ms)
     }
 
+    /// How the clients reach and authenticate to the brokers, for messages (never the
+    /// password): `plaintext`, `ssl`, `sasl_ssl, SCRAM-SHA-512 as user "dwsync"`.
+    pub fn security_summary(&self) -> String {
+        let protocol = self.security_protocol.as_librdkafka();
+        if self.security_protocol.uses_sasl() {
+            format!("{protocol}, {} as user {:?}", self.sasl_mechanism.as_librdkafka(), self.sasl_username)
+        } else {
+            protocol.to_owned()
+        }
+    }
+
     /// The librdkafka properties of this section, as `(name, value)` pairs: the brokers,
     /// `client.id` `<prefix>-<client>`, reconnects backing off to at most 1 s (librdkafka's
     /// default is 10 s, so every client is back within about a second of a broker's return),
@@ -271,6 +282,14 @@ mod tests {
             ssl_ca_location: Some("/etc/dwsync/kafka-ca/ca.crt".into()),
             ..KafkaConfig::default()
         }
+    }
+
+    #[test]
+    fn the_security_summary_names_the_mechanism_and_the_user_never_the_password() {
+        assert_eq!(KafkaConfig::default().security_summary(), "plaintext");
+        let summary = sasl_ssl().security_summary();
+        assert_eq!(summary, "sasl_ssl, SCRAM-SHA-512 as user \"dwsync\"");
+        assert!(!summary.contains("pa55-w0rd-918273"));
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub const CUT_HEADER: &str = "dwsync-cut";
 pub struct Cut {
     /// The workspace whose initial sync it divides.
     pub workspace_id: i64,
-    /// The configuration revision that asked for the initial sync.
+    /// The configuration revision that asked for the initial sync; `0` for an archive purge's
+    /// cut (no configuration has revision 0, so no reader waits for one).
     pub epoch: u64,
 }
 

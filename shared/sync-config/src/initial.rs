@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use dwsync_contract::Table;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Baseline, WorkspaceId};
-use crate::store::{StoreConfig, TopicValue, codec};
+use crate::model::Baseline;
+use crate::store::StoreConfig;
 
 /// The default topic of initial syncs.
 pub const INITIAL_SYNC_TOPIC: &str = "dwsync.initial-syncs";
@@ -103,29 +103,12 @@ impl InitialSyncs {
     }
 }
 
-impl TopicValue for InitialSyncs {
-    fn workspace_id(&self) -> WorkspaceId {
-        // Reports are only made for positive ids; a broken one maps to an id no caller asks for.
-        WorkspaceId::new(self.workspace_id).unwrap_or(WorkspaceId::MAX)
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, codec::DecodeError> {
-        let syncs: Self = serde_json::from_slice(bytes).map_err(|e| codec::DecodeError::Protobuf(e.to_string()))?;
-        if syncs.workspace_id > 0 {
-            Ok(syncs)
-        } else {
-            Err(codec::DecodeError::Invalid("workspace_id must be positive"))
-        }
-    }
-}
+crate::store::json_topic_value!(InitialSyncs);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TopicValue;
 
     #[test]
     fn round_trips_and_says_when_a_baseline_is_done() {

@@ -7,12 +7,18 @@
 
 pub mod initial;
 pub mod model;
+pub mod purge;
 pub mod seal;
 pub mod status;
 pub mod store;
+pub mod tokens;
 
 pub use initial::{INITIAL_SYNC_TOPIC, InitialState, InitialSync, InitialSyncs, initial_sync_store};
 pub use model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};
+pub use purge::{
+    ARCHIVE_PURGE_STATUS_TOPIC, ARCHIVE_PURGE_TOPIC, PurgeRequest, PurgeState, PurgeStatus, archive_purge_status_store,
+    archive_purge_store,
+};
 pub use seal::{Sealed, Sealer};
 pub use status::{LastError, SyncStatus};
 pub use store::{ConfigStore, Following, KafkaStore, StoreConfig, StoreError, TopicValue, is_transient};

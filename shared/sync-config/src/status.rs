@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::WorkspaceId;
-use crate::store::{StoreConfig, TopicValue, codec};
+use crate::store::StoreConfig;
 
 /// The default status topic.
 pub const STATUS_TOPIC: &str = "dwsync.sync-status";
@@ -63,29 +62,12 @@ impl SyncStatus {
     }
 }
 
-impl TopicValue for SyncStatus {
-    fn workspace_id(&self) -> WorkspaceId {
-        // Reports are only made for positive ids; a broken one maps to an id no caller asks for.
-        WorkspaceId::new(self.workspace_id).unwrap_or(WorkspaceId::MAX)
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, codec::DecodeError> {
-        let status: Self = serde_json::from_slice(bytes).map_err(|e| codec::DecodeError::Protobuf(e.to_string()))?;
-        if status.workspace_id > 0 {
-            Ok(status)
-        } else {
-            Err(codec::DecodeError::Invalid("workspace_id must be positive"))
-        }
-    }
-}
+crate::store::json_topic_value!(SyncStatus);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TopicValue;
 
     #[test]
     fn round_trips_and_rejects_bad_ids() {

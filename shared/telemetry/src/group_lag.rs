@@ -301,7 +301,7 @@ impl Clients {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_uncommitted")
-            .create_with_context(ProbeContext)
+            .create_with_context(ProbeContext::default())
             .map_err(GroupLagError::Client)?;
         // Reads assigned partitions, a little at a time. librdkafka assigns only with a group
         // id; this one never joins (no subscription) and commits nothing.
@@ -318,7 +318,7 @@ impl Clients {
             .set("fetch.max.bytes", "1048576")
             .set("queued.min.messages", "1")
             .set("queued.max.messages.kbytes", "1024")
-            .create_with_context(ProbeContext)
+            .create_with_context(ProbeContext::default())
             .map_err(GroupLagError::Client)?;
         Ok(Self { group, probe })
     }

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dwsync_config::KafkaConfig;
+use dwsync_config::{KafkaConfig, LastFailure};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram};
-use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
@@ -26,12 +26,18 @@ pub enum KafkaProbeError {
     #[error("creating the Kafka client: {0}")]
     Client(KafkaError),
     /// The brokers did not answer a metadata request in time.
-    #[error("cannot fetch metadata from the Kafka brokers at {bootstrap_servers}: {error}")]
+    #[error("cannot fetch metadata from the Kafka brokers at {brokers}: {error}{}",
+        cause.as_ref().map(|c| format!("; last connection error: {c}")).unwrap_or_default())]
     Unreachable {
-        /// The configured bootstrap brokers.
-        bootstrap_servers: String,
-        /// librdkafka's error.
-        error: KafkaError,
+        /// The configured bootstrap brokers and how they are reached: the protocol, the SASL
+        /// mechanism and user ([`KafkaConfig::security_summary`]).
+        brokers: String,
+        /// librdkafka's error (boxed: the variant stays small).
+        error: Box<KafkaError>,
+        /// Why the last connection failed, as librdkafka reported it (a refused SASL login, a
+        /// broker certificate that does not verify, a refused connection): the metadata error
+        /// alone says "broker transport failure" for all of them.
+        cause: Option<String>,
     },
     /// A metadata request panicked.
     #[error("Kafka metadata request panicked: {0}")]
@@ -51,16 +57,22 @@ pub fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
 }
 
 /// Routes librdkafka's own logs to `tracing` at debug level: the probe (and the group lag
-/// sampler) reports the outcome.
-pub(crate) struct ProbeContext;
+/// sampler) reports the outcome, with the last connection error it keeps. rdkafka delivers
+/// logs and errors when the client's queue is polled.
+#[derive(Default)]
+pub(crate) struct ProbeContext {
+    last_failure: LastFailure,
+}
 
 impl ClientContext for ProbeContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
+        self.last_failure.log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", %error, "{reason}");
+        self.last_failure.error(&error, reason);
     }
 }
 
@@ -68,8 +80,12 @@ impl rdkafka::consumer::ConsumerContext for ProbeContext {}
 
 /// Checks that the brokers answer a metadata request; see [`KafkaProbe::run`].
 pub struct KafkaProbe {
-    client: Arc<AdminClient<ProbeContext>>,
+    /// A consumer without a group: it never subscribes, and polling it serves its logs and
+    /// errors (an admin client's are never served).
+    client: Arc<BaseConsumer<ProbeContext>>,
     bootstrap_servers: String,
+    /// `<bootstrap servers> (<security summary>)`, for errors.
+    brokers: String,
     timeout: Duration,
     interval: Duration,
     checks: Counter<u64>,
@@ -87,12 +103,13 @@ impl KafkaProbe {
     ///
     /// Fails only on an invalid client configuration; unreachable brokers are not an error.
     pub fn new(cfg: &KafkaConfig, client: &str) -> Result<Self, KafkaProbeError> {
-        let client = AdminClient::from_config_and_context(&cfg.client_config(client), ProbeContext)
+        let client = BaseConsumer::from_config_and_context(&cfg.client_config(client), ProbeContext::default())
             .map_err(KafkaProbeError::Client)?;
         let meter = meter(env!("CARGO_PKG_NAME"));
         Ok(Self {
             client: Arc::new(client),
             bootstrap_servers: cfg.bootstrap_servers.clone(),
+            brokers: format!("{} ({})", cfg.bootstrap_servers, cfg.security_summary()),
             timeout: cfg.metadata_timeout(),
             interval: cfg.check_interval(),
             checks: meter
@@ -113,15 +130,26 @@ impl KafkaProbe {
         let timeout = self.timeout;
         let started = Instant::now();
         let fetched = tokio::task::spawn_blocking(move || {
-            client.inner().fetch_metadata(None, timeout).map(|m| m.brokers().len())
+            let fetched = client.fetch_metadata(None, timeout).map(|m| m.brokers().len());
+            // Serve the logs and errors of the attempt (the context keeps the last failure).
+            for _ in 0..1_000 {
+                if client.poll(Duration::ZERO).is_none() {
+                    break;
+                }
+            }
+            fetched
         })
         .await
         .map_err(KafkaProbeError::Panicked)?;
         let result = if fetched.is_ok() { "ok" } else { "error" };
         self.checks.add(1, &[KeyValue::new("result", result)]);
         self.latency.record(started.elapsed().as_secs_f64(), &[KeyValue::new("result", result)]);
-        fetched
-            .map_err(|error| KafkaProbeError::Unreachable { bootstrap_servers: self.bootstrap_servers.clone(), error })
+        let cause = self.client.context().last_failure.take();
+        fetched.map_err(|error| KafkaProbeError::Unreachable {
+            brokers: self.brokers.clone(),
+            error: Box::new(error),
+            cause,
+        })
     }
 
     fn not_yet_reached(&self) -> String {
@@ -241,6 +269,11 @@ mod tests {
         let probe = KafkaProbe::new(&unreachable(), "test-probe").expect("client");
         let err = probe.check().await.expect_err("nothing listens on port 1");
         assert!(matches!(err, KafkaProbeError::Unreachable { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("(plaintext)") && msg.contains("last connection error") && msg.contains("refused"),
+            "{msg}"
+        );
 
         let (health, token) = (Health::new(), CancellationToken::new());
         let running = tokio::spawn(probe.run(health.clone(), token.clone()));

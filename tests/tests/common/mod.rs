@@ -2,6 +2,9 @@
 //! processes) and what a user checks in the buckets afterwards.
 #![allow(clippy::unwrap_used, missing_docs, dead_code, unreachable_pub)]
 
+pub mod initial;
+pub mod private;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,11 +13,13 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::Int64Type;
 use bytes::Bytes;
+use dwsync_config::KafkaConfig;
 use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
 use dwsync_loadgen::{Generator, id_column};
+use dwsync_tests::secure::{kafka_password_env, kafka_toml};
 use dwsync_tests::services::ServiceProcess;
 use dwsync_tests::{
-    create_bucket, create_topic_on, kafka_bootstrap, kafka_config_on, s3_access_key, s3_client, s3_endpoint,
+    create_bucket, create_topic_with, kafka_bootstrap, kafka_config_on, s3_access_key, s3_client, s3_endpoint,
     s3_secret_key, unique,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -26,6 +31,9 @@ use serde_json::{Value, json};
 pub struct Stack {
     /// The broker every service of the stack uses.
     pub bootstrap: String,
+    /// How every service of the stack (and the test's own clients) reach it: its `[kafka]`
+    /// section, TLS and SASL included (the password goes to the services in the environment).
+    pub kafka: KafkaConfig,
     pub dir: PathBuf,
     pub prefix: String,
     pub buckets: BTreeMap<i64, String>,
@@ -44,6 +52,8 @@ pub struct Archive {
     pub bucket: String,
     pub prefix: String,
     pub config: PathBuf,
+    /// The archiver's consumer group (an archive purge waits for its commits).
+    pub group_id: String,
 }
 
 /// The control service of a stack: its config file, API address and secrets.
@@ -52,6 +62,9 @@ pub struct Control {
     /// The compacted topics of configurations and of initial syncs.
     pub config_topic: String,
     pub initial_sync_topic: String,
+    /// The compacted topics of archive purge requests and of their reports.
+    pub archive_purge_topic: String,
+    pub archive_purge_status_topic: String,
     pub api: String,
     pub admin_token: String,
     pub seal_key: String,
@@ -74,30 +87,44 @@ pub fn dest_prefix(ws: i64) -> String {
 impl Stack {
     /// A stack whose uploader has static destinations (one per workspace) in its config file.
     pub async fn new(workspaces: &[i64], tables: &[Table]) -> Self {
-        Self::build(&kafka_bootstrap(), workspaces, tables, false).await
+        Self::build(&plaintext(&kafka_bootstrap()), workspaces, tables, false).await
     }
 
     /// A stack whose destinations come from the control service (created through its API).
     pub async fn with_control(workspaces: &[i64], tables: &[Table]) -> Self {
-        Self::build(&kafka_bootstrap(), workspaces, tables, true).await
+        Self::build(&plaintext(&kafka_bootstrap()), workspaces, tables, true).await
     }
 
     /// [`Stack::with_control`] on the broker at `bootstrap` (a test's private one).
     pub async fn with_control_on(bootstrap: &str, workspaces: &[i64], tables: &[Table]) -> Self {
-        Self::build(bootstrap, workspaces, tables, true).await
+        Self::build(&plaintext(bootstrap), workspaces, tables, true).await
     }
 
-    async fn build(bootstrap: &str, workspaces: &[i64], tables: &[Table], with_control: bool) -> Self {
+    /// [`Stack::with_control`] on the broker `kafka` says, with its security settings (the
+    /// secured broker of `dev/kafka-secure`).
+    pub async fn with_control_secured(kafka: &KafkaConfig, workspaces: &[i64], tables: &[Table]) -> Self {
+        Self::build(kafka, workspaces, tables, true).await
+    }
+
+    /// A client configuration of the stack's broker, as the services build theirs.
+    pub fn client_config(&self, client: &str) -> rdkafka::ClientConfig {
+        self.kafka.client_config(client)
+    }
+
+    async fn build(kafka: &KafkaConfig, workspaces: &[i64], tables: &[Table], with_control: bool) -> Self {
+        let bootstrap = kafka.bootstrap_servers.as_str();
+        let section = kafka_toml(kafka);
+        let admin = kafka.client_config("test-admin");
         let dir = std::env::temp_dir().join(unique("dwsync-e2e"));
         std::fs::create_dir_all(&dir).unwrap();
         let prefix = format!("{}.", unique("src"));
         let handoff = unique("handoff");
         let dlq = unique("dlq");
         for t in tables {
-            create_topic_on(bootstrap, &format!("{prefix}{}", t.name()), 4).await;
+            create_topic_with(&admin, &format!("{prefix}{}", t.name()), 4).await;
         }
-        create_topic_on(bootstrap, &handoff, 4).await;
-        create_topic_on(bootstrap, &dlq, 1).await;
+        create_topic_with(&admin, &handoff, 4).await;
+        create_topic_with(&admin, &dlq, 1).await;
         let s3 = s3_client();
         let mut buckets = BTreeMap::new();
         for &ws in workspaces {
@@ -105,10 +132,9 @@ impl Stack {
         }
         let table_list = tables.iter().map(|t| format!("\"{}\"", t.name())).collect::<Vec<_>>().join(", ");
         let mut ingest = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngroup_id = \"{}\"\ntopic_prefix = \"{prefix}\"\n\
+            "{section}[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngroup_id = \"{}\"\ntopic_prefix = \"{prefix}\"\n\
              tables = [{table_list}]\nhandoff_topic = \"{handoff}\"\ndead_letter_topic = \"{dlq}\"\nchunk_bytes = 65536\ntransaction_timeout_ms = 10000\n\
              [window]\nduration_ms = 2000\n",
-            bootstrap,
             unique("ingest"),
         );
         for t in tables {
@@ -116,15 +142,15 @@ impl Stack {
             ingest.push_str(&format!("[ingest.topics.{}]\nencoding = \"{enc}\"\n", t.name()));
         }
         let mut uploader = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{}\"\n\
+            "{section}[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{}\"\n\
              [upload]\nretry_initial_ms = 100\nretry_max_ms = 2000\n[lot]\ntopic = \"{handoff}.lot\"\nretry_initial_ms = 500\nretry_max_ms = 2000\n",
-            bootstrap,
             unique("uploader"),
         );
         let dir_ = dir.clone();
         let control = with_control.then(|| {
             let (config_topic, status_topic) = (unique("sync-config"), unique("sync-status"));
             let initial_sync_topic = unique("initial-syncs");
+            let (archive_purge_topic, archive_purge_status_topic) = (unique("archive-purges"), unique("archive-purge-status"));
             uploader.push_str(&format!(
                 "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
                  initial_sync_topic = \"{initial_sync_topic}\"\n"
@@ -132,12 +158,12 @@ impl Stack {
             let port = free_port();
             let admin_token = unique("admin-token");
             let control = format!(
-                "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+                "{section}[http]\nlisten = \"127.0.0.1:0\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
                  admin_token = \"{admin_token}\"\nallow_insecure_endpoints = true\n[store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
                  initial_sync_topic = \"{initial_sync_topic}\"\n\
+                 archive_purge_topic = \"{archive_purge_topic}\"\narchive_purge_status_topic = \"{archive_purge_status_topic}\"\n\
                  # Initial syncs are off unless a test turns them on (DWSYNC_INITIAL_SYNC__ENABLED=true) and runs the backfill.\n\
-                 [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n",
-                bootstrap
+                 [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n"
             );
             let config = dir_.join("control.toml");
             std::fs::write(&config, control).unwrap();
@@ -146,6 +172,8 @@ impl Stack {
                 config,
                 config_topic,
                 initial_sync_topic,
+                archive_purge_topic,
+                archive_purge_status_topic,
                 api: format!("http://127.0.0.1:{port}"),
                 admin_token,
                 seal_key,
@@ -167,6 +195,7 @@ impl Stack {
         std::fs::write(&uploader_config, uploader).unwrap();
         Self {
             bootstrap: bootstrap.to_owned(),
+            kafka: kafka.clone(),
             dir,
             prefix,
             buckets,
@@ -183,26 +212,27 @@ impl Stack {
     pub async fn archive(&self, flush_interval_ms: u64) -> Archive {
         let bucket = create_bucket(&s3_client()).await;
         let prefix = "archive".to_owned();
+        let group_id = unique("archiver");
         let toml = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{}\"\ngroup_id = \"{}\"\nsession_timeout_ms = 6000\n\
+            "{}[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{}\"\ngroup_id = \"{}\"\nsession_timeout_ms = 6000\n\
              [archive]\nflush_interval_ms = {flush_interval_ms}\nretry_initial_ms = 100\nretry_max_ms = 2000\nwrite_concurrency = 1\n\
              [store]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
              access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-            self.bootstrap,
+            kafka_toml(&self.kafka),
             self.handoff_topic,
-            unique("archiver"),
+            group_id,
             s3_endpoint(),
             s3_access_key(),
             s3_secret_key()
         );
         let config = self.dir.join("archiver.toml");
         std::fs::write(&config, toml).unwrap();
-        Archive { bucket, prefix, config }
+        Archive { bucket, prefix, config, group_id }
     }
 
     /// The archiver, logging each object it creates (`dwsync_archiver=debug`).
     pub fn archiver(&self, archive: &Archive, name: &str) -> ServiceProcess {
-        let env = [("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())];
+        let env = self.env(&[("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())]);
         ServiceProcess::start("dwsync-archiver", name, &archive.config, &env, &self.dir)
     }
 
@@ -211,24 +241,28 @@ impl Stack {
     pub fn backfill(&self, archive: &Archive, name: &str, metrics_rows_per_file: u64) -> ServiceProcess {
         let control = self.control.as_ref().expect("a stack with control");
         let toml = format!(
-            "[kafka]\nbootstrap_servers = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+            "{}[http]\nlisten = \"127.0.0.1:0\"\n\
              [sync_config.store]\ntopic = \"{}\"\ninitial_sync_topic = \"{}\"\n\
+             archive_purge_topic = \"{}\"\narchive_purge_status_topic = \"{}\"\n\
              [archive]\nbucket = \"{}\"\nprefix = \"{}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
-             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\n\
+             access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\narchiver_group_id = \"{}\"\n\
              [backfill]\npoll_interval_ms = 300\nretry_initial_ms = 200\nretry_max_ms = 2000\nmetrics_rows_per_file = {metrics_rows_per_file}\n",
-            self.bootstrap,
+            kafka_toml(&self.kafka),
             control.config_topic,
             control.initial_sync_topic,
+            control.archive_purge_topic,
+            control.archive_purge_status_topic,
             archive.bucket,
             archive.prefix,
             s3_endpoint(),
             s3_access_key(),
             s3_secret_key(),
             self.handoff_topic,
+            archive.group_id,
         );
         let config = self.dir.join(format!("{name}.toml"));
         std::fs::write(&config, toml).unwrap();
-        let env = [("DWSYNC_SEAL_KEY", control.seal_key.clone())];
+        let env = self.env(&[("DWSYNC_SEAL_KEY", control.seal_key.clone())]);
         ServiceProcess::start("dwsync-backfill", name, &config, &env, &self.dir)
     }
 
@@ -244,7 +278,7 @@ impl Stack {
 
     /// The uploader with extra environment (the seal key is added in a control stack).
     pub fn uploader_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
-        let mut env = env.to_vec();
+        let mut env = self.env(env);
         if let Some(control) = &self.control {
             env.push(("DWSYNC_SEAL_KEY", control.seal_key.clone()));
         }
@@ -253,7 +287,7 @@ impl Stack {
 
     /// [`Stack::ingest`] with extra environment.
     pub fn ingest_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
-        let mut env = env.to_vec();
+        let mut env = self.env(env);
         env.push(("DWSYNC_INGEST__INSTANCE_ID", unique(name)));
         env.push(("DWSYNC_INGEST__LEAVE_GROUP_ON_SHUTDOWN", "true".to_owned()));
         ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
@@ -262,7 +296,7 @@ impl Stack {
     /// The ingest with a given instance id (its transactional id and, by default, its
     /// `group.instance.id`): a restart with the same id is the same instance.
     pub fn ingest_as(&self, name: &str, instance_id: &str, env: &[(&str, String)]) -> ServiceProcess {
-        let mut env = env.to_vec();
+        let mut env = self.env(env);
         env.push(("DWSYNC_INGEST__INSTANCE_ID", instance_id.to_owned()));
         ServiceProcess::start("dwsync-ingest", name, &self.ingest_config, &env, &self.dir)
     }
@@ -270,10 +304,23 @@ impl Stack {
     /// The control service (a control stack only), with extra environment.
     pub fn control_with(&self, name: &str, env: &[(&str, String)]) -> ServiceProcess {
         let control = self.control.as_ref().expect("a stack with control");
-        let mut env = env.to_vec();
+        let mut env = self.env(env);
         env.push(("DWSYNC_SEAL_KEY", control.seal_key.clone()));
         ServiceProcess::start("dwsync-control", name, &control.config, &env, &self.dir)
     }
+
+    /// A service's environment: the Kafka password if the stack's broker wants one, then `extra`
+    /// (which may set another).
+    fn env<'a>(&self, extra: &[(&'a str, String)]) -> Vec<(&'a str, String)> {
+        let mut env = kafka_password_env(&self.kafka);
+        env.extend_from_slice(extra);
+        env
+    }
+}
+
+/// The `[kafka]` section of a broker reached in plain text at `bootstrap`.
+pub fn plaintext(bootstrap: &str) -> KafkaConfig {
+    KafkaConfig { bootstrap_servers: bootstrap.to_owned(), ..KafkaConfig::default() }
 }
 
 /// One produced record: its number, bytes and encoding.
@@ -560,7 +607,16 @@ pub fn producer() -> FutureProducer {
 
 /// An idempotent producer on the broker at `bootstrap`.
 pub fn producer_on(bootstrap: &str) -> FutureProducer {
-    kafka_config_on(bootstrap).set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
+    idempotent(kafka_config_on(bootstrap))
+}
+
+/// An idempotent producer on the stack's broker, with its security settings.
+pub fn producer_of(stack: &Stack) -> FutureProducer {
+    idempotent(stack.client_config("test-producer"))
+}
+
+fn idempotent(mut config: rdkafka::ClientConfig) -> FutureProducer {
+    config.set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
 }
 
 /// The control API of a stack, as a client with the admin token.
@@ -612,6 +668,13 @@ impl Api {
         }})
     }
 
+    /// Creates `ws`'s sync into `bucket` (the test S3 server's secret), asserting 201.
+    pub async fn create_sync(&self, ws: i64, bucket: &str) {
+        let body = Self::sync_body(ws, bucket, &s3_secret_key());
+        let (status, resp) = self.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
+        assert_eq!(status, 201, "{resp}");
+    }
+
     pub async fn status(&self, ws: i64) -> Value {
         self.call(reqwest::Method::GET, &format!("/v1/workspaces/{ws}/status"), None).await.1
     }
@@ -641,17 +704,21 @@ pub fn without_ansi(text: &str) -> String {
     out
 }
 
-/// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
-/// address is in its log); `None` when no sample of it is there.
-pub async fn metric(process: &ServiceProcess, name: &str, label: &str) -> Option<f64> {
+/// The address of the process's `/healthz`, `/readyz` and `/metrics`, from its log.
+pub fn http_addr(process: &ServiceProcess) -> String {
     let log = without_ansi(&std::fs::read_to_string(&process.log).unwrap());
-    let addr = log
-        .lines()
+    log.lines()
         .find(|l| l.contains("Serving /healthz"))
         .and_then(|l| l.split("addr=").nth(1))
         .and_then(|a| a.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+        .unwrap_or_else(|| panic!("{}: no /healthz address in its log:\n{log}", process.name()))
+        .to_owned()
+}
+
+/// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
+/// address is in its log); `None` when no sample of it is there.
+pub async fn metric(process: &ServiceProcess, name: &str, label: &str) -> Option<f64> {
+    let addr = http_addr(process);
     let body = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     let samples: Vec<f64> = body
         .lines()

@@ -2,10 +2,12 @@
 //! `DWSYNC_API` / `DWSYNC_TOKEN`), JSON in and out, and the API's `{"error": "..."}` answers turned
 //! into [`Error::Api`]. The token is never printed: not by `Debug`, `--help` or any error message.
 //!
-//! This build speaks plain `http://` only (no TLS stack); reach a remote control service through
-//! a tunnel or a TLS-terminating proxy on localhost.
+//! `https://` URLs are verified against the system's roots, or only against `--ca-file` (a
+//! private CA) when it is given; `http://` is for a control service on loopback or behind a
+//! tunnel.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -52,9 +54,13 @@ impl fmt::Debug for Token {
 /// Where the control API is and which token to send.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
-    /// Base URL of the control API (plain http://).
+    /// Base URL of the control API (https://, or http:// on loopback or through a tunnel).
     #[arg(long = "api", value_name = "URL", env = "DWSYNC_API", default_value = DEFAULT_URL, global = true)]
     pub url: String,
+    /// PEM file of the CA that signed the API's certificate: only it is trusted (default: the
+    /// system's roots).
+    #[arg(long = "ca-file", value_name = "PATH", env = "DWSYNC_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
     /// Bearer token (required): the admin token, or the workspace's own token (`list` needs the
     /// admin token). Prefer the variable: a flag ends up in the shell history.
     #[arg(long, value_name = "TOKEN", env = "DWSYNC_TOKEN", hide_env_values = true, global = true)]
@@ -77,11 +83,17 @@ impl ApiClient {
         let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::BadToken)?;
         auth.set_sensitive(true);
         let base = parse_base(&args.url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| Error::BadUrl { url: args.url.clone(), reason: causes(&e) })?;
+        let mut http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT);
+        if let Some(path) = &args.ca_file {
+            let bad = |reason: String| Error::CaFile { path: path.clone(), reason };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(causes(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no CERTIFICATE in it".into()));
+            }
+            http = http.tls_certs_only(certs);
+        }
+        let http = http.build().map_err(|e| Error::BadUrl { url: args.url.clone(), reason: causes(&e) })?;
         Ok(Self { base, auth, http })
     }
 
@@ -145,12 +157,9 @@ fn parse_base(raw: &str) -> Result<Url, Error> {
         });
     }
     match url.scheme() {
-        "http" if url.host().is_some() => Ok(url),
-        "http" => Err(bad("no host")),
-        "https" => Err(bad(
-            "https:// is not supported by this build (no TLS); use http:// through a tunnel or a local TLS proxy",
-        )),
-        _ => Err(bad("must be an http:// URL, e.g. http://127.0.0.1:8090")),
+        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" => Err(bad("no host")),
+        _ => Err(bad("must be an https:// or http:// URL, e.g. https://control.example.com:8090")),
     }
 }
 
@@ -208,7 +217,7 @@ mod tests {
     use super::*;
 
     fn args(url: &str, token: Option<&str>) -> ApiArgs {
-        ApiArgs { url: url.to_owned(), token: token.map(|t| Token::from(t.to_owned())) }
+        ApiArgs { url: url.to_owned(), token: token.map(|t| Token::from(t.to_owned())), ca_file: None }
     }
 
     #[test]
@@ -226,7 +235,8 @@ mod tests {
         let ok = |u: &str| parse_base(u).expect(u).to_string();
         assert_eq!(ok("http://127.0.0.1:8090"), "http://127.0.0.1:8090/");
         assert_eq!(ok("http://control.internal/api/"), "http://control.internal/api/");
-        for bad in ["127.0.0.1:8090", "ftp://x", "https://control.example.com", "nonsense"] {
+        assert_eq!(ok("https://control.example.com"), "https://control.example.com/");
+        for bad in ["127.0.0.1:8090", "ftp://x", "https://", "nonsense"] {
             assert!(matches!(parse_base(bad), Err(Error::BadUrl { .. })), "{bad}");
         }
         let err = parse_base("http://admin:hunter2@control:8090").expect_err("credentials").to_string();

@@ -4,6 +4,7 @@
 
 pub mod api_client;
 pub mod commands;
+pub mod kafka;
 pub mod object_key;
 pub mod s3;
 
@@ -29,6 +30,9 @@ pub enum Error {
     /// Kafka refused an operation.
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// The Kafka settings (`--config`, `DWSYNC_KAFKA__*`) are not valid.
+    #[error("the Kafka settings: {0}")]
+    Config(#[from] dwsync_config::ConfigError),
     /// No token for the control API was given.
     #[error("no API token: pass --token or set DWSYNC_TOKEN")]
     MissingToken,
@@ -40,6 +44,14 @@ pub enum Error {
     BadUrl {
         /// The URL as given.
         url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--ca-file` cannot be used.
+    #[error("--ca-file {}: {reason}", path.display())]
+    CaFile {
+        /// The file as given.
+        path: std::path::PathBuf,
         /// What is wrong with it.
         reason: String,
     },

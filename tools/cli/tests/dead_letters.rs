@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use dwsync_cli::commands::dead_letters::{ReplayArgs, replay};
+use dwsync_cli::kafka::KafkaArgs;
 use dwsync_handoff::dead_letter as header;
 use dwsync_tests::{create_topic, kafka_bootstrap, kafka_config, unique};
 use rdkafka::Message;
@@ -52,7 +53,7 @@ async fn replay_reinjects_matching_records_into_their_source_topic() {
     dead_letter(&p, &dlq, &metrics, "wrong_type", "m3").await;
 
     let args = |classes: &[&str], dry_run| ReplayArgs {
-        bootstrap: kafka_bootstrap(),
+        kafka: KafkaArgs::with_bootstrap(kafka_bootstrap()),
         topic: dlq.clone(),
         classes: classes.iter().map(|c| (*c).to_owned()).collect(),
         source_topics: vec![],

@@ -1,6 +1,8 @@
 //! `dwsync sync …` (the built binary) against the real control API: the control service's router
 //! over its in-memory store, served on a local port (the Kafka store is tested in
-//! `services/control`). `status` runs against a stub serving the endpoint's documented shape.
+//! `services/control`). `status` runs against a stub serving the endpoint's documented shape,
+//! and so do `dwsync archive purge` / `status` (the purge itself is tested end to end in
+//! `services/backfill/tests/purge.rs`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -27,26 +29,59 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Serves `app` on a free local port from its own thread; returns the base URL.
 fn serve(app: axum::Router) -> String {
+    serve_with(app, None)
+}
+
+/// Serves `app` over HTTPS (control's own TLS listener) with `certs`; returns the base URL.
+fn serve_https(app: axum::Router, certs: &dwsync_tests::tls::TestCerts) -> String {
+    let files = dwsync_control::tls::TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() };
+    serve_with(app, Some(dwsync_control::tls::ReloadingTls::new(files).expect("the test certificate loads")))
+}
+
+/// Serves `app` from its own thread, over TLS if `tls` is given.
+fn serve_with(app: axum::Router, tls: Option<dwsync_control::tls::ReloadingTls>) -> String {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (tx, rx) = std::sync::mpsc::channel();
     let _server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("address")).expect("send the address");
-            axum::serve(listener, app).await.expect("serve");
+            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(tcp.local_addr().expect("address")).expect("send the address");
+            match tls {
+                Some(tls) => {
+                    let listener = tls.listen(tcp, tokio_util::sync::CancellationToken::new()).expect("listen");
+                    axum::serve(listener, app).await.expect("serve");
+                }
+                None => axum::serve(tcp, app).await.expect("serve"),
+            }
         });
     });
-    format!("http://{}", rx.recv().expect("the server's address"))
+    format!("{scheme}://{}", rx.recv().expect("the server's address"))
 }
 
 /// A control API with tokens for the admin and workspaces 42 and 7, and a movable clock.
 struct Control {
     url: String,
     now: Arc<AtomicI64>,
+    /// The client that sets up and checks (trusting the test CA over HTTPS).
+    http: reqwest::Client,
 }
 
 impl Control {
     fn start() -> Self {
+        let (state, now) = Self::state();
+        Self { url: serve(api::router(state)), now, http: reqwest::Client::new() }
+    }
+
+    /// The same API over HTTPS with `certs`.
+    fn start_https(certs: &dwsync_tests::tls::TestCerts) -> Self {
+        let (state, now) = Self::state();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).expect("CA")).expect("PEM");
+        let http = reqwest::Client::builder().tls_certs_only([ca]).build().expect("client");
+        Self { url: serve_https(api::router(state), certs), now, http }
+    }
+
+    fn state() -> (AppState<MemoryStore>, Arc<AtomicI64>) {
         let ws = BTreeMap::from([("42".to_owned(), Secret::new(WS42)), ("7".to_owned(), Secret::new(WS7))]);
         let tokens = Tokens::new(&Secret::new(ADMIN), &ws).expect("tokens");
         let mut state = AppState::new(
@@ -59,7 +94,7 @@ impl Control {
         let now = Arc::new(AtomicI64::new(1_700_000_000_000));
         let clock = now.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
-        Self { url: serve(api::router(state)), now }
+        (state, now)
     }
 
     fn advance(&self, ms: i64) {
@@ -68,7 +103,7 @@ impl Control {
 
     /// Calls the API directly (setup and checks).
     async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url)).bearer_auth(token);
+        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -132,8 +167,13 @@ impl Run {
 /// Runs `dwsync sync <args> --api <url>` with `token` in `DWSYNC_TOKEN` (if given); checks that
 /// neither the secret key nor any token is printed.
 fn dwsync(url: &str, token: Option<&str>, args: &[&str]) -> Run {
+    dwsync_in("sync", url, token, args)
+}
+
+/// Runs `dwsync <group> <args> --api <url>`, as [`dwsync`] does for `sync`.
+fn dwsync_in(group: &str, url: &str, token: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dwsync"));
-    let _ = cmd.env_remove("DWSYNC_API").env_remove("DWSYNC_TOKEN").arg("sync").args(args).args(["--api", url]);
+    let _ = cmd.env_remove("DWSYNC_API").env_remove("DWSYNC_TOKEN").arg(group).args(args).args(["--api", url]);
     if let Some(token) = token {
         let _ = cmd.env("DWSYNC_TOKEN", token);
     }
@@ -312,8 +352,8 @@ async fn bad_tokens_and_unreachable_apis() {
     assert!(err.contains(&format!("cannot connect to the control API at {dead}/")), "{err}");
     assert!(err.to_lowercase().contains("refused"), "{err}");
 
-    let https = dwsync("https://control.example.com", Some(WS42), &["list"]);
-    assert!(https.failed().contains("https:// is not supported"), "{https:?}");
+    let ftp = dwsync("ftp://control.example.com", Some(WS42), &["list"]);
+    assert!(ftp.failed().contains("must be an https:// or http:// URL"), "{ftp:?}");
 
     // The help shows the variable, never its value.
     let out = Command::new(env!("CARGO_BIN_EXE_dwsync"))
@@ -323,6 +363,27 @@ async fn bad_tokens_and_unreachable_apis() {
         .expect("run dwsync");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("DWSYNC_TOKEN") && !help.contains(WS42), "{help}");
+}
+
+#[tokio::test]
+async fn over_https_with_a_private_ca() {
+    let dir = std::env::temp_dir().join(dwsync_tests::unique("dwsync-cli-https"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (ours, other) =
+        (dwsync_tests::tls::ca_and_server(&dir, "ours"), dwsync_tests::tls::ca_and_server(&dir, "other"));
+    let control = Control::start_https(&ours);
+    control.create(42, WS42, json!({})).await;
+    let url = control.url.as_str();
+    let ca = |certs: &dwsync_tests::tls::TestCerts| certs.ca.to_str().expect("utf-8 path").to_owned();
+
+    let listed = dwsync(url, Some(ADMIN), &["list", "--ca-file", &ca(&ours)]);
+    assert!(row(listed.ok(), "42").contains("enabled"), "{listed:?}");
+    let untrusted = dwsync(url, Some(ADMIN), &["list", "--ca-file", &ca(&other)]);
+    assert!(untrusted.failed().contains("cannot connect to the control API"), "{untrusted:?}");
+    assert!(untrusted.stderr.to_lowercase().contains("certificate"), "the reason names the certificate: {untrusted:?}");
+    let missing = dwsync(url, Some(ADMIN), &["list", "--ca-file", "/nonexistent/ca.pem"]);
+    assert!(missing.failed().contains("--ca-file /nonexistent/ca.pem"), "{missing:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A status answer of the documented shape.
@@ -407,4 +468,73 @@ async fn status_over_http() {
     assert_eq!(raw, status_sample());
     let wrong = dwsync(&url, Some(WRONG), &["status", "42"]);
     assert!(wrong.failed().contains("GET /v1/workspaces/42/status: HTTP 401 Unauthorized"), "{wrong:?}");
+}
+
+/// A purge answer of the documented shape.
+fn purge_sample(state: &str) -> Value {
+    json!({
+        "workspace_id": 42, "epoch": 1, "partition": 3, "cut": 5120, "state": state,
+        "requested_at": "2026-11-29T04:00:00.000Z",
+        "finished_at": if state == "done" { json!("2026-11-29T04:00:41.310Z") } else { Value::Null },
+        "objects_rewritten": 311, "objects_deleted": 12, "rows_removed": 1920410,
+        "reason": null, "failed_attempts": 0, "updated_at": null
+    })
+}
+
+#[tokio::test]
+async fn archive_purge_and_its_status_over_http() {
+    let admin = |headers: &HeaderMap| {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {ADMIN}"))
+    };
+    let stub = axum::Router::new()
+        .route(
+            "/v1/workspaces/{id}/archive/purge",
+            axum::routing::post(move |headers: HeaderMap| async move {
+                if admin(&headers) {
+                    (StatusCode::ACCEPTED, Json(purge_sample("queued")))
+                } else {
+                    (StatusCode::FORBIDDEN, Json(json!({ "error": "this token may not access this resource" })))
+                }
+            }),
+        )
+        .route(
+            "/v1/workspaces/{id}/status",
+            axum::routing::get(|axum::extract::Path(id): axum::extract::Path<i64>| async move {
+                let mut status = json!({"workspace_id": id, "state": "no_sync", "last_files": [], "initial_syncs": []});
+                status["archive_purge"] = if id == 42 { purge_sample("done") } else { Value::Null };
+                Json(status)
+            }),
+        );
+    let url = serve(stub);
+    let asked = dwsync_in("archive", &url, Some(ADMIN), &["purge", "42"]);
+    assert_eq!(
+        asked.ok(),
+        "workspace 42: archive purge 1 asked for (everything handed off before offset 5120 of handoff partition 3); `dwsync archive status 42` follows it\n"
+    );
+    let refused = dwsync_in("archive", &url, Some(WS42), &["purge", "42"]);
+    assert!(refused.failed().contains("POST /v1/workspaces/42/archive/purge: HTTP 403 Forbidden"), "{refused:?}");
+    assert_eq!(
+        dwsync_in("archive", &url, Some(ADMIN), &["status", "42"]).ok(),
+        "\
+workspace:          42
+archive purge:      done
+requested:          2026-11-29T04:00:00.000Z
+finished:           2026-11-29T04:00:41.310Z
+cut:                offset 5120 of handoff partition 3
+objects rewritten:  311
+objects deleted:    12
+rows removed:       1920410
+"
+    );
+    assert_eq!(
+        dwsync_in("archive", &url, Some(ADMIN), &["status", "7"]).ok(),
+        "workspace 7: no archive purge was asked for\n"
+    );
+    let status = dwsync(&url, Some(ADMIN), &["status", "42"]);
+    assert!(
+        status.ok().contains(
+            "archive purge:      done: 311 objects rewritten, 12 deleted, 1920410 rows removed; requested 2026-11-29T04:00:00.000Z, finished 2026-11-29T04:00:41.310Z"
+        ),
+        "{status:?}"
+    );
 }

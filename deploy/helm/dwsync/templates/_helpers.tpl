@@ -299,6 +299,11 @@ spec:
           mountPath: /etc/dwsync/kafka-tls
           readOnly: true
         {{- end }}
+        {{- if and (eq .component "control") $root.Values.control.tls.secretName }}
+        - name: api-tls
+          mountPath: /etc/dwsync/api-tls
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       {{- if eq .configKind "Secret" }}
@@ -325,6 +330,11 @@ spec:
           - key: {{ .key }}
             path: ca.crt
     {{- end }}
+    {{- end }}
+    {{- if and (eq .component "control") $root.Values.control.tls.secretName }}
+    - name: api-tls
+      secret:
+        secretName: {{ $root.Values.control.tls.secretName }}
     {{- end }}
     {{- with $root.Values.kafka.tls.clientCertSecret }}
     {{- if .name }}
@@ -379,7 +389,15 @@ spec:
 
 {{- define "dwsync.config.control" -}}
 {{- $set := include "dwsync.httpSet" (dict "root" .) | fromYaml -}}
-{{- $_ := set $set "api" (dict "listen" (printf "0.0.0.0:%d" (int .Values.control.service.port))) -}}
+{{- $api := dict "listen" (printf "0.0.0.0:%d" (int .Values.control.service.port)) -}}
+{{- /* HTTPS from a kubernetes.io/tls Secret mounted at /etc/dwsync/api-tls (reloaded when it
+changes); without one, plain HTTP only when allowPlainHttp says so (control refuses otherwise). */ -}}
+{{- if .Values.control.tls.secretName -}}
+{{- $_ := set $api "tls_cert_file" "/etc/dwsync/api-tls/tls.crt" -}}
+{{- $_ := set $api "tls_key_file" "/etc/dwsync/api-tls/tls.key" -}}
+{{- end -}}
+{{- $_ := set $api "allow_plain_http" .Values.control.allowPlainHttp -}}
+{{- $_ := set $set "api" $api -}}
 {{- /* Initial syncs need the archiver and the backfill: on exactly when history is. */ -}}
 {{- $initial := .Values.control.config.initial_sync | default dict -}}
 {{- $_ := set $set "initial_sync" (dict "enabled" .Values.history.enabled "handoff_topic" ($initial.handoff_topic | default (include "dwsync.handoffTopic" .))) -}}
@@ -408,6 +426,7 @@ secret key comes from the same Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY).
 {{- end -}}
 {{- $_ := set $set "archive" $archive -}}
 {{- $handoff := .Values.backfill.config.handoff | default dict -}}
-{{- $_ := set $set "handoff" (dict "topic" ($handoff.topic | default (include "dwsync.handoffTopic" .))) -}}
+{{- $group := $handoff.archiver_group_id | default .Values.archiver.config.handoff.group_id -}}
+{{- $_ := set $set "handoff" (dict "topic" ($handoff.topic | default (include "dwsync.handoffTopic" .)) "archiver_group_id" $group) -}}
 {{- include "dwsync.serviceToml" (dict "root" . "component" "backfill" "config" .Values.backfill.config "set" $set) -}}
 {{- end -}}

@@ -1,13 +1,18 @@
-//! Bearer tokens: one admin token for everything, one token per workspace for its own sync.
+//! Bearer tokens: one admin token for everything, one token per workspace for its own sync
+//! (from the config file), and the tokens the admin issued through the API for a workspace
+//! (their digests on the token topic).
 //!
 //! A presented token is compared with every configured token, each through SHA-256 and a
-//! constant-time equality, so neither the match nor its position nor the length leaks by timing.
+//! constant-time equality, so neither the match nor its position nor the length leaks by timing;
+//! then, for the workspace of the path only, with every token issued for it.
 
 use std::collections::BTreeMap;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use dwsync_config::Secret;
+use dwsync_sync_config::KafkaStore;
+use dwsync_sync_config::tokens::{WorkspaceTokens, digest_hex};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -23,11 +28,12 @@ pub enum Principal {
     Workspace(WorkspaceId),
 }
 
-/// The configured tokens, kept as SHA-256 digests.
+/// The configured tokens, kept as SHA-256 digests, and the issued ones' store.
 #[derive(Clone, Default)]
 pub struct Tokens {
     admin: Option<[u8; 32]>,
     workspaces: Vec<(WorkspaceId, [u8; 32])>,
+    issued: Option<KafkaStore<WorkspaceTokens>>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -35,6 +41,7 @@ impl std::fmt::Debug for Tokens {
         f.debug_struct("Tokens")
             .field("admin", &self.admin.is_some())
             .field("workspaces", &self.workspaces.len())
+            .field("issued", &self.issued.is_some())
             .finish()
     }
 }
@@ -49,19 +56,18 @@ impl Tokens {
                 parsed.push((id.parse()?, d));
             }
         }
-        Ok(Self { admin: digest_of(admin), workspaces: parsed })
+        Ok(Self { admin: digest_of(admin), workspaces: parsed, issued: None })
     }
 
-    /// Who the request's `Authorization: Bearer` token speaks for.
+    /// Also accepts, on its own workspace, every token `issued` holds for it.
+    pub fn with_issued(mut self, issued: KafkaStore<WorkspaceTokens>) -> Self {
+        self.issued = Some(issued);
+        self
+    }
+
+    /// Who the request's `Authorization: Bearer` token speaks for, among the configured tokens.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let presented = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
-        let presented = digest(presented);
+        let presented = digest(bearer(headers).ok_or(ApiError::Unauthorized)?);
         let admin = self.admin.map_or(Choice::from(0), |d| d.ct_eq(&presented));
         let mut found = None;
         for (id, d) in &self.workspaces {
@@ -80,12 +86,29 @@ impl Tokens {
     /// Checks that the request may act on the workspace `raw_id` (the path segment), then
     /// parses it. A workspace token on any other id is refused with 403 before the id is looked
     /// at, so the answer never tells whether it exists.
+    /// A token issued through the API is valid on its own workspace only (elsewhere: 401).
     pub fn workspace(&self, headers: &HeaderMap, raw_id: &str) -> Result<WorkspaceId, ApiError> {
-        match self.authenticate(headers)? {
-            Principal::Admin => raw_id.parse().map_err(|e: BadWorkspaceId| ApiError::BadRequest(e.to_string())),
-            Principal::Workspace(own) if own.to_string() == raw_id => Ok(own),
-            Principal::Workspace(_) => Err(ApiError::Forbidden),
+        match self.authenticate(headers) {
+            Ok(Principal::Admin) => raw_id.parse().map_err(|e: BadWorkspaceId| ApiError::BadRequest(e.to_string())),
+            Ok(Principal::Workspace(own)) if own.to_string() == raw_id => Ok(own),
+            Ok(Principal::Workspace(_)) => Err(ApiError::Forbidden),
+            Err(ApiError::Unauthorized) => self.issued_for(headers, raw_id).ok_or(ApiError::Unauthorized),
+            Err(other) => Err(other),
         }
+    }
+
+    /// The workspace `raw_id`, if the request's token is one issued for it.
+    fn issued_for(&self, headers: &HeaderMap, raw_id: &str) -> Option<WorkspaceId> {
+        let issued = self.issued.as_ref()?;
+        let id: WorkspaceId = raw_id.parse().ok()?;
+        let presented = digest_hex(bearer(headers)?);
+        let tokens = issued.cached(id)?;
+        let mut found = Choice::from(0);
+        for token in &tokens.tokens {
+            // No early exit: every token of the workspace is compared.
+            found |= token.sha256.as_bytes().ct_eq(presented.as_bytes());
+        }
+        bool::from(found).then_some(id)
     }
 
     /// Checks that the request carries the admin token.
@@ -95,6 +118,16 @@ impl Tokens {
             Principal::Workspace(_) => Err(ApiError::Forbidden),
         }
     }
+}
+
+/// The request's `Authorization: Bearer` token, if it has a non-empty one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 fn digest(token: &str) -> [u8; 32] {

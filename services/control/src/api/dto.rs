@@ -3,7 +3,9 @@
 use dwsync_contract::Table;
 use serde::{Deserialize, Serialize};
 
-use dwsync_sync_config::{InitialState, InitialSyncs, SyncStatus};
+use dwsync_sync_config::{InitialState, InitialSyncs, PurgeRequest, PurgeStatus, SyncStatus};
+
+use crate::model::WorkspaceId;
 
 use crate::model::SyncConfig;
 
@@ -114,7 +116,8 @@ pub struct SyncStatusView {
     pub workspace_id: i64,
     /// `ok`, `failing` (its destination fails; files are parked and retried), `initial_sync`
     /// (an enabled table's initial sync is not done: its incremental files wait), `paused`
-    /// (tables turned off hold files), `disabled`, or `unknown` (no uploader has reported yet).
+    /// (tables turned off hold files), `disabled`, `unknown` (no uploader has reported yet), or
+    /// `no_sync` (the workspace has no sync; only its archive purge is shown).
     pub state: &'static str,
     /// When a file was last written, RFC 3339.
     pub last_sync_at: Option<String>,
@@ -132,6 +135,104 @@ pub struct SyncStatusView {
     pub updated_at: Option<String>,
     /// Each table's latest initial sync (tables that had one), in the spec's order.
     pub initial_syncs: Vec<InitialSyncView>,
+    /// The workspace's latest archive purge, if one was asked for.
+    pub archive_purge: Option<PurgeView>,
+}
+
+/// A workspace's latest archive purge as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeView {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// 1 for the workspace's first purge, one more for each later one.
+    pub epoch: u64,
+    /// The workspace's handoff partition.
+    pub partition: i32,
+    /// The cut: what the workspace handed off before this offset of its partition is purged.
+    pub cut: i64,
+    /// `queued` (waiting for the archive to pass the cut), `running`, `done` (its archived data
+    /// before the cut is gone), or `failed` (tried again).
+    pub state: &'static str,
+    /// When it was asked for, RFC 3339.
+    pub requested_at: String,
+    /// When it was done, RFC 3339.
+    pub finished_at: Option<String>,
+    /// Archive objects rewritten without the workspace so far.
+    pub objects_rewritten: u64,
+    /// Archive objects deleted (they held only the workspace) so far.
+    pub objects_deleted: u64,
+    /// The workspace's archived rows removed so far.
+    pub rows_removed: u64,
+    /// Why it waits (queued) or what failed (failed).
+    pub reason: Option<String>,
+    /// Attempts that failed so far.
+    pub failed_attempts: u32,
+    /// When the backfill last reported on it, RFC 3339.
+    pub updated_at: Option<String>,
+}
+
+impl PurgeView {
+    /// `request` as `report`ed by the backfill (a request without a report of its own is queued).
+    pub fn new(request: &PurgeRequest, report: Option<&PurgeStatus>) -> Self {
+        let report = report.filter(|r| r.is_for(request));
+        let (state, reason, failed_attempts) = state_view(report.map(|r| &r.state));
+        Self {
+            workspace_id: request.workspace_id,
+            epoch: request.epoch,
+            partition: request.partition,
+            cut: request.cut,
+            state,
+            requested_at: rfc3339(request.requested_at_ms),
+            finished_at: report.and_then(|r| r.finished_at_ms).map(rfc3339),
+            objects_rewritten: report.map_or(0, |r| r.objects_rewritten),
+            objects_deleted: report.map_or(0, |r| r.objects_deleted),
+            rows_removed: report.map_or(0, |r| r.rows_removed),
+            reason,
+            failed_attempts,
+            updated_at: report.map(|r| rfc3339(r.updated_at_ms)),
+        }
+    }
+}
+
+/// `POST /v1/workspaces/{id}/tokens`: the new token's name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// What the token is for (1 to 64 characters, no control characters).
+    pub name: String,
+}
+
+/// An issued token as the API shows it; `token` only in the answer that issued it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    /// Its id, to revoke it by.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was issued, RFC 3339.
+    pub created_at: String,
+    /// The token itself: shown once, never stored, never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TokenView {
+    /// `issued` without its token.
+    pub fn listed(issued: &dwsync_sync_config::tokens::IssuedToken) -> Self {
+        Self {
+            id: issued.id.clone(),
+            name: issued.name.clone(),
+            created_at: rfc3339(issued.created_at_ms),
+            token: None,
+        }
+    }
+}
+
+/// `GET /v1/workspaces/{id}/tokens`: the workspace's tokens, oldest first, without the tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenList {
+    /// The tokens.
+    pub tokens: Vec<TokenView>,
 }
 
 /// One table's initial sync as the API shows it.
@@ -167,13 +268,7 @@ impl InitialSyncView {
                 let report = reported
                     .and_then(|r| r.tables.get(t))
                     .filter(|r| r.epoch == baseline.epoch && r.cut == baseline.cut);
-                let (state, reason, failed_attempts) = match report.map(|r| &r.state) {
-                    None => ("queued", None, 0),
-                    Some(InitialState::Queued { waiting_for }) => ("queued", waiting_for.clone(), 0),
-                    Some(InitialState::Running) => ("running", None, 0),
-                    Some(InitialState::Done) => ("done", None, 0),
-                    Some(InitialState::Failed { reason, attempts }) => ("failed", Some(reason.clone()), *attempts),
-                };
+                let (state, reason, failed_attempts) = state_view(report.map(|r| &r.state));
                 Some(Self {
                     table: t.name(),
                     state,
@@ -186,6 +281,18 @@ impl InitialSyncView {
                 })
             })
             .collect()
+    }
+}
+
+/// A reported state (an initial sync's or a purge's; none reported: queued) as the API shows it:
+/// its name, why it waits or what failed, and the failed attempts.
+fn state_view(state: Option<&InitialState>) -> (&'static str, Option<String>, u32) {
+    match state {
+        None => ("queued", None, 0),
+        Some(InitialState::Queued { waiting_for }) => ("queued", waiting_for.clone(), 0),
+        Some(InitialState::Running) => ("running", None, 0),
+        Some(InitialState::Done) => ("done", None, 0),
+        Some(InitialState::Failed { reason, attempts }) => ("failed", Some(reason.clone()), *attempts),
     }
 }
 
@@ -206,24 +313,14 @@ impl SyncStatusView {
         let initial_pending =
             initial_syncs.iter().any(|v| v.state != "done" && v.table.parse().is_ok_and(|t: Table| cfg.is_enabled(t)));
         let Some(r) = reported else {
-            return Self {
-                workspace_id,
-                state: if cfg.disabled {
-                    "disabled"
-                } else if initial_pending {
-                    "initial_sync"
-                } else {
-                    "unknown"
-                },
-                last_sync_at: None,
-                last_files: Vec::new(),
-                files_waiting: 0,
-                files_paused: 0,
-                last_error: None,
-                lag_seconds: 0.0,
-                updated_at: None,
-                initial_syncs,
+            let state = if cfg.disabled {
+                "disabled"
+            } else if initial_pending {
+                "initial_sync"
+            } else {
+                "unknown"
             };
+            return Self { initial_syncs, ..Self::unreported(workspace_id, state) };
         };
         let state = if cfg.disabled {
             "disabled"
@@ -247,6 +344,29 @@ impl SyncStatusView {
             lag_seconds: r.lag_ms as f64 / 1000.0,
             updated_at: Some(rfc3339(r.updated_at_ms)),
             initial_syncs,
+            archive_purge: None,
+        }
+    }
+
+    /// The status of a workspace without a sync whose archive was purged (`state: no_sync`).
+    pub fn without_sync(id: WorkspaceId, purge: PurgeView) -> Self {
+        Self { archive_purge: Some(purge), ..Self::unreported(id.get(), "no_sync") }
+    }
+
+    /// `state` with nothing reported by an uploader, no initial sync and no purge.
+    fn unreported(workspace_id: i64, state: &'static str) -> Self {
+        Self {
+            workspace_id,
+            state,
+            last_sync_at: None,
+            last_files: Vec::new(),
+            files_waiting: 0,
+            files_paused: 0,
+            last_error: None,
+            lag_seconds: 0.0,
+            updated_at: None,
+            initial_syncs: Vec::new(),
+            archive_purge: None,
         }
     }
 }

@@ -50,6 +50,21 @@ pub enum ApiError {
     /// Sealing the secret failed.
     #[error("the secret could not be sealed")]
     Seal(#[from] SealError),
+    /// Archive purges are not served by this replica (initial syncs are off, or it does not
+    /// follow the purge topics).
+    #[error(
+        "archive purges are not available: control needs initial syncs on (initial_sync.enabled) and the archive purge topic"
+    )]
+    PurgeUnavailable,
+    /// Tokens cannot be issued: this replica does not follow the token topic.
+    #[error("tokens cannot be issued here: control does not follow the token topic (store.token_topic)")]
+    TokensUnavailable,
+    /// The workspace already has the most tokens it may have.
+    #[error("workspace {0} already has {1} tokens; revoke one first")]
+    TooManyTokens(WorkspaceId, usize),
+    /// No token with that id was issued for the workspace.
+    #[error("workspace {0} has no token {1:?}")]
+    NoToken(WorkspaceId, String),
     /// The initial sync's cut record could not be written; nothing was changed.
     #[error("the initial sync could not be started (the handoff topic did not answer); nothing was changed, try again")]
     Cut(#[from] crate::cut::CutError),
@@ -62,10 +77,12 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NoRoute | Self::NoToken(..) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Exists(_) | Self::Reenable(_) => StatusCode::CONFLICT,
-            Self::Store(_) | Self::NoSealKey | Self::Cut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Exists(_) | Self::Reenable(_) | Self::TooManyTokens(..) => StatusCode::CONFLICT,
+            Self::Store(_) | Self::NoSealKey | Self::Cut(_) | Self::PurgeUnavailable | Self::TokensUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -8,13 +8,14 @@ use dwsync_contract::Table;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use super::dto::{SyncStatusView, SyncView, TableToggle, WorkspaceList};
+use super::dto::{PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
-use crate::model::{Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
+use crate::model::{BadWorkspaceId, Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
 use crate::store::ConfigStore;
 use crate::validate::{self, Valid};
-use dwsync_sync_config::InitialSyncs;
+use dwsync_handoff::Cut;
+use dwsync_sync_config::{InitialSyncs, PurgeRequest};
 
 type Answer<T> = Result<T, ApiError>;
 
@@ -155,14 +156,57 @@ pub(super) async fn list<S: ConfigStore + Clone>(
     Ok(Json(WorkspaceList { workspaces }))
 }
 
-/// `GET /v1/workspaces/{id}/status`: what the uploaders last reported for the sync.
+/// `POST /v1/workspaces/{id}/archive/purge`: asks the backfill to remove everything the workspace
+/// handed off until now from the archive (admin only). A cut record on the workspace's handoff
+/// partition marks "until now"; the request is stored on the purge topic (a newer one replaces
+/// an older one). 202 with the request.
+pub(super) async fn purge<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<(StatusCode, Json<PurgeView>)> {
+    app.tokens.admin(&headers)?;
+    let id: WorkspaceId = id.parse().map_err(|e: BadWorkspaceId| ApiError::BadRequest(e.to_string()))?;
+    let (Some(cutter), Some(purges)) = (app.cutter.as_ref(), app.purges.as_ref()) else {
+        return Err(ApiError::PurgeUnavailable);
+    };
+    let _write = app.write_lock.lock().await;
+    let epoch = purges.requests.read(id).await?.map_or(1, |previous| previous.epoch + 1);
+    // Epoch 0 in the cut record: no configuration revision is waited for (it routes nothing).
+    let placed = cutter.cut(Cut { workspace_id: id.get(), epoch: 0 }).await?;
+    let request = PurgeRequest {
+        workspace_id: id.get(),
+        epoch,
+        partition: placed.partition,
+        cut: placed.offset,
+        requested_at_ms: app.now_ms(),
+    };
+    purges.requests.write(&request).await?;
+    tracing::info!(workspace_id = %id, epoch, partition = placed.partition, cut = placed.offset, "Archive purge asked for.");
+    Ok((StatusCode::ACCEPTED, Json(PurgeView::new(&request, None))))
+}
+
+/// The workspace's latest archive purge with the backfill's report, if one was asked for.
+async fn archive_purge<S>(app: &AppState<S>, id: WorkspaceId) -> Answer<Option<PurgeView>> {
+    let Some(purges) = &app.purges else { return Ok(None) };
+    let Some(request) = purges.requests.read(id).await? else { return Ok(None) };
+    let report = purges.reports.read(id).await?;
+    Ok(Some(PurgeView::new(&request, report.as_ref())))
+}
+
+/// `GET /v1/workspaces/{id}/status`: what the uploaders last reported for the sync, and the
+/// workspace's archive purge, if any (also for a workspace without a sync: a workspace leaving
+/// may have deleted it).
 pub(super) async fn status<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Answer<Json<SyncStatusView>> {
     let id = app.tokens.workspace(&headers, &id)?;
-    let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let purge = archive_purge(&app, id).await?;
+    let Some(cfg) = app.store.get(id).await? else {
+        return purge.map(|p| Json(SyncStatusView::without_sync(id, p))).ok_or(ApiError::NotFound(id));
+    };
     let reported = match &app.statuses {
         Some(statuses) => statuses.read(id).await?,
         None => None,
@@ -171,7 +215,9 @@ pub(super) async fn status<S: ConfigStore + Clone>(
         Some(initial_syncs) => initial_syncs.read(id).await?,
         None => None,
     };
-    Ok(Json(SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref())))
+    let mut view = SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref());
+    view.archive_purge = purge;
+    Ok(Json(view))
 }
 
 /// `GET /openapi.json`: the API's OpenAPI 3 document (no token needed).
@@ -246,7 +292,7 @@ fn destination<S>(app: &AppState<S>, id: WorkspaceId, valid: Valid) -> Answer<De
 }
 
 /// Parses a JSON body; the error names the problem and where, never the values sent.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
+pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
     serde_json::from_slice(body).map_err(|err| {
         let text = err.to_string();
         let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {

@@ -7,6 +7,7 @@ mod handlers;
 mod initial;
 pub mod openapi;
 pub mod routes;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,8 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
-use dwsync_sync_config::{InitialSyncs, KafkaStore, SyncStatus};
+use dwsync_sync_config::tokens::WorkspaceTokens;
+use dwsync_sync_config::{InitialSyncs, KafkaStore, PurgeRequest, PurgeStatus, SyncStatus};
 
 use crate::cut::Cutter;
 
@@ -52,6 +54,21 @@ pub struct AppState<S> {
     /// Writes the cut records of initial syncs; `None` when initial syncs are off
     /// (`initial_sync.enabled = false`): syncs then start with the next files, without history.
     pub cutter: Option<Arc<dyn Cutter>>,
+    /// Archive purges: the requests (control writes them) and the backfill's reports; `None`
+    /// when this replica does not follow them (purges are then refused with 503).
+    pub purges: Option<Purges>,
+    /// The tokens issued through the API (control writes them); `None` when this replica does
+    /// not follow their topic (issuing is then refused with 503).
+    pub issued_tokens: Option<KafkaStore<WorkspaceTokens>>,
+}
+
+/// The archive purge topics control follows.
+#[derive(Clone, Debug)]
+pub struct Purges {
+    /// The requests; control is their only writer.
+    pub requests: KafkaStore<PurgeRequest>,
+    /// The backfill's reports.
+    pub reports: KafkaStore<PurgeStatus>,
 }
 
 impl<S> AppState<S> {
@@ -68,7 +85,16 @@ impl<S> AppState<S> {
             statuses: None,
             initial_syncs: None,
             cutter: None,
+            purges: None,
+            issued_tokens: None,
         }
+    }
+
+    /// Issues workspace tokens on `issued`, and accepts them (each on its own workspace).
+    pub fn with_issued_tokens(mut self, issued: KafkaStore<WorkspaceTokens>) -> Self {
+        self.tokens = Arc::new(self.tokens.as_ref().clone().with_issued(issued.clone()));
+        self.issued_tokens = Some(issued);
+        self
     }
 
     /// Also serves the backfill's reports of initial syncs from `initial_syncs`.
@@ -80,6 +106,12 @@ impl<S> AppState<S> {
     /// Asks for initial syncs, writing their cut records with `cutter`.
     pub fn with_cutter(mut self, cutter: Arc<dyn Cutter>) -> Self {
         self.cutter = Some(cutter);
+        self
+    }
+
+    /// Serves archive purges: writes requests to `purges.requests`, reads their reports.
+    pub fn with_purges(mut self, purges: Purges) -> Self {
+        self.purges = Some(purges);
         self
     }
 

@@ -79,6 +79,34 @@ fn operation(e: Endpoint) -> Value {
         Endpoint::ListWorkspaces => {
             ("listWorkspaces", "List every workspace's sync (admin token only).", None, "200", Some("WorkspaceList"))
         }
+        Endpoint::PurgeArchive => (
+            "purgeArchive",
+            "Purge the workspace's archived data (admin token only): everything it handed off until now is removed from the archive by the backfill (every archive object holding it rewritten without it, or deleted). Answers 202 with the request; GET .../status shows its progress (archive_purge). A newer request replaces a pending one.",
+            None,
+            "202",
+            Some("PurgeView"),
+        ),
+        Endpoint::CreateToken => (
+            "createToken",
+            "Issue a token for the workspace (admin token only; the workspace needs no sync yet). The answer is the only time the token is shown: only its SHA-256 digest is stored. It is valid on this workspace only, like a configured workspace token.",
+            Some("TokenSpec"),
+            "201",
+            Some("TokenView"),
+        ),
+        Endpoint::ListTokens => (
+            "listTokens",
+            "The workspace's issued tokens, oldest first: id, name, creation time, never the token (admin token only).",
+            None,
+            "200",
+            Some("TokenList"),
+        ),
+        Endpoint::RevokeToken => (
+            "revokeToken",
+            "Revoke one of the workspace's issued tokens (admin token only): requests with it are refused from this answer on.",
+            None,
+            "204",
+            None,
+        ),
         Endpoint::OpenApi => ("openapi", "This document.", None, "200", None),
     };
     let mut op = Map::new();
@@ -87,6 +115,9 @@ fn operation(e: Endpoint) -> Value {
     let mut params = Vec::new();
     if e.path().contains("{id}") {
         params.push(json!({"name": "id", "in": "path", "required": true, "description": "The workspace id.", "schema": {"type": "integer", "format": "int64", "minimum": 1}}));
+    }
+    if e.path().contains("{token_id}") {
+        params.push(json!({"name": "token_id", "in": "path", "required": true, "description": "The token's id (from its creation or the list).", "schema": {"type": "string"}}));
     }
     if e.path().contains("{table}") {
         params.push(json!({"name": "table", "in": "path", "required": true, "description": "A v5 table name.", "schema": {"$ref": "#/components/schemas/TableName"}}));
@@ -121,17 +152,25 @@ fn operation(e: Endpoint) -> Value {
     if e.access() != Access::Public {
         errors.push(("401", "No bearer token, or an unknown one."));
         errors.push(("403", "The token is not allowed here (another workspace, or not the admin token)."));
-        errors
-            .push(("503", "The configuration store is unavailable, or (create, update) no sealing key is configured."));
+        errors.push((
+            "503",
+            "The configuration store is unavailable, or (create, update) no sealing key is configured, or (purge) archive purges are not available, or (tokens) control does not follow the token topic.",
+        ));
     }
-    if e.path().contains("{id}") && e != Endpoint::CreateSync {
-        errors.push(("404", "The workspace has no sync."));
+    match e {
+        Endpoint::CreateSync | Endpoint::PurgeArchive | Endpoint::CreateToken | Endpoint::ListTokens => {}
+        Endpoint::RevokeToken => errors.push(("404", "The workspace has no token with that id.")),
+        _ if e.path().contains("{id}") => {
+            errors.push(("404", "The workspace has no sync (for the status: and no archive purge)."));
+        }
+        _ => {}
     }
     match e {
         Endpoint::CreateSync => errors.push(("409", "The workspace already has a sync.")),
         Endpoint::UpdateSync | Endpoint::SetTable => {
             errors.push(("409", "People off for more than the retention cannot be re-enabled."))
         }
+        Endpoint::CreateToken => errors.push(("409", "The workspace already has 20 tokens; revoke one first.")),
         _ => {}
     }
     for (status, description) in errors {
@@ -179,6 +218,27 @@ fn components() -> Value {
                     "schema_version": {"type": "integer", "enum": [5]},
                 },
             },
+            "TokenSpec": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": false,
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "What the token is for."}},
+            },
+            "TokenView": {
+                "type": "object",
+                "required": ["id", "name", "created_at"],
+                "properties": {
+                    "id": {"type": "string", "description": "The token's id, to revoke it by."},
+                    "name": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "token": {"type": "string", "description": "The token (dws_…): only in the answer that issued it."},
+                },
+            },
+            "TokenList": {
+                "type": "object",
+                "required": ["tokens"],
+                "properties": {"tokens": {"type": "array", "items": {"$ref": "#/components/schemas/TokenView"}}},
+            },
             "TableToggle": {
                 "type": "object",
                 "required": ["enabled"],
@@ -222,7 +282,7 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {
                     "workspace_id": {"type": "integer", "format": "int64"},
-                    "state": {"type": "string", "enum": ["ok", "failing", "initial_sync", "paused", "disabled", "unknown"]},
+                    "state": {"type": "string", "enum": ["ok", "failing", "initial_sync", "paused", "disabled", "unknown", "no_sync"]},
                     "last_sync_at": {"type": "string", "format": "date-time", "nullable": true},
                     "last_files": {"type": "array", "items": {"type": "string"}},
                     "files_waiting": {"type": "integer", "format": "int64"},
@@ -235,6 +295,26 @@ fn components() -> Value {
                     "lag_seconds": {"type": "number"},
                     "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                     "initial_syncs": {"type": "array", "items": {"$ref": "#/components/schemas/InitialSyncView"}},
+                    "archive_purge": {"allOf": [{"$ref": "#/components/schemas/PurgeView"}], "nullable": true, "description": "The workspace's latest archive purge, if one was asked for."},
+                },
+            },
+            "PurgeView": {
+                "type": "object",
+                "description": "A workspace's latest archive purge: what it handed off before the cut is removed from the archive.",
+                "properties": {
+                    "workspace_id": {"type": "integer", "format": "int64"},
+                    "epoch": {"type": "integer", "format": "int64", "description": "1 for the first purge, one more for each later one"},
+                    "partition": {"type": "integer", "description": "the workspace's handoff partition"},
+                    "cut": {"type": "integer", "format": "int64", "description": "the offset of the purge's cut record: files handed off before it are purged"},
+                    "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                    "requested_at": {"type": "string", "format": "date-time"},
+                    "finished_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "objects_rewritten": {"type": "integer", "format": "int64"},
+                    "objects_deleted": {"type": "integer", "format": "int64"},
+                    "rows_removed": {"type": "integer", "format": "int64"},
+                    "reason": {"type": "string", "nullable": true, "description": "why it waits (queued) or what failed (failed)"},
+                    "failed_attempts": {"type": "integer"},
+                    "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                 },
             },
             "InitialSyncView": {

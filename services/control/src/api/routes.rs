@@ -3,7 +3,7 @@
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
-use super::{AppState, handlers};
+use super::{AppState, handlers, tokens};
 use crate::store::ConfigStore;
 
 /// Who may call an endpoint.
@@ -38,13 +38,21 @@ pub enum Endpoint {
     SyncStatus,
     /// `GET /v1/workspaces`.
     ListWorkspaces,
+    /// `POST /v1/workspaces/{id}/archive/purge`.
+    PurgeArchive,
+    /// `POST /v1/workspaces/{id}/tokens`.
+    CreateToken,
+    /// `GET /v1/workspaces/{id}/tokens`.
+    ListTokens,
+    /// `DELETE /v1/workspaces/{id}/tokens/{token_id}`.
+    RevokeToken,
     /// `GET /openapi.json`.
     OpenApi,
 }
 
 impl Endpoint {
     /// Every endpoint, in the document's order.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 14] = [
         Self::CreateSync,
         Self::ReadSync,
         Self::UpdateSync,
@@ -54,16 +62,22 @@ impl Endpoint {
         Self::EnableSync,
         Self::SyncStatus,
         Self::ListWorkspaces,
+        Self::PurgeArchive,
+        Self::CreateToken,
+        Self::ListTokens,
+        Self::RevokeToken,
         Self::OpenApi,
     ];
 
     /// The HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Self::CreateSync | Self::DisableSync | Self::EnableSync => Method::POST,
-            Self::ReadSync | Self::SyncStatus | Self::ListWorkspaces | Self::OpenApi => Method::GET,
+            Self::CreateSync | Self::DisableSync | Self::EnableSync | Self::PurgeArchive | Self::CreateToken => {
+                Method::POST
+            }
+            Self::ReadSync | Self::SyncStatus | Self::ListWorkspaces | Self::ListTokens | Self::OpenApi => Method::GET,
             Self::UpdateSync | Self::SetTable => Method::PUT,
-            Self::DeleteSync => Method::DELETE,
+            Self::DeleteSync | Self::RevokeToken => Method::DELETE,
         }
     }
 
@@ -76,6 +90,9 @@ impl Endpoint {
             Self::EnableSync => "/v1/workspaces/{id}/sync/enable",
             Self::SyncStatus => "/v1/workspaces/{id}/status",
             Self::ListWorkspaces => "/v1/workspaces",
+            Self::PurgeArchive => "/v1/workspaces/{id}/archive/purge",
+            Self::CreateToken | Self::ListTokens => "/v1/workspaces/{id}/tokens",
+            Self::RevokeToken => "/v1/workspaces/{id}/tokens/{token_id}",
             Self::OpenApi => "/openapi.json",
         }
     }
@@ -83,7 +100,9 @@ impl Endpoint {
     /// Who may call it.
     pub fn access(self) -> Access {
         match self {
-            Self::ListWorkspaces => Access::Admin,
+            Self::ListWorkspaces | Self::PurgeArchive | Self::CreateToken | Self::ListTokens | Self::RevokeToken => {
+                Access::Admin
+            }
             Self::OpenApi => Access::Public,
             _ => Access::Workspace,
         }
@@ -101,6 +120,10 @@ impl Endpoint {
             Self::EnableSync => post(handlers::enable::<S>),
             Self::SyncStatus => get(handlers::status::<S>),
             Self::ListWorkspaces => get(handlers::list::<S>),
+            Self::PurgeArchive => post(handlers::purge::<S>),
+            Self::CreateToken => post(tokens::create::<S>),
+            Self::ListTokens => get(tokens::list::<S>),
+            Self::RevokeToken => delete(tokens::revoke::<S>),
             Self::OpenApi => get(handlers::openapi),
         }
     }

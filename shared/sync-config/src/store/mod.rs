@@ -54,6 +54,35 @@ impl TopicValue for SyncConfig {
     }
 }
 
+/// Implements [`TopicValue`] for a serde type with a `workspace_id: i64` field: JSON values,
+/// a record whose id is not positive refused.
+macro_rules! json_topic_value {
+    ($t:ty) => {
+        impl $crate::store::TopicValue for $t {
+            fn workspace_id(&self) -> $crate::model::WorkspaceId {
+                // Only written for positive ids; a broken one maps to an id no caller asks for.
+                $crate::model::WorkspaceId::new(self.workspace_id).unwrap_or($crate::model::WorkspaceId::MAX)
+            }
+
+            fn encode(&self) -> Vec<u8> {
+                serde_json::to_vec(self).unwrap_or_default()
+            }
+
+            fn decode(bytes: &[u8]) -> Result<Self, $crate::store::codec::DecodeError> {
+                let value: Self = serde_json::from_slice(bytes)
+                    .map_err(|e| $crate::store::codec::DecodeError::Protobuf(e.to_string()))?;
+                if value.workspace_id > 0 {
+                    Ok(value)
+                } else {
+                    Err($crate::store::codec::DecodeError::Invalid("workspace_id must be positive"))
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use json_topic_value;
+
 /// Reads and writes sync configurations; reads see every write that finished before them.
 pub trait ConfigStore: Send + Sync + 'static {
     /// The configuration of `id`, if it has one.
@@ -79,6 +108,15 @@ pub struct StoreConfig {
     /// The compacted topic the backfill reports each workspace's initial syncs on.
     /// Default: `"dwsync.initial-syncs"`.
     pub initial_sync_topic: String,
+    /// The compacted topic control writes archive purge requests on (the backfill follows it).
+    /// Default: `"dwsync.archive-purges"`.
+    pub archive_purge_topic: String,
+    /// The compacted topic the backfill reports archive purges on (control serves them).
+    /// Default: `"dwsync.archive-purge-status"`.
+    pub archive_purge_status_topic: String,
+    /// The compacted topic control keeps the workspace tokens it issued on (digests only).
+    /// Default: `"dwsync.api-tokens"`.
+    pub token_topic: String,
     /// Partitions of the topic when control creates it. Default: `1`.
     pub partitions: i32,
     /// Replication factor of the topic when control creates it. Default: `1`.
@@ -93,6 +131,9 @@ impl Default for StoreConfig {
             topic: "dwsync.sync-config".into(),
             status_topic: crate::status::STATUS_TOPIC.into(),
             initial_sync_topic: crate::initial::INITIAL_SYNC_TOPIC.into(),
+            archive_purge_topic: crate::purge::ARCHIVE_PURGE_TOPIC.into(),
+            archive_purge_status_topic: crate::purge::ARCHIVE_PURGE_STATUS_TOPIC.into(),
+            token_topic: crate::tokens::TOKEN_TOPIC.into(),
             partitions: 1,
             replication_factor: 1,
             timeout_ms: 10_000,

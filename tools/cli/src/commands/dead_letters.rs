@@ -12,9 +12,10 @@ use dwsync_handoff::dead_letter as header;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::Error;
+use crate::kafka::{CliContext, KafkaArgs, failure};
 
 /// Arguments of `dwsync dead-letters`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,9 +35,9 @@ pub enum DeadLettersAction {
 /// Arguments of `dwsync dead-letters replay`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "DWSYNC_KAFKA__BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
-    pub bootstrap: String,
+    /// How to reach Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// The dead-letter topic.
     #[arg(long, default_value = "dwsync.dead-letters")]
     pub topic: String,
@@ -83,23 +84,21 @@ pub async fn run(args: &DeadLettersArgs, out: &mut dyn Write) -> Result<(), Erro
     }
 }
 
-fn kafka(e: rdkafka::error::KafkaError) -> Error {
-    Error::Kafka(e.to_string())
-}
-
 /// Reads the dead-letter topic up to its current end and re-injects the matching records.
 pub async fn replay(args: &ReplayArgs) -> Result<Replayed, Error> {
-    let mut config = ClientConfig::new();
-    let _ = config.set("bootstrap.servers", &args.bootstrap);
-    let consumer: BaseConsumer = config
-        .clone()
+    let cfg = args.kafka.load()?;
+    let consumer: BaseConsumer<CliContext> = cfg
+        .client_config("cli-dead-letters")
         .set("group.id", "dwsync-dead-letter-replay")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
-        .create()
-        .map_err(kafka)?;
-    let producer: FutureProducer = config.set("enable.idempotence", "true").create().map_err(kafka)?;
-    let timeout = Duration::from_secs(10);
+        .create_with_context(CliContext::default())
+        .map_err(|e| Error::Kafka(e.to_string()))?;
+    let kafka = |e: rdkafka::error::KafkaError| failure(&cfg, &consumer, &e);
+    let producer: FutureProducer =
+        cfg.client_config("cli-replay").set("enable.idempotence", "true").create().map_err(kafka)?;
+    // Metadata and watermarks within `kafka.metadata_timeout_ms`; records within 10 s.
+    let (timeout, records_within) = (cfg.metadata_timeout(), Duration::from_secs(10));
     let metadata = consumer.fetch_metadata(Some(&args.topic), timeout).map_err(kafka)?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut ends = BTreeMap::new();
@@ -115,7 +114,9 @@ pub async fn replay(args: &ReplayArgs) -> Result<Replayed, Error> {
     let mut done = Replayed::default();
     let mut pending = Vec::new();
     while !ends.is_empty() {
-        let Some(msg) = consumer.poll(timeout) else { return Err(Error::Kafka("no record within 10 s".into())) };
+        let Some(msg) = consumer.poll(records_within) else {
+            return Err(Error::Kafka("no record within 10 s".into()));
+        };
         let msg = msg.map_err(kafka)?;
         if ends.get(&msg.partition()).is_some_and(|&end| msg.offset() + 1 >= end) {
             let _ = ends.remove(&msg.partition());

@@ -1,9 +1,11 @@
-//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka) and `sync` (the
-//! control service's REST API).
+//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka), `sync`, `archive`
+//! and `tokens` (the control service's REST API).
 
+pub mod archive;
 pub mod dead_letters;
 pub mod objects;
 pub mod sync;
+pub mod tokens;
 
 use std::io::Write;
 
@@ -18,6 +20,10 @@ pub enum Command {
     DeadLetters(dead_letters::DeadLettersArgs),
     /// Read and change workspaces' sync configuration through the control API.
     Sync(sync::SyncArgs),
+    /// Purge a workspace's archived data through the control API, and follow the purge.
+    Archive(archive::ArchiveArgs),
+    /// Issue, list and revoke a workspace's API tokens through the control API (admin token).
+    Tokens(tokens::TokensArgs),
 }
 
 impl Command {
@@ -26,10 +32,12 @@ impl Command {
         match self {
             Self::Objects(args) => format!("S3 endpoint {}", args.s3.endpoint_label()),
             Self::DeadLetters(args) => match &args.action {
-                dead_letters::DeadLettersAction::Replay(r) => format!("Kafka {} topic {}", r.bootstrap, r.topic),
+                dead_letters::DeadLettersAction::Replay(r) => format!("Kafka topic {}", r.topic),
             },
             // The errors of the API client name the URL themselves.
             Self::Sync(args) => format!("sync {}", args.action.name()),
+            Self::Archive(args) => format!("archive {}", args.action.name()),
+            Self::Tokens(args) => format!("tokens {}", args.action.name()),
         }
     }
 
@@ -39,6 +47,8 @@ impl Command {
             Self::Objects(args) => objects::run(&args, out).await,
             Self::DeadLetters(args) => dead_letters::run(&args, out).await,
             Self::Sync(args) => sync::run(&args, out).await,
+            Self::Archive(args) => archive::run(&args, out).await,
+            Self::Tokens(args) => tokens::run(&args, out).await,
         }
     }
 }

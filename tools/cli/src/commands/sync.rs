@@ -186,7 +186,7 @@ pub struct WorkspaceList {
 pub struct SyncStatus {
     /// The workspace.
     pub workspace_id: i64,
-    /// `ok`, `failing`, `initial_sync`, `paused`, `disabled` or `unknown`.
+    /// `ok`, `failing`, `initial_sync`, `paused`, `disabled`, `unknown` or `no_sync`.
     pub state: String,
     /// When the last sync finished (RFC 3339), if ever.
     #[serde(default)]
@@ -209,6 +209,9 @@ pub struct SyncStatus {
     /// Each table's latest initial sync.
     #[serde(default)]
     pub initial_syncs: Vec<InitialSync>,
+    /// The workspace's latest archive purge, if one was asked for.
+    #[serde(default)]
+    pub archive_purge: Option<crate::commands::archive::Purge>,
 }
 
 /// One table's initial sync, as the status shows it.
@@ -387,6 +390,18 @@ impl fmt::Display for SyncStatus {
                 let reason = s.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
                 writeln!(f, "  {:<width$}  {:<8}{:>9} rows {:>4} files{reason}", s.table, s.state, s.rows, s.files)?;
             }
+        }
+        if let Some(p) = &self.archive_purge {
+            let finished = p.finished_at.as_deref().map(|at| format!(", finished {at}")).unwrap_or_default();
+            let reason = p.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            line(
+                f,
+                "archive purge",
+                format!(
+                    "{}{reason}: {} objects rewritten, {} deleted, {} rows removed; requested {}{finished}",
+                    p.state, p.objects_rewritten, p.objects_deleted, p.rows_removed, p.requested_at
+                ),
+            )?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use dwsync_config::KafkaArgs;
 use dwsync_contract::Table;
 use dwsync_loadgen::DEFAULT_EXPONENT;
 pub(crate) use dwsync_loadgen::EncodingMode;
@@ -11,9 +12,9 @@ pub(crate) use dwsync_loadgen::EncodingMode;
 #[derive(Debug, Parser)]
 #[command(name = "dwsync-loadgen", version)]
 pub(crate) struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "DWSYNC_LOADGEN_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    pub(crate) bootstrap: String,
+    /// How to reach Kafka (the services' `[kafka]` section: TLS and SASL included).
+    #[command(flatten)]
+    pub(crate) kafka: KafkaArgs,
     /// Topic name prefix: the topic of a table is the prefix followed by the table name.
     #[arg(long, default_value = "dwsync.source.")]
     pub(crate) topic_prefix: String,

@@ -6,9 +6,9 @@ use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use dwsync_config::KafkaConfig;
 use dwsync_contract::{Encoding, Table};
 use dwsync_loadgen::{Generator, Schedule, Workspaces};
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -75,8 +75,9 @@ impl Books {
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Summary> {
     let tables = &args.tables.0;
     let topics: Vec<String> = tables.iter().map(|t| format!("{}{}", args.topic_prefix, t.name())).collect();
-    ensure_topics(&args.bootstrap, &topics, args.partitions).await?;
-    let producer = producer(&args.bootstrap)?;
+    let kafka = args.kafka.load().context("the Kafka settings")?;
+    ensure_topics(&kafka, &topics, args.partitions).await?;
+    let producer = producer(&kafka)?;
 
     let workspaces = Workspaces::zipf(args.workspaces as usize, args.skew);
     let mut runs: Vec<TableRun> = tables
@@ -163,10 +164,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Summary> {
 }
 
 /// An idempotent producer: acks from all replicas, lz4, 5 ms linger.
-fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("client.id", "dwsync-loadgen")
+fn producer(kafka: &KafkaConfig) -> anyhow::Result<FutureProducer> {
+    kafka
+        .client_config("loadgen")
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("compression.type", "lz4")
@@ -186,18 +186,19 @@ fn content_type(encoding: Encoding) -> OwnedHeaders {
 }
 
 /// Creates the topics that do not exist yet.
-async fn ensure_topics(bootstrap: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("cannot create a Kafka admin client")?;
+async fn ensure_topics(kafka: &KafkaConfig, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        kafka.client_config("loadgen-admin").create().context("cannot create a Kafka admin client")?;
     let new: Vec<NewTopic<'_>> =
         topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
-    let results = admin
-        .create_topics(&new, &opts)
-        .await
-        .with_context(|| format!("cannot create topics on the Kafka cluster at {bootstrap}"))?;
+    let results = admin.create_topics(&new, &opts).await.with_context(|| {
+        format!(
+            "cannot create topics on the Kafka cluster at {} ({})",
+            kafka.bootstrap_servers,
+            kafka.security_summary()
+        )
+    })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

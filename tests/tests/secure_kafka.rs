@@ -1,0 +1,290 @@
+//! dwsync on a secured Kafka: the broker of `dev/kafka-secure`, whose only listener is SASL_SSL
+//! (a certificate from a test CA; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 users), as Amazon MSK,
+//! Confluent Cloud or Strimzi serve. Every client is configured by the `[kafka]` section
+//! (`KafkaConfig::client_config`), the services' password coming from the environment.
+//!
+//! - each mechanism connects (and a client certificate is accepted);
+//! - the exactly-once path: control, ingest, the uploader and the archiver as processes over
+//!   SASL_SSL with SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once,
+//!   and the archive;
+//! - a wrong password and an untrusted broker certificate fail clearly: the services say
+//!   why (the mechanism and the user, or the certificate), stay unready, and never log the
+//!   password;
+//! - the CLI and the load generator read the same `[kafka]` section (a service's config file,
+//!   the password in `DWSYNC_KAFKA__SASL_PASSWORD`): each mechanism works, a wrong password
+//!   fails with the mechanism and the user, never the password.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dwsync_config::{KafkaConfig, SaslMechanism, Secret};
+use dwsync_contract::Table;
+use dwsync_handoff::dead_letter as header;
+use dwsync_loadgen::Generator;
+use dwsync_tests::secure::{SecureKafka, kafka_toml};
+use dwsync_tests::services::{ServiceProcess, service_binary};
+use dwsync_tests::{create_topic_with, s3_client, s3_secret_key, unique};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const MECHANISMS: [SaslMechanism; 3] = [SaslMechanism::Plain, SaslMechanism::ScramSha256, SaslMechanism::ScramSha512];
+
+/// Creates a topic, produces one record and reads it back, all with clients of `cfg`.
+async fn round_trip(cfg: &KafkaConfig, what: &str) {
+    let topic = unique("secure-round-trip");
+    create_topic_with(&cfg.client_config("test-admin"), &topic, 1).await;
+    let producer: FutureProducer = cfg.client_config("test-producer").create().unwrap();
+    let payload = format!("over SASL_SSL as {what}");
+    let _ = producer
+        .send(FutureRecord::to(&topic).key("k").payload(&payload), Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{what}: produce: {e}"));
+    let consumer: BaseConsumer = cfg
+        .client_config("test-consumer")
+        .set("group.id", unique("secure-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "{what}: the record was not read back within 30 s");
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.payload(), Some(payload.as_bytes()), "{what}");
+                return;
+            }
+            Some(Err(e)) => panic!("{what}: consume: {e}"),
+            None => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mechanism_produces_and_consumes_over_sasl_ssl() {
+    let kafka = SecureKafka::from_env();
+    for mechanism in MECHANISMS {
+        round_trip(&kafka.config(mechanism), &format!("{mechanism:?}")).await;
+    }
+    // A client certificate (mutual TLS besides SASL) is accepted too.
+    let (certificate, key) = kafka.client_certificate();
+    let with_certificate = KafkaConfig {
+        ssl_certificate_location: Some(certificate),
+        ssl_key_location: Some(key),
+        ..kafka.config(SaslMechanism::ScramSha512)
+    };
+    round_trip(&with_certificate, "ScramSha512 with a client certificate").await;
+}
+
+/// The log of `process` once it holds every one of `wanted` (or after `within`), without colours.
+async fn log_with(process: &mut ServiceProcess, wanted: &[&str], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = without_ansi(&std::fs::read_to_string(&process.log).unwrap_or_default());
+        if wanted.iter().all(|w| log.contains(w)) || Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `/readyz` of `process`: the status and the body.
+async fn readyz(process: &ServiceProcess) -> (u16, String) {
+    let resp = reqwest::get(format!("http://{}/readyz", http_addr(process))).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_an_untrusted_certificate_fails_clearly_without_the_password() {
+    let kafka = SecureKafka::from_env();
+    let right = kafka.config(SaslMechanism::ScramSha512);
+    let stack = Stack::with_control_secured(&right, &[5101], &[Table::Metrics]).await;
+
+    // A wrong password: the authentication error names the mechanism and the user.
+    let wrong = unique("wrong-password");
+    let env = [("DWSYNC_KAFKA__SASL_PASSWORD", wrong.clone())];
+    let mut ingest = stack.ingest_with("ingest-wrong-password", &env);
+    let wanted = ["SCRAM-SHA-512", right.sasl_username.as_str(), "uthentication"];
+    let log = log_with(&mut ingest, &wanted, Duration::from_secs(20)).await;
+    for w in wanted {
+        assert!(log.contains(w), "the log does not say {w:?}:\n{log}");
+    }
+    assert!(!log.contains(&wrong), "the password is in the log:\n{log}");
+    let (status, body) = readyz(&ingest).await;
+    assert_eq!(status, 503, "unready while Kafka refuses it: {body}");
+    assert!(body.contains("SCRAM-SHA-512") && !body.contains(&wrong), "{body}");
+    ingest.stop();
+
+    // The broker's CA not trusted (no `ssl_ca_location`: the system's CAs): a TLS error.
+    let untrusted = stack.dir.join("untrusted-ca.toml");
+    let toml = std::fs::read_to_string(&stack.ingest_config)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("ssl_ca_location"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&untrusted, toml).unwrap();
+    let mut ingest = ServiceProcess::start(
+        "dwsync-ingest",
+        "ingest-untrusted-ca",
+        &untrusted,
+        &[("DWSYNC_KAFKA__SASL_PASSWORD", right.sasl_password.expose().to_owned())],
+        &stack.dir,
+    );
+    let wanted = ["certificate verify failed"];
+    let log = log_with(&mut ingest, &wanted, Duration::from_secs(20)).await;
+    assert!(log.contains(wanted[0]), "no TLS error in the log:\n{log}");
+    assert!(!log.contains(right.sasl_password.expose()), "the password is in the log:\n{log}");
+    let (status, body) = readyz(&ingest).await;
+    assert_eq!(status, 503, "unready while the TLS handshake fails: {body}");
+    assert!(body.contains("certificate verify failed"), "{body}");
+    ingest.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha512);
+    let password: Secret = cfg.sasl_password.clone();
+    let workspaces = [5001, 5002];
+    let tables = [Table::Metrics, Table::Deliveries, Table::People];
+    let stack = Stack::with_control_secured(&cfg, &workspaces, &tables).await;
+    let mut control = stack.control_with("control", &[]);
+    let api = Api::new(stack.control.as_ref().unwrap());
+    api.wait_ready(&mut control).await;
+    for ws in workspaces {
+        let body = Api::sync_body(ws, &stack.buckets[&ws], &s3_secret_key());
+        let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
+        assert_eq!(status, 201, "{resp}");
+    }
+    let mut ingest = stack.ingest("ingest");
+    let mut uploader = stack.uploader("uploader");
+    let archive = stack.archive(1_000).await;
+    let mut archiver = stack.archiver(&archive, "archiver");
+    let producer = producer_of(&stack);
+    let mut generator = Generator::new(26);
+    let mut produced = Produced::default();
+    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..20, &mut produced).await;
+    // A second round after the first windows closed: the transactions go on over SASL_SSL.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 20..40, &mut produced).await;
+    assert_eq!(produced.total(), 40 * 2 * 3);
+    verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
+    // The archiver, another consumer group on the handoff topic over SASL_SSL: every row too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut archived = archived_rows(&archive.bucket).await;
+    while archived < produced.total() && Instant::now() < deadline {
+        assert!(archiver.is_running(), "archiver exited:\n{}", archiver.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        archived = archived_rows(&archive.bucket).await;
+    }
+    assert_eq!(archived, produced.total(), "rows in the archive");
+    for p in [&mut control, &mut ingest, &mut uploader, &mut archiver] {
+        p.stop();
+        let log = std::fs::read_to_string(&p.log).unwrap();
+        assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
+    }
+}
+
+/// The rows of every Parquet object in `bucket`, from their footers.
+async fn archived_rows(bucket: &str) -> usize {
+    let s3 = s3_client();
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut rows = 0;
+    for o in listed.contents() {
+        let body = s3.get_object().bucket(bucket).key(o.key().unwrap()).send().await.unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        rows += usize::try_from(reader.metadata().file_metadata().num_rows()).unwrap();
+    }
+    rows
+}
+
+/// Runs a tool (`dwsync`, `dwsync-loadgen`) with `--config <config>` after `args`, the Kafka
+/// password in the environment.
+fn tool(binary: &str, args: &[&str], config: &Path, password: &str) -> Output {
+    Command::new(service_binary(binary))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("DWSYNC_KAFKA__SASL_PASSWORD", password)
+        // A refused login fails the first metadata request: no need to wait the default 5 s.
+        .env("DWSYNC_KAFKA__METADATA_TIMEOUT_MS", "2000")
+        .output()
+        .unwrap_or_else(|e| panic!("run {binary}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_and_the_load_generator_use_the_kafka_section_of_a_config_file() {
+    let kafka = SecureKafka::from_env();
+    let dir = std::env::temp_dir().join(unique("dwsync-secure-tools"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mechanism in MECHANISMS {
+        let cfg = kafka.config(mechanism);
+        // A service's config file: the tools use its `[kafka]` section and ignore the rest.
+        let config = dir.join(format!("{mechanism:?}.toml"));
+        std::fs::write(&config, format!("{}[ingest]\ngroup_id = \"dwsync-ingest\"\n", kafka_toml(&cfg))).unwrap();
+        let password = cfg.sasl_password.expose();
+
+        // The CLI: one dead letter, counted by a dry-run replay.
+        let dlq = unique("secure-dlq");
+        create_topic_with(&cfg.client_config("test-admin"), &dlq, 1).await;
+        let producer: FutureProducer = cfg.client_config("test-producer").create().unwrap();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: header::TOPIC, value: Some("dwsync.source.metrics") })
+            .insert(Header { key: header::ERROR_CLASS, value: Some("not_json") });
+        let _ = producer
+            .send(FutureRecord::to(&dlq).key("1").payload("{").headers(headers), Duration::from_secs(15))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{mechanism:?}: produce: {e}"));
+        let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &config, password);
+        let said = text(&out);
+        assert!(out.status.success() && said.contains("would replay 1 record(s)"), "{mechanism:?}: {said}");
+
+        // The CLI with a wrong password: the mechanism and the user, never the password.
+        let wrong = unique("wrong-password");
+        let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &config, &wrong);
+        let said = text(&out);
+        assert!(!out.status.success(), "{mechanism:?}: a wrong password succeeded: {said}");
+        assert!(
+            said.contains(mechanism.as_librdkafka())
+                && said.contains(&cfg.sasl_username)
+                && said.contains("uthentication"),
+            "{mechanism:?}: {said}"
+        );
+        assert!(!said.contains(&wrong) && !said.contains(password), "{mechanism:?}: a password is shown: {said}");
+    }
+
+    // The load generator (as Confluent Cloud is reached: PLAIN over TLS).
+    let cfg = kafka.config(SaslMechanism::Plain);
+    let config = dir.join("Plain.toml");
+    let prefix = format!("{}.", unique("secure-loadgen"));
+    let args = ["--topic-prefix", &prefix, "--tables", "metrics", "--records", "30", "--workspaces", "2"];
+    let out = tool("dwsync-loadgen", &args, &config, cfg.sasl_password.expose());
+    assert!(out.status.success(), "loadgen: {}", text(&out));
+    let consumer: BaseConsumer = cfg.client_config("test-watermarks").create().unwrap();
+    let topic = format!("{prefix}metrics");
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).unwrap();
+    let records: i64 = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10)).unwrap();
+            high - low
+        })
+        .sum();
+    assert_eq!(records, 30, "the load generator's records over SASL_SSL");
+    let _ = std::fs::remove_dir_all(dir);
+}
