@@ -6,6 +6,7 @@
 //! start instead of leaving a default silently in place. [`Config::validate`] checks what serde
 //! cannot.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use dwsync_archive::ArchiveLocation;
@@ -92,6 +93,13 @@ pub struct BackfillConfig {
     pub retry_max_ms: u64,
     /// Object keys listed per table in the reported status (the rest are counted). Default: `200`.
     pub max_keys_reported: usize,
+    /// Directory of the folds' spill files and of the baseline files before they are uploaded
+    /// (a temporary directory per job is made in it, deleted when the job ends). Default: none,
+    /// the system's temporary directory (`TMPDIR`, else `/tmp`).
+    pub spill_dir: Option<PathBuf>,
+    /// Bytes of rows each job's latest-per-key folds hold in memory before they spill to
+    /// `spill_dir`. Default: `134217728` (128 MiB).
+    pub memory_budget_bytes: usize,
 }
 
 impl Default for BackfillConfig {
@@ -103,6 +111,8 @@ impl Default for BackfillConfig {
             retry_initial_ms: 1_000,
             retry_max_ms: 60_000,
             max_keys_reported: 200,
+            spill_dir: None,
+            memory_budget_bytes: 128 << 20,
         }
     }
 }
@@ -111,6 +121,11 @@ impl BackfillConfig {
     /// [`poll_interval_ms`](Self::poll_interval_ms) as a `Duration`.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// The spill directory: [`spill_dir`](Self::spill_dir), else the system's temporary one.
+    pub fn spill_dir(&self) -> PathBuf {
+        self.spill_dir.clone().unwrap_or_else(std::env::temp_dir)
     }
 
     /// The backoff between attempts of a failed job.
@@ -167,6 +182,9 @@ impl Config {
         }
         if backfill.metrics_rows_per_file == 0 {
             return fail("backfill.metrics_rows_per_file", "must be positive");
+        }
+        if backfill.memory_budget_bytes == 0 {
+            return fail("backfill.memory_budget_bytes", "must be positive");
         }
         if backfill.retry_initial_ms == 0 || backfill.retry_initial_ms > backfill.retry_max_ms {
             return fail("backfill.retry_initial_ms", "must be positive and at most backfill.retry_max_ms");
@@ -280,6 +298,7 @@ mod tests {
         assert_eq!(key(&|c| c.backfill.concurrency = 0), Some("backfill.concurrency"));
         assert_eq!(key(&|c| c.backfill.metrics_rows_per_file = 0), Some("backfill.metrics_rows_per_file"));
         assert_eq!(key(&|c| c.backfill.retry_initial_ms = 70_000), Some("backfill.retry_initial_ms"));
+        assert_eq!(key(&|c| c.backfill.memory_budget_bytes = 0), Some("backfill.memory_budget_bytes"));
         assert_eq!(key(&|c| c.handoff.topic.clear()), Some("handoff.topic"));
     }
 }

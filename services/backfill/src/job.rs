@@ -10,7 +10,7 @@
 //! 4. running: the workspace's history up to the cut, the [`Context`] at the baseline's time
 //!    for the initial syncs (people, and deliveries and subjects when someone is erased, objects
 //!    for object attributes), then per table, after `cio-validate`: an initial sync's fold and
-//!    its files ([`plan::files`]); a catch-up's archived files of `[replay_from, cut)` one by
+//!    its files streamed to local disk and created from there ([`crate::output`]); a catch-up's archived files of `[replay_from, cut)` one by
 //!    one, as they were, under the keys the uploader writes them under
 //!    (`dwsync_handoff::data_key`, their own first offset as `seq`, new or changes); each
 //!    created without overwriting, then `Done`.
@@ -20,23 +20,23 @@
 //! folds the same rows (the baseline's `at_ms` is its "now") into the same keys: files already
 //! written answer `412` and are counted as written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use bytes::Bytes;
-use dwsync_archive::fold::{Context, fold};
-use dwsync_archive::{ArchiveReader, TableHistory, WorkspaceHistory};
+use dwsync_archive::fold::{Context, Erasing, Flagged, FoldError, Folder, Spill};
+use dwsync_archive::{ArchiveReader, WorkspaceHistory};
 use dwsync_config::Secret;
 use dwsync_contract::Table;
 use dwsync_format::{ParquetFileWriter, ParquetOptions};
-use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
+use dwsync_s3::create_only::{Create, CreateOnly, FileObject, Object, PartSizes, S3Error};
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
-use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig};
+use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
 
 use crate::gap::{self, Gap};
 use crate::metrics::Metrics;
+use crate::output::{Files, LocalFile};
 use crate::plan::{self, Coverage, Work};
 use crate::report::Reporter;
 
@@ -46,8 +46,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest single S3 request.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Files larger than this go as multipart uploads, in parts of [`PART_BYTES`].
-const MULTIPART_THRESHOLD: u64 = 64 << 20;
+/// Files larger than this go as multipart uploads, in parts of [`PART_BYTES`] (a baseline file
+/// up to it is read whole into memory to be PUT).
+const MULTIPART_THRESHOLD: u64 = 16 << 20;
 
 /// Multipart part size.
 const PART_BYTES: u64 = 16 << 20;
@@ -69,6 +70,9 @@ pub struct Shared {
     pub metrics_rows_per_file: usize,
     /// Keys listed per table in the status.
     pub max_keys_reported: usize,
+    /// Where the folds spill and the baseline files are written before upload, and the folds'
+    /// memory budget (per job).
+    pub spill: Spill,
     /// The instruments.
     pub metrics: Arc<Metrics>,
     /// The Kafka cluster and handoff topic, to read the partition between the archive's end and
@@ -179,7 +183,15 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
             b.partition
         )));
     }
-    let mut reading = Reading { history: history.before(b.cut), read: HashMap::new(), partition: b.partition };
+    // The job's own directory under the spill directory: spill and baseline files, all deleted
+    // when the job ends (or at the next start's clean-up of the system's temporary directory).
+    let spill_dir = &shared.spill.dir;
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("dwsync-backfill-{ws}-"))
+        .tempdir_in(spill_dir)
+        .map_err(|e| Failure(format!("making a directory in the spill directory {}: {e}", spill_dir.display())))?;
+    let spill = Spill { dir: scratch.path().to_owned(), budget_bytes: shared.spill.budget_bytes };
+    let reading = Reading { history: history.before(b.cut), partition: b.partition, spill };
     let folded: Vec<Table> = tables.iter().copied().filter(|t| !work.replays.contains_key(t)).collect();
     let context = reading.context(&folded, b.at_ms).await?;
 
@@ -194,14 +206,7 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         if let Some(&from) = work.replays.get(&table) {
             delivery.catch_up(&reading, ws.get(), from).await?;
         } else {
-            let history = reading.table(table).await?;
-            if let Some(seq) = history.last_seq {
-                let folded = fold(table, history.batches, &context).map_err(|e| ("folding the baseline", e))?;
-                let seq = u64::try_from(seq).unwrap_or_default();
-                for file in plan::files(&dest.prefix, table, ws, seq, folded, shared.metrics_rows_per_file) {
-                    delivery.write(encode(table, file.key, &file.batches)?, "baseline").await?;
-                }
-            }
+            delivery.initial_sync(&reading, ws, &context).await?;
         }
         reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
         let (rows, files) = reporter.get(table).map_or((0, 0), |s| (s.rows, s.files));
@@ -224,16 +229,77 @@ impl Delivery<'_> {
     /// Creates `object` (a `what` file) unless it exists (an earlier attempt wrote it: counted as
     /// written), then reports it.
     async fn write(&mut self, object: Object, what: &str) -> Result<(), Failure> {
+        let created = self.dest.create(&object).await;
+        self.record(&object.key, object.rows, created, what).await
+    }
+
+    /// Creates `file` (a baseline file on local disk) as [`write`](Self::write) does.
+    async fn write_file(&mut self, file: LocalFile, what: &str) -> Result<(), Failure> {
+        let created = self.dest.create_file(&file.object).await;
+        self.record(&file.object.key, file.object.rows, created, what).await
+    }
+
+    /// Counts and reports the object `key` of `rows` rows once `created` says it is there.
+    async fn record(
+        &mut self,
+        key: &str,
+        rows: u64,
+        created: Result<Create, S3Error>,
+        what: &str,
+    ) -> Result<(), Failure> {
         let table = self.table.name();
-        match self.dest.create(&object).await {
-            Ok(Create::Created) => self.shared.metrics.written(table, object.rows),
+        match created {
+            Ok(Create::Created) => self.shared.metrics.written(table, rows),
             Ok(Create::Exists) => {
-                tracing::info!(key = %object.key, "A {what} file was already written (an earlier attempt).");
+                tracing::info!(key = %key, "A {what} file was already written (an earlier attempt).");
                 self.shared.metrics.existing(table);
             }
             Err(error) => return Err(Failure(format!("writing a {what} file failed: {}", error.summary()))),
         }
-        self.reporter.file(self.table, self.baseline, &object.key, object.rows).await.map_err(|e| ("reporting", e))?;
+        self.reporter.file(self.table, self.baseline, key, rows).await.map_err(|e| ("reporting", e))?;
+        Ok(())
+    }
+
+    /// An initial sync: the table's history up to the cut streamed through its fold into its
+    /// files on local disk, each created in the bucket as soon as it is complete. Its `seq` (in
+    /// every key) is read from the archive's footers first.
+    #[tracing::instrument(name = "initial_sync", skip_all, fields(table = self.table.name()))]
+    async fn initial_sync(&mut self, reading: &Reading, ws: WorkspaceId, context: &Context) -> Result<(), Failure> {
+        let table = self.table;
+        let what = reading.what(table);
+        let Some(seq) = reading.history.last_seq(table).await.map_err(|e| (what.as_str(), e))? else {
+            return Ok(());
+        };
+        let (shared, prefix) = (self.shared, self.dest.prefix.as_str());
+        let fold = |e| Failure::from(("folding the baseline", e));
+        let output = |e| Failure::from(("writing the baseline", e));
+        let mut folder = Folder::new(table, context, Some(&reading.spill)).map_err(fold)?;
+        let seq_out = u64::try_from(seq).unwrap_or_default();
+        let mut files = Files::new(&reading.spill.dir, prefix, table, ws, seq_out, shared.metrics_rows_per_file);
+        let mut stream = reading.history.stream(table);
+        while let Some(rows) = stream.next().await.map_err(|e| (what.as_str(), e))? {
+            for batch in rows {
+                for out in folder.push(batch).map_err(fold)? {
+                    for file in files.push(&out).map_err(output)? {
+                        self.write_file(file, "baseline").await?;
+                    }
+                }
+            }
+        }
+        if stream.last_seq != Some(seq) {
+            return Err(Failure(format!(
+                "{what}: the archive changed while it was read (its footers name files up to offset {seq}, its rows up to {:?})",
+                stream.last_seq
+            )));
+        }
+        for out in folder.finish().map_err(fold)? {
+            for file in files.push(&out.map_err(fold)?).map_err(output)? {
+                self.write_file(file, "baseline").await?;
+            }
+        }
+        if let Some(file) = files.finish().map_err(output)? {
+            self.write_file(file, "baseline").await?;
+        }
         Ok(())
     }
 
@@ -242,7 +308,7 @@ impl Delivery<'_> {
     /// archive batch's files are held at a time.
     async fn catch_up(&mut self, reading: &Reading, ws: i64, from: i64) -> Result<(), Failure> {
         let (table, cut, prefix) = (self.table, self.baseline.cut, self.dest.prefix.as_str());
-        let what = format!("reading {} from the archive (handoff partition {})", table.name(), reading.partition);
+        let what = reading.what(table);
         for batch in reading.history.batches().iter().filter(|batch| batch.range.end > from) {
             let (start, end) = (batch.range.start.max(from), batch.range.end.min(cut));
             if start >= end {
@@ -259,53 +325,68 @@ impl Delivery<'_> {
     }
 }
 
-/// The workspace's history up to the cut, each table read at most once.
+/// The workspace's history up to the cut, read table by table as a stream.
 struct Reading {
     history: WorkspaceHistory,
-    read: HashMap<Table, TableHistory>,
     partition: i32,
+    /// The job's spill directory and memory budget.
+    spill: Spill,
 }
 
 impl Reading {
-    /// `table`'s history (taken out of what was read for the context, or read now).
-    async fn table(&mut self, table: Table) -> Result<TableHistory, Failure> {
-        if let Some(history) = self.read.remove(&table) {
-            return Ok(history);
-        }
-        let what = format!("reading {} from the archive (handoff partition {})", table.name(), self.partition);
-        self.history.table(table).await.map_err(|e| Failure::from((what.as_str(), e)))
+    /// What reading `table` is, for a failure.
+    fn what(&self, table: Table) -> String {
+        format!("reading {} from the archive (handoff partition {})", table.name(), self.partition)
     }
 
-    /// Reads `table` for the context and keeps it for its fold.
-    async fn rows(&mut self, table: Table) -> Result<&[RecordBatch], Failure> {
-        if !self.read.contains_key(&table) {
-            let history = self.table(table).await?;
-            let _ = self.read.insert(table, history);
+    /// Streams `table`'s history into `push`, one batch at a time.
+    async fn each(
+        &self,
+        table: Table,
+        mut push: impl FnMut(&RecordBatch) -> Result<(), FoldError>,
+    ) -> Result<(), Failure> {
+        let what = self.what(table);
+        let mut stream = self.history.stream(table);
+        while let Some(rows) = stream.next().await.map_err(|e| (what.as_str(), e))? {
+            for batch in &rows {
+                push(batch).map_err(|e| Failure::from(("folding the baseline", e)))?;
+            }
         }
-        Ok(self.read.get(&table).map_or(&[], |h| h.batches.as_slice()))
+        Ok(())
     }
 
-    /// The context at `now_ms` for folding `tables`: people when any of them is anonymized or
-    /// leaves erased people out; deliveries and subjects when someone is erased; objects for
-    /// object attributes.
-    async fn context(&mut self, tables: &[Table], now_ms: i64) -> Result<Context, Failure> {
+    /// The context at `now_ms` for folding `tables`, streamed: the erased people when any of
+    /// them is anonymized or leaves erased people out (people's ids and flags folded within the
+    /// budget); their deliveries and subjects when someone is erased; the deleted objects for
+    /// object attributes. What it holds is ids only.
+    #[tracing::instrument(name = "context", skip_all)]
+    async fn context(&self, tables: &[Table], now_ms: i64) -> Result<Context, Failure> {
+        let fold = |e| Failure::from(("folding the baseline", e));
         let erasing = tables
             .iter()
             .any(|t| dwsync_archive::anonymize::rules(*t).is_some() || matches!(t, Table::People | Table::Attributes));
-        let people = if erasing { self.rows(Table::People).await?.to_vec() } else { Vec::new() };
-        let fold = |e| Failure::from(("folding the baseline", e));
-        let context = Context::derive(now_ms, &people, &[], &[], &[]).map_err(fold)?;
-        let (deliveries, subjects) = if context.erased.people.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            (self.rows(Table::Deliveries).await?.to_vec(), self.rows(Table::Subjects).await?.to_vec())
-        };
-        let objects = if tables.contains(&Table::ObjectAttributes) {
-            self.rows(Table::Objects).await?.to_vec()
-        } else {
-            Vec::new()
-        };
-        Context::derive(now_ms, &people, &deliveries, &subjects, &objects).map_err(fold)
+        let mut people = Flagged::people(Some(&self.spill)).map_err(fold)?;
+        if erasing {
+            self.each(Table::People, |batch| people.push(batch)).await?;
+        }
+        let mut erased = Erasing::new(people.finish().map_err(fold)?);
+        if erased.anyone() {
+            for table in [Table::Deliveries, Table::Subjects] {
+                self.each(table, |batch| erased.push(table, batch)).await?;
+            }
+        }
+        let mut objects = Flagged::objects(Some(&self.spill)).map_err(fold)?;
+        if tables.contains(&Table::ObjectAttributes) {
+            self.each(Table::Objects, |batch| objects.push(batch)).await?;
+        }
+        let erased = erased.finish();
+        tracing::info!(
+            erased_people = erased.people.len(),
+            erased_deliveries = erased.deliveries.len(),
+            erased_subjects = erased.subjects.len(),
+            "The baseline's context is read."
+        );
+        Ok(Context { now_ms, erased, deleted_objects: objects.finish().map_err(fold)? })
     }
 }
 
@@ -365,10 +446,19 @@ impl Destination {
         Ok(())
     }
 
+    fn writer(&self) -> CreateOnly<'_> {
+        let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
+        CreateOnly::new(&self.client, &self.bucket, self.conditional, parts)
+    }
+
     /// Creates `object` unless its key exists.
     async fn create(&self, object: &Object) -> Result<Create, S3Error> {
-        let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
-        CreateOnly::new(&self.client, &self.bucket, self.conditional, parts).create(object).await
+        self.writer().create(object).await
+    }
+
+    /// Creates `file` from its local file unless its key exists.
+    async fn create_file(&self, file: &FileObject) -> Result<Create, S3Error> {
+        self.writer().create_file(file).await
     }
 }
 

@@ -37,6 +37,7 @@ pub mod config;
 pub mod gap;
 pub mod job;
 pub mod metrics;
+pub mod output;
 pub mod plan;
 pub mod purge;
 pub mod report;
@@ -195,6 +196,7 @@ async fn connect(
         https: dwsync_s3::https_client(),
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
+        spill: dwsync_archive::fold::Spill { dir: b.spill_dir(), budget_bytes: b.memory_budget_bytes },
         metrics,
         handoff: (cfg.kafka.clone(), cfg.handoff.topic.clone()),
     };

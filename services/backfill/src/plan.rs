@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use arrow_array::RecordBatch;
 use dwsync_archive::BatchRange;
 use dwsync_contract::Table;
 use dwsync_sync_config::{Baseline, InitialSyncs, SyncConfig, WorkspaceId};
@@ -138,67 +137,8 @@ pub fn replay_start(batches: &[BatchRange], partition: i32, from: i64) -> Option
     }
 }
 
-/// One file of a table's baseline: its key and rows (zero-copy slices of the folded rows).
-#[derive(Debug, Clone)]
-pub struct BaselineFile {
-    /// The object key.
-    pub key: String,
-    /// Its rows.
-    pub batches: Vec<RecordBatch>,
-}
-
-impl BaselineFile {
-    /// Its row count.
-    pub fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-}
-
-/// The files of `table`'s baseline with rows `rows`: metrics in parts of `metrics_rows_per_file`
-/// rows (`metrics_v5_<ws>_<seq>_<part>`, parts from 0), every other table one file; no rows, no
-/// file. `seq` is the highest first offset of the table's files below the cut.
-pub fn files(
-    prefix: &str,
-    table: Table,
-    workspace: WorkspaceId,
-    seq: u64,
-    rows: Vec<RecordBatch>,
-    metrics_rows_per_file: usize,
-) -> Vec<BaselineFile> {
-    let total: usize = rows.iter().map(RecordBatch::num_rows).sum();
-    if total == 0 {
-        return Vec::new();
-    }
-    let key = |part| dwsync_handoff::baseline_key(prefix, table, workspace.get(), seq, part);
-    if table != Table::Metrics {
-        return vec![BaselineFile { key: key(None), batches: rows }];
-    }
-    let per_file = metrics_rows_per_file.max(1);
-    let mut out: Vec<BaselineFile> = Vec::new();
-    let mut current: Vec<RecordBatch> = Vec::new();
-    let mut in_current = 0usize;
-    for batch in rows {
-        let mut at = 0;
-        while at < batch.num_rows() {
-            let n = (per_file - in_current).min(batch.num_rows() - at);
-            current.push(batch.slice(at, n));
-            (at, in_current) = (at + n, in_current + n);
-            if in_current == per_file {
-                out.push(BaselineFile { key: key(Some(out.len() as u64)), batches: std::mem::take(&mut current) });
-                in_current = 0;
-            }
-        }
-    }
-    if in_current > 0 {
-        out.push(BaselineFile { key: key(Some(out.len() as u64)), batches: current });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use dwsync_sync_config::{Destination, InitialState, InitialSync, Sealed, TableState};
 
     use super::*;
@@ -375,31 +315,5 @@ mod tests {
         );
         let none = replay_start(&[], 2, 5).expect("nothing archived");
         assert!(none.contains("files since the pause are not in the archive"), "{none}");
-    }
-
-    /// `n` rows of one column (the split does not look at the schema).
-    fn metrics(n: usize) -> RecordBatch {
-        let column: arrow_array::ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![0; n]));
-        RecordBatch::try_from_iter([("x", column)]).expect("batch")
-    }
-
-    #[test]
-    fn metrics_are_split_into_two_sequence_files_and_other_tables_are_one_file() {
-        let rows = vec![metrics(7), metrics(0), metrics(6)];
-        let got = files("exp", Table::Metrics, ws(42), 17, rows.clone(), 5);
-        let summary: Vec<(String, usize)> = got.iter().map(|f| (f.key.clone(), f.rows())).collect();
-        assert_eq!(
-            summary,
-            [
-                ("exp/metrics_v5_42_000000000017_000000.parquet".to_owned(), 5),
-                ("exp/metrics_v5_42_000000000017_000001.parquet".to_owned(), 5),
-                ("exp/metrics_v5_42_000000000017_000002.parquet".to_owned(), 3),
-            ]
-        );
-        assert_eq!(files("", Table::Metrics, ws(42), 17, vec![metrics(10)], 5).len(), 2, "exactly full parts");
-        let people = files("", Table::People, ws(42), 17, rows, 5);
-        assert_eq!(people.len(), 1);
-        assert_eq!((people[0].key.as_str(), people[0].rows()), ("people_v5_42_000000000017.parquet", 13));
-        assert!(files("", Table::Metrics, ws(42), 17, vec![metrics(0)], 5).is_empty(), "no rows, no file");
     }
 }

@@ -10,7 +10,8 @@
 //! - [`purge`]: one workspace removed from the archive (objects rewritten without it);
 //! - [`read`]: one workspace's history, per table in archive order (or file by file in an
 //!   offset range, for a catch-up), reading only the footers and that workspace's row groups;
-//! - [`fold`]: what each table's baseline holds, from its history (in memory);
+//! - [`fold`]: what each table's baseline holds, from its history (streaming, spilling the
+//!   latest-per-key folds to local disk past a memory budget);
 //! - [`anonymize`]: deleted or suppressed people's rows kept without what identifies them.
 //!
 //! See `docs/HISTORY.md`.
@@ -31,4 +32,4 @@ pub use footer::{PROVENANCE_METADATA, Provenance, SourceFile, WorkspaceRows};
 pub use key::{BatchRange, ObjectKey, Part, object_key, parse_key};
 pub use location::ArchiveLocation;
 pub use partition::handoff_partition;
-pub use read::{ArchiveReader, ArchivedFile, ReadError, TableFiles, TableHistory, WorkspaceHistory};
+pub use read::{ArchiveReader, ArchivedFile, ReadError, TableFiles, TableHistory, TableStream, WorkspaceHistory};

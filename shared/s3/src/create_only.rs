@@ -26,6 +26,62 @@ pub struct Object {
     pub rows: u64,
 }
 
+impl Object {
+    fn meta(&self) -> Meta<'_> {
+        Meta { key: &self.key, sha256_hex: &self.sha256_hex, rows: self.rows, len: self.body.len() as u64 }
+    }
+}
+
+/// A data object to create from a local file (read part by part: never whole in memory when
+/// it goes as a multipart upload).
+#[derive(Debug, Clone)]
+pub struct FileObject {
+    /// Its key.
+    pub key: String,
+    /// The local file holding its bytes.
+    pub path: std::path::PathBuf,
+    /// Its size in bytes.
+    pub len: u64,
+    /// SHA-256 of its bytes, lowercase hex (stored as `x-amz-meta-dwsync-sha256`).
+    pub sha256_hex: String,
+    /// Rows in the file (stored as `x-amz-meta-dwsync-rows`).
+    pub rows: u64,
+}
+
+/// Where a body's bytes are.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Memory(&'a Bytes),
+    File(&'a std::path::Path),
+}
+
+impl Source<'_> {
+    /// The bytes `[start, end)`.
+    fn part(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
+        match self {
+            Self::Memory(body) => {
+                Ok(body.slice(usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(usize::MAX)))
+            }
+            Self::File(path) => {
+                use std::os::unix::fs::FileExt as _;
+                let file = std::fs::File::open(path)?;
+                let mut buffer = vec![0; usize::try_from(end - start).unwrap_or(usize::MAX)];
+                file.read_exact_at(&mut buffer, start)?;
+                Ok(Bytes::from(buffer))
+            }
+        }
+    }
+}
+
+/// What a created object carries besides its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Meta<'a> {
+    key: &'a str,
+    sha256_hex: &'a str,
+    rows: u64,
+    len: u64,
+}
+
 /// Multipart settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartSizes {
@@ -146,7 +202,31 @@ impl<'a> CreateOnly<'a> {
         if (multipart || !self.conditional) && self.head(&obj.key).await?.is_some() {
             return Ok(Create::Exists);
         }
-        if multipart { self.multipart(obj).await } else { self.put(obj).await }
+        if multipart { self.multipart(obj.meta(), Source::Memory(&obj.body)).await } else { self.put(obj).await }
+    }
+
+    /// One attempt to create `obj` from its local file without overwriting: a body up to the
+    /// multipart threshold is read whole and PUT; a larger one goes as a multipart upload, read
+    /// one part at a time.
+    pub async fn create_file(&self, obj: &FileObject) -> Result<Create, S3Error> {
+        let local = |e: std::io::Error| S3Error {
+            operation: "ReadLocalFile",
+            bucket: self.bucket.to_owned(),
+            key: obj.key.clone(),
+            status: None,
+            code: Some("LocalFile".into()),
+            message: format!("{}: {e}", obj.path.display()),
+        };
+        if obj.len <= self.parts.threshold {
+            let body = Bytes::from(std::fs::read(&obj.path).map_err(local)?);
+            let object = Object { key: obj.key.clone(), body, sha256_hex: obj.sha256_hex.clone(), rows: obj.rows };
+            return self.create(&object).await;
+        }
+        if self.head(&obj.key).await?.is_some() {
+            return Ok(Create::Exists);
+        }
+        let meta = Meta { key: &obj.key, sha256_hex: &obj.sha256_hex, rows: obj.rows, len: obj.len };
+        self.multipart(meta, Source::File(&obj.path)).await
     }
 
     async fn put(&self, obj: &Object) -> Result<Create, S3Error> {
@@ -169,53 +249,60 @@ impl<'a> CreateOnly<'a> {
         }
     }
 
-    async fn multipart(&self, obj: &Object) -> Result<Create, S3Error> {
+    async fn multipart(&self, obj: Meta<'_>, source: Source<'_>) -> Result<Create, S3Error> {
         let created = self
             .client
             .create_multipart_upload()
             .bucket(self.bucket)
-            .key(&obj.key)
+            .key(obj.key)
             .content_type(PARQUET_CONTENT_TYPE)
-            .metadata(SHA256_METADATA, &obj.sha256_hex)
+            .metadata(SHA256_METADATA, obj.sha256_hex)
             .metadata(ROWS_METADATA, obj.rows.to_string())
             .send()
             .await
-            .map_err(|e| self.error("CreateMultipartUpload", &obj.key, e))?;
+            .map_err(|e| self.error("CreateMultipartUpload", obj.key, e))?;
         let Some(upload_id) = created.upload_id() else {
             return Err(S3Error {
                 operation: "CreateMultipartUpload",
                 bucket: self.bucket.to_owned(),
-                key: obj.key.clone(),
+                key: obj.key.to_owned(),
                 status: None,
                 code: Some("NoUploadId".into()),
                 message: "the response has no upload id".into(),
             });
         };
-        let outcome = self.upload_parts(obj, upload_id).await;
+        let outcome = self.upload_parts(obj, source, upload_id).await;
         if !matches!(outcome, Ok(Create::Created)) {
-            self.abort(&obj.key, upload_id).await;
+            self.abort(obj.key, upload_id).await;
         }
         outcome
     }
 
-    async fn upload_parts(&self, obj: &Object, upload_id: &str) -> Result<Create, S3Error> {
-        let len = obj.body.len();
-        let size = usize::try_from(part_size(len as u64, self.parts.part_bytes)).unwrap_or(usize::MAX);
+    async fn upload_parts(&self, obj: Meta<'_>, source: Source<'_>, upload_id: &str) -> Result<Create, S3Error> {
+        let len = obj.len;
+        let size = usize::try_from(part_size(len, self.parts.part_bytes)).unwrap_or(usize::MAX);
         let mut parts = Vec::new();
         for (index, start) in (0..len).step_by(size).enumerate() {
             let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
-            let body = obj.body.slice(start..len.min(start.saturating_add(size)));
+            let body = source.part(start, len.min(start.saturating_add(size as u64))).map_err(|e| S3Error {
+                operation: "UploadPart",
+                bucket: self.bucket.to_owned(),
+                key: obj.key.to_owned(),
+                status: None,
+                code: Some("LocalFile".into()),
+                message: format!("reading part {number}: {e}"),
+            })?;
             let uploaded = self
                 .client
                 .upload_part()
                 .bucket(self.bucket)
-                .key(&obj.key)
+                .key(obj.key)
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(ByteStream::from(body))
                 .send()
                 .await
-                .map_err(|e| self.error("UploadPart", &obj.key, e))?;
+                .map_err(|e| self.error("UploadPart", obj.key, e))?;
             parts.push(
                 CompletedPart::builder().part_number(number).set_e_tag(uploaded.e_tag().map(str::to_owned)).build(),
             );
@@ -224,7 +311,7 @@ impl<'a> CreateOnly<'a> {
             .client
             .complete_multipart_upload()
             .bucket(self.bucket)
-            .key(&obj.key)
+            .key(obj.key)
             .upload_id(upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
         if self.conditional {
@@ -233,7 +320,7 @@ impl<'a> CreateOnly<'a> {
         match complete.send().await {
             Ok(_) => Ok(Create::Created),
             Err(err) if status(&err) == Some(412) => Ok(Create::Exists),
-            Err(err) => Err(self.error("CompleteMultipartUpload", &obj.key, err)),
+            Err(err) => Err(self.error("CompleteMultipartUpload", obj.key, err)),
         }
     }
 

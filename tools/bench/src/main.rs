@@ -14,6 +14,7 @@
 //! ```
 
 mod args;
+mod backfill_large;
 mod ceiling;
 mod consume_encode;
 mod cpu_bound;
@@ -49,8 +50,9 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = if args.scenario.is_empty() {
         scenario::NAMES.iter().map(|s| (*s).to_owned()).collect()
     } else {
-        args.scenario.clone()
+        args.scenario.iter().filter(|s| *s != backfill_large::NAME).cloned().collect()
     };
+    let backfill = args.scenario.iter().any(|s| s == backfill_large::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -79,7 +81,27 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .flat_map(|(service, env)| env.iter().map(move |(k, v)| format!("{service}:{k}={v}")))
             .collect();
-    let mut report = Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new() };
+    let mut report = Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new(), backfill: None };
+    if backfill {
+        let target = S3Target {
+            endpoint: args.s3_endpoint.clone(),
+            access_key: args.s3_access_key.clone(),
+            secret_key: args.s3_secret_key.clone(),
+        };
+        let setup = backfill_large::Setup {
+            bootstrap: &args.bootstrap,
+            s3: &target,
+            bin_dir: &bin_dir,
+            dir: work_dir.join(backfill_large::NAME),
+            run_id: &run_id,
+            keep_objects: args.keep_objects,
+        };
+        let measured = backfill_large::run(setup, backfill_large::Size::of(args.smoke, args.scale))
+            .await
+            .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
+        println!("{}", measured.render());
+        report.backfill = Some(measured);
+    }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
             .await

@@ -234,6 +234,8 @@ pub(crate) struct Report {
     pub(crate) service_env: Vec<String>,
     /// One entry per scenario.
     pub(crate) scenarios: Vec<ScenarioReport>,
+    /// The `backfill-large` run, if asked for.
+    pub(crate) backfill: Option<crate::backfill_large::Measured>,
 }
 
 fn rate(t: &Throughput) -> String {

@@ -15,17 +15,23 @@ fn num(v: &Value, pointer: &str) -> f64 {
     v.pointer(pointer).and_then(Value::as_f64).unwrap_or_else(|| panic!("{pointer} missing in {v}"))
 }
 
-#[test]
-fn smoke_mode_reports_every_row_of_every_scenario() {
+/// Runs the harness with `args`, its JSON report to `json`, the services next to it.
+fn bench(args: &[&str], json: &Path) -> std::process::Output {
     let exe = Path::new(env!("CARGO_BIN_EXE_dwsync-bench"));
-    let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
-    let output = Command::new(exe)
-        .args(["--smoke", "--stream-secs", "2", "--raw-reads", "2", "--json"])
-        .arg(&json)
+    Command::new(exe)
+        .args(args)
+        .arg("--json")
+        .arg(json)
         .arg("--bin-dir")
         .arg(exe.parent().unwrap())
         .output()
-        .expect("run dwsync-bench");
+        .expect("run dwsync-bench")
+}
+
+#[test]
+fn smoke_mode_reports_every_row_of_every_scenario() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-smoke-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--stream-secs", "2", "--raw-reads", "2"], &json);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -127,4 +133,30 @@ fn smoke_mode_reports_every_row_of_every_scenario() {
     }
     let mixed = &scenarios[2];
     assert_eq!(mixed["input"].as_object().unwrap().len(), 15, "every table in the mixed scenario");
+}
+
+/// `--smoke --scenario backfill-large`: the backfill delivers the three baselines of the
+/// generated workspace with the rows a user would count (people without the 2 % erased, the
+/// others' two attributes each, every metric), within its 4 MiB smoke budget (so it spilled).
+/// Needs `dwsync-backfill` built next to the harness.
+#[test]
+fn smoke_mode_backfills_a_generated_workspace() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-backfill-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--scenario", "backfill-large"], &json);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke --scenario backfill-large failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let backfill = &report["backfill"];
+    assert_eq!(num(backfill, "/baseline_rows/people"), 19_600.0, "20,000 people less the 400 erased");
+    assert_eq!(num(backfill, "/baseline_rows/attributes"), 39_200.0, "19,600 people × 2 names");
+    assert_eq!(num(backfill, "/baseline_rows/metrics"), 80_000.0);
+    assert_eq!(num(backfill, "/files"), 3.0);
+    assert_eq!(num(backfill, "/memory_budget_bytes"), f64::from(4u32 << 20));
+    assert!(num(backfill, "/peak_spill_bytes") > 0.0, "the 4 MiB budget spills");
+    assert!(num(backfill, "/peak_rss_bytes") > 0.0 && num(backfill, "/rows_per_sec") > 0.0);
 }

@@ -285,6 +285,10 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- if eq .component "backfill" }}
+        - name: spill
+          mountPath: {{ $v.config.backfill.spill_dir | default "/var/lib/dwsync/spill" }}
+        {{- end }}
         {{- if $root.Values.kafka.tls.caSecret.name }}
         - name: kafka-ca
           mountPath: /etc/dwsync/kafka-ca
@@ -312,6 +316,11 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- if eq .component "backfill" }}
+    - name: spill
+      emptyDir:
+        sizeLimit: {{ $v.spillVolume.sizeLimit }}
+    {{- end }}
     {{- with $root.Values.kafka.tls.caSecret }}
     {{- if .name }}
     - name: kafka-ca

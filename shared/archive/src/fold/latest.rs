@@ -23,6 +23,10 @@ pub(crate) struct Latest {
     keys: KeyColumns,
     batches: Vec<RecordBatch>,
     held_rows: usize,
+    /// Bytes of the Arrow buffers of the batches held.
+    held_bytes: usize,
+    /// Bytes of the keys in the index.
+    key_bytes: usize,
     /// Key → (batch, row) of its latest row. Ties cannot happen: each push comes after the
     /// previous ones, and a later row replaces an earlier one.
     index: HashMap<Box<[u8]>, (u32, u32)>,
@@ -32,7 +36,7 @@ impl Latest {
     /// Latest rows by the key columns `key` of batches with `schema`.
     pub(crate) fn new(schema: SchemaRef, key: &[&str]) -> Result<Self, ArrowError> {
         let keys = KeyColumns::new(&schema, key)?;
-        Ok(Self { schema, keys, batches: Vec::new(), held_rows: 0, index: HashMap::new() })
+        Ok(Self { schema, keys, batches: Vec::new(), held_rows: 0, held_bytes: 0, key_bytes: 0, index: HashMap::new() })
     }
 
     /// Adds the next rows in archive order.
@@ -43,14 +47,25 @@ impl Latest {
         let at = u32::try_from(self.batches.len()).map_err(|_| too_many())?;
         for (row, key) in self.keys.keys(&batch).into_iter().enumerate() {
             let row = u32::try_from(row).map_err(|_| too_many())?;
-            self.index.insert(key, (at, row));
+            let len = key.len();
+            if self.index.insert(key, (at, row)).is_none() {
+                self.key_bytes += len;
+            }
         }
         self.held_rows += batch.num_rows();
+        self.held_bytes += batch.get_array_memory_size();
         self.batches.push(batch);
         if self.held_rows > COMPACT_FLOOR.max(2 * self.index.len()) {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// About what it holds in memory: the rows' Arrow buffers, the index's entries and keys.
+    pub(crate) fn memory_size(&self) -> usize {
+        // An entry: the boxed key's pointer and length, the place, the table's control byte.
+        const ENTRY: usize = 16 + 8 + 1;
+        self.held_bytes + self.key_bytes + self.index.capacity() * ENTRY
     }
 
     /// Rows held (live and superseded).
@@ -63,6 +78,12 @@ impl Latest {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Every row held (superseded ones too), in archive order, without compacting: what a spill
+    /// writes out (its partitions' folds drop the superseded rows).
+    pub(crate) fn into_held(self) -> Vec<RecordBatch> {
+        self.batches
     }
 
     /// The latest rows, in the archive order of those rows.
@@ -93,6 +114,7 @@ impl Latest {
             }
         }
         self.held_rows = winners.len();
+        self.held_bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         self.batches = batches;
         Ok(())
     }

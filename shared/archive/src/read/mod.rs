@@ -37,7 +37,7 @@ pub use ranged::Fetched;
 
 use crate::key::{BatchRange, ObjectKey, Part, parse_key, partition_prefix};
 use crate::partition::handoff_partition;
-use object::Slice;
+use object::{LazySlice, Slice};
 use ranged::RangedObject;
 
 /// One object of a listed batch.
@@ -114,6 +114,17 @@ impl ArchiveReader {
         Ok(batches)
     }
 
+    /// `listed`, to read by byte ranges.
+    fn object<'a>(&'a self, listed: &'a ListedObject) -> RangedObject<'a> {
+        RangedObject {
+            client: &self.client,
+            bucket: &self.bucket,
+            key: &listed.key,
+            size: listed.size,
+            fetched: &self.fetched,
+        }
+    }
+
     /// `workspace_id`'s history: its handoff partition's batches, listed now.
     pub async fn workspace(&self, workspace_id: i64) -> Result<WorkspaceHistory, ReadError> {
         let partition =
@@ -158,6 +169,69 @@ impl TableHistory {
     }
 }
 
+/// One table's rows of a workspace, one archive batch at a time ([`WorkspaceHistory::stream`]).
+#[derive(Debug)]
+pub struct TableStream<'a> {
+    history: &'a WorkspaceHistory,
+    table: Table,
+    /// The next listed batch to read.
+    next: usize,
+    /// Objects of the table whose footer was read so far.
+    pub objects_opened: usize,
+    /// Their total size.
+    pub object_bytes: u64,
+    /// The highest first offset of the files read so far ([`TableHistory::last_seq`]).
+    pub last_seq: Option<i64>,
+    /// The object being decoded batch by batch, when its rows need no reordering.
+    current: Option<LazySlice>,
+}
+
+impl TableStream<'_> {
+    /// The workspace's next rows in archive order; `None` after the last batch (below the cut).
+    ///
+    /// An archive batch whose rows of the table are in one object, all of files below the cut
+    /// (every table but people, objects and object types, and those in a batch with only new or
+    /// only change files), is decoded one batch of 8,192 rows per call: only its row group's
+    /// compressed bytes are held. Otherwise (new and change objects to interleave by file, or a
+    /// batch straddling the cut) the batch's rows are decoded at once and returned together.
+    pub async fn next(&mut self) -> Result<Option<Vec<RecordBatch>>, ReadError> {
+        let history = self.history;
+        let cut = history.cut.unwrap_or(i64::MAX);
+        loop {
+            if let Some(current) = self.current.as_mut() {
+                match current.next_batch()? {
+                    Some(batch) if batch.num_rows() > 0 => return Ok(Some(vec![batch])),
+                    Some(_) => continue,
+                    None => self.current = None,
+                }
+            }
+            let Some(batch) = history.batches.get(self.next).filter(|b| b.range.start < cut) else {
+                return Ok(None);
+            };
+            self.next += 1;
+            let (mut slices, opened, bytes) = history.open_slices(batch, self.table).await?;
+            self.objects_opened += opened;
+            self.object_bytes += bytes;
+            let below = |slice: &LazySlice| slice.files.iter().all(|f| f.first_offset < cut);
+            if slices.len() <= 1 && slices.iter().all(|(_, _, slice)| below(slice)) {
+                let last = slices.iter().flat_map(|(_, _, s)| &s.files).map(|f| f.first_offset).max();
+                self.last_seq = self.last_seq.max(last);
+                self.current = slices.pop().map(|(_, _, slice)| slice);
+                continue;
+            }
+            let slices = slices
+                .into_iter()
+                .map(|(key, _, slice)| Ok((key, slice.collect()?)))
+                .collect::<Result<Vec<_>, ReadError>>()?;
+            let (rows, last) = in_file_order(self.table, slices, cut)?;
+            self.last_seq = self.last_seq.max(last);
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
+        }
+    }
+}
+
 impl WorkspaceHistory {
     /// The workspace's handoff partition.
     pub fn partition(&self) -> i32 {
@@ -177,21 +251,48 @@ impl WorkspaceHistory {
     }
 
     /// Reads `table`'s rows of the workspace, batch after batch: per object of the table, its
-    /// footer and the workspace's row group only.
+    /// footer and the workspace's row group only. Holds the whole history: see
+    /// [`stream`](Self::stream) for one archive batch at a time.
     pub async fn table(&self, table: Table) -> Result<TableHistory, ReadError> {
-        let mut history =
-            TableHistory { table, batches: Vec::new(), objects_opened: 0, object_bytes: 0, last_seq: None };
-        let cut = self.cut.unwrap_or(i64::MAX);
-        for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
-            let (slices, opened, bytes) = self.slices(batch, table).await?;
-            history.objects_opened += opened;
-            history.object_bytes += bytes;
-            let slices = slices.into_iter().map(|(key, _, slice)| (key, slice)).collect();
-            let (rows, last) = in_file_order(table, slices, cut)?;
-            history.batches.extend(rows);
-            history.last_seq = history.last_seq.max(last);
+        let mut stream = self.stream(table);
+        let mut batches = Vec::new();
+        while let Some(rows) = stream.next().await? {
+            batches.extend(rows);
         }
-        Ok(history)
+        Ok(TableHistory {
+            table,
+            batches,
+            objects_opened: stream.objects_opened,
+            object_bytes: stream.object_bytes,
+            last_seq: stream.last_seq,
+        })
+    }
+
+    /// `table`'s rows of the workspace one archive batch at a time, in archive order (up to the
+    /// cut, if set): what [`table`](Self::table) returns, without holding more than one batch's
+    /// rows of the workspace.
+    pub fn stream(&self, table: Table) -> TableStream<'_> {
+        TableStream { history: self, table, next: 0, objects_opened: 0, object_bytes: 0, last_seq: None, current: None }
+    }
+
+    /// The highest first offset of the workspace's files of `table` (below the cut, if set):
+    /// [`TableHistory::last_seq`], from the objects' footers only (no row group is read).
+    pub async fn last_seq(&self, table: Table) -> Result<Option<i64>, ReadError> {
+        let cut = self.cut.unwrap_or(i64::MAX);
+        let reader = &self.reader;
+        let mut last = None;
+        for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
+            for listed in batch.objects.iter().filter(|o| o.part.table == table) {
+                let object = reader.object(listed);
+                let expected = ObjectKey { range: batch.range, part: listed.part };
+                // The files below the cut: an object kept whole (written before rows per file
+                // were recorded) counts its files below the cut too, as `table` does.
+                if let Some(files) = object::workspace_files(&object, expected, self.workspace_id).await? {
+                    last = last.max(files.iter().map(|f| f.first_offset).filter(|o| *o < cut).max());
+                }
+            }
+        }
+        Ok(last)
     }
 
     /// The workspace's handed-off files of `table` whose first offset is in `[from, to)`, one by
@@ -215,26 +316,34 @@ impl WorkspaceHistory {
     }
 
     /// The workspace's rows in each of `batch`'s objects of `table` that hold any (with the
-    /// object's key and part); the objects opened and their total size.
+    /// object's key and part), decoded; the objects opened and their total size.
     async fn slices<'a>(
         &self,
         batch: &'a ListedBatch,
         table: Table,
     ) -> Result<(Vec<(&'a str, Part, Slice)>, usize, u64), ReadError> {
+        let (slices, opened, bytes) = self.open_slices(batch, table).await?;
+        let slices = slices
+            .into_iter()
+            .map(|(key, part, slice)| Ok((key, part, slice.collect()?)))
+            .collect::<Result<Vec<_>, ReadError>>()?;
+        Ok((slices, opened, bytes))
+    }
+
+    /// [`slices`](Self::slices), opened but not decoded yet.
+    async fn open_slices<'a>(
+        &self,
+        batch: &'a ListedBatch,
+        table: Table,
+    ) -> Result<(Vec<(&'a str, Part, LazySlice)>, usize, u64), ReadError> {
         let reader = &self.reader;
         let (mut slices, mut opened, mut bytes) = (Vec::new(), 0, 0);
         for listed in batch.objects.iter().filter(|o| o.part.table == table) {
-            let object = RangedObject {
-                client: &reader.client,
-                bucket: &reader.bucket,
-                key: &listed.key,
-                size: listed.size,
-                fetched: &reader.fetched,
-            };
+            let object = reader.object(listed);
             opened += 1;
             bytes += listed.size;
             let expected = ObjectKey { range: batch.range, part: listed.part };
-            if let Some(slice) = object::read_workspace(&object, expected, self.workspace_id).await? {
+            if let Some(slice) = object::open_workspace(&object, expected, self.workspace_id).await? {
                 slices.push((listed.key.as_str(), listed.part, slice));
             }
         }

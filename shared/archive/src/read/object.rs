@@ -32,13 +32,14 @@ pub(crate) struct Slice {
     pub(crate) batches: Vec<RecordBatch>,
 }
 
-/// Reads `workspace_id`'s rows of `object` (named `expected` by its key); `None` when the
-/// object holds none of them.
-pub(crate) async fn read_workspace(
-    object: &RangedObject<'_>,
-    expected: ObjectKey,
-    workspace_id: i64,
-) -> Result<Option<Slice>, ReadError> {
+/// The object's footer, checked against its key (`expected`) and the table's v5 schema.
+struct Footer {
+    metadata: Arc<ParquetMetaData>,
+    arrow: ArrowReaderMetadata,
+    provenance: Provenance,
+}
+
+async fn checked_footer(object: &RangedObject<'_>, expected: ObjectKey) -> Result<Footer, ReadError> {
     let key = object.key;
     let metadata = footer(object).await?;
     let provenance = match Provenance::from_footer(metadata.file_metadata().key_value_metadata()) {
@@ -64,9 +65,110 @@ pub(crate) async fn read_workspace(
     let arrow = ArrowReaderMetadata::try_new(Arc::clone(&metadata), ArrowReaderOptions::new())
         .map_err(|e| ReadError::unreadable(key, e))?;
     check_schema(key, part.table, &arrow)?;
+    Ok(Footer { metadata, arrow, provenance })
+}
+
+/// The handed-off files of `workspace_id` that `object` (named `expected` by its key) holds,
+/// from its footer only; `None` when it holds none.
+pub(crate) async fn workspace_files(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<Option<Vec<SourceFile>>, ReadError> {
+    let footer = checked_footer(object, expected).await?;
+    Ok(footer.provenance.workspace(workspace_id).map(|entry| entry.files.clone()))
+}
+
+/// One workspace's rows in one object, decoded as they are asked for: the row group's bytes
+/// are fetched (compressed), each batch of [`BATCH_ROWS`] rows decoded on its turn and checked
+/// (the workspace's only, the v5 schema); at the end, that the rows are as many as the footer
+/// says.
+pub(crate) struct LazySlice {
+    /// The handed-off files they came from, in offset order.
+    pub(crate) files: Vec<SourceFile>,
+    key: String,
+    table: Table,
+    workspace_id: i64,
+    row_group: usize,
+    expected_rows: u64,
+    rows: u64,
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+}
+
+impl std::fmt::Debug for LazySlice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazySlice").field("key", &self.key).field("rows", &self.rows).finish()
+    }
+}
+
+impl LazySlice {
+    /// The next batch of rows; `None` at the end (after checking the row count).
+    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>, ReadError> {
+        let key = self.key.as_str();
+        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        let Some(batch) = reader.next() else {
+            self.reader = None;
+            if self.rows != self.expected_rows {
+                return Err(ReadError::unreadable(
+                    key,
+                    format!(
+                        "row group {} has {} rows, its footer says {}",
+                        self.row_group, self.rows, self.expected_rows
+                    ),
+                ));
+            }
+            return Ok(None);
+        };
+        let batch = batch.map_err(|e| ReadError::unreadable(key, e))?;
+        let table = self.table;
+        let batch = RecordBatch::try_new(arrow_schema(table), batch.columns().to_vec())
+            .map_err(|e| ReadError::Schema { key: key.to_owned(), table: table.name(), reason: e.to_string() })?;
+        let workspaces = batch.column(table.def().workspace_column).as_primitive::<Int64Type>();
+        if min(workspaces) != Some(self.workspace_id) || max(workspaces) != Some(self.workspace_id) {
+            return Err(ReadError::unreadable(
+                key,
+                format!("row group {} holds rows of other workspaces", self.row_group),
+            ));
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(Some(batch))
+    }
+
+    /// Every row, decoded now.
+    pub(crate) fn collect(mut self) -> Result<Slice, ReadError> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next_batch()? {
+            batches.push(batch);
+        }
+        Ok(Slice { files: self.files, batches })
+    }
+}
+
+/// Opens `workspace_id`'s rows of `object` (named `expected` by its key): its footer read and
+/// checked, its row group's bytes fetched, nothing decoded yet; `None` when the object holds
+/// none of them.
+pub(crate) async fn open_workspace(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<Option<LazySlice>, ReadError> {
+    let key = object.key;
+    let Footer { metadata, arrow, provenance } = checked_footer(object, expected).await?;
     let Some(entry) = provenance.workspace(workspace_id) else { return Ok(None) };
+    let mut slice = LazySlice {
+        files: entry.files.clone(),
+        key: key.to_owned(),
+        table: expected.part.table,
+        workspace_id,
+        row_group: entry.row_group.unwrap_or_default(),
+        expected_rows: entry.rows,
+        rows: 0,
+        reader: None,
+    };
     let Some(row_group) = entry.row_group else {
-        return Ok(Some(Slice { files: entry.files.clone(), batches: Vec::new() }));
+        // No rows of the workspace (files without rows): nothing to decode, nothing to count.
+        slice.expected_rows = 0;
+        return Ok(Some(slice));
     };
     if row_group >= metadata.num_row_groups() {
         return Err(ReadError::unreadable(
@@ -82,30 +184,8 @@ pub(crate) async fn read_workspace(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| ReadError::unreadable(key, e))?;
-    let schema = arrow_schema(part.table);
-    let mut batches = Vec::new();
-    let mut rows = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| ReadError::unreadable(key, e))?;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| ReadError::Schema {
-            key: key.to_owned(),
-            table: part.table.name(),
-            reason: e.to_string(),
-        })?;
-        let workspaces = batch.column(part.table.def().workspace_column).as_primitive::<Int64Type>();
-        if min(workspaces) != Some(workspace_id) || max(workspaces) != Some(workspace_id) {
-            return Err(ReadError::unreadable(key, format!("row group {row_group} holds rows of other workspaces")));
-        }
-        rows += batch.num_rows() as u64;
-        batches.push(batch);
-    }
-    if rows != entry.rows {
-        return Err(ReadError::unreadable(
-            key,
-            format!("row group {row_group} has {rows} rows, its footer says {}", entry.rows),
-        ));
-    }
-    Ok(Some(Slice { files: entry.files.clone(), batches }))
+    slice.reader = Some(reader);
+    Ok(Some(slice))
 }
 
 /// The object's Parquet metadata, from its tail.
