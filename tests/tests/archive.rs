@@ -19,7 +19,7 @@ use bytes::Bytes;
 use common::*;
 use dwsync_contract::{BatchBuilder, Table, arrow_schema, decode};
 use dwsync_loadgen::Generator;
-use dwsync_tests::s3_client;
+use dwsync_tests::{s3_access_key, s3_client, s3_secret_key};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
 
@@ -242,4 +242,40 @@ async fn every_record_is_archived_exactly_once_through_kill_9() {
     );
     ingest.stop();
     archiver.stop();
+}
+
+/// With no key in its config, the archiver signs with the AWS default credential chain: here
+/// its first link, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` in the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_key_the_archive_is_written_with_the_default_credential_chain() {
+    let workspaces = [6101];
+    let tables = [Table::Metrics];
+    let stack = Stack::new(&workspaces, &tables).await;
+    let archive = stack.archive(1_000).await;
+    let mut ingest = stack.ingest("ingest");
+    let chain = [
+        ("DWSYNC_STORE__ACCESS_KEY_ID", String::new()),
+        ("DWSYNC_STORE__SECRET_ACCESS_KEY", String::new()),
+        ("AWS_ACCESS_KEY_ID", s3_access_key()),
+        ("AWS_SECRET_ACCESS_KEY", s3_secret_key()),
+    ];
+    let mut archiver = stack.archiver_with(&archive, "archiver", &chain);
+    let producer = producer();
+    let mut generator = Generator::new(67);
+    let mut produced = Produced::default();
+    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..20, &mut produced).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let rows: usize = read_archive(&archive).await.iter().map(|o| o.batch.num_rows()).sum();
+        if rows >= produced.total() {
+            assert_eq!(rows, produced.total(), "every record archived once");
+            break;
+        }
+        assert!(ingest.is_running(), "ingest exited:\n{}", ingest.log_tail(30));
+        assert!(archiver.is_running(), "archiver exited:\n{}", archiver.log_tail(30));
+        assert!(Instant::now() < deadline, "{rows} of {} rows archived after 40 s", produced.total());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let log = std::fs::read_to_string(&archiver.log).unwrap();
+    assert!(!log.contains(&s3_secret_key()), "the secret is never logged");
 }

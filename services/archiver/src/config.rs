@@ -136,9 +136,10 @@ pub struct ArchiveStore {
     pub endpoint: Option<String>,
     /// Path-style addressing (MinIO, s3s). Default: `false`.
     pub force_path_style: bool,
-    /// Access key id. Default: empty (required).
+    /// Access key id. Default: empty: with the secret key empty too, the AWS default credential
+    /// chain (environment, web identity / IRSA, ECS, instance profile).
     pub access_key_id: String,
-    /// Secret access key, never printed. Default: empty (required).
+    /// Secret access key, never printed. Default: empty (see `access_key_id`).
     pub secret_access_key: Secret,
     /// Whether the store supports `If-None-Match: *`; `false` falls back to HEAD-then-PUT.
     /// Default: `true`.
@@ -219,10 +220,10 @@ impl Config {
         if store.bucket.is_empty() {
             return fail("store.bucket", "must not be empty");
         }
-        if store.access_key_id.is_empty() || store.secret_access_key.is_empty() {
+        if dwsync_s3::credentials::credential_source(&store.access_key_id, store.secret_access_key.expose()).is_err() {
             return fail(
                 "store.access_key_id",
-                "the archive's credentials (access_key_id, secret_access_key) are required",
+                "set both access_key_id and secret_access_key, or neither (the AWS default credential chain)",
             );
         }
         if !(5 * MIB..=5 * 1024 * MIB).contains(&store.part_bytes) {
@@ -324,6 +325,11 @@ mod tests {
         };
         assert_eq!(key(&|_| ()), None);
         assert_eq!(key(&|c| c.store.secret_access_key = Secret::default()), Some("store.access_key_id"));
+        let chain = |c: &mut Config| {
+            c.store.access_key_id.clear();
+            c.store.secret_access_key = Secret::default();
+        };
+        assert_eq!(key(&chain), None, "no key at all: the AWS default credential chain");
         assert_eq!(key(&|c| c.archive.max_buffered_bytes = 1), Some("archive.max_buffered_bytes"));
         assert_eq!(key(&|c| c.archive.flush_interval_ms = 0), Some("archive.flush_bytes"));
         assert_eq!(key(&|c| c.store.part_bytes = 1024), Some("store.part_bytes"));

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dwsync_retry::Backoff;
+use dwsync_s3::Location;
 use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
-use dwsync_s3::{Location, StaticCredentials};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ArchiveConfig, ArchiveStore};
@@ -43,11 +43,10 @@ impl Store {
     pub fn new(cfg: &ArchiveStore, archive: &ArchiveConfig) -> Self {
         let location =
             Location { region: &cfg.region, endpoint: cfg.endpoint.as_deref(), force_path_style: cfg.force_path_style };
-        let credentials = StaticCredentials::new(
-            cfg.access_key_id.clone(),
-            cfg.secret_access_key.expose().to_owned(),
-            None,
-            None,
+        let credentials = dwsync_s3::credentials::operator_credentials(
+            &cfg.access_key_id,
+            cfg.secret_access_key.expose(),
+            &cfg.region,
             "dwsync-archive",
         );
         // The retry loops here are the only retry policy, so every failure is logged and counted.

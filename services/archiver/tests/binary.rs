@@ -65,7 +65,7 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(!stdout.contains("0123-very-secret"), "{stdout}");
 
     // A config that loads but fails the service's checks: exit 1 with the reason.
-    std::fs::write(&path, "[archive]\nflush_bytes = 1048576\n").unwrap();
+    std::fs::write(&path, "[archive]\nflush_bytes = 1048576\n[store]\naccess_key_id = \"a\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dwsync-archiver"))
         .arg("--check-config")
         .arg("--config")

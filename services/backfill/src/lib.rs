@@ -397,8 +397,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_invalid_configuration_does_not_start() {
-        let cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
-        let err = start(cfg).await.expect_err("no credentials");
+        let mut cfg = Config { http: HttpConfig::localhost(0), ..Config::default() };
+        cfg.archive.access_key_id = "k".into();
+        let err = start(cfg).await.expect_err("half a key pair");
         assert!(matches!(err, Error::Config(InvalidConfig { key: "archive.access_key_id", .. })), "{err:?}");
     }
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use dwsync_config::Secret;
-use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
+use dwsync_s3::credentials::{credential_source, operator_credentials};
+use dwsync_s3::{Location, SharedHttpClient};
 use serde::{Deserialize, Serialize};
 
 /// An archive's bucket, prefix, endpoint and credentials.
@@ -22,9 +23,10 @@ pub struct ArchiveLocation {
     pub endpoint: Option<String>,
     /// Path-style addressing (MinIO, s3s). Default: `false`.
     pub force_path_style: bool,
-    /// Access key id. Default: empty (required).
+    /// Access key id. Default: empty: with the secret key empty too, the AWS default credential
+    /// chain (environment, web identity / IRSA, ECS, instance profile).
     pub access_key_id: String,
-    /// Secret access key, never printed. Default: empty (required).
+    /// Secret access key, never printed. Default: empty (see `access_key_id`).
     pub secret_access_key: Secret,
 }
 
@@ -48,10 +50,10 @@ impl ArchiveLocation {
         if self.bucket.is_empty() {
             return Some(("bucket", "must not be empty"));
         }
-        if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
+        if credential_source(&self.access_key_id, self.secret_access_key.expose()).is_err() {
             return Some((
                 "access_key_id",
-                "the archive's credentials (access_key_id, secret_access_key) are required",
+                "set both access_key_id and secret_access_key, or neither (the AWS default credential chain)",
             ));
         }
         None
@@ -65,13 +67,8 @@ impl ArchiveLocation {
             endpoint: self.endpoint.as_deref(),
             force_path_style: self.force_path_style,
         };
-        let credentials = StaticCredentials::new(
-            self.access_key_id.clone(),
-            self.secret_access_key.expose().to_owned(),
-            None,
-            None,
-            "dwsync-archive",
-        );
+        let credentials =
+            operator_credentials(&self.access_key_id, self.secret_access_key.expose(), &self.region, "dwsync-archive");
         dwsync_s3::client_without_retries(location, credentials, https, timeouts)
     }
 }

@@ -1,4 +1,5 @@
-//! The S3 client settings every dwsync component shares: static SigV4 credentials, a region,
+//! The S3 client settings every dwsync component shares: SigV4 credentials (static, or the AWS
+//! default chain for operator buckets: [`credentials`]), a region,
 //! an optional endpoint for S3-compatible stores, path-style addressing, and checksums only where
 //! an operation requires them (S3-compatible stores differ in the trailing-checksum encodings
 //! they accept; the body's SHA-256 is signed by SigV4 either way).
@@ -9,9 +10,10 @@
 //! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike.
 
 pub mod create_only;
+pub mod credentials;
 pub mod list;
 
-use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_smithy_http_client::tls;
 
@@ -49,7 +51,7 @@ pub fn https_client() -> SharedHttpClient {
 
 /// A config builder for `location` signing with `credentials` (on the SDK's own HTTPS client
 /// unless the caller sets a shared one); callers add retry and timeouts.
-pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Builder {
+pub fn config_builder(location: Location<'_>, credentials: impl ProvideCredentials + 'static) -> Builder {
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(location.region.to_owned()))
@@ -68,7 +70,7 @@ pub fn config_builder(location: Location<'_>, credentials: Credentials) -> Build
 /// with a `connect` timeout and an `attempt` timeout per request.
 pub fn client_without_retries(
     location: Location<'_>,
-    credentials: Credentials,
+    credentials: impl ProvideCredentials + 'static,
     https: SharedHttpClient,
     (connect, attempt): (std::time::Duration, std::time::Duration),
 ) -> aws_sdk_s3::Client {
@@ -82,7 +84,7 @@ pub fn client_without_retries(
 }
 
 /// A client for `location` signing with `credentials`, with the SDK's default retry policy.
-pub fn client(location: Location<'_>, credentials: Credentials) -> aws_sdk_s3::Client {
+pub fn client(location: Location<'_>, credentials: impl ProvideCredentials + 'static) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config_builder(location, credentials).build())
 }
 
@@ -95,11 +97,11 @@ mod tests {
         let location = |region| Location { region, endpoint: Some("http://127.0.0.1:1"), force_path_style: true };
         let https = https_client();
         let a = aws_sdk_s3::Client::from_conf(
-            config_builder(location("us-east-1"), Credentials::new("a", "sa", None, None, "test"))
+            config_builder(location("us-east-1"), StaticCredentials::new("a", "sa", None, None, "test"))
                 .http_client(https.clone())
                 .build(),
         );
-        let b = config_builder(location("eu-west-1"), Credentials::new("b", "sb", None, None, "test"))
+        let b = config_builder(location("eu-west-1"), StaticCredentials::new("b", "sb", None, None, "test"))
             .http_client(https)
             .build();
         assert_eq!(a.config().region().map(|r| r.as_ref()), Some("us-east-1"));

@@ -232,7 +232,14 @@ impl Stack {
 
     /// The archiver, logging each object it creates (`dwsync_archiver=debug`).
     pub fn archiver(&self, archive: &Archive, name: &str) -> ServiceProcess {
-        let env = self.env(&[("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())]);
+        self.archiver_with(archive, name, &[])
+    }
+
+    /// [`archiver`](Self::archiver) with `extra` environment variables.
+    pub fn archiver_with(&self, archive: &Archive, name: &str, extra: &[(&str, String)]) -> ServiceProcess {
+        let mut vars = vec![("RUST_LOG", "info,dwsync_archiver=debug,librdkafka=warn,rdkafka=warn".to_owned())];
+        vars.extend(extra.iter().cloned());
+        let env = self.env(&vars);
         ServiceProcess::start("dwsync-archiver", name, &archive.config, &env, &self.dir)
     }
 

@@ -201,11 +201,14 @@ The archive bucket's secret key (archiver and backfill), with a check that a Sec
 (dict "root" $ "env" "DWSYNC_STORE__SECRET_ACCESS_KEY")
 */}}
 {{- define "dwsync.archiveSecretEnv" -}}
+{{- /* No access key id: the AWS default credential chain (IRSA, instance profile), no secret. */ -}}
+{{- if .root.Values.archiver.config.store.access_key_id -}}
 {{- $env := include "dwsync.secretEnv" (dict "root" .root "env" .env "item" "archiveSecretAccessKey" "override" .root.Values.archiver.secretAccessKeySecret) -}}
 {{- if not $env -}}
-{{- fail "history.enabled needs the archive bucket's secret key from a Secret: set archiver.secretAccessKeySecret.name, secrets.existingSecret or secrets.archiveSecretAccessKey" -}}
+{{- fail "archiver.config.store.access_key_id needs the archive bucket's secret key from a Secret: set archiver.secretAccessKeySecret.name, secrets.existingSecret or secrets.archiveSecretAccessKey (or leave access_key_id empty for the AWS default credential chain)" -}}
 {{- end -}}
 {{- $env -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
