@@ -8,13 +8,13 @@
 //! A second case kills the backfill with `kill -9` in the middle of a purge and starts it again.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use dwsync_archive::write::{self, FileRows};
-use dwsync_archive::{ArchiveReader, BatchRange, Part, handoff_partition};
+use dwsync_archive::fixture::{self, TestFile as File};
+use dwsync_archive::{ArchiveReader, BatchRange, handoff_partition};
 use dwsync_config::{HttpConfig, KafkaConfig, Secret};
 use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
 use dwsync_handoff::FileKind;
@@ -46,37 +46,12 @@ fn rows(table: Table, workspace: i64, first: u64, n: u64) -> Vec<RecordBatch> {
     builder.finish().unwrap()
 }
 
-struct File {
-    workspace: i64,
-    offset: i64,
-    table: Table,
-    kind: FileKind,
-    rows: Vec<RecordBatch>,
-}
-
 fn file(workspace: i64, offset: i64, table: Table, kind: FileKind, n: u64) -> File {
     File { workspace, offset, table, kind, rows: rows(table, workspace, offset as u64 * 1000, n) }
 }
 
 async fn write_batch(s3: &aws_sdk_s3::Client, bucket: &str, range: BatchRange, files: &[File]) {
-    let parts: BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
-    let names: Vec<String> = files.iter().map(|f| format!("f{}", f.offset)).collect();
-    for part in parts {
-        let rows: Vec<FileRows<'_>> = files
-            .iter()
-            .zip(&names)
-            .filter(|(f, _)| Part::of(f.table, f.kind) == part)
-            .map(|(f, name)| FileRows {
-                workspace_id: f.workspace,
-                file_id: name,
-                first_offset: f.offset,
-                window_closed_at_ms: 0,
-                batches: &f.rows,
-            })
-            .collect();
-        let encoded = write::encode("handoff", PREFIX, range, part, &rows).unwrap().unwrap();
-        s3.put_object().bucket(bucket).key(&encoded.object.key).body(encoded.object.body.into()).send().await.unwrap();
-    }
+    fixture::write_batch(s3, bucket, ("handoff", PREFIX), range, files).await.unwrap();
 }
 
 /// One workspace's archived rows of `table`, as one batch.

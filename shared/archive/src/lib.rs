@@ -17,6 +17,7 @@
 //! See `docs/HISTORY.md`.
 
 pub mod anonymize;
+pub mod fixture;
 pub mod fold;
 pub mod footer;
 pub mod key;

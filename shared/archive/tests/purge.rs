@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
+use dwsync_archive::fixture::{self, TestFile as File};
 use dwsync_archive::purge::{ObjectPurged, Progress, Purger};
-use dwsync_archive::write::{self, FileRows};
-use dwsync_archive::{ArchiveReader, BatchRange, Part, Provenance, handoff_partition};
+use dwsync_archive::{ArchiveReader, BatchRange, Provenance, handoff_partition};
 use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
 use dwsync_handoff::FileKind;
 use dwsync_loadgen::Generator;
@@ -36,44 +36,9 @@ fn rows(table: Table, batches: &[RecordBatch]) -> RecordBatch {
     arrow::compute::concat_batches(&dwsync_contract::arrow_schema(table), batches).expect("one batch")
 }
 
-struct File {
-    workspace: i64,
-    offset: i64,
-    table: Table,
-    kind: FileKind,
-    rows: Vec<RecordBatch>,
-}
-
-/// Writes `files` as the objects of batch `range`; returns key → object body.
+/// Writes `files` as the objects of batch `range`; returns their keys.
 async fn write_batch(client: &aws_sdk_s3::Client, bucket: &str, range: BatchRange, files: &[File]) -> Vec<String> {
-    let parts: std::collections::BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
-    let names: Vec<String> = files.iter().map(|f| format!("f{}", f.offset)).collect();
-    let mut keys = Vec::new();
-    for part in parts {
-        let rows: Vec<FileRows<'_>> = files
-            .iter()
-            .zip(&names)
-            .filter(|(f, _)| Part::of(f.table, f.kind) == part)
-            .map(|(f, name)| FileRows {
-                workspace_id: f.workspace,
-                file_id: name,
-                first_offset: f.offset,
-                window_closed_at_ms: 0,
-                batches: &f.rows,
-            })
-            .collect();
-        let encoded = write::encode("dwsync.handoff", PREFIX, range, part, &rows).expect("encode").expect("rows");
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(&encoded.object.key)
-            .body(encoded.object.body.into())
-            .send()
-            .await
-            .expect("put");
-        keys.push(encoded.object.key);
-    }
-    keys
+    fixture::write_batch(client, bucket, ("dwsync.handoff", PREFIX), range, files).await.expect("archive batch")
 }
 
 /// Every object of the bucket: key → body.
