@@ -253,6 +253,22 @@ async fn the_cli_and_the_load_generator_use_the_kafka_section_of_a_config_file()
         let said = text(&out);
         assert!(out.status.success() && said.contains("would replay 1 record(s)"), "{mechanism:?}: {said}");
 
+        // The password from a file named in the config (a mounted Secret), none in the environment.
+        let password_file = dir.join(format!("{mechanism:?}.password"));
+        std::fs::write(&password_file, format!("{password}\n")).unwrap();
+        let with_file = dir.join(format!("{mechanism:?}-file.toml"));
+        let section = kafka_toml(&cfg).replace(
+            "[kafka]\n",
+            &format!("[kafka]\nsasl_password_file = {:?}\n", password_file.display().to_string()),
+        );
+        std::fs::write(&with_file, section).unwrap();
+        let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &with_file, "");
+        let said = text(&out);
+        assert!(
+            out.status.success() && said.contains("would replay 1 record(s)"),
+            "{mechanism:?}, password file: {said}"
+        );
+
         // The CLI with a wrong password: the mechanism and the user, never the password.
         let wrong = unique("wrong-password");
         let out = tool("dwsync", &["dead-letters", "replay", "--dry-run", "--topic", &dlq], &config, &wrong);

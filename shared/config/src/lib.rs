@@ -56,7 +56,38 @@ where
     if let Some(path) = file {
         figment = figment.merge(Toml::file_exact(path));
     }
-    Ok(figment.merge(env::EnvLayer::new(env_prefix, defaults)).extract()?)
+    figment = figment.merge(env::EnvLayer::new(env_prefix, defaults));
+    if let Some(password) = password_from_file(&figment)? {
+        figment = figment.merge(Serialized::default(PASSWORD_KEY, password));
+    }
+    Ok(figment.extract()?)
+}
+
+/// The key [`password_from_file`] sets.
+const PASSWORD_KEY: &str = "kafka.sasl_password";
+
+/// The key naming the file it reads.
+const PASSWORD_FILE_KEY: &str = "kafka.sasl_password_file";
+
+/// The SASL password read from `kafka.sasl_password_file`, if that key is set: the file's
+/// content without one trailing newline. Never the content in an error.
+fn password_from_file(figment: &Figment) -> Result<Option<String>, ConfigError> {
+    let Ok(Some(path)) = figment.extract_inner::<Option<String>>(PASSWORD_FILE_KEY) else { return Ok(None) };
+    let invalid = |message: String| ConfigError::Invalid {
+        key: PASSWORD_FILE_KEY.to_owned(),
+        origin: figment.find_metadata(PASSWORD_FILE_KEY).map_or_else(|| "?".to_owned(), |m| m.name.to_string()),
+        message,
+    };
+    let password_set = figment.extract_inner::<String>(PASSWORD_KEY).is_ok_and(|p| !p.is_empty());
+    if password_set {
+        return Err(invalid(format!("set either {PASSWORD_KEY} or {PASSWORD_FILE_KEY}, not both")));
+    }
+    let content = std::fs::read_to_string(&path).map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
+    let password = content.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&content);
+    if password.is_empty() {
+        return Err(invalid(format!("{path} is empty")));
+    }
+    Ok(Some(password.to_owned()))
 }
 
 #[cfg(test)]
@@ -99,6 +130,31 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.clear_env();
             f(jail).map_err(|e| e.to_string().into())
+        });
+    }
+
+    #[test]
+    fn the_sasl_password_comes_from_a_file_when_one_is_named() {
+        jail(|jail| {
+            jail.create_file("password", "s3cr3t\n")?;
+            let path = jail.directory().join("password");
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD_FILE", path.display());
+            let cfg = load_test(jail, None)?;
+            assert_eq!(cfg.kafka.sasl_password.expose(), "s3cr3t", "one trailing newline removed");
+
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD", "other");
+            let both = load_test(jail, None).expect_err("both set");
+            assert_eq!(both.key(), Some("kafka.sasl_password_file"));
+            assert!(!both.to_string().contains("s3cr3t") && !both.to_string().contains("other"), "{both}");
+
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD", "");
+            jail.create_file("empty", "")?;
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD_FILE", jail.directory().join("empty").display());
+            assert!(load_test(jail, None).expect_err("empty").to_string().contains("is empty"));
+            jail.set_env("DWSYNC_KAFKA__SASL_PASSWORD_FILE", jail.directory().join("missing").display());
+            let missing = load_test(jail, None).expect_err("missing");
+            assert!(missing.to_string().contains("cannot read"), "{missing}");
+            Ok(())
         });
     }
 

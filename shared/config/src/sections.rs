@@ -34,6 +34,10 @@ pub struct KafkaConfig {
     /// The SASL password: a [`Secret`], never printed, serialized or logged; set it from the
     /// environment (`DWSYNC_KAFKA__SASL_PASSWORD`) rather than in a file. Default: empty.
     pub sasl_password: Secret,
+    /// A file holding the SASL password instead (a mounted Kubernetes Secret, a Docker secret):
+    /// read when the config loads, one trailing newline removed; an unreadable or empty file,
+    /// or a password set as well, stops the service naming this key. Default: none.
+    pub sasl_password_file: Option<String>,
     /// PEM file (or directory) of the CAs that sign the brokers' certificates, used with `ssl`
     /// and `sasl_ssl` (`ssl.ca.location`). Default: none, the system's CA certificates (enough
     /// for brokers with publicly signed certificates, such as Amazon MSK or Confluent Cloud).
@@ -57,6 +61,7 @@ impl Default for KafkaConfig {
             sasl_mechanism: SaslMechanism::Plain,
             sasl_username: String::new(),
             sasl_password: Secret::default(),
+            sasl_password_file: None,
             ssl_ca_location: None,
             ssl_certificate_location: None,
             ssl_key_location: None,
