@@ -90,6 +90,11 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
         Ok::<(), std::convert::Infallible>(())
     });
     let main = async move {
+        let Some(generation) =
+            dwsync_sync_config::generation::current_until_shutdown(&cfg.kafka, &cfg.handoff.topic, &shutdown).await
+        else {
+            return Ok(());
+        };
         let consumer = kafka::subscribe(&cfg.kafka, &cfg.handoff)?;
         tracing::info!(
             topic = %cfg.handoff.topic,
@@ -98,7 +103,8 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             prefix = %store.prefix(),
             "Archiving handoff files."
         );
-        let pipeline = pipeline::Pipeline::new(consumer, &cfg.handoff.topic, store, &cfg.archive, metrics, shutdown);
+        let pipeline =
+            pipeline::Pipeline::new(consumer, (&cfg.handoff.topic, generation), store, &cfg.archive, metrics, shutdown);
         pipeline.run().await.map_err(Error::from)
     };
     service.spawn("archiver", main);

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dwsync_handoff::{HandoffRecord, cut_value};
+use dwsync_handoff::generation::OutOfSpan;
+use dwsync_handoff::{Generation, HandoffRecord, Located, cut_value};
 use dwsync_retry::{Backoff, retry_until_shutdown};
 use dwsync_sync_config::is_transient;
 use rdkafka::consumer::Consumer;
@@ -43,6 +44,9 @@ pub enum PipelineError {
     /// A batch could not be encoded.
     #[error(transparent)]
     Flush(#[from] FlushError),
+    /// A handoff offset without a position in the topic's generation (never below 10^12).
+    #[error(transparent)]
+    Position(#[from] OutOfSpan),
 }
 
 /// Why a batch is written: [`Due`], or memory.
@@ -80,6 +84,9 @@ struct Record {
 pub struct Pipeline {
     consumer: Arc<HandoffConsumer>,
     topic: String,
+    /// The handoff topic's generation: batches and files are kept at positions in it, offsets
+    /// are committed as offsets.
+    generation: Generation,
     partitions: BTreeMap<i32, PartitionState>,
     writer: Writer,
     limits: Limits,
@@ -95,11 +102,11 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A loop over `consumer`'s records of `topic`, writing batches into `store` as `archive`
-    /// says, until `shutdown`.
+    /// A loop over `consumer`'s records of `topic` (of `generation`), writing batches into
+    /// `store` as `archive` says, until `shutdown`.
     pub fn new(
         consumer: Arc<HandoffConsumer>,
-        topic: &str,
+        (topic, generation): (&str, Generation),
         store: Store,
         archive: &ArchiveConfig,
         metrics: Arc<Metrics>,
@@ -115,6 +122,7 @@ impl Pipeline {
         Self {
             consumer,
             topic: topic.to_owned(),
+            generation,
             partitions: BTreeMap::new(),
             writer,
             limits: Limits { flush_bytes: archive.flush_bytes, flush_interval: archive.flush_interval() },
@@ -211,6 +219,14 @@ impl Pipeline {
                 Rebalanced::Assigned(partitions) => {
                     for partition in partitions {
                         let Some(start) = self.start_of(partition).await else { return Step::Shutdown };
+                        let Ok(start) = self.generation.position(start) else {
+                            tracing::error!(
+                                partition,
+                                start,
+                                "A committed offset past 10^12 has no position; not archived."
+                            );
+                            continue;
+                        };
                         let Some(ending) = self.ending_at(partition, start).await else { return Step::Shutdown };
                         tracing::info!(partition, start, ?ending, "Archiving a handoff partition.");
                         self.partitions.insert(partition, PartitionState::new(partition, start, ending));
@@ -245,6 +261,7 @@ impl Pipeline {
     /// Reads one record into its partition's batch, then writes what is due.
     async fn handle(&mut self, record: Record) -> Result<Step, PipelineError> {
         let Record { partition, offset, content } = record;
+        let offset = self.generation.position(offset)?;
         let Some(state) = self.partitions.get_mut(&partition) else {
             tracing::debug!(partition, offset, "A record of a partition not assigned; skipped.");
             return Ok(Step::Continue);
@@ -350,7 +367,9 @@ impl Pipeline {
         let flushed = self.writer.flush(range, batch, lost).instrument(span.clone()).await?;
         match flushed {
             Flushed::Written { created, existing, rows } => {
-                kafka::commit(&self.consumer, &self.topic, partition, range.end);
+                if let Located::Here(end) = self.generation.locate(range.end) {
+                    kafka::commit(&self.consumer, &self.topic, partition, end);
+                }
                 self.metrics.batch(reason.as_str());
                 span.in_scope(|| {
                     tracing::info!(reason = reason.as_str(), files, created, existing, rows, "Archived a batch.");

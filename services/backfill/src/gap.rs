@@ -7,10 +7,14 @@
 //! earlier cut records. Reading the partition (`read_committed`) from the archive's end tells:
 //! if the first record returned that is not a cut record is the cut itself (or after it),
 //! nothing before the cut is missing from the archive.
+//!
+//! The archive's end and the cut are positions ([`Generation`]): an end in an earlier
+//! generation's topic means this topic is read from its start.
 
 use std::time::Duration;
 
 use dwsync_config::KafkaConfig;
+use dwsync_handoff::{Generation, Located};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,15 +28,41 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Gap {
     /// No record: the archive covers every file before the cut.
     Empty,
-    /// A record before the cut, not archived yet (its offset).
+    /// A record before the cut, not archived yet (its position).
     Record(i64),
     /// Nothing was read in time.
     Unknown,
 }
 
-/// Reads `topic`'s `partition` from `from` (the archive's end) and says whether a record comes
-/// before `cut`.
-pub async fn between(kafka: &KafkaConfig, topic: &str, partition: i32, from: i64, cut: i64) -> Result<Gap, String> {
+/// The handoff topic as the backfill reads it: where, and its generation.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    /// The Kafka cluster.
+    pub kafka: KafkaConfig,
+    /// The topic's name.
+    pub topic: String,
+    /// Its generation (read at start).
+    pub generation: Generation,
+}
+
+impl Handoff {
+    /// Reads `partition` from position `from` (the archive's end) and says whether a record
+    /// comes before the cut at position `cut`. A cut outside this generation's topic cannot be
+    /// read: [`Gap::Unknown`].
+    pub async fn between(&self, partition: i32, from: i64, cut: i64) -> Result<Gap, String> {
+        let Located::Here(cut_offset) = self.generation.locate(cut) else { return Ok(Gap::Unknown) };
+        let from = self.generation.offset_from(from).unwrap_or(cut_offset).min(cut_offset);
+        let gap = between(&self.kafka, &self.topic, partition, from, cut_offset).await?;
+        Ok(match gap {
+            Gap::Record(offset) => Gap::Record(self.generation.start() + offset),
+            other => other,
+        })
+    }
+}
+
+/// Reads `topic`'s `partition` from offset `from` (the archive's end) and says whether a record
+/// comes before offset `cut`.
+async fn between(kafka: &KafkaConfig, topic: &str, partition: i32, from: i64, cut: i64) -> Result<Gap, String> {
     let consumer: BaseConsumer = kafka
         .client_config("backfill-gap")
         .set("group.id", "dwsync-backfill-gap")

@@ -75,9 +75,8 @@ pub struct Shared {
     pub spill: Spill,
     /// The instruments.
     pub metrics: Arc<Metrics>,
-    /// The Kafka cluster and handoff topic, to read the partition between the archive's end and
-    /// a cut ([`gap`]).
-    pub handoff: (dwsync_config::KafkaConfig, String),
+    /// The handoff topic, to read the partition between the archive's end and a cut ([`gap`]).
+    pub handoff: gap::Handoff,
 }
 
 /// How a job ended.
@@ -144,10 +143,9 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
     let ranges: Vec<_> = batches.iter().map(|batch| batch.range).collect();
     let mut coverage = plan::coverage(&ranges, b.cut);
     if let Coverage::Behind(end) = coverage {
-        let (kafka, topic) = &shared.handoff;
         let from = end.unwrap_or(0);
         let gap =
-            gap::between(kafka, topic, b.partition, from, b.cut).await.map_err(|e| ("reading the handoff topic", e))?;
+            shared.handoff.between(b.partition, from, b.cut).await.map_err(|e| ("reading the handoff topic", e))?;
         tracing::debug!(from, ?gap, "The archive ends before the cut; the partition between them read.");
         if gap == Gap::Empty {
             coverage = Coverage::Covered;

@@ -130,7 +130,7 @@ async fn connect_purges(
     let timeouts = (Duration::from_secs(10), Duration::from_secs(120));
     let client = cfg.archive.client(dwsync_s3::https_client(), timeouts);
     let purger = dwsync_archive::purge::Purger::new(client, &cfg.archive.bucket, &cfg.archive.prefix);
-    let handoff = (cfg.kafka.clone(), cfg.handoff.topic.clone(), cfg.handoff.archiver_group_id.clone());
+    let handoff = (handoff_topic(cfg, shutdown).await?, cfg.handoff.archiver_group_id.clone());
     Some(purge::Purges {
         requests,
         reports,
@@ -140,6 +140,13 @@ async fn connect_purges(
         poll: cfg.backfill.poll_interval(),
         backoff: cfg.backfill.backoff(),
     })
+}
+
+/// The handoff topic with its generation (read until shutdown: `None`).
+async fn handoff_topic(cfg: &Config, shutdown: &CancellationToken) -> Option<gap::Handoff> {
+    let generation =
+        dwsync_sync_config::generation::current_until_shutdown(&cfg.kafka, &cfg.handoff.topic, shutdown).await?;
+    Some(gap::Handoff { kafka: cfg.kafka.clone(), topic: cfg.handoff.topic.clone(), generation })
 }
 
 /// Follows both topics, reads the handoff topic's partition count, and builds the scheduler
@@ -198,7 +205,7 @@ async fn connect(
         max_keys_reported: b.max_keys_reported,
         spill: dwsync_archive::fold::Spill { dir: b.spill_dir(), budget_bytes: b.memory_budget_bytes },
         metrics,
-        handoff: (cfg.kafka.clone(), cfg.handoff.topic.clone()),
+        handoff: handoff_topic(cfg, shutdown).await?,
     };
     Some(Scheduler::new(Arc::new(shared), b))
 }

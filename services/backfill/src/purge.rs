@@ -29,7 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::gap::{self, Gap};
+use crate::gap::{Gap, Handoff};
 use crate::metrics::Metrics;
 use crate::plan::{self, Coverage};
 use crate::report::{PROGRESS_INTERVAL, now_ms};
@@ -46,8 +46,8 @@ pub struct Purges {
     pub reports: KafkaStore<PurgeStatus>,
     /// Rewrites and deletes archive objects.
     pub purger: Purger,
-    /// Kafka, the handoff topic and the archiver's consumer group.
-    pub handoff: (KafkaConfig, String, String),
+    /// The handoff topic and the archiver's consumer group.
+    pub handoff: (Handoff, String),
     /// The backfill's metrics.
     pub metrics: Arc<Metrics>,
     /// How often requests are looked at.
@@ -203,10 +203,11 @@ impl Purges {
     /// Why the batches starting below `cut` cannot be purged yet, if so: the archive does not
     /// cover the cut, or the archiver has not committed past them.
     async fn waiting_for(&self, ranges: &[BatchRange], partition: i32, cut: i64) -> Result<Option<String>, String> {
-        let (kafka, topic, group) = &self.handoff;
+        let (handoff, group) = &self.handoff;
         let mut coverage = plan::coverage(ranges, cut);
         if let Coverage::Behind(end) = coverage {
-            let gap = gap::between(kafka, topic, partition, end.unwrap_or(0), cut)
+            let gap = handoff
+                .between(partition, end.unwrap_or(0), cut)
                 .await
                 .map_err(|e| format!("reading the handoff topic: {e}"))?;
             if gap == Gap::Empty {
@@ -218,11 +219,13 @@ impl Purges {
             return Ok(Some(format!("the archive to pass offset {cut} of handoff partition {partition} ({end})")));
         }
         let Some(needed) = ranges.iter().filter(|r| r.start < cut).map(|r| r.end).max() else { return Ok(None) };
-        let committed = committed(kafka, topic, group, partition).await?;
+        let committed = committed(&handoff.kafka, &handoff.topic, group, partition)
+            .await?
+            .and_then(|offset| handoff.generation.position(offset).ok());
         if committed.is_none_or(|c| c < needed) {
             let committed = committed.map_or_else(|| "none".to_owned(), |c| c.to_string());
             return Ok(Some(format!(
-                "the archiver ({group}) to commit offset {needed} of handoff partition {partition} (committed: {committed})"
+                "the archiver ({group}) to commit position {needed} of handoff partition {partition} (committed: {committed})"
             )));
         }
         Ok(None)

@@ -393,7 +393,7 @@ async fn a_purge_waits_for_the_archiver_and_a_backfill_killed_mid_purge_finishes
     assert_eq!(code, 202, "{body}");
     let status = setup
         .wait_status("waiting for the archiver", &backfill, |s| {
-            s["archive_purge"]["reason"].as_str().is_some_and(|r| r.contains("to commit offset 400"))
+            s["archive_purge"]["reason"].as_str().is_some_and(|r| r.contains("to commit position 400"))
         })
         .await;
     assert_eq!(status["archive_purge"]["state"], "queued", "{status}");

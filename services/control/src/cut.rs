@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dwsync_config::KafkaConfig;
-use dwsync_handoff::{CUT_HEADER, Cut, handoff_partition};
+use dwsync_handoff::{CUT_HEADER, Cut, Generation, handoff_partition};
 use dwsync_producer::DeliveryProducer;
 use dwsync_sync_config::WorkspaceId;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -24,7 +24,8 @@ use tokio::sync::OnceCell;
 pub struct Placed {
     /// The workspace's handoff partition.
     pub partition: i32,
-    /// The record's offset.
+    /// The record's position: its offset in the handoff topic's generation
+    /// ([`Generation::position`]).
     pub offset: i64,
 }
 
@@ -39,6 +40,9 @@ pub enum CutError {
         /// What failed.
         error: String,
     },
+    /// The record's offset has no position in the generation.
+    #[error(transparent)]
+    OutOfSpan(#[from] dwsync_handoff::generation::OutOfSpan),
     /// The record was not written.
     #[error("writing the cut record to {topic}: {error}")]
     Write {
@@ -63,6 +67,7 @@ pub struct KafkaCutter {
     producer: DeliveryProducer,
     kafka: KafkaConfig,
     topic: String,
+    generation: Generation,
     timeout: Duration,
     /// The handoff topic's partition count, read at the first cut (the topic is never
     /// repartitioned; ingest may create it after control starts).
@@ -76,8 +81,13 @@ impl std::fmt::Debug for KafkaCutter {
 }
 
 impl KafkaCutter {
-    /// A cutter on `topic`; a write waits at most `timeout` for the broker.
-    pub fn new(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, rdkafka::error::KafkaError> {
+    /// A cutter on `topic` of `generation`; a write waits at most `timeout` for the broker.
+    pub fn new(
+        kafka: &KafkaConfig,
+        topic: &str,
+        generation: Generation,
+        timeout: Duration,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = DeliveryProducer::new(
             kafka
                 .client_config("control-cuts")
@@ -87,7 +97,14 @@ impl KafkaCutter {
                 .set("enable.idempotence", "true")
                 .set("message.timeout.ms", timeout.as_millis().to_string()),
         )?;
-        Ok(Self { producer, kafka: kafka.clone(), topic: topic.to_owned(), timeout, partitions: OnceCell::new() })
+        Ok(Self {
+            producer,
+            kafka: kafka.clone(),
+            topic: topic.to_owned(),
+            generation,
+            timeout,
+            partitions: OnceCell::new(),
+        })
     }
 
     async fn partitions(&self) -> Result<i32, CutError> {
@@ -133,9 +150,10 @@ impl Cutter for KafkaCutter {
                 epoch = cut.epoch,
                 partition,
                 offset = delivered.offset,
+                generation = self.generation.get(),
                 "Cut record written."
             );
-            Ok(Placed { partition: delivered.partition, offset: delivered.offset })
+            Ok(Placed { partition: delivered.partition, offset: self.generation.position(delivered.offset)? })
         })
     }
 }

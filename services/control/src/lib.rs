@@ -58,6 +58,9 @@ pub enum Error {
     /// The API's certificate or key cannot be used.
     #[error("the API's TLS files: {0}")]
     Tls(#[from] tls::TlsError),
+    /// Shutdown began while the service was starting.
+    #[error("stopped while starting")]
+    Stopped,
     /// The API's listen address could not be bound.
     #[error("binding the API listener on {addr}: {error}")]
     Bind {
@@ -195,7 +198,14 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         .with_initial_syncs(initial_syncs)
         .with_issued_tokens(issued_tokens);
     if cfg.initial_sync.enabled {
-        let cutter = cut::KafkaCutter::new(&cfg.kafka, &cfg.initial_sync.handoff_topic, cfg.store.timeout())
+        let handoff_topic = &cfg.initial_sync.handoff_topic;
+        let shutdown = service.shutdown_token();
+        let Some(generation) =
+            dwsync_sync_config::generation::current_until_shutdown(&cfg.kafka, handoff_topic, &shutdown).await
+        else {
+            return Err(Error::Stopped);
+        };
+        let cutter = cut::KafkaCutter::new(&cfg.kafka, handoff_topic, generation, cfg.store.timeout())
             .map_err(|e| Error::Store(StoreError::Kafka(e)))?;
         state = state.with_cutter(std::sync::Arc::new(cutter)).with_purges(purges);
     } else {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dwsync_config::KafkaConfig;
-use dwsync_handoff::{CompleteFile, Cut, HandoffError, HandoffRecord, cut_value, data_key};
+use dwsync_handoff::{CompleteFile, Cut, Generation, HandoffError, HandoffRecord, cut_value, data_key};
 use dwsync_sync_config::{KafkaStore, SyncStatus, is_transient};
 use dwsync_telemetry::Health;
 use rdkafka::config::FromClientConfigAndContext;
@@ -224,10 +224,22 @@ pub struct Reporting {
     pub health: Health,
 }
 
+/// The handoff topic the loop reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Its name.
+    pub topic: &'a str,
+    /// Its generation: a file's `seq` is its first offset's position in it.
+    pub generation: Generation,
+    /// How often offsets are committed at most (`handoff.commit_interval_ms`).
+    pub commit_interval: Duration,
+}
+
 /// The consumer loop and its per-partition state.
 pub struct Pipeline {
     consumer: Arc<HandoffConsumer>,
     topic: String,
+    generation: Generation,
     partitions: HashMap<i32, PartitionState>,
     /// Partitions whose safe offset moved since the last commit (`handoff.commit_interval_ms`).
     uncommitted: BTreeSet<i32>,
@@ -252,13 +264,13 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A loop over `consumer`'s records of `topic`, committing at most every `commit_interval`,
+    /// A loop over `consumer`'s records of `source`, committing at most every `commit_interval`,
     /// routing with `destinations`, writing with `delivery` as concurrently as `upload` allows,
     /// parking in `lot`, until `shutdown`.
     #[expect(clippy::too_many_arguments, reason = "the loop's parts, each built by `start`")]
     pub fn new(
         consumer: Arc<HandoffConsumer>,
-        (topic, commit_interval): (&str, Duration),
+        Source { topic, generation, commit_interval }: Source<'_>,
         destinations: Destinations,
         (delivery, upload): (Delivery, &UploadConfig),
         (lot, lot_cfg): (Lot, &LotConfig),
@@ -269,6 +281,7 @@ impl Pipeline {
         Self {
             consumer,
             topic: topic.to_owned(),
+            generation,
             partitions: HashMap::new(),
             uncommitted: BTreeSet::new(),
             commit_interval,
@@ -553,9 +566,15 @@ impl Pipeline {
     async fn dispose(&mut self, partition: i32, file: CompleteFile, offset: i64) -> Turn {
         let meta = &file.meta;
         let (workspace_id, table) = (meta.workspace_id, meta.table);
-        let Ok(seq) = u64::try_from(file.first_offset) else {
-            // Kafka offsets are never negative; a negative one means a broken record.
+        let Some(seq) = self.generation.position(file.first_offset).ok().and_then(|p| u64::try_from(p).ok()) else {
+            // Kafka offsets are never negative nor near 10^12; such an offset means a broken record.
             self.metrics.skipped("invalid_offset");
+            tracing::error!(
+                workspace_id,
+                partition,
+                offset = file.first_offset,
+                "A handoff offset without a position; skipped."
+            );
             return Turn::Done;
         };
         let dest = match self.destinations.route(workspace_id, table, seq) {

@@ -91,6 +91,11 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             Some(followed) => followed,
             None => return Ok(()),
         };
+        let Some(generation) =
+            dwsync_sync_config::generation::current_until_shutdown(&cfg.kafka, &cfg.handoff.topic, &shutdown).await
+        else {
+            return Ok(());
+        };
         let consumer = consumer::subscribe(&cfg.kafka, &cfg.handoff, Arc::clone(&metrics))?;
         let topic = cfg.handoff.topic.clone();
         let statics: Vec<_> = cfg.destinations.iter().map(|d| d.workspace_id).collect();
@@ -104,7 +109,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
         let delivery = delivery::Delivery::new(&cfg.upload, Arc::clone(&metrics), shutdown.clone());
         let pipeline = consumer::Pipeline::new(
             consumer,
-            (&topic, cfg.handoff.commit_interval()),
+            consumer::Source { topic: &topic, generation, commit_interval: cfg.handoff.commit_interval() },
             destinations,
             (delivery, &cfg.upload),
             (lot, &cfg.lot),

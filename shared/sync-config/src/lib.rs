@@ -3,8 +3,10 @@
 //!
 //! [`model`] is the domain (destination, tables, disabled), [`seal`] keeps secret keys encrypted
 //! at rest, and [`store`] keeps the configurations on a compacted Kafka topic keyed by workspace
-//! id, read into memory by every process that follows it.
+//! id, read into memory by every process that follows it. [`generation`] keeps the handoff
+//! topic's generation.
 
+pub mod generation;
 pub mod initial;
 pub mod model;
 pub mod purge;

@@ -713,19 +713,27 @@ pub fn without_ansi(text: &str) -> String {
 
 /// The address of the process's `/healthz`, `/readyz` and `/metrics`, from its log.
 pub fn http_addr(process: &ServiceProcess) -> String {
-    let log = without_ansi(&std::fs::read_to_string(&process.log).unwrap());
+    served_at(process).unwrap_or_else(|| {
+        let log = without_ansi(&std::fs::read_to_string(&process.log).unwrap());
+        panic!("{}: no /healthz address in its log:\n{log}", process.name())
+    })
+}
+
+/// [`http_addr`], `None` while the process has not logged it yet.
+fn served_at(process: &ServiceProcess) -> Option<String> {
+    let log = without_ansi(&std::fs::read_to_string(&process.log).ok()?);
     log.lines()
         .find(|l| l.contains("Serving /healthz"))
         .and_then(|l| l.split("addr=").nth(1))
         .and_then(|a| a.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{}: no /healthz address in its log:\n{log}", process.name()))
-        .to_owned()
+        .map(str::to_owned)
 }
 
 /// The sum of a metric's samples whose line has `label`, from the process's `/metrics` (its
-/// address is in its log); `None` when no sample of it is there.
+/// address is in its log); `None` when no sample of it is there, or the process does not serve
+/// its endpoints yet.
 pub async fn metric(process: &ServiceProcess, name: &str, label: &str) -> Option<f64> {
-    let addr = http_addr(process);
+    let addr = served_at(process)?;
     let body = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     let samples: Vec<f64> = body
         .lines()

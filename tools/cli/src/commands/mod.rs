@@ -1,8 +1,9 @@
-//! The subcommands, one module each: `objects` (S3), `dead-letters` (Kafka), `sync`, `archive`
+//! The subcommands, one module each: `objects` (S3), `dead-letters` and `handoff` (Kafka), `sync`, `archive`
 //! and `tokens` (the control service's REST API).
 
 pub mod archive;
 pub mod dead_letters;
+pub mod handoff;
 pub mod objects;
 pub mod sync;
 pub mod tokens;
@@ -18,6 +19,9 @@ pub enum Command {
     Objects(objects::ObjectsArgs),
     /// Work with the dead-letter topic (records that could not be decoded).
     DeadLetters(dead_letters::DeadLettersArgs),
+    /// The handoff topic's generation: show it with the groups' progress, or advance it after
+    /// the topic was replaced.
+    Handoff(handoff::HandoffArgs),
     /// Read and change workspaces' sync configuration through the control API.
     Sync(sync::SyncArgs),
     /// Purge a workspace's archived data through the control API, and follow the purge.
@@ -34,6 +38,7 @@ impl Command {
             Self::DeadLetters(args) => match &args.action {
                 dead_letters::DeadLettersAction::Replay(r) => format!("Kafka topic {}", r.topic),
             },
+            Self::Handoff(args) => format!("handoff {}", args.action.name()),
             // The errors of the API client name the URL themselves.
             Self::Sync(args) => format!("sync {}", args.action.name()),
             Self::Archive(args) => format!("archive {}", args.action.name()),
@@ -46,6 +51,7 @@ impl Command {
         match self {
             Self::Objects(args) => objects::run(&args, out).await,
             Self::DeadLetters(args) => dead_letters::run(&args, out).await,
+            Self::Handoff(args) => handoff::run(&args, out).await,
             Self::Sync(args) => sync::run(&args, out).await,
             Self::Archive(args) => archive::run(&args, out).await,
             Self::Tokens(args) => tokens::run(&args, out).await,
