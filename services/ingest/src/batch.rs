@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use dwsync_contract::{Encoding, Row, Table, Value, decode};
+use dwsync_contract::framing::{self, Serializer};
+use dwsync_contract::{Encoding, Framing, Row, Table, Value, decode};
 use dwsync_handoff::FileKind;
 use futures_util::StreamExt as _;
 use rdkafka::Message;
@@ -25,8 +26,25 @@ const BATCH_RECORDS: usize = 8192;
 /// Most payload bytes decoded as one batch (taken off librdkafka's bounded queue at once).
 const BATCH_BYTES: usize = 8 << 20;
 
-/// A decoded record: its window and row, or its dead-letter class and reason.
-pub(crate) type Decoded<'m> = Result<(WindowKey, Row<'m>), (&'static str, String)>;
+/// A decoded record: its window and row, or why it is dead-lettered.
+pub(crate) type Decoded<'m> = Result<(WindowKey, Row<'m>), Rejection>;
+
+/// Why a record is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    /// A stable error class (`missing_field`, `bad_framing`, ...).
+    pub(crate) class: &'static str,
+    /// A readable reason naming the table and field.
+    pub(crate) reason: String,
+    /// The schema id of a framed value, if it was read.
+    pub(crate) schema_id: Option<u32>,
+}
+
+impl Rejection {
+    fn new(class: &'static str, reason: String) -> Self {
+        Self { class, reason, schema_id: None }
+    }
+}
 
 /// What decoding a record needs; shared by the worker threads.
 pub(crate) struct Decoder<'a> {
@@ -52,8 +70,8 @@ impl Decoder<'_> {
             .and_then(Encoding::from_content_type)
             .unwrap_or(source.encoding);
         let decoded = match msg.payload() {
-            None => Err(("empty_message", format!("table {table}: the message has no payload"))),
-            Some(payload) if payload.len() > self.max_record_bytes => Err((
+            None => Err(Rejection::new("empty_message", format!("table {table}: the message has no payload"))),
+            Some(payload) if payload.len() > self.max_record_bytes => Err(Rejection::new(
                 "oversize_record",
                 format!(
                     "table {table}: record of {} bytes exceeds ingest.max_record_bytes = {}",
@@ -61,7 +79,13 @@ impl Decoder<'_> {
                     self.max_record_bytes
                 ),
             )),
-            Some(payload) => decode(table, encoding, payload).map_err(|e| (e.kind.class(), e.to_string())),
+            Some(payload) => unframed(source, encoding, payload).and_then(|(payload, schema_id)| {
+                decode(table, encoding, payload).map_err(|e| Rejection {
+                    class: e.kind.class(),
+                    reason: e.to_string(),
+                    schema_id,
+                })
+            }),
         };
         let decoded = decoded.map(|row| {
             let kind = file_kind(table, &row, header(FILE_KIND));
@@ -69,6 +93,40 @@ impl Decoder<'_> {
         });
         Some((topic, decoded))
     }
+}
+
+/// `payload` without its Schema Registry framing where `source` has it, with the schema id.
+fn unframed<'m>(
+    source: &SourceTopic,
+    encoding: Encoding,
+    payload: &'m [u8],
+) -> Result<(&'m [u8], Option<u32>), Rejection> {
+    let framed = match source.framing {
+        Framing::None => false,
+        Framing::SchemaRegistry => true,
+        Framing::Detect => framing::looks_framed(payload),
+    };
+    if !framed {
+        return Ok((payload, None));
+    }
+    let table = source.table;
+    let serializer = match encoding {
+        Encoding::Json => Serializer::Json,
+        Encoding::Protobuf => Serializer::Protobuf,
+    };
+    let split = framing::unframe(payload, serializer)
+        .map_err(|e| Rejection::new("bad_framing", format!("table {table}: {e}")))?;
+    if !source.schema_ids.is_empty() && !source.schema_ids.contains(&split.schema_id) {
+        return Err(Rejection {
+            class: "schema_id_not_allowed",
+            reason: format!(
+                "table {table}: schema id {} is not among the accepted {:?}",
+                split.schema_id, source.schema_ids
+            ),
+            schema_id: Some(split.schema_id),
+        });
+    }
+    Ok((split.payload, Some(split.schema_id)))
 }
 
 /// The record the stream returned and those already waiting behind it in librdkafka's queue, up

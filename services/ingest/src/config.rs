@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
-use dwsync_contract::{Encoding, Table};
+use dwsync_contract::{Encoding, Framing, Table};
 use dwsync_format::ParquetOptions;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,15 @@ pub struct IngestConfig {
     /// Encoding of source topics unless overridden; a message's `content-type` header wins.
     /// Default: `json`.
     pub encoding: Encoding,
+    /// How source values are framed unless overridden: `none`, `schema-registry` (Confluent's
+    /// serializers: magic byte, schema id, and for protobuf the message indexes, removed before
+    /// decoding; a value without it is dead-lettered, class `bad_framing`) or `detect` (framed
+    /// when the value starts with the magic byte 0). Default: `none`.
+    pub framing: Framing,
+    /// Schema ids accepted in framed values unless overridden; a value framed with another id is
+    /// dead-lettered (class `schema_id_not_allowed`, the id in header `dwsync.schema.id`).
+    /// Default: empty = any.
+    pub schema_ids: Vec<u32>,
     /// Tables to consume. Default: empty = all 15.
     pub tables: Vec<String>,
     /// Per-table overrides, e.g. `[ingest.topics.metrics] topic = "metrics-pb", encoding = "protobuf"`.
@@ -172,6 +181,8 @@ impl Default for IngestConfig {
             leave_group_on_shutdown: false,
             topic_prefix: "dwsync.source.".into(),
             encoding: Encoding::Json,
+            framing: Framing::None,
+            schema_ids: Vec::new(),
             tables: Vec::new(),
             topics: BTreeMap::new(),
             handoff_topic: "dwsync.handoff".into(),
@@ -200,6 +211,10 @@ pub struct TopicOverride {
     pub topic: Option<String>,
     /// Encoding. Default: `ingest.encoding`.
     pub encoding: Option<Encoding>,
+    /// Framing. Default: `ingest.framing`.
+    pub framing: Option<Framing>,
+    /// Schema ids accepted in framed values. Default: `ingest.schema_ids`.
+    pub schema_ids: Option<Vec<u32>>,
 }
 
 /// When windows close (`[window]`): on time, or on rows or bytes, whichever comes first.
@@ -264,6 +279,10 @@ pub struct SourceTopic {
     pub topic: String,
     /// Default encoding of its messages.
     pub encoding: Encoding,
+    /// How its values are framed.
+    pub framing: Framing,
+    /// The schema ids accepted in framed values (empty: any).
+    pub schema_ids: Vec<u32>,
 }
 
 impl Config {
@@ -326,6 +345,8 @@ impl Config {
                     table,
                     topic: o.topic.unwrap_or_else(|| format!("{}{}", self.ingest.topic_prefix, table.name())),
                     encoding: o.encoding.unwrap_or(self.ingest.encoding),
+                    framing: o.framing.unwrap_or(self.ingest.framing),
+                    schema_ids: o.schema_ids.unwrap_or_else(|| self.ingest.schema_ids.clone()),
                 }
             })
             .collect())
@@ -381,10 +402,10 @@ mod tests {
         cfg.ingest.lag_interval_ms = 0;
         assert!(cfg.source_topics().unwrap_err().to_string().contains("ingest.lag_interval_ms"));
         let mut cfg = Config::default();
-        let _ = cfg
-            .ingest
-            .topics
-            .insert("metrics".into(), TopicOverride { topic: Some("m".into()), encoding: Some(Encoding::Protobuf) });
+        let _ = cfg.ingest.topics.insert(
+            "metrics".into(),
+            TopicOverride { topic: Some("m".into()), encoding: Some(Encoding::Protobuf), ..TopicOverride::default() },
+        );
         let topics = cfg.source_topics().expect("valid");
         let metrics = topics.iter().find(|t| t.table == Table::Metrics).expect("metrics");
         assert_eq!((metrics.topic.as_str(), metrics.encoding), ("m", Encoding::Protobuf));

@@ -11,6 +11,7 @@ use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 use sha2::{Digest as _, Sha256};
 
+use crate::batch::Rejection;
 use crate::window::PartitionKey;
 
 pub use dwsync_handoff::dead_letter as header;
@@ -60,24 +61,23 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// A dead letter for `msg`, failed with `class` and `reason`, of at most `limit` bytes as a
     /// Kafka record (key, value and headers with their framing).
-    pub fn new(
-        msg: &BorrowedMessage<'_>,
-        table: &'static str,
-        class: &'static str,
-        reason: &str,
-        limit: usize,
-    ) -> Self {
+    pub(crate) fn new(msg: &BorrowedMessage<'_>, table: &'static str, rejection: &Rejection, limit: usize) -> Self {
+        let Rejection { class, reason, schema_id } = rejection;
+        let (class, reason, schema_id) = (*class, reason.as_str(), *schema_id);
         let original: Vec<(String, Vec<u8>)> = msg
             .headers()
             .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
             .unwrap_or_default();
         let source = SourceRef { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() };
-        Self::bounded(Parts { key: msg.key(), payload: msg.payload(), original, source, table, class, reason }, limit)
+        Self::bounded(
+            Parts { key: msg.key(), payload: msg.payload(), original, source, table, class, reason, schema_id },
+            limit,
+        )
     }
 
     /// The dead letter of `parts`, cut to `limit` bytes.
     fn bounded(parts: Parts<'_>, limit: usize) -> Self {
-        let Parts { key, payload, original, source, table, class, reason } = parts;
+        let Parts { key, payload, original, source, table, class, reason, schema_id } = parts;
         let mut headers = Vec::with_capacity(original.len() + 9);
         let original_bytes = headers_size(&original);
         let headers_dropped = original_bytes > limit / 4;
@@ -92,6 +92,9 @@ impl DeadLetter {
             (header::ERROR_CLASS.to_owned(), class.as_bytes().to_vec()),
             (header::ERROR_REASON.to_owned(), cut_str(reason, MAX_REASON_BYTES).as_bytes().to_vec()),
         ]);
+        if let Some(id) = schema_id {
+            headers.push((header::SCHEMA_ID.to_owned(), id.to_string().into_bytes()));
+        }
         if headers_dropped {
             headers.push((header::HEADERS_DROPPED.to_owned(), b"true".to_vec()));
         }
@@ -197,6 +200,7 @@ struct Parts<'m> {
     table: &'static str,
     class: &'static str,
     reason: &'m str,
+    schema_id: Option<u32>,
 }
 
 fn headers_size(headers: &[(String, Vec<u8>)]) -> usize {
@@ -264,6 +268,7 @@ mod tests {
             table: "metrics",
             class: "oversize_record",
             reason: "too large",
+            schema_id: None,
         };
         DeadLetter::bounded(parts, limit)
     }

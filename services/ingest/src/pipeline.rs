@@ -499,10 +499,19 @@ impl State<'_> {
                     self.flush(&partitions, Some(trigger), consumer).await?;
                 }
             }
-            Err((class, reason)) => {
+            Err(rejection) => {
                 self.tally.record(table, metrics::Decoded::DeadLetter);
-                tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), class, %reason, "Record dead-lettered.");
-                let letter = DeadLetter::new(msg, table.name(), class, &reason, self.limits.dead_letter_bytes);
+                let (class, reason) = (rejection.class, rejection.reason.as_str());
+                tracing::warn!(
+                    topic = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    class,
+                    reason,
+                    schema_id = rejection.schema_id,
+                    "Record dead-lettered."
+                );
+                let letter = DeadLetter::new(msg, table.name(), &rejection, self.limits.dead_letter_bytes);
                 self.dead.push(partition, letter);
                 if self.dead.bytes() >= DEAD_LETTER_BYTES {
                     self.flush_all(consumer).await?;

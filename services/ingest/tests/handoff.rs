@@ -137,8 +137,10 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     send(&producer, &format!("{prefix}metrics"), "101", oversize.as_bytes(), None).await;
 
     let mut cfg = common::config(&prefix, &["metrics", "events", "people"], &handoff_topic, &dlq_topic);
-    let _ =
-        cfg.ingest.topics.insert("events".into(), TopicOverride { topic: None, encoding: Some(Encoding::Protobuf) });
+    let _ = cfg
+        .ingest
+        .topics
+        .insert("events".into(), TopicOverride { encoding: Some(Encoding::Protobuf), ..TopicOverride::default() });
     cfg.ingest.chunk_bytes = 4096; // several chunks per file
     cfg.ingest.max_record_bytes = 4000;
     cfg.window.duration_ms = 2000;
@@ -197,24 +199,12 @@ async fn records_become_per_workspace_parquet_files_exactly_once() {
     assert_eq!(people_kinds.get(&FileKind::Changes), Some(&6));
 
     // The malformed records are in the dead-letter topic with their reason and source position.
-    let dlq = reader(&unique("dlq-check"));
-    dlq.subscribe(&[&dlq_topic]).unwrap();
     let mut classes = Vec::new();
-    while classes.len() < 4 {
-        let msg = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await.expect("dead letters").unwrap();
-        let headers = msg.headers().unwrap();
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap()
-        };
-        assert_eq!(get("dwsync.source.topic"), format!("{prefix}metrics"));
-        assert!(get("dwsync.source.offset").parse::<i64>().is_ok());
-        assert!(get("dwsync.error.reason").starts_with("table metrics"));
-        classes.push(get("dwsync.error.class"));
+    for letter in common::dead_letters(&dlq_topic, 4).await {
+        assert_eq!(letter["dwsync.source.topic"], format!("{prefix}metrics"));
+        assert!(letter["dwsync.source.offset"].parse::<i64>().is_ok());
+        assert!(letter["dwsync.error.reason"].starts_with("table metrics"));
+        classes.push(letter["dwsync.error.class"].clone());
     }
     classes.sort();
     assert_eq!(classes, ["missing_field", "not_json", "oversize_record", "wrong_type"]);

@@ -1,5 +1,6 @@
 //! The v5 export contract: one definition per table ([`Table`], [`TableDef`]), its Arrow schema,
-//! and the JSON and protobuf decoders that turn one Kafka message into a validated [`Row`].
+//! and the JSON and protobuf decoders that turn one Kafka message into a validated [`Row`]
+//! (after removing Schema Registry [`framing`] where a topic has it).
 //!
 //! Type decisions (where the spec is loose): INTEGER → Int64; STRING → Utf8; BOOLEAN → Boolean;
 //! TIMESTAMP → Timestamp(Millisecond, "UTC"); LIST / ARRAY of STRINGS → List<Utf8>.
@@ -7,6 +8,7 @@
 mod batch;
 mod compact;
 mod error;
+pub mod framing;
 mod json;
 pub mod proto_text;
 mod protobuf;
@@ -17,6 +19,7 @@ mod table;
 
 pub use batch::{BatchBuilder, CHUNK_ROWS, COMPACT_ROWS};
 pub use error::{DecodeError, DecodeErrorKind};
+pub use framing::Framing;
 pub use json::decode_json;
 pub use protobuf::decode_protobuf;
 pub use row::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Row, Value, check_timestamp};

@@ -13,6 +13,8 @@ pub const TABLE: &str = "dwsync.table";
 pub const ERROR_CLASS: &str = "dwsync.error.class";
 /// A readable reason naming the table and field.
 pub const ERROR_REASON: &str = "dwsync.error.reason";
+/// The schema id of a value framed by a Schema Registry serializer, when it was read.
+pub const SCHEMA_ID: &str = "dwsync.schema.id";
 /// The prefix of every header dwsync adds (removed when a record is replayed).
 pub const PREFIX: &str = "dwsync.";
 /// `true` when the payload is only a prefix of the source record's value (the value did not
