@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use dwsync_config::Secret;
 use dwsync_contract::Table;
+use dwsync_sync_config::schemas::{self, SchemaError};
 
 use crate::model::{DestinationSpec, SCHEMA_VERSION, SyncSpec};
 
@@ -18,9 +19,12 @@ pub struct Policy {
 /// Why a request was refused. The messages name the bad value, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
-    /// Table names that are not v5 tables.
-    #[error("unknown tables: {}; the v5 tables are {}", .0.join(", "), table_names())]
+    /// Table names that are not v5 tables (nor the spec's schemas of several tables).
+    #[error("unknown tables: {}; the v5 tables are {} (and the schemas campaign_metadata, objects)", .0.join(", "), table_names())]
     UnknownTables(Vec<String>),
+    /// Tables of one of the spec's schemas asked apart.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     /// A bucket name that breaks the S3 naming rules.
     #[error("bad bucket name {bucket:?}: {reason}")]
     Bucket {
@@ -88,19 +92,35 @@ pub fn parse_tables(names: &BTreeMap<String, bool>) -> Result<BTreeMap<Table, bo
     let mut unknown = Vec::new();
     let mut tables = BTreeMap::new();
     for (name, enabled) in names {
-        match name.parse::<Table>() {
-            Ok(table) => {
-                let _ = tables.insert(table, *enabled);
+        // A schema of several tables (`campaign_metadata`, `objects`) stands for all of them.
+        let named: Vec<Table> = match (schemas::group(name), name.parse::<Table>()) {
+            (Some(schema), _) => schema.tables.to_vec(),
+            (None, Ok(table)) => vec![table],
+            (None, Err(_)) => {
+                unknown.push(name.clone());
+                continue;
             }
-            Err(_) => unknown.push(name.clone()),
+        };
+        for table in named {
+            if tables.insert(table, *enabled).is_some_and(|before| before != *enabled) {
+                return Err(SchemaError::Split(schemas::of(table)).into());
+            }
         }
     }
-    if unknown.is_empty() { Ok(tables) } else { Err(ValidationError::UnknownTables(unknown)) }
+    if !unknown.is_empty() {
+        return Err(ValidationError::UnknownTables(unknown));
+    }
+    schemas::check(&tables)?;
+    Ok(tables)
 }
 
-/// Parses one table name.
-pub fn parse_table(name: &str) -> Result<Table, ValidationError> {
-    name.parse().map_err(|_| ValidationError::UnknownTables(vec![name.to_owned()]))
+/// The tables a toggle of `name` turns on or off: a schema's (`campaign_metadata`, `objects`, or a
+/// table alone in its schema). A table that is only part of its schema is refused naming it.
+pub fn parse_schema(name: &str) -> Result<&'static [Table], ValidationError> {
+    match schemas::named(name)? {
+        Some(schema) => Ok(schema.tables),
+        None => Err(ValidationError::UnknownTables(vec![name.to_owned()])),
+    }
 }
 
 /// The S3 bucket naming rules (general purpose buckets).

@@ -239,6 +239,59 @@ async fn table_toggles_and_the_people_rule() {
 }
 
 #[tokio::test]
+async fn the_specs_schemas_move_their_tables_together() {
+    let h = Harness::strict();
+    let mut created = spec(Some(SECRET));
+    created["tables"] = json!({ "campaign_metadata": false, "objects": true });
+    let (status, view) = h.create(42, WS42, created).await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    assert_eq!(
+        (table(&view, "campaigns")["enabled"].clone(), table(&view, "actions")["enabled"].clone()),
+        (json!(false), json!(false))
+    );
+    let path = |t: &str| format!("/v1/workspaces/42/sync/tables/{t}");
+
+    // Campaign Metadata on: campaigns and actions; Objects off: objects and object types.
+    let (status, view) =
+        h.call(Method::PUT, &path("campaign_metadata"), Some(WS42), Some(json!({"enabled": true}))).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(table(&view, "campaigns")["enabled"], true);
+    assert_eq!(table(&view, "actions")["enabled"], true);
+    let (status, view) = h.call(Method::PUT, &path("objects"), Some(WS42), Some(json!({"enabled": false}))).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (table(&view, "objects")["enabled"].clone(), table(&view, "object_types")["enabled"].clone()),
+        (json!(false), json!(false))
+    );
+    assert_eq!(table(&view, "object_attributes")["enabled"], true, "a schema of its own");
+
+    // A table that is only part of its schema names the schema to use.
+    for (name, schema) in
+        [("actions", "campaign_metadata"), ("campaigns", "campaign_metadata"), ("object_types", "objects")]
+    {
+        let (status, body) = h.call(Method::PUT, &path(name), Some(WS42), Some(json!({"enabled": false}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+        assert!(error(&body).contains(&format!("turn `{schema}` on or off")), "{body}");
+    }
+    // Asked apart in a full update: refused, naming the schema; alike: fine.
+    let mut split = spec(Some(SECRET));
+    split["tables"] = json!({ "campaigns": true, "actions": false });
+    let (status, body) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(split)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).contains("Campaign Metadata schema (campaigns, actions)"), "{body}");
+    let mut half = spec(Some(SECRET));
+    half["tables"] = json!({ "object_types": true });
+    let (status, body) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(half)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&body).contains("set `objects`"), "{body}");
+    let mut alike = spec(Some(SECRET));
+    alike["tables"] = json!({ "objects": true, "object_types": true });
+    let (status, view) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(alike)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(table(&view, "object_types")["enabled"], true);
+}
+
+#[tokio::test]
 async fn disable_and_enable() {
     let h = Harness::strict();
     assert_eq!(h.create(42, WS42, spec(Some(SECRET))).await.0, StatusCode::CREATED);

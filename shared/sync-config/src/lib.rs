@@ -10,6 +10,7 @@ pub mod generation;
 pub mod initial;
 pub mod model;
 pub mod purge;
+pub mod schemas;
 pub mod seal;
 pub mod status;
 pub mod store;

@@ -305,6 +305,18 @@ async fn pause_and_resume_tables() {
     let unknown = dwsync(url, Some(WS42), &["pause", "42", "peeple"]);
     let err = unknown.failed();
     assert!(err.contains("HTTP 400 Bad Request: unknown tables: peeple"), "{err}");
+
+    // The spec's schemas of several tables move together; a table of one alone names it.
+    let out = dwsync(url, Some(WS42), &["pause", "42", "campaign_metadata"]);
+    assert_eq!(
+        out.ok(),
+        "workspace 42: table campaigns is off (paused); revision 5\nworkspace 42: table actions is off (paused); revision 5\n"
+    );
+    assert!(!control.table_enabled(42, "campaigns").await && !control.table_enabled(42, "actions").await);
+    let alone = dwsync(url, Some(WS42), &["resume", "42", "actions"]);
+    let err = alone.failed();
+    assert!(err.contains("HTTP 400 Bad Request: table actions belongs to the Campaign Metadata schema"), "{err}");
+    assert!(err.contains("turn `campaign_metadata` on or off"), "{err}");
 }
 
 #[tokio::test]

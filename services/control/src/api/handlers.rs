@@ -105,17 +105,26 @@ pub(super) async fn delete<S: ConfigStore + Clone>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT /v1/workspaces/{id}/sync/tables/{table}`: turns one table on or off.
+/// `PUT /v1/workspaces/{id}/sync/tables/{name}`: turns one of the spec's schemas on or off: a
+/// table alone in its schema, or `campaign_metadata` (campaigns and actions) or `objects`
+/// (objects and object types), whose tables move together.
 pub(super) async fn set_table<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
-    Path((id, table)): Path<(String, String)>,
+    Path((id, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
-    let table = validate::parse_table(&table)?;
+    let tables = validate::parse_schema(&name)?;
     let TableToggle { enabled } = parse_body(&body)?;
-    modify(&app, id, |cfg, now| Ok(cfg.set_table(table, enabled, now, app.people_retention)?)).await
+    modify(&app, id, |cfg, now| {
+        let mut changed = false;
+        for table in tables {
+            changed |= cfg.set_table(*table, enabled, now, app.people_retention)?;
+        }
+        Ok(changed)
+    })
+    .await
 }
 
 /// `POST /v1/workspaces/{id}/sync/disable`: nothing is written or kept until re-enabled.

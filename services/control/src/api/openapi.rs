@@ -54,7 +54,7 @@ fn operation(e: Endpoint) -> Value {
         Endpoint::DeleteSync => ("deleteSync", "Delete a workspace's sync.", None, "204", None),
         Endpoint::SetTable => (
             "setTable",
-            "Turn one table on or off. People off for longer than the retention (default 7 days) cannot be turned on again (409).",
+            "Turn one of the spec's schemas on or off: a table alone in its schema, or campaign_metadata (campaigns and actions together) or objects (objects and object types together); a table of those two schemas alone is refused (400, naming the schema). People off for longer than the retention (default 7 days) cannot be turned on again (409).",
             Some("TableToggle"),
             "200",
             Some("SyncView"),
@@ -120,7 +120,7 @@ fn operation(e: Endpoint) -> Value {
         params.push(json!({"name": "token_id", "in": "path", "required": true, "description": "The token's id (from its creation or the list).", "schema": {"type": "string"}}));
     }
     if e.path().contains("{table}") {
-        params.push(json!({"name": "table", "in": "path", "required": true, "description": "A v5 table name.", "schema": {"$ref": "#/components/schemas/TableName"}}));
+        params.push(json!({"name": "table", "in": "path", "required": true, "description": "A schema: a v5 table alone in its schema, campaign_metadata or objects.", "schema": {"$ref": "#/components/schemas/SchemaName"}}));
     }
     if !params.is_empty() {
         let _ = op.insert("parameters".into(), Value::Array(params));
@@ -188,10 +188,18 @@ fn operation(e: Endpoint) -> Value {
 
 fn components() -> Value {
     let tables: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    let mut schema_names: Vec<&str> = Vec::new();
+    for table in Table::ALL {
+        let schema = dwsync_sync_config::schemas::of(*table);
+        if !schema_names.contains(&schema.name) {
+            schema_names.push(schema.name);
+        }
+    }
     json!({
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
             "TableName": {"type": "string", "enum": tables},
+            "SchemaName": {"type": "string", "enum": schema_names},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "DestinationSpec": {
                 "type": "object",
@@ -214,7 +222,7 @@ fn components() -> Value {
                 "additionalProperties": false,
                 "properties": {
                     "destination": {"$ref": "#/components/schemas/DestinationSpec"},
-                    "tables": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Table name to on/off; tables not named are on for a new sync and unchanged on update."},
+                    "tables": {"type": "object", "additionalProperties": {"type": "boolean"}, "description": "Table name (or campaign_metadata, objects for their tables together) to on/off; the tables of one schema must be asked alike; tables not named are on for a new sync and unchanged on update."},
                     "schema_version": {"type": "integer", "enum": [5]},
                 },
             },

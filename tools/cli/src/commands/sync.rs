@@ -51,20 +51,22 @@ pub enum SyncAction {
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         workspace: i64,
     },
-    /// Stop exporting one table (its files are kept and sent when it is resumed).
+    /// Stop exporting one schema: a table, or `campaign_metadata`, `objects` (its files are kept
+    /// and sent when it is resumed).
     Pause {
         /// The workspace id.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         workspace: i64,
-        /// The table, e.g. `people` or `metrics`.
+        /// The schema: a table alone in its schema (`people`, `metrics`), or `campaign_metadata`
+        /// (campaigns and actions) or `objects` (objects and object types).
         table: String,
     },
-    /// Export one table again.
+    /// Export one schema again (a table, or `campaign_metadata`, `objects`).
     Resume {
         /// The workspace id.
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         workspace: i64,
-        /// The table, e.g. `people` or `metrics`.
+        /// The schema, as for `pause`.
         table: String,
     },
     /// Disable the whole sync: nothing is written or kept until it is enabled.
@@ -431,13 +433,22 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
         SyncAction::Status { .. } => write!(out, "{}", decode::<SyncStatus>(value, &request)?)?,
         SyncAction::Pause { workspace, table } | SyncAction::Resume { workspace, table } => {
             let view: SyncView = decode(value, &request)?;
-            let state = view.table(table).ok_or_else(|| Error::BadAnswer {
-                request: request.clone(),
-                reason: format!("the answer does not list table {table:?}"),
-            })?;
-            let word = if state.enabled { "on (exported)" } else { "off (paused)" };
-            writeln!(out, "workspace {workspace}: table {} is {word}; revision {}", state.table, view.revision)?;
-            if view.disabled && state.enabled {
+            // A schema of several tables (`campaign_metadata`, `objects`) answers for each.
+            let names: Vec<&str> = match dwsync_sync_config::schemas::named(table) {
+                Ok(Some(schema)) => schema.tables.iter().map(|t| t.name()).collect(),
+                _ => vec![table.as_str()],
+            };
+            let mut any_on = false;
+            for name in names {
+                let state = view.table(name).ok_or_else(|| Error::BadAnswer {
+                    request: request.clone(),
+                    reason: format!("the answer does not list table {name:?}"),
+                })?;
+                let word = if state.enabled { "on (exported)" } else { "off (paused)" };
+                writeln!(out, "workspace {workspace}: table {} is {word}; revision {}", state.table, view.revision)?;
+                any_on |= state.enabled;
+            }
+            if view.disabled && any_on {
                 writeln!(out, "note: the whole sync is disabled; `dwsync sync enable {workspace}` turns it on")?;
             }
         }
