@@ -18,6 +18,7 @@
 //! at most one failed attempt per backoff step.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,6 +155,15 @@ enum Event {
     Recommit,
 }
 
+/// Whether the loop goes on: [`ControlFlow::Break`] once shutdown began (or the loop must stop).
+type Going = ControlFlow<()>;
+
+/// Goes on.
+const GO_ON: Going = ControlFlow::Continue(());
+
+/// Stops.
+const STOP: Going = ControlFlow::Break(());
+
 /// What became of a file whose turn came.
 enum Turn {
     /// Skipped or parked: the next record of its partition may be dealt with.
@@ -164,10 +174,10 @@ enum Turn {
     Shutdown,
 }
 
-impl From<bool> for Turn {
-    /// `true` (parked) is [`Turn::Done`], `false` (shutdown first) [`Turn::Shutdown`].
-    fn from(parked: bool) -> Self {
-        if parked { Self::Done } else { Self::Shutdown }
+impl From<Going> for Turn {
+    /// Parked ([`GO_ON`]) is [`Turn::Done`], shutdown first [`Turn::Shutdown`].
+    fn from(parked: Going) -> Self {
+        if parked.is_continue() { Self::Done } else { Self::Shutdown }
     }
 }
 
@@ -343,7 +353,7 @@ impl Pipeline {
                 _ = report_tick.tick() => Event::Report,
                 _ = recommit_tick.tick() => Event::Recommit,
             };
-            if !self.apply_rebalances().await {
+            if self.apply_rebalances().await.is_break() {
                 break;
             }
             let going = match event {
@@ -363,39 +373,40 @@ impl Pipeline {
                     } else {
                         tracing::debug!(%error, count = transient, "Reading the handoff topic: transient error.");
                     }
-                    true
+                    GO_ON
                 }
                 // The only fatal error of a consumer: fenced as a static member.
                 Event::Received(Err(error @ KafkaError::MessageConsumptionFatal(_))) => {
                     let reason = consumer.client().fatal_error().map(|(_, reason)| reason).unwrap_or_default();
                     tracing::error!(%error, reason, "Another uploader runs with this instance id; this one stops.");
                     fenced = Some(error);
-                    false
+                    STOP
                 }
                 Event::Received(Err(error)) => {
                     tracing::warn!(%error, "Reading the handoff topic failed; retrying.");
                     tokio::select! {
-                        () = self.shutdown.cancelled() => false,
-                        () = tokio::time::sleep(ERROR_PAUSE) => true,
+                        () = self.shutdown.cancelled() => STOP,
+                        () = tokio::time::sleep(ERROR_PAUSE) => GO_ON,
                     }
                 }
                 // Parked files are written one at a time, taking one of the slots.
-                Event::LotTick => !self.lanes.has_slot() || self.drain_lot().await,
+                Event::LotTick if self.lanes.has_slot() => self.drain_lot().await,
+                Event::LotTick => GO_ON,
                 Event::Report => {
                     self.report();
-                    true
+                    GO_ON
                 }
                 Event::Commit => {
                     self.commit_moved();
-                    true
+                    GO_ON
                 }
                 Event::Recommit => {
                     self.commit_again();
-                    true
+                    GO_ON
                 }
             };
             self.metrics.in_flight(self.lanes.flying(), self.lanes.queued_bytes());
-            if !going {
+            if going.is_break() {
                 break;
             }
         }
@@ -409,8 +420,8 @@ impl Pipeline {
     /// Applies the rebalances the context recorded: a revoked or newly assigned partition
     /// starts afresh (its incomplete files are read again from the committed offset, what waits
     /// in its lane is dropped, and so is the result of its write in flight), and an assigned
-    /// partition's lot is read before any of its files is handled. `false` on shutdown.
-    async fn apply_rebalances(&mut self) -> bool {
+    /// partition's lot is read before any of its files is handled. Breaks on shutdown.
+    async fn apply_rebalances(&mut self) -> Going {
         let mut assigned: Vec<i32> = Vec::new();
         let rebalances = self.consumer.context().take_rebalances();
         // A rebalance ended (an assignment, maybe empty, closes each): commits sent during it
@@ -433,30 +444,26 @@ impl Pipeline {
             }
         }
         for partition in assigned {
-            if !self.load_lot(partition).await {
-                return false;
-            }
+            self.load_lot(partition).await?;
         }
-        true
+        GO_ON
     }
 
     /// Deals with one record read: at once, or after the files of its partition before it.
-    /// `false` on shutdown.
-    async fn handle(&mut self, record: Record) -> bool {
+    /// Breaks on shutdown.
+    async fn handle(&mut self, record: Record) -> Going {
         let (partition, bytes) = (record.partition, record.bytes);
         self.lanes.queue(partition, Pending::Record(record), bytes);
         self.advance(partition).await
     }
 
     /// Deals with what waits in `partition`'s lane, in order, until one of its files is being
-    /// written or waits for a slot, or nothing is left. `false` on shutdown.
-    async fn advance(&mut self, partition: i32) -> bool {
+    /// written or waits for a slot, or nothing is left. Breaks on shutdown.
+    async fn advance(&mut self, partition: i32) -> Going {
         while let Some(pending) = self.lanes.next(partition) {
             let (file, offset) = match pending {
                 Pending::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
-                    if !self.pass_cut(partition, offset, cut).await {
-                        return false;
-                    }
+                    self.pass_cut(partition, offset, cut).await?;
                     continue;
                 }
                 Pending::Record(record) => match self.read(record) {
@@ -468,26 +475,24 @@ impl Pipeline {
             if !self.lanes.has_slot() {
                 let bytes = file.bytes.len() as u64;
                 self.lanes.hold(partition, Pending::File(file, offset), bytes);
-                return true;
+                return GO_ON;
             }
             match self.dispose(partition, file, offset).await {
                 Turn::Done => self.finish(partition, offset),
-                Turn::Flying => return true,
-                Turn::Shutdown => return false,
+                Turn::Flying => return GO_ON,
+                Turn::Shutdown => return STOP,
             }
         }
-        true
+        GO_ON
     }
 
     /// Gives the slots freed by writes that landed to the partitions waiting for one, oldest
-    /// first. `false` on shutdown.
-    async fn fill_slots(&mut self) -> bool {
+    /// first. Breaks on shutdown.
+    async fn fill_slots(&mut self) -> Going {
         while let Some(partition) = self.lanes.next_holding() {
-            if !self.advance(partition).await {
-                return false;
-            }
+            self.advance(partition).await?;
         }
-        true
+        GO_ON
     }
 
     /// Reassembles one record: the file it completes, if any (the record counts as dealt with
@@ -527,11 +532,11 @@ impl Pipeline {
 
     /// Passes a cut record: the files after it are routed by the configuration that placed it,
     /// so it waits until that configuration is followed (or was abandoned by control). Then the
-    /// record is dealt with. `false` on shutdown.
-    async fn pass_cut(&mut self, partition: i32, offset: i64, cut: Cut) -> bool {
+    /// record is dealt with. Breaks on shutdown.
+    async fn pass_cut(&mut self, partition: i32, offset: i64, cut: Cut) -> Going {
         let passed = self.destinations.pass_cut(cut.workspace_id, cut.epoch, &self.shutdown).await;
         match passed {
-            CutPassed::Shutdown => return false,
+            CutPassed::Shutdown => return STOP,
             CutPassed::Followed => {
                 tracing::info!(
                     partition,
@@ -551,7 +556,7 @@ impl Pipeline {
         }
         self.partitions.entry(partition).or_default().done(offset);
         self.commit(partition);
-        true
+        GO_ON
     }
 
     /// The file completed by `partition`'s record at `offset` was written, parked or skipped:
@@ -608,15 +613,15 @@ impl Pipeline {
     /// Finishes a write that landed as `dispose` used to after writing inline: the destination
     /// recovered, or failed and the file is parked; then the record is dealt with, the offset
     /// committed, and the freed slot and the partition's lane move on. The result of a revoked
-    /// partition's write is dropped. `false` on shutdown.
-    async fn land(&mut self, joined: Result<Landed, JoinError>) -> bool {
+    /// partition's write is dropped. Breaks on shutdown.
+    async fn land(&mut self, joined: Result<Landed, JoinError>) -> Going {
         let landed = match joined {
             Ok(landed) => landed,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(error) => {
                 // Tasks are aborted only when the loop is dropped: this is never expected.
                 tracing::error!(%error, "A delivery task was cancelled; stopping.");
-                return false;
+                return STOP;
             }
         };
         let Landed { partition, flight, offset, seq, file, dest, outcome } = landed;
@@ -625,24 +630,19 @@ impl Pipeline {
             return self.fill_slots().await;
         }
         let workspace_id = file.meta.workspace_id;
-        let disposed = match outcome {
-            Outcome::Written(_) => {
-                self.written(&dest, &file, seq);
-                true
-            }
+        match outcome {
+            Outcome::Written(_) => self.written(&dest, &file, seq),
             Outcome::Failed(error) => {
                 self.fail(workspace_id, error.summary());
-                self.park(partition, &file, seq, "destination_failing").await
+                self.park(partition, &file, seq, "destination_failing").await?;
             }
-            Outcome::Refused => self.park(partition, &file, seq, "refused").await,
-            Outcome::Shutdown => false,
-        };
-        if !disposed {
-            return false;
+            Outcome::Refused => self.park(partition, &file, seq, "refused").await?,
+            Outcome::Shutdown => return STOP,
         }
         self.finish(partition, offset);
         // Partitions that waited for a slot go first, so a busy partition cannot keep it.
-        self.fill_slots().await && self.advance(partition).await
+        self.fill_slots().await?;
+        self.advance(partition).await
     }
 
     /// After the loop stopped: waits for the writes in flight (they end at their next step, as

@@ -6,21 +6,21 @@ use std::time::Instant;
 
 use dwsync_handoff::CompleteFile;
 
-use super::{Failing, LOT_FILES_PER_TICK, Pipeline};
+use super::{Failing, GO_ON, Going, LOT_FILES_PER_TICK, Pipeline, STOP};
 use crate::delivery::Outcome;
 use crate::destinations::Route;
 use crate::lot::{Entry, LotError, QueueKey};
 
 impl Pipeline {
-    /// Reads `partition`'s lot, retrying until it succeeds; `false` on shutdown.
-    pub(super) async fn load_lot(&mut self, partition: i32) -> bool {
-        until_done!(self, "Reading the lot", self.lot.load(partition)).is_some()
+    /// Reads `partition`'s lot, retrying until it succeeds; breaks on shutdown.
+    pub(super) async fn load_lot(&mut self, partition: i32) -> Going {
+        going(until_done!(self, "Reading the lot", self.lot.load(partition)))
     }
 
-    /// Parks a file, retrying until Kafka has it; `false` on shutdown.
-    pub(super) async fn park(&mut self, partition: i32, file: &CompleteFile, seq: u64, reason: &'static str) -> bool {
-        let parked = until_done!(self, "Parking a file", self.lot.park(partition, file, seq)).is_some();
-        if parked {
+    /// Parks a file, retrying until Kafka has it; breaks on shutdown.
+    pub(super) async fn park(&mut self, partition: i32, file: &CompleteFile, seq: u64, reason: &'static str) -> Going {
+        let parked = going(until_done!(self, "Parking a file", self.lot.park(partition, file, seq)));
+        if parked.is_continue() {
             self.metrics.parked(reason);
             tracing::info!(
                 workspace_id = file.meta.workspace_id,
@@ -51,8 +51,8 @@ impl Pipeline {
     }
 
     /// Writes the oldest parked files whose table is on and whose destination is due; drops
-    /// those of disabled or deleted syncs. `false` on shutdown.
-    pub(super) async fn drain_lot(&mut self) -> bool {
+    /// those of disabled or deleted syncs. Breaks on shutdown.
+    pub(super) async fn drain_lot(&mut self) -> Going {
         let mut budget = LOT_FILES_PER_TICK;
         let mut blocked: Vec<QueueKey> = Vec::new();
         while budget > 0 {
@@ -62,10 +62,10 @@ impl Pipeline {
             match self.try_parked(partition, key, &entry).await {
                 Some(true) => budget -= 1,
                 Some(false) => blocked.push(key),
-                None => return false,
+                None => return STOP,
             }
         }
-        true
+        GO_ON
     }
 
     /// Tries one parked file: `Some(true)` when it left the lot, `Some(false)` when it must
@@ -82,7 +82,7 @@ impl Pipeline {
             Route::Skip(reason) => {
                 // Disabled or deleted sync, or a file the table's (new) baseline holds: not kept.
                 self.metrics.skipped(reason);
-                return self.leave_lot(partition, key, entry.seq).await.then_some(true);
+                return self.leave_lot(partition, key, entry.seq).await.is_continue().then_some(true);
             }
         };
         if self.failing.get(&workspace_id).is_some_and(|f| f.next_try > Instant::now()) {
@@ -102,7 +102,7 @@ impl Pipeline {
             Err(LotError::Broken { seq, reason }) => {
                 self.metrics.bad_record("lot_broken");
                 tracing::error!(workspace_id, seq, reason, "A parked file cannot be read back; dropping it.");
-                return self.leave_lot(partition, key, seq).await.then_some(true);
+                return self.leave_lot(partition, key, seq).await.is_continue().then_some(true);
             }
             Err(error) => {
                 tracing::warn!(%error, "Reading a parked file failed; trying again later.");
@@ -113,7 +113,7 @@ impl Pipeline {
             Outcome::Written(_) => {
                 self.written(&dest, &file, entry.seq);
                 self.metrics.unparked();
-                self.leave_lot(partition, key, entry.seq).await.then_some(true)
+                self.leave_lot(partition, key, entry.seq).await.is_continue().then_some(true)
             }
             Outcome::Failed(error) => {
                 self.fail(workspace_id, error.summary());
@@ -124,8 +124,13 @@ impl Pipeline {
         }
     }
 
-    /// Marks a parked file done, retrying until Kafka has the marker; `false` on shutdown.
-    pub(super) async fn leave_lot(&mut self, partition: i32, key: QueueKey, seq: u64) -> bool {
-        until_done!(self, "Marking a parked file done", self.lot.done(partition, key, seq)).is_some()
+    /// Marks a parked file done, retrying until Kafka has the marker; breaks on shutdown.
+    pub(super) async fn leave_lot(&mut self, partition: i32, key: QueueKey, seq: u64) -> Going {
+        going(until_done!(self, "Marking a parked file done", self.lot.done(partition, key, seq)))
     }
+}
+
+/// A step retried until done: it went on with `Some`, shutdown came first with `None`.
+fn going<T>(done: Option<T>) -> Going {
+    if done.is_some() { GO_ON } else { STOP }
 }
