@@ -196,7 +196,11 @@ async fn connect(
         https: dwsync_s3::https_client(),
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
-        spill: dwsync_archive::fold::Spill { dir: b.spill_dir(), budget_bytes: b.memory_budget_bytes },
+        spill: dwsync_archive::fold::Spill {
+            dir: b.spill_dir(),
+            budget_bytes: b.memory_budget_bytes,
+            counter: metrics.spill_counter().clone(),
+        },
         metrics,
         handoff: (cfg.kafka.clone(), cfg.handoff.topic.clone()),
     };
