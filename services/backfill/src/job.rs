@@ -188,7 +188,7 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         .prefix(&format!("dwsync-backfill-{ws}-"))
         .tempdir_in(spill_dir)
         .map_err(|e| Failure(format!("making a directory in the spill directory {}: {e}", spill_dir.display())))?;
-    let spill = Spill { dir: scratch.path().to_owned(), budget_bytes: shared.spill.budget_bytes };
+    let spill = Spill { dir: scratch.path().to_owned(), ..shared.spill.clone() };
     let reading = Reading { history: history.before(b.cut), partition: b.partition, spill };
     let folded: Vec<Table> = tables.iter().copied().filter(|t| !work.replays.contains_key(t)).collect();
     let context = reading.context(&folded, b.at_ms).await?;

@@ -203,7 +203,11 @@ async fn connect(
         https: dwsync_s3::https_client(),
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
-        spill: dwsync_archive::fold::Spill { dir: b.spill_dir(), budget_bytes: b.memory_budget_bytes },
+        spill: dwsync_archive::fold::Spill {
+            dir: b.spill_dir(),
+            budget_bytes: b.memory_budget_bytes,
+            counter: metrics.spill_counter().clone(),
+        },
         metrics,
         handoff: handoff_topic(cfg, shutdown).await?,
     };
@@ -273,7 +277,14 @@ async fn handoff_partitions(kafka: &KafkaConfig, topic: &str) -> Result<i32, Str
     .map_err(|e| e.to_string())?
 }
 
-/// Plans every poll and runs the jobs.
+/// Whether a job's end lets the scheduler start the next pending job at once rather than at its
+/// next poll: yes unless it waits for the archive (started again at once, it would only look at
+/// the same archive again; the poll is its pace).
+fn plans_at_once(outcome: &Outcome) -> bool {
+    !matches!(outcome, Outcome::Waiting)
+}
+
+/// Plans every poll, and whenever a job ends, and runs the jobs.
 struct Scheduler {
     shared: Arc<Shared>,
     concurrency: usize,
@@ -306,7 +317,13 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(joined) = self.jobs.join_next_with_id() => self.ended(joined),
+                Some(joined) = self.jobs.join_next_with_id() => {
+                    // A slot freed: the next job starts now, not at the next poll (with small
+                    // jobs, waiting for the poll left the slots idle most of the time).
+                    if self.ended(joined) {
+                        self.plan().await;
+                    }
+                }
                 _ = tick.tick() => self.plan().await,
             }
         }
@@ -315,7 +332,8 @@ impl Scheduler {
         tracing::info!("The backfill stopped.");
     }
 
-    fn ended(&mut self, joined: Result<(tokio::task::Id, (Work, Outcome)), tokio::task::JoinError>) {
+    /// Takes in a job's end; returns whether to plan at once ([`plans_at_once`]).
+    fn ended(&mut self, joined: Result<(tokio::task::Id, (Work, Outcome)), tokio::task::JoinError>) -> bool {
         let metrics = &self.shared.metrics;
         let (id, work, outcome) = match joined {
             Ok((id, (work, outcome))) => (id, work, outcome),
@@ -323,9 +341,10 @@ impl Scheduler {
                 tracing::error!(%error, "A job panicked; it will be tried again.");
                 let _ = self.running.remove(&error.id());
                 metrics.job("failed");
-                return;
+                return true;
             }
         };
+        let again = plans_at_once(&outcome);
         let _ = self.running.remove(&id);
         let b = work.baseline;
         match outcome {
@@ -340,6 +359,7 @@ impl Scheduler {
             }
             Outcome::Waiting | Outcome::Dropped => {}
         }
+        again
     }
 
     /// Plans from what both topics say now: reports new work queued and starts what fits.
@@ -401,6 +421,14 @@ mod tests {
     use dwsync_config::HttpConfig;
 
     use super::*;
+
+    #[test]
+    fn a_slot_freed_is_filled_at_once_unless_its_job_waits_for_the_archive() {
+        assert!(plans_at_once(&Outcome::Done));
+        assert!(plans_at_once(&Outcome::Failed(1)), "the failed job waits out its backoff; others start");
+        assert!(plans_at_once(&Outcome::Dropped));
+        assert!(!plans_at_once(&Outcome::Waiting), "looked at again at the next poll");
+    }
 
     #[tokio::test]
     async fn an_invalid_configuration_does_not_start() {

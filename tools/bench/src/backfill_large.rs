@@ -91,6 +91,10 @@ pub(crate) struct Measured {
     peak_rss_bytes: u64,
     cpu_secs: f64,
     peak_spill_bytes: u64,
+    /// `dwsync_backfill_spilled_bytes_total` at the end: every byte the folds wrote to spill files.
+    spilled_bytes: u64,
+    /// `dwsync_backfill_spills_total` at the end: folds that passed their budget.
+    spills: u64,
     memory_budget_bytes: u64,
 }
 
@@ -126,6 +130,11 @@ impl Measured {
             mib(self.memory_budget_bytes),
             mib(self.peak_spill_bytes)
         );
+        out += &format!(
+            "spilled (dwsync_backfill_spilled_bytes_total): {:.0} MiB written to spill files by {} fold(s) past the budget\n",
+            mib(self.spilled_bytes),
+            self.spills
+        );
         out
     }
 }
@@ -146,14 +155,19 @@ fn default_column(field: &Field, n: usize) -> anyhow::Result<ArrayRef> {
     })
 }
 
-/// `n` rows of `table` for the workspace, the columns `columns` names given, the others default.
-fn rows(table: Table, n: usize, mut columns: impl FnMut(&str) -> Option<ArrayRef>) -> anyhow::Result<RecordBatch> {
+/// `n` rows of `table` for workspace `ws`, the columns `columns` names given, the others default.
+fn rows(
+    table: Table,
+    ws: i64,
+    n: usize,
+    mut columns: impl FnMut(&str) -> Option<ArrayRef>,
+) -> anyhow::Result<RecordBatch> {
     let schema = arrow_schema(table);
     let mut out = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         out.push(match (field.name().as_str(), columns(field.name())) {
             (_, Some(column)) => column,
-            ("workspace_id", None) => Arc::new(Int64Array::from(vec![WS; n])),
+            ("workspace_id", None) => Arc::new(Int64Array::from(vec![ws; n])),
             (_, None) => default_column(field, n)?,
         });
     }
@@ -168,11 +182,12 @@ fn person_id(i: u64) -> String {
     format!("p{i:09}")
 }
 
-/// People `range` (new rows), or their change rows deleting (1 %) or suppressing (1 %) them.
-fn people(range: std::ops::Range<u64>, changes: bool) -> anyhow::Result<RecordBatch> {
+/// People `range` of workspace `ws` (new rows), or their change rows deleting (1 %) or
+/// suppressing (1 %) them.
+pub(crate) fn people(ws: i64, range: std::ops::Range<u64>, changes: bool) -> anyhow::Result<RecordBatch> {
     let ids: Vec<u64> = if changes { range.filter(|i| matches!(i % 100, 7 | 13)).collect() } else { range.collect() };
     let n = ids.len();
-    rows(Table::People, n, |column| match column {
+    rows(Table::People, ws, n, |column| match column {
         "internal_customer_id" => text(ids.iter().map(|i| person_id(*i))),
         "customer_id" => text(ids.iter().map(|i| format!("customer-{i}"))),
         "email_addr" => text(ids.iter().map(|i| format!("person{i}@example.com"))),
@@ -182,12 +197,12 @@ fn people(range: std::ops::Range<u64>, changes: bool) -> anyhow::Result<RecordBa
     })
 }
 
-/// Attribute changes `range` of `people` people: change `n` sets `attr<(n / people) % 2>` of
-/// person `n % people` to `v<n>`.
-fn attributes(range: std::ops::Range<u64>, people: u64) -> anyhow::Result<RecordBatch> {
+/// Attribute changes `range` of `people` people of workspace `ws`: change `n` sets
+/// `attr<(n / people) % 2>` of person `n % people` to `v<n>`.
+pub(crate) fn attributes(ws: i64, range: std::ops::Range<u64>, people: u64) -> anyhow::Result<RecordBatch> {
     let n = (range.end - range.start) as usize;
     let r = range.clone();
-    rows(Table::Attributes, n, move |column| match column {
+    rows(Table::Attributes, ws, n, move |column| match column {
         "internal_customer_id" => text(r.clone().map(|n| person_id(n % people))),
         "attribute_name" => text(r.clone().map(|n| format!("attr{}", (n / people) % 2))),
         "attribute_value" => text(r.clone().map(|n| format!("v{n}"))),
@@ -195,11 +210,11 @@ fn attributes(range: std::ops::Range<u64>, people: u64) -> anyhow::Result<Record
     })
 }
 
-/// Metrics `range`: four per delivery, one delivery per person in turn.
-fn metrics(range: std::ops::Range<u64>, people: u64) -> anyhow::Result<RecordBatch> {
+/// Metrics `range` of workspace `ws`: four per delivery, one delivery per person in turn.
+pub(crate) fn metrics(ws: i64, range: std::ops::Range<u64>, people: u64) -> anyhow::Result<RecordBatch> {
     let n = (range.end - range.start) as usize;
     let r = range.clone();
-    rows(Table::Metrics, n, move |column| match column {
+    rows(Table::Metrics, ws, n, move |column| match column {
         "event_id" => text(r.clone().map(|n| format!("m{n:011}"))),
         "delivery_id" => text(r.clone().map(|n| format!("d{:010}-{}", n / 4, person_id((n / 4) % people)))),
         "metric" => text(r.clone().map(|n| ["sent", "delivered", "opened", "clicked"][(n % 4) as usize].to_owned())),
@@ -210,7 +225,7 @@ fn metrics(range: std::ops::Range<u64>, people: u64) -> anyhow::Result<RecordBat
 }
 
 /// The part `[k * total / batches, (k + 1) * total / batches)` of `total`.
-fn share(k: u64, batches: u64, total: u64) -> std::ops::Range<u64> {
+pub(crate) fn share(k: u64, batches: u64, total: u64) -> std::ops::Range<u64> {
     (k * total / batches)..((k + 1) * total / batches)
 }
 
@@ -229,15 +244,20 @@ async fn write_archive(
         let start = (k * 10) as i64;
         let range = BatchRange { partition, start, end: start + 10 };
         let files: Vec<(i64, Table, FileKind, RecordBatch)> = vec![
-            (start, Table::People, FileKind::New, people(share(k, batches, size.people), false)?),
-            (start + 1, Table::People, FileKind::Changes, people(share(k, batches, size.people), true)?),
+            (start, Table::People, FileKind::New, people(WS, share(k, batches, size.people), false)?),
+            (start + 1, Table::People, FileKind::Changes, people(WS, share(k, batches, size.people), true)?),
             (
                 start + 2,
                 Table::Attributes,
                 FileKind::Unspecified,
-                attributes(share(k, batches, size.attributes), size.people)?,
+                attributes(WS, share(k, batches, size.attributes), size.people)?,
             ),
-            (start + 3, Table::Metrics, FileKind::Unspecified, metrics(share(k, batches, size.metrics), size.people)?),
+            (
+                start + 3,
+                Table::Metrics,
+                FileKind::Unspecified,
+                metrics(WS, share(k, batches, size.metrics), size.people)?,
+            ),
         ];
         let names: Vec<String> = files.iter().map(|f| format!("file-{}", f.0)).collect();
         for (index, (offset, table, kind, batch)) in files.iter().enumerate() {
@@ -439,6 +459,8 @@ memory_budget_bytes = {budget}
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let backfill_secs = started.elapsed().as_secs_f64();
+    let spilled_bytes = backfill.metric("dwsync_backfill_spilled_bytes_total").unwrap_or(0.0) as u64;
+    let spills = backfill.metric("dwsync_backfill_spills_total").unwrap_or(0.0) as u64;
     backfill.stop();
     let baseline_rows = delivered
         .iter()
@@ -491,6 +513,8 @@ memory_budget_bytes = {budget}
         peak_rss_bytes: peak_rss,
         cpu_secs,
         peak_spill_bytes: peak_spill,
+        spilled_bytes,
+        spills,
         memory_budget_bytes: budget,
     })
 }

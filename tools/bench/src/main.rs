@@ -31,6 +31,7 @@ mod s3;
 mod s3_ceiling;
 mod scenario;
 mod services;
+mod syncs_1000;
 mod upload_log;
 
 use std::collections::BTreeMap;
@@ -50,9 +51,14 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = if args.scenario.is_empty() {
         scenario::NAMES.iter().map(|s| (*s).to_owned()).collect()
     } else {
-        args.scenario.iter().filter(|s| *s != backfill_large::NAME).cloned().collect()
+        args.scenario
+            .iter()
+            .filter(|s| ![backfill_large::NAME, syncs_1000::NAME].contains(&s.as_str()))
+            .cloned()
+            .collect()
     };
     let backfill = args.scenario.iter().any(|s| s == backfill_large::NAME);
+    let syncs = args.scenario.iter().any(|s| s == syncs_1000::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -81,13 +87,14 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .flat_map(|(service, env)| env.iter().map(move |(k, v)| format!("{service}:{k}={v}")))
             .collect();
-    let mut report = Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new(), backfill: None };
+    let mut report =
+        Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new(), backfill: None, syncs: None };
+    let target = S3Target {
+        endpoint: args.s3_endpoint.clone(),
+        access_key: args.s3_access_key.clone(),
+        secret_key: args.s3_secret_key.clone(),
+    };
     if backfill {
-        let target = S3Target {
-            endpoint: args.s3_endpoint.clone(),
-            access_key: args.s3_access_key.clone(),
-            secret_key: args.s3_secret_key.clone(),
-        };
         let setup = backfill_large::Setup {
             bootstrap: &args.bootstrap,
             s3: &target,
@@ -101,6 +108,22 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
         println!("{}", measured.render());
         report.backfill = Some(measured);
+    }
+    if syncs {
+        let setup = syncs_1000::Setup {
+            bootstrap: &args.bootstrap,
+            s3: &target,
+            bin_dir: &bin_dir,
+            dir: work_dir.join(syncs_1000::NAME),
+            run_id: &run_id,
+            keep_objects: args.keep_objects,
+            backfill_env: &args.backfill_env,
+        };
+        let measured = syncs_1000::run(setup, syncs_1000::workspaces(args.smoke, args.scale))
+            .await
+            .with_context(|| format!("scenario {} failed", syncs_1000::NAME))?;
+        println!("{}", measured.render());
+        report.syncs = Some(measured);
     }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)

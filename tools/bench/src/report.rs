@@ -236,6 +236,8 @@ pub(crate) struct Report {
     pub(crate) scenarios: Vec<ScenarioReport>,
     /// The `backfill-large` run, if asked for.
     pub(crate) backfill: Option<crate::backfill_large::Measured>,
+    /// The `syncs-1000` run, if asked for.
+    pub(crate) syncs: Option<crate::syncs_1000::Measured>,
 }
 
 fn rate(t: &Throughput) -> String {

@@ -7,6 +7,8 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -51,7 +53,7 @@ pub(crate) fn workspace_prefix(workspace_id: i64) -> String {
 }
 
 /// A free local TCP port.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0").context("cannot bind a local port")?.local_addr()?.port())
 }
 
@@ -193,11 +195,49 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// The value of the Prometheus metric `name` on its `/metrics` (its series summed), if it
+    /// answers and has it.
+    pub(crate) fn metric(&self, name: &str) -> Option<f64> {
+        prometheus_value(&http_get(self.port, "/metrics")?, name)
+    }
+
+    /// Samples the metric `name` on its `/metrics` every 200 ms on a thread of its own, until
+    /// [`GaugeSampler::stop`] says the largest value seen.
+    pub(crate) fn gauge_sampler(&self, name: &'static str) -> GaugeSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (port, stopped) = (self.port, Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut max = 0.0f64;
+            while !stopped.load(Ordering::Relaxed) {
+                if let Some(value) = http_get(port, "/metrics").and_then(|text| prometheus_value(&text, name)) {
+                    max = max.max(value);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            max
+        });
+        GaugeSampler { stop, thread }
+    }
+
     /// The last `n` lines of its log.
     pub(crate) fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// A metric sampled on a thread ([`Service::gauge_sampler`]).
+pub(crate) struct GaugeSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl GaugeSampler {
+    /// Stops sampling; the largest value seen (0 if none).
+    pub(crate) fn stop(self) -> f64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0.0)
     }
 }
 
@@ -220,6 +260,35 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// The body of a `200` answer to `GET <path>` on a local port (at most 16 MiB), if it answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.take(16 << 20).read_to_end(&mut answer).ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    (head.get(9..12) == Some("200")).then(|| body.to_owned())
+}
+
+/// The sum of the samples of metric `name` in Prometheus text (`name value` or
+/// `name{labels} value` lines), `None` when it has none.
+pub(crate) fn prometheus_value(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?.1,
+                None => rest,
+            };
+            rest.starts_with(' ').then(|| rest.split_whitespace().next()?.parse().ok())?
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +304,14 @@ mod tests {
             bucket: "bench".into(),
             window_ms: 15_000,
         }
+    }
+
+    #[test]
+    fn prometheus_values_are_summed_over_their_series() {
+        let text = "# HELP a_total A.\na_total 3\na_total_more 9\nb{table=\"people\"} 2\nb{table=\"metrics\"} 5.5\n";
+        assert_eq!(prometheus_value(text, "a_total"), Some(3.0));
+        assert_eq!(prometheus_value(text, "b"), Some(7.5));
+        assert_eq!(prometheus_value(text, "c"), None);
     }
 
     #[test]

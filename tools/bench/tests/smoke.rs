@@ -158,8 +158,37 @@ fn smoke_mode_backfills_a_generated_workspace() {
     assert_eq!(num(backfill, "/files"), 3.0);
     assert_eq!(num(backfill, "/memory_budget_bytes"), f64::from(4u32 << 20));
     // The spill directory's size is sampled every few hundred ms, so a short run may spill between
-    // two samples: whether the fold spills (and gives the same rows) is tested deterministically
-    // by the fold's unit tests (`shared/archive/src/fold`), not here.
+    // two samples; the backfill's counter says what the folds wrote: 4 MiB is less than the
+    // attributes fold holds, so it spills (with the same rows: above).
     assert!(num(backfill, "/peak_spill_bytes") >= 0.0);
+    assert!(num(backfill, "/spilled_bytes") > 0.0, "the folds spilled within a 4 MiB budget");
+    assert!(num(backfill, "/spills") >= 1.0, "a fold spilled");
     assert!(num(backfill, "/peak_rss_bytes") > 0.0 && num(backfill, "/rows_per_sec") > 0.0);
+}
+
+/// `--smoke --scenario syncs-1000`: 20 syncs created through control's API, every initial sync
+/// done, the status exact throughout (only forward, never done before its file, the baseline's
+/// rows and files), every baseline file in the bucket with its rows, no more jobs at once than
+/// `backfill.concurrency`. Needs `dwsync-control` and `dwsync-backfill` built next to the harness.
+#[test]
+fn smoke_mode_creates_syncs_and_watches_every_initial_sync_to_done() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-syncs-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--scenario", "syncs-1000"], &json);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke --scenario syncs-1000 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let syncs = &report["syncs"];
+    assert_eq!(num(syncs, "/workspaces"), 20.0);
+    assert_eq!(num(syncs, "/created_to_done/files"), 20.0, "a latency for every workspace");
+    assert_eq!(num(syncs, "/files"), 60.0, "people, attributes and metrics of each");
+    assert!(num(syncs, "/max_running_jobs") <= num(syncs, "/concurrency"));
+    for count in ["backward", "done_before_file", "wrong_counts", "failed_seen", "wrong_tables"] {
+        assert_eq!(num(syncs, &format!("/accuracy/{count}")), 0.0, "{count}");
+    }
+    assert!(num(syncs, "/accuracy/polls") >= 20.0 && num(syncs, "/all_done_secs") > 0.0);
 }

@@ -38,7 +38,7 @@ use arrow_schema::ArrowError;
 use dwsync_contract::{Table, arrow_schema};
 
 pub use context::{Context, Erasing, Flagged};
-pub use spill::{Spill, SpillError};
+pub use spill::{Spill, SpillCounter, SpillError};
 
 use crate::anonymize::anonymize;
 use spill::{SpillLatest, Winners};

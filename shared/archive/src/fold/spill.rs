@@ -19,6 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::compute::{interleave_record_batch, take_record_batch};
 use arrow_array::cast::AsArray;
@@ -56,7 +57,49 @@ pub struct Spill {
     pub dir: PathBuf,
     /// Bytes of rows (Arrow buffers) a fold holds in memory before it spills.
     pub budget_bytes: usize,
+    /// What the folds spilling here wrote (shared by the clones of this `Spill`).
+    pub counter: SpillCounter,
 }
+
+/// What folds spilled: the bytes of the spill files they wrote (every level of partitioning
+/// and every run, as on disk: LZ4-compressed Arrow IPC) and how many folds passed their budget.
+/// Clones count together; two counters are equal when they are the same one.
+#[derive(Debug, Clone, Default)]
+pub struct SpillCounter(Arc<Counts>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    bytes: AtomicU64,
+    folds: AtomicU64,
+}
+
+impl SpillCounter {
+    /// Bytes written to spill files so far (counted as each file is complete).
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Folds that passed their memory budget and spilled, so far.
+    pub fn folds(&self) -> u64 {
+        self.0.folds.load(Ordering::Relaxed)
+    }
+
+    fn wrote(&self, bytes: u64) {
+        let _ = self.0.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn spilled(&self) {
+        let _ = self.0.folds.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for SpillCounter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SpillCounter {}
 
 /// Why a fold's spill failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +159,9 @@ impl SpillLatest {
                     tempfile::Builder::new().prefix("dwsync-fold-").tempdir_in(&spill.dir).map_err(io(&spill.dir))?;
                 let with_ordinal = with_ordinal_schema(&self.schema);
                 let keys = KeyColumns::new(&with_ordinal, &key)?;
-                let mut partitions = Partitions::create(Arc::new(dir), PathBuf::new(), with_ordinal, keys, 0)?;
+                let to = SpillTo { dir: Arc::new(dir), counter: spill.counter.clone() };
+                spill.counter.spilled();
+                let mut partitions = Partitions::create(to, PathBuf::new(), with_ordinal, keys, 0)?;
                 let held = std::mem::replace(latest, Latest::new(self.schema.clone(), &key)?);
                 // Held rows are in archive order (compaction keeps it): written as they are, each
                 // batch freed once written, not compacted first (that would copy the budget).
@@ -136,9 +181,9 @@ impl SpillLatest {
             State::Memory(latest) => Ok(Winners::Memory(latest.finish()?.into_iter())),
             State::Spilled(partitions) => {
                 let budget = self.spill.map_or(usize::MAX, |s| s.budget_bytes);
-                let dir = partitions.dir.clone();
+                let to = partitions.to.clone();
                 let runs = partitions.fold(&self.key, budget)?;
-                Ok(Winners::Merge { merge: Merge::open(runs, dir)?, table: self.schema })
+                Ok(Winners::Merge { merge: Merge::open(runs, to.dir)?, table: self.schema })
             }
         }
     }
@@ -202,12 +247,21 @@ fn partition_of(key: &[u8], level: u32) -> usize {
     (hasher.finish() % FANOUT as u64) as usize
 }
 
+/// A fold's spill directory and the counter of what it writes there.
+#[derive(Debug, Clone)]
+struct SpillTo {
+    dir: Arc<TempDir>,
+    counter: SpillCounter,
+}
+
 /// An IPC stream file being written.
 struct SpillWriter {
     path: PathBuf,
     writer: StreamWriter<BufWriter<File>>,
     /// Bytes of the rows written (Arrow buffers, before compression).
     row_bytes: usize,
+    /// Counts the file's bytes once it is complete.
+    counter: SpillCounter,
 }
 
 impl std::fmt::Debug for SpillWriter {
@@ -217,11 +271,11 @@ impl std::fmt::Debug for SpillWriter {
 }
 
 impl SpillWriter {
-    fn create(path: PathBuf, schema: &Schema) -> Result<Self, SpillError> {
+    fn create(path: PathBuf, schema: &Schema, counter: &SpillCounter) -> Result<Self, SpillError> {
         let file = File::create_new(&path).map_err(io(&path))?;
         let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
         let writer = StreamWriter::try_new_with_options(BufWriter::with_capacity(IO_BUFFER, file), schema, options)?;
-        Ok(Self { path, writer, row_bytes: 0 })
+        Ok(Self { path, writer, row_bytes: 0, counter: counter.clone() })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SpillError> {
@@ -232,7 +286,8 @@ impl SpillWriter {
     fn finish(mut self) -> Result<(PathBuf, usize), SpillError> {
         self.writer.finish()?;
         let file = self.writer.into_inner()?;
-        file.into_inner().map_err(|e| SpillError::Io { path: self.path.clone(), error: e.into_error() })?;
+        let file = file.into_inner().map_err(|e| SpillError::Io { path: self.path.clone(), error: e.into_error() })?;
+        self.counter.wrote(file.metadata().map_err(io(&self.path))?.len());
         Ok((self.path, self.row_bytes))
     }
 }
@@ -272,7 +327,7 @@ impl std::fmt::Debug for SpillReader {
 /// [`FANOUT`] spill files of one level, rows with their ordinals, by a hash of the key.
 #[derive(Debug)]
 struct Partitions {
-    dir: Arc<TempDir>,
+    to: SpillTo,
     /// Names of this level's files start with it (the parent's path).
     name: PathBuf,
     schema: SchemaRef,
@@ -284,20 +339,14 @@ struct Partitions {
 }
 
 impl Partitions {
-    fn create(
-        dir: Arc<TempDir>,
-        name: PathBuf,
-        schema: SchemaRef,
-        keys: KeyColumns,
-        level: u32,
-    ) -> Result<Self, SpillError> {
+    fn create(to: SpillTo, name: PathBuf, schema: SchemaRef, keys: KeyColumns, level: u32) -> Result<Self, SpillError> {
         let files = (0..FANOUT)
             .map(|p| {
                 let file = format!("{}-{p:02}", name.display());
-                SpillWriter::create(dir.path().join(file.trim_start_matches('-')), &schema)
+                SpillWriter::create(to.dir.path().join(file.trim_start_matches('-')), &schema, &to.counter)
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { dir, name, schema, keys, level, files, next: 0 })
+        Ok(Self { to, name, schema, keys, level, files, next: 0 })
     }
 
     /// Writes the next rows in archive order (without ordinals: they get the next ones).
@@ -328,26 +377,26 @@ impl Partitions {
 
     /// Folds every file into a run (its winners in ordinal order), in file order.
     fn fold(self, key: &[String], budget: usize) -> Result<Vec<PathBuf>, SpillError> {
-        let Self { dir, name, schema, keys, level, files, .. } = self;
+        let Self { to, name, schema, keys, level, files, .. } = self;
         let key: Vec<&str> = key.iter().map(String::as_str).collect();
         let mut runs = Vec::with_capacity(files.len());
         for (p, file) in files.into_iter().enumerate() {
             let (path, row_bytes) = file.finish()?;
             let name = PathBuf::from(format!("{}-{p:02}", name.display()));
-            let run = dir.path().join(format!("{}.run", name.display()).trim_start_matches('-'));
+            let run = to.dir.path().join(format!("{}.run", name.display()).trim_start_matches('-'));
             if row_bytes <= budget || level + 1 >= MAX_DEPTH {
-                fold_in_memory(&path, &run, &schema, &key)?;
+                fold_in_memory(&path, &run, &schema, &key, &to.counter)?;
             } else {
                 // Too large to fold at once: split it again with the next level's hash, fold
                 // those, and merge their runs into this one.
-                let mut sub = Partitions::create(dir.clone(), name, schema.clone(), keys.clone(), level + 1)?;
+                let mut sub = Partitions::create(to.clone(), name, schema.clone(), keys.clone(), level + 1)?;
                 let mut reader = SpillReader::open(path)?;
                 while let Some(batch) = reader.next_batch()? {
                     sub.write(&batch)?;
                 }
                 let owned: Vec<String> = key.iter().map(|k| (*k).to_owned()).collect();
-                let mut merge = Merge::open(sub.fold(&owned, budget)?, dir.clone())?;
-                let mut out = SpillWriter::create(run.clone(), &schema)?;
+                let mut merge = Merge::open(sub.fold(&owned, budget)?, to.dir.clone())?;
+                let mut out = SpillWriter::create(run.clone(), &schema, &to.counter)?;
                 while let Some(batch) = merge.next_batch(RUN_ROWS)? {
                     out.write(&batch)?;
                 }
@@ -360,13 +409,19 @@ impl Partitions {
 }
 
 /// Folds the spill file at `path` in memory into the run file `run` (winners by ordinal).
-fn fold_in_memory(path: &Path, run: &Path, schema: &SchemaRef, key: &[&str]) -> Result<(), SpillError> {
+fn fold_in_memory(
+    path: &Path,
+    run: &Path,
+    schema: &SchemaRef,
+    key: &[&str],
+    counter: &SpillCounter,
+) -> Result<(), SpillError> {
     let mut latest = Latest::new(schema.clone(), key)?;
     let mut reader = SpillReader::open(path.to_owned())?;
     while let Some(batch) = reader.next_batch()? {
         latest.push(batch)?;
     }
-    let mut out = SpillWriter::create(run.to_owned(), schema)?;
+    let mut out = SpillWriter::create(run.to_owned(), schema, counter)?;
     for batch in latest.finish()? {
         let mut at = 0;
         while at < batch.num_rows() {

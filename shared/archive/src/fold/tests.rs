@@ -316,7 +316,7 @@ fn attribute_changes(batches: usize) -> Vec<RecordBatch> {
 }
 
 fn spill_to(dir: &std::path::Path, budget_bytes: usize) -> Spill {
-    Spill { dir: dir.to_owned(), budget_bytes }
+    Spill { dir: dir.to_owned(), budget_bytes, counter: SpillCounter::default() }
 }
 
 fn folded_with(table: Table, history: &[RecordBatch], context: &Context, spill: Option<&Spill>) -> Vec<RecordBatch> {
@@ -350,14 +350,24 @@ fn a_spilled_fold_gives_the_in_memory_fold_rows_in_the_same_order_and_batches() 
     for ((person, name), value) in &got {
         assert_eq!(last.get(&(person.clone(), name.clone())), Some(value), "{person} {name}");
     }
-    // 16 KiB: every partition split again (two levels); 64 KiB: one level; 1 MiB: some
+    // 16 KiB: every partition split again (two levels); 64 KiB: one level; 256 KiB: some
     // pushes in memory first. Same rows, same order, same batches, and no spill file left.
-    for budget in [16 << 10, 64 << 10, 1 << 20] {
+    // The counter says each fold spilled, and the bytes it wrote (more with two levels).
+    let mut written = Vec::new();
+    for budget in [16 << 10, 64 << 10, 256 << 10] {
         let spill = spill_to(dir.path(), budget);
         let spilled = folded_with(Table::Attributes, &history, &context, Some(&spill));
         assert_eq!(spilled, in_memory, "budget {budget}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "spill files deleted");
+        assert_eq!(spill.counter.folds(), 1, "budget {budget}: one fold spilled");
+        assert!(spill.counter.bytes() > 0, "budget {budget}: spill files written");
+        written.push(spill.counter.bytes());
     }
+    assert!(written[0] > written[1], "two levels write more than one: {written:?}");
+    // Within its budget a fold spills nothing: at 1 MiB compaction keeps the live rows under it.
+    let roomy = spill_to(dir.path(), 1 << 20);
+    assert_eq!(folded_with(Table::Attributes, &history, &context, Some(&roomy)), in_memory);
+    assert_eq!((roomy.counter.folds(), roomy.counter.bytes()), (0, 0));
 }
 
 #[test]
