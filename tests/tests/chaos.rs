@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use dwsync_contract::Table;
 use dwsync_loadgen::Generator;
+use dwsync_tests::schedule::Schedule;
 use dwsync_tests::services::ServiceProcess;
 use dwsync_tests::{kafka_config, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -72,31 +73,15 @@ impl Services {
     }
 }
 
-/// A xorshift generator seeded from the clock (printed, to replay a schedule).
-fn rng(seed: u64) -> impl FnMut(u64) -> u64 {
-    let mut state = seed | 1;
-    move |max| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % max.max(1)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_loses_and_duplicates_nothing() {
     let long = std::env::var_os("DWSYNC_CHAOS_LONG").is_some();
     let workspaces: Vec<i64> = (0..if long { 12 } else { 8 }).map(|i| 6001 + i).collect();
     let stack = Stack::new(&workspaces, &TABLES).await;
-    // `DWSYNC_CHAOS_SEED` replays a printed schedule (and load); the clock otherwise.
-    let seed = std::env::var("DWSYNC_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!(
-        "chaos schedule seed {seed} ({} form; DWSYNC_CHAOS_SEED={seed} replays it)",
-        if long { "long" } else { "reduced" }
-    );
-    let mut next = rng(seed);
+    // `DWSYNC_TEST_SEED` replays a printed schedule (and load); the clock otherwise.
+    let mut schedule = Schedule::from_env(if long { "chaos (long form)" } else { "chaos (reduced form)" });
+    let seed = schedule.seed();
+    let mut next = move |max: u64| schedule.next(max);
 
     let mut schedule = Vec::new();
     let cycles = if long { 11 } else { 2 };

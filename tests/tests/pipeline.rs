@@ -50,15 +50,8 @@ async fn kill_9_and_restart(workspaces: &[i64], seed: u64, keys: Keys) {
     let producer = producer();
     let mut generator = Generator::new(seed);
     let mut produced = Produced::default();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut rng = seed;
-    let mut next = move |max: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % max
-    };
-    println!("crash schedule seed {seed}");
+    let mut schedule = dwsync_tests::schedule::Schedule::from_env("crash test");
+    let mut next = move |max: u64| schedule.next(max);
     let (mut kills, batch) = (0, 40);
     for round in 0..6u64 {
         let numbers = round * batch..(round + 1) * batch;
