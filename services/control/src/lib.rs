@@ -234,39 +234,38 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
 
 #[cfg(test)]
 mod tests {
+    use dwsync_config::testing::load_with;
     use figment::Jail;
 
     use super::*;
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn defaults_and_compose_variables() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg, Config::default());
-            assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8083");
-            assert_eq!(cfg.api.listen.to_string(), "127.0.0.1:8090");
-            assert_eq!(cfg.store.topic, "dwsync.sync-config");
+        let cfg: Config = load_with(None, &[]).expect("defaults");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8083");
+        assert_eq!(cfg.api.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(cfg.store.topic, "dwsync.sync-config");
 
-            jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8083");
-            jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318");
-            jail.set_env("DWSYNC_API__ADMIN_TOKEN", "0123");
-            jail.set_env("DWSYNC_API__ALLOW_INSECURE_ENDPOINTS", "true");
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8083");
-            assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
-            assert_eq!(cfg.api.admin_token.expose(), "0123");
-            assert!(cfg.api.allow_insecure_endpoints);
-            assert!(!format!("{cfg:?}").contains("0123"), "tokens never printed");
+        let cfg: Config = load_with(
+            None,
+            &[
+                ("DWSYNC_HTTP__LISTEN", "0.0.0.0:8083"),
+                ("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318"),
+                ("DWSYNC_API__ADMIN_TOKEN", "0123"),
+                ("DWSYNC_API__ALLOW_INSECURE_ENDPOINTS", "true"),
+            ],
+        )
+        .expect("overridden");
+        assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8083");
+        assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
+        assert_eq!(cfg.api.admin_token.expose(), "0123");
+        assert!(cfg.api.allow_insecure_endpoints);
+        assert!(!format!("{cfg:?}").contains("0123"), "tokens never printed");
 
-            jail.create_file("control.toml", "[api.workspace_tokens]\n42 = \"ws-token\"\n")?;
-            let cfg: Config =
-                dwsync_config::load(Some(std::path::Path::new("control.toml")), dwsync_config::ENV_PREFIX)
-                    .map_err(|e| e.to_string())?;
-            assert_eq!(cfg.api.workspace_tokens["42"].expose(), "ws-token");
-            Ok(())
-        });
+        let cfg: Config =
+            load_with(Some("[api.workspace_tokens]\n42 = \"ws-token\"\n"), &[]).expect("workspace tokens from a file");
+        assert_eq!(cfg.api.workspace_tokens["42"].expose(), "ws-token");
     }
 
     #[test]

@@ -73,30 +73,30 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
 #[cfg(test)]
 mod tests {
     use dwsync_config::HttpConfig;
+    use dwsync_config::testing::load_with;
     use dwsync_telemetry::testing;
-    use figment::Jail;
 
     use super::*;
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn defaults_and_compose_variables() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg, Config::default());
-            assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8081");
-            assert_eq!(cfg.telemetry.service_name, "dwsync-ingest");
+        let cfg: Config = load_with(None, &[]).expect("defaults");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(cfg.telemetry.service_name, "dwsync-ingest");
 
-            jail.set_env("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
-            jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8081");
-            jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318");
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
-            assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8081");
-            assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
-            Ok(())
-        });
+        let cfg: Config = load_with(
+            None,
+            &[
+                ("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092"),
+                ("DWSYNC_HTTP__LISTEN", "0.0.0.0:8081"),
+                ("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318"),
+            ],
+        )
+        .expect("overridden");
+        assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
+        assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8081");
+        assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
     }
 
     #[tokio::test]

@@ -212,37 +212,37 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use dwsync_config::HttpConfig;
+    use dwsync_config::testing::load_with;
     use dwsync_telemetry::testing;
-    use figment::Jail;
 
     use super::*;
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn defaults_and_compose_variables() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg, Config::default());
-            assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8082");
-            assert_eq!(cfg.handoff.topic, "dwsync.handoff");
+        let cfg: Config = load_with(None, &[]).expect("defaults");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.http.listen.to_string(), "127.0.0.1:8082");
+        assert_eq!(cfg.handoff.topic, "dwsync.handoff");
 
-            jail.set_env("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092");
-            jail.set_env("DWSYNC_HTTP__LISTEN", "0.0.0.0:8082");
-            jail.set_env("DWSYNC_HANDOFF__GROUP_ID", "uploader-2");
-            jail.set_env("DWSYNC_HANDOFF__INSTANCE_ID", "dwsync-uploader-1");
-            jail.set_env("DWSYNC_UPLOAD__RETRY_MAX_MS", "5000");
-            jail.set_env("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318");
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
-            assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8082");
-            assert_eq!(cfg.handoff.group_id, "uploader-2");
-            assert_eq!(cfg.handoff.group_instance_id(), Some("dwsync-uploader-1"), "static membership");
-            assert!(!cfg.handoff.leaves_on_shutdown(), "a static member keeps its partitions by default");
-            assert_eq!(cfg.upload.retry_max_ms, 5000);
-            assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
-            Ok(())
-        });
+        let cfg: Config = load_with(
+            None,
+            &[
+                ("DWSYNC_KAFKA__BOOTSTRAP_SERVERS", "kafka:9092"),
+                ("DWSYNC_HTTP__LISTEN", "0.0.0.0:8082"),
+                ("DWSYNC_HANDOFF__GROUP_ID", "uploader-2"),
+                ("DWSYNC_HANDOFF__INSTANCE_ID", "dwsync-uploader-1"),
+                ("DWSYNC_UPLOAD__RETRY_MAX_MS", "5000"),
+                ("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318"),
+            ],
+        )
+        .expect("overridden");
+        assert_eq!(cfg.kafka.bootstrap_servers, "kafka:9092");
+        assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:8082");
+        assert_eq!(cfg.handoff.group_id, "uploader-2");
+        assert_eq!(cfg.handoff.group_instance_id(), Some("dwsync-uploader-1"), "static membership");
+        assert!(!cfg.handoff.leaves_on_shutdown(), "a static member keeps its partitions by default");
+        assert_eq!(cfg.upload.retry_max_ms, 5000);
+        assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ mod failure;
 mod kafka_args;
 mod secret;
 mod sections;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::Path;
 
