@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::dead_letter::DeadLetter;
 use crate::encode::EncodedFile;
-use crate::in_flight::{Carrying, CommitGate, Committer, Deliveries, GroupMetadata, InFlight};
+use crate::in_flight::{Carrying, CommitGate, Committer, CommittingTransaction, Deliveries, GroupMetadata};
 use crate::limits::Limits;
 
 /// Creates the handoff and dead-letter topics if they do not exist yet.
@@ -208,8 +208,12 @@ impl Transaction<'_> {
     /// Hands the transaction to the committing thread, which waits for every delivery, then
     /// commits `offsets` for the consumer group (its metadata read from `group` just before)
     /// with the records (or aborts). The caller may read on meanwhile, but begins no
-    /// transaction before the returned [`InFlight`] resolved.
-    pub(crate) fn commit_in_background(mut self, offsets: TopicPartitionList, group: GroupMetadata) -> InFlight {
+    /// transaction before the returned [`CommittingTransaction`] resolved.
+    pub(crate) fn commit_in_background(
+        mut self,
+        offsets: TopicPartitionList,
+        group: GroupMetadata,
+    ) -> CommittingTransaction {
         // The committing thread decides the transaction now: not aborted on drop.
         self.open = false;
         let deliveries = std::mem::take(&mut self.deliveries);

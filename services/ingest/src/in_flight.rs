@@ -3,7 +3,7 @@
 //! transaction holding its offsets is neither committed nor aborted.
 //!
 //! One transaction at a time: the loop begins the next one only after the previous one
-//! committed ([`InFlight`] resolved), and restarts from the group's committed offsets if it
+//! committed ([`CommittingTransaction`] resolved), and restarts from the group's committed offsets if it
 //! did not.
 
 use std::collections::VecDeque;
@@ -149,7 +149,7 @@ impl Committer {
         committed: Committed,
         offsets: TopicPartitionList,
         group: GroupMetadata,
-    ) -> InFlight {
+    ) -> CommittingTransaction {
         let (reply, done) = oneshot::channel();
         self.gate.set(true);
         if self.jobs.send(Job { deliveries, committed, offsets, group, reply }).is_err() {
@@ -158,7 +158,7 @@ impl Committer {
             // the open transaction.
             self.gate.set(false);
         }
-        InFlight { done }
+        CommittingTransaction { done }
     }
 }
 
@@ -207,11 +207,11 @@ fn until_not_retriable(deadline: Instant, mut call: impl FnMut() -> Result<(), K
 
 /// A transaction being committed; resolves to what it carried once it is committed.
 #[derive(Debug)]
-pub struct InFlight {
+pub struct CommittingTransaction {
     done: oneshot::Receiver<Result<Committed, CommitError>>,
 }
 
-impl Future for InFlight {
+impl Future for CommittingTransaction {
     type Output = Result<Committed, CommitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

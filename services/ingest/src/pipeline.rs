@@ -23,7 +23,7 @@ use crate::config::{Config, SourceTopic};
 use crate::dead_letter::{DeadLetter, DeadLetters, LetterForm};
 use crate::encode::{EncodeError, EncodedFile, encode};
 use crate::handoff::{Committed, Handoff, HandoffTopics};
-use crate::in_flight::{Carrying, CommitError, CommitGate, GroupMetadata, InFlight};
+use crate::in_flight::{Carrying, CommitError, CommitGate, CommittingTransaction, GroupMetadata};
 use crate::limits::{Limits, LimitsError};
 use crate::metrics::{self, Tally};
 use crate::parallel;
@@ -135,7 +135,7 @@ pub async fn run(
                     health.set_unready(COMPONENT, e.to_string());
                     // Its last transaction is decided before a new producer with the same
                     // transactional id starts (which would fence it).
-                    if let Err(e) = pipeline.st.settle().await {
+                    if let Err(e) = pipeline.state.settle().await {
                         tracing::warn!(error = %e, "The last handoff transaction did not commit.");
                     }
                 }
@@ -209,7 +209,7 @@ fn now_ms() -> i64 {
 struct Pipeline<'a> {
     /// Shared with the committing thread, which reads the group's metadata from it.
     consumer: Arc<Kafka>,
-    st: State<'a>,
+    state: State<'a>,
     /// Whether the consumer leaves the group when the loop stops: a dynamic member always, a
     /// static one only with `ingest.leave_group_on_shutdown`.
     leave: bool,
@@ -237,12 +237,12 @@ struct State<'a> {
     /// Threads decoding and encoding, the loop's own included.
     threads: usize,
     /// The last transaction, while it commits.
-    in_flight: Option<Pending>,
+    committing: Option<CommittingFlush>,
 }
 
 /// A flush whose transaction is committing.
-struct Pending {
-    in_flight: InFlight,
+struct CommittingFlush {
+    transaction: CommittingTransaction,
     /// Why each of its windows closed.
     reasons: Vec<&'static str>,
     /// Table and Parquet bytes of each of its files.
@@ -258,9 +258,9 @@ struct Pending {
 }
 
 /// Waits for the last transaction, if one is committing (never resolves otherwise).
-async fn committed(pending: &mut Option<Pending>) -> Result<Committed, CommitError> {
+async fn committed(pending: &mut Option<CommittingFlush>) -> Result<Committed, CommitError> {
     match pending {
-        Some(p) => (&mut p.in_flight).await,
+        Some(p) => (&mut p.transaction).await,
         None => std::future::pending().await,
     }
 }
@@ -316,7 +316,7 @@ impl<'a> Pipeline<'a> {
         health.set_ready(COMPONENT);
         let is_static = cfg.ingest.group_instance_id().is_some();
         tracing::info!(topics = ?names, group = %cfg.ingest.group_id, instance, is_static, "Ingest loop started.");
-        let st = State {
+        let state = State {
             cfg,
             topics,
             topic_index: topics.iter().enumerate().map(|(i, t)| (t.topic.clone(), i)).collect(),
@@ -330,13 +330,13 @@ impl<'a> Pipeline<'a> {
             unflushed: BTreeMap::new(),
             tally: Tally::default(),
             threads: parallel::threads(cfg.ingest.worker_threads),
-            in_flight: None,
+            committing: None,
         };
-        Ok(Self { consumer: Arc::new(consumer), st, leave: !is_static || cfg.ingest.leave_group_on_shutdown })
+        Ok(Self { consumer: Arc::new(consumer), state, leave: !is_static || cfg.ingest.leave_group_on_shutdown })
     }
 
     async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), PipelineError> {
-        let Self { consumer, st, leave } = self;
+        let Self { consumer, state, leave } = self;
         let consumer: &Arc<Kafka> = consumer;
         // One stream for the loop's life: `recv` makes a stream per message, registering and
         // unregistering a waker slot under a mutex each time.
@@ -347,15 +347,15 @@ impl<'a> Pipeline<'a> {
             // idle loop publishes its tallies.
             let now = now_ms();
             let next =
-                st.unflushed.values().map(|u| u.due).min().unwrap_or(i64::MAX).min(st.windows.next_boundary(now));
+                state.unflushed.values().map(|u| u.due).min().unwrap_or(i64::MAX).min(state.windows.next_boundary(now));
             let wait = Duration::from_millis(u64::try_from(next - now).unwrap_or(0));
             let step = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
                     // Open windows are abandoned: their offsets are not committed, so they are read
                     // again (so are those of a transaction that aborts now).
-                    tracing::info!(open_windows = st.windows.len(), "Ingest loop stopping.");
-                    let settled = st.settle().await;
+                    tracing::info!(open_windows = state.windows.len(), "Ingest loop stopping.");
+                    let settled = state.settle().await;
                     if *leave {
                         // Before the close: a static member closed first would not leave.
                         dwsync_telemetry::kafka::leave_group(consumer, LEAVE_WITHIN).await;
@@ -365,17 +365,17 @@ impl<'a> Pipeline<'a> {
                         settled => settled,
                     };
                 }
-                outcome = committed(&mut st.in_flight), if st.in_flight.is_some() => match st.in_flight.take() {
-                    Some(pending) => outcome.map(|committed| st.handed_off(pending, committed)).map_err(Into::into),
+                outcome = committed(&mut state.committing), if state.committing.is_some() => match state.committing.take() {
+                    Some(pending) => outcome.map(|committed| state.handed_off(pending, committed)).map_err(Into::into),
                     None => Ok(()),
                 },
-                () = tokio::time::sleep(wait) => st.flush_due(consumer).await,
+                () = tokio::time::sleep(wait) => state.flush_due(consumer).await,
                 Some(received) = stream.next() => async {
                     // A rebalance the wait took in came before this record: a revoked partition's
                     // record can only be from its reassignment, a kept partition's rewound now
                     // comes again (so does any later one, from the rewound position).
-                    let (_, rewound) = st.check_rebalance(consumer)?;
-                    let first_stale = received.as_ref().is_ok_and(|m| st.partition(m).is_some_and(|p| rewound.contains(&p)));
+                    let (_, rewound) = state.check_rebalance(consumer)?;
+                    let first_stale = received.as_ref().is_ok_and(|m| state.partition(m).is_some_and(|p| rewound.contains(&p)));
                     // gather stops at a rebalance: one taken in during it came after the batch,
                     // whose records of the revoked and the rewound partitions are then stale.
                     let batch = gather(&mut stream, received);
@@ -383,30 +383,30 @@ impl<'a> Pipeline<'a> {
                     if let Some((_, reason)) = consumer.client().fatal_error() {
                         return Err(PipelineError::Fenced(reason));
                     }
-                    let (revoked, rewound) = st.check_rebalance(consumer)?;
+                    let (revoked, rewound) = state.check_rebalance(consumer)?;
                     let stale: BTreeSet<PartitionKey> = revoked.union(&rewound).copied().collect();
-                    st.process_batch(&batch, usize::from(first_stale), &stale, consumer).await
+                    state.process_batch(&batch, usize::from(first_stale), &stale, consumer).await
                 }.await,
             };
             match step {
                 // The rest of the batch at hand, if any, was dropped with it: read again too.
                 Err(PipelineError::Aborted(error, refused)) => {
                     if refused == Some(Carrying::DeadLetter) && crate::dead_letter::refused_as_such(&error) {
-                        st.letter_form = st.letter_form.after_refusal();
-                        tracing::warn!(%error, form = ?st.letter_form, "The broker refused a dead letter; the next try writes them in this form.");
+                        state.letter_form = state.letter_form.after_refusal();
+                        tracing::warn!(%error, form = ?state.letter_form, "The broker refused a dead letter; the next try writes them in this form.");
                     }
-                    st.read_again(consumer, &error)?;
+                    state.read_again(consumer, &error)?;
                 }
                 Err(PipelineError::ProducerFailed(error)) => {
                     tracing::warn!(%error, "The handoff producer failed; a new one takes over.");
                     metrics::loop_restarted("producer");
-                    st.handoff = new_handoff(st.cfg, &st.transactional_id, &st.limits, &st.gate).await?;
-                    st.read_again(consumer, &error)?;
+                    state.handoff = new_handoff(state.cfg, &state.transactional_id, &state.limits, &state.gate).await?;
+                    state.read_again(consumer, &error)?;
                 }
                 step => step?,
             }
             if Instant::now() >= next_lag {
-                st.measure_buffers();
+                state.measure_buffers();
                 next_lag = Instant::now() + BUFFERS_EVERY;
             }
         }
@@ -598,7 +598,7 @@ impl State<'_> {
         let mut handed: Vec<(&'static str, usize)> = Vec::with_capacity(closed.len());
         let mut dead_lettered = BTreeMap::new();
         let letter_form = self.letter_form;
-        let in_flight = async {
+        let transaction = async {
             let mut tx = handoff.begin()?;
             // Encoded a group at a time and sent at once: a flush of many windows never holds
             // all their files (the producer's queue is bounded too).
@@ -662,25 +662,26 @@ impl State<'_> {
             let _ = self.unflushed.remove(p);
         }
         let loop_time = started.elapsed();
-        self.in_flight = Some(Pending { in_flight, reasons, handed, dead_lettered, started, loop_time, previous_wait });
+        self.committing =
+            Some(CommittingFlush { transaction, reasons, handed, dead_lettered, started, loop_time, previous_wait });
         Ok(())
     }
 
     /// Waits for the last transaction to commit, if one is committing.
     async fn settle(&mut self) -> Result<(), PipelineError> {
-        if let Some(mut pending) = self.in_flight.take() {
-            let committed = (&mut pending.in_flight).await?;
+        if let Some(mut pending) = self.committing.take() {
+            let committed = (&mut pending.transaction).await?;
             self.handed_off(pending, committed);
         }
         Ok(())
     }
 
     /// Counts and logs a committed flush.
-    fn handed_off(&mut self, pending: Pending, committed: Committed) {
+    fn handed_off(&mut self, pending: CommittingFlush, committed: Committed) {
         if committed.dead_letters > 0 {
             self.letter_form = LetterForm::Whole;
         }
-        let Pending { reasons, handed, dead_lettered, started, loop_time, previous_wait, .. } = pending;
+        let CommittingFlush { reasons, handed, dead_lettered, started, loop_time, previous_wait, .. } = pending;
         metrics::dead_lettered(&dead_lettered);
         for reason in reasons {
             metrics::window_closed(reason);

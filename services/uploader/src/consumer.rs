@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{HandoffConfig, LotConfig, UploadConfig};
 use crate::delivery::{Delivery, Outcome};
 use crate::destinations::{CutPassed, DestinationClient, Destinations, Route};
-use crate::inflight::{FlightId, InFlight};
+use crate::inflight::{FlightId, Lanes};
 use crate::lag::HandoffConsumer;
 use crate::lot::Lot;
 use crate::metrics::Metrics;
@@ -128,7 +128,7 @@ struct Record {
 
 /// What waits in a partition's lane: a record read behind the partition's file in flight, or a
 /// complete file (with the offset of the record that completed it) waiting for a free slot.
-enum Pending {
+enum Waiting {
     Record(Record),
     File(CompleteFile, i64),
 }
@@ -256,7 +256,7 @@ pub struct Pipeline {
     commit_interval: Duration,
     destinations: Destinations,
     delivery: Arc<Delivery>,
-    lanes: InFlight<Pending>,
+    lanes: Lanes<Waiting>,
     flights: JoinSet<Landed>,
     lot: Lot,
     lot_backoff: Backoff,
@@ -297,7 +297,7 @@ impl Pipeline {
             commit_interval,
             destinations,
             delivery: Arc::new(delivery),
-            lanes: InFlight::new(
+            lanes: Lanes::new(
                 usize::try_from(upload.concurrency).unwrap_or(usize::MAX),
                 upload.flight_bytes,
                 upload.queued_bytes,
@@ -453,7 +453,7 @@ impl Pipeline {
     /// Breaks on shutdown.
     async fn handle(&mut self, record: Record) -> Going {
         let (partition, bytes) = (record.partition, record.bytes);
-        self.lanes.queue(partition, Pending::Record(record), bytes);
+        self.lanes.queue(partition, Waiting::Record(record), bytes);
         self.advance(partition).await
     }
 
@@ -462,19 +462,19 @@ impl Pipeline {
     async fn advance(&mut self, partition: i32) -> Going {
         while let Some(pending) = self.lanes.next(partition) {
             let (file, offset) = match pending {
-                Pending::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
+                Waiting::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
                     self.pass_cut(partition, offset, cut).await?;
                     continue;
                 }
-                Pending::Record(record) => match self.read(record) {
+                Waiting::Record(record) => match self.read(record) {
                     Some(complete) => complete,
                     None => continue,
                 },
-                Pending::File(file, offset) => (file, offset),
+                Waiting::File(file, offset) => (file, offset),
             };
             if !self.lanes.has_slot() {
                 let bytes = file.bytes.len() as u64;
-                self.lanes.hold(partition, Pending::File(file, offset), bytes);
+                self.lanes.hold(partition, Waiting::File(file, offset), bytes);
                 return GO_ON;
             }
             match self.dispose(partition, file, offset).await {

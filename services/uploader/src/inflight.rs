@@ -5,7 +5,7 @@
 //!
 //! A partition is a lane: one delivery at a time, everything read after that file waits in the
 //! lane's queue, in offset order, until the delivery lands. A lane whose next file finds every
-//! slot taken [`hold`](InFlight::hold)s it at the front of its queue and waits its turn for a slot,
+//! slot taken [`hold`](Lanes::hold)s it at the front of its queue and waits its turn for a slot,
 //! first come first served. Pure bookkeeping: the consumer loop starts and lands the deliveries.
 
 use std::collections::{HashMap, VecDeque};
@@ -42,7 +42,7 @@ impl<T> Lane<T> {
 
 /// The lanes of the partitions this uploader reads, with their bounds.
 #[derive(Debug)]
-pub struct InFlight<T> {
+pub struct Lanes<T> {
     concurrency: usize,
     max_flight_bytes: u64,
     max_queued_bytes: u64,
@@ -58,7 +58,7 @@ pub struct InFlight<T> {
     next_id: FlightId,
 }
 
-impl<T> InFlight<T> {
+impl<T> Lanes<T> {
     /// Lanes allowing `concurrency` deliveries at once (at least one), new ones while less than
     /// `max_flight_bytes` are in flight, and `max_queued_bytes` waiting in memory before reading
     /// stops.
@@ -183,13 +183,13 @@ mod tests {
     use super::*;
 
     /// Takes every item `partition` has ready.
-    fn drain(lanes: &mut InFlight<&'static str>, partition: i32) -> Vec<&'static str> {
+    fn drain(lanes: &mut Lanes<&'static str>, partition: i32) -> Vec<&'static str> {
         std::iter::from_fn(|| lanes.next(partition)).collect()
     }
 
     #[test]
     fn a_partition_waits_for_its_delivery_and_keeps_its_order() {
-        let mut lanes = InFlight::new(4, u64::MAX, 1_000);
+        let mut lanes = Lanes::new(4, u64::MAX, 1_000);
         assert!(!lanes.is_busy(0));
         let flight = lanes.start(0, 10);
         assert!(lanes.is_busy(0));
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn at_most_concurrency_deliveries_fly_and_holders_take_turns() {
-        let mut lanes = InFlight::new(2, u64::MAX, 1_000);
+        let mut lanes = Lanes::new(2, u64::MAX, 1_000);
         let a = lanes.start(0, 10);
         let _b = lanes.start(1, 10);
         assert!(!lanes.has_slot());
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_delivery_starts_only_while_the_files_in_flight_are_under_their_byte_bound() {
-        let mut lanes: InFlight<&'static str> = InFlight::new(8, 100, 1_000);
+        let mut lanes: Lanes<&'static str> = Lanes::new(8, 100, 1_000);
         let big = lanes.start(0, 500);
         assert!(!lanes.has_slot(), "one file over the bound flies alone");
         assert!(lanes.land(0, big));
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn one_slot_means_one_delivery_at_a_time() {
-        let mut lanes = InFlight::new(0, u64::MAX, 1_000);
+        let mut lanes = Lanes::new(0, u64::MAX, 1_000);
         let a = lanes.start(0, 10);
         assert!(!lanes.has_slot(), "a concurrency of 0 is taken as 1");
         lanes.hold(1, "f", 1);
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn reading_stops_while_more_bytes_than_allowed_wait() {
-        let mut lanes = InFlight::new(1, u64::MAX, 100);
+        let mut lanes = Lanes::new(1, u64::MAX, 100);
         let flight = lanes.start(0, 10);
         lanes.queue(0, "a", 60);
         assert!(!lanes.is_full());
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_revoked_partition_drops_its_queue_and_its_result() {
-        let mut lanes = InFlight::new(1, u64::MAX, 100);
+        let mut lanes = Lanes::new(1, u64::MAX, 100);
         let old = lanes.start(0, 10);
         lanes.queue(0, "a", 60);
         lanes.hold(1, "held", 50);
