@@ -194,6 +194,33 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_sync_over_sasl_ssl() {
+    const W: i64 = 5101;
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha256);
+    let password: Secret = cfg.sasl_password.clone();
+    let stack = Stack::with_control_secured(&cfg, &[W], &[Table::Metrics]).await;
+    // control, ingest, archiver, uploader and the backfill, all over SASL_SSL.
+    let (api, mut services) = initial::Services::start(&stack, &[]).await;
+    let producer = producer_of(&stack);
+    let generator = Generator::new(51);
+    let mut sent = initial::SentFields::default();
+    let rows = initial::records(&generator, W, &[Table::Metrics], 0..60, initial::now_ms());
+    initial::send(&stack, &producer, &mut sent, W, &[Table::Metrics], rows).await;
+    initial::archived_at_least(&mut services, 60, Duration::from_secs(60)).await;
+    api.create_sync(W, &stack.buckets[&W]).await;
+    let _ = initial::initial_syncs_done(&api, W, &[Table::Metrics], &mut services).await;
+    let files = initial::files_with_metrics(&stack, W, 60, Duration::from_secs(60), &mut services).await;
+    initial::assert_every_metric_once(&files, &sent, W, "after an initial sync over SASL_SSL");
+    let initial::Services { mut control, mut ingest, mut archiver, mut uploader, mut backfill, .. } = services;
+    for p in [&mut control, &mut ingest, &mut archiver, &mut uploader, &mut backfill] {
+        p.stop();
+        let log = std::fs::read_to_string(&p.log).unwrap();
+        assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
+    }
+}
+
 /// The rows of every Parquet object in `bucket`, from their footers.
 async fn archived_rows(bucket: &str) -> usize {
     let s3 = s3_client();
