@@ -26,6 +26,32 @@ pub fn s3_endpoint() -> String {
     std::env::var("DWSYNC_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into())
 }
 
+/// The egress allow-list of services writing to the test S3 server as a customer's endpoint
+/// (loopback, and the host of [`s3_endpoint`]): customers' endpoints are otherwise public only.
+pub fn local_egress_allow() -> Vec<String> {
+    let endpoint = s3_endpoint();
+    let mut allow = vec!["127.0.0.0/8".to_owned(), "::1".to_owned()];
+    if let Some(host) = dwsync_s3::egress::endpoint_host(&endpoint)
+        && !allow.iter().any(|a| a == host)
+        && !host.starts_with("127.")
+    {
+        allow.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+    }
+    allow
+}
+
+/// [`local_egress_allow`] as a config section.
+pub fn local_egress() -> dwsync_s3::egress::EgressConfig {
+    let allow = local_egress_allow().iter().filter_map(|a| a.parse().ok()).collect();
+    dwsync_s3::egress::EgressConfig { allow }
+}
+
+/// [`local_egress_allow`] as the TOML `[egress]` section of a service's config file.
+pub fn local_egress_toml() -> String {
+    let allow: Vec<String> = local_egress_allow().iter().map(|a| format!("{a:?}")).collect();
+    format!("[egress]\nallow = [{}]\n", allow.join(", "))
+}
+
 /// S3 access key id (`S3_ACCESS_KEY`, default `dwsync-dev`, as `dev/s3` starts the server).
 pub fn s3_access_key() -> String {
     std::env::var("S3_ACCESS_KEY").unwrap_or_else(|_| "dwsync-dev".into())

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use dwsync_archive::ArchiveLocation;
 use dwsync_config::{HttpConfig, KafkaConfig, TelemetryConfig};
+pub use dwsync_s3::egress::EgressConfig;
 use dwsync_sync_config::StoreConfig;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,11 @@ pub struct Config {
     pub handoff: HandoffTopic,
     /// The jobs. Default: [`BackfillConfig::default`].
     pub backfill: BackfillConfig,
+    /// Which non-public networks and hosts the workspaces' endpoints (customers') may lead to,
+    /// checked at every connection (`[egress]`); the archive is the operator's and is not
+    /// restricted. Default: none; endpoints must be public addresses.
+    #[serde(default)]
+    pub egress: EgressConfig,
 }
 
 impl Default for Config {
@@ -44,6 +50,7 @@ impl Default for Config {
             archive: ArchiveLocation::default(),
             handoff: HandoffTopic::default(),
             backfill: BackfillConfig::default(),
+            egress: EgressConfig::default(),
         }
     }
 }

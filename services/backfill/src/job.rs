@@ -31,6 +31,7 @@ use dwsync_config::Secret;
 use dwsync_contract::Table;
 use dwsync_format::{ParquetFileWriter, ParquetOptions};
 use dwsync_s3::create_only::{Create, CreateOnly, FileObject, Object, PartSizes, S3Error};
+use dwsync_s3::egress::EgressPolicy;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
 use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
 
@@ -64,7 +65,10 @@ pub struct Shared {
     pub reader: ArchiveReader,
     /// Opens the destinations' secrets (or why it cannot).
     pub sealer: Result<Sealer, String>,
-    /// The HTTPS client of every destination's S3 client.
+    /// Where destinations' endpoints (customers') may lead.
+    pub egress: EgressPolicy,
+    /// The HTTPS client of every destination's S3 client, checking each connection against
+    /// `egress` ([`dwsync_s3::egress::customer_https_client`]).
     pub https: SharedHttpClient,
     /// Rows per initial metrics file.
     pub metrics_rows_per_file: usize,
@@ -171,7 +175,7 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
     }
     reporter.running(&tables, b).await.map_err(|e| ("reporting", e))?;
     let Some(cfg) = shared.configs.cached(ws) else { return Ok(Outcome::Dropped) };
-    let dest = Destination::open(&cfg, &shared.sealer, &shared.https)?;
+    let dest = Destination::open(&cfg, &shared.sealer, (&shared.https, &shared.egress))?;
 
     let history = shared.reader.workspace(ws.get()).await.map_err(|e| (listing.as_str(), e))?;
     if history.partition() != b.partition {
@@ -411,11 +415,19 @@ struct Destination {
 }
 
 impl Destination {
-    /// The destination of `cfg`, its secret opened with `sealer` (the workspace id as context).
-    fn open(cfg: &SyncConfig, sealer: &Result<Sealer, String>, https: &SharedHttpClient) -> Result<Self, Failure> {
+    /// The destination of `cfg`, its secret opened with `sealer` (the workspace id as context),
+    /// its client on `https`; an endpoint that is an address `egress` refuses fails here.
+    fn open(
+        cfg: &SyncConfig,
+        sealer: &Result<Sealer, String>,
+        (https, egress): (&SharedHttpClient, &EgressPolicy),
+    ) -> Result<Self, Failure> {
         let d = &cfg.destination;
         if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
             return Err(Failure(format!("schema version {} is not supported", cfg.schema_version)));
+        }
+        if let Some(endpoint) = &d.endpoint {
+            egress.check_literal_endpoint(endpoint).map_err(|refused| Failure(refused.to_string()))?;
         }
         let sealer =
             sealer.as_ref().map_err(|e| Failure(format!("the destination's secret key cannot be opened: {e}")))?;
@@ -489,19 +501,35 @@ mod tests {
     #[tokio::test]
     async fn a_secret_opens_only_with_the_key_and_workspace_it_was_sealed_for() {
         let (key, other) = (Sealer::new(&[1; 32]), Sealer::new(&[2; 32]));
-        let https = dwsync_s3::https_client();
-        let opened = Destination::open(&config(&key, "42"), &Ok(key.clone()), &https).expect("opens");
+        let allow = vec!["127.0.0.1".parse().expect("entry")];
+        let egress = EgressPolicy::new(&dwsync_s3::egress::EgressConfig { allow });
+        let https = (&dwsync_s3::egress::customer_https_client(egress.clone()), &egress);
+        let opened = Destination::open(&config(&key, "42"), &Ok(key.clone()), https).expect("opens");
         assert_eq!((opened.bucket.as_str(), opened.prefix.as_str()), ("b", "p"));
         let failures = [
-            Destination::open(&config(&other, "42"), &Ok(key.clone()), &https),
-            Destination::open(&config(&key, "43"), &Ok(key.clone()), &https),
-            Destination::open(&config(&key, "42"), &Err("no seal key (DWSYNC_SEAL_KEY)".into()), &https),
+            Destination::open(&config(&other, "42"), &Ok(key.clone()), https),
+            Destination::open(&config(&key, "43"), &Ok(key.clone()), https),
+            Destination::open(&config(&key, "42"), &Err("no seal key (DWSYNC_SEAL_KEY)".into()), https),
         ];
         for failure in failures {
             let Err(Failure(reason)) = failure else { panic!("opened") };
             assert!(reason.starts_with("the destination's secret key"), "{reason}");
             assert!(!reason.contains("0123-very-secret"), "{reason}");
         }
+    }
+
+    #[test]
+    fn an_endpoint_into_the_operators_network_is_refused() {
+        let key = Sealer::new(&[1; 32]);
+        let strict = EgressPolicy::default();
+        let https = dwsync_s3::egress::customer_https_client(strict.clone());
+        let Err(Failure(reason)) = Destination::open(&config(&key, "42"), &Ok(key.clone()), (&https, &strict)) else {
+            panic!("opened");
+        };
+        assert_eq!(
+            reason,
+            "endpoint host \"127.0.0.1\" points to a loopback address; customer endpoints must be public"
+        );
     }
 
     #[test]

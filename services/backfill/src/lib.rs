@@ -25,6 +25,7 @@ use dwsync_archive::ArchiveReader;
 use dwsync_config::KafkaConfig;
 use dwsync_contract::Table;
 use dwsync_retry::{Backoff, Retrier};
+use dwsync_s3::egress::EgressPolicy;
 use dwsync_sync_config::store::on_following;
 use dwsync_sync_config::{InitialSyncs, KafkaStore, Sealer, StoreConfig, SyncConfig, TopicValue, WorkspaceId};
 use dwsync_telemetry::kafka::KafkaProbeError;
@@ -200,7 +201,8 @@ async fn connect(
         syncs,
         reader,
         sealer,
-        https: dwsync_s3::https_client(),
+        egress: EgressPolicy::new(&cfg.egress),
+        https: dwsync_s3::egress::customer_https_client(EgressPolicy::new(&cfg.egress)),
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
         spill: dwsync_archive::fold::Spill {

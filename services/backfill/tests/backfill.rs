@@ -174,7 +174,7 @@ impl Setup {
 bootstrap_servers = "{kafka}"
 [http]
 listen = "127.0.0.1:{http}"
-[sync_config.store]
+{egress}[sync_config.store]
 topic = "{topic}"
 initial_sync_topic = "{syncs}"
 [archive]
@@ -193,6 +193,7 @@ retry_initial_ms = 200
 retry_max_ms = 1000
 "#,
             kafka = self.kafka.bootstrap_servers,
+            egress = dwsync_tests::local_egress_toml(),
             topic = self.store.topic,
             syncs = self.store.initial_sync_topic,
             archive = self.archive,

@@ -131,6 +131,7 @@ async fn setup(name: &str) -> Setup {
     cfg.api.admin_token = Secret::new(ADMIN);
     cfg.api.workspace_tokens = BTreeMap::from([(PURGED.to_string(), Secret::new(WS7))]);
     cfg.api.allow_insecure_endpoints = true;
+    cfg.egress = dwsync_tests::local_egress();
     cfg.initial_sync.handoff_topic = handoff.clone();
     let started = dwsync_control::start(cfg, Some(Sealer::new(&SEAL_KEY))).await.unwrap();
     let api = format!("http://{}", started.api_addr);
@@ -159,7 +160,7 @@ impl Setup {
 bootstrap_servers = "{kafka}"
 [http]
 listen = "127.0.0.1:{http}"
-[sync_config.store]
+{egress}[sync_config.store]
 topic = "{topic}"
 initial_sync_topic = "{syncs}"
 archive_purge_topic = "{requests}"
@@ -180,6 +181,7 @@ retry_initial_ms = 200
 retry_max_ms = 1000
 "#,
             kafka = self.kafka.bootstrap_servers,
+            egress = dwsync_tests::local_egress_toml(),
             topic = self.store.topic,
             syncs = self.store.initial_sync_topic,
             requests = self.store.archive_purge_topic,

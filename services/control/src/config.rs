@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
+use dwsync_s3::egress::EgressConfig;
 pub use dwsync_sync_config::store::StoreConfig;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,9 @@ pub struct Config {
     /// Initial syncs: whether a new sync gets its history, and where cuts are written
     /// (`[initial_sync]`).
     pub initial_sync: InitialSyncConfig,
+    /// Which non-public networks and hosts customers' endpoints may lead to (`[egress]`).
+    /// Default: none; endpoints must be public addresses.
+    pub egress: EgressConfig,
     /// Logs, metrics and traces. Default: `service_name = "dwsync-control"`, text logs, no OTLP.
     pub telemetry: TelemetryConfig,
 }
@@ -36,6 +40,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             store: StoreConfig::default(),
             initial_sync: InitialSyncConfig::default(),
+            egress: EgressConfig::default(),
             telemetry: TelemetryConfig::for_service("dwsync-control"),
         }
     }
@@ -226,6 +231,19 @@ mod tests {
                     .to_string();
             assert!(err.contains("DWSYNC_API__ALLOW_PLAIN_HTTPS") || err.contains("allow_plain_https"), "{err}");
             assert!(err.contains("did you mean `allow_plain_http`?"), "{err}");
+            jail.clear_env();
+            jail.create_file("control.toml", "[egress]\nallow = [\"10.0.0.0/8\", \"http://minio\"]\n")?;
+            let err =
+                dwsync_config::load::<Config>(Some(std::path::Path::new("control.toml")), dwsync_config::ENV_PREFIX)
+                    .expect_err("a bad allow-list entry")
+                    .to_string();
+            assert!(err.contains("egress.allow entry \"http://minio\" is not a network"), "{err}");
+            jail.create_file("control.toml", "[egress]\nallow = [\"10.0.0.0/8\", \"minio\"]\n")?;
+            let cfg =
+                dwsync_config::load::<Config>(Some(std::path::Path::new("control.toml")), dwsync_config::ENV_PREFIX)
+                    .map_err(|e| e.to_string())?;
+            let allow: Vec<String> = cfg.egress.allow.iter().map(ToString::to_string).collect();
+            assert_eq!(allow, ["10.0.0.0/8", "minio"]);
             Ok(())
         });
     }

@@ -28,6 +28,7 @@ use crate::model::BadWorkspaceId;
 use crate::seal::{SealError, Sealer};
 use crate::store::{KafkaStore, StoreError};
 use crate::validate::Policy;
+use dwsync_s3::egress::EgressPolicy;
 
 /// The service's short name, used in logs and Kafka client ids.
 pub const NAME: &str = "control";
@@ -189,9 +190,14 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
     let listener =
         TcpListener::bind(cfg.api.listen).await.map_err(|error| Error::Bind { addr: cfg.api.listen, error })?;
     let api_addr = listener.local_addr().map_err(|error| Error::Bind { addr: cfg.api.listen, error })?;
-    let policy = Policy { allow_insecure_endpoints: cfg.api.allow_insecure_endpoints };
+    let policy =
+        Policy { allow_insecure_endpoints: cfg.api.allow_insecure_endpoints, egress: EgressPolicy::new(&cfg.egress) };
     if policy.allow_insecure_endpoints {
         tracing::warn!("http:// endpoints are accepted (api.allow_insecure_endpoints); for local use only.");
+    }
+    if !cfg.egress.allow.is_empty() {
+        let allow: Vec<String> = cfg.egress.allow.iter().map(ToString::to_string).collect();
+        tracing::warn!(allow = %allow.join(", "), "Customers' endpoints may reach these non-public networks and hosts (egress.allow).");
     }
     let mut state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention())
         .with_statuses(statuses)
@@ -254,6 +260,7 @@ mod tests {
                 ("DWSYNC_TELEMETRY__OTLP_ENDPOINT", "http://otel-collector:4318"),
                 ("DWSYNC_API__ADMIN_TOKEN", "0123"),
                 ("DWSYNC_API__ALLOW_INSECURE_ENDPOINTS", "true"),
+                ("DWSYNC_EGRESS__ALLOW", r#"["minio", "10.0.0.0/8"]"#),
             ],
         )
         .expect("overridden");
@@ -261,6 +268,8 @@ mod tests {
         assert_eq!(cfg.telemetry.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
         assert_eq!(cfg.api.admin_token.expose(), "0123");
         assert!(cfg.api.allow_insecure_endpoints);
+        let allow: Vec<String> = cfg.egress.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["minio", "10.0.0.0/8"], "the compose file's allow-list");
         assert!(!format!("{cfg:?}").contains("0123"), "tokens never printed");
 
         let cfg: Config =

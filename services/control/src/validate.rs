@@ -5,15 +5,18 @@ use std::net::Ipv4Addr;
 
 use dwsync_config::Secret;
 use dwsync_contract::Table;
+use dwsync_s3::egress::{EgressPolicy, EgressRefused};
 use dwsync_sync_config::schemas::{self, SchemaError};
 
 use crate::model::{DestinationSpec, SCHEMA_VERSION, SyncSpec};
 
 /// What the validation rules allow beyond the defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Accept `http://` endpoints (local S3 servers only).
     pub allow_insecure_endpoints: bool,
+    /// Which addresses an endpoint may lead to: public ones and those of `[egress] allow`.
+    pub egress: EgressPolicy,
 }
 
 /// Why a request was refused. The messages name the bad value, never a secret.
@@ -39,6 +42,9 @@ pub enum ValidationError {
     /// An endpoint that is not a URL with a host.
     #[error("endpoint {0:?} is not a URL like https://s3.example.com")]
     BadEndpoint(String),
+    /// An endpoint that is, or resolves to, an address of the operator's network.
+    #[error(transparent)]
+    Egress(#[from] EgressRefused),
     /// A required field is missing or empty.
     #[error("{0} is required")]
     Missing(&'static str),
@@ -68,7 +74,7 @@ pub struct Valid {
 }
 
 /// Checks every field of `spec`, collecting the first failure of each kind in order.
-pub fn validate(spec: SyncSpec, policy: Policy) -> Result<Valid, ValidationError> {
+pub fn validate(spec: SyncSpec, policy: &Policy) -> Result<Valid, ValidationError> {
     let tables = parse_tables(&spec.tables)?;
     if let Some(version) = spec.schema_version.filter(|v| *v != SCHEMA_VERSION) {
         return Err(ValidationError::SchemaVersion(version));
@@ -85,6 +91,16 @@ pub fn validate(spec: SyncSpec, policy: Policy) -> Result<Valid, ValidationError
     }
     let secret = d.secret_access_key.clone().filter(|s| !s.is_empty()).ok_or(ValidationError::MissingSecret)?;
     Ok(Valid { destination: d, secret, tables })
+}
+
+/// Checks where a valid destination's endpoint leads (resolving its name): refused if it is, or
+/// resolves to, an address of a class the egress policy refuses. A name that does not resolve
+/// passes (every connection checks it again).
+pub async fn egress(valid: &Valid, policy: &Policy) -> Result<(), ValidationError> {
+    match &valid.destination.endpoint {
+        Some(url) => Ok(policy.egress.check_endpoint(url).await?),
+        None => Ok(()),
+    }
 }
 
 /// Parses table names; every unknown name is reported at once.
@@ -163,7 +179,7 @@ fn region(region: &str) -> Result<(), ValidationError> {
 }
 
 /// An endpoint must be `https://host[:port][/path]`, or `http://` when the policy allows it.
-pub fn endpoint(url: &str, policy: Policy) -> Result<(), ValidationError> {
+pub fn endpoint(url: &str, policy: &Policy) -> Result<(), ValidationError> {
     let lower = url.to_ascii_lowercase();
     let rest = if let Some(rest) = lower.strip_prefix("https://") {
         rest
@@ -208,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_good_spec_passes() {
-        let valid = validate(spec(), Policy::default()).expect("valid");
+        let valid = validate(spec(), &Policy::default()).expect("valid");
         assert_eq!(valid.secret.expose(), "s3cr3t");
         assert!(valid.tables.is_empty());
     }
@@ -228,8 +244,8 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_https_unless_allowed() {
-        let strict = Policy::default();
-        let local = Policy { allow_insecure_endpoints: true };
+        let strict = &Policy::default();
+        let local = &Policy { allow_insecure_endpoints: true, ..Policy::default() };
         assert_eq!(endpoint("https://s3.example.com", strict), Ok(()));
         assert_eq!(endpoint("https://minio.local:9000/", strict), Ok(()));
         assert!(matches!(endpoint("http://127.0.0.1:9000", strict), Err(ValidationError::InsecureEndpoint(_))));
@@ -240,11 +256,26 @@ mod tests {
         assert!(matches!(endpoint("https://user:pw@host", strict), Err(ValidationError::BadEndpoint(_))));
     }
 
+    #[tokio::test]
+    async fn endpoints_into_the_operators_network_are_refused_unless_allowed() {
+        let mut s = spec();
+        s.destination.endpoint = Some("https://10.0.0.7:9000".into());
+        let valid = validate(s, &Policy::default()).expect("the URL is fine");
+        let err = egress(&valid, &Policy::default()).await.expect_err("private");
+        assert_eq!(
+            err.to_string(),
+            "endpoint host \"10.0.0.7\" points to a private address; customer endpoints must be public"
+        );
+        let allow = vec!["10.0.0.0/8".parse().expect("entry")];
+        let dev = Policy { egress: EgressPolicy::new(&dwsync_s3::egress::EgressConfig { allow }), ..Policy::default() };
+        assert_eq!(egress(&valid, &dev).await, Ok(()));
+    }
+
     #[test]
     fn unknown_tables_are_all_named() {
         let mut s = spec();
         s.tables = BTreeMap::from([("metrics".into(), false), ("nope".into(), true), ("peeple".into(), true)]);
-        let err = validate(s, Policy::default()).expect_err("unknown");
+        let err = validate(s, &Policy::default()).expect_err("unknown");
         assert_eq!(err, ValidationError::UnknownTables(vec!["nope".into(), "peeple".into()]));
         assert!(err.to_string().starts_with("unknown tables: nope, peeple; the v5 tables are deliveries"), "{err}");
     }
@@ -253,12 +284,12 @@ mod tests {
     fn the_secret_is_required_and_never_in_errors() {
         let mut s = spec();
         s.destination.secret_access_key = None;
-        assert_eq!(validate(s.clone(), Policy::default()).expect_err("missing"), ValidationError::MissingSecret);
+        assert_eq!(validate(s.clone(), &Policy::default()).expect_err("missing"), ValidationError::MissingSecret);
         s.destination.secret_access_key = Some(Secret::new(""));
-        assert_eq!(validate(s, Policy::default()).expect_err("empty"), ValidationError::MissingSecret);
+        assert_eq!(validate(s, &Policy::default()).expect_err("empty"), ValidationError::MissingSecret);
         let mut s = spec();
         s.destination.bucket = "BAD".into();
-        assert!(!validate(s.clone(), Policy::default()).expect_err("bad").to_string().contains("s3cr3t"));
+        assert!(!validate(s.clone(), &Policy::default()).expect_err("bad").to_string().contains("s3cr3t"));
         assert!(!format!("{s:?}").contains("s3cr3t"));
     }
 
@@ -266,22 +297,22 @@ mod tests {
     fn other_fields() {
         let mut s = spec();
         s.schema_version = Some(4);
-        assert_eq!(validate(s, Policy::default()).expect_err("v4"), ValidationError::SchemaVersion(4));
+        assert_eq!(validate(s, &Policy::default()).expect_err("v4"), ValidationError::SchemaVersion(4));
         let mut s = spec();
         s.schema_version = Some(5);
-        assert!(validate(s, Policy::default()).is_ok());
+        assert!(validate(s, &Policy::default()).is_ok());
         for bad in ["/a", "a/", "a//b"] {
             let mut s = spec();
             s.destination.prefix = bad.into();
-            assert_eq!(validate(s, Policy::default()).expect_err(bad), ValidationError::Prefix(bad.into()));
+            assert_eq!(validate(s, &Policy::default()).expect_err(bad), ValidationError::Prefix(bad.into()));
         }
         let mut s = spec();
         s.destination.region = "EU West".into();
-        assert!(matches!(validate(s, Policy::default()), Err(ValidationError::Region(_))));
+        assert!(matches!(validate(s, &Policy::default()), Err(ValidationError::Region(_))));
         let mut s = spec();
         s.destination.access_key_id = " ".into();
         assert_eq!(
-            validate(s, Policy::default()).expect_err("ak"),
+            validate(s, &Policy::default()).expect_err("ak"),
             ValidationError::Missing("destination.access_key_id")
         );
     }

@@ -15,6 +15,7 @@ use dwsync_control::model::WorkspaceId;
 use dwsync_control::seal::Sealer;
 use dwsync_control::store::{ConfigStore, MemoryStore, codec};
 use dwsync_control::validate::Policy;
+use dwsync_s3::egress::{EgressConfig, EgressPolicy};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -96,6 +97,12 @@ fn spec(secret: Option<&str>) -> Value {
         destination["secret_access_key"] = json!(s);
     }
     json!({ "destination": destination })
+}
+
+/// The local dev stack's policy: http:// and loopback endpoints allowed.
+fn local_policy() -> Policy {
+    let allow = vec!["127.0.0.0/8".parse().expect("an entry")];
+    Policy { allow_insecure_endpoints: true, egress: EgressPolicy::new(&EgressConfig { allow }) }
 }
 
 fn table(view: &Value, name: &str) -> Value {
@@ -424,7 +431,14 @@ async fn validation_errors() {
     let (status, err) = post(body.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error(&err).contains("must be an https:// URL"), "{err}");
-    let local = Harness::new(Policy { allow_insecure_endpoints: true });
+    let insecure = Harness::new(Policy { allow_insecure_endpoints: true, ..Policy::default() });
+    let (status, err) = insecure.create(42, WS42, body.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "http:// allowed, but 127.0.0.1 is the operator's");
+    assert_eq!(
+        error(&err),
+        "endpoint host \"127.0.0.1\" points to a loopback address; customer endpoints must be public"
+    );
+    let local = Harness::new(local_policy());
     assert_eq!(local.create(42, WS42, body).await.0, StatusCode::CREATED, "allowed for local use");
 
     let (status, err) = post(spec(None)).await;
@@ -462,6 +476,59 @@ async fn validation_errors() {
 
     // Nothing was stored by any refused request.
     assert!(h.store.list().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn endpoints_into_the_operators_network_are_refused_naming_the_class() {
+    let h = Harness::strict();
+    let with_endpoint = |url: &str| {
+        let mut body = spec(Some(SECRET));
+        body["destination"]["endpoint"] = json!(url);
+        body
+    };
+    for (url, host, class) in [
+        ("https://127.0.0.1:9000", "127.0.0.1", "loopback"),
+        ("https://10.20.30.40", "10.20.30.40", "private"),
+        ("https://192.168.1.10:9000", "192.168.1.10", "private"),
+        ("https://100.64.0.10", "100.64.0.10", "shared (carrier-grade NAT)"),
+        ("https://169.254.169.254/latest", "169.254.169.254", "cloud metadata"),
+        ("https://169.254.3.4", "169.254.3.4", "link-local"),
+        ("https://[fd00::5]:9000", "[fd00::5]", "unique-local"),
+        ("https://[::ffff:10.0.0.1]", "[::ffff:10.0.0.1]", "private"),
+        ("https://239.1.2.3", "239.1.2.3", "multicast"),
+        ("https://0.0.0.0:9000", "0.0.0.0", "unspecified"),
+        // A name resolving to a loopback address (/etc/hosts): the name is shown, not the address.
+        ("https://localhost:9000", "localhost", "loopback"),
+    ] {
+        let (status, err) = h.create(42, WS42, with_endpoint(url)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {err}");
+        assert_eq!(
+            error(&err),
+            format!("endpoint host {host:?} points to a {class} address; customer endpoints must be public"),
+            "{url}"
+        );
+    }
+    assert!(h.store.get(WorkspaceId::new(42).expect("id")).await.expect("store").is_none(), "nothing stored");
+
+    // A public endpoint is accepted; changing it to a private one is refused and changes nothing.
+    assert_eq!(h.create(42, WS42, with_endpoint("https://52.95.110.1")).await.0, StatusCode::CREATED);
+    let (status, err) =
+        h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(with_endpoint("https://10.0.0.1"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("store").expect("sync");
+    assert_eq!(stored.destination.endpoint.as_deref(), Some("https://52.95.110.1"));
+
+    // The operator's allow-list admits what it names, and only that.
+    let local = Harness::new(local_policy());
+    assert_eq!(local.create(42, WS42, with_endpoint("https://localhost:9000")).await.0, StatusCode::CREATED);
+    let (status, err) = local.create(7, WS7, with_endpoint("https://10.0.0.1")).await;
+    assert_eq!(
+        (status, error(&err)),
+        (
+            StatusCode::BAD_REQUEST,
+            "endpoint host \"10.0.0.1\" points to a private address; customer endpoints must be public"
+        )
+    );
 }
 
 #[tokio::test]

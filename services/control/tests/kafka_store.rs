@@ -148,6 +148,7 @@ fn service_config(store: StoreConfig, handoff: &str) -> Config {
         },
         store,
         initial_sync: InitialSyncConfig { enabled: true, handoff_topic: handoff.to_owned() },
+        egress: dwsync_tests::local_egress(),
         ..Config::default()
     }
 }

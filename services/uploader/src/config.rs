@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
 use dwsync_contract::Table;
+pub use dwsync_s3::egress::EgressConfig;
 use dwsync_sync_config::StoreConfig;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,12 @@ pub struct Config {
     pub sync_config: SyncConfigSource,
     /// Where files that cannot be written now are kept (`[lot]`). Default: [`LotConfig::default`].
     pub lot: LotConfig,
+    /// Which non-public networks and hosts the endpoints of syncs configured through control
+    /// (customers' endpoints) may lead to, checked at every connection (`[egress]`). The static
+    /// `[[destinations]]` are the operator's and are not restricted. Default: none; endpoints
+    /// must be public addresses.
+    #[serde(default)]
+    pub egress: EgressConfig,
     /// Static destinations (`[[destinations]]`), at most one per workspace, for setups without
     /// the control service; a workspace configured through control takes precedence. Only the
     /// TOML file can set them (environment variables cannot address list entries). Default: none.
@@ -107,6 +114,7 @@ impl Default for Config {
             upload: UploadConfig::default(),
             sync_config: SyncConfigSource::default(),
             lot: LotConfig::default(),
+            egress: EgressConfig::default(),
             destinations: Vec::new(),
         }
     }

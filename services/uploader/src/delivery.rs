@@ -178,31 +178,33 @@ mod tests {
     use dwsync_contract::Table;
     use dwsync_handoff::{FileKind, FileMeta};
 
+    use dwsync_s3::SharedHttpClient;
+
     use super::*;
     use crate::config::Destination;
 
-    #[tokio::test]
-    async fn a_file_is_never_written_to_another_workspaces_destination() {
-        let dest = DestinationClient::new(
-            &Destination {
-                workspace_id: 1,
-                bucket: "bucket-of-1".into(),
-                prefix: String::new(),
-                region: "us-east-1".into(),
-                // Nothing listens here: a write attempt would fail with ConnectionFailed, not Refused.
-                endpoint: Some("http://127.0.0.1:9".into()),
-                force_path_style: true,
-                access_key_id: "key-1".into(),
-                secret_access_key: Secret::new("secret-1"),
-                tables: Vec::new(),
-                conditional_writes: true,
-            },
-            &dwsync_s3::https_client(),
-        )
-        .expect("valid");
+    /// Workspace 1's destination at `endpoint` with `(access_key_id, secret)`, on `https`.
+    fn destination(endpoint: String, (key, secret): (String, String), https: &SharedHttpClient) -> DestinationClient {
+        let dest = Destination {
+            workspace_id: 1,
+            bucket: "bucket-of-1".into(),
+            prefix: String::new(),
+            region: "us-east-1".into(),
+            endpoint: Some(endpoint),
+            force_path_style: true,
+            access_key_id: key,
+            secret_access_key: Secret::new(secret),
+            tables: Vec::new(),
+            conditional_writes: true,
+        };
+        DestinationClient::new(&dest, https).expect("valid")
+    }
+
+    /// A small metrics file of `workspace_id` at offset 5.
+    fn file_of(workspace_id: i64) -> CompleteFile {
         let meta = FileMeta {
             file_id: "f".into(),
-            workspace_id: 2,
+            workspace_id,
             table: Table::Metrics,
             kind: FileKind::Unspecified,
             row_count: 1,
@@ -211,14 +213,48 @@ mod tests {
             window_closed_at_ms: 1,
             close_reason: "time".into(),
         };
-        let file =
-            CompleteFile { meta, first_offset: 5, last_offset: 5, bytes: vec![1, 2, 3], sha256_hex: "00".into() };
+        CompleteFile { meta, first_offset: 5, last_offset: 5, bytes: vec![1, 2, 3], sha256_hex: "00".into() }
+    }
+
+    fn delivery(upload: &UploadConfig) -> Delivery {
         let metrics = Arc::new(Metrics::new(crate::metrics::Lags::default()));
-        let upload = UploadConfig { attempts: 1, ..UploadConfig::default() };
-        let delivery = Delivery::new(&upload, metrics, CancellationToken::new());
-        assert!(matches!(delivery.deliver(&dest, &file, 5).await, Outcome::Refused), "workspace 2's file, 1's bucket");
-        let own = CompleteFile { meta: FileMeta { workspace_id: 1, ..file.meta.clone() }, ..file };
-        match delivery.deliver(&dest, &own, 5).await {
+        Delivery::new(upload, metrics, CancellationToken::new())
+    }
+
+    #[tokio::test]
+    async fn a_customer_endpoint_resolving_to_loopback_fails_at_once_without_a_request() {
+        // `localhost` resolves to 127.0.0.1 (/etc/hosts), where the test S3 server listens.
+        let endpoint = dwsync_tests::s3_endpoint().replace("127.0.0.1", "localhost");
+        let customer = dwsync_s3::egress::customer_https_client(dwsync_s3::egress::EgressPolicy::default());
+        let dest = destination(endpoint, (dwsync_tests::s3_access_key(), dwsync_tests::s3_secret_key()), &customer);
+        // Retries that would take minutes if the refusal were retried in place.
+        let delivery = delivery(&UploadConfig { attempts: 5, retry_initial_ms: 60_000, ..UploadConfig::default() });
+        let started = Instant::now();
+        match delivery.deliver(&dest, &file_of(1), 5).await {
+            Outcome::Failed(error) => {
+                assert!(error.is_egress_refused() && !error.is_transient(), "{error:?}");
+                assert_eq!(
+                    error.summary(),
+                    "PutObject s3://bucket-of-1/cio-validate: refused: endpoint host \"localhost\" points to a \
+                     loopback address; customer endpoints must be public"
+                );
+            }
+            other => panic!("refused: {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "not retried in place");
+    }
+
+    #[tokio::test]
+    async fn a_file_is_never_written_to_another_workspaces_destination() {
+        // Nothing listens here: a write attempt would fail with ConnectionFailed, not Refused.
+        let credentials = ("key-1".to_owned(), "secret-1".to_owned());
+        let dest = destination("http://127.0.0.1:9".into(), credentials, &dwsync_s3::https_client());
+        let delivery = delivery(&UploadConfig { attempts: 1, ..UploadConfig::default() });
+        assert!(
+            matches!(delivery.deliver(&dest, &file_of(2), 5).await, Outcome::Refused),
+            "workspace 2's file, 1's bucket"
+        );
+        match delivery.deliver(&dest, &file_of(1), 5).await {
             Outcome::Failed(error) => assert_eq!(error.code.as_deref(), Some("ConnectionFailed"), "{error}"),
             other => panic!("its own file is attempted: {other:?}"),
         }

@@ -5,6 +5,12 @@
 //! builds a new client for the next file, in-flight writes finish with the old one) and, for
 //! setups without control, from the `[[destinations]]` of the config file. A workspace's secret
 //! is sealed with its workspace id as associated data, so it opens only for that workspace.
+//!
+//! Destinations from control are customers' endpoints: their clients share an HTTPS client that
+//! refuses, at every connection, names resolving into the operator's network
+//! ([`dwsync_s3::egress`]), and an endpoint that is such an address is refused before its
+//! client is built (the file is parked, like any file of a failing destination). The
+//! `[[destinations]]` of the config file are the operator's own and are not restricted.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -12,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dwsync_contract::Table;
+use dwsync_s3::egress::EgressPolicy;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
 use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
 use tokio_util::sync::CancellationToken;
@@ -146,8 +153,9 @@ pub enum CutPassed {
 /// Every destination, by workspace.
 #[derive(Debug)]
 pub struct Destinations {
-    /// The HTTPS client (one connection pool) every destination's S3 client uses.
-    https: SharedHttpClient,
+    /// The egress policy and its HTTPS client (one connection pool), checking every connection,
+    /// of the followed destinations' S3 clients (customers' endpoints).
+    customer: Option<(EgressPolicy, SharedHttpClient)>,
     statics: HashMap<i64, Arc<DestinationClient>>,
     followed: Option<KafkaStore>,
     /// The backfill's reports of initial syncs (followed with the configurations).
@@ -171,7 +179,7 @@ impl Destinations {
             }
         }
         Ok(Self {
-            https,
+            customer: None,
             statics,
             followed: None,
             initial_syncs: None,
@@ -182,8 +190,15 @@ impl Destinations {
     }
 
     /// Also follows the configurations of `store` and the initial syncs of `initial_syncs`,
-    /// opening secrets with `sealer`.
-    pub fn follow(&mut self, store: KafkaStore, initial_syncs: KafkaStore<InitialSyncs>, sealer: Option<Sealer>) {
+    /// opening secrets with `sealer`; their endpoints may lead where `egress` admits.
+    pub fn follow(
+        &mut self,
+        store: KafkaStore,
+        initial_syncs: KafkaStore<InitialSyncs>,
+        sealer: Option<Sealer>,
+        egress: EgressPolicy,
+    ) {
+        self.customer = Some((egress.clone(), dwsync_s3::egress::customer_https_client(egress)));
         self.followed = Some(store);
         self.initial_syncs = Some(initial_syncs);
         self.sealer = sealer;
@@ -271,7 +286,15 @@ impl Destinations {
             Ok(secret) => secret,
             Err(error) => return Route::Unavailable(format!("the secret key does not open: {error}")),
         };
-        let client = Arc::new(DestinationClient::followed(cfg, secret.expose(), &self.https));
+        let Some((egress, https)) = &self.customer else {
+            return Route::Unavailable("no egress policy for followed destinations".into());
+        };
+        if let Some(endpoint) = &cfg.destination.endpoint
+            && let Err(refused) = egress.check_literal_endpoint(endpoint)
+        {
+            return Route::Unavailable(refused.to_string());
+        }
+        let client = Arc::new(DestinationClient::followed(cfg, secret.expose(), https));
         tracing::info!(workspace_id = id, revision = cfg.revision, bucket = %client.bucket, "Using a new destination configuration.");
         let _ = self.built.insert(id, (cfg.revision, Arc::clone(&client)));
         Route::Deliver(client)

@@ -205,7 +205,7 @@ async fn follow(
             None => component.set_ready(CONFIG_COMPONENT),
         }
     })));
-    destinations.follow(store, initial_syncs, sealer);
+    destinations.follow(store, initial_syncs, sealer, dwsync_s3::egress::EgressPolicy::new(&cfg.egress));
     Some((destinations, consumer::Reporting { store: Some(status), interval, health }))
 }
 

@@ -117,7 +117,8 @@ pub struct S3Error {
     pub key: String,
     /// The HTTP status, if a response arrived.
     pub status: Option<u16>,
-    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...) or `Timeout` / `ConnectionFailed`.
+    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...), or without an answer `Timeout`,
+    /// `ConnectionFailed` or [`crate::egress::EGRESS_REFUSED`].
     pub code: Option<String>,
     /// What went wrong (the SDK's error with its sources).
     pub message: String,
@@ -129,6 +130,16 @@ impl S3Error {
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
+        if let Some(refused) = crate::egress::refusal_in(&err) {
+            return Self {
+                operation,
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                status: None,
+                code: Some(crate::egress::EGRESS_REFUSED.to_owned()),
+                message: refused.to_string(),
+            };
+        }
         let code = match &err {
             SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
             SdkError::TimeoutError(_) => Some("Timeout".to_owned()),
@@ -145,17 +156,27 @@ impl S3Error {
         }
     }
 
-    /// A one-line summary for operators (the status endpoint): operation, object, status, code.
+    /// A one-line summary for operators (the status endpoint): operation, object, status, code;
+    /// for a request the egress policy refused, the refusal.
     pub fn summary(&self) -> String {
+        if self.is_egress_refused() {
+            return format!("{} s3://{}/{}: refused: {}", self.operation, self.bucket, self.key, self.message);
+        }
         let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
         let code = self.code.as_deref().unwrap_or("error");
         format!("{} s3://{}/{}: {status} {code}", self.operation, self.bucket, self.key)
     }
 
     /// Whether another attempt may succeed: no response, a server error or throttling. Denied
-    /// (403), missing bucket (404), bad requests and redirects need a configuration change.
+    /// (403), missing bucket (404), bad requests, redirects and endpoints the egress policy
+    /// refuses need a configuration change.
     pub fn is_transient(&self) -> bool {
-        self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
+        !self.is_egress_refused() && self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
+    }
+
+    /// Whether the egress policy refused the endpoint ([`crate::egress`]): nothing was sent.
+    pub fn is_egress_refused(&self) -> bool {
+        self.code.as_deref() == Some(crate::egress::EGRESS_REFUSED)
     }
 }
 

@@ -7,10 +7,13 @@
 //! Many clients can share one [`https_client`] (hyper + rustls with aws-lc, one connection pool,
 //! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
 //! one connection pool rather than one each. [`create_only`] writes an object without ever
-//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike.
+//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike. [`egress`] keeps
+//! customers' endpoints out of the operator's network (their clients share
+//! [`egress::customer_https_client`]).
 
 pub mod create_only;
 pub mod credentials;
+pub mod egress;
 pub mod list;
 
 use aws_credential_types::provider::ProvideCredentials;

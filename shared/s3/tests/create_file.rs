@@ -6,24 +6,11 @@
 use std::time::Duration;
 
 use dwsync_s3::create_only::{Create, CreateOnly, FileObject, PartSizes};
-use dwsync_s3::{Location, StaticCredentials};
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
+mod common;
 
 fn client() -> aws_sdk_s3::Client {
-    let endpoint = env("DWSYNC_TEST_S3_ENDPOINT", "http://127.0.0.1:9000");
-    let location = Location { region: "us-east-1", endpoint: Some(&endpoint), force_path_style: true };
-    let credentials = StaticCredentials::new(
-        env("S3_ACCESS_KEY", "dwsync-dev"),
-        env("S3_SECRET_KEY", "dwsync-dev-secret-key"),
-        None,
-        None,
-        "test",
-    );
-    let timeouts = (Duration::from_secs(10), Duration::from_secs(60));
-    dwsync_s3::client_without_retries(location, credentials, dwsync_s3::https_client(), timeouts)
+    common::client_of(&common::endpoint(), dwsync_s3::https_client(), None, Duration::from_secs(60))
 }
 
 #[tokio::test]

@@ -153,7 +153,8 @@ impl Stack {
             let (archive_purge_topic, archive_purge_status_topic) = (unique("archive-purges"), unique("archive-purge-status"));
             uploader.push_str(&format!(
                 "[sync_config]\nstatus_interval_ms = 500\n[sync_config.store]\ntopic = \"{config_topic}\"\nstatus_topic = \"{status_topic}\"\n\
-                 initial_sync_topic = \"{initial_sync_topic}\"\n"
+                 initial_sync_topic = \"{initial_sync_topic}\"\n{egress}",
+                egress = dwsync_tests::local_egress_toml(),
             ));
             let port = free_port();
             let admin_token = unique("admin-token");
@@ -163,7 +164,8 @@ impl Stack {
                  initial_sync_topic = \"{initial_sync_topic}\"\n\
                  archive_purge_topic = \"{archive_purge_topic}\"\narchive_purge_status_topic = \"{archive_purge_status_topic}\"\n\
                  # Initial syncs are off unless a test turns them on (DWSYNC_INITIAL_SYNC__ENABLED=true) and runs the backfill.\n\
-                 [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n"
+                 [initial_sync]\nenabled = false\nhandoff_topic = \"{handoff}\"\n{egress}",
+                egress = dwsync_tests::local_egress_toml(),
             );
             let config = dir_.join("control.toml");
             std::fs::write(&config, control).unwrap();
@@ -253,7 +255,7 @@ impl Stack {
              archive_purge_topic = \"{}\"\narchive_purge_status_topic = \"{}\"\n\
              [archive]\nbucket = \"{}\"\nprefix = \"{}\"\nendpoint = \"{}\"\nforce_path_style = true\n\
              access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n[handoff]\ntopic = \"{}\"\narchiver_group_id = \"{}\"\n\
-             [backfill]\npoll_interval_ms = 300\nretry_initial_ms = 200\nretry_max_ms = 2000\nmetrics_rows_per_file = {metrics_rows_per_file}\n",
+             [backfill]\npoll_interval_ms = 300\nretry_initial_ms = 200\nretry_max_ms = 2000\nmetrics_rows_per_file = {metrics_rows_per_file}\n{}",
             kafka_toml(&self.kafka),
             control.config_topic,
             control.initial_sync_topic,
@@ -266,6 +268,7 @@ impl Stack {
             s3_secret_key(),
             self.handoff_topic,
             archive.group_id,
+            dwsync_tests::local_egress_toml(),
         );
         let config = self.dir.join(format!("{name}.toml"));
         std::fs::write(&config, toml).unwrap();

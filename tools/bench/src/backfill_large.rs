@@ -407,7 +407,7 @@ pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured
 bootstrap_servers = "{bootstrap}"
 [http]
 listen = "127.0.0.1:{port}"
-[sync_config.store]
+{egress}[sync_config.store]
 topic = "{topic}"
 initial_sync_topic = "{syncs}"
 [archive]
@@ -425,6 +425,7 @@ spill_dir = "{spill}"
 memory_budget_bytes = {budget}
 "#,
             bootstrap = setup.bootstrap,
+            egress = egress_toml(&setup.s3.endpoint),
             topic = store.topic,
             syncs = store.initial_sync_topic,
             endpoint = setup.s3.endpoint,
@@ -517,4 +518,12 @@ memory_budget_bytes = {budget}
         spills,
         memory_budget_bytes: budget,
     })
+}
+
+/// The `[egress]` section admitting the benchmark's S3 server (a loopback or local address) as
+/// the workspaces' endpoint.
+fn egress_toml(endpoint: &str) -> String {
+    let host = dwsync_s3::egress::endpoint_host(endpoint).unwrap_or("127.0.0.1");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    format!("[egress]\nallow = [\"127.0.0.0/8\", \"::1\", {host:?}]\n")
 }

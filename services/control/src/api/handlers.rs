@@ -27,7 +27,8 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     body: Bytes,
 ) -> Answer<(StatusCode, Json<SyncView>)> {
     let id = app.tokens.workspace(&headers, &id)?;
-    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, app.policy)?;
+    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, &app.policy)?;
+    validate::egress(&valid, &app.policy).await?;
     let _write = app.write_lock.lock().await;
     if app.store.get(id).await?.is_some() {
         return Err(ApiError::Exists(id));
@@ -75,7 +76,8 @@ pub(super) async fn update<S: ConfigStore + Clone>(
     body: Bytes,
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
-    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, app.policy)?;
+    let valid = validate::validate(parse_body::<SyncSpec>(&body)?, &app.policy)?;
+    validate::egress(&valid, &app.policy).await?;
     let _write = app.write_lock.lock().await;
     let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
     let before = cfg.clone();
