@@ -71,11 +71,17 @@ pub struct ApiConfig {
     /// How often the two files are checked for a change (a renewed certificate is served
     /// without a restart). Default: 10 000 ms.
     pub tls_reload_ms: u64,
+    /// Longest a destination check (`POST .../sync/check`, `?check=true`) waits for one S3
+    /// request, in ms. Default: 10 000.
+    pub check_timeout_ms: u64,
     /// Serve plain HTTP on an address other than loopback (behind a TLS-terminating proxy or
     /// mesh). The API receives customers' secret keys, so without TLS files control refuses to
     /// listen anywhere but on loopback unless this is `true`. Default: `false`.
     pub allow_plain_http: bool,
 }
+
+/// The default of [`ApiConfig::check_timeout_ms`].
+pub(crate) const DEFAULT_CHECK_TIMEOUT_MS: u64 = 10_000;
 
 /// How the API is served, as [`ApiConfig::transport`] decides it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +105,7 @@ impl Default for ApiConfig {
             tls_cert_file: None,
             tls_key_file: None,
             tls_reload_ms: 10_000,
+            check_timeout_ms: DEFAULT_CHECK_TIMEOUT_MS,
             allow_plain_http: false,
         }
     }
@@ -121,6 +128,9 @@ impl ApiConfig {
         let fail = |key, message: &str| Err(InvalidApi { key, message: message.to_owned() });
         if self.tls_reload_ms == 0 {
             return fail("api.tls_reload_ms", "must be positive");
+        }
+        if self.check_timeout_ms == 0 {
+            return fail("api.check_timeout_ms", "must be positive");
         }
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(cert), Some(key)) => {

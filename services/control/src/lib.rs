@@ -200,6 +200,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         tracing::warn!(allow = %allow.join(", "), "Customers' endpoints may reach these non-public networks and hosts (egress.allow).");
     }
     let mut state = AppState::new(store, sealer, tokens, policy, cfg.api.people_retention())
+        .with_check_timeout(std::time::Duration::from_millis(cfg.api.check_timeout_ms))
         .with_statuses(statuses)
         .with_initial_syncs(initial_syncs)
         .with_issued_tokens(issued_tokens);

@@ -118,7 +118,7 @@ pub struct S3Error {
     /// The HTTP status, if a response arrived.
     pub status: Option<u16>,
     /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...), or without an answer `Timeout`,
-    /// `ConnectionFailed` or [`crate::egress::EGRESS_REFUSED`].
+    /// [`TLS_FAILURE`], `ConnectionFailed` or [`crate::egress::EGRESS_REFUSED`].
     pub code: Option<String>,
     /// What went wrong (the SDK's error with its sources).
     pub message: String,
@@ -143,7 +143,7 @@ impl S3Error {
         let code = match &err {
             SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
             SdkError::TimeoutError(_) => Some("Timeout".to_owned()),
-            SdkError::DispatchFailure(_) => Some("ConnectionFailed".to_owned()),
+            SdkError::DispatchFailure(e) => Some(dispatch_code(&err, e.is_timeout()).to_owned()),
             _ => None,
         };
         Self {
@@ -183,6 +183,26 @@ impl S3Error {
 /// The HTTP status of a failed request, if a response arrived.
 pub fn status<E>(err: &SdkError<E>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// The [`S3Error::code`] of a request whose TLS handshake failed.
+pub const TLS_FAILURE: &str = "TlsFailure";
+
+/// The code of a request that got no answer: `Timeout`, [`TLS_FAILURE`] or `ConnectionFailed`.
+fn dispatch_code(err: &(dyn std::error::Error + 'static), timed_out: bool) -> &'static str {
+    if timed_out {
+        return "Timeout";
+    }
+    let mut next = Some(err);
+    while let Some(e) = next {
+        // An io::Error's `source` skips the error it wraps: look at that one too.
+        let wrapped = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if e.is::<rustls::Error>() || wrapped.is_some_and(|w| w.is::<rustls::Error>()) {
+            return TLS_FAILURE;
+        }
+        next = e.source();
+    }
+    "ConnectionFailed"
 }
 
 /// Creates objects in one bucket with one client, never overwriting.

@@ -11,6 +11,7 @@
 //! customers' endpoints out of the operator's network (their clients share
 //! [`egress::customer_https_client`]).
 
+pub mod check;
 pub mod create_only;
 pub mod credentials;
 pub mod egress;

@@ -65,6 +65,14 @@ pub enum ApiError {
     /// No token with that id was issued for the workspace.
     #[error("workspace {0} has no token {1:?}")]
     NoToken(WorkspaceId, String),
+    /// `?check=true`: the destination failed its check; nothing was changed.
+    #[error("destination check failed ({class}): {message}; nothing was changed")]
+    CheckFailed {
+        /// The failure class (`access_denied`, ...).
+        class: &'static str,
+        /// What failed and what to do.
+        message: String,
+    },
     /// The initial sync's cut record could not be written; nothing was changed.
     #[error("the initial sync could not be started (the handoff topic did not answer); nothing was changed, try again")]
     Cut(#[from] crate::cut::CutError),
@@ -76,7 +84,7 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Invalid(_) | Self::CheckFailed { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::NoRoute | Self::NoToken(..) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Exists(_) | Self::Reenable(_) | Self::TooManyTokens(..) => StatusCode::CONFLICT,

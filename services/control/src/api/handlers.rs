@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use dwsync_contract::Table;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::check::{self, CheckParam};
 use super::dto::{PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
@@ -23,12 +24,15 @@ type Answer<T> = Result<T, ApiError>;
 pub(super) async fn create<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer<(StatusCode, Json<SyncView>)> {
     let id = app.tokens.workspace(&headers, &id)?;
+    let param = CheckParam::parse(query.as_deref())?;
     let valid = validate::validate(parse_body::<SyncSpec>(&body)?, &app.policy)?;
     validate::egress(&valid, &app.policy).await?;
+    check::require(&app, id, &valid, param).await?;
     let _write = app.write_lock.lock().await;
     if app.store.get(id).await?.is_some() {
         return Err(ApiError::Exists(id));
@@ -72,12 +76,15 @@ pub(super) async fn read<S: ConfigStore + Clone>(
 pub(super) async fn update<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
+    let param = CheckParam::parse(query.as_deref())?;
     let valid = validate::validate(parse_body::<SyncSpec>(&body)?, &app.policy)?;
     validate::egress(&valid, &app.policy).await?;
+    check::require(&app, id, &valid, param).await?;
     let _write = app.write_lock.lock().await;
     let mut cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
     let before = cfg.clone();

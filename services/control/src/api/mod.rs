@@ -1,6 +1,7 @@
 //! The configuration REST API (axum): routes, auth, handlers, errors and the OpenAPI document.
 
 mod auth;
+pub mod check;
 pub mod dto;
 mod error;
 mod handlers;
@@ -26,6 +27,9 @@ use crate::cut::Cutter;
 use crate::seal::Sealer;
 use crate::store::ConfigStore;
 use crate::validate::Policy;
+
+/// Longest wait for a connection to a checked destination.
+const CHECK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A clock in ms since the Unix epoch (injected so tests can move time).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -60,6 +64,8 @@ pub struct AppState<S> {
     /// The tokens issued through the API (control writes them); `None` when this replica does
     /// not follow their topic (issuing is then refused with 503).
     pub issued_tokens: Option<KafkaStore<WorkspaceTokens>>,
+    /// How destination checks connect (through the policy's egress rules).
+    pub checker: check::Checker,
 }
 
 /// The archive purge topics control follows.
@@ -74,7 +80,13 @@ pub struct Purges {
 impl<S> AppState<S> {
     /// The state with the system clock and a fresh write lock.
     pub fn new(store: S, sealer: Option<Sealer>, tokens: Tokens, policy: Policy, people_retention: Duration) -> Self {
+        let checker = check::Checker {
+            https: dwsync_s3::egress::customer_https_client(policy.egress.clone()),
+            connect_timeout: CHECK_CONNECT_TIMEOUT,
+            attempt_timeout: Duration::from_millis(crate::config::DEFAULT_CHECK_TIMEOUT_MS),
+        };
         Self {
+            checker,
             store,
             sealer,
             tokens: Arc::new(tokens),
@@ -112,6 +124,13 @@ impl<S> AppState<S> {
     /// Serves archive purges: writes requests to `purges.requests`, reads their reports.
     pub fn with_purges(mut self, purges: Purges) -> Self {
         self.purges = Some(purges);
+        self
+    }
+
+    /// Destination checks wait at most `timeout` for one request.
+    pub fn with_check_timeout(mut self, timeout: Duration) -> Self {
+        self.checker.attempt_timeout = timeout;
+        self.checker.connect_timeout = timeout.min(CHECK_CONNECT_TIMEOUT);
         self
     }
 

@@ -69,6 +69,13 @@ fn operation(e: Endpoint) -> Value {
             "200",
             Some("SyncView"),
         ),
+        Endpoint::CheckSync => (
+            "checkSync",
+            "Check a destination as the export uses it: list the bucket, write cio-validate, read it back, start and abort a multipart upload, through the same egress rules as the uploader. With a body (a sync spec, as for create) that destination is checked, without one the stored sync's. 200 with the result: the actions that passed and the first failure, classed (bucket_missing, access_denied, wrong_region, bad_signature, unknown_access_key, tls_failure, timeout, unreachable, egress_refused, other), never the server's own words.",
+            None,
+            "200",
+            Some("CheckView"),
+        ),
         Endpoint::SyncStatus => (
             "syncStatus",
             "A workspace's delivery status: last sync, last files, files waiting (parked or of tables turned off), last error, lag, and each table's initial sync (queued, running with rows and files so far, done, failed with the reason).",
@@ -122,8 +129,17 @@ fn operation(e: Endpoint) -> Value {
     if e.path().contains("{table}") {
         params.push(json!({"name": "table", "in": "path", "required": true, "description": "A schema: a v5 table alone in its schema, campaign_metadata or objects.", "schema": {"$ref": "#/components/schemas/SchemaName"}}));
     }
+    if matches!(e, Endpoint::CreateSync | Endpoint::UpdateSync) {
+        params.push(json!({"name": "check", "in": "query", "required": false, "description": "true: check the destination first (as POST .../sync/check) and refuse it (400) if the check fails.", "schema": {"type": "boolean", "default": false}}));
+    }
     if !params.is_empty() {
         let _ = op.insert("parameters".into(), Value::Array(params));
+    }
+    if e == Endpoint::CheckSync {
+        let _ = op.insert(
+            "requestBody".into(),
+            json!({"required": false, "description": "The destination to check; without a body, the stored sync's.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncSpec"}}}}),
+        );
     }
     if let Some(schema) = body {
         let _ = op.insert(
@@ -146,7 +162,7 @@ fn operation(e: Endpoint) -> Value {
     if body.is_some() || e.path().contains("{id}") {
         errors.push((
             "400",
-            "Invalid request: unknown table, bad bucket name, non-https endpoint, missing secret key, ...",
+            "Invalid request: unknown table, bad bucket name, non-https endpoint, an endpoint into the operator's network, missing secret key, (?check=true) a destination that fails its check, ...",
         ));
     }
     if e.access() != Access::Public {
@@ -337,6 +353,28 @@ fn components() -> Value {
                     "failed_attempts": {"type": "integer"},
                     "asked_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time", "nullable": true},
+                },
+            },
+            "CheckView": {
+                "type": "object",
+                "properties": {
+                    "workspace_id": {"type": "integer", "format": "int64"},
+                    "destination": {"type": "string", "enum": ["stored", "submitted"], "description": "which destination was checked"},
+                    "ok": {"type": "boolean"},
+                    "bucket": {"type": "string"},
+                    "passed": {"type": "array", "items": {"type": "string", "enum": ["list", "write", "read", "multipart"]}},
+                    "failure": {
+                        "type": "object",
+                        "nullable": true,
+                        "description": "the first action that failed; the later ones were not tried",
+                        "properties": {
+                            "class": {"type": "string", "enum": ["bucket_missing", "access_denied", "wrong_region", "bad_signature", "unknown_access_key", "tls_failure", "timeout", "unreachable", "egress_refused", "other"]},
+                            "action": {"type": "string", "enum": ["list", "write", "read", "multipart"]},
+                            "operation": {"type": "string", "description": "the S3 operation"},
+                            "http_status": {"type": "integer", "nullable": true},
+                            "message": {"type": "string", "description": "what failed and what to do; never the server's own words"},
+                        },
+                    },
                 },
             },
             "WorkspaceList": {

@@ -34,6 +34,8 @@ pub enum Endpoint {
     DisableSync,
     /// `POST /v1/workspaces/{id}/sync/enable`.
     EnableSync,
+    /// `POST /v1/workspaces/{id}/sync/check`.
+    CheckSync,
     /// `GET /v1/workspaces/{id}/status`.
     SyncStatus,
     /// `GET /v1/workspaces`.
@@ -52,7 +54,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the document's order.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 15] = [
         Self::CreateSync,
         Self::ReadSync,
         Self::UpdateSync,
@@ -60,6 +62,7 @@ impl Endpoint {
         Self::SetTable,
         Self::DisableSync,
         Self::EnableSync,
+        Self::CheckSync,
         Self::SyncStatus,
         Self::ListWorkspaces,
         Self::PurgeArchive,
@@ -72,9 +75,12 @@ impl Endpoint {
     /// The HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Self::CreateSync | Self::DisableSync | Self::EnableSync | Self::PurgeArchive | Self::CreateToken => {
-                Method::POST
-            }
+            Self::CreateSync
+            | Self::DisableSync
+            | Self::EnableSync
+            | Self::CheckSync
+            | Self::PurgeArchive
+            | Self::CreateToken => Method::POST,
             Self::ReadSync | Self::SyncStatus | Self::ListWorkspaces | Self::ListTokens | Self::OpenApi => Method::GET,
             Self::UpdateSync | Self::SetTable => Method::PUT,
             Self::DeleteSync | Self::RevokeToken => Method::DELETE,
@@ -88,6 +94,7 @@ impl Endpoint {
             Self::SetTable => "/v1/workspaces/{id}/sync/tables/{table}",
             Self::DisableSync => "/v1/workspaces/{id}/sync/disable",
             Self::EnableSync => "/v1/workspaces/{id}/sync/enable",
+            Self::CheckSync => "/v1/workspaces/{id}/sync/check",
             Self::SyncStatus => "/v1/workspaces/{id}/status",
             Self::ListWorkspaces => "/v1/workspaces",
             Self::PurgeArchive => "/v1/workspaces/{id}/archive/purge",
@@ -118,6 +125,7 @@ impl Endpoint {
             Self::SetTable => put(handlers::set_table::<S>),
             Self::DisableSync => post(handlers::disable::<S>),
             Self::EnableSync => post(handlers::enable::<S>),
+            Self::CheckSync => post(super::check::check::<S>),
             Self::SyncStatus => get(handlers::status::<S>),
             Self::ListWorkspaces => get(handlers::list::<S>),
             Self::PurgeArchive => post(handlers::purge::<S>),

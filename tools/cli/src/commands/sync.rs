@@ -51,6 +51,13 @@ pub enum SyncAction {
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         workspace: i64,
     },
+    /// Check the stored destination as the export uses it: list, write `cio-validate`, read it
+    /// back, start and abort a multipart upload; say which action failed and why.
+    Check {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+    },
     /// Stop exporting one schema: a table, or `campaign_metadata`, `objects` (its files are kept
     /// and sent when it is resumed).
     Pause {
@@ -90,6 +97,7 @@ impl SyncAction {
             Self::List => "list",
             Self::Show { .. } => "show",
             Self::Status { .. } => "status",
+            Self::Check { .. } => "check",
             Self::Pause { .. } => "pause",
             Self::Resume { .. } => "resume",
             Self::Disable { .. } => "disable",
@@ -118,6 +126,7 @@ impl SyncAction {
             Self::Resume { workspace, table } => {
                 (Method::PUT, with(sync(workspace), &["tables", table]), Some(json!({ "enabled": true })))
             }
+            Self::Check { workspace } => (Method::POST, with(sync(workspace), &["check"]), None),
             Self::Disable { workspace } => (Method::POST, with(sync(workspace), &["disable"]), None),
             Self::Enable { workspace } => (Method::POST, with(sync(workspace), &["enable"]), None),
         }
@@ -409,6 +418,26 @@ impl fmt::Display for SyncStatus {
     }
 }
 
+/// A destination check as the API answers it (`POST .../sync/check`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckResult {
+    /// The actions that passed, in order.
+    pub passed: Vec<String>,
+    /// The first action that failed, if any.
+    pub failure: Option<CheckFailure>,
+}
+
+/// The failed action of a check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckFailure {
+    /// `bucket_missing`, `access_denied`, `bad_signature`, ...
+    pub class: String,
+    /// `list`, `write`, `read` or `multipart`.
+    pub action: String,
+    /// What failed and what to do.
+    pub message: String,
+}
+
 /// Reads a 2xx answer as `T`.
 fn decode<T: DeserializeOwned>(value: Value, request: &str) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::BadAnswer { request: request.to_owned(), reason: e.to_string() })
@@ -431,6 +460,18 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
         SyncAction::List => write!(out, "{}", decode::<WorkspaceList>(value, &request)?)?,
         SyncAction::Show { .. } => write!(out, "{}", decode::<SyncView>(value, &request)?)?,
         SyncAction::Status { .. } => write!(out, "{}", decode::<SyncStatus>(value, &request)?)?,
+        SyncAction::Check { workspace } => {
+            let check: CheckResult = decode(value, &request)?;
+            let passed = if check.passed.is_empty() { "none".to_owned() } else { check.passed.join(", ") };
+            match &check.failure {
+                None => writeln!(out, "workspace {workspace}: destination check passed ({passed})")?,
+                Some(f) => writeln!(
+                    out,
+                    "workspace {workspace}: destination check failed at {} ({}): {}\npassed: {passed}",
+                    f.action, f.class, f.message
+                )?,
+            }
+        }
         SyncAction::Pause { workspace, table } | SyncAction::Resume { workspace, table } => {
             let view: SyncView = decode(value, &request)?;
             // A schema of several tables (`campaign_metadata`, `objects`) answers for each.
@@ -472,6 +513,8 @@ mod tests {
         let (m, path, body) = SyncAction::Resume { workspace: 42, table: "people".into() }.request();
         assert_eq!((m, path.join("/")), (Method::PUT, "v1/workspaces/42/sync/tables/people".to_owned()));
         assert_eq!(body, Some(json!({ "enabled": true })));
+        let (m, path, _) = SyncAction::Check { workspace: 7 }.request();
+        assert_eq!((m, path.join("/")), (Method::POST, "v1/workspaces/7/sync/check".to_owned()));
         let (m, path, _) = SyncAction::Disable { workspace: 7 }.request();
         assert_eq!((m, path.join("/")), (Method::POST, "v1/workspaces/7/sync/disable".to_owned()));
         let (m, path, _) = SyncAction::Status { workspace: 7 }.request();

@@ -1,0 +1,199 @@
+//! `POST /v1/workspaces/{id}/sync/check` and `?check=true` on create and update: a destination
+//! tried as the export will use it ([`dwsync_s3::check`]), through the same egress policy as
+//! the uploader, answered with a failure class and the action, never the server's body.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use dwsync_s3::check::{self as s3check, CheckReport, Target};
+use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::handlers::parse_body;
+use crate::model::{SyncSpec, WorkspaceId};
+use crate::store::ConfigStore;
+use crate::validate::{self, Valid};
+
+/// How checks connect: the customers' HTTPS client (egress checked at every connection) and the
+/// timeouts of one request.
+#[derive(Clone, Debug)]
+pub struct Checker {
+    /// The HTTPS client, [`dwsync_s3::egress::customer_https_client`] of the API's policy.
+    pub https: SharedHttpClient,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest single request.
+    pub attempt_timeout: Duration,
+}
+
+/// `?check=true` on create and update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckParam {
+    /// Refuse the destination (400) if the check fails.
+    pub check: bool,
+}
+
+impl CheckParam {
+    /// The parameter of a query string (`check=true`, `check=false`, or nothing); anything else
+    /// is a 400.
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut param = Self::default();
+        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            param.check = match pair {
+                "check=true" | "check=1" | "check" => true,
+                "check=false" | "check=0" => false,
+                _ => return Err(ApiError::BadRequest("the only query parameter is check=true or check=false".into())),
+            };
+        }
+        Ok(param)
+    }
+}
+
+/// Which destination was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checked {
+    /// The workspace's stored sync's.
+    Stored,
+    /// The one in the request's body.
+    Submitted,
+}
+
+/// A check's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    /// The workspace.
+    pub workspace_id: i64,
+    /// Which destination was checked.
+    pub destination: Checked,
+    /// Whether every action passed.
+    pub ok: bool,
+    /// The bucket.
+    pub bucket: String,
+    /// The actions that passed, in order (`list`, `write`, `read`, `multipart`).
+    pub passed: Vec<&'static str>,
+    /// The first action that failed, if any (the later ones were not tried).
+    pub failure: Option<FailureView>,
+}
+
+/// The failed action.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureView {
+    /// `bucket_missing`, `access_denied`, `wrong_region`, `bad_signature`, `unknown_access_key`,
+    /// `tls_failure`, `timeout`, `unreachable`, `egress_refused` or `other`.
+    pub class: &'static str,
+    /// `list`, `write`, `read` or `multipart`.
+    pub action: &'static str,
+    /// The S3 operation.
+    pub operation: &'static str,
+    /// The HTTP status, if an answer came.
+    pub http_status: Option<u16>,
+    /// What failed and what to do, built from the class (never the server's body).
+    pub message: String,
+}
+
+impl CheckView {
+    fn new(id: WorkspaceId, destination: Checked, bucket: &str, report: &CheckReport) -> Self {
+        Self {
+            workspace_id: id.get(),
+            destination,
+            ok: report.ok(),
+            bucket: bucket.to_owned(),
+            passed: report.passed.iter().map(|a| a.name()).collect(),
+            failure: report.failure.as_ref().map(|f| FailureView {
+                class: f.class.name(),
+                action: f.action.name(),
+                operation: f.operation,
+                http_status: f.status,
+                message: f.message.clone(),
+            }),
+        }
+    }
+}
+
+/// `POST /v1/workspaces/{id}/sync/check`: checks the destination in the body (a sync spec, as
+/// for create), or the stored sync's when the body is empty. 200 with the result either way.
+pub(super) async fn check<S: ConfigStore + Clone>(
+    State(app): State<AppState<S>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CheckView>, ApiError> {
+    let id = app.tokens.workspace(&headers, &id)?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let valid = validate::validate(parse_body::<SyncSpec>(&body)?, &app.policy)?;
+        validate::egress(&valid, &app.policy).await?;
+        return Ok(Json(run(&app, id, &valid, Checked::Submitted).await));
+    }
+    let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
+    let sealer = app.sealer.as_ref().ok_or(ApiError::NoSealKey)?;
+    let d = &cfg.destination;
+    let secret = sealer.open(&d.secret_access_key, &id.to_string())?;
+    let stored = Valid {
+        destination: crate::model::DestinationSpec {
+            bucket: d.bucket.clone(),
+            prefix: d.prefix.clone(),
+            region: d.region.clone(),
+            endpoint: d.endpoint.clone(),
+            force_path_style: d.force_path_style,
+            conditional_writes: Some(d.conditional_writes),
+            access_key_id: d.access_key_id.clone(),
+            secret_access_key: None,
+        },
+        secret,
+        tables: Default::default(),
+    };
+    Ok(Json(run(&app, id, &stored, Checked::Stored).await))
+}
+
+/// `?check=true`: refuses `valid` (400 naming the failure) unless its check passes.
+pub(super) async fn require<S>(
+    app: &AppState<S>,
+    id: WorkspaceId,
+    valid: &Valid,
+    param: CheckParam,
+) -> Result<(), ApiError> {
+    if !param.check {
+        return Ok(());
+    }
+    let view = run(app, id, valid, Checked::Submitted).await;
+    match view.failure {
+        None => Ok(()),
+        Some(failure) => Err(ApiError::CheckFailed { class: failure.class, message: failure.message }),
+    }
+}
+
+/// Tries `valid`'s destination.
+async fn run<S>(app: &AppState<S>, id: WorkspaceId, valid: &Valid, checked: Checked) -> CheckView {
+    let d = &valid.destination;
+    let location =
+        Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
+    let credentials =
+        StaticCredentials::new(d.access_key_id.clone(), valid.secret.expose().to_owned(), None, None, "dwsync-check");
+    let checker = &app.checker;
+    let timeouts = (checker.connect_timeout, checker.attempt_timeout);
+    let client = dwsync_s3::client_without_retries(location, credentials, checker.https.clone(), timeouts);
+    let validate_key = dwsync_handoff::validate_key(&d.prefix);
+    let target = Target { bucket: &d.bucket, prefix: &d.prefix, region: &d.region, validate_key: &validate_key };
+    let report = match d.endpoint.as_deref().map(|url| app.policy.egress.check_literal_endpoint(url)) {
+        Some(Err(refused)) => CheckReport {
+            passed: Vec::new(),
+            failure: Some(s3check::CheckFailure {
+                action: s3check::Action::List,
+                operation: "ListObjectsV2",
+                class: s3check::FailureClass::EgressRefused,
+                status: None,
+                message: refused.to_string(),
+            }),
+        },
+        _ => s3check::check(&client, target).await,
+    };
+    let view = CheckView::new(id, checked, &d.bucket, &report);
+    tracing::info!(workspace_id = %id, ok = view.ok, failure = view.failure.as_ref().map(|f| f.class), "Destination checked.");
+    view
+}

@@ -1,0 +1,138 @@
+//! Destination checks (`POST /v1/workspaces/{id}/sync/check`, `?check=true`) against the real S3
+//! server (`dev/s3`, SigV4 checked): a good destination, a missing bucket, a wrong secret, an
+//! endpoint that refuses connections or never answers, and a private endpoint without the
+//! operator's allow-list.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use dwsync_config::Secret;
+use dwsync_control::api::{self, AppState, Tokens};
+use dwsync_control::seal::Sealer;
+use dwsync_control::store::MemoryStore;
+use dwsync_control::validate::Policy;
+use dwsync_s3::egress::{EgressConfig, EgressPolicy};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const WS42: &str = "ws42-check-token";
+
+fn router(allow: &[&str]) -> Router {
+    let allow = allow.iter().map(|a| a.parse().unwrap()).collect();
+    let policy = Policy { allow_insecure_endpoints: true, egress: EgressPolicy::new(&EgressConfig { allow }) };
+    let tokens = Tokens::new(&Secret::new(""), &BTreeMap::from([("42".to_owned(), Secret::new(WS42))])).unwrap();
+    let state =
+        AppState::new(MemoryStore::new(), Some(Sealer::new(&[3; 32])), tokens, policy, Duration::from_secs(86_400))
+            .with_check_timeout(Duration::from_millis(1500));
+    api::router(state)
+}
+
+async fn call(app: &Router, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {WS42}"))
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(!text.contains(&dwsync_tests::s3_secret_key()), "a secret in {text}");
+    (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+}
+
+fn spec(endpoint: &str, bucket: &str, secret: &str) -> Value {
+    json!({"destination": {
+        "bucket": bucket, "prefix": "checked", "region": "us-east-1", "endpoint": endpoint,
+        "force_path_style": true, "access_key_id": dwsync_tests::s3_access_key(), "secret_access_key": secret,
+    }})
+}
+
+async fn bucket() -> String {
+    dwsync_tests::create_bucket(&dwsync_tests::s3_client()).await
+}
+
+#[tokio::test]
+async fn a_good_destination_passes_every_action() {
+    let app = router(&["127.0.0.0/8"]);
+    let bucket = bucket().await;
+    let body = spec(&dwsync_tests::s3_endpoint(), &bucket, &dwsync_tests::s3_secret_key());
+    let (status, view) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["ok"], true, "{view}");
+    assert_eq!(view["destination"], "submitted");
+    assert_eq!(view["passed"], json!(["list", "write", "read", "multipart"]));
+    // Created with ?check=true, then the stored destination checked.
+    let (status, created) = call(&app, Method::POST, "/v1/workspaces/42/sync?check=true", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, view) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", None).await;
+    assert_eq!((status, &view["ok"], &view["destination"]), (StatusCode::OK, &json!(true), &json!("stored")), "{view}");
+}
+
+#[tokio::test]
+async fn failures_are_classed_with_the_action() {
+    let app = router(&["127.0.0.0/8"]);
+    let endpoint = dwsync_tests::s3_endpoint();
+    let bucket = bucket().await;
+    let check = |body: Value| {
+        let app = app.clone();
+        async move {
+            let (status, view) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{view}");
+            assert_eq!(view["ok"], false, "{view}");
+            view["failure"].clone()
+        }
+    };
+    let missing = check(spec(&endpoint, "no-such-bucket-dwsync-check", &dwsync_tests::s3_secret_key())).await;
+    assert_eq!((&missing["class"], &missing["action"]), (&json!("bucket_missing"), &json!("list")), "{missing}");
+    assert_eq!(missing["message"], "bucket \"no-such-bucket-dwsync-check\" does not exist (ListObjectsV2)");
+
+    let bad_secret = check(spec(&endpoint, &bucket, "not-the-secret")).await;
+    assert_eq!(bad_secret["class"], "bad_signature", "{bad_secret}");
+    assert_eq!(bad_secret["http_status"], 403);
+
+    // Nothing listens on this port: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unreachable = check(spec(&format!("http://{closed}"), &bucket, "s")).await;
+    assert_eq!(unreachable["class"], "unreachable", "{unreachable}");
+
+    // A server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let timeout = check(spec(&format!("http://{addr}"), &bucket, "s")).await;
+    assert_eq!(timeout["class"], "timeout", "{timeout}");
+    held.abort();
+
+    // ?check=true refuses a failing destination, naming the class; nothing is stored.
+    let (status, err) =
+        call(&app, Method::POST, "/v1/workspaces/42/sync?check=true", Some(spec(&endpoint, &bucket, "wrong"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["error"].as_str().unwrap().starts_with("destination check failed (bad_signature)"), "{err}");
+    assert_eq!(call(&app, Method::GET, "/v1/workspaces/42/sync", None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_private_endpoint_is_refused_without_the_allow_list() {
+    let app = router(&[]);
+    let body = spec(&dwsync_tests::s3_endpoint(), "any-bucket", &dwsync_tests::s3_secret_key());
+    let (status, err) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("points to a loopback address"), "{err}");
+    // A name resolving to loopback passes validation's resolver only to be refused at connection.
+    let body = spec(&dwsync_tests::s3_endpoint().replace("127.0.0.1", "localhost"), "any-bucket", "s");
+    let (status, err) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "refused at validation: {err}");
+}
