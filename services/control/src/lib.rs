@@ -105,6 +105,7 @@ struct Stores {
     initial_syncs: KafkaStore<InitialSyncs>,
     purges: Purges,
     issued_tokens: KafkaStore<dwsync_sync_config::tokens::WorkspaceTokens>,
+    checks: KafkaStore<dwsync_sync_config::checks::LastCheck>,
 }
 
 /// The stores, followed (until `stop`), the configurations caught up.
@@ -116,10 +117,11 @@ async fn connect(cfg: &Config, stop: &CancellationToken) -> Result<Stores, Store
     let requests = follow(cfg, &sc::archive_purge_store(&cfg.store), stop).await?;
     let reports = follow(cfg, &sc::archive_purge_status_store(&cfg.store), stop).await?;
     let issued_tokens = follow(cfg, &sc::tokens::token_store(&cfg.store), stop).await?;
+    let checks = follow(cfg, &sc::checks::check_store(&cfg.store), stop).await?;
     configs.catch_up().await?;
     // Issued tokens are accepted from the first request on.
     issued_tokens.catch_up().await?;
-    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports }, issued_tokens })
+    Ok(Stores { configs, statuses, initial_syncs, purges: Purges { requests, reports }, issued_tokens, checks })
 }
 
 /// A store of `T` on `store`'s topic, followed until `stop`.
@@ -160,7 +162,7 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         service.health().set_unready(SEAL_COMPONENT, format!("{} is not set", seal::KEY_ENV));
     }
     // Until the broker answers, `/readyz` says why; the followers of a failed attempt stop.
-    let Stores { configs: store, statuses, initial_syncs, purges, issued_tokens } = loop {
+    let Stores { configs: store, statuses, initial_syncs, purges, issued_tokens, checks } = loop {
         let followers = service.shutdown_token().child_token();
         match connect(&cfg, &followers).await {
             Ok(connected) => break connected,
@@ -203,7 +205,8 @@ pub async fn start(cfg: Config, sealer: Option<Sealer>) -> Result<Started, Error
         .with_check_timeout(std::time::Duration::from_millis(cfg.api.check_timeout_ms))
         .with_statuses(statuses)
         .with_initial_syncs(initial_syncs)
-        .with_issued_tokens(issued_tokens);
+        .with_issued_tokens(issued_tokens)
+        .with_checks(checks);
     if cfg.initial_sync.enabled {
         let handoff_topic = &cfg.initial_sync.handoff_topic;
         let shutdown = service.shutdown_token();

@@ -136,3 +136,58 @@ async fn a_private_endpoint_is_refused_without_the_allow_list() {
     let (status, err) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "refused at validation: {err}");
 }
+
+#[tokio::test]
+async fn the_last_check_is_kept_and_shown_in_the_status() {
+    // The checks' store on the real broker, as control follows it.
+    let kafka = dwsync_config::KafkaConfig {
+        bootstrap_servers: dwsync_tests::kafka_bootstrap(),
+        ..dwsync_config::KafkaConfig::default()
+    };
+    let store = dwsync_sync_config::StoreConfig {
+        check_topic: dwsync_tests::unique("checks"),
+        ..dwsync_sync_config::StoreConfig::default()
+    };
+    let (checks, follower) = dwsync_sync_config::KafkaStore::<dwsync_sync_config::checks::LastCheck>::connect(
+        &kafka,
+        &dwsync_sync_config::checks::check_store(&store),
+    )
+    .await
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    drop(tokio::spawn(follower.run(stop.clone())));
+    let allow = vec!["127.0.0.0/8".parse().unwrap()];
+    let policy = Policy { allow_insecure_endpoints: true, egress: EgressPolicy::new(&EgressConfig { allow }) };
+    let tokens = Tokens::new(&Secret::new(""), &BTreeMap::from([("42".to_owned(), Secret::new(WS42))])).unwrap();
+    let state =
+        AppState::new(MemoryStore::new(), Some(Sealer::new(&[3; 32])), tokens, policy, Duration::from_secs(86_400))
+            .with_check_timeout(Duration::from_millis(1500))
+            .with_checks(checks);
+    let app = api::router(state);
+    let bucket = bucket().await;
+    let endpoint = dwsync_tests::s3_endpoint();
+
+    let body = spec(&endpoint, &bucket, &dwsync_tests::s3_secret_key());
+    let (status, created) = call(&app, Method::POST, "/v1/workspaces/42/sync", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, view) = call(&app, Method::GET, "/v1/workspaces/42/status", None).await;
+    assert_eq!(view["last_check"], Value::Null, "no check yet: {view}");
+
+    let (_, checked) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", None).await;
+    assert_eq!(checked["ok"], true, "{checked}");
+    let (_, view) = call(&app, Method::GET, "/v1/workspaces/42/status", None).await;
+    let last = &view["last_check"];
+    assert_eq!((&last["ok"], &last["destination"], &last["bucket"]), (&json!(true), &json!("stored"), &json!(bucket)));
+    assert_eq!(last["passed"], json!(["list", "write", "read", "multipart"]));
+
+    // A failing one replaces it, with its class and action.
+    let bad = spec(&endpoint, &bucket, "not-the-secret");
+    let (_, checked) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(bad)).await;
+    assert_eq!(checked["ok"], false, "{checked}");
+    let (_, view) = call(&app, Method::GET, "/v1/workspaces/42/status", None).await;
+    let last = &view["last_check"];
+    assert_eq!((&last["ok"], &last["destination"]), (&json!(false), &json!("submitted")), "{view}");
+    assert_eq!((&last["failure"]["class"], &last["failure"]["action"]), (&json!("bad_signature"), &json!("list")));
+    assert!(last["checked_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{last}");
+    stop.cancel();
+}

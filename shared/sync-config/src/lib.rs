@@ -6,6 +6,7 @@
 //! id, read into memory by every process that follows it. [`generation`] keeps the handoff
 //! topic's generation.
 
+pub mod checks;
 pub mod generation;
 pub mod initial;
 pub mod model;

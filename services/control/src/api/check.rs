@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use dwsync_s3::check::{self as s3check, CheckReport, Target};
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
+use dwsync_sync_config::checks::{CheckFailure, LastCheck};
 use serde::Serialize;
 
 use super::AppState;
@@ -195,5 +196,34 @@ async fn run<S>(app: &AppState<S>, id: WorkspaceId, valid: &Valid, checked: Chec
     };
     let view = CheckView::new(id, checked, &d.bucket, &report);
     tracing::info!(workspace_id = %id, ok = view.ok, failure = view.failure.as_ref().map(|f| f.class), "Destination checked.");
+    keep(app, &view).await;
     view
+}
+
+/// Keeps `view` as its workspace's last check (served in the status); a check whose record
+/// cannot be written is still answered, and the failure logged.
+async fn keep<S>(app: &AppState<S>, view: &CheckView) {
+    let Some(checks) = &app.checks else { return };
+    let record = LastCheck {
+        workspace_id: view.workspace_id,
+        at_ms: (app.clock)(),
+        destination: match view.destination {
+            Checked::Stored => "stored",
+            Checked::Submitted => "submitted",
+        }
+        .to_owned(),
+        ok: view.ok,
+        bucket: view.bucket.clone(),
+        passed: view.passed.iter().map(|a| (*a).to_owned()).collect(),
+        failure: view.failure.as_ref().map(|f| CheckFailure {
+            class: f.class.to_owned(),
+            action: f.action.to_owned(),
+            operation: f.operation.to_owned(),
+            http_status: f.http_status,
+            message: f.message.clone(),
+        }),
+    };
+    if let Err(error) = checks.write(&record).await {
+        tracing::warn!(workspace_id = view.workspace_id, %error, "The destination check was answered but not kept.");
+    }
 }

@@ -137,6 +137,38 @@ pub struct SyncStatusView {
     pub initial_syncs: Vec<InitialSyncView>,
     /// The workspace's latest archive purge, if one was asked for.
     pub archive_purge: Option<PurgeView>,
+    /// The workspace's last destination check (`POST …/sync/check` or `?check=true`), if any.
+    pub last_check: Option<LastCheckView>,
+}
+
+/// A workspace's last destination check as the status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastCheckView {
+    /// When it ran, RFC 3339.
+    pub checked_at: String,
+    /// Which destination: `stored` or `submitted`.
+    pub destination: String,
+    /// Whether every action passed.
+    pub ok: bool,
+    /// The bucket.
+    pub bucket: String,
+    /// The actions that passed, in order.
+    pub passed: Vec<String>,
+    /// The first action that failed, if any.
+    pub failure: Option<dwsync_sync_config::checks::CheckFailure>,
+}
+
+impl From<&dwsync_sync_config::checks::LastCheck> for LastCheckView {
+    fn from(c: &dwsync_sync_config::checks::LastCheck) -> Self {
+        Self {
+            checked_at: rfc3339(c.at_ms),
+            destination: c.destination.clone(),
+            ok: c.ok,
+            bucket: c.bucket.clone(),
+            passed: c.passed.clone(),
+            failure: c.failure.clone(),
+        }
+    }
 }
 
 /// A workspace's latest archive purge as the API shows it.
@@ -345,6 +377,7 @@ impl SyncStatusView {
             updated_at: Some(rfc3339(r.updated_at_ms)),
             initial_syncs,
             archive_purge: None,
+            last_check: None,
         }
     }
 
@@ -367,6 +400,7 @@ impl SyncStatusView {
             updated_at: None,
             initial_syncs: Vec::new(),
             archive_purge: None,
+            last_check: None,
         }
     }
 }

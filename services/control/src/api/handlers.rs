@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::check::{self, CheckParam};
-use super::dto::{PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
+use super::dto::{LastCheckView, PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
 use crate::model::{BadWorkspaceId, Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
@@ -235,6 +235,9 @@ pub(super) async fn status<S: ConfigStore + Clone>(
     };
     let mut view = SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref());
     view.archive_purge = purge;
+    if let Some(checks) = &app.checks {
+        view.last_check = checks.read(id).await?.as_ref().map(LastCheckView::from);
+    }
     Ok(Json(view))
 }
 

@@ -19,6 +19,7 @@ pub use error::ApiError;
 pub use routes::{Access, Endpoint};
 use tokio::sync::Mutex;
 
+use dwsync_sync_config::checks::LastCheck;
 use dwsync_sync_config::tokens::WorkspaceTokens;
 use dwsync_sync_config::{InitialSyncs, KafkaStore, PurgeRequest, PurgeStatus, SyncStatus};
 
@@ -66,6 +67,9 @@ pub struct AppState<S> {
     pub issued_tokens: Option<KafkaStore<WorkspaceTokens>>,
     /// How destination checks connect (through the policy's egress rules).
     pub checker: check::Checker,
+    /// Each workspace's last destination check (control writes it); `None` when this replica
+    /// does not follow its topic (checks are then answered but not kept).
+    pub checks: Option<KafkaStore<LastCheck>>,
 }
 
 /// The archive purge topics control follows.
@@ -99,7 +103,14 @@ impl<S> AppState<S> {
             cutter: None,
             purges: None,
             issued_tokens: None,
+            checks: None,
         }
+    }
+
+    /// Keeps each workspace's last destination check on `checks` and serves it in the status.
+    pub fn with_checks(mut self, checks: KafkaStore<LastCheck>) -> Self {
+        self.checks = Some(checks);
+        self
     }
 
     /// Issues workspace tokens on `issued`, and accepts them (each on its own workspace).

@@ -320,6 +320,7 @@ fn components() -> Value {
                     "updated_at": {"type": "string", "format": "date-time", "nullable": true},
                     "initial_syncs": {"type": "array", "items": {"$ref": "#/components/schemas/InitialSyncView"}},
                     "archive_purge": {"allOf": [{"$ref": "#/components/schemas/PurgeView"}], "nullable": true, "description": "The workspace's latest archive purge, if one was asked for."},
+                    "last_check": {"allOf": [{"$ref": "#/components/schemas/LastCheckView"}], "nullable": true, "description": "The workspace's last destination check, if one ran."},
                 },
             },
             "PurgeView": {
@@ -363,18 +364,28 @@ fn components() -> Value {
                     "ok": {"type": "boolean"},
                     "bucket": {"type": "string"},
                     "passed": {"type": "array", "items": {"type": "string", "enum": ["list", "write", "read", "multipart"]}},
-                    "failure": {
-                        "type": "object",
-                        "nullable": true,
-                        "description": "the first action that failed; the later ones were not tried",
-                        "properties": {
-                            "class": {"type": "string", "enum": ["bucket_missing", "access_denied", "wrong_region", "bad_signature", "unknown_access_key", "tls_failure", "timeout", "unreachable", "egress_refused", "other"]},
-                            "action": {"type": "string", "enum": ["list", "write", "read", "multipart"]},
-                            "operation": {"type": "string", "description": "the S3 operation"},
-                            "http_status": {"type": "integer", "nullable": true},
-                            "message": {"type": "string", "description": "what failed and what to do; never the server's own words"},
-                        },
-                    },
+                    "failure": {"allOf": [{"$ref": "#/components/schemas/CheckFailure"}], "nullable": true, "description": "the first action that failed; the later ones were not tried"},
+                },
+            },
+            "CheckFailure": {
+                "type": "object",
+                "properties": {
+                    "class": {"type": "string", "enum": ["bucket_missing", "access_denied", "wrong_region", "bad_signature", "unknown_access_key", "tls_failure", "timeout", "unreachable", "egress_refused", "other"]},
+                    "action": {"type": "string", "enum": ["list", "write", "read", "multipart"]},
+                    "operation": {"type": "string", "description": "the S3 operation"},
+                    "http_status": {"type": "integer", "nullable": true},
+                    "message": {"type": "string", "description": "what failed and what to do; never the server's own words"},
+                },
+            },
+            "LastCheckView": {
+                "type": "object",
+                "properties": {
+                    "checked_at": {"type": "string", "format": "date-time"},
+                    "destination": {"type": "string", "enum": ["stored", "submitted"]},
+                    "ok": {"type": "boolean"},
+                    "bucket": {"type": "string"},
+                    "passed": {"type": "array", "items": {"type": "string", "enum": ["list", "write", "read", "multipart"]}},
+                    "failure": {"allOf": [{"$ref": "#/components/schemas/CheckFailure"}], "nullable": true},
                 },
             },
             "WorkspaceList": {

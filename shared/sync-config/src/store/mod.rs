@@ -117,6 +117,9 @@ pub struct StoreConfig {
     /// The compacted topic control keeps the workspace tokens it issued on (digests only).
     /// Default: `"dwsync.api-tokens"`.
     pub token_topic: String,
+    /// The compacted topic control keeps each workspace's last destination check on.
+    /// Default: `"dwsync.destination-checks"`.
+    pub check_topic: String,
     /// Partitions of the topic when control creates it. Default: `1`.
     pub partitions: i32,
     /// Replication factor of the topic when control creates it. Default: `1`.
@@ -134,6 +137,7 @@ impl Default for StoreConfig {
             archive_purge_topic: crate::purge::ARCHIVE_PURGE_TOPIC.into(),
             archive_purge_status_topic: crate::purge::ARCHIVE_PURGE_STATUS_TOPIC.into(),
             token_topic: crate::tokens::TOKEN_TOPIC.into(),
+            check_topic: crate::checks::CHECK_TOPIC.into(),
             partitions: 1,
             replication_factor: 1,
             timeout_ms: 10_000,
