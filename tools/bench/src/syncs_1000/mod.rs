@@ -20,7 +20,8 @@
 //! baseline file is there with the rows archived. Any accuracy failure fails the run.
 
 mod archive;
-mod watch;
+pub(crate) mod stack;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,8 @@ use anyhow::bail;
 use serde::Serialize;
 
 use crate::report::Latency;
-use crate::services::{S3Target, Service};
+use crate::services::S3Target;
+use stack::Topics;
 
 /// The scenario's name.
 pub(crate) const NAME: &str = "syncs-1000";
@@ -157,36 +159,6 @@ pub(crate) struct Setup<'a> {
     pub(crate) backfill_env: &'a [(String, String)],
 }
 
-/// The run's topics.
-struct Topics {
-    handoff: String,
-    store: [(&'static str, String); 6],
-}
-
-impl Topics {
-    fn new(base: &str) -> Self {
-        let store = [
-            "topic",
-            "status_topic",
-            "initial_sync_topic",
-            "archive_purge_topic",
-            "archive_purge_status_topic",
-            "token_topic",
-        ]
-        .map(|key| (key, format!("{base}.{}", key.trim_end_matches("_topic").replace('_', "-"))));
-        Self { handoff: format!("{base}.handoff"), store }
-    }
-
-    /// The `[store]` (control) / `[sync_config.store]` (backfill) keys.
-    fn store_toml(&self) -> String {
-        self.store.iter().map(|(key, topic)| format!("{key} = \"{topic}\"\n")).collect()
-    }
-
-    fn all(&self) -> Vec<String> {
-        std::iter::once(self.handoff.clone()).chain(self.store.iter().map(|(_, t)| t.clone())).collect()
-    }
-}
-
 /// Writes the archive, starts control and the backfill, creates the syncs and watches them.
 pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Measured> {
     std::fs::create_dir_all(&setup.dir)?;
@@ -229,37 +201,18 @@ async fn run_services(
     dest: &str,
     written: &archive::Written,
 ) -> anyhow::Result<Measured> {
-    let env = [("DWSYNC_SEAL_KEY".to_owned(), hex::encode(SEAL_KEY))];
     let api_port = crate::services::free_port()?;
-    let store = topics.store_toml();
-    let mut control = Service::start("control", setup.bin_dir, &setup.dir, &env, |port| {
-        format!(
-            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nallow_insecure_endpoints = true\n\
-             [store]\n{store}[initial_sync]\nenabled = true\nhandoff_topic = \"{handoff}\"\n",
-            bootstrap = setup.bootstrap,
-            handoff = topics.handoff,
-        )
-    })?;
-    let spill = setup.dir.join("spill");
-    std::fs::create_dir_all(&spill)?;
-    let mut backfill_env = env.to_vec();
-    backfill_env.extend(setup.backfill_env.iter().cloned());
-    let mut backfill = Service::start("backfill", setup.bin_dir, &setup.dir, &backfill_env, |port| {
-        format!(
-            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [sync_config.store]\n{store}[archive]\nbucket = \"{archive_bucket}\"\nprefix = \"{prefix}\"\n\
-             endpoint = \"{endpoint}\"\nforce_path_style = true\naccess_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n\
-             [handoff]\ntopic = \"{handoff}\"\n[backfill]\nspill_dir = \"{spill}\"\n",
-            bootstrap = setup.bootstrap,
-            prefix = archive::PREFIX,
-            endpoint = setup.s3.endpoint,
-            access = setup.s3.access_key,
-            secret = setup.s3.secret_key,
-            handoff = topics.handoff,
-            spill = spill.display(),
-        )
-    })?;
+    let stack = stack::Stack {
+        bootstrap: setup.bootstrap,
+        s3: setup.s3,
+        bin_dir: setup.bin_dir,
+        dir: &setup.dir,
+        topics,
+        seal_key: SEAL_KEY,
+        admin_token: ADMIN_TOKEN,
+    };
+    let mut control = stack.control(api_port)?;
+    let mut backfill = stack.backfill(archive_bucket, archive::PREFIX, setup.backfill_env)?;
     control.wait_ready(Duration::from_secs(60))?;
     backfill.wait_ready(Duration::from_secs(60))?;
     let concurrency = setup
