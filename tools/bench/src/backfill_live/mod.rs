@@ -125,8 +125,9 @@ pub(crate) struct Stretch {
     pub(crate) secs: f64,
     /// Close → visible of the live files whose window closed in it.
     pub(crate) visible: Latency,
-    /// CPU seconds used in it: per service, `broker`, `s3_server`, `rest` (the machine's
-    /// remainder) and `machine`.
+    /// CPU seconds used in it: per service, `harness` (this process: the stream's producer and
+    /// the readers), `broker`, `s3_server`, `rest` (the machine's remainder: other work on the
+    /// machine) and `machine`.
     pub(crate) cpu_secs: BTreeMap<String, f64>,
 }
 
@@ -395,7 +396,7 @@ async fn run_services(
     })?;
     let pids = |p: &live::Pipeline, backfill: &Service, control: &Service| {
         let [ingest, uploader] = p.pids();
-        [ingest, uploader, ("backfill", backfill.pid()), ("control", control.pid())]
+        [ingest, uploader, ("backfill", backfill.pid()), ("control", control.pid()), ("harness", std::process::id())]
     };
     let neighbours = Neighbours::find();
     let check = |p: &mut live::Pipeline, backfill: &mut Service, control: &mut Service| -> anyhow::Result<()> {
