@@ -13,7 +13,7 @@
 //! directory's largest size.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::procstat;
-use crate::services::{S3Target, Service};
+use crate::services::Service;
 
 /// The scenario's name.
 pub(crate) const NAME: &str = "backfill-large";
@@ -337,20 +337,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Where the run is: the broker, S3, the binaries and the working directory.
-pub(crate) struct Setup<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server.
-    pub(crate) s3: &'a S3Target,
-    /// Where `dwsync-backfill` is.
-    pub(crate) bin_dir: &'a Path,
-    /// The run's directory (configuration, log, spill directory).
-    pub(crate) dir: PathBuf,
-    /// Names of the run's topics and buckets start with it.
-    pub(crate) run_id: &'a str,
-    /// Keep the buckets.
-    pub(crate) keep_objects: bool,
-}
+pub(crate) use crate::services::Place as Setup;
 
 /// Writes the archive, asks for the baselines and runs the backfill until they are delivered.
 pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured> {

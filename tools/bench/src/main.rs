@@ -103,31 +103,24 @@ async fn main() -> anyhow::Result<()> {
         access_key: args.s3_access_key.clone(),
         secret_key: args.s3_secret_key.clone(),
     };
+    let place = |name: &str| services::Place {
+        bootstrap: &args.bootstrap,
+        s3: &target,
+        bin_dir: &bin_dir,
+        dir: work_dir.join(name),
+        run_id: &run_id,
+        keep_objects: args.keep_objects,
+    };
     if backfill {
-        let setup = backfill_large::Setup {
-            bootstrap: &args.bootstrap,
-            s3: &target,
-            bin_dir: &bin_dir,
-            dir: work_dir.join(backfill_large::NAME),
-            run_id: &run_id,
-            keep_objects: args.keep_objects,
-        };
-        let measured = backfill_large::run(setup, backfill_large::Size::of(args.smoke, args.scale))
-            .await
-            .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
+        let measured =
+            backfill_large::run(place(backfill_large::NAME), backfill_large::Size::of(args.smoke, args.scale))
+                .await
+                .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
         println!("{}", measured.render());
         report.backfill = Some(measured);
     }
     if syncs {
-        let setup = syncs_1000::Setup {
-            bootstrap: &args.bootstrap,
-            s3: &target,
-            bin_dir: &bin_dir,
-            dir: work_dir.join(syncs_1000::NAME),
-            run_id: &run_id,
-            keep_objects: args.keep_objects,
-            backfill_env: &args.backfill_env,
-        };
+        let setup = syncs_1000::Setup { at: place(syncs_1000::NAME), backfill_env: &args.backfill_env };
         let measured = syncs_1000::run(setup, syncs_1000::workspaces(args.smoke, args.scale))
             .await
             .with_context(|| format!("scenario {} failed", syncs_1000::NAME))?;
@@ -136,12 +129,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if live {
         let setup = backfill_live::Setup {
-            bootstrap: &args.bootstrap,
-            s3: &target,
-            bin_dir: &bin_dir,
-            dir: work_dir.join(backfill_live::NAME),
-            run_id: &run_id,
-            keep_objects: args.keep_objects,
+            at: place(backfill_live::NAME),
             env: [&args.ingest_env, &args.uploader_env, &args.backfill_env],
         };
         let plan = backfill_live::Plan::of(args.smoke, args.scale, args.live_rate, args.window_ms, args.seed);

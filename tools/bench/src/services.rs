@@ -26,6 +26,22 @@ pub(crate) struct S3Target {
     pub(crate) secret_key: String,
 }
 
+/// Where an initial-sync scenario runs: the broker, S3, the binaries, its directory and names.
+pub(crate) struct Place<'a> {
+    /// Kafka bootstrap servers.
+    pub(crate) bootstrap: &'a str,
+    /// The S3 server.
+    pub(crate) s3: &'a S3Target,
+    /// Where the service binaries are.
+    pub(crate) bin_dir: &'a Path,
+    /// The run's directory (configurations, logs, spill directory).
+    pub(crate) dir: PathBuf,
+    /// Names of the run's topics and buckets start with it.
+    pub(crate) run_id: &'a str,
+    /// Keep the buckets.
+    pub(crate) keep_objects: bool,
+}
+
 /// Names and settings of one end-to-end run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunNames {

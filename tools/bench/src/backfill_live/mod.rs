@@ -21,7 +21,6 @@
 mod live;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
@@ -36,7 +35,7 @@ use crate::backfill_large::{self, Archived, Size};
 use crate::machine_cpu::Neighbours;
 use crate::report::Latency;
 use crate::scenario::{EncodingMode, Scenario, thousands};
-use crate::services::{RunNames, S3Target, Service};
+use crate::services::{Place, RunNames, Service};
 use crate::syncs_1000::stack::{Stack, Topics};
 use crate::syncs_1000::watch::Api;
 
@@ -213,20 +212,10 @@ impl Measured {
     }
 }
 
-/// Where the run is: the broker, S3, the binaries and the working directory.
+/// Where the run is, and the services' extra environment.
 pub(crate) struct Setup<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server.
-    pub(crate) s3: &'a S3Target,
-    /// Where the service binaries are.
-    pub(crate) bin_dir: &'a Path,
-    /// The run's directory (configurations, logs, spill directory).
-    pub(crate) dir: PathBuf,
-    /// Names of the run's topics and buckets start with it.
-    pub(crate) run_id: &'a str,
-    /// Keep the buckets.
-    pub(crate) keep_objects: bool,
+    /// The broker, S3, the binaries, the run's directory and names.
+    pub(crate) at: Place<'a>,
     /// Extra environment of ingest, the uploader and the backfill.
     pub(crate) env: [&'a [(String, String)]; 3],
 }
@@ -237,34 +226,35 @@ fn now_ms() -> i64 {
 
 /// Runs the scenario; the run's buckets and topics are deleted afterwards, whatever happened.
 pub(crate) async fn run(setup: Setup<'_>, plan: Plan) -> anyhow::Result<Measured> {
-    std::fs::create_dir_all(&setup.dir)?;
-    let s3 = crate::s3::client(setup.s3);
-    let base = format!("{}.{NAME}", setup.run_id);
+    std::fs::create_dir_all(&setup.at.dir)?;
+    let s3 = crate::s3::client(setup.at.s3);
+    let base = format!("{}.{NAME}", setup.at.run_id);
     let topics = Topics::new(&base);
     let names = RunNames {
-        bootstrap: setup.bootstrap.to_owned(),
+        bootstrap: setup.at.bootstrap.to_owned(),
         topic_prefix: format!("{base}.source."),
         handoff: topics.handoff.clone(),
         dead_letters: format!("{base}.dead-letters"),
         lot: format!("{base}.lot"),
         group_prefix: base.clone(),
-        bucket: format!("{}-bl-dest", setup.run_id),
+        bucket: format!("{}-bl-dest", setup.at.run_id),
         window_ms: plan.window_ms,
     };
-    let archive_bucket = format!("{}-bl-archive", setup.run_id);
+    let archive_bucket = format!("{}-bl-archive", setup.at.run_id);
     let stream = plan.stream();
     let sources = crate::preload::topic_names(&stream, &names.topic_prefix);
     let result = async {
         for bucket in [&archive_bucket, &names.bucket] {
-            crate::s3::create_bucket(&s3, setup.s3, bucket).await?;
+            crate::s3::create_bucket(&s3, setup.at.s3, bucket).await?;
         }
-        crate::kafka::create_topics(setup.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS).await?;
-        crate::kafka::create_topics(setup.bootstrap, std::slice::from_ref(&names.dead_letters), 1).await?;
-        crate::kafka::create_topics(setup.bootstrap, &sources, plan.partitions).await?;
+        crate::kafka::create_topics(setup.at.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS)
+            .await?;
+        crate::kafka::create_topics(setup.at.bootstrap, std::slice::from_ref(&names.dead_letters), 1).await?;
+        crate::kafka::create_topics(setup.at.bootstrap, &sources, plan.partitions).await?;
         run_services(&setup, &plan, &stream, &topics, &names, &archive_bucket).await
     }
     .await;
-    if !setup.keep_objects {
+    if !setup.at.keep_objects {
         for bucket in [&archive_bucket, &names.bucket] {
             let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
             if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
@@ -275,10 +265,10 @@ pub(crate) async fn run(setup: Setup<'_>, plan: Plan) -> anyhow::Result<Measured
     let mut all = topics.all();
     all.extend([names.dead_letters.clone(), names.lot.clone()]);
     all.extend(sources);
-    if let Err(e) = crate::kafka::delete_topics(setup.bootstrap, &all).await {
+    if let Err(e) = crate::kafka::delete_topics(setup.at.bootstrap, &all).await {
         eprintln!("[{NAME}] could not delete the run's topics: {e:#}");
     }
-    let _ = std::fs::remove_dir_all(setup.dir.join("spill"));
+    let _ = std::fs::remove_dir_all(setup.at.dir.join("spill"));
     result
 }
 
@@ -349,23 +339,23 @@ async fn run_services(
     names: &RunNames,
     archive_bucket: &str,
 ) -> anyhow::Result<Measured> {
-    let s3 = crate::s3::client(setup.s3);
+    let s3 = crate::s3::client(setup.at.s3);
     let (ws, partition) = large_workspace(plan.workspaces)?;
     eprintln!("[{NAME}] writing workspace {ws}'s archive ({:?}) on handoff partition {partition} ...", plan.size);
     let started = Instant::now();
     let archived: Archived = backfill_large::write_archive(&s3, archive_bucket, ws, plan.size, partition).await?;
     let write_archive_secs = started.elapsed().as_secs_f64();
-    fill(setup.bootstrap, &names.handoff, partition, archived.end).await?;
+    fill(setup.at.bootstrap, &names.handoff, partition, archived.end).await?;
     eprintln!(
         "[{NAME}] archive written: {} rows in {write_archive_secs:.1} s; starting control, the backfill, the uploader and ingest ...",
         archived.rows
     );
 
     let stack = Stack {
-        bootstrap: setup.bootstrap,
-        s3: setup.s3,
-        bin_dir: setup.bin_dir,
-        dir: &setup.dir,
+        bootstrap: setup.at.bootstrap,
+        s3: setup.at.s3,
+        bin_dir: setup.at.bin_dir,
+        dir: &setup.at.dir,
         topics,
         seal_key: SEAL_KEY,
         admin_token: ADMIN_TOKEN,
@@ -386,9 +376,9 @@ async fn run_services(
     let mut pipeline = live::Pipeline::start(live::Start {
         scenario: stream,
         names,
-        s3: setup.s3,
-        bin_dir: setup.bin_dir,
-        dir: &setup.dir,
+        s3: setup.at.s3,
+        bin_dir: setup.at.bin_dir,
+        dir: &setup.at.dir,
         store: &store,
         env: [ingest_env, &uploader_env],
         seed: plan.seed,
@@ -423,7 +413,7 @@ async fn run_services(
     eprintln!(
         "[{NAME}] creating workspace {ws}'s sync through control's API; streaming until its initial sync is done ..."
     );
-    let api = Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.s3, &names.bucket);
+    let api = Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.at.s3, &names.bucket);
     let created_ms = now_ms();
     api.create(ws).await?;
     let (mut failed_seen, mut peak_rss) = (0u64, 0u64);

@@ -24,14 +24,13 @@ pub(crate) mod stack;
 pub(crate) mod watch;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde::Serialize;
 
 use crate::report::Latency;
-use crate::services::S3Target;
+use crate::services::Place;
 use stack::Topics;
 
 /// The scenario's name.
@@ -141,38 +140,28 @@ impl Measured {
     }
 }
 
-/// Where the run is: the broker, S3, the binaries and the working directory.
+/// Where the run is, and the services' extra environment.
 pub(crate) struct Setup<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server.
-    pub(crate) s3: &'a S3Target,
-    /// Where `dwsync-control` and `dwsync-backfill` are.
-    pub(crate) bin_dir: &'a Path,
-    /// The run's directory (configuration, logs, spill directory).
-    pub(crate) dir: PathBuf,
-    /// Names of the run's topics and buckets start with it.
-    pub(crate) run_id: &'a str,
-    /// Keep the buckets.
-    pub(crate) keep_objects: bool,
+    /// The broker, S3, the binaries, the run's directory and names.
+    pub(crate) at: Place<'a>,
     /// Extra environment for the backfill.
     pub(crate) backfill_env: &'a [(String, String)],
 }
 
 /// Writes the archive, starts control and the backfill, creates the syncs and watches them.
 pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Measured> {
-    std::fs::create_dir_all(&setup.dir)?;
-    let s3 = crate::s3::client(setup.s3);
-    let topics = Topics::new(&format!("{}.{NAME}", setup.run_id));
-    let (archive_bucket, dest) = (format!("{}-s1k-archive", setup.run_id), format!("{}-s1k-dest", setup.run_id));
+    std::fs::create_dir_all(&setup.at.dir)?;
+    let s3 = crate::s3::client(setup.at.s3);
+    let topics = Topics::new(&format!("{}.{NAME}", setup.at.run_id));
+    let (archive_bucket, dest) = (format!("{}-s1k-archive", setup.at.run_id), format!("{}-s1k-dest", setup.at.run_id));
     for bucket in [&archive_bucket, &dest] {
-        crate::s3::create_bucket(&s3, setup.s3, bucket).await?;
+        crate::s3::create_bucket(&s3, setup.at.s3, bucket).await?;
     }
-    crate::kafka::create_topics(setup.bootstrap, std::slice::from_ref(&topics.handoff), PARTITIONS).await?;
+    crate::kafka::create_topics(setup.at.bootstrap, std::slice::from_ref(&topics.handoff), PARTITIONS).await?;
     let ids: Vec<i64> = (0..workspaces).map(|i| FIRST_WS + i as i64).collect();
     eprintln!("[{NAME}] writing the archive of {workspaces} workspaces ...");
     let started = Instant::now();
-    let written = archive::write(&s3, &archive_bucket, setup.bootstrap, &topics.handoff, &ids).await?;
+    let written = archive::write(&s3, &archive_bucket, setup.at.bootstrap, &topics.handoff, &ids).await?;
     eprintln!(
         "[{NAME}] archive written: {} rows in {:.1} s; starting control and the backfill ...",
         written.rows,
@@ -180,7 +169,7 @@ pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Mea
     );
 
     let result = run_services(&setup, &topics, &archive_bucket, &dest, &written).await;
-    if !setup.keep_objects {
+    if !setup.at.keep_objects {
         for bucket in [&archive_bucket, &dest] {
             let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
             if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
@@ -188,7 +177,7 @@ pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Mea
             }
         }
     }
-    if let Err(e) = crate::kafka::delete_topics(setup.bootstrap, &topics.all()).await {
+    if let Err(e) = crate::kafka::delete_topics(setup.at.bootstrap, &topics.all()).await {
         eprintln!("[{NAME}] could not delete the run's topics: {e:#}");
     }
     result
@@ -203,10 +192,10 @@ async fn run_services(
 ) -> anyhow::Result<Measured> {
     let api_port = crate::services::free_port()?;
     let stack = stack::Stack {
-        bootstrap: setup.bootstrap,
-        s3: setup.s3,
-        bin_dir: setup.bin_dir,
-        dir: &setup.dir,
+        bootstrap: setup.at.bootstrap,
+        s3: setup.at.s3,
+        bin_dir: setup.at.bin_dir,
+        dir: &setup.at.dir,
         topics,
         seal_key: SEAL_KEY,
         admin_token: ADMIN_TOKEN,
@@ -222,7 +211,7 @@ async fn run_services(
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(DEFAULT_CONCURRENCY);
 
-    let api = watch::Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.s3, dest);
+    let api = watch::Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.at.s3, dest);
     eprintln!("[{NAME}] creating {} syncs through the API, polling their status ...", written.expected.len());
     let services = watch::Services { control: &mut control, backfill: &mut backfill };
     let watched = watch::run(&api, services, &written.expected, CREATES_IN_FLIGHT, STALL).await?;
