@@ -491,12 +491,7 @@ memory_budget_bytes = {budget}
         }
     }
     if !setup.keep_objects {
-        for bucket in [&archive, &destination] {
-            let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
-            if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
-                eprintln!("[{NAME}] could not delete bucket {bucket}: {e:#}");
-            }
-        }
+        crate::s3::delete_buckets(&s3, &[&archive, &destination], NAME).await;
     }
     let topics = [handoff, store.topic.clone(), store.initial_sync_topic.clone()];
     if let Err(e) = crate::kafka::delete_topics(setup.bootstrap, &topics).await {

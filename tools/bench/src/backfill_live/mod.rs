@@ -255,12 +255,7 @@ pub(crate) async fn run(setup: Setup<'_>, plan: Plan) -> anyhow::Result<Measured
     }
     .await;
     if !setup.at.keep_objects {
-        for bucket in [&archive_bucket, &names.bucket] {
-            let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
-            if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
-                eprintln!("[{NAME}] could not delete bucket {bucket}: {e:#}");
-            }
-        }
+        crate::s3::delete_buckets(&s3, &[&archive_bucket, &names.bucket], NAME).await;
     }
     let mut all = topics.all();
     all.extend([names.dead_letters.clone(), names.lot.clone()]);

@@ -170,12 +170,7 @@ pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Mea
 
     let result = run_services(&setup, &topics, &archive_bucket, &dest, &written).await;
     if !setup.at.keep_objects {
-        for bucket in [&archive_bucket, &dest] {
-            let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
-            if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
-                eprintln!("[{NAME}] could not delete bucket {bucket}: {e:#}");
-            }
-        }
+        crate::s3::delete_buckets(&s3, &[&archive_bucket, &dest], NAME).await;
     }
     if let Err(e) = crate::kafka::delete_topics(setup.at.bootstrap, &topics.all()).await {
         eprintln!("[{NAME}] could not delete the run's topics: {e:#}");
