@@ -346,15 +346,7 @@ async fn run_services(
         archived.rows
     );
 
-    let stack = Stack {
-        bootstrap: setup.at.bootstrap,
-        s3: setup.at.s3,
-        bin_dir: setup.at.bin_dir,
-        dir: &setup.at.dir,
-        topics,
-        seal_key: SEAL_KEY,
-        admin_token: ADMIN_TOKEN,
-    };
+    let stack = Stack { at: &setup.at, topics, seal_key: SEAL_KEY, admin_token: ADMIN_TOKEN };
     let [ingest_env, uploader_env, backfill_env] = setup.env;
     let api_port = crate::services::free_port()?;
     let mut control = stack.control(api_port)?;

@@ -186,15 +186,7 @@ async fn run_services(
     written: &archive::Written,
 ) -> anyhow::Result<Measured> {
     let api_port = crate::services::free_port()?;
-    let stack = stack::Stack {
-        bootstrap: setup.at.bootstrap,
-        s3: setup.at.s3,
-        bin_dir: setup.at.bin_dir,
-        dir: &setup.at.dir,
-        topics,
-        seal_key: SEAL_KEY,
-        admin_token: ADMIN_TOKEN,
-    };
+    let stack = stack::Stack { at: &setup.at, topics, seal_key: SEAL_KEY, admin_token: ADMIN_TOKEN };
     let mut control = stack.control(api_port)?;
     let mut backfill = stack.backfill(archive_bucket, archive::PREFIX, setup.backfill_env)?;
     control.wait_ready(Duration::from_secs(60))?;

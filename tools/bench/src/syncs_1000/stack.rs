@@ -1,9 +1,7 @@
 //! Control and the backfill as processes on a run's own topics and archive bucket, as
 //! `syncs-1000` and `backfill-live` start them.
 
-use std::path::Path;
-
-use crate::services::{S3Target, Service};
+use crate::services::{Place, Service};
 
 /// The run's handoff topic and control's store topics.
 pub(crate) struct Topics {
@@ -40,14 +38,9 @@ impl Topics {
 
 /// What control and the backfill are started with.
 pub(crate) struct Stack<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server (the archive's).
-    pub(crate) s3: &'a S3Target,
-    /// Where the binaries are.
-    pub(crate) bin_dir: &'a Path,
-    /// Configs, logs and the spill directory go here.
-    pub(crate) dir: &'a Path,
+    /// The broker, S3 (the archive's), the binaries and the run's directory (configs, logs, the
+    /// spill directory).
+    pub(crate) at: &'a Place<'a>,
     /// The run's topics.
     pub(crate) topics: &'a Topics,
     /// The seal key control, the backfill and the uploader share.
@@ -65,12 +58,12 @@ impl Stack<'_> {
     /// Starts `dwsync-control` with its API on `api_port` and initial syncs on.
     pub(crate) fn control(&self, api_port: u16) -> anyhow::Result<Service> {
         let store = self.topics.store_toml();
-        Service::start("control", self.bin_dir, self.dir, &self.seal_env(), |port| {
+        Service::start("control", self.at.bin_dir, &self.at.dir, &self.seal_env(), |port| {
             format!(
                 "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_token = \"{token}\"\nallow_insecure_endpoints = true\n\
                  [store]\n{store}[initial_sync]\nenabled = true\nhandoff_topic = \"{handoff}\"\n",
-                bootstrap = self.bootstrap,
+                bootstrap = self.at.bootstrap,
                 token = self.admin_token,
                 handoff = self.topics.handoff,
             )
@@ -85,21 +78,21 @@ impl Stack<'_> {
         prefix: &str,
         extra: &[(String, String)],
     ) -> anyhow::Result<Service> {
-        let spill = self.dir.join("spill");
+        let spill = self.at.dir.join("spill");
         std::fs::create_dir_all(&spill)?;
         let mut env = self.seal_env().to_vec();
         env.extend(extra.iter().cloned());
         let store = self.topics.store_toml();
-        Service::start("backfill", self.bin_dir, self.dir, &env, |port| {
+        Service::start("backfill", self.at.bin_dir, &self.at.dir, &env, |port| {
             format!(
                 "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
                  [sync_config.store]\n{store}[archive]\nbucket = \"{archive_bucket}\"\nprefix = \"{prefix}\"\n\
                  endpoint = \"{endpoint}\"\nforce_path_style = true\naccess_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n\
                  [handoff]\ntopic = \"{handoff}\"\n[backfill]\nspill_dir = \"{spill}\"\n",
-                bootstrap = self.bootstrap,
-                endpoint = self.s3.endpoint,
-                access = self.s3.access_key,
-                secret = self.s3.secret_key,
+                bootstrap = self.at.bootstrap,
+                endpoint = self.at.s3.endpoint,
+                access = self.at.s3.access_key,
+                secret = self.at.s3.secret_key,
                 handoff = self.topics.handoff,
                 spill = spill.display(),
             )
