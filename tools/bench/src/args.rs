@@ -17,7 +17,8 @@ pub(crate) struct Args {
     pub(crate) smoke: bool,
     /// Scenarios to run, comma-separated (`metrics-json`, `metrics-protobuf`, `mixed-all-tables`,
     /// `workspaces-10k`; default all four), and the initial-sync scenarios, run only when named:
-    /// `backfill-large` (one large workspace), `syncs-1000` (1,000 syncs created in a minute).
+    /// `backfill-large` (one large workspace), `syncs-1000` (1,000 syncs created in a minute),
+    /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync).
     #[arg(long, value_delimiter = ',')]
     pub(crate) scenario: Vec<String>,
     /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).
@@ -71,7 +72,10 @@ pub(crate) struct Args {
     /// Extra environment for the uploader (repeatable), as for `--ingest-env`.
     #[arg(long, value_parser = parse_env)]
     pub(crate) uploader_env: Vec<(String, String)>,
-    /// Extra environment for the backfill of `syncs-1000` (repeatable), e.g.
+    /// Records per second of `backfill-live`'s live stream (default 2000; 200 with --smoke).
+    #[arg(long)]
+    pub(crate) live_rate: Option<f64>,
+    /// Extra environment for the backfill of `syncs-1000` and `backfill-live` (repeatable), e.g.
     /// `DWSYNC_BACKFILL__CONCURRENCY=4`.
     #[arg(long, value_parser = parse_env)]
     pub(crate) backfill_env: Vec<(String, String)>,

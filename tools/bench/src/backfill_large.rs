@@ -13,7 +13,7 @@
 //! directory's largest size.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::procstat;
-use crate::services::{S3Target, Service};
+use crate::services::Service;
 
 /// The scenario's name.
 pub(crate) const NAME: &str = "backfill-large";
@@ -50,7 +50,7 @@ const ROWS_PER_FILE: u64 = 250_000;
 const AT_MS: i64 = 1_780_000_000_000;
 
 /// The archive's prefix in the run's archive bucket.
-const PREFIX: &str = "archive";
+pub(crate) const PREFIX: &str = "archive";
 
 /// The seal key of the run's destination secret.
 const SEAL_KEY: [u8; 32] = [0x5a; 32];
@@ -229,14 +229,28 @@ pub(crate) fn share(k: u64, batches: u64, total: u64) -> std::ops::Range<u64> {
     (k * total / batches)..((k + 1) * total / batches)
 }
 
-/// Writes the archive: `batches` batches of 10 offsets, each with a file per table at its first
-/// offsets. Returns (rows, bytes, the cut).
-async fn write_archive(
+/// What [`write_archive`] wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Archived {
+    /// Rows archived.
+    pub(crate) rows: u64,
+    /// Bytes of Parquet archived.
+    pub(crate) bytes: u64,
+    /// A cut inside the last batch (the archive covers it).
+    pub(crate) cut: i64,
+    /// The end of the last batch: the handoff offsets the archive spans are `0..end`.
+    pub(crate) end: i64,
+}
+
+/// Writes the archive of workspace `ws` on handoff `partition` under [`PREFIX`]: `batches`
+/// batches of 10 offsets, each with a file per table at its first offsets.
+pub(crate) async fn write_archive(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
+    ws: i64,
     size: Size,
     partition: i32,
-) -> anyhow::Result<(u64, u64, i64)> {
+) -> anyhow::Result<Archived> {
     let largest = size.people.max(size.attributes).max(size.metrics);
     let batches = largest.div_ceil(ROWS_PER_FILE).max(1);
     let (mut total_rows, mut total_bytes) = (0u64, 0u64);
@@ -244,25 +258,25 @@ async fn write_archive(
         let start = (k * 10) as i64;
         let range = BatchRange { partition, start, end: start + 10 };
         let files: Vec<(i64, Table, FileKind, RecordBatch)> = vec![
-            (start, Table::People, FileKind::New, people(WS, share(k, batches, size.people), false)?),
-            (start + 1, Table::People, FileKind::Changes, people(WS, share(k, batches, size.people), true)?),
+            (start, Table::People, FileKind::New, people(ws, share(k, batches, size.people), false)?),
+            (start + 1, Table::People, FileKind::Changes, people(ws, share(k, batches, size.people), true)?),
             (
                 start + 2,
                 Table::Attributes,
                 FileKind::Unspecified,
-                attributes(WS, share(k, batches, size.attributes), size.people)?,
+                attributes(ws, share(k, batches, size.attributes), size.people)?,
             ),
             (
                 start + 3,
                 Table::Metrics,
                 FileKind::Unspecified,
-                metrics(WS, share(k, batches, size.metrics), size.people)?,
+                metrics(ws, share(k, batches, size.metrics), size.people)?,
             ),
         ];
         let names: Vec<String> = files.iter().map(|f| format!("file-{}", f.0)).collect();
         for (index, (offset, table, kind, batch)) in files.iter().enumerate() {
             let file = FileRows {
-                workspace_id: WS,
+                workspace_id: ws,
                 file_id: &names[index],
                 first_offset: *offset,
                 window_closed_at_ms: AT_MS,
@@ -283,7 +297,8 @@ async fn write_archive(
         }
     }
     // The cut after the last batch's files, inside it: the archive covers it.
-    Ok((total_rows, total_bytes, ((batches - 1) * 10 + 5) as i64))
+    let end = (batches * 10) as i64;
+    Ok(Archived { rows: total_rows, bytes: total_bytes, cut: end - 5, end })
 }
 
 /// Whether `size` is the smoke size (it gets a small memory budget, to spill all the same).
@@ -322,20 +337,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Where the run is: the broker, S3, the binaries and the working directory.
-pub(crate) struct Setup<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server.
-    pub(crate) s3: &'a S3Target,
-    /// Where `dwsync-backfill` is.
-    pub(crate) bin_dir: &'a Path,
-    /// The run's directory (configuration, log, spill directory).
-    pub(crate) dir: PathBuf,
-    /// Names of the run's topics and buckets start with it.
-    pub(crate) run_id: &'a str,
-    /// Keep the buckets.
-    pub(crate) keep_objects: bool,
-}
+pub(crate) use crate::services::Place as Setup;
 
 /// Writes the archive, asks for the baselines and runs the backfill until they are delivered.
 pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured> {
@@ -351,7 +353,8 @@ pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured
     let partition = handoff_partition(WS, PARTITIONS).context("partition")?;
     eprintln!("[{NAME}] writing the archive ({size:?}) ...");
     let started = Instant::now();
-    let (archive_rows, archive_bytes, cut) = write_archive(&s3, &archive, size, partition).await?;
+    let Archived { rows: archive_rows, bytes: archive_bytes, cut, .. } =
+        write_archive(&s3, &archive, WS, size, partition).await?;
     let write_archive_secs = started.elapsed().as_secs_f64();
     eprintln!("[{NAME}] archive written: {archive_rows} rows, {archive_bytes} bytes in {write_archive_secs:.1} s");
 
@@ -489,12 +492,7 @@ memory_budget_bytes = {budget}
         }
     }
     if !setup.keep_objects {
-        for bucket in [&archive, &destination] {
-            let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
-            if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
-                eprintln!("[{NAME}] could not delete bucket {bucket}: {e:#}");
-            }
-        }
+        crate::s3::delete_buckets(&s3, &[&archive, &destination], NAME).await;
     }
     let topics = [handoff, store.topic.clone(), store.initial_sync_topic.clone()];
     if let Err(e) = crate::kafka::delete_topics(setup.bootstrap, &topics).await {

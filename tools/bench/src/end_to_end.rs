@@ -124,7 +124,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     let reader = handoff_files::Reader::start(&names.bootstrap, &names.handoff)?;
 
     let mut uploader = Service::start("uploader", bin_dir, &dir, uploader_env, |port| {
-        services::uploader_config(scenario, &names, target, port)
+        services::uploader_config(scenario, &names, target, port, None)
     })?;
     uploader.wait_ready(Duration::from_secs(120))?;
     let started_ms = now_ms();
@@ -141,7 +141,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
 
     let mut feeder = feed.map(|Feed { over, seed }| {
         let (scenario, bootstrap, topics) = (scenario.clone(), names.bootstrap.clone(), loaded.topics.clone());
-        std::thread::spawn(move || preload::produce(&scenario, &bootstrap, &topics, seed, Some(over)))
+        std::thread::spawn(move || preload::produce(&scenario, &bootstrap, &topics, seed, Some(over), None))
     });
 
     let mut log = UploadLog::new(&uploader.log);

@@ -1,5 +1,6 @@
 //! The files ingest hands off, read live from the handoff topic (`read_committed`, from the
-//! beginning, no consumer group): each file's object key, rows and window close time.
+//! beginning, no consumer group): each file's object key, rows and window close time. Cut
+//! records are passed over.
 
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
@@ -13,6 +14,7 @@ use dwsync_contract::Table;
 use dwsync_handoff::{FileChunk, FileKind, data_key};
 use dwsync_proto::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Headers as _;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
 
 use crate::kafka;
@@ -91,6 +93,10 @@ fn read(consumer: &BaseConsumer, files: &Files, stop: &AtomicBool) -> anyhow::Re
         // Kafka errors (a broker restarting) are transient: librdkafka reconnects by itself,
         // and a pipeline that really stops is caught by the run's stall timeout.
         let Some(Ok(msg)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        // Cut records (control's, for an initial sync or a purge) hold no file.
+        if msg.headers().is_some_and(|h| dwsync_handoff::cut_value(h.iter().map(|h| (h.key, h.value))).is_some()) {
+            continue;
+        }
         let chunk = FileChunk::decode(msg.payload().unwrap_or_default()).context("a handoff record is no FileChunk")?;
         if chunk.chunk_index != 0 {
             continue;

@@ -15,6 +15,7 @@
 
 mod args;
 mod backfill_large;
+mod backfill_live;
 mod ceiling;
 mod consume_encode;
 mod cpu_bound;
@@ -53,12 +54,13 @@ async fn main() -> anyhow::Result<()> {
     } else {
         args.scenario
             .iter()
-            .filter(|s| ![backfill_large::NAME, syncs_1000::NAME].contains(&s.as_str()))
+            .filter(|s| ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME].contains(&s.as_str()))
             .cloned()
             .collect()
     };
     let backfill = args.scenario.iter().any(|s| s == backfill_large::NAME);
     let syncs = args.scenario.iter().any(|s| s == syncs_1000::NAME);
+    let live = args.scenario.iter().any(|s| s == backfill_live::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -87,43 +89,55 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .flat_map(|(service, env)| env.iter().map(move |(k, v)| format!("{service}:{k}={v}")))
             .collect();
-    let mut report =
-        Report { machine, smoke: args.smoke, service_env, scenarios: Vec::new(), backfill: None, syncs: None };
+    let mut report = Report {
+        machine,
+        smoke: args.smoke,
+        service_env,
+        scenarios: Vec::new(),
+        backfill: None,
+        syncs: None,
+        backfill_live: None,
+    };
     let target = S3Target {
         endpoint: args.s3_endpoint.clone(),
         access_key: args.s3_access_key.clone(),
         secret_key: args.s3_secret_key.clone(),
     };
+    let place = |name: &str| services::Place {
+        bootstrap: &args.bootstrap,
+        s3: &target,
+        bin_dir: &bin_dir,
+        dir: work_dir.join(name),
+        run_id: &run_id,
+        keep_objects: args.keep_objects,
+    };
     if backfill {
-        let setup = backfill_large::Setup {
-            bootstrap: &args.bootstrap,
-            s3: &target,
-            bin_dir: &bin_dir,
-            dir: work_dir.join(backfill_large::NAME),
-            run_id: &run_id,
-            keep_objects: args.keep_objects,
-        };
-        let measured = backfill_large::run(setup, backfill_large::Size::of(args.smoke, args.scale))
-            .await
-            .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
+        let measured =
+            backfill_large::run(place(backfill_large::NAME), backfill_large::Size::of(args.smoke, args.scale))
+                .await
+                .with_context(|| format!("scenario {} failed", backfill_large::NAME))?;
         println!("{}", measured.render());
         report.backfill = Some(measured);
     }
     if syncs {
-        let setup = syncs_1000::Setup {
-            bootstrap: &args.bootstrap,
-            s3: &target,
-            bin_dir: &bin_dir,
-            dir: work_dir.join(syncs_1000::NAME),
-            run_id: &run_id,
-            keep_objects: args.keep_objects,
-            backfill_env: &args.backfill_env,
-        };
+        let setup = syncs_1000::Setup { at: place(syncs_1000::NAME), backfill_env: &args.backfill_env };
         let measured = syncs_1000::run(setup, syncs_1000::workspaces(args.smoke, args.scale))
             .await
             .with_context(|| format!("scenario {} failed", syncs_1000::NAME))?;
         println!("{}", measured.render());
         report.syncs = Some(measured);
+    }
+    if live {
+        let setup = backfill_live::Setup {
+            at: place(backfill_live::NAME),
+            env: [&args.ingest_env, &args.uploader_env, &args.backfill_env],
+        };
+        let plan = backfill_live::Plan::of(args.smoke, args.scale, args.live_rate, args.window_ms, args.seed);
+        let measured = backfill_live::run(setup, plan)
+            .await
+            .with_context(|| format!("scenario {} failed", backfill_live::NAME))?;
+        println!("{}", measured.render());
+        report.backfill_live = Some(measured);
     }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)

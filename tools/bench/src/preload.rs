@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -73,18 +73,20 @@ pub(crate) async fn preload(
 ) -> anyhow::Result<Loaded> {
     let topics = topic_names(scenario, prefix);
     kafka::create_topics(bootstrap, &topics, partitions).await?;
-    produce(scenario, bootstrap, &topics, seed, None)
+    produce(scenario, bootstrap, &topics, seed, None, None)
 }
 
 /// Produces the scenario's records (seed `seed`) to `topics` (from [`topic_names`]) and waits
 /// until every one is delivered: as fast as possible, or `over` a time at an even pace (a
-/// steady stream; blocks the calling thread for that long).
+/// steady stream; blocks the calling thread for that long). Once `stop` is set it produces no
+/// more and waits for the records produced so far.
 pub(crate) fn produce(
     scenario: &Scenario,
     bootstrap: &str,
     topics: &[String],
     seed: u64,
     over: Option<Duration>,
+    stop: Option<&AtomicBool>,
 ) -> anyhow::Result<Loaded> {
     let topics = topics.to_vec();
     let producer: ThreadedProducer<Deliveries> = kafka::config(bootstrap)
@@ -105,6 +107,9 @@ pub(crate) fn produce(
     let mut per_table: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     let (mut records, mut bytes) = (0, 0);
     for m in messages.by_ref() {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            break;
+        }
         if let Some(step) = step
             && records % 64 == 0
         {

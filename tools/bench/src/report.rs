@@ -238,6 +238,8 @@ pub(crate) struct Report {
     pub(crate) backfill: Option<crate::backfill_large::Measured>,
     /// The `syncs-1000` run, if asked for.
     pub(crate) syncs: Option<crate::syncs_1000::Measured>,
+    /// The `backfill-live` run, if asked for.
+    pub(crate) backfill_live: Option<crate::backfill_live::Measured>,
 }
 
 fn rate(t: &Throughput) -> String {

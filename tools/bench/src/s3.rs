@@ -96,3 +96,13 @@ pub(crate) async fn delete_bucket(
         .with_context(|| format!("cannot delete bucket {bucket}"))?;
     Ok(())
 }
+
+/// Deletes each of `buckets` with every object in it; a failure is only reported, under `scenario`.
+pub(crate) async fn delete_buckets(client: &aws_sdk_s3::Client, buckets: &[&str], scenario: &str) {
+    for bucket in buckets {
+        let keys = list_keys(client, bucket).await.unwrap_or_default();
+        if let Err(e) = delete_bucket(client, bucket, &keys).await {
+            eprintln!("[{scenario}] could not delete bucket {bucket}: {e:#}");
+        }
+    }
+}

@@ -26,6 +26,22 @@ pub(crate) struct S3Target {
     pub(crate) secret_key: String,
 }
 
+/// Where an initial-sync scenario runs: the broker, S3, the binaries, its directory and names.
+pub(crate) struct Place<'a> {
+    /// Kafka bootstrap servers.
+    pub(crate) bootstrap: &'a str,
+    /// The S3 server.
+    pub(crate) s3: &'a S3Target,
+    /// Where the service binaries are.
+    pub(crate) bin_dir: &'a Path,
+    /// The run's directory (configurations, logs, spill directory).
+    pub(crate) dir: PathBuf,
+    /// Names of the run's topics and buckets start with it.
+    pub(crate) run_id: &'a str,
+    /// Keep the buckets.
+    pub(crate) keep_objects: bool,
+}
+
 /// Names and settings of one end-to-end run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunNames {
@@ -75,12 +91,23 @@ pub(crate) fn ingest_config(scenario: &Scenario, run: &RunNames, port: u16) -> S
     )
 }
 
-/// The uploader's config file: static destinations, one per workspace, no control service.
-pub(crate) fn uploader_config(scenario: &Scenario, run: &RunNames, s3: &S3Target, port: u16) -> String {
+/// The uploader's config file: static destinations, one per workspace; no control service, or
+/// with `follow` (its `[sync_config.store]` keys) control's configurations followed as well.
+pub(crate) fn uploader_config(
+    scenario: &Scenario,
+    run: &RunNames,
+    s3: &S3Target,
+    port: u16,
+    follow: Option<&str>,
+) -> String {
+    let sync_config = match follow {
+        Some(store) => format!("follow = true\n\n[sync_config.store]\n{store}"),
+        None => "follow = false\n".to_owned(),
+    };
     let mut toml = format!(
         "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n\
          [telemetry]\nlog_format = \"json\"\n\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{group}-uploader\"\n\n\
-         [lot]\ntopic = \"{lot}\"\n\n[sync_config]\nfollow = false\n",
+         [lot]\ntopic = \"{lot}\"\n\n[sync_config]\n{sync_config}",
         bootstrap = run.bootstrap,
         handoff = run.handoff,
         group = run.group_prefix,
@@ -321,7 +348,7 @@ mod tests {
         assert!(ingest.contains("tables = [\"deliveries\", \"metrics\", \"people\", \"events\"]"), "{ingest}");
         assert!(ingest.contains("duration_ms = 15000"));
         let s3 = S3Target { endpoint: "http://127.0.0.1:9000".into(), access_key: "a".into(), secret_key: "s".into() };
-        let uploader = uploader_config(&scenario, &run(), &s3, 1235);
+        let uploader = uploader_config(&scenario, &run(), &s3, 1235, None);
         assert_eq!(uploader.matches("[[destinations]]").count(), scenario.workspaces);
         assert!(uploader.contains("follow = false") && uploader.contains("prefix = \"ws1001\""));
     }

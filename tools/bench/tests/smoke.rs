@@ -192,3 +192,34 @@ fn smoke_mode_creates_syncs_and_watches_every_initial_sync_to_done() {
     }
     assert!(num(syncs, "/accuracy/polls") >= 20.0 && num(syncs, "/all_done_secs") > 0.0);
 }
+
+/// `--smoke --scenario backfill-live`: a generated workspace's initial sync runs through control's
+/// API while 20 other workspaces stream; every streamed record is in the bucket (the harness fails
+/// otherwise), close → visible is measured before and during the backfill, CPU per process.
+/// Needs every service binary built next to the harness.
+#[test]
+fn smoke_mode_streams_other_workspaces_during_a_backfill() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-live-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--scenario", "backfill-live"], &json);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke --scenario backfill-live failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let live = &report["backfill_live"];
+    assert_eq!(num(live, "/plan/workspaces"), 20.0);
+    // 19,600 people, 39,200 attributes, 80,000 metrics (as backfill-large's smoke).
+    assert_eq!(num(live, "/baseline_rows"), 138_800.0, "the baselines' rows");
+    assert!(num(live, "/live_records") > 0.0 && num(live, "/live_files") > 0.0);
+    for stretch in ["before", "during"] {
+        assert!(num(live, &format!("/{stretch}/visible/files")) > 0.0, "{stretch}: live files measured");
+        assert!(num(live, &format!("/{stretch}/secs")) > 0.0, "{stretch}");
+        for process in ["ingest", "uploader", "backfill", "control", "machine", "rest"] {
+            assert!(num(live, &format!("/{stretch}/cpu_secs/{process}")) >= 0.0, "{stretch}: {process}");
+        }
+    }
+    assert!(num(live, "/rows_per_sec") > 0.0 && num(live, "/backfill_secs") > 0.0);
+}

@@ -20,17 +20,18 @@
 //! baseline file is there with the rows archived. Any accuracy failure fails the run.
 
 mod archive;
-mod watch;
+pub(crate) mod stack;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde::Serialize;
 
 use crate::report::Latency;
-use crate::services::{S3Target, Service};
+use crate::services::Place;
+use stack::Topics;
 
 /// The scenario's name.
 pub(crate) const NAME: &str = "syncs-1000";
@@ -139,68 +140,28 @@ impl Measured {
     }
 }
 
-/// Where the run is: the broker, S3, the binaries and the working directory.
+/// Where the run is, and the services' extra environment.
 pub(crate) struct Setup<'a> {
-    /// Kafka bootstrap servers.
-    pub(crate) bootstrap: &'a str,
-    /// The S3 server.
-    pub(crate) s3: &'a S3Target,
-    /// Where `dwsync-control` and `dwsync-backfill` are.
-    pub(crate) bin_dir: &'a Path,
-    /// The run's directory (configuration, logs, spill directory).
-    pub(crate) dir: PathBuf,
-    /// Names of the run's topics and buckets start with it.
-    pub(crate) run_id: &'a str,
-    /// Keep the buckets.
-    pub(crate) keep_objects: bool,
+    /// The broker, S3, the binaries, the run's directory and names.
+    pub(crate) at: Place<'a>,
     /// Extra environment for the backfill.
     pub(crate) backfill_env: &'a [(String, String)],
 }
 
-/// The run's topics.
-struct Topics {
-    handoff: String,
-    store: [(&'static str, String); 6],
-}
-
-impl Topics {
-    fn new(base: &str) -> Self {
-        let store = [
-            "topic",
-            "status_topic",
-            "initial_sync_topic",
-            "archive_purge_topic",
-            "archive_purge_status_topic",
-            "token_topic",
-        ]
-        .map(|key| (key, format!("{base}.{}", key.trim_end_matches("_topic").replace('_', "-"))));
-        Self { handoff: format!("{base}.handoff"), store }
-    }
-
-    /// The `[store]` (control) / `[sync_config.store]` (backfill) keys.
-    fn store_toml(&self) -> String {
-        self.store.iter().map(|(key, topic)| format!("{key} = \"{topic}\"\n")).collect()
-    }
-
-    fn all(&self) -> Vec<String> {
-        std::iter::once(self.handoff.clone()).chain(self.store.iter().map(|(_, t)| t.clone())).collect()
-    }
-}
-
 /// Writes the archive, starts control and the backfill, creates the syncs and watches them.
 pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Measured> {
-    std::fs::create_dir_all(&setup.dir)?;
-    let s3 = crate::s3::client(setup.s3);
-    let topics = Topics::new(&format!("{}.{NAME}", setup.run_id));
-    let (archive_bucket, dest) = (format!("{}-s1k-archive", setup.run_id), format!("{}-s1k-dest", setup.run_id));
+    std::fs::create_dir_all(&setup.at.dir)?;
+    let s3 = crate::s3::client(setup.at.s3);
+    let topics = Topics::new(&format!("{}.{NAME}", setup.at.run_id));
+    let (archive_bucket, dest) = (format!("{}-s1k-archive", setup.at.run_id), format!("{}-s1k-dest", setup.at.run_id));
     for bucket in [&archive_bucket, &dest] {
-        crate::s3::create_bucket(&s3, setup.s3, bucket).await?;
+        crate::s3::create_bucket(&s3, setup.at.s3, bucket).await?;
     }
-    crate::kafka::create_topics(setup.bootstrap, std::slice::from_ref(&topics.handoff), PARTITIONS).await?;
+    crate::kafka::create_topics(setup.at.bootstrap, std::slice::from_ref(&topics.handoff), PARTITIONS).await?;
     let ids: Vec<i64> = (0..workspaces).map(|i| FIRST_WS + i as i64).collect();
     eprintln!("[{NAME}] writing the archive of {workspaces} workspaces ...");
     let started = Instant::now();
-    let written = archive::write(&s3, &archive_bucket, setup.bootstrap, &topics.handoff, &ids).await?;
+    let written = archive::write(&s3, &archive_bucket, setup.at.bootstrap, &topics.handoff, &ids).await?;
     eprintln!(
         "[{NAME}] archive written: {} rows in {:.1} s; starting control and the backfill ...",
         written.rows,
@@ -208,15 +169,10 @@ pub(crate) async fn run(setup: Setup<'_>, workspaces: u64) -> anyhow::Result<Mea
     );
 
     let result = run_services(&setup, &topics, &archive_bucket, &dest, &written).await;
-    if !setup.keep_objects {
-        for bucket in [&archive_bucket, &dest] {
-            let keys = crate::s3::list_keys(&s3, bucket).await.unwrap_or_default();
-            if let Err(e) = crate::s3::delete_bucket(&s3, bucket, &keys).await {
-                eprintln!("[{NAME}] could not delete bucket {bucket}: {e:#}");
-            }
-        }
+    if !setup.at.keep_objects {
+        crate::s3::delete_buckets(&s3, &[&archive_bucket, &dest], NAME).await;
     }
-    if let Err(e) = crate::kafka::delete_topics(setup.bootstrap, &topics.all()).await {
+    if let Err(e) = crate::kafka::delete_topics(setup.at.bootstrap, &topics.all()).await {
         eprintln!("[{NAME}] could not delete the run's topics: {e:#}");
     }
     result
@@ -229,37 +185,10 @@ async fn run_services(
     dest: &str,
     written: &archive::Written,
 ) -> anyhow::Result<Measured> {
-    let env = [("DWSYNC_SEAL_KEY".to_owned(), hex::encode(SEAL_KEY))];
     let api_port = crate::services::free_port()?;
-    let store = topics.store_toml();
-    let mut control = Service::start("control", setup.bin_dir, &setup.dir, &env, |port| {
-        format!(
-            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [api]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nallow_insecure_endpoints = true\n\
-             [store]\n{store}[initial_sync]\nenabled = true\nhandoff_topic = \"{handoff}\"\n",
-            bootstrap = setup.bootstrap,
-            handoff = topics.handoff,
-        )
-    })?;
-    let spill = setup.dir.join("spill");
-    std::fs::create_dir_all(&spill)?;
-    let mut backfill_env = env.to_vec();
-    backfill_env.extend(setup.backfill_env.iter().cloned());
-    let mut backfill = Service::start("backfill", setup.bin_dir, &setup.dir, &backfill_env, |port| {
-        format!(
-            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [sync_config.store]\n{store}[archive]\nbucket = \"{archive_bucket}\"\nprefix = \"{prefix}\"\n\
-             endpoint = \"{endpoint}\"\nforce_path_style = true\naccess_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n\
-             [handoff]\ntopic = \"{handoff}\"\n[backfill]\nspill_dir = \"{spill}\"\n",
-            bootstrap = setup.bootstrap,
-            prefix = archive::PREFIX,
-            endpoint = setup.s3.endpoint,
-            access = setup.s3.access_key,
-            secret = setup.s3.secret_key,
-            handoff = topics.handoff,
-            spill = spill.display(),
-        )
-    })?;
+    let stack = stack::Stack { at: &setup.at, topics, seal_key: SEAL_KEY, admin_token: ADMIN_TOKEN };
+    let mut control = stack.control(api_port)?;
+    let mut backfill = stack.backfill(archive_bucket, archive::PREFIX, setup.backfill_env)?;
     control.wait_ready(Duration::from_secs(60))?;
     backfill.wait_ready(Duration::from_secs(60))?;
     let concurrency = setup
@@ -269,7 +198,7 @@ async fn run_services(
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(DEFAULT_CONCURRENCY);
 
-    let api = watch::Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.s3, dest);
+    let api = watch::Api::new(format!("http://127.0.0.1:{api_port}"), ADMIN_TOKEN, setup.at.s3, dest);
     eprintln!("[{NAME}] creating {} syncs through the API, polling their status ...", written.expected.len());
     let services = watch::Services { control: &mut control, backfill: &mut backfill };
     let watched = watch::run(&api, services, &written.expected, CREATES_IN_FLIGHT, STALL).await?;

@@ -45,7 +45,7 @@ impl Api {
     }
 
     /// Creates `ws`'s sync (every table on) under `ws<id>/` of the bucket.
-    async fn create(&self, ws: i64) -> anyhow::Result<()> {
+    pub(crate) async fn create(&self, ws: i64) -> anyhow::Result<()> {
         let body = json!({"destination": {
             "bucket": self.bucket,
             "prefix": crate::services::workspace_prefix(ws),
@@ -91,6 +91,18 @@ impl Api {
             .collect()
     }
 
+    /// How far `ws`'s initial syncs are, as its status shows them.
+    pub(crate) async fn progress(&self, ws: i64) -> anyhow::Result<Progress> {
+        let views = self.status(ws).await?;
+        Ok(Progress {
+            tables: views.len() as u64,
+            done: views.iter().filter(|v| v.state == State::Done).count() as u64,
+            failed: views.iter().filter(|v| v.state == State::Failed).count() as u64,
+            rows: views.iter().map(|v| v.rows).sum(),
+            files: views.iter().map(|v| v.files).sum(),
+        })
+    }
+
     /// Whether `key` is in the bucket.
     async fn exists(&self, key: &str) -> anyhow::Result<bool> {
         match self.s3.head_object().bucket(&self.bucket).key(key).send().await {
@@ -134,6 +146,28 @@ impl Api {
             rows += got;
         }
         Ok((files.len() as u64, rows))
+    }
+}
+
+/// One workspace's initial syncs in one status ([`Api::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Initial syncs listed (one per table on).
+    pub(crate) tables: u64,
+    /// Of them done.
+    pub(crate) done: u64,
+    /// Of them failed (the backfill tries again).
+    pub(crate) failed: u64,
+    /// Rows the status reports (of the done ones, and those under way).
+    pub(crate) rows: u64,
+    /// Files the status reports, likewise.
+    pub(crate) files: u64,
+}
+
+impl Progress {
+    /// Every initial sync listed is done.
+    pub(crate) fn all_done(&self) -> bool {
+        self.tables > 0 && self.done == self.tables
     }
 }
 
