@@ -519,8 +519,9 @@ memory_budget_bytes = {budget}
 }
 
 /// The `[egress]` section admitting the benchmark's S3 server (a loopback or local address) as
-/// the workspaces' endpoint.
-fn egress_toml(endpoint: &str) -> String {
+/// the workspaces' endpoint (control and the backfill refuse customers' endpoints in the
+/// operator's network otherwise).
+pub(crate) fn egress_toml(endpoint: &str) -> String {
     let host = dwsync_s3::egress::endpoint_host(endpoint).unwrap_or("127.0.0.1");
     let host = host.trim_start_matches('[').trim_end_matches(']');
     format!("[egress]\nallow = [\"127.0.0.0/8\", \"::1\", {host:?}]\n")

@@ -100,8 +100,12 @@ pub(crate) fn uploader_config(
     port: u16,
     follow: Option<&str>,
 ) -> String {
+    // Followed destinations are customers' endpoints: the benchmark's S3 server is admitted.
     let sync_config = match follow {
-        Some(store) => format!("follow = true\n\n[sync_config.store]\n{store}"),
+        Some(store) => format!(
+            "follow = true\n\n[sync_config.store]\n{store}\n{}",
+            crate::backfill_large::egress_toml(&s3.endpoint)
+        ),
         None => "follow = false\n".to_owned(),
     };
     let mut toml = format!(

@@ -62,8 +62,9 @@ impl Stack<'_> {
             format!(
                 "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
                  [api]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_token = \"{token}\"\nallow_insecure_endpoints = true\n\
-                 [store]\n{store}[initial_sync]\nenabled = true\nhandoff_topic = \"{handoff}\"\n",
+                 {egress}[store]\n{store}[initial_sync]\nenabled = true\nhandoff_topic = \"{handoff}\"\n",
                 bootstrap = self.at.bootstrap,
+                egress = crate::backfill_large::egress_toml(&self.at.s3.endpoint),
                 token = self.admin_token,
                 handoff = self.topics.handoff,
             )
@@ -86,10 +87,11 @@ impl Stack<'_> {
         Service::start("backfill", self.at.bin_dir, &self.at.dir, &env, |port| {
             format!(
                 "[kafka]\nbootstrap_servers = \"{bootstrap}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-                 [sync_config.store]\n{store}[archive]\nbucket = \"{archive_bucket}\"\nprefix = \"{prefix}\"\n\
+                 {egress}[sync_config.store]\n{store}[archive]\nbucket = \"{archive_bucket}\"\nprefix = \"{prefix}\"\n\
                  endpoint = \"{endpoint}\"\nforce_path_style = true\naccess_key_id = \"{access}\"\nsecret_access_key = \"{secret}\"\n\
                  [handoff]\ntopic = \"{handoff}\"\n[backfill]\nspill_dir = \"{spill}\"\n",
                 bootstrap = self.at.bootstrap,
+                egress = crate::backfill_large::egress_toml(&self.at.s3.endpoint),
                 endpoint = self.at.s3.endpoint,
                 access = self.at.s3.access_key,
                 secret = self.at.s3.secret_key,
