@@ -10,8 +10,6 @@ use std::time::Duration;
 use dwsync_config::KafkaConfig;
 use dwsync_handoff::Generation;
 use dwsync_retry::Backoff;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
@@ -19,6 +17,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+
+use crate::store::StoreConfig;
 
 /// The record key of every generation record.
 const KEY: &str = "generation";
@@ -213,20 +213,16 @@ fn is_unknown_topic(error: &KafkaError) -> bool {
 }
 
 /// Creates the compacted, single-partition generation topic unless it exists (replication: the
-/// broker's default).
+/// broker's default), as the stores create theirs.
 async fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), GenerationError> {
-    let admin: AdminClient<DefaultClientContext> =
-        kafka.client_config("handoff-generation-admin").create().map_err(|e| GenerationError::kafka(topic, e))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
-    let results = admin.create_topics([&new], &opts).await.map_err(|e| GenerationError::kafka(topic, e))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(GenerationError::kafka(topic, code)),
-        }
-    }
-    Ok(())
+    let store = StoreConfig {
+        topic: topic.to_owned(),
+        partitions: 1,
+        replication_factor: -1,
+        timeout_ms: TIMEOUT.as_millis() as u64,
+        ..StoreConfig::default()
+    };
+    crate::store::ensure_topic(kafka, &store).await.map_err(|e| GenerationError::kafka(topic, e))
 }
 
 #[cfg(test)]

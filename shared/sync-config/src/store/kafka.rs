@@ -422,7 +422,7 @@ async fn ends(
 }
 
 /// Creates the compacted topic unless it exists.
-async fn ensure_topic(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(), StoreError> {
+pub(crate) async fn ensure_topic(kafka: &KafkaConfig, cfg: &StoreConfig) -> Result<(), StoreError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config("store-admin").create()?;
     let topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
         .set("cleanup.policy", "compact");

@@ -9,6 +9,7 @@ mod view;
 use std::future::Future;
 use std::time::Duration;
 
+pub(crate) use kafka::ensure_topic;
 pub use kafka::{CHECK_INTERVAL, Follower, Following, KafkaStore, STALL_LIMIT, is_transient, on_following};
 pub use memory::MemoryStore;
 
