@@ -357,12 +357,12 @@ async fn every_bad_record_is_dead_lettered_once_and_every_valid_one_exported_onc
     assert_eq!(left, 0, "records left between the committed offsets and the ends of the source topics");
     // What monitoring sees: the lag back to 0, no restart, each dead letter counted once.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut gauge = metric(&ingest, "dwsync_ingest_consumer_lag", "").await;
+    let mut gauge = metric(&ingest, "dwsync_ingest_consumer_lag_records", "").await;
     while gauge != Some(0.0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        gauge = metric(&ingest, "dwsync_ingest_consumer_lag", "").await;
+        gauge = metric(&ingest, "dwsync_ingest_consumer_lag_records", "").await;
     }
-    assert_eq!(gauge, Some(0.0), "dwsync_ingest_consumer_lag");
+    assert_eq!(gauge, Some(0.0), "dwsync_ingest_consumer_lag_records");
     assert_eq!(metric(&ingest, "dwsync_ingest_loop_restarts_total", "").await, None, "no restart counted");
     let counted = metric(&ingest, "dwsync_ingest_records_dead_lettered_total", "").await;
     assert_eq!(counted, Some(campaign.len() as f64), "dead letters counted once each");

@@ -131,13 +131,13 @@ pub struct IngestConfig {
     /// busy loop does not miss them. At least the broker's `group.min.session.timeout.ms` (6000
     /// by default). Default: `10000` (librdkafka's is 45000).
     pub session_timeout_ms: u64,
-    /// How often the group's lag (`dwsync_ingest_consumer_lag`,
-    /// `dwsync_ingest_seconds_since_commit`) is sampled, in milliseconds: committed offsets
+    /// How often the group's lag (`dwsync_ingest_consumer_lag_records`,
+    /// `dwsync_ingest_time_since_commit_seconds`) is sampled, in milliseconds: committed offsets
     /// against the end of the source topics, on a client of its own. Default: `15000`.
     pub lag_interval_ms: u64,
     /// Ingest is unready (`/readyz`, component `progress`) while source records have waited
     /// this long, in milliseconds, without the group committing
-    /// (`dwsync_ingest_seconds_since_commit` over it): a stalled or restarting loop. A partition
+    /// (`dwsync_ingest_time_since_commit_seconds` over it): a stalled or restarting loop. A partition
     /// commits once per window, so it must exceed the window. Default: none =
     /// `window.duration_ms + ingest.transaction_timeout_ms + 60000` (17 minutes with the
     /// defaults); see [`Config::stall_after`].

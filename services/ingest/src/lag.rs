@@ -1,7 +1,7 @@
 //! The consumer lag: the ingest group's committed offsets against the end of the source topics,
 //! sampled by [`dwsync_telemetry::group_lag`] on a thread of its own from the service's start,
 //! whatever the loop does (so a stalled or restarting loop shows a growing lag), into
-//! `dwsync_ingest_consumer_lag` and `dwsync_ingest_seconds_since_commit`; ingest is unready
+//! `dwsync_ingest_consumer_lag_records` and `dwsync_ingest_time_since_commit_seconds`; ingest is unready
 //! while source records have waited longer than [`Config::stall_after`] without a commit.
 
 use dwsync_telemetry::Service;

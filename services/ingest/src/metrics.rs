@@ -62,7 +62,7 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .with_description("Parquet files handed off, by table.")
             .build(),
         bytes: m
-            .u64_counter("dwsync_ingest_bytes_handed_off_total")
+            .u64_counter("dwsync_ingest_handed_off_bytes_total")
             .with_description("Parquet bytes handed off.")
             .build(),
         flush_seconds: m
@@ -75,14 +75,14 @@ static INSTRUMENTS: LazyLock<Instruments> = LazyLock::new(|| {
             .build(),
         open_windows: m.u64_gauge("dwsync_ingest_open_windows").with_description("Open windows.").build(),
         lag: m
-            .i64_gauge("dwsync_ingest_consumer_lag")
+            .i64_gauge("dwsync_ingest_consumer_lag_records")
             .with_description(
                 "Source records the group has still to read: committed offsets to the end of the source topics \
                  (0 where only transaction markers or aborted records follow). The group's, the same on every instance.",
             )
             .build(),
         since_commit: m
-            .f64_gauge("dwsync_ingest_seconds_since_commit")
+            .f64_gauge("dwsync_ingest_time_since_commit_seconds")
             .with_description(
                 "Seconds the longest-waiting source partition with records pending has gone without a commit (0 when nothing is pending).",
             )

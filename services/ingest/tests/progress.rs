@@ -54,8 +54,8 @@ async fn records_waiting_without_a_commit_show_as_lag_and_make_ingest_unready() 
     };
     assert!(started.elapsed() >= Duration::from_millis(2_500), "not before stall_after: {reason}");
     assert!(reason.contains("progress: no commit for ") && reason.contains(" s with 5 records pending"), "{reason}");
-    assert_eq!(gauge("dwsync_ingest_consumer_lag"), Some(5.0));
-    assert!(gauge("dwsync_ingest_seconds_since_commit").is_some_and(|s| s > 2.5));
+    assert_eq!(gauge("dwsync_ingest_consumer_lag_records"), Some(5.0));
+    assert!(gauge("dwsync_ingest_time_since_commit_seconds").is_some_and(|s| s > 2.5));
 
     stop.cancel();
     running.await.unwrap().unwrap();

@@ -129,8 +129,8 @@ pub struct HandoffConfig {
     /// The uploader's consumer group; its committed offsets say which files are written.
     /// Default: `"dwsync-uploader"`.
     pub group_id: String,
-    /// How often the group's lag (`dwsync_uploader_consumer_lag`,
-    /// `dwsync_uploader_seconds_since_commit`) is sampled, in milliseconds. Default: `5000`.
+    /// How often the group's lag (`dwsync_uploader_consumer_lag_records`,
+    /// `dwsync_uploader_time_since_commit_seconds`) is sampled, in milliseconds. Default: `5000`.
     pub lag_interval_ms: u64,
     /// Most kilobytes librdkafka pre-fetches into the consumer's queue (its
     /// `queued.max.messages.kbytes`): the read-ahead besides the one file being written and the
@@ -147,7 +147,7 @@ pub struct HandoffConfig {
     pub commit_interval_ms: u64,
     /// The uploader is unready (`/readyz`, component `progress`) while handoff records have
     /// waited this long, in milliseconds, without the group committing
-    /// (`dwsync_uploader_seconds_since_commit` over it): a stalled, restarting or blocked
+    /// (`dwsync_uploader_time_since_commit_seconds` over it): a stalled, restarting or blocked
     /// uploader. At least a few `lag_interval_ms`; files waiting for S3 are parked, not held,
     /// so a healthy group commits far more often. Default: `300000` (5 minutes).
     #[serde(default = "default_stall_after_ms")]

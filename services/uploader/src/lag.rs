@@ -1,8 +1,8 @@
 //! The consumer lag: the uploader group's committed offsets against the end of the handoff
 //! topic, sampled by [`dwsync_telemetry::group_lag`] on a thread of its own from the service's
 //! start, whatever the consumer loop does (so a stalled or restarting loop shows a growing lag),
-//! into `dwsync_uploader_consumer_lag` (by partition) and
-//! `dwsync_uploader_seconds_since_commit`; the service is unready while records have waited
+//! into `dwsync_uploader_consumer_lag_records` (by partition) and
+//! `dwsync_uploader_time_since_commit_seconds`; the service is unready while records have waited
 //! longer than `handoff.stall_after_ms` without a commit.
 
 use std::sync::PoisonError;

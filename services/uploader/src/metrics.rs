@@ -63,7 +63,7 @@ impl Metrics {
                 .with_description("Data files created in a destination bucket, by table.")
                 .build(),
             bytes_uploaded: m
-                .u64_counter("dwsync_uploader_bytes_uploaded_total")
+                .u64_counter("dwsync_uploader_uploaded_bytes_total")
                 .with_description("Bytes of the data files created in destination buckets.")
                 .build(),
             upload_seconds: m
@@ -112,7 +112,7 @@ impl Metrics {
                 .with_description("Deliveries that failed after their attempts; the destination is tried again with backoff.")
                 .build(),
             _consumer_lag: m
-                .i64_observable_gauge("dwsync_uploader_consumer_lag")
+                .i64_observable_gauge("dwsync_uploader_consumer_lag_records")
                 .with_description(
                     "Handoff records the group has still to read, by partition: committed offset to the end \
                      (0 where only transaction markers or aborted records follow). The group's, the same on every instance.",
@@ -125,7 +125,7 @@ impl Metrics {
                 })
                 .build(),
             _seconds_since_commit: m
-                .f64_observable_gauge("dwsync_uploader_seconds_since_commit")
+                .f64_observable_gauge("dwsync_uploader_time_since_commit_seconds")
                 .with_description(
                     "Seconds the longest-waiting handoff partition with records pending has gone without a commit (0 when nothing is pending).",
                 )

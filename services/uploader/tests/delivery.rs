@@ -135,7 +135,7 @@ async fn files_land_in_their_own_buckets_once_and_replays_change_nothing() {
     assert_eq!(after.delta(&before, "dwsync_uploader_files_uploaded_total", &[]), files);
     assert_eq!(after.delta(&before, "dwsync_uploader_files_uploaded_total", &[("table", "deliveries")]), 2.0);
     let total_bytes: usize = sent.iter().map(|s| s.bytes.len()).sum();
-    assert_eq!(after.delta(&before, "dwsync_uploader_bytes_uploaded_total", &[]), total_bytes as f64);
+    assert_eq!(after.delta(&before, "dwsync_uploader_uploaded_bytes_total", &[]), total_bytes as f64);
     assert_eq!(after.delta(&before, "dwsync_uploader_upload_seconds_count", &[]), files);
     assert_eq!(after.delta(&before, "dwsync_uploader_already_delivered_total", &[]), 0.0);
     assert_eq!(after.delta(&before, "dwsync_uploader_conflicts_total", &[]), 0.0);
@@ -161,10 +161,10 @@ async fn files_land_in_their_own_buckets_once_and_replays_change_nothing() {
         let uploader = &uploader;
         async move {
             let m = uploader.metrics().await;
-            (m.0.contains("dwsync_uploader_consumer_lag{")
-                && m.sum("dwsync_uploader_consumer_lag", &[]) == 0.0
-                && m.0.lines().any(|l| l.starts_with("dwsync_uploader_seconds_since_commit"))
-                && m.sum("dwsync_uploader_seconds_since_commit", &[]) == 0.0)
+            (m.0.contains("dwsync_uploader_consumer_lag_records{")
+                && m.sum("dwsync_uploader_consumer_lag_records", &[]) == 0.0
+                && m.0.lines().any(|l| l.starts_with("dwsync_uploader_time_since_commit_seconds"))
+                && m.sum("dwsync_uploader_time_since_commit_seconds", &[]) == 0.0)
                 .then_some(())
         }
     })
