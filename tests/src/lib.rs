@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+pub mod group;
 pub mod schedule;
 pub mod secure;
 pub mod services;

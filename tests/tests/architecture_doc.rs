@@ -75,11 +75,7 @@ fn the_repository_table_names_every_module() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "docs/ARCHITECTURE.md's repository table does not name: {}",
-        missing.join(", ")
-    );
+    assert!(missing.is_empty(), "docs/ARCHITECTURE.md's repository table does not name: {}", missing.join(", "));
 }
 
 #[test]

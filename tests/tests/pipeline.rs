@@ -90,7 +90,10 @@ async fn two_instances_share_the_load_and_survive_losing_one() {
     let mut generator = Generator::new(13);
     let mut produced = Produced::default();
     produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..40, &mut produced).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Both instances of each service have joined and hold partitions: the kills take work away.
+    let config = stack.client_config("test-groups");
+    dwsync_tests::group::wait_stable(&config, &stack.ingest_group, 2, Duration::from_secs(60)).await;
+    dwsync_tests::group::wait_stable(&config, &stack.uploader_group, 2, Duration::from_secs(60)).await;
     ingest_b.kill9();
     uploader_a.kill9();
     produce(&stack, &producer, &mut generator, (&workspaces, &tables), 40..80, &mut produced).await;

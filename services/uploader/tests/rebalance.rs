@@ -59,7 +59,7 @@ async fn partitions_move_between_members_without_loss_or_duplicates() {
 
     // A second member joins: the first gives partitions up (revoke), both then share them.
     let second = Uploader::start(cfg.clone()).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    dwsync_tests::group::wait_stable(&dwsync_tests::kafka_config(), &group, 2, Duration::from_secs(60)).await;
     sent.produce(&handoff, 1).await;
     wait_committed(&group, &topic, &sent.ends).await;
 

@@ -45,6 +45,9 @@ pub struct Stack {
     pub control: Option<Control>,
     /// The handoff topic (4 partitions).
     pub handoff_topic: String,
+    /// The consumer groups of ingest and of the uploader.
+    pub ingest_group: String,
+    pub uploader_group: String,
 }
 
 /// The archive of a stack: its bucket, key prefix and the archiver's config file.
@@ -130,12 +133,13 @@ impl Stack {
         for &ws in workspaces {
             let _ = buckets.insert(ws, create_bucket(&s3).await);
         }
+        let (ingest_group, uploader_group) = (unique("ingest"), unique("uploader"));
         let table_list = tables.iter().map(|t| format!("\"{}\"", t.name())).collect::<Vec<_>>().join(", ");
         let mut ingest = format!(
             "{section}[http]\nlisten = \"127.0.0.1:0\"\n[ingest]\ngroup_id = \"{}\"\ntopic_prefix = \"{prefix}\"\n\
              tables = [{table_list}]\nhandoff_topic = \"{handoff}\"\ndead_letter_topic = \"{dlq}\"\nchunk_bytes = 65536\ntransaction_timeout_ms = 10000\n\
              [window]\nduration_ms = 2000\n",
-            unique("ingest"),
+            ingest_group,
         );
         for t in tables {
             let enc = if encoding_of(*t) == Encoding::Json { "json" } else { "protobuf" };
@@ -144,7 +148,7 @@ impl Stack {
         let mut uploader = format!(
             "{section}[http]\nlisten = \"127.0.0.1:0\"\n[handoff]\ntopic = \"{handoff}\"\ngroup_id = \"{}\"\n\
              [upload]\nretry_initial_ms = 100\nretry_max_ms = 2000\n[lot]\ntopic = \"{handoff}.lot\"\nretry_initial_ms = 500\nretry_max_ms = 2000\n",
-            unique("uploader"),
+            uploader_group,
         );
         let dir_ = dir.clone();
         let control = with_control.then(|| {
@@ -206,6 +210,8 @@ impl Stack {
             dead_letter_topic: dlq,
             control,
             handoff_topic: handoff,
+            ingest_group,
+            uploader_group,
         }
     }
 
