@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::blocking::block_in_place;
+use dwsync_retry::Backoff;
 use dwsync_telemetry::Health;
 use futures_util::StreamExt as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -114,7 +115,10 @@ pub async fn run(
     } else {
         cfg.ingest.instance_id.clone()
     };
-    let mut backoff = Duration::from_secs(1);
+    // Between restarts: capped exponential backoff with full jitter, so instances failing
+    // together (a broker outage) do not come back together.
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut restarts = 0u32;
     let mut fences = Fences::default();
     loop {
         let started = tokio::select! {
@@ -151,9 +155,11 @@ pub async fn run(
                 health.set_unready(COMPONENT, e.to_string());
             }
         }
+        let delay = backoff.random_delay(restarts);
+        restarts = restarts.saturating_add(1);
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(30)),
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }

@@ -31,6 +31,11 @@ impl Backoff {
         let ceiling = u64::try_from(self.ceiling(attempt).as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(rng.random_range(0..=ceiling))
     }
+
+    /// [`delay`](Self::delay) drawn from the thread's random generator.
+    pub fn random_delay(&self, attempt: u32) -> Duration {
+        self.delay(attempt, &mut rand::rng())
+    }
 }
 
 /// Backoff state of one step retried in a caller's own loop (where a closure cannot hold the

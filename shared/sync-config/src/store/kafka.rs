@@ -440,6 +440,8 @@ pub(crate) async fn ensure_topic(kafka: &KafkaConfig, cfg: &StoreConfig) -> Resu
 /// The topic's partitions, waiting for its metadata to appear after creation.
 async fn partitions(consumer: &Arc<StreamConsumer>, topic: &str, timeout: Duration) -> Result<Arc<[i32]>, StoreError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let backoff = dwsync_retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut attempt = 0u32;
     loop {
         let consumer = consumer.clone();
         let name = topic.to_owned();
@@ -455,6 +457,7 @@ async fn partitions(consumer: &Arc<StreamConsumer>, topic: &str, timeout: Durati
         if tokio::time::Instant::now() >= deadline {
             return Err(StoreError::Timeout(timeout));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(backoff.random_delay(attempt).min(deadline - tokio::time::Instant::now())).await;
+        attempt = attempt.saturating_add(1);
     }
 }
