@@ -279,7 +279,6 @@ class Iceberg:
     def write(self, table, files, span):
         table = sorted_by_workspace(table).cast(iceberg_schema())
         if self.table is None:
-            from pyiceberg.partitioning import PartitionField, PartitionSpec
             from pyiceberg.transforms import BucketTransform
             self.root.mkdir(parents=True, exist_ok=True)
             cat = self.catalog()
@@ -287,11 +286,9 @@ class Iceberg:
             tbl = cat.create_table("archive.metrics", schema=iceberg_schema(),
                                    properties={"write.parquet.compression-codec": "zstd",
                                                "write.parquet.compression-level": "1"})
-            ws_field = tbl.schema().find_field("workspace_id").field_id
             with tbl.update_spec() as spec:
                 spec.add_field("workspace_id", BucketTransform(self.buckets), "ws_bucket")
             self.table = cat.load_table("archive.metrics")
-            _ = ws_field, PartitionSpec, PartitionField
         self.table.append(table)
 
 
