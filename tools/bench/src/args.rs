@@ -18,7 +18,9 @@ pub(crate) struct Args {
     /// Scenarios to run, comma-separated (`metrics-json`, `metrics-protobuf`, `mixed-all-tables`,
     /// `workspaces-10k`; default all four), and the initial-sync scenarios, run only when named:
     /// `backfill-large` (one large workspace), `syncs-1000` (1,000 syncs created in a minute),
-    /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync).
+    /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync),
+    /// `archiver-backlog` (the archiver's memory and throughput on a handoff backlog of all 15
+    /// tables, and control's memory under API load).
     #[arg(long, value_delimiter = ',')]
     pub(crate) scenario: Vec<String>,
     /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).

@@ -13,6 +13,7 @@
 //! dev/bench --smoke              # tiny sizes, debug build, well under a minute
 //! ```
 
+mod archiver_backlog;
 mod args;
 mod backfill_large;
 mod backfill_live;
@@ -54,13 +55,17 @@ async fn main() -> anyhow::Result<()> {
     } else {
         args.scenario
             .iter()
-            .filter(|s| ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME].contains(&s.as_str()))
+            .filter(|s| {
+                ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME, archiver_backlog::NAME]
+                    .contains(&s.as_str())
+            })
             .cloned()
             .collect()
     };
     let backfill = args.scenario.iter().any(|s| s == backfill_large::NAME);
     let syncs = args.scenario.iter().any(|s| s == syncs_1000::NAME);
     let live = args.scenario.iter().any(|s| s == backfill_live::NAME);
+    let backlog = args.scenario.iter().any(|s| s == archiver_backlog::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -97,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         backfill: None,
         syncs: None,
         backfill_live: None,
+        archiver_backlog: None,
     };
     let target = S3Target {
         endpoint: args.s3_endpoint.clone(),
@@ -138,6 +144,14 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("scenario {} failed", backfill_live::NAME))?;
         println!("{}", measured.render());
         report.backfill_live = Some(measured);
+    }
+    if backlog {
+        let plan = archiver_backlog::Plan::of(args.smoke, args.scale);
+        let measured = archiver_backlog::run(place(archiver_backlog::NAME), plan, args.seed)
+            .await
+            .with_context(|| format!("scenario {} failed", archiver_backlog::NAME))?;
+        println!("{}", measured.render());
+        report.archiver_backlog = Some(measured);
     }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
