@@ -12,7 +12,9 @@
 //!   password;
 //! - the CLI and the load generator read the same `[kafka]` section (a service's config file,
 //!   the password in `DWSYNC_KAFKA__SASL_PASSWORD`): each mechanism works, a wrong password
-//!   fails with the mechanism and the user, never the password.
+//!   fails with the mechanism and the user, never the password;
+//! - so does the benchmark harness: `dwsync-bench --smoke` runs a scenario end to end over
+//!   SASL_SSL, its own clients and the ingest and uploader it starts.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -28,7 +30,7 @@ use dwsync_handoff::dead_letter as header;
 use dwsync_loadgen::Generator;
 use dwsync_tests::secure::{SecureKafka, kafka_toml};
 use dwsync_tests::services::{ServiceProcess, service_binary};
-use dwsync_tests::{create_topic_with, s3_client, s3_secret_key, unique};
+use dwsync_tests::{create_topic_with, s3_access_key, s3_client, s3_endpoint, s3_secret_key, unique};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -329,5 +331,66 @@ async fn the_cli_and_the_load_generator_use_the_kafka_section_of_a_config_file()
         })
         .sum();
     assert_eq!(records, 30, "the load generator's records over SASL_SSL");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `dwsync-bench --smoke --scenario metrics-json` with a service's config file whose `[kafka]`
+/// section is SASL_SSL with SCRAM-SHA-512, the password in the environment: the pre-load, the
+/// harness's consumers, ingest and the uploader all reach the secured broker, every record
+/// arrives in S3 (the harness fails otherwise), and the password is in no output or log.
+#[test]
+fn the_benchmark_runs_a_scenario_over_sasl_ssl() {
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha512);
+    let dir = std::env::temp_dir().join(unique("dwsync-secure-bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, kafka_toml(&cfg)).unwrap();
+    let json = dir.join("report.json");
+    let bench = service_binary("dwsync-bench");
+    let bin_dir = bench.parent().unwrap().display().to_string();
+    let work_dir = dir.join("work").display().to_string();
+    let args = [
+        "--smoke",
+        "--scenario",
+        "metrics-json",
+        "--bin-dir",
+        &bin_dir,
+        "--work-dir",
+        &work_dir,
+        "--s3-endpoint",
+        &s3_endpoint(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = Command::new(&bench)
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .env("DWSYNC_KAFKA__SASL_PASSWORD", cfg.sasl_password.expose())
+        .env("S3_ACCESS_KEY", s3_access_key())
+        .env("S3_SECRET_KEY", s3_secret_key())
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "dwsync-bench over SASL_SSL failed:\n{said}");
+    assert!(said.contains(&format!("Kafka at {} (sasl_ssl, SCRAM-SHA-512", kafka.bootstrap)), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let scenario = &report["scenarios"][0];
+    let records = scenario["raw_consume"]["records"].as_f64().unwrap();
+    assert_eq!(records, 3_000.0, "the pre-load's records read back over SASL_SSL");
+    assert_eq!(scenario["end_to_end"]["rows"].as_f64(), Some(records), "every record in a file in S3");
+    assert!(!said.contains(cfg.sasl_password.expose()), "the password is in the harness's output");
+    for service in ["ingest", "uploader"] {
+        let log =
+            std::fs::read_to_string(dir.join("work").join("metrics-json").join(format!("{service}.log"))).unwrap();
+        // The broker's only listener is SASL_SSL: reachable means the [kafka] section was used.
+        let log = without_ansi(&log);
+        assert!(
+            log.contains("Kafka is reachable") && log.contains(&kafka.bootstrap),
+            "{service} did not reach the secured broker:\n{log}"
+        );
+        assert!(!log.contains(cfg.sasl_password.expose()), "{service}: the password is in its log");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -49,7 +49,9 @@ use crate::services::{RunNames, S3Target};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let kafka = args.load_kafka().context("cannot load the [kafka] section")?;
+    kafka::init(kafka);
     let names: Vec<String> = if args.scenario.is_empty() {
         scenario::NAMES.iter().map(|s| (*s).to_owned()).collect()
     } else {
@@ -89,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         bin_dir.display(),
         work_dir.display()
     );
+    println!("Kafka at {} ({})", args.bootstrap, kafka::settings().security_summary());
     let service_env: Vec<String> =
         [("consumers", &args.consumer_prop), ("ingest", &args.ingest_env), ("uploader", &args.uploader_env)]
             .iter()
@@ -213,7 +216,8 @@ async fn run_scenario(
         reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop, &neighbours)?);
     }
     let raw = ceiling::fastest(&reads).context("row 1 needs at least one read")?;
-    let kcat = if args.no_kcat {
+    // kcat 1.7 (librdkafka 2.0) cannot log in with SCRAM to a Kafka 4 broker: plaintext only.
+    let kcat = if args.no_kcat || kafka::settings().security_protocol != dwsync_config::SecurityProtocol::Plaintext {
         None
     } else {
         ceiling::kcat(&args.bootstrap, &loaded, &format!("{base}.kcat")).unwrap_or_else(|e| {

@@ -144,7 +144,8 @@ pub(crate) struct Service {
 
 impl Service {
     /// Writes `config` to `<dir>/<name>.toml` and starts `<bin_dir>/dwsync-<name> --config …`
-    /// listening on a free port, logging to `<dir>/<name>.log`.
+    /// listening on a free port, logging to `<dir>/<name>.log`, with the run's `[kafka]` section
+    /// in `DWSYNC_KAFKA__*` variables ([`crate::kafka::service_env`]) and then `env`.
     pub(crate) fn start(
         name: &'static str,
         bin_dir: &Path,
@@ -166,10 +167,13 @@ impl Service {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
+        let kafka = crate::kafka::service_env(crate::kafka::settings())?;
         let child = Command::new(&binary)
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            // The run's [kafka] section (TLS, SASL), then the run's own overrides.
+            .envs(kafka)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
