@@ -4,6 +4,9 @@
 //! (`KafkaConfig::client_config`), the services' password coming from the environment.
 //!
 //! - each mechanism connects (and a client certificate is accepted);
+//! - mutual TLS without SASL (the broker's second listener, security protocol SSL, a client
+//!   certificate required): control, ingest and the uploader deliver every row exactly once, and
+//!   a client without a certificate is refused, saying so;
 //! - the exactly-once path: control, ingest, the uploader and the archiver as processes over
 //!   SASL_SSL with SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once,
 //!   and the archive;
@@ -24,7 +27,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use dwsync_config::{KafkaConfig, SaslMechanism, Secret};
+use dwsync_config::{KafkaConfig, SaslMechanism, Secret, SecurityProtocol};
 use dwsync_contract::Table;
 use dwsync_handoff::dead_letter as header;
 use dwsync_loadgen::Generator;
@@ -151,36 +154,53 @@ async fn a_wrong_password_or_an_untrusted_certificate_fails_clearly_without_the_
     ingest.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
-    let kafka = SecureKafka::from_env();
-    let cfg = kafka.config(SaslMechanism::ScramSha512);
-    let password: Secret = cfg.sasl_password.clone();
-    let workspaces = [5001, 5002];
-    let tables = [Table::Metrics, Table::Deliveries, Table::People];
-    let stack = Stack::with_control_secured(&cfg, &workspaces, &tables).await;
+/// What [`deliver_exactly_once`] leaves running: the stack, what was produced, and control,
+/// ingest and the uploader.
+struct Delivered {
+    stack: Stack,
+    produced: Produced,
+    services: [ServiceProcess; 3],
+}
+
+/// Control, ingest and the uploader as processes over `cfg`: syncs created through control's API
+/// for `workspaces` (its store on the configuration topic over `cfg`), records of `tables`
+/// produced over `cfg` in two rounds (the transactions go on after the first windows closed):
+/// every row in the buckets exactly once, in order.
+async fn deliver_exactly_once(cfg: &KafkaConfig, workspaces: &[i64], tables: &[Table], seed: u64) -> Delivered {
+    let stack = Stack::with_control_secured(cfg, workspaces, tables).await;
     let mut control = stack.control_with("control", &[]);
     let api = Api::new(stack.control.as_ref().unwrap());
     api.wait_ready(&mut control).await;
-    for ws in workspaces {
+    for &ws in workspaces {
         let body = Api::sync_body(ws, &stack.buckets[&ws], &s3_secret_key());
         let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
         assert_eq!(status, 201, "{resp}");
     }
     let mut ingest = stack.ingest("ingest");
     let mut uploader = stack.uploader("uploader");
+    let producer = producer_of(&stack);
+    let mut generator = Generator::new(seed);
+    let mut produced = Produced::default();
+    produce(&stack, &producer, &mut generator, (workspaces, tables), 0..20, &mut produced).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produce(&stack, &producer, &mut generator, (workspaces, tables), 20..40, &mut produced).await;
+    assert_eq!(produced.total(), 40 * workspaces.len() * tables.len());
+    verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
+    Delivered { stack, produced, services: [control, ingest, uploader] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha512);
+    let password: Secret = cfg.sasl_password.clone();
+    let tables = [Table::Metrics, Table::Deliveries, Table::People];
+    let Delivered { stack, produced, services: [mut control, mut ingest, mut uploader] } =
+        deliver_exactly_once(&cfg, &[5001, 5002], &tables, 26).await;
+    // The archiver, another consumer group on the handoff topic over SASL_SSL (from its start):
+    // every row too.
     let archive = stack.archive(1_000).await;
     let mut archiver = stack.archiver(&archive, "archiver");
-    let producer = producer_of(&stack);
-    let mut generator = Generator::new(26);
-    let mut produced = Produced::default();
-    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..20, &mut produced).await;
-    // A second round after the first windows closed: the transactions go on over SASL_SSL.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 20..40, &mut produced).await;
-    assert_eq!(produced.total(), 40 * 2 * 3);
-    verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
-    // The archiver, another consumer group on the handoff topic over SASL_SSL: every row too.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut archived = archived_rows(&archive.bucket).await;
     while archived < produced.total() && Instant::now() < deadline {
@@ -194,6 +214,54 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
         let log = std::fs::read_to_string(&p.log).unwrap();
         assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
     }
+}
+
+/// The mutual-TLS listener of `dev/kafka-secure` (`DWSYNC_TEST_KAFKA_MTLS`, default
+/// `127.0.0.1:9096`): security protocol SSL, no SASL, the client certificate signed by the
+/// test CA.
+fn mutual_tls(kafka: &SecureKafka) -> KafkaConfig {
+    let (certificate, key) = kafka.client_certificate();
+    KafkaConfig {
+        bootstrap_servers: std::env::var("DWSYNC_TEST_KAFKA_MTLS").unwrap_or_else(|_| "127.0.0.1:9096".into()),
+        security_protocol: SecurityProtocol::Ssl,
+        ssl_ca_location: Some(kafka.ca()),
+        ssl_certificate_location: Some(certificate),
+        ssl_key_location: Some(key),
+        ..KafkaConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_over_mutual_tls_and_a_client_without_a_certificate_refused() {
+    let kafka = SecureKafka::from_env();
+    let cfg = mutual_tls(&kafka);
+    let Delivered { stack, services, .. } =
+        deliver_exactly_once(&cfg, &[5201, 5202], &[Table::Metrics, Table::People], 27).await;
+    for mut p in services {
+        p.stop();
+    }
+
+    // Ingest without a client certificate: the broker ends the TLS handshake with an alert
+    // (`sslv3 alert bad certificate` from this broker; TLS 1.3 stacks may say `certificate
+    // required`); ingest says so in its log and on /readyz, and stays unready.
+    let toml = std::fs::read_to_string(&stack.ingest_config).unwrap();
+    let without: Vec<&str> = toml
+        .lines()
+        .filter(|l| !l.starts_with("ssl_certificate_location") && !l.starts_with("ssl_key_location"))
+        .collect();
+    assert_eq!(without.len() + 2, toml.lines().count(), "the certificate and its key in the config:\n{toml}");
+    let config = stack.dir.join("no-client-certificate.toml");
+    std::fs::write(&config, without.join("\n")).unwrap();
+    let mut ingest = ServiceProcess::start("dwsync-ingest", "ingest-no-certificate", &config, &[], &stack.dir);
+    let wanted = ["alert", "certificate", "(ssl)"];
+    let log = log_with(&mut ingest, &wanted, Duration::from_secs(20)).await;
+    for w in wanted {
+        assert!(log.contains(w), "the log does not say {w:?}:\n{log}");
+    }
+    let (status, body) = readyz(&ingest).await;
+    assert_eq!(status, 503, "unready while the broker refuses it: {body}");
+    assert!(body.contains("alert") && body.contains("certificate"), "{body}");
+    ingest.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
