@@ -4,6 +4,9 @@
 //! (`KafkaConfig::client_config`), the services' password coming from the environment.
 //!
 //! - each mechanism connects (and a client certificate is accepted);
+//! - mutual TLS without SASL (the broker's second listener, security protocol SSL, a client
+//!   certificate required): control, ingest and the uploader deliver every row exactly once, and
+//!   a client without a certificate is refused, saying so;
 //! - the exactly-once path: control, ingest, the uploader and the archiver as processes over
 //!   SASL_SSL with SCRAM-SHA-512, records produced over SASL_SSL reach the buckets exactly once,
 //!   and the archive;
@@ -12,7 +15,9 @@
 //!   password;
 //! - the CLI and the load generator read the same `[kafka]` section (a service's config file,
 //!   the password in `DWSYNC_KAFKA__SASL_PASSWORD`): each mechanism works, a wrong password
-//!   fails with the mechanism and the user, never the password.
+//!   fails with the mechanism and the user, never the password;
+//! - so does the benchmark harness: `dwsync-bench --smoke` runs a scenario end to end over
+//!   SASL_SSL, its own clients and the ingest and uploader it starts.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
@@ -22,13 +27,13 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use dwsync_config::{KafkaConfig, SaslMechanism, Secret};
+use dwsync_config::{KafkaConfig, SaslMechanism, Secret, SecurityProtocol};
 use dwsync_contract::Table;
 use dwsync_handoff::dead_letter as header;
 use dwsync_loadgen::Generator;
 use dwsync_tests::secure::{SecureKafka, kafka_toml};
 use dwsync_tests::services::{ServiceProcess, service_binary};
-use dwsync_tests::{create_topic_with, s3_client, s3_secret_key, unique};
+use dwsync_tests::{create_topic_with, s3_access_key, s3_client, s3_endpoint, s3_secret_key, unique};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -149,36 +154,53 @@ async fn a_wrong_password_or_an_untrusted_certificate_fails_clearly_without_the_
     ingest.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
-    let kafka = SecureKafka::from_env();
-    let cfg = kafka.config(SaslMechanism::ScramSha512);
-    let password: Secret = cfg.sasl_password.clone();
-    let workspaces = [5001, 5002];
-    let tables = [Table::Metrics, Table::Deliveries, Table::People];
-    let stack = Stack::with_control_secured(&cfg, &workspaces, &tables).await;
+/// What [`deliver_exactly_once`] leaves running: the stack, what was produced, and control,
+/// ingest and the uploader.
+struct Delivered {
+    stack: Stack,
+    produced: Produced,
+    services: [ServiceProcess; 3],
+}
+
+/// Control, ingest and the uploader as processes over `cfg`: syncs created through control's API
+/// for `workspaces` (its store on the configuration topic over `cfg`), records of `tables`
+/// produced over `cfg` in two rounds (the transactions go on after the first windows closed):
+/// every row in the buckets exactly once, in order.
+async fn deliver_exactly_once(cfg: &KafkaConfig, workspaces: &[i64], tables: &[Table], seed: u64) -> Delivered {
+    let stack = Stack::with_control_secured(cfg, workspaces, tables).await;
     let mut control = stack.control_with("control", &[]);
     let api = Api::new(stack.control.as_ref().unwrap());
     api.wait_ready(&mut control).await;
-    for ws in workspaces {
+    for &ws in workspaces {
         let body = Api::sync_body(ws, &stack.buckets[&ws], &s3_secret_key());
         let (status, resp) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{ws}/sync"), Some(body)).await;
         assert_eq!(status, 201, "{resp}");
     }
     let mut ingest = stack.ingest("ingest");
     let mut uploader = stack.uploader("uploader");
+    let producer = producer_of(&stack);
+    let mut generator = Generator::new(seed);
+    let mut produced = Produced::default();
+    produce(&stack, &producer, &mut generator, (workspaces, tables), 0..20, &mut produced).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    produce(&stack, &producer, &mut generator, (workspaces, tables), 20..40, &mut produced).await;
+    assert_eq!(produced.total(), 40 * workspaces.len() * tables.len());
+    verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
+    Delivered { stack, produced, services: [control, ingest, uploader] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha512);
+    let password: Secret = cfg.sasl_password.clone();
+    let tables = [Table::Metrics, Table::Deliveries, Table::People];
+    let Delivered { stack, produced, services: [mut control, mut ingest, mut uploader] } =
+        deliver_exactly_once(&cfg, &[5001, 5002], &tables, 26).await;
+    // The archiver, another consumer group on the handoff topic over SASL_SSL (from its start):
+    // every row too.
     let archive = stack.archive(1_000).await;
     let mut archiver = stack.archiver(&archive, "archiver");
-    let producer = producer_of(&stack);
-    let mut generator = Generator::new(26);
-    let mut produced = Produced::default();
-    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 0..20, &mut produced).await;
-    // A second round after the first windows closed: the transactions go on over SASL_SSL.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    produce(&stack, &producer, &mut generator, (&workspaces, &tables), 20..40, &mut produced).await;
-    assert_eq!(produced.total(), 40 * 2 * 3);
-    verify(&stack, &produced, Duration::from_secs(90), &mut [&mut control, &mut ingest, &mut uploader]).await;
-    // The archiver, another consumer group on the handoff topic over SASL_SSL: every row too.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut archived = archived_rows(&archive.bucket).await;
     while archived < produced.total() && Instant::now() < deadline {
@@ -192,6 +214,54 @@ async fn exactly_once_over_sasl_ssl_with_scram_sha_512() {
         let log = std::fs::read_to_string(&p.log).unwrap();
         assert!(!log.contains(password.expose()), "{}: the Kafka password is in the log", p.name());
     }
+}
+
+/// The mutual-TLS listener of `dev/kafka-secure` (`DWSYNC_TEST_KAFKA_MTLS`, default
+/// `127.0.0.1:9096`): security protocol SSL, no SASL, the client certificate signed by the
+/// test CA.
+fn mutual_tls(kafka: &SecureKafka) -> KafkaConfig {
+    let (certificate, key) = kafka.client_certificate();
+    KafkaConfig {
+        bootstrap_servers: std::env::var("DWSYNC_TEST_KAFKA_MTLS").unwrap_or_else(|_| "127.0.0.1:9096".into()),
+        security_protocol: SecurityProtocol::Ssl,
+        ssl_ca_location: Some(kafka.ca()),
+        ssl_certificate_location: Some(certificate),
+        ssl_key_location: Some(key),
+        ..KafkaConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_over_mutual_tls_and_a_client_without_a_certificate_refused() {
+    let kafka = SecureKafka::from_env();
+    let cfg = mutual_tls(&kafka);
+    let Delivered { stack, services, .. } =
+        deliver_exactly_once(&cfg, &[5201, 5202], &[Table::Metrics, Table::People], 27).await;
+    for mut p in services {
+        p.stop();
+    }
+
+    // Ingest without a client certificate: the broker ends the TLS handshake with an alert
+    // (`sslv3 alert bad certificate` from this broker; TLS 1.3 stacks may say `certificate
+    // required`); ingest says so in its log and on /readyz, and stays unready.
+    let toml = std::fs::read_to_string(&stack.ingest_config).unwrap();
+    let without: Vec<&str> = toml
+        .lines()
+        .filter(|l| !l.starts_with("ssl_certificate_location") && !l.starts_with("ssl_key_location"))
+        .collect();
+    assert_eq!(without.len() + 2, toml.lines().count(), "the certificate and its key in the config:\n{toml}");
+    let config = stack.dir.join("no-client-certificate.toml");
+    std::fs::write(&config, without.join("\n")).unwrap();
+    let mut ingest = ServiceProcess::start("dwsync-ingest", "ingest-no-certificate", &config, &[], &stack.dir);
+    let wanted = ["alert", "certificate", "(ssl)"];
+    let log = log_with(&mut ingest, &wanted, Duration::from_secs(20)).await;
+    for w in wanted {
+        assert!(log.contains(w), "the log does not say {w:?}:\n{log}");
+    }
+    let (status, body) = readyz(&ingest).await;
+    assert_eq!(status, 503, "unready while the broker refuses it: {body}");
+    assert!(body.contains("alert") && body.contains("certificate"), "{body}");
+    ingest.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,5 +399,66 @@ async fn the_cli_and_the_load_generator_use_the_kafka_section_of_a_config_file()
         })
         .sum();
     assert_eq!(records, 30, "the load generator's records over SASL_SSL");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `dwsync-bench --smoke --scenario metrics-json` with a service's config file whose `[kafka]`
+/// section is SASL_SSL with SCRAM-SHA-512, the password in the environment: the pre-load, the
+/// harness's consumers, ingest and the uploader all reach the secured broker, every record
+/// arrives in S3 (the harness fails otherwise), and the password is in no output or log.
+#[test]
+fn the_benchmark_runs_a_scenario_over_sasl_ssl() {
+    let kafka = SecureKafka::from_env();
+    let cfg = kafka.config(SaslMechanism::ScramSha512);
+    let dir = std::env::temp_dir().join(unique("dwsync-secure-bench"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("bench.toml");
+    std::fs::write(&config, kafka_toml(&cfg)).unwrap();
+    let json = dir.join("report.json");
+    let bench = service_binary("dwsync-bench");
+    let bin_dir = bench.parent().unwrap().display().to_string();
+    let work_dir = dir.join("work").display().to_string();
+    let args = [
+        "--smoke",
+        "--scenario",
+        "metrics-json",
+        "--bin-dir",
+        &bin_dir,
+        "--work-dir",
+        &work_dir,
+        "--s3-endpoint",
+        &s3_endpoint(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let out = Command::new(&bench)
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .env("DWSYNC_KAFKA__SASL_PASSWORD", cfg.sasl_password.expose())
+        .env("S3_ACCESS_KEY", s3_access_key())
+        .env("S3_SECRET_KEY", s3_secret_key())
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "dwsync-bench over SASL_SSL failed:\n{said}");
+    assert!(said.contains(&format!("Kafka at {} (sasl_ssl, SCRAM-SHA-512", kafka.bootstrap)), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let scenario = &report["scenarios"][0];
+    let records = scenario["raw_consume"]["records"].as_f64().unwrap();
+    assert_eq!(records, 3_000.0, "the pre-load's records read back over SASL_SSL");
+    assert_eq!(scenario["end_to_end"]["rows"].as_f64(), Some(records), "every record in a file in S3");
+    assert!(!said.contains(cfg.sasl_password.expose()), "the password is in the harness's output");
+    for service in ["ingest", "uploader"] {
+        let log =
+            std::fs::read_to_string(dir.join("work").join("metrics-json").join(format!("{service}.log"))).unwrap();
+        // The broker's only listener is SASL_SSL: reachable means the [kafka] section was used.
+        let log = without_ansi(&log);
+        assert!(
+            log.contains("Kafka is reachable") && log.contains(&kafka.bootstrap),
+            "{service} did not reach the secured broker:\n{log}"
+        );
+        assert!(!log.contains(cfg.sasl_password.expose()), "{service}: the password is in its log");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use dwsync_config::{KafkaArgs, KafkaConfig};
 
 use crate::scenario::Scenario;
 
@@ -18,7 +19,9 @@ pub(crate) struct Args {
     /// Scenarios to run, comma-separated (`metrics-json`, `metrics-protobuf`, `mixed-all-tables`,
     /// `workspaces-10k`; default all four), and the initial-sync scenarios, run only when named:
     /// `backfill-large` (one large workspace), `syncs-1000` (1,000 syncs created in a minute),
-    /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync).
+    /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync),
+    /// `archiver-backlog` (the archiver's memory and throughput on a handoff backlog of all 15
+    /// tables, and control's memory under API load).
     #[arg(long, value_delimiter = ',')]
     pub(crate) scenario: Vec<String>,
     /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).
@@ -34,8 +37,13 @@ pub(crate) struct Args {
     /// Partitions of each source topic (default 4, 16 for `workspaces-10k`; 1 with --smoke).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub(crate) partitions: Option<i32>,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "DWSYNC_BENCH_KAFKA", default_value = "127.0.0.1:9092")]
+    /// How to reach Kafka: the services' `[kafka]` section (brokers, TLS, SASL) from `--config`
+    /// and `DWSYNC_KAFKA__*`, used by the harness's own clients and passed to every service it
+    /// starts.
+    #[command(flatten)]
+    pub(crate) kafka: KafkaArgs,
+    /// The brokers of the `[kafka]` section, once loaded ([`Args::load_kafka`]).
+    #[arg(skip)]
     pub(crate) bootstrap: String,
     /// S3 endpoint (path-style, SigV4).
     #[arg(long, env = "DWSYNC_BENCH_S3_ENDPOINT", default_value = "http://127.0.0.1:9000")]
@@ -104,6 +112,14 @@ impl Args {
         s.partitions = self.partitions.unwrap_or(s.partitions);
         s.window_ms = self.window_ms.unwrap_or(s.window_ms);
         Ok(s)
+    }
+
+    /// Loads the `[kafka]` section (defaults, `--config`, `DWSYNC_KAFKA__*`, `--bootstrap`) and
+    /// keeps its brokers in [`bootstrap`](Self::bootstrap).
+    pub(crate) fn load_kafka(&mut self) -> anyhow::Result<KafkaConfig> {
+        let kafka = self.kafka.load()?;
+        self.bootstrap.clone_from(&kafka.bootstrap_servers);
+        Ok(kafka)
     }
 
     /// How many times row 1 reads the topics.

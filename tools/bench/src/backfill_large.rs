@@ -358,7 +358,7 @@ pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured
     let write_archive_secs = started.elapsed().as_secs_f64();
     eprintln!("[{NAME}] archive written: {archive_rows} rows, {archive_bytes} bytes in {write_archive_secs:.1} s");
 
-    let kafka = KafkaConfig { bootstrap_servers: setup.bootstrap.to_owned(), ..KafkaConfig::default() };
+    let kafka = KafkaConfig { bootstrap_servers: setup.bootstrap.to_owned(), ..crate::kafka::settings().clone() };
     let store = StoreConfig {
         topic: format!("{base}.sync-config"),
         initial_sync_topic: format!("{base}.initial-syncs"),

@@ -13,6 +13,7 @@
 //! dev/bench --smoke              # tiny sizes, debug build, well under a minute
 //! ```
 
+mod archiver_backlog;
 mod args;
 mod backfill_large;
 mod backfill_live;
@@ -48,19 +49,25 @@ use crate::services::{RunNames, S3Target};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let kafka = args.load_kafka().context("cannot load the [kafka] section")?;
+    kafka::init(kafka);
     let names: Vec<String> = if args.scenario.is_empty() {
         scenario::NAMES.iter().map(|s| (*s).to_owned()).collect()
     } else {
         args.scenario
             .iter()
-            .filter(|s| ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME].contains(&s.as_str()))
+            .filter(|s| {
+                ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME, archiver_backlog::NAME]
+                    .contains(&s.as_str())
+            })
             .cloned()
             .collect()
     };
     let backfill = args.scenario.iter().any(|s| s == backfill_large::NAME);
     let syncs = args.scenario.iter().any(|s| s == syncs_1000::NAME);
     let live = args.scenario.iter().any(|s| s == backfill_live::NAME);
+    let backlog = args.scenario.iter().any(|s| s == archiver_backlog::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -84,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         bin_dir.display(),
         work_dir.display()
     );
+    println!("Kafka at {} ({})", args.bootstrap, kafka::settings().security_summary());
     let service_env: Vec<String> =
         [("consumers", &args.consumer_prop), ("ingest", &args.ingest_env), ("uploader", &args.uploader_env)]
             .iter()
@@ -97,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         backfill: None,
         syncs: None,
         backfill_live: None,
+        archiver_backlog: None,
     };
     let target = S3Target {
         endpoint: args.s3_endpoint.clone(),
@@ -138,6 +147,14 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("scenario {} failed", backfill_live::NAME))?;
         println!("{}", measured.render());
         report.backfill_live = Some(measured);
+    }
+    if backlog {
+        let plan = archiver_backlog::Plan::of(args.smoke, args.scale);
+        let measured = archiver_backlog::run(place(archiver_backlog::NAME), plan, args.seed)
+            .await
+            .with_context(|| format!("scenario {} failed", archiver_backlog::NAME))?;
+        println!("{}", measured.render());
+        report.archiver_backlog = Some(measured);
     }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
@@ -199,7 +216,8 @@ async fn run_scenario(
         reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop, &neighbours)?);
     }
     let raw = ceiling::fastest(&reads).context("row 1 needs at least one read")?;
-    let kcat = if args.no_kcat {
+    // kcat 1.7 (librdkafka 2.0) cannot log in with SCRAM to a Kafka 4 broker: plaintext only.
+    let kcat = if args.no_kcat || kafka::settings().security_protocol != dwsync_config::SecurityProtocol::Plaintext {
         None
     } else {
         ceiling::kcat(&args.bootstrap, &loaded, &format!("{base}.kcat")).unwrap_or_else(|e| {

@@ -240,6 +240,8 @@ pub(crate) struct Report {
     pub(crate) syncs: Option<crate::syncs_1000::Measured>,
     /// The `backfill-live` run, if asked for.
     pub(crate) backfill_live: Option<crate::backfill_live::Measured>,
+    /// The `archiver-backlog` run, if asked for.
+    pub(crate) archiver_backlog: Option<crate::archiver_backlog::Measured>,
 }
 
 fn rate(t: &Throughput) -> String {

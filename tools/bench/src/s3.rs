@@ -106,3 +106,37 @@ pub(crate) async fn delete_buckets(client: &aws_sdk_s3::Client, buckets: &[&str]
         }
     }
 }
+
+/// The Parquet objects of a bucket, read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ParquetObjects {
+    /// Objects whose key ends in `.parquet`.
+    pub(crate) objects: u64,
+    /// Their rows, from their footers.
+    pub(crate) rows: u64,
+    /// Their bytes.
+    pub(crate) bytes: u64,
+}
+
+/// Reads every `.parquet` object of `bucket`: how many, their rows and bytes.
+pub(crate) async fn parquet_objects(client: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<ParquetObjects> {
+    let mut found = ParquetObjects::default();
+    for key in list_keys(client, bucket).await?.iter().filter(|k| k.ends_with(".parquet")) {
+        let object = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+            .with_context(|| format!("cannot read {key}"))?;
+        let body = object.body.collect().await.with_context(|| format!("reading {key}"))?.into_bytes();
+        found.bytes += body.len() as u64;
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(body).with_context(|| format!("{key} is not Parquet"))?;
+        let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
+        found.rows += u64::try_from(rows).with_context(|| format!("{key}: a negative row count"))?;
+        found.objects += 1;
+    }
+    Ok(found)
+}

@@ -144,7 +144,8 @@ pub(crate) struct Service {
 
 impl Service {
     /// Writes `config` to `<dir>/<name>.toml` and starts `<bin_dir>/dwsync-<name> --config …`
-    /// listening on a free port, logging to `<dir>/<name>.log`.
+    /// listening on a free port, logging to `<dir>/<name>.log`, with the run's `[kafka]` section
+    /// in `DWSYNC_KAFKA__*` variables ([`crate::kafka::service_env`]) and then `env`.
     pub(crate) fn start(
         name: &'static str,
         bin_dir: &Path,
@@ -166,10 +167,13 @@ impl Service {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
+        let kafka = crate::kafka::service_env(crate::kafka::settings())?;
         let child = Command::new(&binary)
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            // The run's [kafka] section (TLS, SASL), then the run's own overrides.
+            .envs(kafka)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
@@ -229,7 +233,12 @@ impl Service {
     /// The value of the Prometheus metric `name` on its `/metrics` (its series summed), if it
     /// answers and has it.
     pub(crate) fn metric(&self, name: &str) -> Option<f64> {
-        prometheus_value(&http_get(self.port, "/metrics")?, name)
+        prometheus_value(&self.metrics_text()?, name)
+    }
+
+    /// Its `/metrics` text, if it answers.
+    pub(crate) fn metrics_text(&self) -> Option<String> {
+        http_get(self.port, "/metrics")
     }
 
     /// Samples the metric `name` on its `/metrics` every 200 ms on a thread of its own, until
@@ -306,18 +315,23 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 /// The sum of the samples of metric `name` in Prometheus text (`name value` or
 /// `name{labels} value` lines), `None` when it has none.
 pub(crate) fn prometheus_value(text: &str, name: &str) -> Option<f64> {
-    let values: Vec<f64> = text
-        .lines()
+    let values: Vec<f64> = prometheus_series(text, name).into_iter().map(|(_, v)| v).collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The samples of metric `name` in Prometheus text, each with its labels (`a="x",b="y"`, empty
+/// for none).
+pub(crate) fn prometheus_series<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix(name)?;
-            let rest = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once('}')?.1,
-                None => rest,
+            let (labels, rest) = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?,
+                None => ("", rest),
             };
-            rest.starts_with(' ').then(|| rest.split_whitespace().next()?.parse().ok())?
+            rest.starts_with(' ').then(|| Some((labels, rest.split_whitespace().next()?.parse().ok()?)))?
         })
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+        .collect()
 }
 
 #[cfg(test)]
@@ -343,6 +357,8 @@ mod tests {
         assert_eq!(prometheus_value(text, "a_total"), Some(3.0));
         assert_eq!(prometheus_value(text, "b"), Some(7.5));
         assert_eq!(prometheus_value(text, "c"), None);
+        assert_eq!(prometheus_series(text, "b"), [("table=\"people\"", 2.0), ("table=\"metrics\"", 5.5)]);
+        assert_eq!(prometheus_series(text, "a_total"), [("", 3.0)]);
     }
 
     #[test]

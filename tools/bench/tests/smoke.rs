@@ -2,8 +2,8 @@
 //! end, the report has its four rows with non-zero figures and every record arrived. No timing
 //! thresholds: a slow machine prints slow figures, it does not fail.
 //!
-//! Needs `dwsync-ingest` and `dwsync-uploader` built next to the harness (`cargo test --workspace`
-//! and `dev/test` build them; alone: `cargo build -p dwsync-ingest -p dwsync-uploader`).
+//! Needs the service binaries built next to the harness (`cargo test --workspace`
+//! and `dev/test` build them; alone: `cargo build --workspace --bins`).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -222,4 +222,32 @@ fn smoke_mode_streams_other_workspaces_during_a_backfill() {
         }
     }
     assert!(num(live, "/rows_per_sec") > 0.0 && num(live, "/backfill_secs") > 0.0);
+}
+
+/// `--smoke --scenario archiver-backlog`: ingest hands off 3,000 records of all 15 tables, the
+/// archiver (256-KiB batches in a 512-KiB bound) archives every row, writing batches early for
+/// memory, and control answers 20 syncs' creates and status polls; both peak RSS measured.
+/// Needs `dwsync-ingest`, `dwsync-archiver` and `dwsync-control` built next to the harness.
+#[test]
+fn smoke_mode_drains_a_handoff_backlog_with_the_archiver() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-archiver-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--scenario", "archiver-backlog"], &json);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke --scenario archiver-backlog failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let run = &report["archiver_backlog"];
+    assert_eq!(num(run, "/records"), 3_000.0, "200 records of each of the 15 tables");
+    assert_eq!(num(run, "/archive_rows"), 3_000.0, "every handed-off row in the archive");
+    assert!(num(run, "/handoff_files") > 0.0 && num(run, "/archive_objects") > 0.0);
+    assert!(num(run, "/archiver/batches/memory") >= 1.0, "batches written early for memory: {run}");
+    assert!(num(run, "/archiver/peak_rss_bytes") > 0.0 && num(run, "/archiver/rows_per_sec") > 0.0);
+    assert!(num(run, "/archiver/busy_secs") <= num(run, "/archiver/secs"));
+    assert_eq!(num(run, "/control/workspaces"), 20.0);
+    assert_eq!(num(run, "/control/polls"), 40.0, "two rounds over 20 workspaces");
+    assert!(num(run, "/control/peak_rss_bytes") > 0.0);
 }
