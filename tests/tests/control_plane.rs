@@ -134,7 +134,7 @@ async fn isolation_pause_resume_and_fixing_a_secret_through_the_api() {
         if round == 0 {
             api.set_table(B, Table::Metrics, false).await;
             // Files already on their way may still land; after that, none.
-            tokio::time::sleep(Duration::from_secs(6)).await;
+            stack.wait_drained(&TABLES, Duration::from_secs(60)).await;
             let _ = read_objects(&stack, &mut cache).await;
             b_metrics_at_pause = keys_of(&cache, B, Table::Metrics);
         }
@@ -189,8 +189,8 @@ async fn isolation_pause_resume_and_fixing_a_secret_through_the_api() {
         assert!(Instant::now() < deadline, "C's files were not skipped:\n{}", uploader.log_tail(30));
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // A second window of that round, if the round straddled two, closes within 2 s.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A second window of that round, if the round straddled two, is handed off and skipped too.
+    stack.wait_drained(&TABLES, Duration::from_secs(60)).await;
     let (status, _) = api.call(reqwest::Method::POST, &format!("/v1/workspaces/{C}/sync/enable"), None).await;
     assert_eq!(status, 200);
     for table in TABLES {

@@ -2,6 +2,7 @@
 //! processes) and what a user checks in the buckets afterwards.
 #![allow(clippy::unwrap_used, missing_docs, dead_code, unreachable_pub)]
 
+pub mod drained;
 pub mod initial;
 pub mod private;
 
