@@ -109,7 +109,13 @@ impl<E: std::fmt::Display> From<(&str, E)> for Failure {
 pub async fn run(shared: &Shared, work: &Work) -> Outcome {
     let mut reporter = Reporter::new(&shared.syncs, work.workspace, shared.max_keys_reported);
     let failure = match attempt(shared, work, &mut reporter).await {
-        Ok(outcome) => return outcome,
+        Ok(outcome) => {
+            // A dropped job's tables done before it was dropped.
+            if let Err(error) = reporter.flush().await {
+                tracing::warn!(%error, "Reporting the tables done failed.");
+            }
+            return outcome;
+        }
         Err(failure) => failure.0,
     };
     let b = &work.baseline;
@@ -208,11 +214,12 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         } else {
             delivery.initial_sync(&reading, ws, &context).await?;
         }
-        reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
+        reporter.done(table, b);
         let (rows, files) = reporter.get(table).map_or((0, 0), |s| (s.rows, s.files));
         let mode = if work.replays.contains_key(&table) { "catch-up" } else { "initial sync" };
         tracing::info!(table = table.name(), mode, rows, files, "A baseline is delivered.");
     }
+    reporter.flush().await.map_err(|e| ("reporting", e))?;
     refused.map_or(Ok(Outcome::Done), Err)
 }
 
@@ -264,6 +271,8 @@ impl Delivery<'_> {
         let Some(seq) = reading.history.last_seq(table).await.map_err(|e| (what.as_str(), e))? else {
             return Ok(());
         };
+        // Files to write: the tables done before are reported first.
+        self.reporter.flush().await.map_err(|e| ("reporting", e))?;
         let (shared, prefix) = (self.shared, self.dest.prefix.as_str());
         let fold = |e| Failure::from(("folding the baseline", e));
         let output = |e| Failure::from(("writing the baseline", e));
@@ -306,6 +315,7 @@ impl Delivery<'_> {
         let (table, cut, prefix) = (self.table, self.baseline.cut, self.dest.prefix.as_str());
         let what = reading.what(table);
         let output = |e| Failure::from(("writing a catch-up file", e));
+        self.reporter.flush().await.map_err(|e| ("reporting", e))?;
         let mut stream = reading.history.file_stream(table, from, cut);
         while let Some(file) = stream.next_file().await.map_err(|e| (what.as_str(), e))? {
             let seq = u64::try_from(file.first_offset).unwrap_or_default();
