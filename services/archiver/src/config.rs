@@ -4,9 +4,9 @@
 //! archiver's own sections refuse unknown keys, so a typo fails at start instead of leaving a
 //! default silently in place. [`Config::validate`] checks what serde cannot.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dwsync_archive::retention::RetentionDays;
 use dwsync_config::{HttpConfig, KafkaConfig, Secret, TelemetryConfig};
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +93,10 @@ pub struct ArchiveConfig {
     /// Longest delay between retries, in ms. Retries go on until shutdown. Default: `30000`.
     pub retry_max_ms: u64,
     /// Days each table's archive objects are kept, by table name; a table not named is kept
-    /// forever. Default: `events = 30`, `inbound = 30` (the spec exports 30 days of them).
-    pub retention_days: BTreeMap<String, u32>,
+    /// forever; an unknown table or 0 days fails at start. Default: `events = 30`,
+    /// `inbound = 30` (the spec exports 30 days of them). The backfill's `archive.retention_days`
+    /// must be the same (its purges delete what this would).
+    pub retention_days: RetentionDays,
     /// How often objects past their retention are looked for and deleted, in ms. Default:
     /// `3600000` (1 hour).
     pub retention_check_ms: u64,
@@ -109,7 +111,7 @@ impl Default for ArchiveConfig {
             write_concurrency: 4,
             retry_initial_ms: 200,
             retry_max_ms: 30_000,
-            retention_days: BTreeMap::from([("events".to_owned(), 30), ("inbound".to_owned(), 30)]),
+            retention_days: RetentionDays::default(),
             retention_check_ms: 3_600_000,
         }
     }
@@ -199,20 +201,6 @@ impl Config {
         }
         if archive.retry_initial_ms == 0 || archive.retry_initial_ms > archive.retry_max_ms {
             return fail("archive.retry_initial_ms", "must be positive and at most archive.retry_max_ms");
-        }
-        for (table, days) in &archive.retention_days {
-            if table.parse::<dwsync_contract::Table>().is_err() {
-                return Err(InvalidConfig {
-                    key: "archive.retention_days",
-                    message: format!("{table:?} is not a v5 table"),
-                });
-            }
-            if *days == 0 {
-                return fail(
-                    "archive.retention_days",
-                    "days must be at least 1 (leave a table out to keep it forever)",
-                );
-            }
         }
         if archive.retention_check_ms == 0 {
             return fail("archive.retention_check_ms", "must be positive");

@@ -66,7 +66,7 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let shutdown = service.shutdown_token();
     let store = store::Store::new(&cfg.store, &cfg.archive);
-    let retention = retention::Retention::new(&cfg.archive.retention_days);
+    let retention = cfg.archive.retention_days.clone();
     let mut sweeper = retention::Sweeper::new(store.client().clone(), store.bucket(), store.prefix(), retention);
     let (every, stop, swept_metrics) =
         (std::time::Duration::from_millis(cfg.archive.retention_check_ms), service.shutdown_token(), metrics.clone());
@@ -82,7 +82,12 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
                         swept_metrics.expired(table.name(), *n);
                     }
                     let deleted: u64 = swept.deleted.values().sum();
-                    tracing::info!(listed = swept.listed, deleted, "Retention sweep done.");
+                    tracing::info!(
+                        listed = swept.listed,
+                        looked_up = swept.looked_up,
+                        deleted,
+                        "Retention sweep done."
+                    );
                 }
                 Err(error) => tracing::warn!(%error, "Retention sweep failed; trying again at the next one."),
             }

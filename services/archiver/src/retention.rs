@@ -1,21 +1,27 @@
 //! Retention: archive objects of tables with a retention (`archive.retention_days`; events and
 //! inbound 30 days by default) are deleted once older than it; every other table is kept.
 //!
-//! An object's age is its `LastModified`: the time its batch was written, shortly after the files
-//! it holds were handed off. Each sweep lists each partition's batches in key (offset) order from
-//! where the previous sweep left off, deletes the expired objects, and stops at the first object
-//! too young to expire for any table. Where it left off (the *settled* key: every object up to it
-//! is deleted or of a table kept forever) is remembered per partition, so a sweep lists about one
-//! sweep interval of batches, not the whole archive; after a restart the first sweep lists
-//! everything once. Several instances sweep the same objects: a delete is idempotent.
+//! An object's age counts from its archived time (`dwsync_archive::retention`): its
+//! `LastModified` (the time its batch was written, shortly after the files it holds were handed
+//! off), or for an object an archive purge rewrote — whose `LastModified` is the purge's — the
+//! original time the rewrite kept in its user metadata. Each sweep lists each partition's batches
+//! in key (offset) order from where the previous sweep left off and deletes the expired objects.
+//! An object whose `LastModified` is too young to expire for any table is looked at once (a HEAD
+//! for its metadata): if its archived time is older, it is judged by that and the sweep goes on;
+//! otherwise the sweep of the partition stops there. So a sweep makes at most one HEAD per
+//! partition that does not lead to a deletion or past a rewritten object. Where the sweep left
+//! off (the *settled* key: every object up to it is deleted or of a table kept forever) is
+//! remembered per partition, so a sweep lists about one sweep interval of batches, not the whole
+//! archive; after a restart the first sweep lists everything once. Several instances sweep the
+//! same objects: a delete is idempotent.
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_s3::error::SdkError;
 use dwsync_archive::key::{parse_key, partition_prefix};
+use dwsync_archive::retention::{RetentionDays, archived_ms};
 use dwsync_contract::Table;
 use dwsync_s3::create_only::S3Error;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// One listed archive object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +32,8 @@ pub struct Aged {
     pub table: Option<Table>,
     /// `LastModified`, ms since the Unix epoch (`None`: the store did not say; never deleted).
     pub modified_ms: Option<i64>,
+    /// Its archived time read from its metadata (a HEAD), once looked at; `None`: not looked at.
+    pub archived_ms: Option<i64>,
 }
 
 /// What a sweep of one partition's listed objects decides.
@@ -37,54 +45,42 @@ pub struct Decision {
     pub settled: Option<String>,
     /// The listing may stop: an object too young to expire for any table was reached.
     pub stop: bool,
+    /// The object (index in the page) whose `LastModified` is too young but whose archived time
+    /// may be older: look it up ([`Aged::archived_ms`]) and decide the page again.
+    pub look_up: Option<usize>,
 }
 
-/// The retention of each table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retention {
-    days: BTreeMap<Table, u32>,
-}
-
-impl Retention {
-    /// From `archive.retention_days` (validated names; unknown ones are ignored here).
-    pub fn new(days: &BTreeMap<String, u32>) -> Self {
-        Self { days: days.iter().filter_map(|(t, d)| Some((t.parse().ok()?, *d))).collect() }
-    }
-
-    /// Whether any table has a retention.
-    pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
-    }
-
-    /// Decides on a page of objects (in key order) at `now_ms`.
-    pub fn decide(&self, objects: &[Aged], now_ms: i64) -> Decision {
-        let shortest = self.days.values().min().map_or(i64::MAX, |d| i64::from(*d) * DAY_MS);
-        let mut decision = Decision::default();
-        let mut settled = true;
-        for object in objects {
-            let Some(modified) = object.modified_ms else {
-                settled = false;
-                continue;
-            };
-            if modified > now_ms.saturating_sub(shortest) {
-                decision.stop = true;
-                break;
+/// Decides on a page of objects (in key order) at `now_ms`.
+pub fn decide(retention: &RetentionDays, objects: &[Aged], now_ms: i64) -> Decision {
+    let shortest = retention.shortest();
+    let mut decision = Decision::default();
+    let mut settled = true;
+    for (index, object) in objects.iter().enumerate() {
+        let Some(modified) = object.modified_ms else {
+            settled = false;
+            continue;
+        };
+        // The archived time is never later than `LastModified`.
+        let archived = object.archived_ms.map_or(modified, |at| at.min(modified));
+        if archived > now_ms.saturating_sub(shortest) {
+            if object.archived_ms.is_none() {
+                decision.look_up = Some(index);
             }
-            match object.table.and_then(|t| self.days.get(&t)) {
-                Some(days) if modified <= now_ms.saturating_sub(i64::from(*days) * DAY_MS) => {
-                    decision.expired.push(object.clone());
-                }
-                // A longer retention not reached yet: this object is looked at again next time.
-                Some(_) => settled = false,
-                // Kept forever (or not an archive key): settled.
-                None => {}
-            }
-            if settled {
-                decision.settled = Some(object.key.clone());
-            }
+            decision.stop = true;
+            break;
         }
-        decision
+        match object.table.and_then(|t| retention.of(t)) {
+            Some(keep) if archived <= now_ms.saturating_sub(keep) => decision.expired.push(object.clone()),
+            // A longer retention not reached yet: this object is looked at again next time.
+            Some(_) => settled = false,
+            // Kept forever (or not an archive key): settled.
+            None => {}
+        }
+        if settled {
+            decision.settled = Some(object.key.clone());
+        }
     }
+    decision
 }
 
 /// What a sweep did.
@@ -94,6 +90,8 @@ pub struct Swept {
     pub deleted: BTreeMap<Table, u64>,
     /// Objects listed.
     pub listed: u64,
+    /// Objects looked up (HEAD) for their archived time.
+    pub looked_up: u64,
 }
 
 /// Sweeps an archive bucket, remembering where each partition's listing is settled.
@@ -102,13 +100,13 @@ pub struct Sweeper {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
-    retention: Retention,
+    retention: RetentionDays,
     settled: HashMap<String, String>,
 }
 
 impl Sweeper {
     /// A sweeper of `s3://bucket/prefix` with `client`.
-    pub fn new(client: aws_sdk_s3::Client, bucket: &str, prefix: &str, retention: Retention) -> Self {
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str, prefix: &str, retention: RetentionDays) -> Self {
         Self { client, bucket: bucket.to_owned(), prefix: prefix.to_owned(), retention, settled: HashMap::new() }
     }
 
@@ -162,18 +160,27 @@ impl Sweeper {
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk("ListObjectsV2", &self.bucket, partition, e))?;
-            let page: Vec<Aged> = out
+            let mut page: Vec<Aged> = out
                 .contents()
                 .iter()
                 .filter_map(|o| {
                     let key = o.key()?.to_owned();
                     let table = parse_key(&self.prefix, &key).map(|k| k.part.table);
                     let modified_ms = o.last_modified().and_then(|t| t.to_millis().ok());
-                    Some(Aged { key, table, modified_ms })
+                    Some(Aged { key, table, modified_ms, archived_ms: None })
                 })
                 .collect();
             swept.listed += page.len() as u64;
-            let decision = self.retention.decide(&page, now_ms);
+            let decision = loop {
+                let decision = decide(&self.retention, &page, now_ms);
+                let Some(index) = decision.look_up else { break decision };
+                swept.looked_up += 1;
+                match self.archived_ms(&page[index].key).await? {
+                    Some(at) => page[index].archived_ms = Some(at),
+                    // Gone since the listing: nothing to decide.
+                    None => drop(page.remove(index)),
+                }
+            };
             for object in &decision.expired {
                 self.client
                     .delete_object()
@@ -196,20 +203,43 @@ impl Sweeper {
             }
         }
     }
+
+    /// `key`'s archived time (its metadata, else its `LastModified`); `None` when it is gone.
+    async fn archived_ms(&self, key: &str) -> Result<Option<i64>, S3Error> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some(
+                archived_ms(out.metadata(), out.last_modified().and_then(|t| t.to_millis().ok())).unwrap_or(i64::MAX),
+            )),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
+            Err(e) if dwsync_s3::create_only::status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(S3Error::from_sdk("HeadObject", &self.bucket, key, e)),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use dwsync_archive::retention::DAY_MS;
+
     fn aged(key: &str, table: Table, days_old: i64) -> Aged {
-        Aged { key: key.into(), table: Some(table), modified_ms: Some(100 * DAY_MS - days_old * DAY_MS) }
+        Aged {
+            key: key.into(),
+            table: Some(table),
+            modified_ms: Some(100 * DAY_MS - days_old * DAY_MS),
+            archived_ms: None,
+        }
+    }
+
+    fn retention(days: &[(&str, u32)]) -> RetentionDays {
+        let named: BTreeMap<String, u32> = days.iter().map(|(t, d)| ((*t).to_owned(), *d)).collect();
+        RetentionDays::try_from(named).expect("valid")
     }
 
     #[test]
     fn expired_objects_of_tables_with_a_retention_go_others_stay() {
-        let days = BTreeMap::from([("events".to_owned(), 30), ("metrics".to_owned(), 60)]);
-        let retention = Retention::new(&days);
+        let retention = retention(&[("events", 30), ("metrics", 60)]);
         let now = 100 * DAY_MS;
         let page = [
             aged("a/events", Table::Events, 45),
@@ -219,7 +249,7 @@ mod tests {
             aged("c/events", Table::Events, 29),
             aged("c/people", Table::People, 29),
         ];
-        let decision = retention.decide(&page, now);
+        let decision = decide(&retention, &page, now);
         let expired: Vec<&str> = decision.expired.iter().map(|a| a.key.as_str()).collect();
         assert_eq!(expired, ["a/events", "b/events"]);
         assert!(decision.stop, "c/ is too young for any retention");
@@ -229,11 +259,30 @@ mod tests {
 
     #[test]
     fn kept_forever_and_deleted_objects_settle_the_listing() {
-        let retention = Retention::new(&BTreeMap::from([("events".to_owned(), 30)]));
+        let retention = retention(&[("events", 30)]);
         let page = [aged("a/events", Table::Events, 40), aged("a/people", Table::People, 40)];
-        let decision = retention.decide(&page, 100 * DAY_MS);
+        let decision = decide(&retention, &page, 100 * DAY_MS);
         assert_eq!(decision.settled.as_deref(), Some("a/people"));
         assert!(!decision.stop, "the page ended: read on");
-        assert!(Retention::new(&BTreeMap::new()).is_empty());
+        assert!(RetentionDays::forever().is_empty());
+    }
+
+    #[test]
+    fn a_young_object_is_looked_up_once_and_judged_by_its_archived_time() {
+        let retention = retention(&[("events", 30)]);
+        let now = 100 * DAY_MS;
+        // Rewritten by a purge 5 days ago, archived 40 days ago; then an object 35 days old.
+        let mut page = vec![aged("a/events", Table::Events, 5), aged("b/events", Table::Events, 35)];
+        let decision = decide(&retention, &page, now);
+        assert_eq!((decision.look_up, decision.stop, decision.expired.len()), (Some(0), true, 0));
+        page[0].archived_ms = Some(now - 40 * DAY_MS);
+        let decision = decide(&retention, &page, now);
+        let expired: Vec<&str> = decision.expired.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(expired, ["a/events", "b/events"]);
+        assert_eq!((decision.look_up, decision.stop), (None, false));
+        // Looked up and really young: the sweep stops there without looking it up again.
+        page[0].archived_ms = Some(now - 5 * DAY_MS);
+        let decision = decide(&retention, &page, now);
+        assert_eq!((decision.look_up, decision.stop, decision.expired.len()), (None, true, 0));
     }
 }

@@ -24,20 +24,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use bytes::Bytes;
 use dwsync_archive::fold::{Context, Erasing, Flagged, FoldError, Folder, Spill};
 use dwsync_archive::{ArchiveReader, WorkspaceHistory};
 use dwsync_config::Secret;
 use dwsync_contract::Table;
-use dwsync_format::{ParquetFileWriter, ParquetOptions};
-use dwsync_s3::create_only::{Create, CreateOnly, FileObject, Object, PartSizes, S3Error};
+use dwsync_s3::create_only::{Create, CreateOnly, FileObject, PartSizes, S3Error};
 use dwsync_s3::egress::EgressPolicy;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
 use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
 
 use crate::gap::{self, Gap};
 use crate::metrics::Metrics;
-use crate::output::{Files, LocalFile};
+use crate::output::{Files, LocalFile, OneFile};
 use crate::plan::{self, Coverage, Work};
 use crate::report::Reporter;
 
@@ -111,7 +109,13 @@ impl<E: std::fmt::Display> From<(&str, E)> for Failure {
 pub async fn run(shared: &Shared, work: &Work) -> Outcome {
     let mut reporter = Reporter::new(&shared.syncs, work.workspace, shared.max_keys_reported);
     let failure = match attempt(shared, work, &mut reporter).await {
-        Ok(outcome) => return outcome,
+        Ok(outcome) => {
+            // A dropped job's tables done before it was dropped.
+            if let Err(error) = reporter.flush().await {
+                tracing::warn!(%error, "Reporting the tables done failed.");
+            }
+            return outcome;
+        }
         Err(failure) => failure.0,
     };
     let b = &work.baseline;
@@ -210,11 +214,12 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
         } else {
             delivery.initial_sync(&reading, ws, &context).await?;
         }
-        reporter.done(table, b).await.map_err(|e| ("reporting", e))?;
+        reporter.done(table, b);
         let (rows, files) = reporter.get(table).map_or((0, 0), |s| (s.rows, s.files));
         let mode = if work.replays.contains_key(&table) { "catch-up" } else { "initial sync" };
         tracing::info!(table = table.name(), mode, rows, files, "A baseline is delivered.");
     }
+    reporter.flush().await.map_err(|e| ("reporting", e))?;
     refused.map_or(Ok(Outcome::Done), Err)
 }
 
@@ -228,14 +233,8 @@ struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// Creates `object` (a `what` file) unless it exists (an earlier attempt wrote it: counted as
-    /// written), then reports it.
-    async fn write(&mut self, object: Object, what: &str) -> Result<(), Failure> {
-        let created = self.dest.create(&object).await;
-        self.record(&object.key, object.rows, created, what).await
-    }
-
-    /// Creates `file` (a baseline file on local disk) as [`write`](Self::write) does.
+    /// Creates `file` (a file on local disk, of a baseline or a catch-up) unless it exists (an
+    /// earlier attempt wrote it: counted as written), then reports it.
     async fn write_file(&mut self, file: LocalFile, what: &str) -> Result<(), Failure> {
         let created = self.dest.create_file(&file.object).await;
         self.record(&file.object.key, file.object.rows, created, what).await
@@ -272,6 +271,8 @@ impl Delivery<'_> {
         let Some(seq) = reading.history.last_seq(table).await.map_err(|e| (what.as_str(), e))? else {
             return Ok(());
         };
+        // Files to write: the tables done before are reported first.
+        self.reporter.flush().await.map_err(|e| ("reporting", e))?;
         let (shared, prefix) = (self.shared, self.dest.prefix.as_str());
         let fold = |e| Failure::from(("folding the baseline", e));
         let output = |e| Failure::from(("writing the baseline", e));
@@ -306,22 +307,24 @@ impl Delivery<'_> {
     }
 
     /// A catch-up: the table's archived files of `[from, cut)`, one by one in offset order, each
-    /// as it was under the key the uploader writes it under. Read batch by batch, so only one
-    /// archive batch's files are held at a time.
+    /// as it was under the key the uploader writes it under. Read one file at a time and each
+    /// file's rows a decoded batch at a time, written to local disk as baseline files are
+    /// ([`OneFile`]) and created from there: at most one decoded batch per archive object and one
+    /// Parquet row group being encoded are held, never a whole file.
     async fn catch_up(&mut self, reading: &Reading, ws: i64, from: i64) -> Result<(), Failure> {
         let (table, cut, prefix) = (self.table, self.baseline.cut, self.dest.prefix.as_str());
         let what = reading.what(table);
-        for batch in reading.history.batches().iter().filter(|batch| batch.range.end > from) {
-            let (start, end) = (batch.range.start.max(from), batch.range.end.min(cut));
-            if start >= end {
-                break;
+        let output = |e| Failure::from(("writing a catch-up file", e));
+        self.reporter.flush().await.map_err(|e| ("reporting", e))?;
+        let mut stream = reading.history.file_stream(table, from, cut);
+        while let Some(file) = stream.next_file().await.map_err(|e| (what.as_str(), e))? {
+            let seq = u64::try_from(file.first_offset).unwrap_or_default();
+            let key = dwsync_handoff::data_key(prefix, table, file.kind, ws, seq);
+            let mut out = OneFile::new(&reading.spill.dir, table, key).map_err(output)?;
+            while let Some(rows) = stream.next_rows().map_err(|e| (what.as_str(), e))? {
+                out.push(&rows).map_err(output)?;
             }
-            let files = reading.history.files(table, start, end).await.map_err(|e| (what.as_str(), e))?;
-            for file in files.files {
-                let seq = u64::try_from(file.first_offset).unwrap_or_default();
-                let key = dwsync_handoff::data_key(prefix, table, file.kind, ws, seq);
-                self.write(encode(table, key, std::slice::from_ref(&file.rows))?, "catch-up").await?;
-            }
+            self.write_file(out.finish().map_err(output)?, "catch-up").await?;
         }
         Ok(())
     }
@@ -392,20 +395,6 @@ impl Reading {
     }
 }
 
-/// One baseline file encoded by the exported files' Parquet writer, with the v5 schema.
-fn encode(table: Table, key: String, batches: &[RecordBatch]) -> Result<Object, Failure> {
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let encoding = |e| Failure::from(("encoding a baseline file", e));
-    let mut writer =
-        ParquetFileWriter::new(table, Vec::new(), &ParquetOptions::default().for_rows(rows)).map_err(encoding)?;
-    for batch in batches {
-        writer.write(batch).map_err(encoding)?;
-    }
-    let body = writer.finish().map_err(encoding)?;
-    let sha256_hex = hex::encode(dwsync_handoff::chunk::sha256(&body));
-    Ok(Object { key, body: Bytes::from(body), sha256_hex, rows: rows as u64 })
-}
-
 /// A workspace's bucket, with a client signing with its own (opened) credentials.
 struct Destination {
     client: aws_sdk_s3::Client,
@@ -459,11 +448,6 @@ impl Destination {
     fn writer(&self) -> CreateOnly<'_> {
         let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
         CreateOnly::new(&self.client, &self.bucket, self.conditional, parts)
-    }
-
-    /// Creates `object` unless its key exists.
-    async fn create(&self, object: &Object) -> Result<Create, S3Error> {
-        self.writer().create(object).await
     }
 
     /// Creates `file` from its local file unless its key exists.

@@ -130,7 +130,12 @@ async fn connect_purges(
     let reports = follow(&cfg.kafka, &reports_cfg, health, PURGE_REPORTS_COMPONENT, shutdown).await?;
     let timeouts = (Duration::from_secs(10), Duration::from_secs(120));
     let client = cfg.archive.client(dwsync_s3::https_client(), timeouts);
-    let purger = dwsync_archive::purge::Purger::new(client, &cfg.archive.bucket, &cfg.archive.prefix);
+    let purger = dwsync_archive::purge::Purger::new(
+        client,
+        &cfg.archive.bucket,
+        &cfg.archive.prefix,
+        cfg.archive.retention_days.clone(),
+    );
     let handoff = (handoff_topic(cfg, shutdown).await?, cfg.handoff.archiver_group_id.clone());
     Some(purge::Purges {
         requests,

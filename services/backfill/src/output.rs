@@ -1,6 +1,7 @@
 //! A table's baseline files, written as its rows come: encoded by the exported files' Parquet
 //! writer row group by row group into temporary files on local disk (never a whole file in
-//! memory), hashed on the way, then created in the bucket from the file.
+//! memory), hashed on the way, then created in the bucket from the file. A catch-up's replayed
+//! files are written the same way, one at a time under the uploader's keys ([`OneFile`]).
 //!
 //! Metrics are cut every `metrics_rows_per_file` rows into the spec's two-sequence files
 //! (`metrics_v5_<ws>_<seq>_<part:06>`, parts from 0); every other table is one file
@@ -89,6 +90,81 @@ struct Open {
     writer: Option<ParquetFileWriter<Hashing>>,
 }
 
+impl Open {
+    /// A new file for `key` in `dir`.
+    fn new(dir: &Path, key: String) -> Result<Self, OutputError> {
+        let io = |error| OutputError::Io { dir: dir.display().to_string(), error };
+        let temp = tempfile::Builder::new().prefix("dwsync-baseline-").tempfile_in(dir).map_err(io)?;
+        Ok(Self { key, temp, held: Vec::new(), rows: 0, writer: None })
+    }
+
+    /// Adds `rows`: held until the options settle, then encoded.
+    fn write(&mut self, table: Table, options: &ParquetOptions, rows: &RecordBatch) -> Result<(), OutputError> {
+        self.rows += rows.num_rows();
+        match &mut self.writer {
+            Some(writer) => writer.write(rows)?,
+            None => {
+                self.held.push(rows.clone());
+                if self.rows >= options_settled(options) {
+                    let writer = start(table, options, self)?;
+                    self.writer = Some(writer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file, its footer written, flushed and hashed (with no rows too).
+    fn close(mut self, table: Table, options: &ParquetOptions) -> Result<LocalFile, OutputError> {
+        let writer = match self.writer.take() {
+            Some(writer) => writer,
+            None => start(table, options, &mut self)?,
+        };
+        let mut hashing = writer.finish()?;
+        let io = |error| OutputError::Io { dir: self.temp.path().display().to_string(), error };
+        hashing.flush().map_err(io)?;
+        let object = FileObject {
+            key: self.key,
+            path: self.temp.path().to_owned(),
+            len: hashing.len,
+            sha256_hex: hex::encode(hashing.sha256.finalize()),
+            rows: self.rows as u64,
+        };
+        Ok(LocalFile { object, _temp: self.temp })
+    }
+}
+
+/// One file under a given key (a catch-up's replayed file), written as [`Files`] writes a
+/// baseline file: the same bytes as the whole file encoded at once, a file without rows too.
+pub struct OneFile {
+    table: Table,
+    options: ParquetOptions,
+    open: Open,
+}
+
+impl std::fmt::Debug for OneFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneFile").field("key", &self.open.key).field("rows", &self.open.rows).finish()
+    }
+}
+
+impl OneFile {
+    /// The file `key` of `table`, written in `dir`.
+    pub fn new(dir: &Path, table: Table, key: String) -> Result<Self, OutputError> {
+        Ok(Self { table, options: ParquetOptions::default(), open: Open::new(dir, key)? })
+    }
+
+    /// Adds the next rows.
+    pub fn push(&mut self, rows: &RecordBatch) -> Result<(), OutputError> {
+        self.open.write(self.table, &self.options, rows)
+    }
+
+    /// The file, ready to create.
+    pub fn finish(self) -> Result<LocalFile, OutputError> {
+        self.open.close(self.table, &self.options)
+    }
+}
+
 /// Cuts one table's baseline rows into its files on local disk.
 pub struct Files<'a> {
     dir: &'a Path,
@@ -124,10 +200,6 @@ impl<'a> Files<'a> {
         Self { dir, prefix, table, workspace, seq, rows_per_file, options, open: None, parts: 0 }
     }
 
-    fn io(&self) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-        |error| OutputError::Io { dir: self.dir.display().to_string(), error }
-    }
-
     /// Adds the next rows; returns the files they completed (metrics parts).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<LocalFile>, OutputError> {
         let mut done = Vec::new();
@@ -136,9 +208,7 @@ impl<'a> Files<'a> {
             if self.open.is_none() {
                 let part = (self.table == Table::Metrics).then_some(self.parts);
                 let key = dwsync_handoff::baseline_key(self.prefix, self.table, self.workspace.get(), self.seq, part);
-                let temp =
-                    tempfile::Builder::new().prefix("dwsync-baseline-").tempfile_in(self.dir).map_err(self.io())?;
-                self.open = Some(Open { key, temp, held: Vec::new(), rows: 0, writer: None });
+                self.open = Some(Open::new(self.dir, key)?);
                 self.parts += 1;
             }
             let room = self.rows_per_file - self.open.as_ref().map_or(0, |o| o.rows);
@@ -160,43 +230,16 @@ impl<'a> Files<'a> {
     }
 
     fn write(&mut self, rows: &RecordBatch) -> Result<(), OutputError> {
-        let settled = options_settled(&self.options);
         let (table, options) = (self.table, &self.options);
-        let Some(open) = self.open.as_mut() else { return Ok(()) };
-        open.rows += rows.num_rows();
-        match &mut open.writer {
-            Some(writer) => writer.write(rows)?,
-            None => {
-                open.held.push(rows.clone());
-                if open.rows >= settled {
-                    let writer = start(table, options, open)?;
-                    open.writer = Some(writer);
-                }
-            }
-        }
-        Ok(())
+        self.open.as_mut().map_or(Ok(()), |open| open.write(table, options, rows))
     }
 
-    /// Ends the open file: its footer written, flushed, hashed.
+    /// Ends the open file, if it has rows.
     fn close(&mut self) -> Result<Option<LocalFile>, OutputError> {
-        let Some(mut open) = self.open.take() else { return Ok(None) };
-        if open.rows == 0 {
-            return Ok(None);
+        match self.open.take() {
+            Some(open) if open.rows > 0 => open.close(self.table, &self.options).map(Some),
+            _ => Ok(None),
         }
-        let writer = match open.writer.take() {
-            Some(writer) => writer,
-            None => start(self.table, &self.options, &mut open)?,
-        };
-        let mut hashing = writer.finish()?;
-        hashing.flush().map_err(self.io())?;
-        let object = FileObject {
-            key: open.key,
-            path: open.temp.path().to_owned(),
-            len: hashing.len,
-            sha256_hex: hex::encode(hashing.sha256.finalize()),
-            rows: open.rows as u64,
-        };
-        Ok(Some(LocalFile { object, _temp: open.temp }))
     }
 }
 
@@ -290,5 +333,26 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].2, whole(Table::People, &batches), "options settled at 1,000 rows: zstd, dictionaries");
         assert_eq!(options_settled(&ParquetOptions::default()), OPTIONS_SETTLED);
+    }
+
+    #[test]
+    fn one_file_is_the_whole_file_encoded_at_once_with_or_without_rows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let people = rows(Table::People, 2_500);
+        for n in [0, 7, 2_500] {
+            let key = format!("exp/people_v5_42_{n}.parquet");
+            let mut file = OneFile::new(dir.path(), Table::People, key.clone()).expect("file");
+            for at in (0..n).step_by(600) {
+                file.push(&people.slice(at, 600.min(n - at))).expect("push");
+            }
+            let file = file.finish().expect("finish");
+            let bytes = std::fs::read(&file.object.path).expect("file");
+            assert_eq!(bytes, whole(Table::People, &[people.slice(0, n)]), "{n} rows");
+            assert_eq!(
+                (file.object.key.as_str(), file.object.rows, file.object.len),
+                (key.as_str(), n as u64, bytes.len() as u64)
+            );
+            assert_eq!(hex::encode(dwsync_handoff::chunk::sha256(&bytes)), file.object.sha256_hex);
+        }
     }
 }

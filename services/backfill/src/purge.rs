@@ -176,7 +176,8 @@ impl Purges {
                     tracing::info!("A newer purge request replaced this one.");
                     return Ok(Ended::Stopped);
                 }
-                let purged = self.purger.object(object, request.workspace_id).await.map_err(|e| e.to_string())?;
+                let purged =
+                    self.purger.object(object, request.workspace_id, &now_ms).await.map_err(|e| e.to_string())?;
                 progress.add(purged);
                 self.metrics.purged(purged);
                 let changed = Progress { objects_read: 0, ..progress } != Progress::default();

@@ -8,6 +8,7 @@
 //! - [`location`]: where an archive is and how to read it (a service's `[archive]` section);
 //! - [`partition`]: workspace → handoff partition (Kafka's murmur2 partitioner);
 //! - [`purge`]: one workspace removed from the archive (objects rewritten without it);
+//! - [`retention`]: how long each table is kept, and an object's archived time;
 //! - [`read`]: one workspace's history, per table in archive order (or file by file in an
 //!   offset range, for a catch-up), reading only the footers and that workspace's row groups;
 //! - [`fold`]: what each table's baseline holds, from its history (streaming, spilling the
@@ -25,6 +26,7 @@ pub mod location;
 pub mod partition;
 pub mod purge;
 pub mod read;
+pub mod retention;
 #[cfg(test)]
 mod testing;
 pub mod write;

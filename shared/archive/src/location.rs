@@ -1,6 +1,6 @@
 //! Where an archive is: its bucket, prefix and the credentials to read it, as a service's
 //! configuration names them (`[archive]` of the backfill; the same keys and meaning as the
-//! archiver's `[store]`, less its write settings).
+//! archiver's `[store]`, less its write settings, plus the archiver's `archive.retention_days`).
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use dwsync_config::Secret;
 use dwsync_s3::credentials::{credential_source, operator_credentials};
 use dwsync_s3::{Location, SharedHttpClient};
 use serde::{Deserialize, Serialize};
+
+use crate::retention::RetentionDays;
 
 /// An archive's bucket, prefix, endpoint and credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,10 @@ pub struct ArchiveLocation {
     pub access_key_id: String,
     /// Secret access key, never printed. Default: empty (see `access_key_id`).
     pub secret_access_key: Secret,
+    /// Days each table's archive objects are kept: the archiver's `archive.retention_days`, the
+    /// same value (a purge never leaves an object its retention would have deleted). Default:
+    /// `events = 30`, `inbound = 30`.
+    pub retention_days: RetentionDays,
 }
 
 impl Default for ArchiveLocation {
@@ -40,6 +46,7 @@ impl Default for ArchiveLocation {
             force_path_style: false,
             access_key_id: String::new(),
             secret_access_key: Secret::default(),
+            retention_days: RetentionDays::default(),
         }
     }
 }

@@ -9,6 +9,13 @@
 //! entry and nothing else changes. An object whose footer does not list the workspace is left
 //! alone, so running a purge again (after a crash, or a second request) rewrites nothing twice.
 //!
+//! A rewrite keeps the object's archived time (`crate::retention`): the new object carries the
+//! original's [`ARCHIVED_MS_METADATA`], so retention ages it from when it was archived, not from
+//! the purge. And the purge never leaves an object retention would have deleted: an object whose
+//! archived time is past its table's retention is deleted instead of rewritten, and checked again
+//! after its rewrite (a retention sweep may have deleted it between the read and the write; the
+//! rewrite would bring it back).
+//!
 //! The caller decides *when* a batch may be purged: its objects must all be written and the
 //! archiver must never list the batch again (its committed offset is past the batch's end), or a
 //! deleted object could be created again by an archiver restart (see `docs/HISTORY.md`).
@@ -26,6 +33,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use crate::footer::{PROVENANCE_METADATA, Provenance, WorkspaceRows};
 use crate::key::{BatchRange, ObjectKey, parse_key, partition_prefix};
+use crate::retention::{ARCHIVED_MS_METADATA, RetentionDays, archived_ms};
 
 /// Why a purge of an archive object failed; each names the key.
 #[derive(Debug, thiserror::Error)]
@@ -205,18 +213,34 @@ pub struct Candidate {
     pub named: ObjectKey,
 }
 
+/// An archive object as a purge read it.
+#[derive(Debug, Clone)]
+pub struct Original {
+    /// Its bytes.
+    pub body: Bytes,
+    /// When it was archived ([`archived_ms`]), if the store said.
+    pub archived_ms: Option<i64>,
+}
+
 /// Purges workspaces from the archive in one bucket and prefix.
 #[derive(Debug, Clone)]
 pub struct Purger {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    retention: RetentionDays,
 }
 
 impl Purger {
-    /// A purger of `s3://<bucket>/<prefix>` with `client`'s credentials.
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into(), prefix: prefix.into() }
+    /// A purger of `s3://<bucket>/<prefix>` with `client`'s credentials, for an archive whose
+    /// tables are kept `retention` (the archiver's `archive.retention_days`).
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+        retention: RetentionDays,
+    ) -> Self {
+        Self { client, bucket: bucket.into(), prefix: prefix.into(), retention }
     }
 
     /// Every batch of `partition` (its range), in offset order, with its objects.
@@ -235,34 +259,66 @@ impl Purger {
         Ok(batches.into_values().collect())
     }
 
-    /// Removes `workspace_id` from the object `candidate`: rewritten without it, deleted when it
-    /// held nothing else, untouched when it does not hold it (or is gone: deleted by retention,
-    /// or by an earlier run).
-    pub async fn object(&self, candidate: &Candidate, workspace_id: i64) -> Result<ObjectPurged, PurgeError> {
+    /// Removes `workspace_id` from the object `candidate` ([`read`](Self::read), then
+    /// [`apply`](Self::apply)); `now_ms` is the clock retention is judged by.
+    pub async fn object(
+        &self,
+        candidate: &Candidate,
+        workspace_id: i64,
+        now_ms: &(dyn Fn() -> i64 + Sync),
+    ) -> Result<ObjectPurged, PurgeError> {
+        match self.read(candidate).await? {
+            None => Ok(ObjectPurged::Untouched),
+            Some(original) => self.apply(candidate, &original, workspace_id, now_ms).await,
+        }
+    }
+
+    /// Reads the object `candidate`, with its archived time; `None` when it is gone (deleted by
+    /// retention, or by an earlier run).
+    pub async fn read(&self, candidate: &Candidate) -> Result<Option<Original>, PurgeError> {
         let key = candidate.key.as_str();
-        let got = self.client.get_object().bucket(&self.bucket).key(key).send().await;
-        let body = match got {
-            Ok(out) => out
-                .body
-                .collect()
-                .await
-                .map_err(|e| PurgeError::unreadable(key, format!("reading the body: {e}")))?
-                .into_bytes(),
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(ObjectPurged::Untouched),
-            Err(e) if dwsync_s3::create_only::status(&e) == Some(404) => return Ok(ObjectPurged::Untouched),
-            Err(e) => return Err(S3Error::from_sdk("GetObject", &self.bucket, key, e).into()),
-        };
-        match without_workspace(key, candidate.named, &body, workspace_id)? {
+        match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => {
+                let archived_ms = archived_ms(out.metadata(), out.last_modified().and_then(|t| t.to_millis().ok()));
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| PurgeError::unreadable(key, format!("reading the body: {e}")))?
+                    .into_bytes();
+                Ok(Some(Original { body, archived_ms }))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
+            Err(e) if dwsync_s3::create_only::status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(S3Error::from_sdk("GetObject", &self.bucket, key, e).into()),
+        }
+    }
+
+    /// Removes `workspace_id` from `original` (the object `candidate` as read): untouched when
+    /// it does not hold it; deleted when it held nothing else, or when it is past its table's
+    /// retention at `now_ms()` — before the rewrite, or after it (a retention sweep deleted it
+    /// in between: the rewrite brought it back); otherwise rewritten without it, keeping its
+    /// archived time in [`ARCHIVED_MS_METADATA`].
+    pub async fn apply(
+        &self,
+        candidate: &Candidate,
+        original: &Original,
+        workspace_id: i64,
+        now_ms: &(dyn Fn() -> i64 + Sync),
+    ) -> Result<ObjectPurged, PurgeError> {
+        let key = candidate.key.as_str();
+        let table = candidate.named.part.table;
+        let expired = || original.archived_ms.is_some_and(|at| self.retention.expired(table, at, now_ms()));
+        match without_workspace(key, candidate.named, &original.body, workspace_id)? {
             Rewrite::Absent => Ok(ObjectPurged::Untouched),
             Rewrite::Empty { rows_removed } => {
-                self.client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| S3Error::from_sdk("DeleteObject", &self.bucket, key, e))?;
+                self.delete(key).await?;
                 tracing::info!(key, rows_removed, "Purge: deleted an archive object that held only the workspace.");
+                Ok(ObjectPurged::Deleted { rows: rows_removed })
+            }
+            Rewrite::Rewritten { rows_removed, .. } if expired() => {
+                self.delete(key).await?;
+                tracing::info!(key, rows_removed, "Purge: deleted an archive object past its retention.");
                 Ok(ObjectPurged::Deleted { rows: rows_removed })
             }
             Rewrite::Rewritten { body, rows_removed } => {
@@ -271,14 +327,35 @@ impl Purger {
                     .put_object()
                     .bucket(&self.bucket)
                     .key(key)
+                    .set_metadata(
+                        original.archived_ms.map(|at| {
+                            std::collections::HashMap::from([(ARCHIVED_MS_METADATA.to_owned(), at.to_string())])
+                        }),
+                    )
                     .body(body.into())
                     .send()
                     .await
                     .map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, key, e))?;
+                if expired() {
+                    self.delete(key).await?;
+                    tracing::info!(key, rows_removed, "Purge: deleted an archive object that passed its retention.");
+                    return Ok(ObjectPurged::Deleted { rows: rows_removed });
+                }
                 tracing::info!(key, rows_removed, "Purge: rewrote an archive object without the workspace.");
                 Ok(ObjectPurged::Rewritten { rows: rows_removed })
             }
         }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PurgeError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| S3Error::from_sdk("DeleteObject", &self.bucket, key, e))?;
+        Ok(())
     }
 }
 

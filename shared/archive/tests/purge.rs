@@ -10,6 +10,7 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use dwsync_archive::fixture::{self, TestFile as File};
 use dwsync_archive::purge::{ObjectPurged, Progress, Purger};
+use dwsync_archive::retention::RetentionDays;
 use dwsync_archive::{ArchiveReader, BatchRange, Provenance, handoff_partition};
 use dwsync_contract::{BatchBuilder, Encoding, Table, decode};
 use dwsync_handoff::FileKind;
@@ -29,6 +30,10 @@ fn batch(table: Table, workspace: i64, first: u64, n: u64) -> Vec<RecordBatch> {
         builder.append(&decode(table, Encoding::Json, record.encoded(Encoding::Json)).expect("valid"));
     }
     builder.finish().expect("batches")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
 /// `batches` as one batch of `table`'s schema (rows compared column by column, values and types).
@@ -112,7 +117,7 @@ async fn a_purge_removes_one_workspace_and_keeps_the_others_as_written() {
     let objects_before = objects(&client, &bucket).await;
 
     // Purge workspace 7 up to the cut at 20.
-    let purger = Purger::new(client.clone(), &bucket, PREFIX);
+    let purger = Purger::new(client.clone(), &bucket, PREFIX, RetentionDays::default());
     let run = || async {
         let mut progress = Progress::default();
         let mut done = Vec::new();
@@ -121,7 +126,7 @@ async fn a_purge_removes_one_workspace_and_keeps_the_others_as_written() {
                 continue;
             }
             for c in candidates {
-                let purged = purger.object(&c, PURGED).await.expect("purges");
+                let purged = purger.object(&c, PURGED, &now_ms).await.expect("purges");
                 progress.add(purged);
                 done.push((c.key.rsplit('/').next().unwrap_or_default().to_owned(), range.start, purged));
             }

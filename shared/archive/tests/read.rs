@@ -410,3 +410,69 @@ async fn files_in_a_range_come_one_by_one_as_archived() {
     assert_eq!(got.files.iter().map(|f| (f.first_offset, f.kind)).collect::<Vec<_>>(), [(3, FileKind::Unspecified)]);
     assert_eq!(got.rows(), 4);
 }
+
+#[tokio::test]
+async fn a_file_stream_holds_one_decoded_batch_never_a_whole_file() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    let range = BatchRange { partition: 0, start: 0, end: 10 };
+    // Workspace 7's people: new files of 9,000 and 20,000 rows at 2 and 6, change files of 10,000
+    // and 1 rows at 4 and 8 (two objects to interleave), workspace 1's new file at 5.
+    let people = |workspace, offset: i64, kind, n| File {
+        workspace,
+        offset,
+        kind,
+        rows: batch(Table::People, workspace, offset as u64 * 100_000, n, None),
+    };
+    let files = [
+        people(7, 2, FileKind::New, 9_000),
+        people(7, 4, FileKind::Changes, 10_000),
+        people(1, 5, FileKind::New, 3),
+        people(7, 6, FileKind::New, 20_000),
+        people(7, 8, FileKind::Changes, 1),
+    ];
+    write_batch(&client, &bucket, range, Table::People, &files).await;
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+    let history = reader.workspace(7).await.expect("listed");
+
+    let mut stream = history.file_stream(Table::People, 0, 10);
+    let mut got = Vec::new();
+    let mut most_held = 0;
+    while let Some(file) = stream.next_file().await.expect("file") {
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next_rows().expect("rows") {
+            assert!(batch.num_rows() <= 8_192, "one decoded batch at a time: {}", batch.num_rows());
+            most_held = most_held.max(stream.held_rows());
+            rows.push(batch);
+        }
+        got.push((file, rows));
+    }
+    let summary: Vec<(i64, FileKind, u64, usize)> = got
+        .iter()
+        .map(|(f, rows)| (f.first_offset, f.kind, f.rows, rows.iter().map(RecordBatch::num_rows).sum()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, FileKind::New, 9_000, 9_000),
+            (4, FileKind::Changes, 10_000, 10_000),
+            (6, FileKind::New, 20_000, 20_000),
+            (8, FileKind::Changes, 1, 1),
+        ]
+    );
+    // Never more than one decoded batch per object (new and changes) held beyond what was
+    // returned: not the 20,000 rows of the largest file, not the batch's 39,001.
+    assert!(most_held < 2 * 8_192, "{most_held} rows held");
+    // The same files, with the same rows, as `files` collects.
+    let collected = history.files(Table::People, 0, 10).await.expect("files");
+    assert_eq!(collected.files.len(), got.len());
+    for (whole, (file, rows)) in collected.files.iter().zip(&got) {
+        let streamed =
+            arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::People), rows).expect("concat");
+        assert_eq!((whole.first_offset, whole.kind), (file.first_offset, file.kind));
+        assert_eq!(whole.rows, streamed);
+    }
+    let want =
+        arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::People), &files[3].rows).expect("concat");
+    assert_eq!(collected.files[2].rows, want, "the file at 6 as archived");
+}

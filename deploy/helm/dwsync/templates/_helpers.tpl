@@ -414,7 +414,8 @@ changes); without one, plain HTTP only when allowPlainHttp says so (control refu
 
 {{- /*
 The backfill reads the archive the archiver writes: its [archive] is the archiver's store
-(bucket, prefix, region, endpoint, path style, access key id), so the two cannot drift; the
+(bucket, prefix, region, endpoint, path style, access key id) and its archive.retention_days, so
+the two cannot drift; the
 secret key comes from the same Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY).
 */ -}}
 {{- define "dwsync.config.backfill" -}}
@@ -426,6 +427,10 @@ secret key comes from the same Secret (DWSYNC_ARCHIVE__SECRET_ACCESS_KEY).
 {{- if hasKey $store $key -}}
 {{- $_ := set $archive $key (get $store $key) -}}
 {{- end -}}
+{{- end -}}
+{{- /* The same retention as the archiver: a purge deletes an object past it instead of rewriting it. */ -}}
+{{- with (.Values.archiver.config.archive | default dict).retention_days -}}
+{{- $_ := set $archive "retention_days" . -}}
 {{- end -}}
 {{- $_ := set $set "archive" $archive -}}
 {{- $handoff := .Values.backfill.config.handoff | default dict -}}

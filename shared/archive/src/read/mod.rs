@@ -17,9 +17,11 @@
 //! **File by file in a range** ([`WorkspaceHistory::files`], for a catch-up): the files whose
 //! first offset is in `[from, to)`, each on its own with its rows, first offset and kind (new or
 //! changes), in offset order; sliced the same way, an old object counting as one file at its first
-//! offset.
+//! offset. [`WorkspaceHistory::file_stream`] gives them one file at a time, each file's rows a
+//! decoded batch at a time.
 
 mod error;
+mod files;
 mod object;
 mod ranged;
 
@@ -33,6 +35,7 @@ use dwsync_handoff::FileKind;
 use dwsync_s3::list::{Listed, list_prefix};
 
 pub use error::ReadError;
+pub use files::{FileStart, FileStream};
 pub use ranged::Fetched;
 
 use crate::key::{BatchRange, ObjectKey, Part, parse_key, partition_prefix};
@@ -304,33 +307,32 @@ impl WorkspaceHistory {
     /// file's offset, holding every row of the workspace in it: returned whole when that offset
     /// is in the range (rows of its later files included, even past `to`), left out otherwise
     /// (rows of its later files in the range too). Such objects predate catch-ups.
+    ///
+    /// Holds every file of the range: see [`file_stream`](Self::file_stream) for one at a time.
     pub async fn files(&self, table: Table, from: i64, to: i64) -> Result<TableFiles, ReadError> {
-        let mut out = TableFiles { table, files: Vec::new(), objects_opened: 0, object_bytes: 0 };
-        for batch in self.batches.iter().filter(|b| b.range.end > from).take_while(|b| b.range.start < to) {
-            let (slices, opened, bytes) = self.slices(batch, table).await?;
-            out.objects_opened += opened;
-            out.object_bytes += bytes;
-            out.files.extend(files_in_range(table, slices, from, to)?);
+        let mut stream = self.file_stream(table, from, to);
+        let mut files = Vec::new();
+        while let Some(file) = stream.next_file().await? {
+            let mut rows = Vec::new();
+            while let Some(batch) = stream.next_rows()? {
+                rows.push(batch);
+            }
+            let rows = concat_batches(&arrow_schema(table), &rows)
+                .map_err(|e| ReadError::unreadable(&format!("{table} file at {}", file.first_offset), e))?;
+            files.push(ArchivedFile { first_offset: file.first_offset, kind: file.kind, rows });
         }
-        Ok(out)
+        Ok(TableFiles { table, files, objects_opened: stream.objects_opened, object_bytes: stream.object_bytes })
+    }
+
+    /// [`files`](Self::files) one at a time ([`FileStream::next_file`]), each file's rows a
+    /// decoded batch at a time ([`FileStream::next_rows`]): at most one decoded batch (8,192 rows)
+    /// per object of an archive batch is held, never a whole file.
+    pub fn file_stream(&self, table: Table, from: i64, to: i64) -> FileStream<'_> {
+        FileStream::new(self, table, from, to)
     }
 
     /// The workspace's rows in each of `batch`'s objects of `table` that hold any (with the
-    /// object's key and part), decoded; the objects opened and their total size.
-    async fn slices<'a>(
-        &self,
-        batch: &'a ListedBatch,
-        table: Table,
-    ) -> Result<(Vec<(&'a str, Part, Slice)>, usize, u64), ReadError> {
-        let (slices, opened, bytes) = self.open_slices(batch, table).await?;
-        let slices = slices
-            .into_iter()
-            .map(|(key, part, slice)| Ok((key, part, slice.collect()?)))
-            .collect::<Result<Vec<_>, ReadError>>()?;
-        Ok((slices, opened, bytes))
-    }
-
-    /// [`slices`](Self::slices), opened but not decoded yet.
+    /// object's key and part), opened but not decoded yet; the objects opened and their total size.
     async fn open_slices<'a>(
         &self,
         batch: &'a ListedBatch,
@@ -428,52 +430,18 @@ struct Segment {
 /// its first file's offset, holding every row.
 fn split(table: Table, key: &str, slice: Slice) -> Result<Vec<Segment>, ReadError> {
     let rows = concat_batches(&arrow_schema(table), &slice.batches).map_err(|e| ReadError::unreadable(key, e))?;
-    let per_file: Option<Vec<u64>> = slice.files.iter().map(|f| f.rows).collect();
-    match per_file.filter(|rows_each| rows_each.iter().sum::<u64>() == rows.num_rows() as u64) {
-        Some(rows_each) => {
-            let mut at = 0usize;
-            let mut segments = Vec::with_capacity(rows_each.len());
-            for (file, n) in slice.files.iter().zip(rows_each) {
-                let n = usize::try_from(n).map_err(|e| ReadError::unreadable(key, e))?;
-                let offsets = vec![file.first_offset];
-                segments.push(Segment { first_offset: file.first_offset, rows: rows.slice(at, n), offsets });
-                at += n;
-            }
-            Ok(segments)
-        }
-        // Written before rows per file were recorded: one segment, at its first file.
-        None => {
-            let first_offset = slice.files.first().map_or(i64::MIN, |f| f.first_offset);
-            let offsets = slice.files.iter().map(|f| f.first_offset).collect();
-            Ok(vec![Segment { first_offset, rows, offsets }])
-        }
+    let each = files::file_rows(&slice.files, rows.num_rows() as u64);
+    // Written before rows per file were recorded: one segment, at its first file, holding them all.
+    let whole = each.len() != slice.files.len();
+    let mut at = 0usize;
+    let mut segments = Vec::with_capacity(each.len());
+    for (first_offset, n) in each {
+        let n = usize::try_from(n).map_err(|e| ReadError::unreadable(key, e))?;
+        let offsets = if whole { slice.files.iter().map(|f| f.first_offset).collect() } else { vec![first_offset] };
+        segments.push(Segment { first_offset, rows: rows.slice(at, n), offsets });
+        at += n;
     }
-}
-
-/// The files of one batch's objects of `table` whose first offset is in `[from, to)`, in offset
-/// order, each with its kind.
-fn files_in_range(
-    table: Table,
-    slices: Vec<(&str, Part, Slice)>,
-    from: i64,
-    to: i64,
-) -> Result<Vec<ArchivedFile>, ReadError> {
-    let mut files = Vec::new();
-    for (key, part, slice) in slices {
-        let kind = match (table.def().has_change_files, part.kind) {
-            (false, _) => FileKind::Unspecified,
-            (true, FileKind::Changes) => FileKind::Changes,
-            (true, _) => FileKind::New,
-        };
-        let segments = split(table, key, slice)?;
-        files.extend(segments.into_iter().filter(|s| (from..to).contains(&s.first_offset)).map(|s| ArchivedFile {
-            first_offset: s.first_offset,
-            kind,
-            rows: s.rows,
-        }));
-    }
-    files.sort_by_key(|f| f.first_offset);
-    Ok(files)
+    Ok(segments)
 }
 
 #[cfg(test)]
@@ -510,51 +478,5 @@ mod tests {
         assert_eq!(read(6), (vec!["a".to_owned(), "b".to_owned(), "c".to_owned()], Some(5)));
         // Cut at 2: its first file is not below the cut: left out, with the change file.
         assert_eq!(read(2), (Vec::<String>::new(), None));
-    }
-
-    #[test]
-    fn files_in_a_range_come_one_by_one_with_their_kind_in_offset_order() {
-        // New files at 2 (a, b) and 8 (c); change files at 5 (d) and 9 (none: no rows).
-        let new = || slice(vec![file(2, Some(2)), file(8, Some(1))], &["a", "b", "c"]);
-        let changes = || slice(vec![file(5, Some(1)), file(9, Some(0))], &["d"]);
-        let people = |kind| Part::of(Table::People, kind);
-        let read = |from, to| {
-            let slices = vec![("new", people(FileKind::New), new()), ("chngs", people(FileKind::Changes), changes())];
-            files_in_range(Table::People, slices, from, to)
-                .expect("files")
-                .into_iter()
-                .map(|f| (f.first_offset, f.kind, col(&[f.rows], "internal_customer_id")))
-                .collect::<Vec<_>>()
-        };
-        let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
-        assert_eq!(
-            read(0, i64::MAX),
-            [
-                (2, FileKind::New, ids(&["a", "b"])),
-                (5, FileKind::Changes, ids(&["d"])),
-                (8, FileKind::New, ids(&["c"])),
-                (9, FileKind::Changes, ids(&[])),
-            ]
-        );
-        // From included, to excluded.
-        assert_eq!(read(5, 9), [(5, FileKind::Changes, ids(&["d"])), (8, FileKind::New, ids(&["c"]))]);
-        assert!(read(3, 5).is_empty());
-        // Tables without change files: unspecified.
-        let metrics = Slice {
-            files: vec![file(4, Some(2)), file(6, Some(1))],
-            batches: vec![rows(Table::Metrics, &[json!({}), json!({}), json!({})])],
-        };
-        let part = Part::of(Table::Metrics, FileKind::Unspecified);
-        let got = files_in_range(Table::Metrics, vec![("m", part, metrics)], 0, 10).expect("files");
-        let got: Vec<_> = got.iter().map(|f| (f.first_offset, f.kind, f.rows.num_rows())).collect();
-        assert_eq!(got, [(4, FileKind::Unspecified, 2), (6, FileKind::Unspecified, 1)]);
-        // An old object (no rows per file): one file at its first offset, whole, or left out.
-        let old = || slice(vec![file(2, None), file(8, None)], &["a", "b"]);
-        let read_old = |from, to| {
-            let got = files_in_range(Table::People, vec![("old", people(FileKind::New), old())], from, to);
-            got.expect("files").iter().map(|f| (f.first_offset, f.rows.num_rows())).collect::<Vec<_>>()
-        };
-        assert_eq!(read_old(0, 5), [(2, 2)], "whole, its file at 8 included");
-        assert!(read_old(3, 10).is_empty(), "its first file is before the range: left out");
     }
 }

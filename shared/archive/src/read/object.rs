@@ -102,6 +102,16 @@ impl std::fmt::Debug for LazySlice {
 }
 
 impl LazySlice {
+    /// The object's key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The workspace's rows in the object, as its footer says.
+    pub(crate) fn expected_rows(&self) -> u64 {
+        self.expected_rows
+    }
+
     /// The next batch of rows; `None` at the end (after checking the row count).
     pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>, ReadError> {
         let key = self.key.as_str();
