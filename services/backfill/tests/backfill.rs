@@ -451,7 +451,15 @@ async fn a_baseline_is_folded_from_the_archive_up_to_the_cut_into_the_bucket() {
 
     let (status, body) = get(http, "/readyz");
     assert_eq!((status, body.as_str()), (200, "ok"));
-    let (_, metrics) = get(http, "/metrics");
+    // The job is counted when it ends, just after its last status report: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (_, metrics) = get(http, "/metrics");
+        if metrics.contains(r#"dwsync_backfill_jobs_total{outcome="done""#) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(metrics.contains("dwsync_backfill_files_written_total"), "{metrics}");
     assert!(metrics.contains(r#"dwsync_backfill_jobs_total{outcome="done""#), "{metrics}");
     println!("baseline delivered and checked in {:?}", began.elapsed());
