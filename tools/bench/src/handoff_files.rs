@@ -54,13 +54,21 @@ impl Reader {
             .set("isolation.level", "read_committed")
             .create()
             .context("cannot create the handoff reader")?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .context("cannot read the handoff topic's metadata")?;
-        let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
-        if partitions == 0 {
-            bail!("the handoff topic {topic} has no partitions");
-        }
+        // A topic created a moment ago can show no partitions in the broker's first answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .context("cannot read the handoff topic's metadata")?;
+            let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+            if partitions > 0 {
+                break partitions;
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("the handoff topic {topic} has no partitions after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let mut assignment = TopicPartitionList::new();
         for p in 0..partitions as i32 {
             assignment.add_partition_offset(topic, p, Offset::Beginning)?;
