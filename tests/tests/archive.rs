@@ -2,7 +2,7 @@
 //! processes: records of several tables for six workspaces (two with a destination, four
 //! without) become archive objects, one per (handoff partition, batch, table), while the
 //! archiver is killed with `kill -9` twice mid-stream and restarted. Then every object is read
-//! back: every produced record exactly once with its values, one row group per workspace with
+//! back: every produced record exactly once with its values, workspaces packed into row groups with
 //! `workspace_id` statistics, batches of a partition contiguous, and no more objects per batch
 //! than (table, kind) parts, whatever the number of workspaces.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -160,22 +160,33 @@ async fn every_record_is_archived_exactly_once_through_kill_9() {
     objects = read_archive(&archive).await;
 
     // Layout: objects per batch ≤ parts; a partition's batches are contiguous from its start;
-    // one row group per workspace, in workspace order; the footer names its batch.
+    // rows sorted by workspace, packed into row groups in workspace order, a workspace never
+    // split between two; the footer places each workspace's rows and names its batch.
     let mut batches: BTreeMap<(i32, i64, i64), usize> = BTreeMap::new();
     for o in &objects {
         *batches.entry((o.partition, o.start, o.end)).or_default() += 1;
-        let ws: Vec<i64> = o
-            .row_groups
-            .iter()
-            .map(|(min, max, _)| {
-                assert_eq!(min, max, "{}: a row group holds one workspace", o.key);
-                *min
-            })
-            .collect();
-        assert!(ws.windows(2).all(|w| w[0] < w[1]), "{}: row groups by workspace {ws:?}", o.key);
-        let rows_ws = o.batch.column_by_name("workspace_id").unwrap().as_primitive::<Int64Type>();
-        let distinct: BTreeSet<i64> = rows_ws.iter().flatten().collect();
-        assert_eq!(distinct.len(), ws.len(), "{}: one row group per workspace", o.key);
+        assert!(
+            o.row_groups.windows(2).all(|g| g[0].1 < g[1].0),
+            "{}: row groups in workspace order, none sharing a workspace: {:?}",
+            o.key,
+            o.row_groups
+        );
+        let rows_ws: Vec<i64> =
+            o.batch.column_by_name("workspace_id").unwrap().as_primitive::<Int64Type>().iter().flatten().collect();
+        assert!(rows_ws.windows(2).all(|w| w[0] <= w[1]), "{}: rows sorted by workspace", o.key);
+        let group_starts: Vec<i64> =
+            o.row_groups.iter().scan(0, |at, (_, _, rows)| Some(std::mem::replace(at, *at + rows))).collect();
+        let listed = o.provenance["workspaces"].as_array().expect("workspaces");
+        let distinct: BTreeSet<i64> = rows_ws.iter().copied().collect();
+        assert_eq!(listed.len(), distinct.len(), "{}: the footer lists every workspace", o.key);
+        for w in listed {
+            let (ws, rows) = (w["workspace_id"].as_i64().unwrap(), w["rows"].as_i64().unwrap());
+            let group = w["row_group"].as_u64().unwrap() as usize;
+            let first = group_starts[group] + w["first_row"].as_i64().unwrap_or(0);
+            let placed = &rows_ws[first as usize..(first + rows) as usize];
+            assert!(placed.iter().all(|r| *r == ws), "{}: workspace {ws}'s rows where the footer says", o.key);
+            assert_eq!(rows_ws.iter().filter(|r| **r == ws).count() as i64, rows, "{}: workspace {ws}", o.key);
+        }
         let p = &o.provenance;
         assert_eq!(
             (p["partition"].as_i64(), p["start_offset"].as_i64(), p["end_offset"].as_i64()),

@@ -51,12 +51,21 @@ impl Provenance {
 pub struct WorkspaceRows {
     /// The workspace.
     pub workspace_id: i64,
-    /// Its row group (`None` when its files hold no rows).
+    /// Its row group (`None` when its files hold no rows). Workspaces share row groups: their
+    /// rows are consecutive in it from [`first_row`](Self::first_row).
     pub row_group: Option<usize>,
+    /// Where its rows start in the row group (absent, 0, in objects written with one row group
+    /// per workspace).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub first_row: u64,
     /// Its rows.
     pub rows: u64,
     /// The handed-off files its rows came from, in offset order.
     pub files: Vec<SourceFile>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A handed-off file whose rows an archive object holds.
@@ -91,6 +100,7 @@ mod tests {
             workspaces: vec![WorkspaceRows {
                 workspace_id: 42,
                 row_group: Some(0),
+                first_row: 0,
                 rows: 5,
                 files: vec![SourceFile {
                     file_id: "f".into(),

@@ -33,7 +33,9 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use crate::footer::{PROVENANCE_METADATA, Provenance, WorkspaceRows};
 use crate::key::{BatchRange, ObjectKey, parse_key, partition_prefix};
+use crate::read::workspace_rows;
 use crate::retention::{ARCHIVED_MS_METADATA, RetentionDays, archived_ms};
+use crate::write::Packer;
 
 /// Why a purge of an archive object failed; each names the key.
 #[derive(Debug, thiserror::Error)]
@@ -114,45 +116,52 @@ pub fn without_workspace(
     }
     let row_groups = metadata.metadata().num_row_groups();
     let schema = arrow_schema(part.table);
-    let mut writer = ParquetFileWriter::new(part.table, Vec::new(), &crate::write::options())
+    let writer = ParquetFileWriter::new(part.table, Vec::new(), &crate::write::options())
         .map_err(|e| PurgeError::unreadable(key, e))?;
+    // The kept workspaces packed again as the archiver packs them (their rows may have shared a
+    // row group with the purged workspace's).
+    let mut packer = Packer::new(writer);
     let mut workspaces = Vec::with_capacity(kept.len());
-    let mut next_row_group = 0;
     for entry in kept {
-        let row_group = match entry.row_group {
-            None => None,
-            Some(index) if index >= row_groups => {
+        if let Some(index) = entry.row_group {
+            if index >= row_groups {
                 return Err(PurgeError::unreadable(key, format!("its footer names row group {index} of {row_groups}")));
             }
-            Some(index) => {
-                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(body.clone(), metadata.clone())
-                    .with_row_groups(vec![index])
-                    .build()
-                    .map_err(|e| PurgeError::unreadable(key, e))?;
-                let mut rows = 0u64;
-                for batch in reader {
-                    let batch = batch.map_err(|e| PurgeError::unreadable(key, e))?;
-                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-                        .map_err(|e| PurgeError::unreadable(key, format!("not the v5 schema: {e}")))?;
-                    rows += batch.num_rows() as u64;
-                    writer.write(&batch).map_err(|e| PurgeError::unreadable(key, e))?;
-                }
-                if rows != entry.rows {
-                    return Err(PurgeError::unreadable(
+            let selection =
+                workspace_rows(metadata.metadata(), index, entry.first_row, entry.rows).ok_or_else(|| {
+                    let (first, rows) = (entry.first_row, entry.rows);
+                    PurgeError::unreadable(
                         key,
-                        format!("row group {index} has {rows} rows, its footer says {}", entry.rows),
-                    ));
-                }
-                writer.end_row_group().map_err(|e| PurgeError::unreadable(key, e))?;
-                next_row_group += 1;
-                Some(next_row_group - 1)
+                        format!(
+                            "its footer places {rows} rows from row {first} of row group {index}, which is shorter"
+                        ),
+                    )
+                })?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(body.clone(), metadata.clone())
+                .with_row_groups(vec![index])
+                .with_row_selection(selection)
+                .build()
+                .map_err(|e| PurgeError::unreadable(key, e))?;
+            let mut rows = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(|e| PurgeError::unreadable(key, e))?;
+                let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                    .map_err(|e| PurgeError::unreadable(key, format!("not the v5 schema: {e}")))?;
+                rows += batch.num_rows() as u64;
+                packer.write(&batch).map_err(|e| PurgeError::unreadable(key, e))?;
             }
-        };
-        workspaces.push(WorkspaceRows { row_group, ..entry.clone() });
+            if rows != entry.rows {
+                return Err(PurgeError::unreadable(
+                    key,
+                    format!("row group {index} gave {rows} of the workspace's rows, its footer says {}", entry.rows),
+                ));
+            }
+        }
+        let placed = packer.end_workspace().map_err(|e| PurgeError::unreadable(key, e))?;
+        workspaces.push(WorkspaceRows { row_group: placed.row_group, first_row: placed.first_row, ..entry.clone() });
     }
     let provenance = Provenance { workspaces, ..provenance.clone() };
-    writer.append_metadata(PROVENANCE_METADATA, provenance.to_json());
-    let body = writer.finish().map_err(|e| PurgeError::unreadable(key, e))?;
+    let body = packer.finish(PROVENANCE_METADATA, provenance.to_json()).map_err(|e| PurgeError::unreadable(key, e))?;
     Ok(Rewrite::Rewritten { body: Bytes::from(body), rows_removed })
 }
 
@@ -415,12 +424,12 @@ mod tests {
         };
         assert_eq!(rows_removed, 2);
         let builder = ParquetRecordBatchReaderBuilder::try_new(rewritten.clone()).expect("parquet");
-        assert_eq!(builder.metadata().num_row_groups(), 2);
+        assert_eq!(builder.metadata().num_row_groups(), 1, "the kept workspaces packed again");
         let footer = builder.metadata().file_metadata().key_value_metadata();
         let provenance = Provenance::from_footer(footer).expect("footer").expect("json");
-        let listed: Vec<(i64, Option<usize>)> =
-            provenance.workspaces.iter().map(|w| (w.workspace_id, w.row_group)).collect();
-        assert_eq!(listed, [(3, Some(0)), (9, Some(1))]);
+        let listed: Vec<(i64, Option<usize>, u64)> =
+            provenance.workspaces.iter().map(|w| (w.workspace_id, w.row_group, w.first_row)).collect();
+        assert_eq!(listed, [(3, Some(0), 0), (9, Some(0), 2)], "workspace 9 moved up where 5 was");
         let batches: Vec<RecordBatch> = builder.build().expect("reader").collect::<Result<_, _>>().expect("rows");
         let want = [made[0].clone(), made[2].clone()];
         assert_eq!(col(&batches, "event_id"), col(&want, "event_id"));

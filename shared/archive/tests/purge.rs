@@ -161,10 +161,18 @@ async fn a_purge_removes_one_workspace_and_keeps_the_others_as_written() {
             continue;
         }
         assert!(!listed.contains(&PURGED), "{key}: {listed:?}");
-        assert_eq!(builder.metadata().num_row_groups(), listed.len(), "{key}: one row group per workspace");
-        // Row group numbers follow the footer's order, every other field as it was.
-        for (i, w) in provenance.workspaces.iter().enumerate() {
-            assert_eq!(w.row_group, Some(i), "{key}");
+        // The kept workspaces are packed again, in the footer's order: consecutive rows.
+        let mut at = (0usize, 0u64);
+        for w in &provenance.workspaces {
+            let group = w.row_group.expect("rows");
+            if group != at.0 {
+                assert_eq!((group, w.first_row), (at.0 + 1, 0), "{key}: a new row group starts at row 0");
+                at = (group, 0);
+            }
+            assert_eq!(w.first_row, at.1, "{key}: workspace {} follows the one before", w.workspace_id);
+            at.1 += w.rows;
+            let group_rows = builder.metadata().row_group(group).num_rows() as u64;
+            assert!(w.first_row + w.rows <= group_rows, "{key}");
         }
         if key.contains("/00000000000000000010-") {
             assert_eq!(body, &objects_before[key], "{key}: without workspace 7, never rewritten");

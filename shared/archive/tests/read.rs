@@ -97,7 +97,8 @@ async fn reads_one_workspace_only_its_row_groups() {
     }
     let (first, second) =
         (BatchRange { partition: 0, start: 0, end: 10 }, BatchRange { partition: 0, start: 10, end: 25 });
-    // Metrics: 400 rows per workspace and batch, files interleaved by workspace.
+    // Metrics: 400 rows per workspace and batch (workspace 1: 9,000, a row group of its own:
+    // workspaces share row groups of at least 8,192 rows), files interleaved by workspace.
     let metrics = |range: BatchRange, from: u64| -> Vec<File> {
         WORKSPACES
             .iter()
@@ -106,7 +107,7 @@ async fn reads_one_workspace_only_its_row_groups() {
                 workspace: ws,
                 offset: range.start + i as i64,
                 kind: FileKind::Unspecified,
-                rows: batch(Table::Metrics, ws, from, 400, None),
+                rows: batch(Table::Metrics, ws, from, if ws == 1 { 9_000 } else { 400 }, None),
             })
             .collect()
     };
@@ -223,7 +224,13 @@ async fn broken_objects_are_errors_naming_their_key() {
         end_offset: 5,
         table: "outputs".into(),
         kind: "all".into(),
-        workspaces: vec![dwsync_archive::WorkspaceRows { workspace_id: 7, row_group: Some(0), rows: 1, files: vec![] }],
+        workspaces: vec![dwsync_archive::WorkspaceRows {
+            workspace_id: 7,
+            row_group: Some(0),
+            first_row: 0,
+            rows: 1,
+            files: vec![],
+        }],
     };
     let column: arrow_array::ArrayRef = std::sync::Arc::new(arrow_array::Int64Array::from(vec![7]));
     let one = RecordBatch::try_from_iter([("workspace_id", column)]).expect("batch");

@@ -25,6 +25,8 @@ mod files;
 mod object;
 mod ranged;
 
+pub(crate) use object::workspace_rows;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

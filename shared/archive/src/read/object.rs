@@ -9,7 +9,9 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use dwsync_contract::{Table, arrow_schema};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
 
 use super::ReadError;
@@ -122,7 +124,7 @@ impl LazySlice {
                 return Err(ReadError::unreadable(
                     key,
                     format!(
-                        "row group {} has {} rows, its footer says {}",
+                        "row group {} gave {} of the workspace's rows, its footer says {}",
                         self.row_group, self.rows, self.expected_rows
                     ),
                 ));
@@ -186,11 +188,19 @@ pub(crate) async fn open_workspace(
             format!("its footer names row group {row_group}, it has {}", metadata.num_row_groups()),
         ));
     }
+    let selection = workspace_rows(&metadata, row_group, entry.first_row, entry.rows).ok_or_else(|| {
+        let (first, rows) = (entry.first_row, entry.rows);
+        ReadError::unreadable(
+            key,
+            format!("its footer places {rows} rows from row {first} of row group {row_group}, which is shorter"),
+        )
+    })?;
     let (start, end) = row_group_range(&metadata, row_group)
         .ok_or_else(|| ReadError::unreadable(key, format!("row group {row_group} has no valid byte range")))?;
     let bytes = RowGroupBytes { offset: start, bytes: object.get(start, end).await?, len: object.size };
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, arrow)
         .with_row_groups(vec![row_group])
+        .with_row_selection(selection)
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| ReadError::unreadable(key, e))?;
@@ -217,6 +227,27 @@ async fn footer(object: &RangedObject<'_>) -> Result<ParquetMetaData, ReadError>
     let end = object.size - TAIL;
     let bytes = object.get(end - length, end).await?;
     ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| ReadError::unreadable(key, e))
+}
+
+/// The selection of a workspace's `rows` from `first_row` in `row_group`, which other
+/// workspaces' rows may share; `None` when the row group is shorter than that.
+pub(crate) fn workspace_rows(
+    metadata: &ParquetMetaData,
+    row_group: usize,
+    first_row: u64,
+    rows: u64,
+) -> Option<RowSelection> {
+    let group_rows = u64::try_from(metadata.row_group(row_group).num_rows()).ok()?;
+    let after = group_rows.checked_sub(first_row.checked_add(rows)?)?;
+    let selectors = [(first_row, false), (rows, true), (after, false)]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, select)| {
+            let n = usize::try_from(n).ok()?;
+            Some(if select { RowSelector::select(n) } else { RowSelector::skip(n) })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(RowSelection::from(selectors))
 }
 
 /// `[start, end)` of the column chunks of `row_group` (contiguous in files the writer makes).
