@@ -33,7 +33,7 @@ impl ServiceAccountKey {
         let value: serde_json::Value = serde_json::from_str(json).map_err(|_| BadKey::NotJson)?;
         let object = value.as_object().ok_or(BadKey::NotJson)?;
         for field in REQUIRED_FIELDS {
-            if !object.get(field).and_then(serde_json::Value::as_str).is_some_and(|v| !v.trim().is_empty()) {
+            if object.get(field).and_then(serde_json::Value::as_str).is_none_or(|v| v.trim().is_empty()) {
                 return Err(BadKey::Missing(field));
             }
         }
