@@ -1,11 +1,13 @@
 //! Test kit for dwsync's integration tests: where the real Kafka broker and the real S3 server
 //! listen, clients for them, and unique names so tests never share a topic, group or bucket.
 //!
-//! The tests expect both servers to run (`dev/kafka start`, `dev/s3 start`; `dev/test` does it).
+//! The tests expect the servers to run (`dev/kafka start`, `dev/s3 start`, `dev/gcs start`;
+//! `dev/test` does it).
 //! They fail — they never skip — when a server is unreachable, so a green run proves they ran.
 
 use std::time::Duration;
 
+pub mod gcs;
 pub mod group;
 pub mod schedule;
 pub mod secure;
@@ -28,15 +30,17 @@ pub fn s3_endpoint() -> String {
 }
 
 /// The egress allow-list of services writing to the test S3 server as a customer's endpoint
-/// (loopback, and the host of [`s3_endpoint`]): customers' endpoints are otherwise public only.
+/// (loopback, and the hosts of [`s3_endpoint`] and [`gcs::gcs_endpoint`]): customers' endpoints
+/// are otherwise public only.
 pub fn local_egress_allow() -> Vec<String> {
-    let endpoint = s3_endpoint();
     let mut allow = vec!["127.0.0.0/8".to_owned(), "::1".to_owned()];
-    if let Some(host) = dwsync_s3::egress::endpoint_host(&endpoint)
-        && !allow.iter().any(|a| a == host)
-        && !host.starts_with("127.")
-    {
-        allow.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+    for endpoint in [s3_endpoint(), gcs::gcs_endpoint()] {
+        if let Some(host) = dwsync_s3::egress::endpoint_host(&endpoint)
+            && !allow.iter().any(|a| a == host)
+            && !host.starts_with("127.")
+        {
+            allow.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+        }
     }
     allow
 }

@@ -28,10 +28,11 @@ use dwsync_archive::fold::{Context, Erasing, Flagged, FoldError, Folder, Spill};
 use dwsync_archive::{ArchiveReader, WorkspaceHistory};
 use dwsync_config::Secret;
 use dwsync_contract::Table;
+use dwsync_gcs::DestinationError;
 use dwsync_s3::create_only::{Create, CreateOnly, FileObject, PartSizes, S3Error};
 use dwsync_s3::egress::EgressPolicy;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
-use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
+use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, Store, SyncConfig, WorkspaceId};
 
 use crate::gap::{self, Gap};
 use crate::metrics::Metrics;
@@ -68,6 +69,9 @@ pub struct Shared {
     /// The HTTPS client of every destination's S3 client, checking each connection against
     /// `egress` ([`dwsync_s3::egress::customer_https_client`]).
     pub https: SharedHttpClient,
+    /// The HTTP client of every GCS destination, checking each connection against `egress`
+    /// ([`dwsync_gcs::http::customer_http_client`]).
+    pub gcs_http: reqwest::Client,
     /// Rows per initial metrics file.
     pub metrics_rows_per_file: usize,
     /// Keys listed per table in the status.
@@ -179,7 +183,7 @@ async fn attempt(shared: &Shared, work: &Work, reporter: &mut Reporter) -> Resul
     }
     reporter.running(&tables, b).await.map_err(|e| ("reporting", e))?;
     let Some(cfg) = shared.configs.cached(ws) else { return Ok(Outcome::Dropped) };
-    let dest = Destination::open(&cfg, &shared.sealer, (&shared.https, &shared.egress))?;
+    let dest = Destination::open(&cfg, &shared.sealer, (&shared.https, &shared.gcs_http, &shared.egress))?;
 
     let history = shared.reader.workspace(ws.get()).await.map_err(|e| (listing.as_str(), e))?;
     if history.partition() != b.partition {
@@ -245,7 +249,7 @@ impl Delivery<'_> {
         &mut self,
         key: &str,
         rows: u64,
-        created: Result<Create, S3Error>,
+        created: Result<Create, DestinationError>,
         what: &str,
     ) -> Result<(), Failure> {
         let table = self.table.name();
@@ -397,62 +401,93 @@ impl Reading {
 
 /// A workspace's bucket, with a client signing with its own (opened) credentials.
 struct Destination {
-    client: aws_sdk_s3::Client,
+    writer: Writer,
     bucket: String,
     prefix: String,
-    conditional: bool,
+}
+
+/// A destination's client, by kind.
+enum Writer {
+    /// S3: a client and whether the store supports `If-None-Match: *`.
+    S3 { client: aws_sdk_s3::Client, conditional: bool },
+    /// Google Cloud Storage.
+    Gcs(dwsync_gcs::Bucket),
 }
 
 impl Destination {
     /// The destination of `cfg`, its secret opened with `sealer` (the workspace id as context),
-    /// its client on `https`; an endpoint that is an address `egress` refuses fails here.
+    /// its client on `https` (S3) or `gcs_http` (GCS); an endpoint that is an address `egress`
+    /// refuses fails here.
     fn open(
         cfg: &SyncConfig,
         sealer: &Result<Sealer, String>,
-        (https, egress): (&SharedHttpClient, &EgressPolicy),
+        (https, gcs_http, egress): (&SharedHttpClient, &reqwest::Client, &EgressPolicy),
     ) -> Result<Self, Failure> {
         let d = &cfg.destination;
         if cfg.schema_version != dwsync_contract::SCHEMA_VERSION {
             return Err(Failure(format!("schema version {} is not supported", cfg.schema_version)));
         }
-        if let Some(endpoint) = &d.endpoint {
+        if let Some(endpoint) = d.endpoint() {
             egress.check_literal_endpoint(endpoint).map_err(|refused| Failure(refused.to_string()))?;
         }
         let sealer =
             sealer.as_ref().map_err(|e| Failure(format!("the destination's secret key cannot be opened: {e}")))?;
         let secret: Secret = sealer
-            .open(&d.secret_access_key, &cfg.workspace_id.to_string())
+            .open(d.sealed(), &cfg.workspace_id.to_string())
             .map_err(|e| Failure(format!("the destination's secret key does not open: {e}")))?;
-        let location =
-            Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
-        let credentials = StaticCredentials::new(
-            d.access_key_id.clone(),
-            secret.expose().to_owned(),
-            None,
-            None,
-            "dwsync-destination",
-        );
-        let client =
-            dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
-        Ok(Self { client, bucket: d.bucket.clone(), prefix: d.prefix.clone(), conditional: d.conditional_writes })
+        let writer = match &d.store {
+            Store::S3(s3) => {
+                let location = Location {
+                    region: &s3.region,
+                    endpoint: s3.endpoint.as_deref(),
+                    force_path_style: s3.force_path_style,
+                };
+                let credentials = StaticCredentials::new(
+                    s3.access_key_id.clone(),
+                    secret.expose().to_owned(),
+                    None,
+                    None,
+                    "dwsync-destination",
+                );
+                let timeouts = (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT);
+                let client = dwsync_s3::client_without_retries(location, credentials, https.clone(), timeouts);
+                Writer::S3 { client, conditional: s3.conditional_writes }
+            }
+            Store::Gcs(gcs) => {
+                let key = dwsync_gcs::ServiceAccountKey::parse(secret.expose())
+                    .map_err(|e| Failure(format!("the destination's service account key {e}")))?;
+                let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
+                let bucket =
+                    dwsync_gcs::Bucket::new(gcs_http.clone(), gcs.endpoint.as_deref(), &d.bucket, &key, timeouts)
+                        .map_err(|e| Failure(format!("the GCS destination: {e}")))?;
+                Writer::Gcs(bucket)
+            }
+        };
+        Ok(Self { writer, bucket: d.bucket.clone(), prefix: d.prefix.clone() })
     }
 
-    /// Writes the empty `cio-validate` object (a plain PUT, as the uploader before every sync).
-    async fn validate(&self) -> Result<(), S3Error> {
+    /// Writes the empty `cio-validate` object (a plain write, as the uploader before every sync).
+    async fn validate(&self) -> Result<(), DestinationError> {
         let key = dwsync_handoff::validate_key(&self.prefix);
-        let put = self.client.put_object().bucket(&self.bucket).key(&key).body(Vec::new().into());
-        put.send().await.map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, &key, e))?;
+        match &self.writer {
+            Writer::S3 { client, .. } => {
+                let put = client.put_object().bucket(&self.bucket).key(&key).body(Vec::new().into());
+                put.send().await.map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, &key, e))?;
+            }
+            Writer::Gcs(bucket) => bucket.put(&key, bytes::Bytes::new()).await?,
+        }
         Ok(())
     }
 
-    fn writer(&self) -> CreateOnly<'_> {
-        let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
-        CreateOnly::new(&self.client, &self.bucket, self.conditional, parts)
-    }
-
     /// Creates `file` from its local file unless its key exists.
-    async fn create_file(&self, file: &FileObject) -> Result<Create, S3Error> {
-        self.writer().create_file(file).await
+    async fn create_file(&self, file: &FileObject) -> Result<Create, DestinationError> {
+        let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
+        Ok(match &self.writer {
+            Writer::S3 { client, conditional } => {
+                CreateOnly::new(client, &self.bucket, *conditional, parts).create_file(file).await?
+            }
+            Writer::Gcs(bucket) => dwsync_gcs::create_only::CreateOnly::new(bucket, parts).create_file(file).await?,
+        })
     }
 }
 
@@ -468,12 +503,14 @@ mod tests {
             destination: dwsync_sync_config::Destination {
                 bucket: "b".into(),
                 prefix: "p".into(),
-                region: "us-east-1".into(),
-                endpoint: Some("http://127.0.0.1:1".into()),
-                force_path_style: true,
-                conditional_writes: true,
-                access_key_id: "AK".into(),
-                secret_access_key: secret,
+                store: dwsync_sync_config::Store::S3(dwsync_sync_config::S3Store {
+                    region: "us-east-1".into(),
+                    endpoint: Some("http://127.0.0.1:1".into()),
+                    force_path_style: true,
+                    conditional_writes: true,
+                    access_key_id: "AK".into(),
+                    secret_access_key: secret,
+                }),
             },
             tables: std::collections::BTreeMap::new(),
             disabled: false,
@@ -487,7 +524,8 @@ mod tests {
         let (key, other) = (Sealer::new(&[1; 32]), Sealer::new(&[2; 32]));
         let allow = vec!["127.0.0.1".parse().expect("entry")];
         let egress = EgressPolicy::new(&dwsync_s3::egress::EgressConfig { allow });
-        let https = (&dwsync_s3::egress::customer_https_client(egress.clone()), &egress);
+        let gcs_http = dwsync_gcs::http::customer_http_client(egress.clone()).expect("client");
+        let https = (&dwsync_s3::egress::customer_https_client(egress.clone()), &gcs_http, &egress);
         let opened = Destination::open(&config(&key, "42"), &Ok(key.clone()), https).expect("opens");
         assert_eq!((opened.bucket.as_str(), opened.prefix.as_str()), ("b", "p"));
         let failures = [
@@ -507,7 +545,9 @@ mod tests {
         let key = Sealer::new(&[1; 32]);
         let strict = EgressPolicy::default();
         let https = dwsync_s3::egress::customer_https_client(strict.clone());
-        let Err(Failure(reason)) = Destination::open(&config(&key, "42"), &Ok(key.clone()), (&https, &strict)) else {
+        let gcs_http = dwsync_gcs::http::customer_http_client(strict.clone()).expect("client");
+        let clients = (&https, &gcs_http, &strict);
+        let Err(Failure(reason)) = Destination::open(&config(&key, "42"), &Ok(key.clone()), clients) else {
             panic!("opened");
         };
         assert_eq!(

@@ -208,6 +208,8 @@ async fn connect(
         sealer,
         egress: EgressPolicy::new(&cfg.egress),
         https: dwsync_s3::egress::customer_https_client(EgressPolicy::new(&cfg.egress)),
+        gcs_http: dwsync_gcs::http::customer_http_client(EgressPolicy::new(&cfg.egress))
+            .expect("the rustls HTTP client builds (no system TLS to load)"),
         metrics_rows_per_file: b.metrics_rows_per_file,
         max_keys_reported: b.max_keys_reported,
         spill: dwsync_archive::fold::Spill {

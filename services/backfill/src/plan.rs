@@ -139,7 +139,7 @@ pub fn replay_start(batches: &[BatchRange], partition: i32, from: i64) -> Option
 
 #[cfg(test)]
 mod tests {
-    use dwsync_sync_config::{Destination, InitialState, InitialSync, Sealed, TableState};
+    use dwsync_sync_config::{Destination, InitialState, InitialSync, S3Store, Sealed, Store, TableState};
 
     use super::*;
 
@@ -158,12 +158,14 @@ mod tests {
             destination: Destination {
                 bucket: "b".into(),
                 prefix: String::new(),
-                region: "us-east-1".into(),
-                endpoint: None,
-                force_path_style: false,
-                conditional_writes: true,
-                access_key_id: "AK".into(),
-                secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                store: Store::S3(S3Store {
+                    region: "us-east-1".into(),
+                    endpoint: None,
+                    force_path_style: false,
+                    conditional_writes: true,
+                    access_key_id: "AK".into(),
+                    secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                }),
             },
             tables: tables
                 .iter()

@@ -25,8 +25,8 @@ use dwsync_contract::{BatchBuilder, Encoding, Table, arrow_schema, decode};
 use dwsync_handoff::FileKind;
 use dwsync_loadgen::Generator;
 use dwsync_sync_config::{
-    Baseline, Destination, InitialState, InitialSync, InitialSyncs, KafkaStore, Sealer, StoreConfig, SyncConfig,
-    TableState, WorkspaceId,
+    Baseline, Destination, InitialState, InitialSync, InitialSyncs, KafkaStore, S3Store, Sealer, Store, StoreConfig,
+    SyncConfig, TableState, WorkspaceId,
 };
 use dwsync_tests::services::ServiceProcess;
 use serde_json::{Value, json};
@@ -150,12 +150,14 @@ impl Setup {
             destination: Destination {
                 bucket: self.destination.clone(),
                 prefix: EXPORTS.into(),
-                region: "us-east-1".into(),
-                endpoint: Some(dwsync_tests::s3_endpoint()),
-                force_path_style: true,
-                conditional_writes: true,
-                access_key_id: dwsync_tests::s3_access_key(),
-                secret_access_key: secret,
+                store: Store::S3(S3Store {
+                    region: "us-east-1".into(),
+                    endpoint: Some(dwsync_tests::s3_endpoint()),
+                    force_path_style: true,
+                    conditional_writes: true,
+                    access_key_id: dwsync_tests::s3_access_key(),
+                    secret_access_key: secret,
+                }),
             },
             tables: states,
             disabled: false,

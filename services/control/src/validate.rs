@@ -8,7 +8,7 @@ use dwsync_contract::Table;
 use dwsync_s3::egress::{EgressPolicy, EgressRefused};
 use dwsync_sync_config::schemas::{self, SchemaError};
 
-use crate::model::{DestinationSpec, SCHEMA_VERSION, SyncSpec};
+use crate::model::{DestinationKind, DestinationSpec, SCHEMA_VERSION, SyncSpec};
 
 /// What the validation rules allow beyond the defaults.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +51,21 @@ pub enum ValidationError {
     /// The secret key is missing: every create and update must carry it.
     #[error("destination.secret_access_key is required on every create and update")]
     MissingSecret,
+    /// The service account key of a GCS destination is missing: every create and update must
+    /// carry it.
+    #[error("destination.service_account_key is required on every create and update of a gcs destination")]
+    MissingServiceAccountKey,
+    /// The service account key is not a usable key (the message never shows it).
+    #[error("destination.service_account_key {0}")]
+    ServiceAccountKey(#[from] dwsync_gcs::BadKey),
+    /// A field that belongs to the other kind of destination.
+    #[error("{field} is not a setting of {kind} destinations")]
+    OtherKind {
+        /// The field given.
+        field: &'static str,
+        /// The destination's kind.
+        kind: &'static str,
+    },
     /// A schema version other than 5.
     #[error("schema_version {0} is not supported; only {SCHEMA_VERSION} is")]
     SchemaVersion(u32),
@@ -67,8 +82,11 @@ pub enum ValidationError {
 pub struct Valid {
     /// The destination, every field checked.
     pub destination: DestinationSpec,
-    /// The secret key, present and not empty.
+    /// The secret, present and not empty: the S3 secret access key, or the GCS service
+    /// account's JSON key.
     pub secret: Secret,
+    /// A GCS destination's service account (from its key).
+    pub client_email: Option<String>,
     /// The tables the client named, parsed.
     pub tables: BTreeMap<Table, bool>,
 }
@@ -82,15 +100,42 @@ pub fn validate(spec: SyncSpec, policy: &Policy) -> Result<Valid, ValidationErro
     let d = spec.destination;
     bucket(&d.bucket)?;
     prefix(&d.prefix)?;
-    region(&d.region)?;
     if let Some(url) = &d.endpoint {
         endpoint(url, policy)?;
     }
+    if d.kind == DestinationKind::Gcs {
+        return gcs(d, tables);
+    }
+    if d.service_account_key.is_some() {
+        return Err(ValidationError::OtherKind { field: "destination.service_account_key", kind: "s3" });
+    }
+    region(&d.region)?;
     if d.access_key_id.trim().is_empty() {
         return Err(ValidationError::Missing("destination.access_key_id"));
     }
     let secret = d.secret_access_key.clone().filter(|s| !s.is_empty()).ok_or(ValidationError::MissingSecret)?;
-    Ok(Valid { destination: d, secret, tables })
+    Ok(Valid { destination: d, secret, client_email: None, tables })
+}
+
+/// The rest of a GCS destination: no S3 settings, a service account key that parses.
+fn gcs(d: DestinationSpec, tables: BTreeMap<Table, bool>) -> Result<Valid, ValidationError> {
+    let s3_only = [
+        ("destination.region", !d.region.is_empty()),
+        ("destination.access_key_id", !d.access_key_id.is_empty()),
+        ("destination.secret_access_key", d.secret_access_key.is_some()),
+        ("destination.force_path_style", d.force_path_style),
+        ("destination.conditional_writes", d.conditional_writes.is_some()),
+    ];
+    if let Some((field, _)) = s3_only.iter().find(|(_, given)| *given) {
+        return Err(ValidationError::OtherKind { field, kind: "gcs" });
+    }
+    if let Some(url) = d.endpoint.as_deref().filter(|url| !dwsync_gcs::bucket::endpoint_is_valid(url)) {
+        return Err(ValidationError::BadEndpoint(url.to_owned()));
+    }
+    let secret =
+        d.service_account_key.clone().filter(|s| !s.is_empty()).ok_or(ValidationError::MissingServiceAccountKey)?;
+    let key = dwsync_gcs::ServiceAccountKey::parse(secret.expose())?;
+    Ok(Valid { client_email: Some(key.client_email().to_owned()), destination: d, secret, tables })
 }
 
 /// Checks where a valid destination's endpoint leads (resolving its name): refused if it is, or
@@ -291,6 +336,57 @@ mod tests {
         s.destination.bucket = "BAD".into();
         assert!(!validate(s.clone(), &Policy::default()).expect_err("bad").to_string().contains("s3cr3t"));
         assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+
+    fn gcs_spec(key: &str) -> SyncSpec {
+        SyncSpec {
+            destination: DestinationSpec {
+                kind: DestinationKind::Gcs,
+                bucket: "acme-exports".into(),
+                prefix: "dw".into(),
+                service_account_key: Some(Secret::new(key)),
+                ..DestinationSpec::default()
+            },
+            ..SyncSpec::default()
+        }
+    }
+
+    const KEY: &str = r#"{"type": "service_account", "project_id": "p", "private_key_id": "k1",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n",
+        "client_email": "sa@p.iam.gserviceaccount.com"}"#;
+
+    #[test]
+    fn a_gcs_destination_needs_a_whole_key_and_never_shows_it() {
+        let valid = validate(gcs_spec(KEY), &Policy::default()).expect("valid");
+        assert_eq!(valid.client_email.as_deref(), Some("sa@p.iam.gserviceaccount.com"));
+        assert_eq!(valid.secret.expose(), KEY);
+        let mut s = gcs_spec(KEY);
+        s.destination.service_account_key = None;
+        assert_eq!(validate(s, &Policy::default()).expect_err("none"), ValidationError::MissingServiceAccountKey);
+        for (key, message) in [
+            ("SECRETBYTES not json", "destination.service_account_key is not a JSON object"),
+            (&KEY.replace("client_email", "email"), "destination.service_account_key lacks the field `client_email`"),
+            (
+                &KEY.replace("\"private_key\"", "\"key\""),
+                "destination.service_account_key lacks the field `private_key`",
+            ),
+        ] {
+            let err = validate(gcs_spec(key), &Policy::default()).expect_err(key).to_string();
+            assert!(err.starts_with(message), "{err}");
+            assert!(!err.contains("SECRETBYTES"), "{err}");
+        }
+        let mut s = gcs_spec(KEY);
+        s.destination.access_key_id = "AKIA".into();
+        assert_eq!(
+            validate(s, &Policy::default()).expect_err("s3 field").to_string(),
+            "destination.access_key_id is not a setting of gcs destinations"
+        );
+        let mut s = spec();
+        s.destination.service_account_key = Some(Secret::new(KEY));
+        assert_eq!(
+            validate(s, &Policy::default()).expect_err("gcs field").to_string(),
+            "destination.service_account_key is not a setting of s3 destinations"
+        );
     }
 
     #[test]

@@ -142,7 +142,7 @@ async fn create_read_update_delete() {
     let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("get").expect("stored");
     let bytes = codec::encode(&stored);
     assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "plaintext in the record");
-    assert_eq!(h.sealer.open(&stored.destination.secret_access_key, "42").expect("open").expose(), SECRET);
+    assert_eq!(h.sealer.open(stored.destination.sealed(), "42").expect("open").expose(), SECRET);
 
     // Update: the secret must come again; the change bumps the revision.
     let (status, body) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(spec(None))).await;
@@ -159,7 +159,7 @@ async fn create_read_update_delete() {
     assert_eq!(table(&view, "metrics")["enabled"], false);
     assert_eq!(table(&view, "deliveries")["enabled"], true, "tables not named are unchanged");
     let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("get").expect("stored");
-    assert_eq!(h.sealer.open(&stored.destination.secret_access_key, "42").expect("open").expose(), SECRET2);
+    assert_eq!(h.sealer.open(stored.destination.sealed(), "42").expect("open").expose(), SECRET2);
 
     let (status, body) = h.call(Method::DELETE, "/v1/workspaces/42/sync", Some(WS42), None).await;
     assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
@@ -189,6 +189,80 @@ async fn create_with_tables_off_and_options() {
     assert_eq!(view["destination"]["endpoint"], "https://storage.yandexcloud.net");
     assert_eq!(view["destination"]["force_path_style"], true);
     assert_eq!(view["destination"]["conditional_writes"], false);
+}
+
+fn gcs_spec(key: Option<&str>) -> Value {
+    let mut destination = json!({ "kind": "gcs", "bucket": "acme-exports", "path": "dw/v5" });
+    if let Some(key) = key {
+        destination["service_account_key"] = json!(key);
+    }
+    json!({ "destination": destination })
+}
+
+#[tokio::test]
+async fn a_gcs_destination_keeps_its_key_sealed_and_needs_it_on_every_update() {
+    let h = Harness::strict();
+    let key = dwsync_tests::gcs::service_account_key();
+    let (status, view) = h.create(42, WS42, gcs_spec(Some(&key))).await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    let destination = &view["destination"];
+    assert_eq!(destination["kind"], "gcs");
+    assert_eq!((destination["bucket"].as_str(), destination["prefix"].as_str()), (Some("acme-exports"), Some("dw/v5")));
+    assert_eq!(destination["client_email"], dwsync_tests::gcs::CLIENT_EMAIL);
+    assert_eq!(destination["service_account_key_set"], true);
+    for s3_only in ["region", "access_key_id", "secret_access_key_set", "service_account_key"] {
+        assert!(destination.get(s3_only).is_none(), "{s3_only}: {destination}");
+    }
+    let pem_line = dwsync_tests::gcs::private_key_pem().lines().nth(1).expect("a PEM body line");
+    assert!(!view.to_string().contains(pem_line), "the key is never answered");
+    let (_, read) = h.call(Method::GET, "/v1/workspaces/42/sync", Some(WS42), None).await;
+    assert_eq!(read, view);
+
+    let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("get").expect("stored");
+    assert_eq!(stored.destination.kind(), "gcs");
+    let bytes = codec::encode(&stored);
+    assert!(!bytes.windows(pem_line.len()).any(|w| w == pem_line.as_bytes()), "plaintext in the record");
+    assert_eq!(h.sealer.open(stored.destination.sealed(), "42").expect("open").expose(), key);
+
+    let (status, body) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(gcs_spec(None))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error(&body),
+        "destination.service_account_key is required on every create and update of a gcs destination"
+    );
+    // Back to S3 and to GCS again: the kind is the client's to change, with its secret.
+    let (status, view) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(spec(Some(SECRET)))).await;
+    assert_eq!((status, view["destination"]["kind"].as_str()), (StatusCode::OK, Some("s3")), "{view}");
+    let (status, view) = h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(gcs_spec(Some(&key)))).await;
+    assert_eq!((status, view["destination"]["kind"].as_str()), (StatusCode::OK, Some("gcs")), "{view}");
+
+    // Keys that are not keys: 400 naming the field, never echoing the key.
+    let whole: Value = serde_json::from_str(&key).expect("JSON key");
+    let without = |field: &str| {
+        let mut partial = whole.clone();
+        partial.as_object_mut().expect("object").remove(field);
+        partial.to_string()
+    };
+    for (bad, message) in [
+        (format!("{key} trailing"), "destination.service_account_key is not a JSON object"),
+        (without("client_email"), "destination.service_account_key lacks the field `client_email`"),
+        (without("private_key"), "destination.service_account_key lacks the field `private_key`"),
+    ] {
+        let (status, err) = h.create(43, ADMIN, gcs_spec(Some(&bad))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        assert!(error(&err).starts_with(message), "{err}");
+        assert!(!err.to_string().contains(pem_line) && !err.to_string().contains("0123456789abcdef"), "{err}");
+    }
+    let mut mixed = gcs_spec(Some(&key));
+    mixed["destination"]["access_key_id"] = json!("AKIA");
+    let (status, err) = h.create(43, ADMIN, mixed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error(&err), "destination.access_key_id is not a setting of gcs destinations");
+    let mut unknown = gcs_spec(Some(&key));
+    unknown["destination"]["kind"] = json!("azure");
+    let (status, err) = h.create(43, ADMIN, unknown).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error(&err).contains("unknown variant `azure`, expected `s3` or `gcs`"), "{err}");
 }
 
 #[tokio::test]
@@ -516,7 +590,7 @@ async fn endpoints_into_the_operators_network_are_refused_naming_the_class() {
         h.call(Method::PUT, "/v1/workspaces/42/sync", Some(WS42), Some(with_endpoint("https://10.0.0.1"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     let stored = h.store.get(WorkspaceId::new(42).expect("id")).await.expect("store").expect("sync");
-    assert_eq!(stored.destination.endpoint.as_deref(), Some("https://52.95.110.1"));
+    assert_eq!(stored.destination.endpoint(), Some("https://52.95.110.1"));
 
     // The operator's allow-list admits what it names, and only that.
     let local = Harness::new(local_policy());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dwsync_config::{HttpConfig, KafkaConfig, Secret};
 use dwsync_contract::Table;
-use dwsync_control::model::{Destination, SCHEMA_VERSION, SyncConfig, TableState, WorkspaceId};
+use dwsync_control::model::{Destination, S3Store, SCHEMA_VERSION, Store, SyncConfig, TableState, WorkspaceId};
 use dwsync_control::seal::Sealer;
 use dwsync_control::store::{ConfigStore, KafkaStore, codec};
 use dwsync_control::{ApiConfig, Config, InitialSyncConfig, StoreConfig};
@@ -46,12 +46,14 @@ fn config(sealer: &Sealer, id: i64, bucket: &str) -> SyncConfig {
         destination: Destination {
             bucket: bucket.into(),
             prefix: "dw".into(),
-            region: "us-east-1".into(),
-            endpoint: None,
-            force_path_style: false,
-            conditional_writes: true,
-            access_key_id: "AKIA".into(),
-            secret_access_key: sealer.seal(&Secret::new(SECRET), &id.to_string()).expect("seal"),
+            store: Store::S3(S3Store {
+                region: "us-east-1".into(),
+                endpoint: None,
+                force_path_style: false,
+                conditional_writes: true,
+                access_key_id: "AKIA".into(),
+                secret_access_key: sealer.seal(&Secret::new(SECRET), &id.to_string()).expect("seal"),
+            }),
         },
         tables: Table::ALL.iter().map(|t| (*t, TableState::new(true, 1))).collect(),
         disabled: false,
@@ -128,7 +130,7 @@ async fn replicas_agree_through_the_compacted_topic() {
             assert!(!value.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "plaintext secret on the topic");
             let cfg = codec::decode(value).expect("a SyncConfig");
             let ws = cfg.workspace_id.to_string();
-            assert_eq!(sealer.open(&cfg.destination.secret_access_key, &ws).expect("opens").expose(), SECRET);
+            assert_eq!(sealer.open(cfg.destination.sealed(), &ws).expect("opens").expose(), SECRET);
         }
     }
     stop.cancel();

@@ -14,7 +14,7 @@ use crate::config::UploadConfig;
 use crate::destinations::DestinationClient;
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
-use crate::s3_sink::{Object, PartSizes, S3Error, Sink, Written};
+use crate::sink::{DestinationError, Object, PartSizes, Sink, Written};
 use crate::syncs::Syncs;
 
 /// What became of an attempt to deliver a file.
@@ -23,7 +23,7 @@ pub enum Outcome {
     /// It is in its bucket (created now, found from an earlier attempt, or kept as a conflict).
     Written(Written),
     /// Every attempt failed; the last error.
-    Failed(S3Error),
+    Failed(DestinationError),
     /// The destination belongs to another workspace: nothing was written (never expected).
     Refused,
     /// Shutdown began first: the file must not be committed.
@@ -138,11 +138,11 @@ impl Delivery {
         self.syncs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one S3 step up to the configured attempts; an error that retrying cannot fix
+    /// Runs one write step up to the configured attempts; an error that retrying cannot fix
     /// (denied, no such bucket, bad request) ends at once.
     async fn attempting<T, Fut>(&self, what: &'static str, mut op: impl FnMut() -> Fut) -> Result<T, Outcome>
     where
-        Fut: Future<Output = Result<T, S3Error>>,
+        Fut: Future<Output = Result<T, DestinationError>>,
     {
         let mut attempt = 0u32;
         loop {
@@ -255,7 +255,7 @@ mod tests {
             "workspace 2's file, 1's bucket"
         );
         match delivery.deliver(&dest, &file_of(1), 5).await {
-            Outcome::Failed(error) => assert_eq!(error.code.as_deref(), Some("ConnectionFailed"), "{error}"),
+            Outcome::Failed(error) => assert_eq!(error.code(), Some("ConnectionFailed"), "{error}"),
             other => panic!("its own file is attempted: {other:?}"),
         }
     }

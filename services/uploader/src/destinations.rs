@@ -1,15 +1,16 @@
-//! Workspace → destination: one S3 client per destination, built from that destination's own
-//! credentials, looked up by the file's workspace id and nothing else.
+//! Workspace → destination: one client per destination (S3, or GCS for a `gcs` destination from
+//! control), built from that destination's own credentials, looked up by the file's workspace id
+//! and nothing else.
 //!
 //! Destinations come from the control service's configuration topic (followed live; a change
 //! builds a new client for the next file, in-flight writes finish with the old one) and, for
 //! setups without control, from the `[[destinations]]` of the config file. A workspace's secret
 //! is sealed with its workspace id as associated data, so it opens only for that workspace.
 //!
-//! Destinations from control are customers' endpoints: their clients share an HTTPS client that
-//! refuses, at every connection, names resolving into the operator's network
-//! ([`dwsync_s3::egress`]), and an endpoint that is such an address is refused before its
-//! client is built (the file is parked, like any file of a failing destination). The
+//! Destinations from control are customers' endpoints: their clients share an HTTPS client per
+//! kind that refuses, at every connection, names resolving into the operator's network
+//! ([`dwsync_s3::egress`], [`dwsync_gcs::http`]), and an endpoint that is such an address is
+//! refused before its client is built (the file is parked, like any file of a failing destination). The
 //! `[[destinations]]` of the config file are the operator's own and are not restricted.
 
 use std::collections::{BTreeSet, HashMap};
@@ -20,7 +21,7 @@ use std::time::Duration;
 use dwsync_contract::Table;
 use dwsync_s3::egress::EgressPolicy;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
-use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, SyncConfig, WorkspaceId};
+use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, Store, SyncConfig, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Destination, InvalidConfig};
@@ -28,10 +29,10 @@ use crate::config::{Destination, InvalidConfig};
 /// Longest wait for a connection to the S3 endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest single S3 request (one part of up to `part_bytes`, or one whole small file).
+/// Longest single request (one part or chunk of up to `part_bytes`, or one whole small file).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A destination ready to write to: its settings and its own S3 client.
+/// A destination ready to write to: its settings and its own client.
 pub struct DestinationClient {
     /// The workspace this destination belongs to.
     pub workspace_id: i64,
@@ -39,21 +40,36 @@ pub struct DestinationClient {
     pub bucket: String,
     /// The key prefix inside the bucket.
     pub prefix: String,
-    /// Whether the store supports `If-None-Match: *`.
-    pub conditional_writes: bool,
     /// The enabled tables, `None` for all.
     tables: Option<BTreeSet<Table>>,
-    /// The client signing with this destination's credentials only.
-    pub client: aws_sdk_s3::Client,
+    /// The client of its kind, with this destination's credentials only.
+    pub store: StoreClient,
+}
+
+/// A destination's client, by kind.
+pub enum StoreClient {
+    /// An S3 client signing with the destination's keys.
+    S3 {
+        /// The client.
+        client: aws_sdk_s3::Client,
+        /// Whether the store supports `If-None-Match: *`.
+        conditional_writes: bool,
+    },
+    /// A GCS bucket with the destination's service account key.
+    Gcs(dwsync_gcs::Bucket),
 }
 
 impl fmt::Debug for DestinationClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.store {
+            StoreClient::S3 { conditional_writes, .. } => format!("s3 (conditional_writes: {conditional_writes})"),
+            StoreClient::Gcs(_) => "gcs".to_owned(),
+        };
         f.debug_struct("DestinationClient")
             .field("workspace_id", &self.workspace_id)
+            .field("kind", &kind)
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
-            .field("conditional_writes", &self.conditional_writes)
             .field("tables", &self.tables)
             .finish_non_exhaustive()
     }
@@ -81,15 +97,33 @@ impl DestinationClient {
         ))
     }
 
-    /// Builds the client of a followed sync configuration with its opened secret key.
-    fn followed(cfg: &SyncConfig, secret: &str, https: &SharedHttpClient) -> Self {
+    /// Builds the client of a followed sync configuration with its opened secret (an S3 secret
+    /// access key, or a GCS service account's JSON key).
+    fn followed(cfg: &SyncConfig, secret: &str, clients: &CustomerClients) -> Result<Self, String> {
         let d = &cfg.destination;
-        let location =
-            Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
-        let credentials = (d.access_key_id.as_str(), secret);
         // Tables turned off are decided per file from the configuration (they are parked).
         let (id, bucket, prefix) = (cfg.workspace_id.get(), &d.bucket, &d.prefix);
-        Self::build(id, bucket, prefix, d.conditional_writes, None, location, credentials, https)
+        match &d.store {
+            Store::S3(s3) => {
+                let location = Location {
+                    region: &s3.region,
+                    endpoint: s3.endpoint.as_deref(),
+                    force_path_style: s3.force_path_style,
+                };
+                let credentials = (s3.access_key_id.as_str(), secret);
+                Ok(Self::build(id, bucket, prefix, s3.conditional_writes, None, location, credentials, &clients.s3))
+            }
+            Store::Gcs(gcs) => {
+                let key =
+                    dwsync_gcs::ServiceAccountKey::parse(secret).map_err(|e| format!("the service account key {e}"))?;
+                let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
+                let client =
+                    dwsync_gcs::Bucket::new(clients.gcs.clone(), gcs.endpoint.as_deref(), bucket, &key, timeouts)
+                        .map_err(|e| e.to_string())?;
+                let store = StoreClient::Gcs(client);
+                Ok(Self { workspace_id: id, bucket: bucket.clone(), prefix: prefix.clone(), tables: None, store })
+            }
+        }
     }
 
     #[expect(clippy::too_many_arguments, reason = "one destination's settings, from two sources")]
@@ -108,7 +142,8 @@ impl DestinationClient {
         // attempts and hide them from the retry counter.
         let client =
             dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
-        Self { workspace_id, bucket: bucket.to_owned(), prefix: prefix.to_owned(), conditional_writes, tables, client }
+        let store = StoreClient::S3 { client, conditional_writes };
+        Self { workspace_id, bucket: bucket.to_owned(), prefix: prefix.to_owned(), tables, store }
     }
 
     /// Whether files of `table` are exported to this destination.
@@ -150,12 +185,19 @@ pub enum CutPassed {
     Shutdown,
 }
 
+/// The HTTP clients of customers' destinations, one per kind, resolving through the egress policy.
+#[derive(Debug)]
+struct CustomerClients {
+    s3: SharedHttpClient,
+    gcs: reqwest::Client,
+}
+
 /// Every destination, by workspace.
 #[derive(Debug)]
 pub struct Destinations {
-    /// The egress policy and its HTTPS client (one connection pool), checking every connection,
-    /// of the followed destinations' S3 clients (customers' endpoints).
-    customer: Option<(EgressPolicy, SharedHttpClient)>,
+    /// The egress policy and its HTTP clients (one connection pool per kind), checking every
+    /// connection, of the followed destinations' clients (customers' endpoints).
+    customer: Option<(EgressPolicy, CustomerClients)>,
     statics: HashMap<i64, Arc<DestinationClient>>,
     followed: Option<KafkaStore>,
     /// The backfill's reports of initial syncs (followed with the configurations).
@@ -198,7 +240,12 @@ impl Destinations {
         sealer: Option<Sealer>,
         egress: EgressPolicy,
     ) {
-        self.customer = Some((egress.clone(), dwsync_s3::egress::customer_https_client(egress)));
+        let clients = CustomerClients {
+            s3: dwsync_s3::egress::customer_https_client(egress.clone()),
+            gcs: dwsync_gcs::http::customer_http_client(egress.clone())
+                .expect("the rustls HTTP client builds (no system TLS to load)"),
+        };
+        self.customer = Some((egress, clients));
         self.followed = Some(store);
         self.initial_syncs = Some(initial_syncs);
         self.sealer = sealer;
@@ -282,20 +329,24 @@ impl Destinations {
             return Route::Unavailable("the uploader has no seal key (DWSYNC_SEAL_KEY) to open the secret".into());
         };
         // The workspace id is the associated data: another workspace's sealed secret fails here.
-        let secret = match sealer.open(&cfg.destination.secret_access_key, &id.to_string()) {
+        let secret = match sealer.open(cfg.destination.sealed(), &id.to_string()) {
             Ok(secret) => secret,
             Err(error) => return Route::Unavailable(format!("the secret key does not open: {error}")),
         };
-        let Some((egress, https)) = &self.customer else {
+        let Some((egress, clients)) = &self.customer else {
             return Route::Unavailable("no egress policy for followed destinations".into());
         };
-        if let Some(endpoint) = &cfg.destination.endpoint
+        if let Some(endpoint) = cfg.destination.endpoint()
             && let Err(refused) = egress.check_literal_endpoint(endpoint)
         {
             return Route::Unavailable(refused.to_string());
         }
-        let client = Arc::new(DestinationClient::followed(cfg, secret.expose(), https));
-        tracing::info!(workspace_id = id, revision = cfg.revision, bucket = %client.bucket, "Using a new destination configuration.");
+        let client = match DestinationClient::followed(cfg, secret.expose(), clients) {
+            Ok(client) => Arc::new(client),
+            Err(unusable) => return Route::Unavailable(unusable),
+        };
+        let kind = cfg.destination.kind();
+        tracing::info!(workspace_id = id, revision = cfg.revision, kind, bucket = %client.bucket, "Using a new destination configuration.");
         let _ = self.built.insert(id, (cfg.revision, Arc::clone(&client)));
         Route::Deliver(client)
     }
@@ -371,7 +422,8 @@ mod tests {
         let mut all = Destinations::new(&[dest(1, "a", &[]), second]).expect("valid");
         for (ws, region) in [(1, "us-east-1"), (2, "eu-west-1")] {
             let Route::Deliver(d) = all.route(ws, Table::Deliveries, 0) else { panic!("routed") };
-            let config = d.client.config();
+            let StoreClient::S3 { client, .. } = &d.store else { panic!("static destinations are S3") };
+            let config = client.config();
             assert_eq!(config.region().map(|r| r.as_ref()), Some(region));
             assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(1), "retries are ours, not the SDK's");
             let debug = format!("{d:?}");

@@ -4,7 +4,7 @@
 //! chunks are reassembled per partition ([`offsets`]), each complete file is routed by its
 //! workspace id to that workspace's own destination ([`destinations`]), its sync's
 //! `cio-validate` is written, then the data object is created without ever overwriting
-//! ([`s3_sink`]), retried with backoff ([`retry`]) until it succeeds, and only then is the
+//! ([`sink`]), retried with backoff ([`retry`]) until it succeeds, and only then is the
 //! partition's offset committed. Files of different partitions are written concurrently, those
 //! of one partition one at a time and in order ([`inflight`]); every S3 client shares one HTTPS
 //! connection pool ([`dwsync_s3::https_client`]). It also serves `/healthz`, `/readyz` and `/metrics`
@@ -27,7 +27,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod rebalance;
 pub mod retry;
-pub mod s3_sink;
+pub mod sink;
 pub mod status;
 pub mod syncs;
 

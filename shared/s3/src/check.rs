@@ -165,20 +165,28 @@ impl CheckFailure {
                 format!("the secret access key does not match the access key id (signature refused on {op})")
             }
             FailureClass::UnknownAccessKey => format!("the store does not know the access key id ({op})"),
-            FailureClass::TlsFailure => {
-                format!("the TLS handshake with the endpoint failed: certificate, host name or protocol ({op})")
-            }
-            FailureClass::Timeout => format!("the endpoint did not answer in time ({op})"),
-            FailureClass::Unreachable => {
-                format!("the endpoint cannot be reached: connection refused or name not resolved ({op})")
-            }
-            FailureClass::EgressRefused => err.message.clone(),
-            FailureClass::Other => match err.status {
-                Some(status) => format!("{op} failed with HTTP {status}"),
-                None => format!("{op} failed without an answer"),
-            },
+            _ => connection_message(class, op, err.status, &err.message),
         };
         Self { action, operation: op, class, status: err.status, message }
+    }
+}
+
+/// The message of a failure any kind of store can have: no connection, TLS, a timeout, a
+/// refused endpoint (`refusal`: the policy's words), or another status.
+pub fn connection_message(class: FailureClass, op: &str, status: Option<u16>, refusal: &str) -> String {
+    match class {
+        FailureClass::TlsFailure => {
+            format!("the TLS handshake with the endpoint failed: certificate, host name or protocol ({op})")
+        }
+        FailureClass::Timeout => format!("the endpoint did not answer in time ({op})"),
+        FailureClass::Unreachable => {
+            format!("the endpoint cannot be reached: connection refused or name not resolved ({op})")
+        }
+        FailureClass::EgressRefused => refusal.to_owned(),
+        _ => match status {
+            Some(status) => format!("{op} failed with HTTP {status}"),
+            None => format!("{op} failed without an answer"),
+        },
     }
 }
 

@@ -48,16 +48,18 @@ pub struct FileObject {
     pub rows: u64,
 }
 
-/// Where a body's bytes are.
+/// Where a body's bytes are: in memory, or in a local file read one part at a time.
 #[derive(Debug, Clone, Copy)]
-enum Source<'a> {
+pub enum Source<'a> {
+    /// The whole body, in memory (parts are slices of it).
     Memory(&'a Bytes),
+    /// A local file holding the body.
     File(&'a std::path::Path),
 }
 
 impl Source<'_> {
     /// The bytes `[start, end)`.
-    fn part(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
+    pub fn part(&self, start: u64, end: u64) -> std::io::Result<Bytes> {
         match self {
             Self::Memory(body) => {
                 Ok(body.slice(usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(usize::MAX)))
@@ -156,27 +158,76 @@ impl S3Error {
         }
     }
 
+    fn failed(&self) -> Failed<'_> {
+        Failed {
+            scheme: "s3",
+            operation: self.operation,
+            bucket: &self.bucket,
+            key: &self.key,
+            status: self.status,
+            code: self.code.as_deref(),
+            message: &self.message,
+        }
+    }
+
     /// A one-line summary for operators (the status endpoint): operation, object, status, code;
     /// for a request the egress policy refused, the refusal.
     pub fn summary(&self) -> String {
-        if self.is_egress_refused() {
-            return format!("{} s3://{}/{}: refused: {}", self.operation, self.bucket, self.key, self.message);
-        }
-        let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
-        let code = self.code.as_deref().unwrap_or("error");
-        format!("{} s3://{}/{}: {status} {code}", self.operation, self.bucket, self.key)
+        self.failed().summary()
     }
 
     /// Whether another attempt may succeed: no response, a server error or throttling. Denied
     /// (403), missing bucket (404), bad requests, redirects and endpoints the egress policy
     /// refuses need a configuration change.
     pub fn is_transient(&self) -> bool {
+        self.failed().is_transient()
+    }
+
+    /// Whether the egress policy refused the endpoint ([`crate::egress`]): nothing was sent.
+    pub fn is_egress_refused(&self) -> bool {
+        self.failed().is_egress_refused()
+    }
+}
+
+/// A failed request to a bucket of any kind of store, as its summary and class see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Failed<'a> {
+    /// The scheme of the object's URL: `s3`, `gs`.
+    pub scheme: &'static str,
+    /// The operation.
+    pub operation: &'a str,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// The HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// The store's error code, or the class of a request without an answer.
+    pub code: Option<&'a str>,
+    /// What went wrong.
+    pub message: &'a str,
+}
+
+impl Failed<'_> {
+    /// A one-line summary: operation, object, status, code; for a request the egress policy
+    /// refused, the refusal.
+    pub fn summary(&self) -> String {
+        let (op, scheme, bucket, key) = (self.operation, self.scheme, self.bucket, self.key);
+        if self.is_egress_refused() {
+            return format!("{op} {scheme}://{bucket}/{key}: refused: {}", self.message);
+        }
+        let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
+        format!("{op} {scheme}://{bucket}/{key}: {status} {}", self.code.unwrap_or("error"))
+    }
+
+    /// Whether another attempt may succeed: no response, a server error or throttling.
+    pub fn is_transient(&self) -> bool {
         !self.is_egress_refused() && self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
     }
 
     /// Whether the egress policy refused the endpoint ([`crate::egress`]): nothing was sent.
     pub fn is_egress_refused(&self) -> bool {
-        self.code.as_deref() == Some(crate::egress::EGRESS_REFUSED)
+        self.code == Some(crate::egress::EGRESS_REFUSED)
     }
 }
 
@@ -188,8 +239,9 @@ pub fn status<E>(err: &SdkError<E>) -> Option<u16> {
 /// The [`S3Error::code`] of a request whose TLS handshake failed.
 pub const TLS_FAILURE: &str = "TlsFailure";
 
-/// The code of a request that got no answer: `Timeout`, [`TLS_FAILURE`] or `ConnectionFailed`.
-fn dispatch_code(err: &(dyn std::error::Error + 'static), timed_out: bool) -> &'static str {
+/// The code of a request that got no answer: `Timeout`, [`TLS_FAILURE`] or `ConnectionFailed`
+/// (any HTTP client's error chain: rustls errors are looked for in it).
+pub fn dispatch_code(err: &(dyn std::error::Error + 'static), timed_out: bool) -> &'static str {
     if timed_out {
         return "Timeout";
     }
@@ -381,6 +433,28 @@ impl<'a> CreateOnly<'a> {
             Err(err) if status(&err) == Some(404) => Ok(None),
             Err(err) => Err(self.error("HeadObject", key, err)),
         }
+    }
+}
+
+impl crate::written::CreateOnlyStore for CreateOnly<'_> {
+    type Error = S3Error;
+
+    async fn create(&self, obj: &Object) -> Result<Create, S3Error> {
+        CreateOnly::create(self, obj).await
+    }
+
+    async fn existing_sha256(&self, key: &str) -> Result<Option<String>, S3Error> {
+        let Some(head) = self.head(key).await? else {
+            return Err(S3Error {
+                operation: "HeadObject",
+                bucket: self.bucket.to_owned(),
+                key: key.to_owned(),
+                status: Some(404),
+                code: Some("ObjectGone".into()),
+                message: "the object the store reported as existing is gone".into(),
+            });
+        };
+        Ok(head.metadata().and_then(|m| m.get(SHA256_METADATA)).cloned())
     }
 }
 

@@ -7,7 +7,8 @@
 //! Many clients can share one [`https_client`] (hyper + rustls with aws-lc, one connection pool,
 //! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
 //! one connection pool rather than one each. [`create_only`] writes an object without ever
-//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike. [`egress`] keeps
+//! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike; [`written`] tells
+//! a replay from a conflict when the key was taken, for every kind of store. [`egress`] keeps
 //! customers' endpoints out of the operator's network (their clients share
 //! [`egress::customer_https_client`]).
 
@@ -16,6 +17,7 @@ pub mod create_only;
 pub mod credentials;
 pub mod egress;
 pub mod list;
+pub mod written;
 
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::config::{BehaviorVersion, Builder, Region, RequestChecksumCalculation, ResponseChecksumValidation};

@@ -18,7 +18,7 @@ pub mod store;
 pub mod tokens;
 
 pub use initial::{INITIAL_SYNC_TOPIC, InitialState, InitialSync, InitialSyncs, initial_sync_store};
-pub use model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};
+pub use model::{Baseline, Destination, GcsStore, S3Store, Store, SyncConfig, TableState, WorkspaceId};
 pub use purge::{
     ARCHIVE_PURGE_STATUS_TOPIC, ARCHIVE_PURGE_TOPIC, PurgeRequest, PurgeState, PurgeStatus, archive_purge_status_store,
     archive_purge_store,

@@ -50,13 +50,30 @@ impl FromStr for WorkspaceId {
     }
 }
 
-/// Where a workspace's files go: an S3 or S3-compatible bucket, with its sealed secret key.
+/// Where a workspace's files go: a bucket and a prefix in one kind of store, with its sealed
+/// secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     /// The bucket name.
     pub bucket: String,
     /// Key prefix inside the bucket, without leading or trailing slash (may be empty).
     pub prefix: String,
+    /// The kind of store and how to reach it.
+    pub store: Store,
+}
+
+/// The kind of store a destination is, with its settings and sealed secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// AWS S3 or an S3-compatible store.
+    S3(S3Store),
+    /// Google Cloud Storage.
+    Gcs(GcsStore),
+}
+
+/// An S3 or S3-compatible bucket's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Store {
     /// The bucket's region.
     pub region: String,
     /// Endpoint URL of an S3-compatible store; `None` for AWS S3.
@@ -69,6 +86,51 @@ pub struct Destination {
     pub access_key_id: String,
     /// The secret access key, sealed.
     pub secret_access_key: Sealed,
+}
+
+/// A Google Cloud Storage bucket's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcsStore {
+    /// JSON API endpoint; `None` for Google Cloud's.
+    pub endpoint: Option<String>,
+    /// The key's service account (not a secret; shown by the API).
+    pub client_email: String,
+    /// The service account's whole JSON key, sealed.
+    pub service_account_key: Sealed,
+}
+
+impl Destination {
+    /// The kind's name: `s3` or `gcs`.
+    pub fn kind(&self) -> &'static str {
+        match self.store {
+            Store::S3(_) => "s3",
+            Store::Gcs(_) => "gcs",
+        }
+    }
+
+    /// The endpoint a customer chose, if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        match &self.store {
+            Store::S3(s3) => s3.endpoint.as_deref(),
+            Store::Gcs(gcs) => gcs.endpoint.as_deref(),
+        }
+    }
+
+    /// The sealed secret: the S3 secret access key or the GCS service account key.
+    pub fn sealed(&self) -> &Sealed {
+        match &self.store {
+            Store::S3(s3) => &s3.secret_access_key,
+            Store::Gcs(gcs) => &gcs.service_account_key,
+        }
+    }
+
+    /// The S3 settings, if it is an S3 destination.
+    pub fn s3(&self) -> Option<&S3Store> {
+        match &self.store {
+            Store::S3(s3) => Some(s3),
+            Store::Gcs(_) => None,
+        }
+    }
 }
 
 /// Whether one table is exported, and since when.
@@ -210,12 +272,14 @@ mod tests {
             destination: Destination {
                 bucket: "b".into(),
                 prefix: String::new(),
-                region: "us-east-1".into(),
-                endpoint: None,
-                force_path_style: false,
-                conditional_writes: true,
-                access_key_id: "AK".into(),
-                secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                store: Store::S3(S3Store {
+                    region: "us-east-1".into(),
+                    endpoint: None,
+                    force_path_style: false,
+                    conditional_writes: true,
+                    access_key_id: "AK".into(),
+                    secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                }),
             },
             tables: BTreeMap::new(),
             disabled: false,

@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value, json};
 
-use super::{Api, Archive, Stack, encoding_of, metric};
+use super::{Api, Archive, Stack, encoding_of, list_keys, metric, read_key};
 
 pub const DAY_MS: i64 = 86_400_000;
 /// Rows per initial metrics file of the backfill the tests start.
@@ -97,7 +97,7 @@ pub struct File {
     pub batch: RecordBatch,
 }
 
-/// Every data file of `ws` in `bucket`, by key.
+/// Every data file of `ws` in `bucket` (on the S3 server), by key.
 pub async fn files(bucket: &str, ws: i64) -> BTreeMap<String, File> {
     let s3 = s3_client();
     let mut out = BTreeMap::new();
@@ -106,27 +106,12 @@ pub async fn files(bucket: &str, ws: i64) -> BTreeMap<String, File> {
         let page = s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await.unwrap();
         for o in page.contents() {
             let key = o.key().unwrap().to_owned();
-            let name = key.rsplit('/').next().unwrap().strip_suffix(".parquet");
-            let Some(name) = name else {
-                assert!(key.ends_with("cio-validate"), "unexpected object {key}");
+            if key.ends_with("cio-validate") {
                 continue;
-            };
-            let (stem, rest) = name.split_once("_v5_").unwrap_or_else(|| panic!("{key}"));
-            let table = Table::ALL.iter().copied().find(|t| t.stem() == stem).unwrap_or_else(|| panic!("{key}"));
-            let (changes, rest) = match rest.strip_prefix("chngs_") {
-                Some(rest) => (true, rest),
-                None => (false, rest),
-            };
-            let parts: Vec<u64> = rest.split('_').map(|p| p.parse().unwrap()).collect();
-            assert_eq!(parts[0], ws as u64, "{key}");
+            }
             let body = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
             let body = body.body.collect().await.unwrap().into_bytes();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body.to_vec())).unwrap().build().unwrap();
-            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-            let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
-            assert_eq!(batch.schema(), arrow_schema(table), "{key}: the exact v5 schema");
-            let file = File { key: key.clone(), table, seq: parts[1], part: parts.get(2).copied(), changes, batch };
-            let _ = out.insert(key, file);
+            let _ = out.insert(key.clone(), file(key, body.to_vec(), ws));
         }
         token = page.next_continuation_token().map(str::to_owned);
         if token.is_none() {
@@ -134,6 +119,36 @@ pub async fn files(bucket: &str, ws: i64) -> BTreeMap<String, File> {
         }
     }
     out
+}
+
+/// Every data file of `ws` in its bucket of `stack` (S3 or GCS), by key.
+pub async fn stack_files(stack: &Stack, ws: i64) -> BTreeMap<String, File> {
+    let bucket = &stack.buckets[&ws];
+    let mut out = BTreeMap::new();
+    for key in list_keys(stack, ws, bucket).await.into_iter().filter(|k| !k.ends_with("cio-validate")) {
+        let body = read_key(stack, ws, bucket, &key).await;
+        let _ = out.insert(key.clone(), file(key, body, ws));
+    }
+    out
+}
+
+/// The data file `key` of `ws` with its bytes `body`; panics on a key that breaks the naming rule.
+fn file(key: String, body: Vec<u8>, ws: i64) -> File {
+    let name =
+        key.rsplit('/').next().unwrap().strip_suffix(".parquet").unwrap_or_else(|| panic!("unexpected object {key}"));
+    let (stem, rest) = name.split_once("_v5_").unwrap_or_else(|| panic!("{key}"));
+    let table = Table::ALL.iter().copied().find(|t| t.stem() == stem).unwrap_or_else(|| panic!("{key}"));
+    let (changes, rest) = match rest.strip_prefix("chngs_") {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
+    let parts: Vec<u64> = rest.split('_').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts[0], ws as u64, "{key}");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body)).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+    let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
+    assert_eq!(batch.schema(), arrow_schema(table), "{key}: the exact v5 schema");
+    File { key, table, seq: parts[1], part: parts.get(2).copied(), changes, batch }
 }
 
 pub fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
@@ -276,7 +291,7 @@ pub async fn files_with_metrics(
 ) -> BTreeMap<String, File> {
     let deadline = Instant::now() + within;
     loop {
-        let all = files(&stack.buckets[&ws], ws).await;
+        let all = stack_files(stack, ws).await;
         let found = metric_ids(&all).len();
         if found >= count {
             return all;

@@ -38,6 +38,8 @@ pub struct Stack {
     pub dir: PathBuf,
     pub prefix: String,
     pub buckets: BTreeMap<i64, String>,
+    /// Workspaces whose bucket is on the GCS server ([`Stack::use_gcs`]), not the S3 server.
+    pub gcs: BTreeSet<i64>,
     pub ingest_config: PathBuf,
     pub uploader_config: PathBuf,
     /// The dead-letter topic (one partition).
@@ -206,6 +208,7 @@ impl Stack {
             dir,
             prefix,
             buckets,
+            gcs: BTreeSet::new(),
             ingest_config,
             uploader_config,
             dead_letter_topic: dlq,
@@ -214,6 +217,13 @@ impl Stack {
             ingest_group,
             uploader_group,
         }
+    }
+
+    /// Gives `ws` a fresh bucket on the GCS server instead of its S3 bucket (its sync is then
+    /// created with [`Api::gcs_sync_body`]).
+    pub async fn use_gcs(&mut self, ws: i64) {
+        let _ = self.buckets.insert(ws, dwsync_tests::gcs::create_gcs_bucket().await);
+        let _ = self.gcs.insert(ws);
     }
 
     /// A fresh archive bucket and an archiver config writing to it, batches written
@@ -470,45 +480,57 @@ where
     }
 }
 
+/// The object keys of `ws`'s bucket (S3 or GCS).
+pub async fn list_keys(stack: &Stack, ws: i64, bucket: &str) -> Vec<String> {
+    if stack.gcs.contains(&ws) {
+        return dwsync_tests::gcs::list_gcs_objects(bucket, "").await;
+    }
+    let s3 = s3_client();
+    let (mut keys, mut token) = (Vec::new(), None);
+    loop {
+        let out = retrying(&format!("listing {bucket}"), || {
+            s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send()
+        })
+        .await;
+        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+/// The bytes of `key` in `ws`'s bucket (S3 or GCS).
+pub async fn read_key(stack: &Stack, ws: i64, bucket: &str, key: &str) -> Vec<u8> {
+    if stack.gcs.contains(&ws) {
+        return dwsync_tests::gcs::read_gcs_object(bucket, key)
+            .await
+            .unwrap_or_else(|| panic!("gs://{bucket}/{key} is gone"));
+    }
+    let s3 = s3_client();
+    let out = retrying(&format!("reading {key}"), || s3.get_object().bucket(bucket).key(key).send()).await;
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
 /// Lists and reads every object of the stack's buckets; panics on a key that breaks the naming rule.
 pub async fn read_objects(stack: &Stack, cache: &mut BTreeMap<(i64, String), Object>) -> usize {
-    let s3 = s3_client();
     let mut validates = 0;
     for (&ws, bucket) in &stack.buckets {
-        let mut token = None;
-        loop {
-            let out = retrying(&format!("listing {bucket}"), || {
-                s3.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send()
-            })
-            .await;
-            for o in out.contents() {
-                let key = o.key().unwrap().to_owned();
-                if key == format!("{}/cio-validate", dest_prefix(ws)) {
-                    validates += 1;
-                    continue;
-                }
-                if cache.contains_key(&(ws, key.clone())) {
-                    continue;
-                }
-                let (table, workspace, seq) =
-                    parse_key(&dest_prefix(ws), &key).unwrap_or_else(|| panic!("unexpected object key {key}"));
-                let body = retrying(&format!("reading {key}"), || s3.get_object().bucket(bucket).key(&key).send())
-                    .await
-                    .body
-                    .collect()
-                    .await
-                    .unwrap()
-                    .into_bytes();
-                let reader =
-                    ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body.to_vec())).unwrap().build().unwrap();
-                let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-                let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
-                let _ = cache.insert((ws, key.clone()), Object { key, table, workspace, seq, batch });
+        for key in list_keys(stack, ws, bucket).await {
+            if key == format!("{}/cio-validate", dest_prefix(ws)) {
+                validates += 1;
+                continue;
             }
-            token = out.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                break;
+            if cache.contains_key(&(ws, key.clone())) {
+                continue;
             }
+            let (table, workspace, seq) =
+                parse_key(&dest_prefix(ws), &key).unwrap_or_else(|| panic!("unexpected object key {key}"));
+            let body = read_key(stack, ws, bucket, &key).await;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(body)).unwrap().build().unwrap();
+            let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+            let batch = concat_batches(&arrow_schema(table), &batches).unwrap();
+            let _ = cache.insert((ws, key.clone()), Object { key, table, workspace, seq, batch });
         }
     }
     validates
@@ -682,6 +704,17 @@ impl Api {
             "force_path_style": true,
             "access_key_id": s3_access_key(),
             "secret_access_key": secret,
+        }})
+    }
+
+    /// A GCS destination on the test GCS server, with the test service account key.
+    pub fn gcs_sync_body(ws: i64, bucket: &str) -> Value {
+        json!({"destination": {
+            "kind": "gcs",
+            "bucket": bucket,
+            "prefix": dest_prefix(ws),
+            "endpoint": dwsync_tests::gcs::gcs_endpoint(),
+            "service_account_key": dwsync_tests::gcs::service_account_key(),
         }})
     }
 

@@ -27,7 +27,9 @@ use dwsync_archive::{BatchRange, Part, handoff_partition};
 use dwsync_config::{KafkaConfig, Secret};
 use dwsync_contract::{Table, arrow_schema};
 use dwsync_handoff::FileKind;
-use dwsync_sync_config::{Baseline, Destination, KafkaStore, Sealer, StoreConfig, SyncConfig, TableState, WorkspaceId};
+use dwsync_sync_config::{
+    Baseline, Destination, KafkaStore, S3Store, Sealer, Store, StoreConfig, SyncConfig, TableState, WorkspaceId,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -376,12 +378,14 @@ pub(crate) async fn run(setup: Setup<'_>, size: Size) -> anyhow::Result<Measured
         destination: Destination {
             bucket: destination.clone(),
             prefix: "exports".into(),
-            region: "us-east-1".into(),
-            endpoint: Some(setup.s3.endpoint.clone()),
-            force_path_style: true,
-            conditional_writes: true,
-            access_key_id: setup.s3.access_key.clone(),
-            secret_access_key: sealer.seal(&Secret::new(setup.s3.secret_key.clone()), &WS.to_string())?,
+            store: Store::S3(S3Store {
+                region: "us-east-1".into(),
+                endpoint: Some(setup.s3.endpoint.clone()),
+                force_path_style: true,
+                conditional_writes: true,
+                access_key_id: setup.s3.access_key.clone(),
+                secret_access_key: sealer.seal(&Secret::new(setup.s3.secret_key.clone()), &WS.to_string())?,
+            }),
         },
         tables: tables
             .iter()

@@ -94,4 +94,15 @@ pub enum Error {
     /// Writing the report failed.
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    /// A destination's settings on the command line do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// A secret's file cannot be read (its content is never shown).
+    #[error("cannot read {}: {reason}", path.display())]
+    SecretFile {
+        /// The file as given.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

@@ -320,6 +320,81 @@ async fn pause_and_resume_tables() {
 }
 
 #[tokio::test]
+async fn create_and_update_with_either_kind_of_destination() {
+    let control = Control::start();
+    let url = control.url.as_str();
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("service-account.json");
+    std::fs::write(&key_file, dwsync_tests::gcs::service_account_key()).expect("key file");
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret file");
+    let key = key_file.to_str().expect("path");
+
+    let s3 = [
+        "create",
+        "42",
+        "--bucket",
+        "acme-exports",
+        "--path",
+        "dw/v5",
+        "--region",
+        "eu-west-1",
+        "--access-key-id",
+        "AKIAEXAMPLE",
+        "--secret-access-key-file",
+        secret_file.to_str().expect("path"),
+        "--off",
+        "people",
+    ];
+    let out = dwsync(url, Some(WS42), &s3);
+    assert_eq!(row(out.ok(), "kind:"), "kind:               s3");
+    assert!(row(out.ok(), "people").contains("off"), "{out:?}");
+    let view = control.read(42).await;
+    assert_eq!(view["destination"]["access_key_id"], "AKIAEXAMPLE");
+
+    let gcs =
+        ["update", "42", "--kind", "gcs", "--bucket", "acme-gcs", "--path", "dw", "--service-account-key-file", key];
+    let out = dwsync(url, Some(WS42), &gcs);
+    let text = out.ok();
+    assert_eq!(row(text, "kind:"), "kind:               gcs");
+    assert!(row(text, "service").contains(dwsync_tests::gcs::CLIENT_EMAIL), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let view = control.read(42).await;
+    assert_eq!(
+        (view["destination"]["kind"].as_str(), view["destination"]["bucket"].as_str()),
+        (Some("gcs"), Some("acme-gcs"))
+    );
+    assert_eq!(view["destination"]["service_account_key_set"], true);
+
+    // Flags of the other kind are refused before any request; so is a missing key file.
+    let mixed = [
+        "update",
+        "42",
+        "--kind",
+        "gcs",
+        "--bucket",
+        "b-1",
+        "--region",
+        "eu-west-1",
+        "--service-account-key-file",
+        key,
+    ];
+    assert!(dwsync(url, Some(WS42), &mixed).failed().contains("--region is not a setting of gcs destinations"));
+    let no_key = ["update", "42", "--kind", "gcs", "--bucket", "b-1"];
+    assert!(dwsync(url, Some(WS42), &no_key).failed().contains("--service-account-key-file is required"));
+    // The API's refusal of a key that is not one names the field, never the content.
+    std::fs::write(
+        &key_file,
+        r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n"}"#,
+    )
+    .expect("bad key");
+    let err = dwsync(url, Some(WS42), &gcs);
+    assert!(err.failed().contains("destination.service_account_key lacks the field `client_email`"), "{err:?}");
+    assert!(!err.stderr.contains("SECRETBYTES"), "{err:?}");
+    assert_eq!(control.read(42).await["revision"], 2, "nothing changed");
+}
+
+#[tokio::test]
 async fn disable_and_enable() {
     let control = Control::start();
     let url = control.url.as_str();

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::handlers::parse_body;
-use crate::model::{SyncSpec, WorkspaceId};
+use crate::model::{DestinationKind, Store, SyncSpec, WorkspaceId};
 use crate::store::ConfigStore;
 use crate::validate::{self, Valid};
 
@@ -26,6 +26,9 @@ use crate::validate::{self, Valid};
 pub struct Checker {
     /// The HTTPS client, [`dwsync_s3::egress::customer_https_client`] of the API's policy.
     pub https: SharedHttpClient,
+    /// The HTTP client of GCS destinations, [`dwsync_gcs::http::customer_http_client`] of the
+    /// API's policy.
+    pub gcs_http: reqwest::Client,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
     /// Longest single request.
@@ -134,21 +137,27 @@ pub(super) async fn check<S: ConfigStore + Clone>(
     let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
     let sealer = app.sealer.as_ref().ok_or(ApiError::NoSealKey)?;
     let d = &cfg.destination;
-    let secret = sealer.open(&d.secret_access_key, &id.to_string())?;
-    let stored = Valid {
-        destination: crate::model::DestinationSpec {
-            bucket: d.bucket.clone(),
-            prefix: d.prefix.clone(),
-            region: d.region.clone(),
-            endpoint: d.endpoint.clone(),
-            force_path_style: d.force_path_style,
-            conditional_writes: Some(d.conditional_writes),
-            access_key_id: d.access_key_id.clone(),
-            secret_access_key: None,
-        },
-        secret,
-        tables: Default::default(),
+    let secret = sealer.open(d.sealed(), &id.to_string())?;
+    let mut spec = crate::model::DestinationSpec {
+        bucket: d.bucket.clone(),
+        prefix: d.prefix.clone(),
+        endpoint: d.endpoint().map(str::to_owned),
+        ..Default::default()
     };
+    let mut client_email = None;
+    match &d.store {
+        Store::S3(s3) => {
+            spec.region = s3.region.clone();
+            spec.force_path_style = s3.force_path_style;
+            spec.conditional_writes = Some(s3.conditional_writes);
+            spec.access_key_id = s3.access_key_id.clone();
+        }
+        Store::Gcs(gcs) => {
+            spec.kind = DestinationKind::Gcs;
+            client_email = Some(gcs.client_email.clone());
+        }
+    }
+    let stored = Valid { destination: spec, secret, client_email, tables: Default::default() };
     Ok(Json(run(&app, id, &stored, Checked::Stored).await))
 }
 
@@ -172,15 +181,6 @@ pub(super) async fn require<S>(
 /// Tries `valid`'s destination.
 async fn run<S>(app: &AppState<S>, id: WorkspaceId, valid: &Valid, checked: Checked) -> CheckView {
     let d = &valid.destination;
-    let location =
-        Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
-    let credentials =
-        StaticCredentials::new(d.access_key_id.clone(), valid.secret.expose().to_owned(), None, None, "dwsync-check");
-    let checker = &app.checker;
-    let timeouts = (checker.connect_timeout, checker.attempt_timeout);
-    let client = dwsync_s3::client_without_retries(location, credentials, checker.https.clone(), timeouts);
-    let validate_key = dwsync_handoff::validate_key(&d.prefix);
-    let target = Target { bucket: &d.bucket, prefix: &d.prefix, region: &d.region, validate_key: &validate_key };
     let report = match d.endpoint.as_deref().map(|url| app.policy.egress.check_literal_endpoint(url)) {
         Some(Err(refused)) => CheckReport {
             passed: Vec::new(),
@@ -192,12 +192,52 @@ async fn run<S>(app: &AppState<S>, id: WorkspaceId, valid: &Valid, checked: Chec
                 message: refused.to_string(),
             }),
         },
-        _ => s3check::check(&client, target).await,
+        _ if d.kind == DestinationKind::Gcs => run_gcs(app, valid).await,
+        _ => run_s3(app, valid).await,
     };
     let view = CheckView::new(id, checked, &d.bucket, &report);
     tracing::info!(workspace_id = %id, ok = view.ok, failure = view.failure.as_ref().map(|f| f.class), "Destination checked.");
     keep(app, &view).await;
     view
+}
+
+/// Tries a GCS destination: write `cio-validate`, read it back.
+async fn run_gcs<S>(app: &AppState<S>, valid: &Valid) -> CheckReport {
+    let d = &valid.destination;
+    let validate_key = dwsync_handoff::validate_key(&d.prefix);
+    let timeouts = dwsync_gcs::bucket::Timeouts { attempt: app.checker.attempt_timeout };
+    let bucket = dwsync_gcs::ServiceAccountKey::parse(valid.secret.expose()).map_err(|_| ()).and_then(|key| {
+        dwsync_gcs::Bucket::new(app.checker.gcs_http.clone(), d.endpoint.as_deref(), &d.bucket, &key, timeouts)
+            .map_err(|_| ())
+    });
+    match bucket {
+        Ok(bucket) => dwsync_gcs::check::check(&bucket, &validate_key).await,
+        Err(()) => CheckReport {
+            passed: Vec::new(),
+            failure: Some(s3check::CheckFailure {
+                action: s3check::Action::Write,
+                operation: "objects.insert",
+                class: s3check::FailureClass::BadSignature,
+                status: None,
+                message: "the service account key cannot sign tokens".into(),
+            }),
+        },
+    }
+}
+
+/// Tries an S3 destination: list, write `cio-validate`, read it back, start a multipart upload.
+async fn run_s3<S>(app: &AppState<S>, valid: &Valid) -> CheckReport {
+    let d = &valid.destination;
+    let location =
+        Location { region: &d.region, endpoint: d.endpoint.as_deref(), force_path_style: d.force_path_style };
+    let credentials =
+        StaticCredentials::new(d.access_key_id.clone(), valid.secret.expose().to_owned(), None, None, "dwsync-check");
+    let checker = &app.checker;
+    let timeouts = (checker.connect_timeout, checker.attempt_timeout);
+    let client = dwsync_s3::client_without_retries(location, credentials, checker.https.clone(), timeouts);
+    let validate_key = dwsync_handoff::validate_key(&d.prefix);
+    let target = Target { bucket: &d.bucket, prefix: &d.prefix, region: &d.region, validate_key: &validate_key };
+    s3check::check(&client, target).await
 }
 
 /// Keeps `view` as its workspace's last check (served in the status); a check whose record

@@ -7,7 +7,7 @@ use dwsync_sync_config::{InitialState, InitialSyncs, PurgeRequest, PurgeStatus, 
 
 use crate::model::WorkspaceId;
 
-use crate::model::SyncConfig;
+use crate::model::{Store, SyncConfig};
 
 /// A sync as the API shows it; the secret key is never included, only whether it is set.
 #[derive(Debug, Clone, Serialize)]
@@ -28,25 +28,46 @@ pub struct SyncView {
     pub tables: Vec<TableView>,
 }
 
-/// A destination without its secret.
+/// A destination without its secret: the kind, the bucket and prefix, and the kind's settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationView {
+    /// `s3` or `gcs`.
+    pub kind: &'static str,
     /// The bucket.
     pub bucket: String,
     /// The key prefix.
     pub prefix: String,
-    /// The region.
-    pub region: String,
-    /// The endpoint URL, if not AWS S3.
+    /// The endpoint URL, if not AWS S3 (or Google Cloud's for GCS).
     pub endpoint: Option<String>,
-    /// Path-style addressing.
-    pub force_path_style: bool,
-    /// Whether the store honours `If-None-Match: *`.
-    pub conditional_writes: bool,
-    /// The access key id.
-    pub access_key_id: String,
-    /// Always `true`: a sync cannot exist without its secret.
-    pub secret_access_key_set: bool,
+    /// The settings of its kind.
+    #[serde(flatten)]
+    pub settings: KindView,
+}
+
+/// The settings only one kind of destination has.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum KindView {
+    /// An S3 destination's.
+    S3 {
+        /// The region.
+        region: String,
+        /// Path-style addressing.
+        force_path_style: bool,
+        /// Whether the store honours `If-None-Match: *`.
+        conditional_writes: bool,
+        /// The access key id.
+        access_key_id: String,
+        /// Always `true`: a sync cannot exist without its secret.
+        secret_access_key_set: bool,
+    },
+    /// A GCS destination's.
+    Gcs {
+        /// The service account of the key.
+        client_email: String,
+        /// Always `true`: a sync cannot exist without its key.
+        service_account_key_set: bool,
+    },
 }
 
 /// One table's state.
@@ -85,14 +106,23 @@ impl From<&SyncConfig> for SyncView {
             revision: cfg.revision,
             updated_at_ms: cfg.updated_at_ms,
             destination: DestinationView {
+                kind: d.kind(),
                 bucket: d.bucket.clone(),
                 prefix: d.prefix.clone(),
-                region: d.region.clone(),
-                endpoint: d.endpoint.clone(),
-                force_path_style: d.force_path_style,
-                conditional_writes: d.conditional_writes,
-                access_key_id: d.access_key_id.clone(),
-                secret_access_key_set: !d.secret_access_key.ciphertext.is_empty(),
+                endpoint: d.endpoint().map(str::to_owned),
+                settings: match &d.store {
+                    Store::S3(s3) => KindView::S3 {
+                        region: s3.region.clone(),
+                        force_path_style: s3.force_path_style,
+                        conditional_writes: s3.conditional_writes,
+                        access_key_id: s3.access_key_id.clone(),
+                        secret_access_key_set: !s3.secret_access_key.ciphertext.is_empty(),
+                    },
+                    Store::Gcs(gcs) => KindView::Gcs {
+                        client_email: gcs.client_email.clone(),
+                        service_account_key_set: !gcs.service_account_key.ciphertext.is_empty(),
+                    },
+                },
             },
             tables: Table::ALL
                 .iter()

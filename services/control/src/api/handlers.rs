@@ -12,7 +12,10 @@ use super::check::{self, CheckParam};
 use super::dto::{LastCheckView, PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
-use crate::model::{BadWorkspaceId, Destination, SCHEMA_VERSION, SyncConfig, SyncSpec, TableState, WorkspaceId};
+use crate::model::{
+    BadWorkspaceId, Destination, DestinationKind, GcsStore, S3Store, SCHEMA_VERSION, Store, SyncConfig, SyncSpec,
+    TableState, WorkspaceId,
+};
 use crate::store::ConfigStore;
 use crate::validate::{self, Valid};
 use dwsync_handoff::Cut;
@@ -299,24 +302,30 @@ async fn delivered_baselines<S>(app: &AppState<S>, id: WorkspaceId) -> Answer<Op
 /// The stored destination of a valid spec, its secret sealed for workspace `id`.
 fn destination<S>(app: &AppState<S>, id: WorkspaceId, valid: Valid) -> Answer<Destination> {
     let sealer = app.sealer.as_ref().ok_or(ApiError::NoSealKey)?;
+    let sealed = sealer.seal(&valid.secret, &id.to_string())?;
     let d = valid.destination;
-    Ok(Destination {
-        secret_access_key: sealer.seal(&valid.secret, &id.to_string())?,
-        bucket: d.bucket,
-        prefix: d.prefix,
-        region: d.region,
-        endpoint: d.endpoint,
-        force_path_style: d.force_path_style,
-        conditional_writes: d.conditional_writes.unwrap_or(true),
-        access_key_id: d.access_key_id,
-    })
+    let store = match (d.kind, valid.client_email) {
+        (DestinationKind::Gcs, Some(client_email)) => {
+            Store::Gcs(GcsStore { endpoint: d.endpoint, client_email, service_account_key: sealed })
+        }
+        _ => Store::S3(S3Store {
+            region: d.region,
+            endpoint: d.endpoint,
+            force_path_style: d.force_path_style,
+            conditional_writes: d.conditional_writes.unwrap_or(true),
+            access_key_id: d.access_key_id,
+            secret_access_key: sealed,
+        }),
+    };
+    Ok(Destination { bucket: d.bucket, prefix: d.prefix, store })
 }
 
 /// Parses a JSON body; the error names the problem and where, never the values sent.
 pub(super) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
     serde_json::from_slice(body).map_err(|err| {
         let text = err.to_string();
-        let detail = if text.starts_with("unknown field") || text.starts_with("missing field") {
+        let named = ["unknown field", "missing field", "unknown variant"];
+        let detail = if named.iter().any(|n| text.starts_with(n)) {
             text
         } else {
             format!("{:?} error at line {}, column {}", err.classify(), err.line(), err.column()).to_lowercase()

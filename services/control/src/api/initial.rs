@@ -124,7 +124,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{Destination, SCHEMA_VERSION, TableState, WorkspaceId};
+    use crate::model::{Destination, S3Store, SCHEMA_VERSION, Store, TableState, WorkspaceId};
     use crate::seal::Sealed;
 
     fn config(tables: &[(Table, bool, bool)]) -> SyncConfig {
@@ -135,12 +135,14 @@ mod tests {
             destination: Destination {
                 bucket: "b".into(),
                 prefix: String::new(),
-                region: "us-east-1".into(),
-                endpoint: None,
-                force_path_style: false,
-                conditional_writes: true,
-                access_key_id: "AK".into(),
-                secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                store: Store::S3(S3Store {
+                    region: "us-east-1".into(),
+                    endpoint: None,
+                    force_path_style: false,
+                    conditional_writes: true,
+                    access_key_id: "AK".into(),
+                    secret_access_key: Sealed { key_id: "k".into(), nonce: vec![0; 12], ciphertext: vec![1] },
+                }),
             },
             tables: tables
                 .iter()

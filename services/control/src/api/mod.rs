@@ -86,6 +86,8 @@ impl<S> AppState<S> {
     pub fn new(store: S, sealer: Option<Sealer>, tokens: Tokens, policy: Policy, people_retention: Duration) -> Self {
         let checker = check::Checker {
             https: dwsync_s3::egress::customer_https_client(policy.egress.clone()),
+            gcs_http: dwsync_gcs::http::customer_http_client(policy.egress.clone())
+                .expect("the rustls HTTP client builds (no system TLS to load)"),
             connect_timeout: CHECK_CONNECT_TIMEOUT,
             attempt_timeout: Duration::from_millis(crate::config::DEFAULT_CHECK_TIMEOUT_MS),
         };

@@ -7,7 +7,7 @@ use dwsync_contract::Table;
 use dwsync_proto::Message as _;
 use dwsync_proto::internal as pb;
 
-use crate::model::{Baseline, Destination, SyncConfig, TableState, WorkspaceId};
+use crate::model::{Baseline, Destination, GcsStore, S3Store, Store, SyncConfig, TableState, WorkspaceId};
 use crate::seal::Sealed;
 
 /// Why a record on the topic could not be read.
@@ -47,24 +47,10 @@ pub fn decode(bytes: &[u8]) -> Result<SyncConfig, DecodeError> {
 
 /// The protobuf form of `cfg`.
 pub fn to_proto(cfg: &SyncConfig) -> pb::SyncConfig {
-    let d = &cfg.destination;
     pb::SyncConfig {
         workspace_id: cfg.workspace_id.get(),
         schema_version: cfg.schema_version,
-        destination: Some(pb::S3Destination {
-            bucket: d.bucket.clone(),
-            prefix: d.prefix.clone(),
-            region: d.region.clone(),
-            endpoint: d.endpoint.clone(),
-            force_path_style: d.force_path_style,
-            access_key_id: d.access_key_id.clone(),
-            secret_access_key: Some(pb::SealedSecret {
-                key_id: d.secret_access_key.key_id.clone(),
-                nonce: d.secret_access_key.nonce.clone(),
-                ciphertext: d.secret_access_key.ciphertext.clone(),
-            }),
-            conditional_writes: d.conditional_writes,
-        }),
+        destination: Some(destination_to_proto(&cfg.destination)),
         tables: cfg
             .tables
             .iter()
@@ -92,8 +78,7 @@ pub fn to_proto(cfg: &SyncConfig) -> pb::SyncConfig {
 pub fn from_proto(msg: pb::SyncConfig) -> Result<SyncConfig, DecodeError> {
     let workspace_id =
         WorkspaceId::new(msg.workspace_id).ok_or(DecodeError::Invalid("workspace_id is not positive"))?;
-    let d = msg.destination.ok_or(DecodeError::Invalid("no destination"))?;
-    let sealed = d.secret_access_key.ok_or(DecodeError::Invalid("no secret_access_key"))?;
+    let destination = destination_from_proto(msg.destination.ok_or(DecodeError::Invalid("no destination"))?)?;
     let mut tables = BTreeMap::new();
     for t in msg.tables {
         let table = t.table.parse::<Table>().map_err(|_| DecodeError::Invalid("unknown table"))?;
@@ -110,20 +95,73 @@ pub fn from_proto(msg: pb::SyncConfig) -> Result<SyncConfig, DecodeError> {
     Ok(SyncConfig {
         workspace_id,
         schema_version: msg.schema_version,
-        destination: Destination {
-            bucket: d.bucket,
-            prefix: d.prefix,
-            region: d.region,
-            endpoint: d.endpoint,
-            force_path_style: d.force_path_style,
-            conditional_writes: d.conditional_writes,
-            access_key_id: d.access_key_id,
-            secret_access_key: Sealed { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext },
-        },
+        destination,
         tables,
         disabled: msg.disabled,
         updated_at_ms: msg.updated_at_ms,
         revision: msg.revision,
+    })
+}
+
+fn sealed_to_proto(sealed: &Sealed) -> pb::SealedSecret {
+    pb::SealedSecret {
+        key_id: sealed.key_id.clone(),
+        nonce: sealed.nonce.clone(),
+        ciphertext: sealed.ciphertext.clone(),
+    }
+}
+
+fn sealed_from_proto(sealed: pb::SealedSecret) -> Sealed {
+    Sealed { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext }
+}
+
+fn destination_to_proto(d: &Destination) -> pb::sync_config::Destination {
+    use pb::sync_config::Destination as Pb;
+    match &d.store {
+        Store::S3(s3) => Pb::S3(pb::S3Destination {
+            bucket: d.bucket.clone(),
+            prefix: d.prefix.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            force_path_style: s3.force_path_style,
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: Some(sealed_to_proto(&s3.secret_access_key)),
+            conditional_writes: s3.conditional_writes,
+        }),
+        Store::Gcs(gcs) => Pb::Gcs(pb::GcsDestination {
+            bucket: d.bucket.clone(),
+            prefix: d.prefix.clone(),
+            endpoint: gcs.endpoint.clone(),
+            client_email: gcs.client_email.clone(),
+            service_account_key: Some(sealed_to_proto(&gcs.service_account_key)),
+        }),
+    }
+}
+
+fn destination_from_proto(d: pb::sync_config::Destination) -> Result<Destination, DecodeError> {
+    use pb::sync_config::Destination as Pb;
+    Ok(match d {
+        Pb::S3(d) => {
+            let sealed = d.secret_access_key.ok_or(DecodeError::Invalid("no secret_access_key"))?;
+            let store = Store::S3(S3Store {
+                region: d.region,
+                endpoint: d.endpoint,
+                force_path_style: d.force_path_style,
+                conditional_writes: d.conditional_writes,
+                access_key_id: d.access_key_id,
+                secret_access_key: sealed_from_proto(sealed),
+            });
+            Destination { bucket: d.bucket, prefix: d.prefix, store }
+        }
+        Pb::Gcs(d) => {
+            let sealed = d.service_account_key.ok_or(DecodeError::Invalid("no service_account_key"))?;
+            let store = Store::Gcs(GcsStore {
+                endpoint: d.endpoint,
+                client_email: d.client_email,
+                service_account_key: sealed_from_proto(sealed),
+            });
+            Destination { bucket: d.bucket, prefix: d.prefix, store }
+        }
     })
 }
 
@@ -139,12 +177,14 @@ mod tests {
             destination: Destination {
                 bucket: "acme".into(),
                 prefix: "dw".into(),
-                region: "eu-west-1".into(),
-                endpoint: Some("https://s3.example.com".into()),
-                force_path_style: true,
-                conditional_writes: true,
-                access_key_id: "AKIA".into(),
-                secret_access_key: Sealed { key_id: "k1".into(), nonce: vec![1; 12], ciphertext: vec![2; 20] },
+                store: Store::S3(S3Store {
+                    region: "eu-west-1".into(),
+                    endpoint: Some("https://s3.example.com".into()),
+                    force_path_style: true,
+                    conditional_writes: true,
+                    access_key_id: "AKIA".into(),
+                    secret_access_key: Sealed { key_id: "k1".into(), nonce: vec![1; 12], ciphertext: vec![2; 20] },
+                }),
             },
             tables: Table::ALL
                 .iter()
@@ -180,6 +220,40 @@ mod tests {
             decode_key(key(WorkspaceId::new(42).expect("id")).as_bytes()),
             Ok(WorkspaceId::new(42).expect("id"))
         );
+    }
+
+    #[test]
+    fn gcs_destinations_round_trip() {
+        let mut cfg = config();
+        cfg.destination.store = Store::Gcs(GcsStore {
+            endpoint: None,
+            client_email: "sa@p.iam.gserviceaccount.com".into(),
+            service_account_key: Sealed { key_id: "k1".into(), nonce: vec![3; 12], ciphertext: vec![4; 30] },
+        });
+        assert_eq!(decode(&encode(&cfg)), Ok(cfg));
+    }
+
+    /// A record as written before destinations had kinds: `SyncConfig.destination = 3` was an
+    /// `S3Destination` field, not a oneof.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct OldSyncConfig {
+        #[prost(int64, tag = "1")]
+        workspace_id: i64,
+        #[prost(uint32, tag = "2")]
+        schema_version: u32,
+        #[prost(message, optional, tag = "3")]
+        destination: Option<pb::S3Destination>,
+        #[prost(uint64, tag = "7")]
+        revision: u64,
+    }
+
+    #[test]
+    fn records_written_before_kinds_decode_as_s3() {
+        let Some(pb::sync_config::Destination::S3(s3)) = to_proto(&config()).destination else { panic!("s3") };
+        let old =
+            OldSyncConfig { workspace_id: 42, schema_version: SCHEMA_VERSION, destination: Some(s3), revision: 3 };
+        let cfg = decode(&old.encode_to_vec()).expect("decodes");
+        assert_eq!((cfg.destination, cfg.revision), (config().destination, 3));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `dwsync sync`: reads and changes workspaces' sync configuration through the control service's
-//! REST API (`docs/CONTROL.md`): `list`, `show`, `status`, `pause` / `resume` a table, `disable` /
-//! `enable` the whole sync. `--json` prints the API's answer instead of the readable report.
+//! REST API (`docs/CONTROL.md`): `list`, `show`, `status`, `create` / `update` a destination (S3
+//! or GCS; secrets read from a file or the environment, never from the command line), `pause` /
+//! `resume` a table, `disable` / `enable` the whole sync. `--json` prints the API's answer
+//! instead of the readable report.
 
 use std::fmt;
 use std::io::Write;
@@ -58,6 +60,24 @@ pub enum SyncAction {
         #[arg(value_parser = clap::value_parser!(i64).range(1..))]
         workspace: i64,
     },
+    /// Create a workspace's sync: its destination (S3 or GCS) and which schemas are off.
+    Create {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+        /// The destination.
+        #[command(flatten)]
+        destination: DestinationArgs,
+    },
+    /// Replace a workspace's destination (its secret must be given again) and turn schemas off.
+    Update {
+        /// The workspace id.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        workspace: i64,
+        /// The destination.
+        #[command(flatten)]
+        destination: DestinationArgs,
+    },
     /// Stop exporting one schema: a table, or `campaign_metadata`, `objects` (its files are kept
     /// and sent when it is resumed).
     Pause {
@@ -90,11 +110,118 @@ pub enum SyncAction {
     },
 }
 
+/// The kinds of destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// AWS S3 or an S3-compatible store.
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+}
+
+/// A destination on the command line (`create`, `update`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DestinationArgs {
+    /// The kind of store.
+    #[arg(long, value_enum, default_value = "s3")]
+    pub kind: Kind,
+    /// The bucket.
+    #[arg(long)]
+    pub bucket: String,
+    /// The key prefix ("path") inside the bucket, without leading or trailing `/`.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// The endpoint: an S3-compatible store's, or a GCS JSON API other than Google Cloud's.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// S3: the bucket's region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// S3: the access key id.
+    #[arg(long)]
+    pub access_key_id: Option<String>,
+    /// S3: a file holding the secret access key (else `DWSYNC_SECRET_ACCESS_KEY`).
+    #[arg(long)]
+    pub secret_access_key_file: Option<std::path::PathBuf>,
+    /// S3: path-style addressing (MinIO and most S3-compatible stores).
+    #[arg(long)]
+    pub force_path_style: bool,
+    /// S3: the store does not honour `If-None-Match: *` (the weaker HEAD-then-PUT is used).
+    #[arg(long)]
+    pub no_conditional_writes: bool,
+    /// GCS: the service account's JSON key file, as Google Cloud downloads it.
+    #[arg(long)]
+    pub service_account_key_file: Option<std::path::PathBuf>,
+    /// Schemas to turn off (a table, `campaign_metadata` or `objects`); repeat for several.
+    #[arg(long = "off")]
+    pub off: Vec<String>,
+}
+
+/// The environment variable an S3 secret access key is read from without `--secret-access-key-file`.
+pub const SECRET_ACCESS_KEY_ENV: &str = "DWSYNC_SECRET_ACCESS_KEY";
+
+/// A secret file's content, without its trailing newline.
+fn read_secret(path: &std::path::Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::SecretFile { path: path.to_owned(), reason: e.kind().to_string() })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+impl DestinationArgs {
+    /// The request body of `POST`/`PUT .../sync`, its secret read from a file or the environment.
+    pub fn body(&self) -> Result<Value, Error> {
+        let mut destination = json!({ "bucket": self.bucket, "prefix": self.path });
+        if let Some(endpoint) = &self.endpoint {
+            destination["endpoint"] = json!(endpoint);
+        }
+        let given = |flag: &str, set: bool| (set).then(|| flag.to_owned());
+        match self.kind {
+            Kind::Gcs => {
+                let s3_only = [
+                    given("--region", self.region.is_some()),
+                    given("--access-key-id", self.access_key_id.is_some()),
+                    given("--secret-access-key-file", self.secret_access_key_file.is_some()),
+                    given("--force-path-style", self.force_path_style),
+                    given("--no-conditional-writes", self.no_conditional_writes),
+                ];
+                if let Some(flag) = s3_only.into_iter().flatten().next() {
+                    return Err(Error::Usage(format!("{flag} is not a setting of gcs destinations")));
+                }
+                let path = self.service_account_key_file.as_ref().ok_or_else(|| {
+                    Error::Usage("--service-account-key-file is required for a gcs destination".into())
+                })?;
+                destination["kind"] = json!("gcs");
+                destination["service_account_key"] = json!(read_secret(path)?);
+            }
+            Kind::S3 => {
+                if self.service_account_key_file.is_some() {
+                    return Err(Error::Usage("--service-account-key-file is a setting of gcs destinations".into()));
+                }
+                let secret = match &self.secret_access_key_file {
+                    Some(path) => read_secret(path)?,
+                    None => std::env::var(SECRET_ACCESS_KEY_ENV).map_err(|_| {
+                        Error::Usage(format!("give --secret-access-key-file or set {SECRET_ACCESS_KEY_ENV}"))
+                    })?,
+                };
+                destination["region"] = json!(self.region.clone().unwrap_or_default());
+                destination["access_key_id"] = json!(self.access_key_id.clone().unwrap_or_default());
+                destination["secret_access_key"] = json!(secret);
+                destination["force_path_style"] = json!(self.force_path_style);
+                destination["conditional_writes"] = json!(!self.no_conditional_writes);
+            }
+        }
+        let tables: serde_json::Map<String, Value> = self.off.iter().map(|t| (t.clone(), json!(false))).collect();
+        Ok(json!({ "destination": destination, "tables": tables }))
+    }
+}
+
 impl SyncAction {
     /// The action's name, e.g. `pause`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::List => "list",
+            Self::Create { .. } => "create",
+            Self::Update { .. } => "update",
             Self::Show { .. } => "show",
             Self::Status { .. } => "status",
             Self::Check { .. } => "check",
@@ -105,15 +232,17 @@ impl SyncAction {
         }
     }
 
-    /// The request: method, path segments, JSON body.
-    fn request(&self) -> (Method, Vec<String>, Option<Value>) {
+    /// The request: method, path segments, JSON body (a destination's secret read now).
+    fn request(&self) -> Result<(Method, Vec<String>, Option<Value>), Error> {
         let sync = |id: &i64| vec!["v1".to_owned(), "workspaces".to_owned(), id.to_string(), "sync".to_owned()];
         let with = |mut path: Vec<String>, more: &[&str]| {
             path.extend(more.iter().map(|s| (*s).to_owned()));
             path
         };
-        match self {
+        Ok(match self {
             Self::List => (Method::GET, vec!["v1".to_owned(), "workspaces".to_owned()], None),
+            Self::Create { workspace, destination } => (Method::POST, sync(workspace), Some(destination.body()?)),
+            Self::Update { workspace, destination } => (Method::PUT, sync(workspace), Some(destination.body()?)),
             Self::Show { workspace } => (Method::GET, sync(workspace), None),
             Self::Status { workspace } => (
                 Method::GET,
@@ -129,7 +258,7 @@ impl SyncAction {
             Self::Check { workspace } => (Method::POST, with(sync(workspace), &["check"]), None),
             Self::Disable { workspace } => (Method::POST, with(sync(workspace), &["disable"]), None),
             Self::Enable { workspace } => (Method::POST, with(sync(workspace), &["enable"]), None),
-        }
+        })
     }
 }
 
@@ -152,25 +281,43 @@ pub struct SyncView {
     pub tables: Vec<TableView>,
 }
 
-/// A destination as the API shows it.
+/// A destination as the API shows it (S3 settings for `s3`, the service account for `gcs`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct DestinationView {
+    /// `s3` or `gcs`.
+    #[serde(default = "s3")]
+    pub kind: String,
     /// The bucket.
     pub bucket: String,
     /// The key prefix.
     pub prefix: String,
-    /// The region.
-    pub region: String,
-    /// The endpoint URL; `None` is AWS S3.
+    /// The endpoint URL; `None` is AWS S3 (or Google Cloud's for GCS).
     pub endpoint: Option<String>,
-    /// Path-style addressing.
+    /// S3: the region.
+    #[serde(default)]
+    pub region: String,
+    /// S3: path-style addressing.
+    #[serde(default)]
     pub force_path_style: bool,
-    /// Whether the store honours `If-None-Match: *`.
+    /// S3: whether the store honours `If-None-Match: *`.
+    #[serde(default)]
     pub conditional_writes: bool,
-    /// The access key id.
+    /// S3: the access key id.
+    #[serde(default)]
     pub access_key_id: String,
-    /// Whether a secret key is stored (its value is never shown).
+    /// S3: whether a secret key is stored (its value is never shown).
+    #[serde(default)]
     pub secret_access_key_set: bool,
+    /// GCS: the key's service account.
+    #[serde(default)]
+    pub client_email: Option<String>,
+    /// GCS: whether a service account key is stored (its value is never shown).
+    #[serde(default)]
+    pub service_account_key_set: bool,
+}
+
+fn s3() -> String {
+    "s3".to_owned()
 }
 
 /// One table's state.
@@ -264,10 +411,15 @@ impl SyncView {
         self.tables.iter().find(|t| t.table == name)
     }
 
-    /// `s3://bucket/prefix`.
+    /// `s3://bucket/prefix` (`gs://` for GCS).
     pub fn location(&self) -> String {
         let d = &self.destination;
-        if d.prefix.is_empty() { format!("s3://{}", d.bucket) } else { format!("s3://{}/{}", d.bucket, d.prefix) }
+        let scheme = if d.kind == "gcs" { "gs" } else { "s3" };
+        if d.prefix.is_empty() {
+            format!("{scheme}://{}", d.bucket)
+        } else {
+            format!("{scheme}://{}/{}", d.bucket, d.prefix)
+        }
     }
 
     fn state(&self) -> &'static str {
@@ -353,12 +505,19 @@ impl fmt::Display for SyncView {
         line(f, "schema version", self.schema_version)?;
         line(f, "bucket", &d.bucket)?;
         line(f, "prefix", if d.prefix.is_empty() { "(none)" } else { &d.prefix })?;
-        line(f, "region", &d.region)?;
-        line(f, "endpoint", d.endpoint.as_deref().unwrap_or("AWS S3"))?;
-        line(f, "path-style", yes_no(d.force_path_style))?;
-        line(f, "conditional writes", yes_no(d.conditional_writes))?;
-        line(f, "access key id", &d.access_key_id)?;
-        line(f, "secret access key", if d.secret_access_key_set { "set" } else { "not set" })?;
+        line(f, "kind", &d.kind)?;
+        if d.kind == "gcs" {
+            line(f, "endpoint", d.endpoint.as_deref().unwrap_or("Google Cloud"))?;
+            line(f, "service account", d.client_email.as_deref().unwrap_or("-"))?;
+            line(f, "account key", if d.service_account_key_set { "set" } else { "not set" })?;
+        } else {
+            line(f, "region", &d.region)?;
+            line(f, "endpoint", d.endpoint.as_deref().unwrap_or("AWS S3"))?;
+            line(f, "path-style", yes_no(d.force_path_style))?;
+            line(f, "conditional writes", yes_no(d.conditional_writes))?;
+            line(f, "access key id", &d.access_key_id)?;
+            line(f, "secret access key", if d.secret_access_key_set { "set" } else { "not set" })?;
+        }
         let off = self.tables_off().len();
         line(f, "tables", format!("{} on, {off} off", self.tables.len() - off))?;
         let width = self.tables.iter().map(|t| t.table.chars().count()).max().unwrap_or(0);
@@ -446,7 +605,7 @@ fn decode<T: DeserializeOwned>(value: Value, request: &str) -> Result<T, Error> 
 /// Runs `dwsync sync …`, writing the report (or, with `--json`, the API's answer) to `out`.
 pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
     let client = ApiClient::new(&args.api)?;
-    let (method, path, body) = args.action.request();
+    let (method, path, body) = args.action.request()?;
     let request = format!("{method} /{}", path.join("/"));
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let value = client.call(method, &segments, body.as_ref()).await?;
@@ -458,7 +617,9 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     match &args.action {
         SyncAction::List => write!(out, "{}", decode::<WorkspaceList>(value, &request)?)?,
-        SyncAction::Show { .. } => write!(out, "{}", decode::<SyncView>(value, &request)?)?,
+        SyncAction::Show { .. } | SyncAction::Create { .. } | SyncAction::Update { .. } => {
+            write!(out, "{}", decode::<SyncView>(value, &request)?)?
+        }
         SyncAction::Status { .. } => write!(out, "{}", decode::<SyncStatus>(value, &request)?)?,
         SyncAction::Check { workspace } => {
             let check: CheckResult = decode(value, &request)?;
@@ -507,19 +668,19 @@ mod tests {
 
     #[test]
     fn requests() {
-        let (m, path, body) = SyncAction::Pause { workspace: 42, table: "people".into() }.request();
+        let (m, path, body) = SyncAction::Pause { workspace: 42, table: "people".into() }.request().expect("request");
         assert_eq!((m, path.join("/")), (Method::PUT, "v1/workspaces/42/sync/tables/people".to_owned()));
         assert_eq!(body, Some(json!({ "enabled": false })));
-        let (m, path, body) = SyncAction::Resume { workspace: 42, table: "people".into() }.request();
+        let (m, path, body) = SyncAction::Resume { workspace: 42, table: "people".into() }.request().expect("request");
         assert_eq!((m, path.join("/")), (Method::PUT, "v1/workspaces/42/sync/tables/people".to_owned()));
         assert_eq!(body, Some(json!({ "enabled": true })));
-        let (m, path, _) = SyncAction::Check { workspace: 7 }.request();
+        let (m, path, _) = SyncAction::Check { workspace: 7 }.request().expect("request");
         assert_eq!((m, path.join("/")), (Method::POST, "v1/workspaces/7/sync/check".to_owned()));
-        let (m, path, _) = SyncAction::Disable { workspace: 7 }.request();
+        let (m, path, _) = SyncAction::Disable { workspace: 7 }.request().expect("request");
         assert_eq!((m, path.join("/")), (Method::POST, "v1/workspaces/7/sync/disable".to_owned()));
-        let (m, path, _) = SyncAction::Status { workspace: 7 }.request();
+        let (m, path, _) = SyncAction::Status { workspace: 7 }.request().expect("request");
         assert_eq!((m, path.join("/")), (Method::GET, "v1/workspaces/7/status".to_owned()));
-        let (m, path, body) = SyncAction::List.request();
+        let (m, path, body) = SyncAction::List.request().expect("request");
         assert_eq!((m, path.join("/"), body), (Method::GET, "v1/workspaces".to_owned(), None));
     }
 
