@@ -1,7 +1,7 @@
 //! Destination checks (`POST /v1/workspaces/{id}/sync/check`, `?check=true`) against the real S3
 //! server (`dev/s3`, SigV4 checked): a good destination, a missing bucket, a wrong secret, an
-//! endpoint that refuses connections or never answers, and a private endpoint without the
-//! operator's allow-list.
+//! endpoint that refuses connections, never answers or serves a certificate no trusted CA signed,
+//! and a private endpoint without the operator's allow-list.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -115,6 +115,22 @@ async fn failures_are_classed_with_the_action() {
     let timeout = check(spec(&format!("http://{addr}"), &bucket, "s")).await;
     assert_eq!(timeout["class"], "timeout", "{timeout}");
     held.abort();
+
+    // An HTTPS server whose certificate a public CA did not sign: the TLS handshake fails.
+    let dir = std::env::temp_dir().join(dwsync_tests::unique("check-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certs = dwsync_tests::tls::ca_and_server(&dir, "untrusted");
+    let files = dwsync_control::tls::TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() };
+    let tls = dwsync_control::tls::ReloadingTls::new(files).unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let listener = tls.listen(tcp, stop.clone()).unwrap();
+    let served = tokio::spawn(async move { axum::serve(listener, Router::new()).await });
+    let untrusted = check(spec(&format!("https://{addr}"), &bucket, "s")).await;
+    assert_eq!(untrusted["class"], "tls_failure", "{untrusted}");
+    stop.cancel();
+    served.abort();
 
     // ?check=true refuses a failing destination, naming the class; nothing is stored.
     let (status, err) =

@@ -247,14 +247,26 @@ pub fn dispatch_code(err: &(dyn std::error::Error + 'static), timed_out: bool) -
     }
     let mut next = Some(err);
     while let Some(e) = next {
-        // An io::Error's `source` skips the error it wraps: look at that one too.
-        let wrapped = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if e.is::<rustls::Error>() || wrapped.is_some_and(|w| w.is::<rustls::Error>()) {
+        if e.is::<rustls::Error>() || wraps_rustls(e) {
             return TLS_FAILURE;
         }
         next = e.source();
     }
     "ConnectionFailed"
+}
+
+/// Whether `e` is an `io::Error` wrapping, through any number of `io::Error`s, a rustls error: an
+/// io::Error's `source` skips the error it wraps, and a TLS connector wraps a rustls certificate
+/// error in two of them (`Other` around `InvalidData`).
+fn wraps_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+    while let Some(w) = inner {
+        if w.is::<rustls::Error>() {
+            return true;
+        }
+        inner = w.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+    }
+    false
 }
 
 /// Creates objects in one bucket with one client, never overwriting.
