@@ -97,6 +97,15 @@ pub enum Error {
     /// A destination's settings on the command line do not fit together.
     #[error("{0}")]
     Usage(String),
+    /// A destination check failed (the report above says where and why): the exit status says
+    /// so too, for scripts.
+    #[error("the destination check of workspace {workspace} failed ({class})")]
+    CheckFailed {
+        /// The workspace checked.
+        workspace: i64,
+        /// The failure class (`bad_signature`, `bucket_missing`, ...).
+        class: String,
+    },
     /// A secret's file cannot be read (its content is never shown).
     #[error("cannot read {}: {reason}", path.display())]
     SecretFile {

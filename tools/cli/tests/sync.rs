@@ -81,14 +81,26 @@ impl Control {
         Self { url: serve_https(api::router(state), certs), now, http }
     }
 
+    /// The API with destinations on this machine's S3 server admitted (`http://`, loopback).
+    fn start_local() -> Self {
+        let allow = vec!["127.0.0.0/8".parse().expect("network")];
+        let egress = dwsync_s3::egress::EgressPolicy::new(&dwsync_s3::egress::EgressConfig { allow });
+        let (state, now) = Self::state_with(Policy { allow_insecure_endpoints: true, egress });
+        Self { url: serve(api::router(state)), now, http: reqwest::Client::new() }
+    }
+
     fn state() -> (AppState<MemoryStore>, Arc<AtomicI64>) {
+        Self::state_with(Policy::default())
+    }
+
+    fn state_with(policy: Policy) -> (AppState<MemoryStore>, Arc<AtomicI64>) {
         let ws = BTreeMap::from([("42".to_owned(), Secret::new(WS42)), ("7".to_owned(), Secret::new(WS7))]);
         let tokens = Tokens::new(&Secret::new(ADMIN), &ws).expect("tokens");
         let mut state = AppState::new(
             MemoryStore::new(),
             Some(Sealer::new(&[9; 32])),
             tokens,
-            Policy::default(),
+            policy,
             Duration::from_secs(7 * 86_400),
         );
         let now = Arc::new(AtomicI64::new(1_700_000_000_000));
@@ -624,4 +636,35 @@ rows removed:       1920410
         ),
         "{status:?}"
     );
+}
+
+#[tokio::test]
+async fn check_tries_the_stored_destination_and_fails_with_its_class() {
+    let control = Control::start_local();
+    let url = control.url.as_str();
+    let bucket = dwsync_tests::create_bucket(&dwsync_tests::s3_client()).await;
+    let good = dwsync_tests::s3_secret_key();
+    for (id, token, secret) in [(42, WS42, good.as_str()), (7, WS7, "not-the-secret")] {
+        let body = json!({"destination": {
+            "bucket": bucket, "prefix": format!("checked{id}"), "region": "us-east-1",
+            "endpoint": dwsync_tests::s3_endpoint(), "force_path_style": true,
+            "access_key_id": dwsync_tests::s3_access_key(), "secret_access_key": secret,
+        }});
+        let (status, view) =
+            control.call(reqwest::Method::POST, &format!("/v1/workspaces/{id}/sync"), token, Some(body)).await;
+        assert_eq!(status, 201, "{view}");
+    }
+
+    let passed = dwsync(url, Some(WS42), &["check", "42"]);
+    assert_eq!(passed.ok().trim(), "workspace 42: destination check passed (list, write, read, multipart)");
+
+    // A wrong secret: the report says where and why, and the exit status says it failed.
+    let failed = dwsync(url, Some(WS7), &["check", "7"]);
+    assert_eq!(failed.code, Some(1), "{failed:?}");
+    assert!(failed.stdout.starts_with("workspace 7: destination check failed at list (bad_signature): "), "{failed:?}");
+    assert!(failed.stdout.contains("passed: none"), "{failed:?}");
+    assert!(failed.failed().contains("the destination check of workspace 7 failed (bad_signature)"), "{failed:?}");
+    for run in [&passed, &failed] {
+        assert!(!run.stdout.contains(&good) && !run.stderr.contains(&good), "the S3 secret printed: {run:?}");
+    }
 }

@@ -626,11 +626,14 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
             let passed = if check.passed.is_empty() { "none".to_owned() } else { check.passed.join(", ") };
             match &check.failure {
                 None => writeln!(out, "workspace {workspace}: destination check passed ({passed})")?,
-                Some(f) => writeln!(
-                    out,
-                    "workspace {workspace}: destination check failed at {} ({}): {}\npassed: {passed}",
-                    f.action, f.class, f.message
-                )?,
+                Some(f) => {
+                    writeln!(
+                        out,
+                        "workspace {workspace}: destination check failed at {} ({}): {}\npassed: {passed}",
+                        f.action, f.class, f.message
+                    )?;
+                    return Err(Error::CheckFailed { workspace: *workspace, class: f.class.clone() });
+                }
             }
         }
         SyncAction::Pause { workspace, table } | SyncAction::Resume { workspace, table } => {
