@@ -90,6 +90,15 @@ pub struct Committed {
 }
 
 impl Handoff {
+    /// Why a newer producer with this transactional id fenced this one, if one did: another
+    /// ingest runs with this instance id (a twin, or this instance's replacement).
+    pub fn fenced(&self) -> Option<String> {
+        match self.producer.producer().client().fatal_error() {
+            Some((RDKafkaErrorCode::Fenced, reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// Creates the producer with `transactional_id` and initialises transactions (fencing any
     /// older producer with the same id), and starts the thread that commits its transactions,
     /// busy in `gate` while one commits; its records are at most `limits.producer_message_bytes`.

@@ -404,6 +404,12 @@ impl<'a> Pipeline<'a> {
                     state.read_again(consumer, &error)?;
                 }
                 Err(PipelineError::ProducerFailed(error)) => {
+                    // Fenced by a newer producer with this transactional id: another ingest with
+                    // this instance id. Taking over would fence it back, and so on; the restart
+                    // loop counts fences instead (a twin stops on the second).
+                    if let Some(reason) = state.handoff.fenced() {
+                        return Err(PipelineError::Fenced(format!("the handoff producer: {reason}")));
+                    }
                     tracing::warn!(%error, "The handoff producer failed; a new one takes over.");
                     metrics::loop_restarted("producer");
                     state.handoff = new_handoff(state.cfg, &state.transactional_id, &state.limits, &state.gate).await?;
