@@ -98,6 +98,13 @@ async fn failures_are_classed_with_the_action() {
     assert_eq!(bad_secret["class"], "bad_signature", "{bad_secret}");
     assert_eq!(bad_secret["http_status"], 403);
 
+    // An access key the server does not know (s3s-fs answers `NotSignedUp`, AWS
+    // `InvalidAccessKeyId`).
+    let mut stranger = spec(&endpoint, &bucket, &dwsync_tests::s3_secret_key());
+    stranger["destination"]["access_key_id"] = json!("AKIADWSYNCNOBODY");
+    let stranger = check(stranger).await;
+    assert_eq!((&stranger["class"], &stranger["action"]), (&json!("unknown_access_key"), &json!("list")), "{stranger}");
+
     // Nothing listens on this port: the connection is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let unreachable = check(spec(&format!("http://{closed}"), &bucket, "s")).await;

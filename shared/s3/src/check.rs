@@ -67,7 +67,8 @@ pub enum FailureClass {
     WrongRegion,
     /// The signature does not match: a wrong secret access key (`SignatureDoesNotMatch`).
     BadSignature,
-    /// The store does not know the access key id (`InvalidAccessKeyId`).
+    /// The store does not know the access key id (`InvalidAccessKeyId`; `NotSignedUp` from
+    /// s3s-based servers, and from AWS for an account without S3).
     UnknownAccessKey,
     /// The TLS handshake failed (certificate, name or protocol).
     TlsFailure,
@@ -109,7 +110,7 @@ impl FailureClass {
             (Some("ConnectionFailed"), _) => Self::Unreachable,
             (Some("NoSuchBucket"), _) => Self::BucketMissing,
             (Some("SignatureDoesNotMatch"), _) => Self::BadSignature,
-            (Some("InvalidAccessKeyId"), _) => Self::UnknownAccessKey,
+            (Some("InvalidAccessKeyId" | "NotSignedUp"), _) => Self::UnknownAccessKey,
             (
                 Some(
                     "PermanentRedirect"
@@ -296,6 +297,7 @@ mod tests {
             (Some(400), "AuthorizationHeaderMalformed", WrongRegion),
             (Some(403), "SignatureDoesNotMatch", BadSignature),
             (Some(403), "InvalidAccessKeyId", UnknownAccessKey),
+            (Some(403), "NotSignedUp", UnknownAccessKey),
             (None, "Timeout", Timeout),
             (None, crate::create_only::TLS_FAILURE, TlsFailure),
             (None, "ConnectionFailed", Unreachable),
