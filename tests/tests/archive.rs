@@ -180,9 +180,12 @@ async fn every_record_is_archived_exactly_once_through_kill_9() {
         let distinct: BTreeSet<i64> = rows_ws.iter().copied().collect();
         assert_eq!(listed.len(), distinct.len(), "{}: the footer lists every workspace", o.key);
         for w in listed {
-            let (ws, rows) = (w["workspace_id"].as_i64().unwrap(), w["rows"].as_i64().unwrap());
-            let group = w["row_group"].as_u64().unwrap() as usize;
-            let first = group_starts[group] + w["first_row"].as_i64().unwrap_or(0);
+            // `[workspace_id, row_group, first_row, rows, [[first_offset, rows], …]]` (HISTORY.md).
+            let field = |i: usize| w[i].as_i64().unwrap_or_else(|| panic!("{}: footer entry {w}", o.key));
+            let (ws, group, rows) = (field(0), field(1) as usize, field(3));
+            let first = group_starts[group] + field(2);
+            let file_rows: i64 = w[4].as_array().expect("files").iter().map(|f| f[1].as_i64().expect("rows")).sum();
+            assert_eq!(file_rows, rows, "{}: workspace {ws}'s files add up to its rows", o.key);
             let placed = &rows_ws[first as usize..(first + rows) as usize];
             assert!(placed.iter().all(|r| *r == ws), "{}: workspace {ws}'s rows where the footer says", o.key);
             assert_eq!(rows_ws.iter().filter(|r| **r == ws).count() as i64, rows, "{}: workspace {ws}", o.key);

@@ -195,15 +195,17 @@ class Dwsync:
     per batch, rows sorted by workspace, one row group per workspace, statistics with a page
     index, zstd level 1, dictionaries except per-row columns, `dwsync.archive` footer JSON.
 
-    With `pack_rows` (the layout `dwsync-packed`, not dwsync's today): consecutive workspaces
-    share a row group, which ends at the first workspace boundary at or after `pack_rows` rows
-    (a workspace is never split); the footer JSON gives each workspace its row group, its first
-    row in it and its rows."""
+    With `pack_rows` (the layout `dwsync-packed`, dwsync's today): consecutive workspaces share a
+    row group, which ends at the first workspace boundary at or after `pack_rows` rows (a
+    workspace is never split); the footer JSON gives each workspace as an array, as
+    `shared/archive/src/footer.rs` writes it: `[workspace_id, row_group, first_row, rows,
+    [[first_offset, rows], ...]]` (the first emulation, `dwsync-packed8192` in results.json, kept
+    the named fields with each file's id and window)."""
 
     def __init__(self, root: Path, pack_rows: int | None = None):
         self.root = root
         self.pack_rows = pack_rows
-        self.name = f"dwsync-packed{pack_rows}" if pack_rows else "dwsync"
+        self.name = f"dwsync-packed{pack_rows}-arrays" if pack_rows else "dwsync"
 
     def write(self, table: pa.Table, files: list[dict], span: tuple[int, int]) -> None:
         start, end = span
@@ -231,7 +233,8 @@ class Dwsync:
                      "files": [{k: f[k] for k in ("file_id", "first_offset", "window_closed_at_ms", "rows")}
                                for f in by_ws[ws]]}
             if self.pack_rows:
-                entry["row_offset"] = int(s) - groups[-1][0]
+                entry = [ws, len(groups) - 1, int(s) - groups[-1][0], int(e - s),
+                         [[f["first_offset"], f["rows"]] for f in by_ws[ws]]]
             workspaces.append(entry)
         tmp = key.with_suffix(".tmp")
         # The footer's key-value metadata as shared/format and write.rs put it: the Arrow schema
@@ -346,7 +349,9 @@ def read_dwsync(root: str, ws: int) -> int:
             footer = os.pread(fd, meta_len, size - 8 - meta_len)
             meta = pq.read_metadata(io.BytesIO(b"PAR1" + footer + tail))
             prov = json.loads(meta.metadata[b"dwsync.archive"])
-            entry = next((w for w in prov["workspaces"] if w["workspace_id"] == ws), None)
+            entries = ({"workspace_id": w[0], "row_group": w[1], "row_offset": w[2], "rows": w[3]}
+                       if isinstance(w, list) else w for w in prov["workspaces"])
+            entry = next((w for w in entries if w["workspace_id"] == ws), None)
             if entry is None or entry["row_group"] is None:
                 continue
             rg = meta.row_group(entry["row_group"])

@@ -38,13 +38,7 @@ impl ArchivedFile {
 
     /// Its rows as the archive's object writer takes them.
     pub fn rows_for_archive(&self) -> FileRows<'_> {
-        FileRows {
-            workspace_id: self.meta.workspace_id,
-            file_id: &self.meta.file_id,
-            first_offset: self.first_offset,
-            window_closed_at_ms: self.meta.window_closed_at_ms,
-            batches: &self.batches,
-        }
+        FileRows { workspace_id: self.meta.workspace_id, first_offset: self.first_offset, batches: &self.batches }
     }
 
     /// Memory held by its decoded batches.

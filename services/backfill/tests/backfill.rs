@@ -66,21 +66,13 @@ fn file(offset: i64, table: Table, kind: FileKind, fields: &[Value]) -> File {
 
 /// Writes one archive batch: one object per (table, kind) of `files`.
 async fn archive_batch(s3: &aws_sdk_s3::Client, bucket: &str, range: BatchRange, files: &[File]) -> Vec<String> {
-    let names: Vec<String> = files.iter().map(|f| format!("file-{}", f.offset)).collect();
     let parts: BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
     let mut keys = Vec::new();
     for part in parts {
         let rows: Vec<FileRows<'_>> = files
             .iter()
-            .zip(&names)
-            .filter(|(f, _)| Part::of(f.table, f.kind) == part)
-            .map(|(f, name)| FileRows {
-                workspace_id: WS,
-                file_id: name,
-                first_offset: f.offset,
-                window_closed_at_ms: 0,
-                batches: &f.rows,
-            })
+            .filter(|f| Part::of(f.table, f.kind) == part)
+            .map(|f| FileRows { workspace_id: WS, first_offset: f.offset, batches: &f.rows })
             .collect();
         let encoded = write::encode("handoff", PREFIX, range, part, &rows).unwrap().unwrap();
         let key = encoded.object.key.clone();

@@ -33,20 +33,12 @@ pub async fn write_batch(
     files: &[TestFile],
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let parts: std::collections::BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
-    let names: Vec<String> = files.iter().map(|f| format!("f{}", f.offset)).collect();
     let mut keys = Vec::new();
     for part in parts {
         let rows: Vec<FileRows<'_>> = files
             .iter()
-            .zip(&names)
-            .filter(|(f, _)| Part::of(f.table, f.kind) == part)
-            .map(|(f, name)| FileRows {
-                workspace_id: f.workspace,
-                file_id: name,
-                first_offset: f.offset,
-                window_closed_at_ms: 0,
-                batches: &f.rows,
-            })
+            .filter(|f| Part::of(f.table, f.kind) == part)
+            .map(|f| FileRows { workspace_id: f.workspace, first_offset: f.offset, batches: &f.rows })
             .collect();
         let Some(encoded) = write::encode(topic, prefix, range, part, &rows)? else { continue };
         s3.put_object().bucket(bucket).key(&encoded.object.key).body(encoded.object.body.into()).send().await?;

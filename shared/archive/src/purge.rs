@@ -396,17 +396,13 @@ mod tests {
                 RecordBatch::try_new(batch.schema(), columns).expect("batch")
             })
             .collect();
-        let names: Vec<String> = workspaces.iter().map(|w| format!("f{w}")).collect();
         let files: Vec<FileRows<'_>> = workspaces
             .iter()
             .zip(&made)
-            .zip(&names)
             .enumerate()
-            .map(|(n, ((ws, batch), name))| FileRows {
+            .map(|(n, (ws, batch))| FileRows {
                 workspace_id: *ws,
-                file_id: name,
                 first_offset: 11 + n as i64,
-                window_closed_at_ms: 5,
                 batches: std::slice::from_ref(batch),
             })
             .collect();

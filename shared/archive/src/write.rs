@@ -19,12 +19,8 @@ use crate::key::{BatchRange, Part, object_key};
 pub struct FileRows<'a> {
     /// The file's workspace.
     pub workspace_id: i64,
-    /// The file's id.
-    pub file_id: &'a str,
     /// Offset of its first chunk in the handoff partition.
     pub first_offset: i64,
-    /// When its window closed, epoch milliseconds.
-    pub window_closed_at_ms: i64,
     /// Its rows, with the table's contract schema.
     pub batches: &'a [RecordBatch],
 }
@@ -139,15 +135,7 @@ pub fn encode(
             packer.write(batch)?;
         }
         let Placed { row_group, first_row, rows: written } = packer.end_workspace()?;
-        let files = files
-            .iter()
-            .map(|f| SourceFile {
-                file_id: f.file_id.to_owned(),
-                first_offset: f.first_offset,
-                window_closed_at_ms: f.window_closed_at_ms,
-                rows: Some(f.rows()),
-            })
-            .collect();
+        let files = files.iter().map(|f| SourceFile { first_offset: f.first_offset, rows: Some(f.rows()) }).collect();
         workspaces.push(WorkspaceRows { workspace_id, row_group, first_row, rows: written, files });
     }
     let provenance = Provenance {
@@ -206,18 +194,10 @@ mod tests {
         // Files in offset order: workspaces 2, 1, 2, 3, 1.
         let specs = [(2, 0, 5, 10), (1, 100, 3, 11), (2, 5, 4, 14), (3, 0, 6, 20), (1, 103, 2, 31)];
         let made: Vec<_> = specs.iter().map(|&(ws, first, n, _)| rows(table, ws, first, n)).collect();
-        let names: Vec<String> = specs.iter().map(|s| format!("f{}", s.3)).collect();
         let files: Vec<FileRows<'_>> = specs
             .iter()
             .zip(&made)
-            .zip(&names)
-            .map(|((&(ws, _, _, offset), (batches, _)), name)| FileRows {
-                workspace_id: ws,
-                file_id: name,
-                first_offset: offset,
-                window_closed_at_ms: 1_000 + offset,
-                batches,
-            })
+            .map(|(&(ws, _, _, offset), (batches, _))| FileRows { workspace_id: ws, first_offset: offset, batches })
             .collect();
         let range = BatchRange { partition: 5, start: 10, end: 32 };
         let part = Part::of(table, FileKind::Unspecified);
@@ -261,8 +241,6 @@ mod tests {
                 (3, Some(0), 14, 6, vec![(20, Some(6))])
             ]
         );
-        assert_eq!(provenance.workspaces[0].files[1].window_closed_at_ms, 1_031);
-        assert_eq!(provenance.workspaces[0].files[1].file_id, "f31");
     }
 
     #[test]
@@ -275,13 +253,7 @@ mod tests {
             .iter()
             .zip(&made)
             .enumerate()
-            .map(|(i, (&(ws, _), batches))| FileRows {
-                workspace_id: ws,
-                file_id: "f",
-                first_offset: i as i64,
-                window_closed_at_ms: 0,
-                batches,
-            })
+            .map(|(i, (&(ws, _), batches))| FileRows { workspace_id: ws, first_offset: i as i64, batches })
             .collect();
         let range = BatchRange { partition: 0, start: 0, end: 4 };
         let part = Part::of(table, FileKind::Unspecified);
@@ -297,9 +269,41 @@ mod tests {
     }
 
     #[test]
+    fn each_workspace_adds_a_few_dozen_bytes_to_the_footer() {
+        // What a reader of one workspace reads beyond its rows is the footer of each object of its
+        // partition: with 1,000 small workspaces a batch, it must not be most of the object.
+        let table = Table::Metrics;
+        let workspaces = 1_000;
+        let made: Vec<_> = (0..workspaces).map(|i| rows(table, 1_000_000 + i, 0, 2).0).collect();
+        let files: Vec<FileRows<'_>> = made
+            .iter()
+            .zip(0..)
+            .map(|(batches, i)| FileRows { workspace_id: 1_000_000 + i, first_offset: 50_000_000 + 3 * i, batches })
+            .collect();
+        let range = BatchRange { partition: 0, start: 50_000_000, end: 50_003_000 };
+        let encoded = encode("dwsync.handoff", "arc", range, Part::of(table, FileKind::Unspecified), &files)
+            .expect("encodes")
+            .expect("rows");
+        let body = &encoded.object.body;
+        let tail: [u8; 4] = body[body.len() - 8..body.len() - 4].try_into().expect("4 bytes");
+        let footer = u64::from(u32::from_le_bytes(tail));
+        let metadata = ParquetRecordBatchReaderBuilder::try_new(body.clone()).expect("parquet").metadata().clone();
+        let provenance = metadata
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|kv| kv.key == PROVENANCE_METADATA))
+            .and_then(|kv| kv.value.clone())
+            .expect("provenance");
+        let per_workspace = provenance.len() as u64 / workspaces as u64;
+        assert!(per_workspace <= 40, "{per_workspace} bytes of provenance per workspace");
+        assert!(footer <= 48 * 1_024, "a footer of {footer} bytes for {workspaces} workspaces");
+        assert!(footer * 2 < body.len() as u64, "a footer of {footer} bytes in an object of {}", body.len());
+    }
+
+    #[test]
     fn files_without_rows_make_no_object() {
         let (empty, _) = rows(Table::Events, 1, 0, 0);
-        let file = FileRows { workspace_id: 1, file_id: "f", first_offset: 3, window_closed_at_ms: 0, batches: &empty };
+        let file = FileRows { workspace_id: 1, first_offset: 3, batches: &empty };
         let range = BatchRange { partition: 0, start: 0, end: 4 };
         let part = Part::of(Table::Events, FileKind::Unspecified);
         assert!(encode("h", "arc", range, part, &[file]).expect("encodes").is_none());

@@ -65,18 +65,10 @@ async fn write_batch(
     let mut total = 0;
     let parts: std::collections::BTreeSet<Part> = files.iter().map(|f| Part::of(table, f.kind)).collect();
     for part in parts {
-        let names: Vec<String> = files.iter().map(|f| format!("f{}", f.offset)).collect();
         let rows: Vec<FileRows<'_>> = files
             .iter()
-            .zip(&names)
-            .filter(|(f, _)| Part::of(table, f.kind) == part)
-            .map(|(f, name)| FileRows {
-                workspace_id: f.workspace,
-                file_id: name,
-                first_offset: f.offset,
-                window_closed_at_ms: 0,
-                batches: &f.rows,
-            })
+            .filter(|f| Part::of(table, f.kind) == part)
+            .map(|f| FileRows { workspace_id: f.workspace, first_offset: f.offset, batches: &f.rows })
             .collect();
         if rows.is_empty() {
             continue;
@@ -166,8 +158,13 @@ async fn reads_one_workspace_only_its_row_groups() {
         got.object_bytes,
         100.0 * fetched as f64 / got.object_bytes as f64
     );
-    assert_eq!(requests, 6, "3 ranged GETs per object: footer tail, footer, row group");
+    assert_eq!(requests, 2, "one ranged GET per object: its last 64 KiB hold the footer and workspace 7's rows");
     assert!(fetched < got.object_bytes / 2, "fetched {fetched} of {} bytes", got.object_bytes);
+    // Workspace 1's row group (9,000 rows, sorted first) is not in an object's last 64 KiB.
+    let large = reader.workspace(1).await.expect("listed").table(Table::Metrics).await.expect("metrics");
+    assert_eq!(large.rows(), 18_000);
+    let requests = reader.fetched().requests() - requests;
+    assert_eq!(requests, 4, "per object: its last 64 KiB with the footer, then workspace 1's row group");
 
     let people = history.table(Table::People).await.expect("people");
     assert_eq!(people.objects_opened, 3, "batch 1: people and people_chngs; batch 2: people_chngs");

@@ -275,15 +275,8 @@ pub(crate) async fn write_archive(
                 metrics(ws, share(k, batches, size.metrics), size.people)?,
             ),
         ];
-        let names: Vec<String> = files.iter().map(|f| format!("file-{}", f.0)).collect();
-        for (index, (offset, table, kind, batch)) in files.iter().enumerate() {
-            let file = FileRows {
-                workspace_id: ws,
-                file_id: &names[index],
-                first_offset: *offset,
-                window_closed_at_ms: AT_MS,
-                batches: std::slice::from_ref(batch),
-            };
+        for (offset, table, kind, batch) in &files {
+            let file = FileRows { workspace_id: ws, first_offset: *offset, batches: std::slice::from_ref(batch) };
             let Some(encoded) = write::encode("handoff", PREFIX, range, Part::of(*table, *kind), &[file])? else {
                 continue;
             };

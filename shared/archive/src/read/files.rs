@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn file(first_offset: i64, rows: Option<u64>) -> SourceFile {
-        SourceFile { file_id: format!("f{first_offset}"), first_offset, window_closed_at_ms: 0, rows }
+        SourceFile { first_offset, rows }
     }
 
     #[test]

@@ -456,7 +456,7 @@ mod tests {
     use crate::testing::{col, rows};
 
     fn file(first_offset: i64, rows: Option<u64>) -> SourceFile {
-        SourceFile { file_id: format!("f{first_offset}"), first_offset, window_closed_at_ms: 0, rows }
+        SourceFile { first_offset, rows }
     }
 
     fn slice(files: Vec<SourceFile>, ids: &[&str]) -> Slice {

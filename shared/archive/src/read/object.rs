@@ -1,6 +1,7 @@
-//! One workspace's rows of one archive object: the footer (two ranged GETs: its 8-byte tail,
-//! then the metadata) and that workspace's row group (one ranged GET over its column chunks).
-//! No other row group's bytes are fetched.
+//! One workspace's rows of one archive object: the footer (one ranged GET of the object's last
+//! 64 KiB, a second when the metadata is longer) and that workspace's row group (one ranged GET
+//! over its column chunks, none when the first GET held them). No other row group's bytes are
+//! fetched, except those the first GET held.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use arrow::compute::kernels::aggregate::{max, min};
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
+use bytes::Bytes;
 use dwsync_contract::{Table, arrow_schema};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
@@ -25,6 +27,11 @@ const BATCH_ROWS: usize = 8_192;
 /// Parquet's trailer: metadata length (4 bytes) and `PAR1`.
 const TAIL: u64 = 8;
 
+/// Bytes fetched from an object's end to read its footer in one request: footers are about
+/// 2 KiB per row group and 40 bytes per workspace, so this holds those of objects with up to
+/// about 1,000 workspaces and a few row groups, and the whole of an object under 64 KiB.
+const FOOTER_GUESS: u64 = 64 * 1_024;
+
 /// One workspace's rows in one object.
 #[derive(Debug, Clone)]
 pub(crate) struct Slice {
@@ -39,11 +46,29 @@ struct Footer {
     metadata: Arc<ParquetMetaData>,
     arrow: ArrowReaderMetadata,
     provenance: Provenance,
+    /// The object's last bytes, fetched with the footer.
+    last: FetchedEnd,
+}
+
+/// The last bytes of an object, as fetched to read its footer.
+struct FetchedEnd {
+    /// Where they start in the object.
+    offset: u64,
+    bytes: Bytes,
+}
+
+impl FetchedEnd {
+    /// `[start, end)` of the object, if these bytes hold it.
+    fn range(&self, start: u64, end: u64) -> Option<Bytes> {
+        let from = usize::try_from(start.checked_sub(self.offset)?).ok()?;
+        let to = usize::try_from(end.checked_sub(self.offset)?).ok()?;
+        (from <= to && to <= self.bytes.len()).then(|| self.bytes.slice(from..to))
+    }
 }
 
 async fn checked_footer(object: &RangedObject<'_>, expected: ObjectKey) -> Result<Footer, ReadError> {
     let key = object.key;
-    let metadata = footer(object).await?;
+    let (metadata, last) = footer(object).await?;
     let provenance = match Provenance::from_footer(metadata.file_metadata().key_value_metadata()) {
         None => return Err(ReadError::unreadable(key, "no dwsync.archive footer metadata")),
         Some(Err(e)) => return Err(ReadError::unreadable(key, format!("invalid dwsync.archive footer: {e}"))),
@@ -67,7 +92,7 @@ async fn checked_footer(object: &RangedObject<'_>, expected: ObjectKey) -> Resul
     let arrow = ArrowReaderMetadata::try_new(Arc::clone(&metadata), ArrowReaderOptions::new())
         .map_err(|e| ReadError::unreadable(key, e))?;
     check_schema(key, part.table, &arrow)?;
-    Ok(Footer { metadata, arrow, provenance })
+    Ok(Footer { metadata, arrow, provenance, last })
 }
 
 /// The handed-off files of `workspace_id` that `object` (named `expected` by its key) holds,
@@ -165,7 +190,7 @@ pub(crate) async fn open_workspace(
     workspace_id: i64,
 ) -> Result<Option<LazySlice>, ReadError> {
     let key = object.key;
-    let Footer { metadata, arrow, provenance } = checked_footer(object, expected).await?;
+    let Footer { metadata, arrow, provenance, last } = checked_footer(object, expected).await?;
     let Some(entry) = provenance.workspace(workspace_id) else { return Ok(None) };
     let mut slice = LazySlice {
         files: entry.files.clone(),
@@ -197,7 +222,11 @@ pub(crate) async fn open_workspace(
     })?;
     let (start, end) = row_group_range(&metadata, row_group)
         .ok_or_else(|| ReadError::unreadable(key, format!("row group {row_group} has no valid byte range")))?;
-    let bytes = RowGroupBytes { offset: start, bytes: object.get(start, end).await?, len: object.size };
+    let bytes = match last.range(start, end) {
+        Some(bytes) => bytes,
+        None => object.get(start, end).await?,
+    };
+    let bytes = RowGroupBytes { offset: start, bytes, len: object.size };
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, arrow)
         .with_row_groups(vec![row_group])
         .with_row_selection(selection)
@@ -208,15 +237,18 @@ pub(crate) async fn open_workspace(
     Ok(Some(slice))
 }
 
-/// The object's Parquet metadata, from its tail.
-async fn footer(object: &RangedObject<'_>) -> Result<ParquetMetaData, ReadError> {
+/// The object's Parquet metadata, from its tail: one ranged GET of its last
+/// [`FOOTER_GUESS`] bytes, and a second for the rest of the metadata when it is longer.
+async fn footer(object: &RangedObject<'_>) -> Result<(ParquetMetaData, FetchedEnd), ReadError> {
     let key = object.key;
     // `PAR1`, at least one byte, the trailer.
     if object.size < TAIL + 4 {
         return Err(ReadError::unreadable(key, format!("{} bytes is too small for Parquet", object.size)));
     }
-    let tail = object.get(object.size - TAIL, object.size).await?;
-    let tail = FooterTail::try_from(tail.as_ref()).map_err(|e| ReadError::unreadable(key, e))?;
+    let guessed = object.size.min(FOOTER_GUESS);
+    let last = object.get(object.size - guessed, object.size).await?;
+    let trailer = &last[last.len() - TAIL as usize..];
+    let tail = FooterTail::try_from(trailer).map_err(|e| ReadError::unreadable(key, e))?;
     if tail.is_encrypted_footer() {
         return Err(ReadError::unreadable(key, "an encrypted footer"));
     }
@@ -224,9 +256,18 @@ async fn footer(object: &RangedObject<'_>) -> Result<ParquetMetaData, ReadError>
     if length == 0 || length + TAIL + 4 > object.size {
         return Err(ReadError::unreadable(key, format!("metadata of {length} bytes in {} bytes", object.size)));
     }
-    let end = object.size - TAIL;
-    let bytes = object.get(end - length, end).await?;
-    ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| ReadError::unreadable(key, e))
+    let in_last = guessed - TAIL;
+    let bytes = if length <= in_last {
+        last.slice((in_last - length) as usize..in_last as usize)
+    } else {
+        let end = object.size - guessed;
+        let mut whole = Vec::with_capacity(length as usize);
+        whole.extend_from_slice(&object.get(end - (length - in_last), end).await?);
+        whole.extend_from_slice(&last[..in_last as usize]);
+        Bytes::from(whole)
+    };
+    let metadata = ParquetMetaDataReader::decode_metadata(&bytes).map_err(|e| ReadError::unreadable(key, e))?;
+    Ok((metadata, FetchedEnd { offset: object.size - guessed, bytes: last }))
 }
 
 /// The selection of a workspace's `rows` from `first_row` in `row_group`, which other
