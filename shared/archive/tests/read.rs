@@ -160,6 +160,11 @@ async fn reads_one_workspace_only_its_row_groups() {
     );
     assert_eq!(requests, 2, "one ranged GET per object: its last 64 KiB hold the footer and workspace 7's rows");
     assert!(fetched < got.object_bytes / 2, "fetched {fetched} of {} bytes", got.object_bytes);
+    // Read again, as a job does (a table's last seq, then its rows): the footers, and the row
+    // groups fetched with them, come from the history's memo.
+    assert!(history.last_seq(Table::Metrics).await.expect("last seq").is_some());
+    assert_eq!(history.table(Table::Metrics).await.expect("metrics again").rows(), 800);
+    assert_eq!(reader.fetched().requests(), requests, "nothing fetched again");
     // Workspace 1's row group (9,000 rows, sorted first) is not in an object's last 64 KiB.
     let large = reader.workspace(1).await.expect("listed").table(Table::Metrics).await.expect("metrics");
     assert_eq!(large.rows(), 18_000);

@@ -22,6 +22,7 @@
 
 mod error;
 mod files;
+mod memo;
 mod object;
 mod ranged;
 
@@ -42,7 +43,8 @@ pub use ranged::Fetched;
 
 use crate::key::{BatchRange, ObjectKey, Part, parse_key, partition_prefix};
 use crate::partition::handoff_partition;
-use object::{LazySlice, Slice};
+use memo::FooterMemo;
+use object::{LazySlice, Slice, WorkspaceFooter};
 use ranged::RangedObject;
 
 /// One object of a listed batch.
@@ -135,7 +137,8 @@ impl ArchiveReader {
         let partition =
             handoff_partition(workspace_id, self.partitions).ok_or(ReadError::Partitions(self.partitions))?;
         let batches = self.batches(partition).await?;
-        Ok(WorkspaceHistory { reader: self.clone(), workspace_id, partition, batches, cut: None })
+        let footers = Arc::default();
+        Ok(WorkspaceHistory { reader: self.clone(), workspace_id, partition, batches, cut: None, footers })
     }
 }
 
@@ -148,6 +151,8 @@ pub struct WorkspaceHistory {
     batches: Vec<ListedBatch>,
     /// Only files whose first offset is below it, if set.
     cut: Option<i64>,
+    /// Footers read so far, shared by its clones.
+    footers: Arc<FooterMemo>,
 }
 
 /// One table's rows of a workspace, in archive order.
@@ -284,15 +289,12 @@ impl WorkspaceHistory {
     /// [`TableHistory::last_seq`], from the objects' footers only (no row group is read).
     pub async fn last_seq(&self, table: Table) -> Result<Option<i64>, ReadError> {
         let cut = self.cut.unwrap_or(i64::MAX);
-        let reader = &self.reader;
         let mut last = None;
         for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
             for listed in batch.objects.iter().filter(|o| o.part.table == table) {
-                let object = reader.object(listed);
-                let expected = ObjectKey { range: batch.range, part: listed.part };
                 // The files below the cut: an object kept whole (written before rows per file
                 // were recorded) counts its files below the cut too, as `table` does.
-                if let Some(files) = object::workspace_files(&object, expected, self.workspace_id).await? {
+                if let Some(files) = self.footer(batch, listed).await?.files() {
                     last = last.max(files.iter().map(|f| f.first_offset).filter(|o| *o < cut).max());
                 }
             }
@@ -340,18 +342,27 @@ impl WorkspaceHistory {
         batch: &'a ListedBatch,
         table: Table,
     ) -> Result<(Vec<(&'a str, Part, LazySlice)>, usize, u64), ReadError> {
-        let reader = &self.reader;
         let (mut slices, mut opened, mut bytes) = (Vec::new(), 0, 0);
         for listed in batch.objects.iter().filter(|o| o.part.table == table) {
-            let object = reader.object(listed);
             opened += 1;
             bytes += listed.size;
-            let expected = ObjectKey { range: batch.range, part: listed.part };
-            if let Some(slice) = object::open_workspace(&object, expected, self.workspace_id).await? {
+            let footer = self.footer(batch, listed).await?;
+            let object = self.reader.object(listed);
+            if let Some(slice) = object::open_workspace(&object, table, &footer, self.workspace_id).await? {
                 slices.push((listed.key.as_str(), listed.part, slice));
             }
         }
         Ok((slices, opened, bytes))
+    }
+
+    /// `listed`'s footer for this workspace: from the memo, else read (and kept if there is room).
+    async fn footer(&self, batch: &ListedBatch, listed: &ListedObject) -> Result<Arc<WorkspaceFooter>, ReadError> {
+        if let Some(footer) = self.footers.get(&listed.key) {
+            return Ok(footer);
+        }
+        let expected = ObjectKey { range: batch.range, part: listed.part };
+        let footer = object::workspace_footer(&self.reader.object(listed), expected, self.workspace_id).await?;
+        Ok(self.footers.keep(&listed.key, footer))
     }
 }
 

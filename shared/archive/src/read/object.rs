@@ -18,7 +18,7 @@ use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader
 
 use super::ReadError;
 use super::ranged::{RangedObject, RowGroupBytes};
-use crate::footer::{Provenance, SourceFile};
+use crate::footer::{Provenance, SourceFile, WorkspaceRows};
 use crate::key::ObjectKey;
 
 /// Rows per decoded batch.
@@ -39,6 +39,48 @@ pub(crate) struct Slice {
     pub(crate) files: Vec<SourceFile>,
     /// The rows, with the table's exact v5 schema, in offset order.
     pub(crate) batches: Vec<RecordBatch>,
+}
+
+/// One object's footer as a reader of one workspace needs it: checked, with the workspace's entry
+/// and, when the footer's GET held them, its rows' bytes. What a [`FooterMemo`](super::memo) keeps.
+pub(crate) struct WorkspaceFooter {
+    metadata: Arc<ParquetMetaData>,
+    arrow: ArrowReaderMetadata,
+    /// The workspace's entry, if the object holds it.
+    entry: Option<WorkspaceRows>,
+    /// The bytes of the workspace's row group (offset in the object, bytes), when fetched with
+    /// the footer.
+    row_group_bytes: Option<(u64, Bytes)>,
+}
+
+impl WorkspaceFooter {
+    /// The handed-off files of the workspace the object holds, `None` when it holds none.
+    pub(crate) fn files(&self) -> Option<&[SourceFile]> {
+        self.entry.as_ref().map(|e| e.files.as_slice())
+    }
+
+    /// Memory held: the row group's bytes and an estimate of the metadata's.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        let bytes = self.row_group_bytes.as_ref().map_or(0, |(_, b)| b.len() as u64);
+        bytes + self.metadata.memory_size() as u64
+    }
+}
+
+/// Reads `object`'s footer (named `expected` by its key) for `workspace_id`.
+pub(crate) async fn workspace_footer(
+    object: &RangedObject<'_>,
+    expected: ObjectKey,
+    workspace_id: i64,
+) -> Result<WorkspaceFooter, ReadError> {
+    let Footer { metadata, arrow, provenance, last } = checked_footer(object, expected).await?;
+    let entry = provenance.workspaces.into_iter().find(|w| w.workspace_id == workspace_id);
+    let row_group_bytes = entry
+        .as_ref()
+        .and_then(|e| e.row_group)
+        .filter(|&group| group < metadata.num_row_groups())
+        .and_then(|group| row_group_range(&metadata, group))
+        .and_then(|(start, end)| last.range(start, end).map(|bytes| (start, bytes)));
+    Ok(WorkspaceFooter { metadata, arrow, entry, row_group_bytes })
 }
 
 /// The object's footer, checked against its key (`expected`) and the table's v5 schema.
@@ -93,17 +135,6 @@ async fn checked_footer(object: &RangedObject<'_>, expected: ObjectKey) -> Resul
         .map_err(|e| ReadError::unreadable(key, e))?;
     check_schema(key, part.table, &arrow)?;
     Ok(Footer { metadata, arrow, provenance, last })
-}
-
-/// The handed-off files of `workspace_id` that `object` (named `expected` by its key) holds,
-/// from its footer only; `None` when it holds none.
-pub(crate) async fn workspace_files(
-    object: &RangedObject<'_>,
-    expected: ObjectKey,
-    workspace_id: i64,
-) -> Result<Option<Vec<SourceFile>>, ReadError> {
-    let footer = checked_footer(object, expected).await?;
-    Ok(footer.provenance.workspace(workspace_id).map(|entry| entry.files.clone()))
 }
 
 /// One workspace's rows in one object, decoded as they are asked for: the row group's bytes
@@ -181,21 +212,22 @@ impl LazySlice {
     }
 }
 
-/// Opens `workspace_id`'s rows of `object` (named `expected` by its key): its footer read and
-/// checked, its row group's bytes fetched, nothing decoded yet; `None` when the object holds
-/// none of them.
+/// Opens `workspace_id`'s rows of `object` (of table `table`) from its `footer`: its row
+/// group's bytes fetched (unless the footer's GET held them), nothing decoded yet; `None` when
+/// the object holds none of them.
 pub(crate) async fn open_workspace(
     object: &RangedObject<'_>,
-    expected: ObjectKey,
+    table: Table,
+    footer: &WorkspaceFooter,
     workspace_id: i64,
 ) -> Result<Option<LazySlice>, ReadError> {
     let key = object.key;
-    let Footer { metadata, arrow, provenance, last } = checked_footer(object, expected).await?;
-    let Some(entry) = provenance.workspace(workspace_id) else { return Ok(None) };
+    let WorkspaceFooter { metadata, arrow, entry, row_group_bytes } = footer;
+    let Some(entry) = entry else { return Ok(None) };
     let mut slice = LazySlice {
         files: entry.files.clone(),
         key: key.to_owned(),
-        table: expected.part.table,
+        table,
         workspace_id,
         row_group: entry.row_group.unwrap_or_default(),
         expected_rows: entry.rows,
@@ -213,21 +245,21 @@ pub(crate) async fn open_workspace(
             format!("its footer names row group {row_group}, it has {}", metadata.num_row_groups()),
         ));
     }
-    let selection = workspace_rows(&metadata, row_group, entry.first_row, entry.rows).ok_or_else(|| {
+    let selection = workspace_rows(metadata, row_group, entry.first_row, entry.rows).ok_or_else(|| {
         let (first, rows) = (entry.first_row, entry.rows);
         ReadError::unreadable(
             key,
             format!("its footer places {rows} rows from row {first} of row group {row_group}, which is shorter"),
         )
     })?;
-    let (start, end) = row_group_range(&metadata, row_group)
+    let (start, end) = row_group_range(metadata, row_group)
         .ok_or_else(|| ReadError::unreadable(key, format!("row group {row_group} has no valid byte range")))?;
-    let bytes = match last.range(start, end) {
-        Some(bytes) => bytes,
-        None => object.get(start, end).await?,
+    let bytes = match row_group_bytes {
+        Some((offset, bytes)) if *offset == start => bytes.clone(),
+        _ => object.get(start, end).await?,
     };
     let bytes = RowGroupBytes { offset: start, bytes, len: object.size };
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, arrow)
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, arrow.clone())
         .with_row_groups(vec![row_group])
         .with_row_selection(selection)
         .with_batch_size(BATCH_ROWS)
