@@ -485,3 +485,49 @@ async fn a_file_stream_holds_one_decoded_batch_never_a_whole_file() {
         arrow::compute::concat_batches(&dwsync_contract::arrow_schema(Table::People), &files[3].rows).expect("concat");
     assert_eq!(collected.files[2].rows, want, "the file at 6 as archived");
 }
+
+#[tokio::test]
+async fn a_long_history_is_read_in_order_with_its_footers_read_ahead() {
+    let client = dwsync_tests::s3_client();
+    let bucket = dwsync_tests::create_bucket(&client).await;
+    // 40 batches of 4 offsets: workspace 7's metrics file at 4k + 1 (3 rows), workspace 1's at
+    // 4k + 2; more batches than a stream reads ahead at once.
+    let batches = 40;
+    for k in 0..batches {
+        let range = BatchRange { partition: 0, start: 4 * k, end: 4 * k + 4 };
+        let files = [
+            File {
+                workspace: 7,
+                offset: 4 * k + 1,
+                kind: FileKind::Unspecified,
+                rows: batch(Table::Metrics, 7, 3 * k as u64, 3, None),
+            },
+            File {
+                workspace: 1,
+                offset: 4 * k + 2,
+                kind: FileKind::Unspecified,
+                rows: batch(Table::Metrics, 1, 3 * k as u64, 3, None),
+            },
+        ];
+        write_batch(&client, &bucket, range, Table::Metrics, &files).await;
+    }
+    let reader = ArchiveReader::new(client.clone(), &bucket, PREFIX, PARTITIONS).expect("reader");
+    let history = reader.workspace(7).await.expect("listed");
+    assert_eq!(history.batches().len(), 40);
+
+    // A job's order: the last seq, then the rows. One GET per object (its last 64 KiB hold the
+    // footer and the rows), each once.
+    assert_eq!(history.last_seq(Table::Metrics).await.expect("last seq"), Some(4 * 39 + 1));
+    let got = history.table(Table::Metrics).await.expect("metrics");
+    let want = batch(Table::Metrics, 7, 0, 3 * batches as u64, None);
+    assert_eq!(strings(&got.batches, "event_id"), strings(&want, "event_id"), "every row, in archive order");
+    assert_eq!(reader.fetched().requests(), 40);
+
+    // A catch-up's range [42, 122): the files at 45, 49, ..., 121, one by one in order.
+    let files = history.files(Table::Metrics, 42, 122).await.expect("files");
+    let offsets: Vec<i64> = files.files.iter().map(|f| f.first_offset).collect();
+    assert_eq!(offsets, (11..=30).map(|k| 4 * k + 1).collect::<Vec<_>>());
+    let rows: Vec<RecordBatch> = files.files.iter().map(|f| f.rows.clone()).collect();
+    let want = batch(Table::Metrics, 7, 33, 60, None);
+    assert_eq!(strings(&rows, "event_id"), strings(&want, "event_id"));
+}

@@ -17,7 +17,7 @@ use dwsync_contract::Table;
 use dwsync_handoff::FileKind;
 
 use super::object::LazySlice;
-use super::{ReadError, WorkspaceHistory};
+use super::{ReadAhead, ReadError, WorkspaceHistory};
 use crate::footer::SourceFile;
 
 /// One file of a [`FileStream`], its rows to come ([`FileStream::next_rows`]).
@@ -58,6 +58,8 @@ pub struct FileStream<'a> {
     pub objects_opened: usize,
     /// Their total size.
     pub object_bytes: u64,
+    /// Footers of the next batches, read ahead.
+    ahead: ReadAhead,
 }
 
 impl std::fmt::Debug for FileStream<'_> {
@@ -89,6 +91,7 @@ impl<'a> FileStream<'a> {
             current: None,
             objects_opened: 0,
             object_bytes: 0,
+            ahead: ReadAhead::default(),
         }
     }
 
@@ -121,14 +124,16 @@ impl<'a> FileStream<'a> {
                 }
             }
             let history = self.history;
-            let Some(batch) = history.batches.get(self.next).filter(|b| b.range.start < self.to) else {
+            let index = self.next;
+            let Some(batch) = history.batches.get(index).filter(|b| b.range.start < self.to) else {
                 return Ok(None);
             };
             self.next += 1;
             if batch.range.end <= self.from {
                 continue;
             }
-            let (slices, opened, bytes) = history.open_slices(batch, self.table).await?;
+            let wanted = (self.from, self.to);
+            let (slices, opened, bytes) = history.open_slices(index, self.table, wanted, &mut self.ahead).await?;
             self.objects_opened += opened;
             self.object_bytes += bytes;
             for (_, part, slice) in slices {

@@ -28,7 +28,7 @@ mod ranged;
 
 pub(crate) use object::workspace_rows;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::compute::concat_batches;
@@ -36,6 +36,7 @@ use arrow_array::RecordBatch;
 use dwsync_contract::{Table, arrow_schema};
 use dwsync_handoff::FileKind;
 use dwsync_s3::list::{Listed, list_prefix};
+use futures_util::future::join_all;
 
 pub use error::ReadError;
 pub use files::{FileStart, FileStream};
@@ -46,6 +47,10 @@ use crate::partition::handoff_partition;
 use memo::FooterMemo;
 use object::{LazySlice, Slice, WorkspaceFooter};
 use ranged::RangedObject;
+
+/// Batches whose footers a stream, or [`WorkspaceHistory::last_seq`], reads at once
+/// (concurrently) ahead of the one it is at.
+const READ_AHEAD_BATCHES: usize = 16;
 
 /// One object of a listed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +199,24 @@ pub struct TableStream<'a> {
     pub last_seq: Option<i64>,
     /// The object being decoded batch by batch, when its rows need no reordering.
     current: Option<LazySlice>,
+    /// Footers of the next batches, read ahead.
+    ahead: ReadAhead,
+}
+
+/// Footers of the batches a stream reads next, read together: a history of thousands of small
+/// batches is read [`READ_AHEAD_BATCHES`] round trips at a time, not one after another. Holds at
+/// most that many batches' footers (and the small row groups fetched with them).
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    footers: HashMap<String, Arc<WorkspaceFooter>>,
+    /// Batches before this index have been read ahead.
+    until: usize,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead").field("footers", &self.footers.len()).field("until", &self.until).finish()
+    }
 }
 
 impl TableStream<'_> {
@@ -215,11 +238,13 @@ impl TableStream<'_> {
                     None => self.current = None,
                 }
             }
-            let Some(batch) = history.batches.get(self.next).filter(|b| b.range.start < cut) else {
+            let index = self.next;
+            if history.batches.get(index).is_none_or(|b| b.range.start >= cut) {
                 return Ok(None);
-            };
+            }
             self.next += 1;
-            let (mut slices, opened, bytes) = history.open_slices(batch, self.table).await?;
+            let wanted = (i64::MIN, cut);
+            let (mut slices, opened, bytes) = history.open_slices(index, self.table, wanted, &mut self.ahead).await?;
             self.objects_opened += opened;
             self.object_bytes += bytes;
             let below = |slice: &LazySlice| slice.files.iter().all(|f| f.first_offset < cut);
@@ -282,7 +307,16 @@ impl WorkspaceHistory {
     /// cut, if set): what [`table`](Self::table) returns, without holding more than one batch's
     /// rows of the workspace.
     pub fn stream(&self, table: Table) -> TableStream<'_> {
-        TableStream { history: self, table, next: 0, objects_opened: 0, object_bytes: 0, last_seq: None, current: None }
+        TableStream {
+            history: self,
+            table,
+            next: 0,
+            objects_opened: 0,
+            object_bytes: 0,
+            last_seq: None,
+            current: None,
+            ahead: ReadAhead::default(),
+        }
     }
 
     /// The highest first offset of the workspace's files of `table` (below the cut, if set):
@@ -290,11 +324,14 @@ impl WorkspaceHistory {
     pub async fn last_seq(&self, table: Table) -> Result<Option<i64>, ReadError> {
         let cut = self.cut.unwrap_or(i64::MAX);
         let mut last = None;
-        for batch in self.batches.iter().take_while(|b| b.range.start < cut) {
-            for listed in batch.objects.iter().filter(|o| o.part.table == table) {
+        let below: Vec<&ListedBatch> = self.batches.iter().take_while(|b| b.range.start < cut).collect();
+        for batches in below.chunks(READ_AHEAD_BATCHES) {
+            let objects =
+                batches.iter().flat_map(|b| b.objects.iter().filter(|o| o.part.table == table).map(move |o| (*b, o)));
+            for footer in join_all(objects.map(|(batch, listed)| self.footer(batch, listed))).await {
                 // The files below the cut: an object kept whole (written before rows per file
                 // were recorded) counts its files below the cut too, as `table` does.
-                if let Some(files) = self.footer(batch, listed).await?.files() {
+                if let Some(files) = footer?.files() {
                     last = last.max(files.iter().map(|f| f.first_offset).filter(|o| *o < cut).max());
                 }
             }
@@ -335,24 +372,53 @@ impl WorkspaceHistory {
         FileStream::new(self, table, from, to)
     }
 
-    /// The workspace's rows in each of `batch`'s objects of `table` that hold any (with the
-    /// object's key and part), opened but not decoded yet; the objects opened and their total size.
-    async fn open_slices<'a>(
+    /// The workspace's rows in each of the objects of `table` of the batch at `index` that hold
+    /// any (with the object's key and part), opened but not decoded yet; the objects opened and
+    /// their total size. The footers of the next batches a stream reads (those overlapping
+    /// `wanted`, a range of offsets) are read ahead together into `ahead`.
+    async fn open_slices(
         &self,
-        batch: &'a ListedBatch,
+        index: usize,
         table: Table,
-    ) -> Result<(Vec<(&'a str, Part, LazySlice)>, usize, u64), ReadError> {
+        wanted: (i64, i64),
+        ahead: &mut ReadAhead,
+    ) -> Result<(Vec<(&str, Part, LazySlice)>, usize, u64), ReadError> {
+        let Some(batch) = self.batches.get(index) else { return Ok((Vec::new(), 0, 0)) };
+        if index >= ahead.until {
+            self.read_ahead(index, table, wanted, ahead).await;
+        }
         let (mut slices, mut opened, mut bytes) = (Vec::new(), 0, 0);
         for listed in batch.objects.iter().filter(|o| o.part.table == table) {
             opened += 1;
             bytes += listed.size;
-            let footer = self.footer(batch, listed).await?;
+            let footer = match ahead.footers.remove(&listed.key) {
+                Some(footer) => footer,
+                None => self.footer(batch, listed).await?,
+            };
             let object = self.reader.object(listed);
             if let Some(slice) = object::open_workspace(&object, table, &footer, self.workspace_id).await? {
                 slices.push((listed.key.as_str(), listed.part, slice));
             }
         }
         Ok((slices, opened, bytes))
+    }
+
+    /// Reads the footers of `table`'s objects in the batches from `index` on (up to
+    /// [`READ_AHEAD_BATCHES`], those overlapping `wanted`) together into `ahead`. A footer that
+    /// fails is left out: the stream reads it again when it comes to it, and reports its error.
+    async fn read_ahead(&self, index: usize, table: Table, (from, to): (i64, i64), ahead: &mut ReadAhead) {
+        let end = (index + READ_AHEAD_BATCHES).min(self.batches.len());
+        let batches = self.batches[index..end].iter().take_while(|b| b.range.start < to).filter(|b| b.range.end > from);
+        let objects: Vec<(&ListedBatch, &ListedObject)> =
+            batches.flat_map(|b| b.objects.iter().filter(|o| o.part.table == table).map(move |o| (b, o))).collect();
+        let footers = join_all(objects.iter().map(|&(batch, listed)| self.footer(batch, listed))).await;
+        ahead.footers.clear();
+        for ((_, listed), footer) in objects.iter().zip(footers) {
+            if let Ok(footer) = footer {
+                ahead.footers.insert(listed.key.clone(), footer);
+            }
+        }
+        ahead.until = end;
     }
 
     /// `listed`'s footer for this workspace: from the memo, else read (and kept if there is room).
