@@ -301,6 +301,29 @@ impl Default for UploadConfig {
     }
 }
 
+/// Which store a static destination is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// Amazon S3 or an S3-compatible store: `region`, `endpoint`, `force_path_style`,
+    /// `access_key_id`, `secret_access_key`, `conditional_writes`.
+    #[default]
+    S3,
+    /// Google Cloud Storage through its JSON API: `service_account_key`, and `endpoint` for
+    /// another server than Google's.
+    Gcs,
+}
+
+impl DestinationKind {
+    /// The kind's name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::S3 => "s3",
+            Self::Gcs => "gcs",
+        }
+    }
+}
+
 /// One workspace's bucket (`[[destinations]]`): only files of `workspace_id` are written here,
 /// with this destination's own credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,33 +331,44 @@ impl Default for UploadConfig {
 pub struct Destination {
     /// The workspace whose files go here. Required; positive; one destination per workspace.
     pub workspace_id: i64,
+    /// `"s3"` or `"gcs"`. Default: `"s3"`.
+    #[serde(default)]
+    pub kind: DestinationKind,
     /// The bucket. Required.
     pub bucket: String,
     /// Key prefix ("path") inside the bucket, without leading or trailing `/`. Default: `""`,
     /// the bucket's root.
     #[serde(default)]
     pub prefix: String,
-    /// The bucket's region (signing region). Default: `"us-east-1"`.
+    /// S3: the bucket's region (signing region). Default: `"us-east-1"`.
     #[serde(default = "default_region")]
     pub region: String,
-    /// Endpoint URL of an S3-compatible store (`http://minio:9000`). Default: none, AWS S3.
+    /// Endpoint URL of an S3-compatible store (`http://minio:9000`), or of a GCS JSON API server
+    /// (`http://gcs:4443`). Default: none, AWS S3 or Google's.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Path-style addressing (`<endpoint>/<bucket>/<key>`), which most S3-compatible stores
     /// need. Default: `false`.
     #[serde(default)]
     pub force_path_style: bool,
-    /// Access key id of the workspace's credentials. Required.
+    /// S3: access key id of the workspace's credentials. Required for S3.
+    #[serde(default)]
     pub access_key_id: String,
-    /// Secret access key, never logged or dumped. Required.
+    /// S3: secret access key, never logged or dumped. Required for S3.
+    #[serde(default)]
     pub secret_access_key: Secret,
+    /// GCS: the service account's JSON key (as Google's console downloads it), never logged or
+    /// dumped. Required for GCS.
+    #[serde(default)]
+    pub service_account_key: Secret,
     /// The v5 tables to export (`["deliveries", "metrics"]`); files of other tables are skipped.
     /// Default: `[]`, all tables.
     #[serde(default)]
     pub tables: Vec<String>,
-    /// Whether the store supports conditional writes (`If-None-Match: *`), as AWS S3 and MinIO
-    /// do. With `false`, objects are written with the weaker HEAD-then-PUT, which can overwrite
-    /// when two writers race on one key. Default: `true`.
+    /// S3: whether the store supports conditional writes (`If-None-Match: *`), as AWS S3 and
+    /// MinIO do. With `false`, objects are written with the weaker HEAD-then-PUT, which can
+    /// overwrite when two writers race on one key. Default: `true`. (GCS writes are always
+    /// conditional: `ifGenerationMatch=0`.)
     #[serde(default = "default_true")]
     pub conditional_writes: bool,
 }
@@ -348,6 +382,43 @@ fn default_true() -> bool {
 }
 
 impl Destination {
+    /// Checks the fields its kind requires are set, and no other kind's are.
+    pub fn check_fields(&self) -> Result<(), InvalidConfig> {
+        let (workspace_id, kind) = (self.workspace_id, self.kind.name());
+        let (required, foreign) = match self.kind {
+            DestinationKind::S3 => (
+                vec![
+                    ("bucket", self.bucket.is_empty()),
+                    ("region", self.region.is_empty()),
+                    ("access_key_id", self.access_key_id.is_empty()),
+                    ("secret_access_key", self.secret_access_key.is_empty()),
+                ],
+                vec![("service_account_key", !self.service_account_key.is_empty())],
+            ),
+            DestinationKind::Gcs => (
+                vec![("bucket", self.bucket.is_empty()), ("service_account_key", self.service_account_key.is_empty())],
+                vec![
+                    ("region", self.region != default_region()),
+                    ("force_path_style", self.force_path_style),
+                    ("access_key_id", !self.access_key_id.is_empty()),
+                    ("secret_access_key", !self.secret_access_key.is_empty()),
+                    ("conditional_writes", !self.conditional_writes),
+                ],
+            ),
+        };
+        if let Some((field, _)) = required.into_iter().find(|(_, empty)| *empty) {
+            return Err(InvalidConfig::Missing { workspace_id, field });
+        }
+        if let Some((field, _)) = foreign.into_iter().find(|(_, set)| *set) {
+            return Err(InvalidConfig::NotForKind { workspace_id, field, kind });
+        }
+        if self.kind == DestinationKind::Gcs {
+            dwsync_gcs::ServiceAccountKey::parse(self.service_account_key.expose())
+                .map_err(|e| InvalidConfig::BadServiceAccountKey { workspace_id, reason: e.to_string() })?;
+        }
+        Ok(())
+    }
+
     /// The enabled tables: `None` for all of them, else the named ones.
     pub fn table_filter(&self) -> Result<Option<BTreeSet<Table>>, InvalidConfig> {
         if self.tables.is_empty() {
@@ -392,6 +463,24 @@ pub enum InvalidConfig {
         workspace_id: i64,
         /// The empty field.
         field: &'static str,
+    },
+    /// A destination sets a field of another kind of store.
+    #[error("destination of workspace {workspace_id}: `{field}` is not a setting of kind = \"{kind}\"")]
+    NotForKind {
+        /// The destination's workspace.
+        workspace_id: i64,
+        /// The field set.
+        field: &'static str,
+        /// The destination's kind.
+        kind: &'static str,
+    },
+    /// A GCS destination's service account key is not one (the key is not shown).
+    #[error("destination of workspace {workspace_id}: `service_account_key` {reason}")]
+    BadServiceAccountKey {
+        /// The destination's workspace.
+        workspace_id: i64,
+        /// What is wrong with it, without its content.
+        reason: String,
     },
     /// Any other value out of range.
     #[error("config key `{key}`: {message}")]
@@ -458,15 +547,7 @@ impl Config {
             if !seen.insert(workspace_id) {
                 return Err(InvalidConfig::DuplicateWorkspace(workspace_id));
             }
-            let required = [
-                ("bucket", dest.bucket.is_empty()),
-                ("region", dest.region.is_empty()),
-                ("access_key_id", dest.access_key_id.is_empty()),
-                ("secret_access_key", dest.secret_access_key.is_empty()),
-            ];
-            if let Some((field, _)) = required.into_iter().find(|(_, empty)| *empty) {
-                return Err(InvalidConfig::Missing { workspace_id, field });
-            }
+            dest.check_fields()?;
             dest.table_filter()?;
         }
         Ok(())
@@ -596,9 +677,75 @@ mod tests {
     #[test]
     fn a_destination_without_a_required_key_does_not_load() {
         with_file("[[destinations]]\nworkspace_id = 1\nbucket = \"b\"\n", |cfg| {
-            let err = cfg.expect_err("access_key_id missing");
-            assert!(err.to_string().contains("access_key_id"), "{err}");
+            let err = cfg.expect("loads").validate().expect_err("access_key_id missing");
+            assert_eq!(err, InvalidConfig::Missing { workspace_id: 1, field: "access_key_id" });
         });
+    }
+
+    #[test]
+    fn a_gcs_destination_takes_a_service_account_key_and_no_s3_setting() {
+        let key = dwsync_tests::gcs::service_account_key();
+        let toml = format!(
+            "[[destinations]]\nworkspace_id = 7\nkind = \"gcs\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:4443\"\n\
+             service_account_key = '''{key}'''\n"
+        );
+        with_file(&toml, |cfg| {
+            let cfg = cfg.expect("loads");
+            assert_eq!(cfg.validate(), Ok(()));
+            assert_eq!(cfg.destinations[0].kind, DestinationKind::Gcs);
+            let shown = format!("{:?}", cfg.destinations[0]);
+            assert!(!shown.contains("PRIVATE KEY"), "the key is never shown: {shown}");
+        });
+        let with = |extra: &str| format!("{toml}{extra}\n");
+        with_file(&with("access_key_id = \"k\""), |cfg| {
+            let err = cfg.expect("loads").validate().expect_err("an S3 setting");
+            assert_eq!(err, InvalidConfig::NotForKind { workspace_id: 7, field: "access_key_id", kind: "gcs" });
+            assert_eq!(
+                err.to_string(),
+                "destination of workspace 7: `access_key_id` is not a setting of kind = \"gcs\""
+            );
+        });
+        with_file(&with("region = \"eu-west-3\""), |cfg| {
+            let err = cfg.expect("loads").validate().expect_err("an S3 setting");
+            assert_eq!(err, InvalidConfig::NotForKind { workspace_id: 7, field: "region", kind: "gcs" });
+        });
+        let broken = "[[destinations]]\nworkspace_id = 7\nkind = \"gcs\"\nbucket = \"b\"\n\
+                      service_account_key = '{\"private_key\": \"secret-material\"}'\n";
+        with_file(broken, |cfg| {
+            let err = cfg.expect("loads").validate().expect_err("not a key");
+            assert!(matches!(err, InvalidConfig::BadServiceAccountKey { workspace_id: 7, .. }), "{err:?}");
+            assert!(!err.to_string().contains("secret-material"), "{err}");
+        });
+        with_file("[[destinations]]\nworkspace_id = 7\nkind = \"gcs\"\nbucket = \"b\"\n", |cfg| {
+            let err = cfg.expect("loads").validate().expect_err("no key");
+            assert_eq!(err, InvalidConfig::Missing { workspace_id: 7, field: "service_account_key" });
+        });
+        with_file("[[destinations]]\nworkspace_id = 7\nkind = \"azure\"\nbucket = \"b\"\n", |cfg| {
+            assert!(cfg.expect_err("no such kind").to_string().contains("azure"));
+        });
+        let key = Secret::new(dwsync_tests::gcs::service_account_key());
+        let s3_with_key = Destination { service_account_key: key, ..sample_s3() };
+        assert_eq!(
+            s3_with_key.check_fields(),
+            Err(InvalidConfig::NotForKind { workspace_id: 1, field: "service_account_key", kind: "s3" })
+        );
+    }
+
+    fn sample_s3() -> Destination {
+        Destination {
+            workspace_id: 1,
+            kind: DestinationKind::S3,
+            bucket: "b".into(),
+            prefix: String::new(),
+            region: default_region(),
+            endpoint: None,
+            force_path_style: false,
+            access_key_id: "k".into(),
+            secret_access_key: Secret::new("s"),
+            service_account_key: Secret::default(),
+            tables: Vec::new(),
+            conditional_writes: true,
+        }
     }
 
     #[test]
@@ -614,6 +761,8 @@ mod tests {
             secret_access_key: Secret::new("s"),
             tables: Vec::new(),
             conditional_writes: true,
+            kind: DestinationKind::S3,
+            service_account_key: Secret::default(),
         };
         let check = |change: &dyn Fn(&mut Config)| {
             let mut cfg = Config { destinations: vec![dest(1)], ..Config::default() };

@@ -196,8 +196,11 @@ mod tests {
             secret_access_key: Secret::new(secret),
             tables: Vec::new(),
             conditional_writes: true,
+            kind: crate::config::DestinationKind::S3,
+            service_account_key: Secret::default(),
         };
-        DestinationClient::new(&dest, https).expect("valid")
+        let gcs = dwsync_gcs::http::http_client().expect("client");
+        DestinationClient::new(&dest, https, &gcs).expect("valid")
     }
 
     /// A small metrics file of `workspace_id` at offset 5.

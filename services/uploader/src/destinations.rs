@@ -24,7 +24,7 @@ use dwsync_s3::{Location, SharedHttpClient, StaticCredentials as Credentials};
 use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, Store, SyncConfig, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Destination, InvalidConfig};
+use crate::config::{Destination, DestinationKind, InvalidConfig};
 
 /// Longest wait for a connection to the S3 endpoint.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,9 +76,22 @@ impl fmt::Debug for DestinationClient {
 }
 
 impl DestinationClient {
-    /// Builds the client of a `[[destinations]]` entry (no network access yet).
-    pub fn new(dest: &Destination, https: &SharedHttpClient) -> Result<Self, InvalidConfig> {
+    /// Builds the client of a `[[destinations]]` entry (no network access yet); a GCS entry's
+    /// requests go through `gcs`.
+    pub fn new(dest: &Destination, https: &SharedHttpClient, gcs: &reqwest::Client) -> Result<Self, InvalidConfig> {
         let tables = dest.table_filter()?;
+        dest.check_fields()?;
+        if dest.kind == DestinationKind::Gcs {
+            let workspace_id = dest.workspace_id;
+            let bad_key = |reason: String| InvalidConfig::BadServiceAccountKey { workspace_id, reason };
+            let key = dwsync_gcs::ServiceAccountKey::parse(dest.service_account_key.expose())
+                .map_err(|e| bad_key(e.to_string()))?;
+            let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
+            let bucket = dwsync_gcs::Bucket::new(gcs.clone(), dest.endpoint.as_deref(), &dest.bucket, &key, timeouts)
+                .map_err(|e| bad_key(e.to_string()))?;
+            let (bucket_name, prefix) = (dest.bucket.clone(), dest.prefix.clone());
+            return Ok(Self { workspace_id, bucket: bucket_name, prefix, tables, store: StoreClient::Gcs(bucket) });
+        }
         let location = Location {
             region: &dest.region,
             endpoint: dest.endpoint.as_deref(),
@@ -213,9 +226,10 @@ impl Destinations {
     /// Builds one client per static destination; fails on a duplicate workspace or an unknown table.
     pub fn new(destinations: &[Destination]) -> Result<Self, InvalidConfig> {
         let https = dwsync_s3::https_client();
+        let gcs = dwsync_gcs::http::http_client().expect("the rustls HTTP client builds (no system TLS to load)");
         let mut statics = HashMap::new();
         for dest in destinations {
-            let client = DestinationClient::new(dest, &https)?;
+            let client = DestinationClient::new(dest, &https, &gcs)?;
             if statics.insert(dest.workspace_id, Arc::new(client)).is_some() {
                 return Err(InvalidConfig::DuplicateWorkspace(dest.workspace_id));
             }
@@ -400,6 +414,8 @@ mod tests {
             secret_access_key: Secret::new(format!("secret-{workspace_id}")),
             tables: tables.iter().map(|t| (*t).to_owned()).collect(),
             conditional_writes: true,
+            kind: DestinationKind::S3,
+            service_account_key: Secret::default(),
         }
     }
 

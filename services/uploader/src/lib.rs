@@ -31,7 +31,7 @@ pub mod sink;
 pub mod status;
 pub mod syncs;
 
-pub use config::{Config, Destination, HandoffConfig, InvalidConfig, UploadConfig};
+pub use config::{Config, Destination, DestinationKind, HandoffConfig, InvalidConfig, UploadConfig};
 
 /// The service's short name, used in logs and Kafka client ids.
 pub const NAME: &str = "uploader";

@@ -15,7 +15,7 @@ use dwsync_proto::Message as _;
 use dwsync_telemetry::{ServiceError, testing};
 use dwsync_tests::{create_topic, kafka_bootstrap, kafka_config, s3_access_key, s3_endpoint, s3_secret_key};
 use dwsync_uploader::config::{LotConfig, SyncConfigSource};
-use dwsync_uploader::{Config, Destination, HandoffConfig, UploadConfig};
+use dwsync_uploader::{Config, Destination, DestinationKind, HandoffConfig, UploadConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -73,6 +73,8 @@ pub fn destination(workspace_id: i64, bucket: &str, prefix: &str) -> Destination
         secret_access_key: Secret::new(s3_secret_key()),
         tables: Vec::new(),
         conditional_writes: true,
+        kind: DestinationKind::S3,
+        service_account_key: Secret::default(),
     }
 }
 
