@@ -750,20 +750,7 @@ mod tests {
 
     #[test]
     fn invalid_values_are_rejected() {
-        let dest = |workspace_id| Destination {
-            workspace_id,
-            bucket: "b".into(),
-            prefix: String::new(),
-            region: default_region(),
-            endpoint: None,
-            force_path_style: false,
-            access_key_id: "k".into(),
-            secret_access_key: Secret::new("s"),
-            tables: Vec::new(),
-            conditional_writes: true,
-            kind: DestinationKind::S3,
-            service_account_key: Secret::default(),
-        };
+        let dest = |workspace_id| Destination { workspace_id, ..sample_s3() };
         let check = |change: &dyn Fn(&mut Config)| {
             let mut cfg = Config { destinations: vec![dest(1)], ..Config::default() };
             change(&mut cfg);
