@@ -107,16 +107,18 @@ pub async fn start(cfg: Config) -> Result<Service, Error> {
             "Delivering handoff files."
         );
         let delivery = delivery::Delivery::new(&cfg.upload, Arc::clone(&metrics), shutdown.clone());
-        let pipeline = consumer::Pipeline::new(
+        let pipeline = consumer::Pipeline::new(consumer::Parts {
             consumer,
-            consumer::Source { topic: &topic, generation, commit_interval: cfg.handoff.commit_interval() },
+            source: consumer::Source { topic: &topic, generation, commit_interval: cfg.handoff.commit_interval() },
             destinations,
-            (delivery, &cfg.upload),
-            (lot, &cfg.lot),
+            delivery,
+            upload: &cfg.upload,
+            lot,
+            lot_config: &cfg.lot,
             reporting,
             metrics,
             shutdown,
-        );
+        });
         pipeline.run().await.map_err(Error::from)
     };
     service.spawn("handoff-consumer", main);
