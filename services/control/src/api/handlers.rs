@@ -4,14 +4,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use dwsync_api::{PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use dwsync_contract::Table;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::check::{self, CheckParam};
-use super::dto::{LastCheckView, PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
+use super::views;
 use crate::model::{
     BadWorkspaceId, Destination, DestinationKind, GcsStore, S3Store, SCHEMA_VERSION, Store, SyncConfig, SyncSpec,
     TableState, WorkspaceId,
@@ -60,7 +61,7 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, bucket = %cfg.destination.bucket, "Sync created.");
-    Ok((StatusCode::CREATED, Json(SyncView::from(&cfg))))
+    Ok((StatusCode::CREATED, Json(views::sync(&cfg))))
 }
 
 /// `GET /v1/workspaces/{id}/sync`: the sync, without its secret.
@@ -71,7 +72,7 @@ pub(super) async fn read<S: ConfigStore + Clone>(
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
     let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// `PUT /v1/workspaces/{id}/sync`: replaces the destination (secret required again) and turns
@@ -100,7 +101,7 @@ pub(super) async fn update<S: ConfigStore + Clone>(
     cfg.touch(now);
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// `DELETE /v1/workspaces/{id}/sync`: removes the sync.
@@ -173,7 +174,7 @@ pub(super) async fn list<S: ConfigStore + Clone>(
     headers: HeaderMap,
 ) -> Answer<Json<WorkspaceList>> {
     app.tokens.admin(&headers)?;
-    let workspaces = app.store.list().await?.iter().map(SyncView::from).collect();
+    let workspaces = app.store.list().await?.iter().map(views::sync).collect();
     Ok(Json(WorkspaceList { workspaces }))
 }
 
@@ -204,7 +205,7 @@ pub(super) async fn purge<S: ConfigStore + Clone>(
     };
     purges.requests.write(&request).await?;
     tracing::info!(workspace_id = %id, epoch, partition = placed.partition, cut = placed.offset, "Archive purge asked for.");
-    Ok((StatusCode::ACCEPTED, Json(PurgeView::new(&request, None))))
+    Ok((StatusCode::ACCEPTED, Json(views::purge(&request, None))))
 }
 
 /// The workspace's latest archive purge with the backfill's report, if one was asked for.
@@ -212,7 +213,7 @@ async fn archive_purge<S>(app: &AppState<S>, id: WorkspaceId) -> Answer<Option<P
     let Some(purges) = &app.purges else { return Ok(None) };
     let Some(request) = purges.requests.read(id).await? else { return Ok(None) };
     let report = purges.reports.read(id).await?;
-    Ok(Some(PurgeView::new(&request, report.as_ref())))
+    Ok(Some(views::purge(&request, report.as_ref())))
 }
 
 /// `GET /v1/workspaces/{id}/status`: what the uploaders last reported for the sync, and the
@@ -226,7 +227,7 @@ pub(super) async fn status<S: ConfigStore + Clone>(
     let id = app.tokens.workspace(&headers, &id)?;
     let purge = archive_purge(&app, id).await?;
     let Some(cfg) = app.store.get(id).await? else {
-        return purge.map(|p| Json(SyncStatusView::without_sync(id, p))).ok_or(ApiError::NotFound(id));
+        return purge.map(|p| Json(views::without_sync(id, p))).ok_or(ApiError::NotFound(id));
     };
     let reported = match &app.statuses {
         Some(statuses) => statuses.read(id).await?,
@@ -236,10 +237,10 @@ pub(super) async fn status<S: ConfigStore + Clone>(
         Some(initial_syncs) => initial_syncs.read(id).await?,
         None => None,
     };
-    let mut view = SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref());
+    let mut view = views::status(&cfg, reported.as_ref(), initial.as_ref());
     view.archive_purge = purge;
     if let Some(checks) = &app.checks {
-        view.last_check = checks.read(id).await?.as_ref().map(LastCheckView::from);
+        view.last_check = checks.read(id).await?.as_ref().map(views::last_check);
     }
     Ok(Json(view))
 }
@@ -275,7 +276,7 @@ async fn modify<S: ConfigStore + Clone>(
         app.store.put(cfg.clone()).await?;
         tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");
     }
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// Writes what changing `before` into `cfg` asks of the backfill (a cut, and each table's

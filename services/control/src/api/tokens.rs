@@ -7,12 +7,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use dwsync_api::{TokenList, TokenSpec, TokenView};
 use dwsync_sync_config::tokens::{NewToken, WorkspaceTokens};
 
 use super::AppState;
-use super::dto::{TokenList, TokenSpec, TokenView};
 use super::error::ApiError;
 use super::handlers::parse_body;
+use super::views;
 use crate::model::{BadWorkspaceId, WorkspaceId};
 use crate::store::ConfigStore;
 
@@ -62,7 +63,7 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     tokens.tokens.push(new.issued.clone());
     store.write(&tokens).await?;
     tracing::info!(workspace_id = %id, token_id = %new.issued.id, name, "Issued a workspace token.");
-    let view = TokenView { token: Some(new.secret), ..TokenView::listed(&new.issued) };
+    let view = TokenView { token: Some(new.secret), ..views::token(&new.issued) };
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -73,7 +74,7 @@ pub(super) async fn list<S: ConfigStore + Clone>(
     headers: HeaderMap,
 ) -> Answer<Json<TokenList>> {
     let (id, store) = admin_on(&app, &headers, &id)?;
-    let tokens = store.read(id).await?.map(|t| t.tokens.iter().map(TokenView::listed).collect()).unwrap_or_default();
+    let tokens = store.read(id).await?.map(|t| t.tokens.iter().map(views::token).collect()).unwrap_or_default();
     Ok(Json(TokenList { tokens }))
 }
 
