@@ -2,6 +2,51 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Type};
+
+/// The actions of a check, in the order they are tried (`dwsync_s3::check::Action`).
+pub const ACTIONS: [&str; 4] = ["list", "write", "read", "multipart"];
+
+/// The classes of a failed action (`dwsync_s3::check::FailureClass`).
+pub const FAILURE_CLASSES: [&str; 10] = [
+    "bucket_missing",
+    "access_denied",
+    "wrong_region",
+    "bad_signature",
+    "unknown_access_key",
+    "tls_failure",
+    "timeout",
+    "unreachable",
+    "egress_refused",
+    "other",
+];
+
+/// A string of `names` (the wire keeps strings, so that a client reads names added later).
+fn one_of(names: &[&'static str], description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+/// The schema of an action's name.
+fn action() -> Object {
+    one_of(&ACTIONS, "`list`, `write`, `read` or `multipart`.")
+}
+
+/// The schema of a failure's class.
+fn class() -> Object {
+    one_of(&FAILURE_CLASSES, "The failure class.")
+}
+
+/// The schema of the actions that passed.
+pub(crate) fn passed() -> utoipa::openapi::Array {
+    ArrayBuilder::new()
+        .items(one_of(&ACTIONS, "An action."))
+        .description(Some("The actions that passed, in order."))
+        .build()
+}
 
 /// Which destination was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -29,6 +74,7 @@ pub struct CheckView {
     #[serde(default)]
     pub bucket: String,
     /// The actions that passed, in order (`list`, `write`, `read`, `multipart`).
+    #[schema(schema_with = passed)]
     pub passed: Vec<String>,
     /// The first action that failed, if any; the later ones were not tried.
     #[serde(default)]
@@ -41,8 +87,10 @@ pub struct CheckView {
 pub struct FailureView {
     /// `bucket_missing`, `access_denied`, `wrong_region`, `bad_signature`, `unknown_access_key`,
     /// `tls_failure`, `timeout`, `unreachable`, `egress_refused` or `other`.
+    #[schema(schema_with = class)]
     pub class: String,
     /// `list`, `write`, `read` or `multipart`.
+    #[schema(schema_with = action)]
     pub action: String,
     /// The S3 operation (or the GCS JSON API's).
     #[serde(default)]

@@ -209,16 +209,23 @@ pub struct LastCheckView {
     #[schema(format = DateTime)]
     pub checked_at: String,
     /// Which destination: `stored` or `submitted`.
+    #[schema(schema_with = checked)]
     pub destination: String,
     /// Whether every action passed.
     pub ok: bool,
     /// The bucket.
     pub bucket: String,
     /// The actions that passed, in order (`list`, `write`, `read`, `multipart`).
+    #[schema(schema_with = crate::check::passed)]
     pub passed: Vec<String>,
     /// The first action that failed, if any.
     #[serde(default)]
     pub failure: Option<FailureView>,
+}
+
+/// The schema of which destination a check tried: a [`Checked`](crate::Checked), kept a string.
+fn checked() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name(<crate::Checked as utoipa::ToSchema>::name())
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub struct DestinationSpec {
     pub endpoint: Option<String>,
     /// Path-style addressing (s3 only; MinIO and most S3-compatible stores).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schema(default = false)]
     pub force_path_style: bool,
     /// Whether the store honours `If-None-Match: *` (s3 only). Default: `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

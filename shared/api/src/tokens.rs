@@ -25,6 +25,7 @@ pub struct TokenView {
     /// The token itself (`dws_…`): shown once, in the answer that issued it; never stored,
     /// never shown again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token: Option<String>,
 }
 

@@ -36,9 +36,12 @@ pub struct Checker {
 }
 
 /// `?check=true` on create and update.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckParam {
-    /// Refuse the destination (400) if the check fails.
+    /// true: check the destination first (as POST .../sync/check) and refuse it (400) if the
+    /// check fails.
+    #[param(required = false, default = json!(false))]
     pub check: bool,
 }
 
@@ -78,6 +81,15 @@ fn view(id: WorkspaceId, destination: Checked, bucket: &str, report: &CheckRepor
 
 /// `POST /v1/workspaces/{id}/sync/check`: checks the destination in the body (a sync spec, as
 /// for create), or the stored sync's when the body is empty. 200 with the result either way.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/sync/check",
+    operation_id = "checkSync",
+    summary = "Check a destination as the export uses it: list the bucket, write cio-validate, read it back, start and abort a multipart upload, through the same egress rules as the uploader. With a body (a sync spec, as for create) that destination is checked, without one the stored sync's. 200 with the result: the actions that passed and the first failure, classed (bucket_missing, access_denied, wrong_region, bad_signature, unknown_access_key, tls_failure, timeout, unreachable, egress_refused, other), never the server's own words.",
+    params(super::openapi::WorkspacePath),
+    request_body(content = Option<dwsync_api::SyncSpec>, description = "The destination to check; without a body, the stored sync's."),
+    responses((status = 200, description = "Done.", body = CheckView)),
+)]
 pub(super) async fn check<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,

@@ -45,6 +45,15 @@ fn checked_name(name: &str) -> Answer<&str> {
 
 /// `POST /v1/workspaces/{id}/tokens`: issues a token for the workspace (which needs no sync yet)
 /// and answers 201 with it, the only time it is shown.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/tokens",
+    operation_id = "createToken",
+    summary = "Issue a token for the workspace (admin token only; the workspace needs no sync yet). The answer is the only time the token is shown: only its SHA-256 digest is stored. It is valid on this workspace only, like a configured workspace token.",
+    params(super::openapi::WorkspacePath),
+    request_body = TokenSpec,
+    responses((status = 201, description = "Done.", body = TokenView)),
+)]
 pub(super) async fn create<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -68,6 +77,14 @@ pub(super) async fn create<S: ConfigStore + Clone>(
 }
 
 /// `GET /v1/workspaces/{id}/tokens`: the workspace's tokens, without the tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/tokens",
+    operation_id = "listTokens",
+    summary = "The workspace's issued tokens, oldest first: id, name, creation time, never the token (admin token only).",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = TokenList)),
+)]
 pub(super) async fn list<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -80,6 +97,14 @@ pub(super) async fn list<S: ConfigStore + Clone>(
 
 /// `DELETE /v1/workspaces/{id}/tokens/{token_id}`: revokes the token; 204, or 404 if the
 /// workspace has no such token. Requests with it are refused (401) once this answers.
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{id}/tokens/{token_id}",
+    operation_id = "revokeToken",
+    summary = "Revoke one of the workspace's issued tokens (admin token only): requests with it are refused from this answer on.",
+    params(super::openapi::WorkspacePath, ("token_id" = String, Path, description = "The token's id (from its creation or the list).")),
+    responses((status = 204, description = "Done.")),
+)]
 pub(super) async fn revoke<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path((id, token_id)): Path<(String, String)>,
