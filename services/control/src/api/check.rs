@@ -8,10 +8,10 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use dwsync_api::{CheckView, Checked, FailureView};
 use dwsync_s3::check::{self as s3check, CheckReport, Target};
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
 use dwsync_sync_config::checks::{CheckFailure, LastCheck};
-use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
@@ -36,9 +36,12 @@ pub struct Checker {
 }
 
 /// `?check=true` on create and update.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CheckParam {
-    /// Refuse the destination (400) if the check fails.
+    /// true: check the destination first (as POST .../sync/check) and refuse it (400) if the
+    /// check fails.
+    #[param(required = false, default = json!(false))]
     pub check: bool,
 }
 
@@ -58,70 +61,35 @@ impl CheckParam {
     }
 }
 
-/// Which destination was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Checked {
-    /// The workspace's stored sync's.
-    Stored,
-    /// The one in the request's body.
-    Submitted,
-}
-
-/// A check's answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckView {
-    /// The workspace.
-    pub workspace_id: i64,
-    /// Which destination was checked.
-    pub destination: Checked,
-    /// Whether every action passed.
-    pub ok: bool,
-    /// The bucket.
-    pub bucket: String,
-    /// The actions that passed, in order (`list`, `write`, `read`, `multipart`).
-    pub passed: Vec<&'static str>,
-    /// The first action that failed, if any (the later ones were not tried).
-    pub failure: Option<FailureView>,
-}
-
-/// The failed action.
-#[derive(Debug, Clone, Serialize)]
-pub struct FailureView {
-    /// `bucket_missing`, `access_denied`, `wrong_region`, `bad_signature`, `unknown_access_key`,
-    /// `tls_failure`, `timeout`, `unreachable`, `egress_refused` or `other`.
-    pub class: &'static str,
-    /// `list`, `write`, `read` or `multipart`.
-    pub action: &'static str,
-    /// The S3 operation.
-    pub operation: &'static str,
-    /// The HTTP status, if an answer came.
-    pub http_status: Option<u16>,
-    /// What failed and what to do, built from the class (never the server's body).
-    pub message: String,
-}
-
-impl CheckView {
-    fn new(id: WorkspaceId, destination: Checked, bucket: &str, report: &CheckReport) -> Self {
-        Self {
-            workspace_id: id.get(),
-            destination,
-            ok: report.ok(),
-            bucket: bucket.to_owned(),
-            passed: report.passed.iter().map(|a| a.name()).collect(),
-            failure: report.failure.as_ref().map(|f| FailureView {
-                class: f.class.name(),
-                action: f.action.name(),
-                operation: f.operation,
-                http_status: f.status,
-                message: f.message.clone(),
-            }),
-        }
+/// The answer of a check of `bucket` that `report`ed.
+fn view(id: WorkspaceId, destination: Checked, bucket: &str, report: &CheckReport) -> CheckView {
+    CheckView {
+        workspace_id: id.get(),
+        destination,
+        ok: report.ok(),
+        bucket: bucket.to_owned(),
+        passed: report.passed.iter().map(|a| a.name().to_owned()).collect(),
+        failure: report.failure.as_ref().map(|f| FailureView {
+            class: f.class.name().to_owned(),
+            action: f.action.name().to_owned(),
+            operation: f.operation.to_owned(),
+            http_status: f.status,
+            message: f.message.clone(),
+        }),
     }
 }
 
 /// `POST /v1/workspaces/{id}/sync/check`: checks the destination in the body (a sync spec, as
 /// for create), or the stored sync's when the body is empty. 200 with the result either way.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/sync/check",
+    operation_id = "checkSync",
+    summary = "Check a destination as the export uses it: list the bucket, write cio-validate, read it back, start and abort a multipart upload, through the same egress rules as the uploader. With a body (a sync spec, as for create) that destination is checked, without one the stored sync's. 200 with the result: the actions that passed and the first failure, classed (bucket_missing, access_denied, wrong_region, bad_signature, unknown_access_key, tls_failure, timeout, unreachable, egress_refused, other), never the server's own words.",
+    params(super::openapi::WorkspacePath),
+    request_body(content = Option<dwsync_api::SyncSpec>, description = "The destination to check; without a body, the stored sync's."),
+    responses((status = 200, description = "Done.", body = CheckView)),
+)]
 pub(super) async fn check<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -195,8 +163,8 @@ async fn run<S>(app: &AppState<S>, id: WorkspaceId, valid: &Valid, checked: Chec
         _ if d.kind == DestinationKind::Gcs => run_gcs(app, valid).await,
         _ => run_s3(app, valid).await,
     };
-    let view = CheckView::new(id, checked, &d.bucket, &report);
-    tracing::info!(workspace_id = %id, ok = view.ok, failure = view.failure.as_ref().map(|f| f.class), "Destination checked.");
+    let view = view(id, checked, &d.bucket, &report);
+    tracing::info!(workspace_id = %id, ok = view.ok, failure = view.failure.as_ref().map(|f| f.class.as_str()), "Destination checked.");
     keep(app, &view).await;
     view
 }
@@ -247,18 +215,14 @@ async fn keep<S>(app: &AppState<S>, view: &CheckView) {
     let record = LastCheck {
         workspace_id: view.workspace_id,
         at_ms: (app.clock)(),
-        destination: match view.destination {
-            Checked::Stored => "stored",
-            Checked::Submitted => "submitted",
-        }
-        .to_owned(),
+        destination: view.destination.as_str().to_owned(),
         ok: view.ok,
         bucket: view.bucket.clone(),
-        passed: view.passed.iter().map(|a| (*a).to_owned()).collect(),
+        passed: view.passed.clone(),
         failure: view.failure.as_ref().map(|f| CheckFailure {
-            class: f.class.to_owned(),
-            action: f.action.to_owned(),
-            operation: f.operation.to_owned(),
+            class: f.class.clone(),
+            action: f.action.clone(),
+            operation: f.operation.clone(),
             http_status: f.http_status,
             message: f.message.clone(),
         }),

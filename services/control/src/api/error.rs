@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use dwsync_api::ErrorBody;
 
 use crate::model::{ReenableRefused, WorkspaceId};
 use crate::seal::SealError;
@@ -69,7 +69,7 @@ pub enum ApiError {
     #[error("destination check failed ({class}): {message}; nothing was changed")]
     CheckFailed {
         /// The failure class (`access_denied`, ...).
-        class: &'static str,
+        class: String,
         /// What failed and what to do.
         message: String,
     },
@@ -105,7 +105,7 @@ impl IntoResponse for ApiError {
             Self::Cut(err) => tracing::warn!(error = %err, "Writing a cut record failed."),
             _ => tracing::debug!(status = status.as_u16(), error = %self, "Request refused."),
         }
-        let body = Json(json!({ "error": self.to_string() }));
+        let body = Json(ErrorBody { error: self.to_string() });
         if status == StatusCode::UNAUTHORIZED {
             (status, [(WWW_AUTHENTICATE, "Bearer")], body).into_response()
         } else {

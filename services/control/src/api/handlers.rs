@@ -4,14 +4,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use dwsync_api::{PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use dwsync_contract::Table;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::check::{self, CheckParam};
-use super::dto::{LastCheckView, PurgeView, SyncStatusView, SyncView, TableToggle, WorkspaceList};
 use super::error::ApiError;
 use super::initial;
+use super::views;
 use crate::model::{
     BadWorkspaceId, Destination, DestinationKind, GcsStore, S3Store, SCHEMA_VERSION, Store, SyncConfig, SyncSpec,
     TableState, WorkspaceId,
@@ -24,6 +25,15 @@ use dwsync_sync_config::{InitialSyncs, PurgeRequest};
 type Answer<T> = Result<T, ApiError>;
 
 /// `POST /v1/workspaces/{id}/sync`: creates the sync; 409 if it exists.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/sync",
+    operation_id = "createSync",
+    summary = "Create a workspace's sync (all tables on unless named off).",
+    params(super::openapi::WorkspacePath, CheckParam),
+    request_body = SyncSpec,
+    responses((status = 201, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn create<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -60,10 +70,18 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     initial::ask(app.cutter.as_ref(), &mut cfg, &asks, epoch, now).await?;
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, bucket = %cfg.destination.bucket, "Sync created.");
-    Ok((StatusCode::CREATED, Json(SyncView::from(&cfg))))
+    Ok((StatusCode::CREATED, Json(views::sync(&cfg))))
 }
 
 /// `GET /v1/workspaces/{id}/sync`: the sync, without its secret.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/sync",
+    operation_id = "readSync",
+    summary = "Read a workspace's sync; the secret key is never returned.",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn read<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -71,11 +89,20 @@ pub(super) async fn read<S: ConfigStore + Clone>(
 ) -> Answer<Json<SyncView>> {
     let id = app.tokens.workspace(&headers, &id)?;
     let cfg = app.store.get(id).await?.ok_or(ApiError::NotFound(id))?;
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// `PUT /v1/workspaces/{id}/sync`: replaces the destination (secret required again) and turns
 /// the named tables on or off; applies from the next sync.
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{id}/sync",
+    operation_id = "updateSync",
+    summary = "Replace a workspace's destination (the secret key must be sent again) and turn named tables on or off; applies from the next sync.",
+    params(super::openapi::WorkspacePath, CheckParam),
+    request_body = SyncSpec,
+    responses((status = 200, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn update<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -100,10 +127,18 @@ pub(super) async fn update<S: ConfigStore + Clone>(
     cfg.touch(now);
     app.store.put(cfg.clone()).await?;
     tracing::info!(workspace_id = %id, revision = cfg.revision, "Sync updated.");
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// `DELETE /v1/workspaces/{id}/sync`: removes the sync.
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{id}/sync",
+    operation_id = "deleteSync",
+    summary = "Delete a workspace's sync.",
+    params(super::openapi::WorkspacePath),
+    responses((status = 204, description = "Done.")),
+)]
 pub(super) async fn delete<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -120,6 +155,15 @@ pub(super) async fn delete<S: ConfigStore + Clone>(
 /// `PUT /v1/workspaces/{id}/sync/tables/{name}`: turns one of the spec's schemas on or off: a
 /// table alone in its schema, or `campaign_metadata` (campaigns and actions) or `objects`
 /// (objects and object types), whose tables move together.
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{id}/sync/tables/{table}",
+    operation_id = "setTable",
+    summary = "Turn one of the spec's schemas on or off: a table alone in its schema, or campaign_metadata (campaigns and actions together) or objects (objects and object types together); a table of those two schemas alone is refused (400, naming the schema). People off for longer than the retention (default 7 days) cannot be turned on again (409).",
+    params(super::openapi::WorkspacePath, ("table" = super::openapi::SchemaName, Path, description = "A schema: a v5 table alone in its schema, campaign_metadata or objects.")),
+    request_body = TableToggle,
+    responses((status = 200, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn set_table<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path((id, name)): Path<(String, String)>,
@@ -140,6 +184,14 @@ pub(super) async fn set_table<S: ConfigStore + Clone>(
 }
 
 /// `POST /v1/workspaces/{id}/sync/disable`: nothing is written or kept until re-enabled.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/sync/disable",
+    operation_id = "disableSync",
+    summary = "Disable the whole sync: nothing is written, nothing kept.",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn disable<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -151,6 +203,14 @@ pub(super) async fn disable<S: ConfigStore + Clone>(
 
 /// `POST /v1/workspaces/{id}/sync/enable`: the sync starts again, with a new initial sync of
 /// every enabled table (when initial syncs are on), as if it were a new integration.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/sync/enable",
+    operation_id = "enableSync",
+    summary = "Enable the sync again: a new initial sync of every enabled table (its history from the archive, when initial syncs are on), then incremental files, as if it were a new integration.",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = SyncView)),
+)]
 pub(super) async fn enable<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -168,12 +228,19 @@ pub(super) async fn enable<S: ConfigStore + Clone>(
 }
 
 /// `GET /v1/workspaces`: every sync (admin only).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces",
+    operation_id = "listWorkspaces",
+    summary = "List every workspace's sync (admin token only).",
+    responses((status = 200, description = "Done.", body = WorkspaceList)),
+)]
 pub(super) async fn list<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     headers: HeaderMap,
 ) -> Answer<Json<WorkspaceList>> {
     app.tokens.admin(&headers)?;
-    let workspaces = app.store.list().await?.iter().map(SyncView::from).collect();
+    let workspaces = app.store.list().await?.iter().map(views::sync).collect();
     Ok(Json(WorkspaceList { workspaces }))
 }
 
@@ -181,6 +248,14 @@ pub(super) async fn list<S: ConfigStore + Clone>(
 /// handed off until now from the archive (admin only). A cut record on the workspace's handoff
 /// partition marks "until now"; the request is stored on the purge topic (a newer one replaces
 /// an older one). 202 with the request.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/archive/purge",
+    operation_id = "purgeArchive",
+    summary = "Purge the workspace's archived data (admin token only): everything it handed off until now is removed from the archive by the backfill (every archive object holding it rewritten without it, or deleted). Answers 202 with the request; GET .../status shows its progress (archive_purge). A newer request replaces a pending one.",
+    params(super::openapi::WorkspacePath),
+    responses((status = 202, description = "Done.", body = PurgeView)),
+)]
 pub(super) async fn purge<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -204,7 +279,7 @@ pub(super) async fn purge<S: ConfigStore + Clone>(
     };
     purges.requests.write(&request).await?;
     tracing::info!(workspace_id = %id, epoch, partition = placed.partition, cut = placed.offset, "Archive purge asked for.");
-    Ok((StatusCode::ACCEPTED, Json(PurgeView::new(&request, None))))
+    Ok((StatusCode::ACCEPTED, Json(views::purge(&request, None))))
 }
 
 /// The workspace's latest archive purge with the backfill's report, if one was asked for.
@@ -212,12 +287,20 @@ async fn archive_purge<S>(app: &AppState<S>, id: WorkspaceId) -> Answer<Option<P
     let Some(purges) = &app.purges else { return Ok(None) };
     let Some(request) = purges.requests.read(id).await? else { return Ok(None) };
     let report = purges.reports.read(id).await?;
-    Ok(Some(PurgeView::new(&request, report.as_ref())))
+    Ok(Some(views::purge(&request, report.as_ref())))
 }
 
 /// `GET /v1/workspaces/{id}/status`: what the uploaders last reported for the sync, and the
 /// workspace's archive purge, if any (also for a workspace without a sync: a workspace leaving
 /// may have deleted it).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/status",
+    operation_id = "syncStatus",
+    summary = "A workspace's delivery status: last sync, last files, files waiting (parked or of tables turned off), last error, lag, and each table's initial sync (queued, running with rows and files so far, done, failed with the reason).",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = SyncStatusView)),
+)]
 pub(super) async fn status<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -226,7 +309,7 @@ pub(super) async fn status<S: ConfigStore + Clone>(
     let id = app.tokens.workspace(&headers, &id)?;
     let purge = archive_purge(&app, id).await?;
     let Some(cfg) = app.store.get(id).await? else {
-        return purge.map(|p| Json(SyncStatusView::without_sync(id, p))).ok_or(ApiError::NotFound(id));
+        return purge.map(|p| Json(views::without_sync(id, p))).ok_or(ApiError::NotFound(id));
     };
     let reported = match &app.statuses {
         Some(statuses) => statuses.read(id).await?,
@@ -236,15 +319,22 @@ pub(super) async fn status<S: ConfigStore + Clone>(
         Some(initial_syncs) => initial_syncs.read(id).await?,
         None => None,
     };
-    let mut view = SyncStatusView::new(&cfg, reported.as_ref(), initial.as_ref());
+    let mut view = views::status(&cfg, reported.as_ref(), initial.as_ref());
     view.archive_purge = purge;
     if let Some(checks) = &app.checks {
-        view.last_check = checks.read(id).await?.as_ref().map(LastCheckView::from);
+        view.last_check = checks.read(id).await?.as_ref().map(views::last_check);
     }
     Ok(Json(view))
 }
 
 /// `GET /openapi.json`: the API's OpenAPI 3 document (no token needed).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    summary = "This document.",
+    responses((status = 200, description = "The OpenAPI document.", body = Object)),
+)]
 pub(super) async fn openapi() -> Json<serde_json::Value> {
     Json(super::openapi::document())
 }
@@ -275,7 +365,7 @@ async fn modify<S: ConfigStore + Clone>(
         app.store.put(cfg.clone()).await?;
         tracing::info!(workspace_id = %id, revision = cfg.revision, disabled = cfg.disabled, "Sync changed.");
     }
-    Ok(Json(SyncView::from(&cfg)))
+    Ok(Json(views::sync(&cfg)))
 }
 
 /// Writes what changing `before` into `cfg` asks of the backfill (a cut, and each table's

@@ -2,13 +2,13 @@
 
 mod auth;
 pub mod check;
-pub mod dto;
 mod error;
 mod handlers;
 mod initial;
 pub mod openapi;
 pub mod routes;
 mod tokens;
+pub mod views;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,12 +7,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use dwsync_api::{TokenList, TokenSpec, TokenView};
 use dwsync_sync_config::tokens::{NewToken, WorkspaceTokens};
 
 use super::AppState;
-use super::dto::{TokenList, TokenSpec, TokenView};
 use super::error::ApiError;
 use super::handlers::parse_body;
+use super::views;
 use crate::model::{BadWorkspaceId, WorkspaceId};
 use crate::store::ConfigStore;
 
@@ -44,6 +45,15 @@ fn checked_name(name: &str) -> Answer<&str> {
 
 /// `POST /v1/workspaces/{id}/tokens`: issues a token for the workspace (which needs no sync yet)
 /// and answers 201 with it, the only time it is shown.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/tokens",
+    operation_id = "createToken",
+    summary = "Issue a token for the workspace (admin token only; the workspace needs no sync yet). The answer is the only time the token is shown: only its SHA-256 digest is stored. It is valid on this workspace only, like a configured workspace token.",
+    params(super::openapi::WorkspacePath),
+    request_body = TokenSpec,
+    responses((status = 201, description = "Done.", body = TokenView)),
+)]
 pub(super) async fn create<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
@@ -62,23 +72,39 @@ pub(super) async fn create<S: ConfigStore + Clone>(
     tokens.tokens.push(new.issued.clone());
     store.write(&tokens).await?;
     tracing::info!(workspace_id = %id, token_id = %new.issued.id, name, "Issued a workspace token.");
-    let view = TokenView { token: Some(new.secret), ..TokenView::listed(&new.issued) };
+    let view = TokenView { token: Some(new.secret), ..views::token(&new.issued) };
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /v1/workspaces/{id}/tokens`: the workspace's tokens, without the tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/tokens",
+    operation_id = "listTokens",
+    summary = "The workspace's issued tokens, oldest first: id, name, creation time, never the token (admin token only).",
+    params(super::openapi::WorkspacePath),
+    responses((status = 200, description = "Done.", body = TokenList)),
+)]
 pub(super) async fn list<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Answer<Json<TokenList>> {
     let (id, store) = admin_on(&app, &headers, &id)?;
-    let tokens = store.read(id).await?.map(|t| t.tokens.iter().map(TokenView::listed).collect()).unwrap_or_default();
+    let tokens = store.read(id).await?.map(|t| t.tokens.iter().map(views::token).collect()).unwrap_or_default();
     Ok(Json(TokenList { tokens }))
 }
 
 /// `DELETE /v1/workspaces/{id}/tokens/{token_id}`: revokes the token; 204, or 404 if the
 /// workspace has no such token. Requests with it are refused (401) once this answers.
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{id}/tokens/{token_id}",
+    operation_id = "revokeToken",
+    summary = "Revoke one of the workspace's issued tokens (admin token only): requests with it are refused from this answer on.",
+    params(super::openapi::WorkspacePath, ("token_id" = String, Path, description = "The token's id (from its creation or the list).")),
+    responses((status = 204, description = "Done.")),
+)]
 pub(super) async fn revoke<S: ConfigStore + Clone>(
     State(app): State<AppState<S>>,
     Path((id, token_id)): Path<(String, String)>,

@@ -5,12 +5,13 @@
 use std::fmt;
 use std::io::Write;
 
+use dwsync_api::{PurgeView, SyncStatusView};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Error;
 use crate::api_client::{ApiArgs, ApiClient};
+use crate::commands::Report;
 
 /// Width of the key column of the reports.
 const KEY_WIDTH: usize = 20;
@@ -74,46 +75,10 @@ impl ArchiveAction {
     }
 }
 
-/// A workspace's archive purge, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Purge {
-    /// The workspace.
-    pub workspace_id: i64,
-    /// 1 for the first purge, one more for each later one.
-    pub epoch: u64,
-    /// The workspace's handoff partition.
-    pub partition: i32,
-    /// Files handed off before this offset are purged.
-    pub cut: i64,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
-    /// When it was asked for (RFC 3339).
-    pub requested_at: String,
-    /// When it was done (RFC 3339).
-    #[serde(default)]
-    pub finished_at: Option<String>,
-    /// Archive objects rewritten without the workspace.
-    #[serde(default)]
-    pub objects_rewritten: u64,
-    /// Archive objects deleted.
-    #[serde(default)]
-    pub objects_deleted: u64,
-    /// Archived rows removed.
-    #[serde(default)]
-    pub rows_removed: u64,
-    /// Why it waits, or what failed.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
+/// A workspace's archive purge, as the API shows it, with its readable report.
+pub type Purge = Report<PurgeView>;
 
-/// The part of `GET /v1/workspaces/{id}/status` this command reads.
-#[derive(Debug, Clone, Deserialize)]
-struct Status {
-    #[serde(default)]
-    archive_purge: Option<Purge>,
-}
-
-impl fmt::Display for Purge {
+impl fmt::Display for Report<PurgeView> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let line = |f: &mut fmt::Formatter<'_>, key: &str, value: &dyn fmt::Display| {
             writeln!(f, "{:<KEY_WIDTH$}{value}", format!("{key}:"))
@@ -154,11 +119,11 @@ pub async fn run(args: &ArchiveArgs, out: &mut dyn Write) -> Result<(), Error> {
             )?;
         }
         ArchiveAction::Status { workspace } => {
-            let status: Status = serde_json::from_value::<Value>(value)
+            let status: SyncStatusView = serde_json::from_value::<Value>(value)
                 .and_then(serde_json::from_value)
                 .map_err(|e| bad(e.to_string()))?;
             match status.archive_purge {
-                Some(purge) => write!(out, "{purge}")?,
+                Some(purge) => write!(out, "{}", Report(purge))?,
                 None => writeln!(out, "workspace {workspace}: no archive purge was asked for")?,
             }
         }

@@ -10,7 +10,23 @@ pub mod tokens;
 
 use std::io::Write;
 
+use serde::Deserialize;
+
 use crate::Error;
+
+/// An answer of the control API ([`dwsync_api`]) with its readable report (`Display`): what the
+/// commands print without `--json`. Parses as the answer itself.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Report<T>(pub T);
+
+impl<T> std::ops::Deref for Report<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 /// A `dwsync` subcommand.
 #[derive(Debug, clap::Subcommand)]

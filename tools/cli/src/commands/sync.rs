@@ -8,13 +8,18 @@ use std::fmt;
 use std::io::Write;
 
 use chrono::{DateTime, SecondsFormat};
+use dwsync_api::{
+    CheckView, DestinationKind, DestinationSpec, KindView, Progress, SyncSpec, SyncStatusView, SyncView, TableToggle,
+    WorkspaceList,
+};
 use reqwest::Method;
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Error;
 use crate::api_client::{ApiArgs, ApiClient};
+use crate::commands::Report;
 
 /// Width of the key column of the `key: value` reports.
 const KEY_WIDTH: usize = 20;
@@ -170,10 +175,17 @@ fn read_secret(path: &std::path::Path) -> Result<String, Error> {
 impl DestinationArgs {
     /// The request body of `POST`/`PUT .../sync`, its secret read from a file or the environment.
     pub fn body(&self) -> Result<Value, Error> {
-        let mut destination = json!({ "bucket": self.bucket, "prefix": self.path });
-        if let Some(endpoint) = &self.endpoint {
-            destination["endpoint"] = json!(endpoint);
-        }
+        json_body(&self.spec()?)
+    }
+
+    /// The sync spec of `POST`/`PUT .../sync`, its secret read from a file or the environment.
+    pub fn spec(&self) -> Result<SyncSpec, Error> {
+        let mut destination = DestinationSpec {
+            bucket: self.bucket.clone(),
+            prefix: self.path.clone(),
+            endpoint: self.endpoint.clone(),
+            ..DestinationSpec::default()
+        };
         let given = |flag: &str, set: bool| (set).then(|| flag.to_owned());
         match self.kind {
             Kind::Gcs => {
@@ -190,8 +202,8 @@ impl DestinationArgs {
                 let path = self.service_account_key_file.as_ref().ok_or_else(|| {
                     Error::Usage("--service-account-key-file is required for a gcs destination".into())
                 })?;
-                destination["kind"] = json!("gcs");
-                destination["service_account_key"] = json!(read_secret(path)?);
+                destination.kind = DestinationKind::Gcs;
+                destination.service_account_key = Some(read_secret(path)?.into());
             }
             Kind::S3 => {
                 if self.service_account_key_file.is_some() {
@@ -203,16 +215,21 @@ impl DestinationArgs {
                         Error::Usage(format!("give --secret-access-key-file or set {SECRET_ACCESS_KEY_ENV}"))
                     })?,
                 };
-                destination["region"] = json!(self.region.clone().unwrap_or_default());
-                destination["access_key_id"] = json!(self.access_key_id.clone().unwrap_or_default());
-                destination["secret_access_key"] = json!(secret);
-                destination["force_path_style"] = json!(self.force_path_style);
-                destination["conditional_writes"] = json!(!self.no_conditional_writes);
+                destination.region = self.region.clone().unwrap_or_default();
+                destination.access_key_id = self.access_key_id.clone().unwrap_or_default();
+                destination.secret_access_key = Some(secret.into());
+                destination.force_path_style = self.force_path_style;
+                destination.conditional_writes = Some(!self.no_conditional_writes);
             }
         }
-        let tables: serde_json::Map<String, Value> = self.off.iter().map(|t| (t.clone(), json!(false))).collect();
-        Ok(json!({ "destination": destination, "tables": tables }))
+        let tables = self.off.iter().map(|t| (t.clone(), false)).collect();
+        Ok(SyncSpec { destination, tables, schema_version: None })
     }
+}
+
+/// A request body as JSON.
+fn json_body(body: &impl Serialize) -> Result<Value, Error> {
+    serde_json::to_value(body).map_err(|e| Error::Usage(format!("the request cannot be written as JSON: {e}")))
 }
 
 impl SyncAction {
@@ -249,12 +266,16 @@ impl SyncAction {
                 vec!["v1".to_owned(), "workspaces".to_owned(), workspace.to_string(), "status".to_owned()],
                 None,
             ),
-            Self::Pause { workspace, table } => {
-                (Method::PUT, with(sync(workspace), &["tables", table]), Some(json!({ "enabled": false })))
-            }
-            Self::Resume { workspace, table } => {
-                (Method::PUT, with(sync(workspace), &["tables", table]), Some(json!({ "enabled": true })))
-            }
+            Self::Pause { workspace, table } => (
+                Method::PUT,
+                with(sync(workspace), &["tables", table]),
+                Some(json_body(&TableToggle { enabled: false })?),
+            ),
+            Self::Resume { workspace, table } => (
+                Method::PUT,
+                with(sync(workspace), &["tables", table]),
+                Some(json_body(&TableToggle { enabled: true })?),
+            ),
             Self::Check { workspace } => (Method::POST, with(sync(workspace), &["check"]), None),
             Self::Disable { workspace } => (Method::POST, with(sync(workspace), &["disable"]), None),
             Self::Enable { workspace } => (Method::POST, with(sync(workspace), &["enable"]), None),
@@ -262,169 +283,12 @@ impl SyncAction {
     }
 }
 
-/// A sync as the API shows it; the secret key is never part of it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SyncView {
-    /// The workspace.
-    pub workspace_id: i64,
-    /// The export schema version (5).
-    pub schema_version: u32,
-    /// The whole sync is disabled.
-    pub disabled: bool,
-    /// Incremented on every change.
-    pub revision: u64,
-    /// Last change, ms since the Unix epoch.
-    pub updated_at_ms: i64,
-    /// Where the files go.
-    pub destination: DestinationView,
-    /// Every table with its state.
-    pub tables: Vec<TableView>,
-}
+/// The answer of `GET /v1/workspaces/{id}/status`, with its readable report.
+pub type SyncStatus = Report<SyncStatusView>;
 
-/// A destination as the API shows it (S3 settings for `s3`, the service account for `gcs`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DestinationView {
-    /// `s3` or `gcs`.
-    #[serde(default = "s3")]
-    pub kind: String,
-    /// The bucket.
-    pub bucket: String,
-    /// The key prefix.
-    pub prefix: String,
-    /// The endpoint URL; `None` is AWS S3 (or Google Cloud's for GCS).
-    pub endpoint: Option<String>,
-    /// S3: the region.
-    #[serde(default)]
-    pub region: String,
-    /// S3: path-style addressing.
-    #[serde(default)]
-    pub force_path_style: bool,
-    /// S3: whether the store honours `If-None-Match: *`.
-    #[serde(default)]
-    pub conditional_writes: bool,
-    /// S3: the access key id.
-    #[serde(default)]
-    pub access_key_id: String,
-    /// S3: whether a secret key is stored (its value is never shown).
-    #[serde(default)]
-    pub secret_access_key_set: bool,
-    /// GCS: the key's service account.
-    #[serde(default)]
-    pub client_email: Option<String>,
-    /// GCS: whether a service account key is stored (its value is never shown).
-    #[serde(default)]
-    pub service_account_key_set: bool,
-}
-
-fn s3() -> String {
-    "s3".to_owned()
-}
-
-/// One table's state.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TableView {
-    /// The table name.
-    pub table: String,
-    /// Exported or not.
-    pub enabled: bool,
-    /// When `enabled` last changed, ms since the Unix epoch.
-    #[serde(default)]
-    pub changed_at_ms: Option<i64>,
-}
-
-/// The answer of `GET /v1/workspaces`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct WorkspaceList {
-    /// Every configured sync.
-    pub workspaces: Vec<SyncView>,
-}
-
-/// The answer of `GET /v1/workspaces/{id}/status`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SyncStatus {
-    /// The workspace.
-    pub workspace_id: i64,
-    /// `ok`, `failing`, `initial_sync`, `paused`, `disabled`, `unknown` or `no_sync`.
-    pub state: String,
-    /// When the last sync finished (RFC 3339), if ever.
-    #[serde(default)]
-    pub last_sync_at: Option<String>,
-    /// The object keys written by the last sync.
-    #[serde(default)]
-    pub last_files: Vec<String>,
-    /// Files waiting to be uploaded.
-    #[serde(default)]
-    pub files_waiting: Option<u64>,
-    /// The last failure, if any.
-    #[serde(default)]
-    pub last_error: Option<LastError>,
-    /// How far the destination is behind, in seconds.
-    #[serde(default)]
-    pub lag_seconds: Option<f64>,
-    /// When this status was last updated (RFC 3339).
-    #[serde(default)]
-    pub updated_at: Option<String>,
-    /// Each table's latest initial sync.
-    #[serde(default)]
-    pub initial_syncs: Vec<InitialSync>,
-    /// The workspace's latest archive purge, if one was asked for.
-    #[serde(default)]
-    pub archive_purge: Option<crate::commands::archive::Purge>,
-}
-
-/// One table's initial sync, as the status shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct InitialSync {
-    /// The table.
-    pub table: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
-    /// Rows written so far.
-    #[serde(default)]
-    pub rows: u64,
-    /// Files written so far.
-    #[serde(default)]
-    pub files: u64,
-    /// Why it waits, or what failed.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// The last failure of a sync.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct LastError {
-    /// What went wrong.
-    pub message: String,
-    /// When (RFC 3339).
-    #[serde(default)]
-    pub at: Option<String>,
-}
-
-impl SyncView {
-    /// The names of the tables turned off.
-    pub fn tables_off(&self) -> Vec<&str> {
-        self.tables.iter().filter(|t| !t.enabled).map(|t| t.table.as_str()).collect()
-    }
-
-    /// The table named `name`.
-    pub fn table(&self, name: &str) -> Option<&TableView> {
-        self.tables.iter().find(|t| t.table == name)
-    }
-
-    /// `s3://bucket/prefix` (`gs://` for GCS).
-    pub fn location(&self) -> String {
-        let d = &self.destination;
-        let scheme = if d.kind == "gcs" { "gs" } else { "s3" };
-        if d.prefix.is_empty() {
-            format!("{scheme}://{}", d.bucket)
-        } else {
-            format!("{scheme}://{}/{}", d.bucket, d.prefix)
-        }
-    }
-
-    fn state(&self) -> &'static str {
-        if self.disabled { "disabled" } else { "enabled" }
-    }
+/// `enabled` or `disabled`.
+fn sync_state(view: &SyncView) -> &'static str {
+    if view.disabled { "disabled" } else { "enabled" }
 }
 
 /// A time in ms since the Unix epoch as RFC 3339 UTC, e.g. `2025-01-31T12:00:00Z`.
@@ -445,7 +309,7 @@ fn line(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt:
     writeln!(f, "{:<KEY_WIDTH$}{value}", format!("{key}:"))
 }
 
-impl fmt::Display for WorkspaceList {
+impl fmt::Display for Report<WorkspaceList> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.workspaces.is_empty() {
             return writeln!(f, "no syncs configured");
@@ -464,7 +328,7 @@ impl fmt::Display for WorkspaceList {
                 [
                     w.workspace_id.to_string(),
                     w.location(),
-                    w.state().to_owned(),
+                    sync_state(w).to_owned(),
                     off,
                     w.revision.to_string(),
                     format_ms(w.updated_at_ms),
@@ -495,28 +359,31 @@ impl fmt::Display for WorkspaceList {
     }
 }
 
-impl fmt::Display for SyncView {
+impl fmt::Display for Report<SyncView> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.destination;
         line(f, "workspace", self.workspace_id)?;
-        line(f, "sync", self.state())?;
+        line(f, "sync", sync_state(self))?;
         line(f, "revision", self.revision)?;
         line(f, "updated", format_ms(self.updated_at_ms))?;
         line(f, "schema version", self.schema_version)?;
         line(f, "bucket", &d.bucket)?;
         line(f, "prefix", if d.prefix.is_empty() { "(none)" } else { &d.prefix })?;
-        line(f, "kind", &d.kind)?;
-        if d.kind == "gcs" {
-            line(f, "endpoint", d.endpoint.as_deref().unwrap_or("Google Cloud"))?;
-            line(f, "service account", d.client_email.as_deref().unwrap_or("-"))?;
-            line(f, "account key", if d.service_account_key_set { "set" } else { "not set" })?;
-        } else {
-            line(f, "region", &d.region)?;
-            line(f, "endpoint", d.endpoint.as_deref().unwrap_or("AWS S3"))?;
-            line(f, "path-style", yes_no(d.force_path_style))?;
-            line(f, "conditional writes", yes_no(d.conditional_writes))?;
-            line(f, "access key id", &d.access_key_id)?;
-            line(f, "secret access key", if d.secret_access_key_set { "set" } else { "not set" })?;
+        line(f, "kind", d.kind())?;
+        match &d.settings {
+            KindView::Gcs { client_email, service_account_key_set } => {
+                line(f, "endpoint", d.endpoint.as_deref().unwrap_or("Google Cloud"))?;
+                line(f, "service account", if client_email.is_empty() { "-" } else { client_email })?;
+                line(f, "account key", if *service_account_key_set { "set" } else { "not set" })?;
+            }
+            KindView::S3 { region, force_path_style, conditional_writes, access_key_id, secret_access_key_set } => {
+                line(f, "region", region)?;
+                line(f, "endpoint", d.endpoint.as_deref().unwrap_or("AWS S3"))?;
+                line(f, "path-style", yes_no(*force_path_style))?;
+                line(f, "conditional writes", yes_no(*conditional_writes))?;
+                line(f, "access key id", access_key_id)?;
+                line(f, "secret access key", if *secret_access_key_set { "set" } else { "not set" })?;
+            }
         }
         let off = self.tables_off().len();
         line(f, "tables", format!("{} on, {off} off", self.tables.len() - off))?;
@@ -529,18 +396,18 @@ impl fmt::Display for SyncView {
     }
 }
 
-impl fmt::Display for SyncStatus {
+impl fmt::Display for Report<SyncStatusView> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         line(f, "workspace", self.workspace_id)?;
-        line(f, "state", &self.state)?;
+        line(f, "state", self.state)?;
         line(f, "last sync", self.last_sync_at.as_deref().unwrap_or("never"))?;
-        line(f, "files waiting", self.files_waiting.map_or_else(|| "unknown".to_owned(), |n| n.to_string()))?;
-        line(f, "lag", self.lag_seconds.map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s")))?;
+        line(f, "files waiting", self.files_waiting)?;
+        line(f, "lag", format!("{:.1} s", self.lag_seconds))?;
         match &self.last_error {
             None => line(f, "last error", "none")?,
             Some(e) => {
                 line(f, "last error", &e.message)?;
-                line(f, "last error at", e.at.as_deref().unwrap_or("unknown"))?;
+                line(f, "last error at", if e.at.is_empty() { "unknown" } else { &e.at })?;
             }
         }
         line(f, "updated", self.updated_at.as_deref().unwrap_or("never"))?;
@@ -553,7 +420,7 @@ impl fmt::Display for SyncStatus {
             }
         }
         if !self.initial_syncs.is_empty() {
-            let done = self.initial_syncs.iter().filter(|s| s.state == "done").count();
+            let done = self.initial_syncs.iter().filter(|s| s.state == Progress::Done).count();
             line(f, "initial syncs", format!("{done} of {} done", self.initial_syncs.len()))?;
             let width = self.initial_syncs.iter().map(|s| s.table.chars().count()).max().unwrap_or(0);
             for s in &self.initial_syncs {
@@ -577,26 +444,6 @@ impl fmt::Display for SyncStatus {
     }
 }
 
-/// A destination check as the API answers it (`POST .../sync/check`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckResult {
-    /// The actions that passed, in order.
-    pub passed: Vec<String>,
-    /// The first action that failed, if any.
-    pub failure: Option<CheckFailure>,
-}
-
-/// The failed action of a check.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckFailure {
-    /// `bucket_missing`, `access_denied`, `bad_signature`, ...
-    pub class: String,
-    /// `list`, `write`, `read` or `multipart`.
-    pub action: String,
-    /// What failed and what to do.
-    pub message: String,
-}
-
 /// Reads a 2xx answer as `T`.
 fn decode<T: DeserializeOwned>(value: Value, request: &str) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::BadAnswer { request: request.to_owned(), reason: e.to_string() })
@@ -616,13 +463,13 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
         return Ok(());
     }
     match &args.action {
-        SyncAction::List => write!(out, "{}", decode::<WorkspaceList>(value, &request)?)?,
+        SyncAction::List => write!(out, "{}", decode::<Report<WorkspaceList>>(value, &request)?)?,
         SyncAction::Show { .. } | SyncAction::Create { .. } | SyncAction::Update { .. } => {
-            write!(out, "{}", decode::<SyncView>(value, &request)?)?
+            write!(out, "{}", decode::<Report<SyncView>>(value, &request)?)?
         }
         SyncAction::Status { .. } => write!(out, "{}", decode::<SyncStatus>(value, &request)?)?,
         SyncAction::Check { workspace } => {
-            let check: CheckResult = decode(value, &request)?;
+            let check: CheckView = decode(value, &request)?;
             let passed = if check.passed.is_empty() { "none".to_owned() } else { check.passed.join(", ") };
             match &check.failure {
                 None => writeln!(out, "workspace {workspace}: destination check passed ({passed})")?,
@@ -659,7 +506,7 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
         }
         SyncAction::Disable { workspace } | SyncAction::Enable { workspace } => {
             let view: SyncView = decode(value, &request)?;
-            writeln!(out, "workspace {workspace}: sync {}; revision {}", view.state(), view.revision)?;
+            writeln!(out, "workspace {workspace}: sync {}; revision {}", sync_state(&view), view.revision)?;
         }
     }
     Ok(())
@@ -667,6 +514,8 @@ pub async fn run(args: &SyncArgs, out: &mut dyn Write) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
+use dwsync_api::{TokenList, TokenSpec, TokenView};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -68,7 +68,9 @@ impl TokensAction {
     fn request(&self) -> (Method, Vec<String>, Option<Value>) {
         let tokens = |id: &i64| vec!["v1".to_owned(), "workspaces".to_owned(), id.to_string(), "tokens".to_owned()];
         match self {
-            Self::Create { workspace, name } => (Method::POST, tokens(workspace), Some(json!({ "name": name }))),
+            Self::Create { workspace, name } => {
+                (Method::POST, tokens(workspace), Some(json!(TokenSpec { name: name.clone() })))
+            }
             Self::List { workspace } => (Method::GET, tokens(workspace), None),
             Self::Revoke { workspace, id } => {
                 let mut path = tokens(workspace);
@@ -77,26 +79,6 @@ impl TokensAction {
             }
         }
     }
-}
-
-/// A token as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Token {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// When it was issued (RFC 3339).
-    pub created_at: String,
-    /// The token: only in the answer that issued it.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// `GET …/tokens`.
-#[derive(Debug, Clone, Deserialize)]
-struct TokenList {
-    tokens: Vec<Token>,
 }
 
 /// Runs `dwsync tokens …`, writing the report (or, with `--json`, the API's answer) to `out`.
@@ -113,7 +95,7 @@ pub async fn run(args: &TokensArgs, out: &mut dyn Write) -> Result<(), Error> {
     }
     match &args.action {
         TokensAction::Create { workspace, .. } => {
-            let token: Token = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+            let token: TokenView = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
             let secret = token.token.as_deref().ok_or_else(|| bad("no token in the answer".into()))?;
             writeln!(out, "workspace {workspace}: token {} ({}) issued; it is shown this once:", token.id, token.name)?;
             writeln!(out, "{secret}")?;
