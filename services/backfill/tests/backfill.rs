@@ -66,8 +66,18 @@ fn file(offset: i64, table: Table, kind: FileKind, fields: &[Value]) -> File {
 
 /// Writes one archive batch: one object per (table, kind) of `files`.
 async fn archive_batch(s3: &aws_sdk_s3::Client, bucket: &str, range: BatchRange, files: &[File]) -> Vec<String> {
-    let parts: BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
     let mut keys = Vec::new();
+    for (key, body) in encode_batch(range, files) {
+        s3.put_object().bucket(bucket).key(&key).body(body.into()).send().await.unwrap();
+        keys.push(key);
+    }
+    keys
+}
+
+/// One batch's objects from `files` (key, body), not written anywhere.
+fn encode_batch(range: BatchRange, files: &[File]) -> Vec<(String, Bytes)> {
+    let parts: BTreeSet<Part> = files.iter().map(|f| Part::of(f.table, f.kind)).collect();
+    let mut objects = Vec::new();
     for part in parts {
         let rows: Vec<FileRows<'_>> = files
             .iter()
@@ -75,11 +85,9 @@ async fn archive_batch(s3: &aws_sdk_s3::Client, bucket: &str, range: BatchRange,
             .map(|f| FileRows { workspace_id: WS, first_offset: f.offset, batches: &f.rows })
             .collect();
         let encoded = write::encode("handoff", PREFIX, range, part, &rows).unwrap().unwrap();
-        let key = encoded.object.key.clone();
-        s3.put_object().bucket(bucket).key(&key).body(encoded.object.body.into()).send().await.unwrap();
-        keys.push(key);
+        objects.push((encoded.object.key, encoded.object.body));
     }
-    keys
+    objects
 }
 
 /// What a test runs against: unique topics and buckets, the store handles, the process.
@@ -485,10 +493,10 @@ async fn a_broken_archive_object_fails_the_job_naming_it_until_it_is_restored() 
         format!("the archive to pass offset 12 of handoff partition {partition} (archived up to 10)")
     );
 
-    // The archive passes the cut, but the metrics object of that batch is garbage.
-    let keys = archive_batch(&s3, &setup.archive, range(10, 20), &[metrics(11, 3), metrics(15, 6)]).await;
-    let broken = keys[0].clone();
-    let good = s3.get_object().bucket(&setup.archive).key(&broken).send().await.unwrap().body.collect().await.unwrap();
+    // The archive passes the cut, but the metrics object of that batch is garbage (never the
+    // good object: a job may start as soon as it is listed).
+    let mut objects = encode_batch(range(10, 20), &[metrics(11, 3), metrics(15, 6)]);
+    let (broken, good) = objects.remove(0);
     s3.put_object()
         .bucket(&setup.archive)
         .key(&broken)
@@ -511,7 +519,7 @@ async fn a_broken_archive_object_fails_the_job_naming_it_until_it_is_restored() 
     assert!(objects.keys().all(|k| !k.contains("metrics")), "no metrics file while failing: {objects:?}");
 
     // Restored: done, with the rows below the cut (offsets 2 and 11, not 15).
-    s3.put_object().bucket(&setup.archive).key(&broken).body(good.into_bytes().into()).send().await.unwrap();
+    s3.put_object().bucket(&setup.archive).key(&broken).body(good.into()).send().await.unwrap();
     let syncs = setup.wait_for("done", &process, |s| s.is_done(Table::Metrics, &baseline)).await;
     let objects = bucket(&setup.destination).await;
     let key = format!("{EXPORTS}/metrics_v5_7_000000000011_000000.parquet");
