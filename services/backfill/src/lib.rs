@@ -177,7 +177,7 @@ async fn connect(
         match handoff_partitions(&cfg.kafka, &cfg.handoff.topic).await {
             Ok(partitions) => break partitions,
             Err(error) => {
-                if !retry.failed(&error).await {
+                if retry.failed(&error).await.is_break() {
                     return None;
                 }
             }
@@ -260,7 +260,7 @@ async fn follow<T: TopicValue>(
         };
         follower_token.cancel();
         health.set_unready(component, format!("reading {} fails: {error}", store.topic));
-        if !retry.failed(&error).await {
+        if retry.failed(&error).await.is_break() {
             return None;
         }
     }

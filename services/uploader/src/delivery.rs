@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dwsync_handoff::{CompleteFile, data_key};
+use dwsync_retry::Attempted;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -138,36 +139,27 @@ impl Delivery {
         self.syncs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs one write step up to the configured attempts; an error that retrying cannot fix
-    /// (denied, no such bucket, bad request) ends at once.
-    async fn attempting<T, Fut>(&self, what: &'static str, mut op: impl FnMut() -> Fut) -> Result<T, Outcome>
+    /// Runs one write step up to the configured attempts (the one retry policy,
+    /// `dwsync_retry::retry_attempts`); an error that retrying cannot fix (denied, no such
+    /// bucket, bad request) ends at once.
+    async fn attempting<T, Fut>(&self, what: &'static str, op: impl FnMut() -> Fut) -> Result<T, Outcome>
     where
         Fut: Future<Output = Result<T, DestinationError>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            let outcome = tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return Err(Outcome::Shutdown),
-                outcome = op() => outcome,
-            };
-            let error = match outcome {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            attempt += 1;
-            if attempt >= self.attempts || !error.is_transient() {
-                tracing::warn!(%error, attempts = attempt, "Writing the {what} failed.");
-                return Err(Outcome::Failed(error));
-            }
+        let on_retry = |error: &DestinationError, attempt: u32, delay: Duration| {
             self.metrics.retry();
-            let delay = self.backoff.delay(attempt - 1, &mut rand::rng());
-            tracing::warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "Writing the {what} failed; retrying.");
-            tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return Err(Outcome::Shutdown),
-                () = tokio::time::sleep(delay) => {}
+            let (attempt, retry_in_ms) = (attempt + 1, delay.as_millis() as u64);
+            tracing::warn!(%error, attempt, retry_in_ms, "Writing the {what} failed; retrying.");
+        };
+        let transient = DestinationError::is_transient;
+        match dwsync_retry::retry_attempts(&self.backoff, self.attempts, &self.shutdown, transient, on_retry, op).await
+        {
+            Attempted::Done(value) => Ok(value),
+            Attempted::Failed { error, attempts } => {
+                tracing::warn!(%error, attempts, "Writing the {what} failed.");
+                Err(Outcome::Failed(error))
             }
+            Attempted::Shutdown => Err(Outcome::Shutdown),
         }
     }
 }

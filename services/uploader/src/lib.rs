@@ -190,7 +190,7 @@ async fn follow(
             Err(error) => {
                 followers.cancel();
                 health.set_unready(CONFIG_COMPONENT, format!("reading the configuration topic fails: {error}"));
-                if !retry.failed(&error).await {
+                if retry.failed(&error).await.is_break() {
                     return None;
                 }
             }

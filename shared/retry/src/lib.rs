@@ -1,6 +1,17 @@
-//! Capped exponential backoff with full jitter, and a retry loop that only shutdown ends.
+//! dwsync's one retry policy: capped exponential backoff with full jitter, cancelled by
+//! shutdown, in one loop ([`retry_attempts`]; [`retry_until_shutdown`] is it without a limit)
+//! and, where a closure cannot hold the borrows a step needs, a [`Retrier`] driven by the
+//! caller's own loop. Every service's retries and restarts use it; each call site counts or
+//! logs its own attempts.
+//!
+//! Why not `backon` (1.x, the maintained crate of this shape): its `with_jitter` adds a random
+//! part *to* the delay (delays in `[d, 2d)`), where full jitter draws the whole delay from
+//! `[0, d]`, which spreads a crowd of clients retrying the same broker or bucket far better; and
+//! its loop knows no shutdown, so every call would still wrap each attempt and each sleep in a
+//! `select!` on the cancellation token. What is left for a crate to do is about forty lines.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use rand::Rng;
@@ -54,15 +65,16 @@ impl Retrier {
         Self { backoff, attempt: 0, shutdown: shutdown.clone(), what }
     }
 
-    /// Logs `error` and waits before the next attempt; `false` once shutdown began.
-    pub async fn failed(&mut self, error: &(dyn std::fmt::Display + Sync)) -> bool {
+    /// Logs `error` and waits before the next attempt: `Continue` to try again, `Break` once
+    /// shutdown began.
+    pub async fn failed(&mut self, error: &(dyn std::fmt::Display + Sync)) -> ControlFlow<()> {
         let delay = self.backoff.delay(self.attempt, &mut rand::rng());
         tracing::warn!(%error, attempt = self.attempt + 1, retry_in_ms = delay.as_millis() as u64, "{} failed; retrying.", self.what);
         self.attempt = self.attempt.saturating_add(1);
         tokio::select! {
             biased;
-            () = self.shutdown.cancelled() => false,
-            () = tokio::time::sleep(delay) => true,
+            () = self.shutdown.cancelled() => ControlFlow::Break(()),
+            () = tokio::time::sleep(delay) => ControlFlow::Continue(()),
         }
     }
 
@@ -77,14 +89,34 @@ impl Retrier {
     }
 }
 
-/// Runs `op` until it succeeds, waiting [`Backoff::delay`] after each failure and calling
-/// `on_failure(error, attempt, delay)` first; `None` once `shutdown` is cancelled, even mid-attempt.
-pub async fn retry_until_shutdown<T, E, F, Fut>(
+/// How [`retry_attempts`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempted<T, E> {
+    /// An attempt succeeded.
+    Done(T),
+    /// The last attempt failed, or an error not worth retrying came: the error and the attempts
+    /// made.
+    Failed {
+        /// The last error.
+        error: E,
+        /// Attempts made, the failed one included.
+        attempts: u32,
+    },
+    /// Shutdown began, during an attempt or a wait.
+    Shutdown,
+}
+
+/// Runs `op` up to `attempts` times: after a failure that `retryable` accepts, calls
+/// `on_retry(error, attempt, delay)` (attempt from 0) and waits [`Backoff::delay`]; a failure it
+/// refuses, or the last attempt's, ends it. Shutdown cancels an attempt or a wait at once.
+pub async fn retry_attempts<T, E, F, Fut>(
     backoff: &Backoff,
+    attempts: u32,
     shutdown: &CancellationToken,
-    mut on_failure: impl FnMut(&E, u32, Duration),
+    retryable: impl Fn(&E) -> bool,
+    mut on_retry: impl FnMut(&E, u32, Duration),
     mut op: F,
-) -> Option<T>
+) -> Attempted<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -93,21 +125,44 @@ where
     loop {
         let outcome = tokio::select! {
             biased;
-            () = shutdown.cancelled() => return None,
+            () = shutdown.cancelled() => return Attempted::Shutdown,
             outcome = op() => outcome,
         };
         let error = match outcome {
-            Ok(value) => return Some(value),
+            Ok(value) => return Attempted::Done(value),
             Err(error) => error,
         };
+        let made = attempt.saturating_add(1);
+        if made >= attempts || !retryable(&error) {
+            return Attempted::Failed { error, attempts: made };
+        }
         let delay = backoff.delay(attempt, &mut rand::rng());
-        on_failure(&error, attempt, delay);
-        attempt = attempt.saturating_add(1);
+        on_retry(&error, attempt, delay);
+        attempt = made;
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => return None,
+            () = shutdown.cancelled() => return Attempted::Shutdown,
             () = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Runs `op` until it succeeds, waiting [`Backoff::delay`] after each failure and calling
+/// `on_failure(error, attempt, delay)` first; `None` once `shutdown` is cancelled, even mid-attempt.
+pub async fn retry_until_shutdown<T, E, F, Fut>(
+    backoff: &Backoff,
+    shutdown: &CancellationToken,
+    on_failure: impl FnMut(&E, u32, Duration),
+    op: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    match retry_attempts(backoff, u32::MAX, shutdown, |_| true, on_failure, op).await {
+        Attempted::Done(value) => Some(value),
+        // u32::MAX attempts with a retry after each: not reached in practice; stop as shutdown would.
+        Attempted::Failed { .. } | Attempted::Shutdown => None,
     }
 }
 
@@ -170,6 +225,50 @@ mod tests {
             assert_eq!((error.as_str(), *attempt), (format!("failure {i}").as_str(), i as u32));
             assert!(*delay <= backoff.ceiling(*attempt));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_are_bounded_and_a_lasting_error_ends_them_at_once() {
+        let backoff = Backoff::new(ms(100), ms(1_000));
+        let shutdown = CancellationToken::new();
+        let calls = AtomicU32::new(0);
+        let mut retries = Vec::new();
+        let failing = || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { Err::<(), _>(format!("transient {n}")) }
+        };
+        let ended =
+            retry_attempts(&backoff, 3, &shutdown, |_| true, |_, attempt, _| retries.push(attempt), failing).await;
+        assert_eq!(ended, Attempted::Failed { error: "transient 2".to_owned(), attempts: 3 });
+        assert_eq!((calls.load(Ordering::SeqCst), retries), (3, vec![0, 1]));
+
+        let lasting = retry_attempts(
+            &backoff,
+            5,
+            &shutdown,
+            |e: &&str| *e != "denied",
+            |_, _, _| (),
+            || async { Err::<(), _>("denied") },
+        );
+        assert_eq!(lasting.await, Attempted::Failed { error: "denied", attempts: 1 });
+
+        let calls = AtomicU32::new(0);
+        let second = retry_attempts(
+            &backoff,
+            5,
+            &shutdown,
+            |_| true,
+            |_, _, _| (),
+            || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move { if n == 0 { Err("once") } else { Ok(n) } }
+            },
+        );
+        assert_eq!(second.await, Attempted::Done(1));
+
+        shutdown.cancel();
+        let stopped = retry_attempts(&backoff, 5, &shutdown, |_| true, |_, _, _| (), || async { Ok::<_, ()>(1) });
+        assert_eq!(stopped.await, Attempted::Shutdown, "shutdown wins over a ready attempt");
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,7 +48,7 @@ macro_rules! until_done {
                 }
                 Err(error) => {
                     $self.health.set_unready(LOT_COMPONENT, format!("{} fails: {error}", $what));
-                    if !retry.failed(&error).await {
+                    if retry.failed(&error).await.is_break() {
                         break ControlFlow::Break(());
                     }
                 }
