@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub mod gcs;
 pub mod group;
+pub mod s3_gateway;
 pub mod schedule;
 pub mod secure;
 pub mod services;

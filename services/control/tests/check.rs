@@ -214,3 +214,42 @@ async fn the_last_check_is_kept_and_shown_in_the_status() {
     assert!(last["checked_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{last}");
     stop.cancel();
 }
+
+/// The classes s3s-fs cannot produce (it accepts any region and has no permissions), against a
+/// gateway that checks both as AWS does (`dev/s3-gateway`).
+#[tokio::test]
+async fn a_wrong_region_and_a_missing_right_are_classed_on_a_real_gateway() {
+    let app = router(&["127.0.0.0/8"]);
+    let endpoint = dwsync_tests::s3_gateway::endpoint();
+    let bucket = dwsync_tests::s3_gateway::create_bucket().await;
+    let check = |region: &str, (key, secret): (&str, &str)| {
+        let app = app.clone();
+        let body = json!({"destination": {
+            "bucket": bucket, "prefix": "checked", "region": region, "endpoint": endpoint,
+            "force_path_style": true, "access_key_id": key, "secret_access_key": secret,
+        }});
+        async move {
+            let (status, view) = call(&app, Method::POST, "/v1/workspaces/42/sync/check", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{view}");
+            view
+        }
+    };
+    let owner = check("us-east-1", dwsync_tests::s3_gateway::ROOT).await;
+    assert_eq!(owner["ok"], true, "the owner passes: {owner}");
+
+    let elsewhere = check("eu-west-3", dwsync_tests::s3_gateway::ROOT).await;
+    assert_eq!(
+        (&elsewhere["ok"], &elsewhere["failure"]["class"]),
+        (&json!(false), &json!("wrong_region")),
+        "{elsewhere}"
+    );
+    assert_eq!(elsewhere["failure"]["action"], "list", "{elsewhere}");
+
+    let stranger = check("us-east-1", dwsync_tests::s3_gateway::USER).await;
+    let failure = &stranger["failure"];
+    assert_eq!((&failure["class"], &failure["action"]), (&json!("access_denied"), &json!("list")), "{stranger}");
+    assert_eq!(failure["http_status"], 403);
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(message.contains("s3:ListBucket"), "the message names the permission: {message}");
+    assert!(!stranger.to_string().contains(dwsync_tests::s3_gateway::USER.1), "no secret in the answer");
+}
