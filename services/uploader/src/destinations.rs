@@ -83,14 +83,10 @@ impl DestinationClient {
         dest.check_fields()?;
         if dest.kind == DestinationKind::Gcs {
             let workspace_id = dest.workspace_id;
-            let bad_key = |reason: String| InvalidConfig::BadServiceAccountKey { workspace_id, reason };
-            let key = dwsync_gcs::ServiceAccountKey::parse(dest.service_account_key.expose())
-                .map_err(|e| bad_key(e.to_string()))?;
-            let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
-            let bucket = dwsync_gcs::Bucket::new(gcs.clone(), dest.endpoint.as_deref(), &dest.bucket, &key, timeouts)
-                .map_err(|e| bad_key(e.to_string()))?;
-            let (bucket_name, prefix) = (dest.bucket.clone(), dest.prefix.clone());
-            return Ok(Self { workspace_id, bucket: bucket_name, prefix, tables, store: StoreClient::Gcs(bucket) });
+            let store = gcs_store(gcs, dest.endpoint.as_deref(), &dest.bucket, dest.service_account_key.expose())
+                .map_err(|e| InvalidConfig::BadServiceAccountKey { workspace_id, reason: e.detail() })?;
+            let (bucket, prefix) = (dest.bucket.clone(), dest.prefix.clone());
+            return Ok(Self { workspace_id, bucket, prefix, tables, store });
         }
         let location = Location {
             region: &dest.region,
@@ -127,13 +123,8 @@ impl DestinationClient {
                 Ok(Self::build(id, bucket, prefix, s3.conditional_writes, None, location, credentials, &clients.s3))
             }
             Store::Gcs(gcs) => {
-                let key =
-                    dwsync_gcs::ServiceAccountKey::parse(secret).map_err(|e| format!("the service account key {e}"))?;
-                let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
-                let client =
-                    dwsync_gcs::Bucket::new(clients.gcs.clone(), gcs.endpoint.as_deref(), bucket, &key, timeouts)
-                        .map_err(|e| e.to_string())?;
-                let store = StoreClient::Gcs(client);
+                let store =
+                    gcs_store(&clients.gcs, gcs.endpoint.as_deref(), bucket, secret).map_err(|e| e.to_string())?;
                 Ok(Self { workspace_id: id, bucket: bucket.clone(), prefix: prefix.clone(), tables: None, store })
             }
         }
@@ -163,6 +154,42 @@ impl DestinationClient {
     pub fn exports(&self, table: Table) -> bool {
         self.tables.as_ref().is_none_or(|tables| tables.contains(&table))
     }
+}
+
+/// Why a GCS destination's client cannot be built.
+#[derive(Debug, thiserror::Error)]
+enum GcsSetupError {
+    /// The service account key is not one.
+    #[error("the service account key {0}")]
+    Key(dwsync_gcs::BadKey),
+    /// The bucket's client cannot be set up (endpoint, key's credentials).
+    #[error(transparent)]
+    Bucket(dwsync_gcs::bucket::BadBucket),
+}
+
+impl GcsSetupError {
+    /// The underlying complaint alone.
+    fn detail(&self) -> String {
+        match self {
+            Self::Key(e) => e.to_string(),
+            Self::Bucket(e) => e.to_string(),
+        }
+    }
+}
+
+/// The client of the GCS bucket `bucket` at `endpoint` (`None`: Google's), signing with the
+/// service account key `key_json`, on `http`: for followed and static destinations alike.
+fn gcs_store(
+    http: &reqwest::Client,
+    endpoint: Option<&str>,
+    bucket: &str,
+    key_json: &str,
+) -> Result<StoreClient, GcsSetupError> {
+    let key = dwsync_gcs::ServiceAccountKey::parse(key_json).map_err(GcsSetupError::Key)?;
+    let timeouts = dwsync_gcs::bucket::Timeouts { attempt: ATTEMPT_TIMEOUT };
+    let client =
+        dwsync_gcs::Bucket::new(http.clone(), endpoint, bucket, &key, timeouts).map_err(GcsSetupError::Bucket)?;
+    Ok(StoreClient::Gcs(client))
 }
 
 /// Where a file goes.
