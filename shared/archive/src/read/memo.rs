@@ -44,6 +44,10 @@ impl FooterMemo {
         let footer = Arc::new(footer);
         let size = footer.memory_bytes();
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kept) = held.footers.get(key) {
+            // Read twice at once (a read-ahead and the stream): keep one, count it once.
+            return Arc::clone(kept);
+        }
         if held.bytes + size <= MEMO_BYTES {
             held.bytes += size;
             held.footers.insert(key.to_owned(), Arc::clone(&footer));
