@@ -44,9 +44,14 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(5);
 /// Why the loop stopped (it is then restarted from the committed offsets).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// Kafka refused an operation (consume, produce, transaction).
-    #[error("Kafka: {0}")]
-    Kafka(#[from] KafkaError),
+    /// Reading the source topics failed (subscribing, consuming, seeking, the group's
+    /// assignment).
+    #[error("reading the source topics failed: {0}")]
+    Consume(KafkaError),
+    /// Handing files off failed outside a transaction's outcome (creating or initialising the
+    /// handoff producer, beginning a transaction, sending a record).
+    #[error("handing off failed: {0}")]
+    Handoff(KafkaError),
     /// A window could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -76,7 +81,7 @@ impl PipelineError {
     /// The `reason` label of `dwsync_ingest_loop_restarts_total` for a restart after this error.
     fn restart_reason(&self) -> &'static str {
         match self {
-            Self::Kafka(_) | Self::Limits(_) => "kafka",
+            Self::Consume(_) | Self::Handoff(_) | Self::Limits(_) => "kafka",
             Self::Fenced(_) => "fenced",
             Self::Encode(_) => "encode",
             Self::Aborted(..) => "reread",
@@ -206,7 +211,8 @@ impl<'a> Pipeline<'a> {
             cfg.ingest.handoff_partitions,
             cfg.ingest.topic_replication_factor,
         )
-        .await?;
+        .await
+        .map_err(PipelineError::Handoff)?;
         let limits = crate::limits::check(cfg, topics).await?;
         let mut consumer_config = cfg.kafka.client_config("ingest");
         consumer_config.set("group.id", &cfg.ingest.group_id);
@@ -219,10 +225,11 @@ impl<'a> Pipeline<'a> {
         crate::limits::apply_to_consumer(&limits, &mut consumer_config);
         // A revocation waits for the transaction committing (the loop reads on meanwhile).
         let gate = Arc::new(CommitGate::new(Duration::from_millis(cfg.ingest.transaction_timeout_ms)));
-        let consumer: StreamConsumer<RebalanceContext> =
-            consumer_config.create_with_context(RebalanceContext::new(Arc::clone(&gate)))?;
+        let consumer: StreamConsumer<RebalanceContext> = consumer_config
+            .create_with_context(RebalanceContext::new(Arc::clone(&gate)))
+            .map_err(PipelineError::Consume)?;
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
-        consumer.subscribe(&names)?;
+        consumer.subscribe(&names).map_err(PipelineError::Consume)?;
         let transactional_id = format!("dwsync-ingest-{instance}");
         let threads = parallel::threads(cfg.ingest.worker_threads);
         let flusher = Flusher::start(cfg, topics, transactional_id, limits, gate, threads).await?;

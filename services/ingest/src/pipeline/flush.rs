@@ -188,7 +188,7 @@ impl<'a> Flusher<'a> {
         let reasons: Vec<&'static str> = windows.iter().map(|c| c.reason.as_str()).collect();
         let span = tracing::info_span!("flush", windows = windows.len(), dead_letters = dead.len(), partitions);
         let (transaction, sent) = async {
-            let mut tx = self.handoff.begin()?;
+            let mut tx = self.handoff.begin().map_err(PipelineError::Handoff)?;
             let mut sent = Sent::default();
             self.send_windows(&mut tx, windows, now, &mut sent).await?;
             self.send_dead_letters(&mut tx, &dead, &mut sent).await;
@@ -218,7 +218,7 @@ impl<'a> Flusher<'a> {
             let parent = tracing::Span::current();
             for file in block_in_place(|| self.encode(group, now, &parent)) {
                 let file: EncodedFile = file.map_err(PipelineError::Encode)?;
-                tx.send_file(&file).await?;
+                tx.send_file(&file).await.map_err(PipelineError::Handoff)?;
                 sent.handed.push((file.meta.table.name(), file.bytes.len()));
             }
         }
@@ -335,6 +335,8 @@ async fn new_handoff(
         Handoff::new(config, &id, topics, ingest.chunk_bytes, &limits, timeout, gate)
     })
     .await
-    .map_err(|_| KafkaError::Canceled)??;
+    .map_err(|_| KafkaError::Canceled)
+    .and_then(|made| made)
+    .map_err(PipelineError::Handoff)?;
     Ok(handoff)
 }

@@ -60,7 +60,7 @@ pub(super) fn after_revocation(
         if let Err(error) = consumer.seek(topic, p.1, Offset::Offset(from), Duration::from_secs(10)) {
             // Reading on would skip the dropped records: start again from the committed offsets.
             tracing::error!(%error, topic, partition = p.1, "Cannot rewind a kept partition; restarting the loop.");
-            return Err(error.into());
+            return Err(PipelineError::Consume(error));
         }
         let _ = rewound.insert(p);
     }
@@ -85,15 +85,16 @@ pub(super) fn read_again(buffers: &mut Buffers, consumer: &Kafka, error: &KafkaE
     );
     crate::metrics::loop_restarted("reread");
     buffers.clear();
-    let assigned: TopicPartitionList = consumer.assignment()?;
-    let committed = block_in_place(|| consumer.committed_offsets(assigned, Duration::from_secs(10)))?;
+    let assigned: TopicPartitionList = consumer.assignment().map_err(PipelineError::Consume)?;
+    let committed = block_in_place(|| consumer.committed_offsets(assigned, Duration::from_secs(10)))
+        .map_err(PipelineError::Consume)?;
     for p in committed.elements() {
         // No commit yet: from the start, as `auto.offset.reset = earliest` read it.
         let offset = match p.offset() {
             Offset::Offset(n) => Offset::Offset(n),
             _ => Offset::Beginning,
         };
-        consumer.seek(p.topic(), p.partition(), offset, Duration::from_secs(10))?;
+        consumer.seek(p.topic(), p.partition(), offset, Duration::from_secs(10)).map_err(PipelineError::Consume)?;
     }
     Ok(())
 }

@@ -158,7 +158,7 @@ impl<'a> State<'a> {
         }
         let flushing = Flushing {
             dead: self.buffers.take_dead_letters(&partitions),
-            offsets: self.buffers.offsets(&partitions, &self.sources)?,
+            offsets: self.buffers.offsets(&partitions, &self.sources).map_err(PipelineError::Consume)?,
             partitions: partitions.len(),
             windows,
         };
