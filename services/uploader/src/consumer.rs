@@ -52,7 +52,7 @@ pub use parts::{Parts, Reporting, Source};
 pub use reader::{ConsumerError, subscribe};
 use reader::{Reader, Record};
 use reports::StatusReporter;
-use writes::{Landed, Waiting, Writes};
+use writes::{InLane, Landed, Writes};
 
 /// The health component that is unready while the lot cannot be read or written.
 pub const LOT_COMPONENT: &str = "lot";
@@ -247,11 +247,11 @@ impl Pipeline {
     async fn advance(&mut self, partition: i32) -> Going {
         while let Some(waiting) = self.writes.next(partition) {
             let (file, offset) = match waiting {
-                Waiting::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
+                InLane::Record(Record { content: HandoffRecord::Cut(cut), offset, .. }) => {
                     self.pass_cut(partition, offset, cut).await?;
                     continue;
                 }
-                Waiting::Record(record) => match self.partitions.read(record) {
+                InLane::Record(record) => match self.partitions.read(record) {
                     Read::File(file, offset) => (file, offset),
                     Read::Held => continue,
                     Read::Skipped(offset) => {
@@ -259,7 +259,7 @@ impl Pipeline {
                         continue;
                     }
                 },
-                Waiting::File(file, offset) => (file, offset),
+                InLane::File(file, offset) => (file, offset),
             };
             if !self.writes.has_slot() {
                 self.writes.hold(partition, file, offset);

@@ -298,8 +298,8 @@ impl Lot {
     }
 
     /// Per workspace: files waiting, of those in `paused` queues, and the oldest window close.
-    pub fn summary(&self, mut paused: impl FnMut(QueueKey) -> bool) -> HashMap<i64, Waiting> {
-        let mut out: HashMap<i64, Waiting> = HashMap::new();
+    pub fn summary(&self, mut paused: impl FnMut(QueueKey) -> bool) -> HashMap<i64, ParkedFiles> {
+        let mut out: HashMap<i64, ParkedFiles> = HashMap::new();
         for lot in self.partitions.values() {
             for (key, queue) in &lot.queues {
                 let Some(oldest) = queue.iter().map(|e| e.window_closed_at_ms).min() else { continue };
@@ -411,9 +411,9 @@ impl Lot {
     }
 }
 
-/// What waits for one workspace.
+/// The files parked in the lot for one workspace: how many, and how old the oldest is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Waiting {
+pub struct ParkedFiles {
     /// Files waiting.
     pub files: u64,
     /// Of those, files of tables turned off.

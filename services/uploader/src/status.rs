@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dwsync_sync_config::{KafkaStore, LastError, SyncStatus};
 
-use crate::lot::Waiting;
+use crate::lot::ParkedFiles;
 
 /// How many recent object keys a status lists.
 const LAST_FILES: usize = 5;
@@ -58,7 +58,7 @@ impl StatusBoard {
     }
 
     /// Sets every workspace's waiting files from the lot's summary.
-    pub fn waiting(&mut self, summary: &HashMap<i64, Waiting>) {
+    pub fn waiting(&mut self, summary: &HashMap<i64, ParkedFiles>) {
         let now = now_ms();
         let known: Vec<i64> = self.statuses.keys().copied().chain(summary.keys().copied()).collect();
         for workspace_id in known {
@@ -113,8 +113,10 @@ mod tests {
     fn tracks_files_errors_and_waiting() {
         let mut board = StatusBoard::new();
         board.failed(1, "AccessDenied".into());
-        let summary =
-            HashMap::from([(1, Waiting { files: 3, paused: 1, oldest_window_closed_at_ms: Some(now_ms() - 5_000) })]);
+        let summary = HashMap::from([(
+            1,
+            ParkedFiles { files: 3, paused: 1, oldest_window_closed_at_ms: Some(now_ms() - 5_000) },
+        )]);
         board.waiting(&summary);
         let changed = board.take_changed();
         assert_eq!(changed.len(), 1);

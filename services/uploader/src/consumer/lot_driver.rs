@@ -17,7 +17,7 @@ use super::{GO_ON, Going, LOT_COMPONENT};
 use crate::config::LotConfig;
 use crate::delivery::{Delivery, Outcome};
 use crate::destinations::{Destinations, Route};
-use crate::lot::{Entry, Lot, LotError, QueueKey, Waiting};
+use crate::lot::{Entry, Lot, LotError, ParkedFiles, QueueKey};
 use crate::metrics::Metrics;
 use crate::retry::{Backoff, Retrier};
 
@@ -162,7 +162,7 @@ impl LotDriver {
 
     /// Each workspace's files waiting in the lot, those of tables `destinations` has turned off
     /// counted as paused.
-    pub(super) fn waiting(&self, destinations: &mut Destinations) -> HashMap<i64, Waiting> {
+    pub(super) fn waiting(&self, destinations: &mut Destinations) -> HashMap<i64, ParkedFiles> {
         self.lot.summary(|(ws, table)| matches!(destinations.route(ws, table, u64::MAX), Route::Park(_)))
     }
 

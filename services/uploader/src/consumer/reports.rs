@@ -8,7 +8,7 @@ use dwsync_handoff::{CompleteFile, data_key};
 use dwsync_sync_config::{KafkaStore, SyncStatus};
 
 use crate::destinations::DestinationClient;
-use crate::lot::Waiting;
+use crate::lot::ParkedFiles;
 use crate::status::{self, StatusBoard};
 
 /// Notes each workspace's status and reports the changes.
@@ -44,7 +44,7 @@ impl StatusReporter {
 
     /// Reports the statuses that changed, with the lot's waiting files (`waiting`), on the
     /// status topic.
-    pub(super) fn report(&mut self, waiting: &HashMap<i64, Waiting>) {
+    pub(super) fn report(&mut self, waiting: &HashMap<i64, ParkedFiles>) {
         self.board.waiting(waiting);
         let changed = self.board.take_changed();
         if let Some(store) = &self.store {

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 
 /// What waits in a partition's lane: a record read behind the partition's file in flight, or a
 /// complete file (with the offset of the record that completed it) waiting for a free slot.
-pub(super) enum Waiting {
+pub(super) enum InLane {
     /// A record, not yet dealt with.
     Record(Record),
     /// A complete file and the offset of the record that completed it.
@@ -42,7 +42,7 @@ pub(super) struct Landed {
 
 /// The partitions' lanes and the tasks writing their files.
 pub(super) struct Writes {
-    lanes: Lanes<Waiting>,
+    lanes: Lanes<InLane>,
     tasks: JoinSet<Landed>,
     delivery: Arc<Delivery>,
 }
@@ -69,18 +69,18 @@ impl Writes {
     /// Appends a record read to its partition's lane.
     pub(super) fn queue(&mut self, record: Record) {
         let (partition, bytes) = (record.partition, record.bytes);
-        self.lanes.queue(partition, Waiting::Record(record), bytes);
+        self.lanes.queue(partition, InLane::Record(record), bytes);
     }
 
     /// What waits next in an idle `partition`'s lane, oldest first.
-    pub(super) fn next(&mut self, partition: i32) -> Option<Waiting> {
+    pub(super) fn next(&mut self, partition: i32) -> Option<InLane> {
         self.lanes.next(partition)
     }
 
     /// Keeps `partition`'s next `file` (completed by the record at `offset`) until a slot is free.
     pub(super) fn hold(&mut self, partition: i32, file: CompleteFile, offset: i64) {
         let bytes = file.bytes.len() as u64;
-        self.lanes.hold(partition, Waiting::File(file, offset), bytes);
+        self.lanes.hold(partition, InLane::File(file, offset), bytes);
     }
 
     /// When a slot is free, the partition that has held a file longest; its lane moves on.
