@@ -482,6 +482,14 @@ pub enum InvalidConfig {
         /// What is wrong with it, without its content.
         reason: String,
     },
+    /// A destination's `endpoint` is not one.
+    #[error("destination of workspace {workspace_id}: `endpoint` {reason}")]
+    BadEndpoint {
+        /// The destination's workspace.
+        workspace_id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Any other value out of range.
     #[error("config key `{key}`: {message}")]
     Value {

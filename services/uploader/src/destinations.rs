@@ -81,38 +81,30 @@ impl DestinationClient {
     pub fn new(dest: &Destination, https: &SharedHttpClient, gcs: &reqwest::Client) -> Result<Self, InvalidConfig> {
         let tables = dest.table_filter()?;
         dest.check_fields()?;
-        if dest.kind == DestinationKind::Gcs {
-            let workspace_id = dest.workspace_id;
-            let store = gcs_store(gcs, dest.endpoint.as_deref(), &dest.bucket, dest.service_account_key.expose())
-                .map_err(|e| InvalidConfig::BadServiceAccountKey { workspace_id, reason: e.detail() })?;
-            let (bucket, prefix) = (dest.bucket.clone(), dest.prefix.clone());
-            return Ok(Self { workspace_id, bucket, prefix, tables, store });
-        }
-        let location = Location {
-            region: &dest.region,
-            endpoint: dest.endpoint.as_deref(),
-            force_path_style: dest.force_path_style,
+        let workspace_id = dest.workspace_id;
+        let store = match dest.kind {
+            DestinationKind::Gcs => {
+                gcs_store(gcs, dest.endpoint.as_deref(), &dest.bucket, dest.service_account_key.expose())
+                    .map_err(|e| e.invalid_config(workspace_id))?
+            }
+            DestinationKind::S3 => {
+                let location = Location {
+                    region: &dest.region,
+                    endpoint: dest.endpoint.as_deref(),
+                    force_path_style: dest.force_path_style,
+                };
+                let credentials = (dest.access_key_id.as_str(), dest.secret_access_key.expose());
+                s3_store(location, credentials, dest.conditional_writes, https)
+            }
         };
-        let credentials = (dest.access_key_id.as_str(), dest.secret_access_key.expose());
-        Ok(Self::build(
-            dest.workspace_id,
-            &dest.bucket,
-            &dest.prefix,
-            dest.conditional_writes,
-            tables,
-            location,
-            credentials,
-            https,
-        ))
+        Ok(Self { workspace_id, bucket: dest.bucket.clone(), prefix: dest.prefix.clone(), tables, store })
     }
 
     /// Builds the client of a followed sync configuration with its opened secret (an S3 secret
     /// access key, or a GCS service account's JSON key).
     fn followed(cfg: &SyncConfig, secret: &str, clients: &CustomerClients) -> Result<Self, String> {
         let d = &cfg.destination;
-        // Tables turned off are decided per file from the configuration (they are parked).
-        let (id, bucket, prefix) = (cfg.workspace_id.get(), &d.bucket, &d.prefix);
-        match &d.store {
+        let store = match &d.store {
             Store::S3(s3) => {
                 let location = Location {
                     region: &s3.region,
@@ -120,34 +112,15 @@ impl DestinationClient {
                     force_path_style: s3.force_path_style,
                 };
                 let credentials = (s3.access_key_id.as_str(), secret);
-                Ok(Self::build(id, bucket, prefix, s3.conditional_writes, None, location, credentials, &clients.s3))
+                s3_store(location, credentials, s3.conditional_writes, &clients.s3)
             }
             Store::Gcs(gcs) => {
-                let store =
-                    gcs_store(&clients.gcs, gcs.endpoint.as_deref(), bucket, secret).map_err(|e| e.to_string())?;
-                Ok(Self { workspace_id: id, bucket: bucket.clone(), prefix: prefix.clone(), tables: None, store })
+                gcs_store(&clients.gcs, gcs.endpoint.as_deref(), &d.bucket, secret).map_err(|e| e.to_string())?
             }
-        }
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "one destination's settings, from two sources")]
-    fn build(
-        workspace_id: i64,
-        bucket: &str,
-        prefix: &str,
-        conditional_writes: bool,
-        tables: Option<BTreeSet<Table>>,
-        location: Location<'_>,
-        (access_key_id, secret): (&str, &str),
-        https: &SharedHttpClient,
-    ) -> Self {
-        let credentials = Credentials::new(access_key_id, secret, None, None, "dwsync-destination");
-        // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
-        // attempts and hide them from the retry counter.
-        let client =
-            dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
-        let store = StoreClient::S3 { client, conditional_writes };
-        Self { workspace_id, bucket: bucket.to_owned(), prefix: prefix.to_owned(), tables, store }
+        };
+        // Tables turned off are decided per file from the configuration (they are parked).
+        let (workspace_id, bucket, prefix) = (cfg.workspace_id.get(), d.bucket.clone(), d.prefix.clone());
+        Ok(Self { workspace_id, bucket, prefix, tables: None, store })
     }
 
     /// Whether files of `table` are exported to this destination.
@@ -168,13 +141,35 @@ enum GcsSetupError {
 }
 
 impl GcsSetupError {
-    /// The underlying complaint alone.
-    fn detail(&self) -> String {
+    /// The config error of a static destination of `workspace_id` that cannot be built: the
+    /// field at fault, never the key's content.
+    fn invalid_config(&self, workspace_id: i64) -> InvalidConfig {
         match self {
-            Self::Key(e) => e.to_string(),
-            Self::Bucket(e) => e.to_string(),
+            Self::Key(e) => InvalidConfig::BadServiceAccountKey { workspace_id, reason: e.to_string() },
+            Self::Bucket(dwsync_gcs::bucket::BadBucket::Key) => {
+                InvalidConfig::BadServiceAccountKey { workspace_id, reason: "cannot sign tokens".to_owned() }
+            }
+            Self::Bucket(e @ dwsync_gcs::bucket::BadBucket::Endpoint) => {
+                InvalidConfig::BadEndpoint { workspace_id, reason: e.to_string() }
+            }
         }
     }
+}
+
+/// The client of an S3 bucket at `location`, signing with `(access_key_id, secret)`, on `https`:
+/// for followed and static destinations alike.
+fn s3_store(
+    location: Location<'_>,
+    (access_key_id, secret): (&str, &str),
+    conditional_writes: bool,
+    https: &SharedHttpClient,
+) -> StoreClient {
+    let credentials = Credentials::new(access_key_id, secret, None, None, "dwsync-destination");
+    // Our own retry loop (crate::retry) is the only retry policy: the SDK's would multiply
+    // attempts and hide them from the retry counter.
+    let client =
+        dwsync_s3::client_without_retries(location, credentials, https.clone(), (CONNECT_TIMEOUT, ATTEMPT_TIMEOUT));
+    StoreClient::S3 { client, conditional_writes }
 }
 
 /// The client of the GCS bucket `bucket` at `endpoint` (`None`: Google's), signing with the
@@ -480,5 +475,25 @@ mod tests {
         assert_eq!(err, InvalidConfig::DuplicateWorkspace(1));
         let err = Destinations::new(&[dest(1, "a", &["nope"])]).expect_err("unknown table");
         assert_eq!(err, InvalidConfig::UnknownTable { workspace_id: 1, table: "nope".into() });
+    }
+
+    #[tokio::test]
+    async fn a_gcs_destination_names_the_field_at_fault() {
+        let key = dwsync_tests::gcs::service_account_key();
+        let gcs = |endpoint: &str| Destination {
+            kind: DestinationKind::Gcs,
+            endpoint: Some(endpoint.to_owned()),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            force_path_style: false,
+            service_account_key: Secret::new(key.clone()),
+            ..dest(7, "b", &[])
+        };
+        let mut all = Destinations::new(&[gcs("http://127.0.0.1:4443")]).expect("a GCS destination");
+        let Route::Deliver(d) = all.route(7, Table::Deliveries, 0) else { panic!("routed") };
+        assert!(matches!(d.store, StoreClient::Gcs(_)), "{d:?}");
+        let err = Destinations::new(&[gcs("not a url")]).expect_err("a malformed endpoint");
+        assert!(matches!(err, InvalidConfig::BadEndpoint { workspace_id: 7, .. }), "{err:?}");
+        assert!(err.to_string().contains("`endpoint`") && !err.to_string().contains("PRIVATE"), "{err}");
     }
 }
