@@ -21,7 +21,7 @@ use aws_sdk_s3::error::SdkError;
 use dwsync_archive::key::{parse_key, partition_prefix};
 use dwsync_archive::retention::{RetentionDays, archived_ms};
 use dwsync_contract::Table;
-use dwsync_s3::create_only::S3Error;
+use dwsync_s3::error::StoreError;
 
 /// One listed archive object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,7 @@ impl Sweeper {
     }
 
     /// Deletes every object past its table's retention at `now_ms`, partition by partition.
-    pub async fn sweep(&mut self, now_ms: i64) -> Result<Swept, S3Error> {
+    pub async fn sweep(&mut self, now_ms: i64) -> Result<Swept, StoreError> {
         let mut swept = Swept::default();
         if self.retention.is_empty() {
             return Ok(swept);
@@ -123,7 +123,7 @@ impl Sweeper {
     }
 
     /// The partitions' prefixes (`<prefix>/p0003/`), from a listing with a delimiter.
-    async fn partitions(&self) -> Result<Vec<String>, S3Error> {
+    async fn partitions(&self) -> Result<Vec<String>, StoreError> {
         // `<prefix>/`, under which the partitions' `p0003/` are.
         let root = partition_prefix(&self.prefix, 0).trim_end_matches("p0000/").to_owned();
         let mut prefixes = Vec::new();
@@ -138,7 +138,7 @@ impl Sweeper {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| S3Error::from_sdk("ListObjectsV2", &self.bucket, &root, e))?;
+                .map_err(|e| StoreError::from_sdk("ListObjectsV2", &self.bucket, &root, e))?;
             prefixes.extend(out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
             token = out.next_continuation_token().map(str::to_owned);
             if token.is_none() {
@@ -147,7 +147,7 @@ impl Sweeper {
         }
     }
 
-    async fn sweep_partition(&mut self, partition: &str, now_ms: i64, swept: &mut Swept) -> Result<(), S3Error> {
+    async fn sweep_partition(&mut self, partition: &str, now_ms: i64, swept: &mut Swept) -> Result<(), StoreError> {
         let mut token = None;
         loop {
             let out = self
@@ -159,7 +159,7 @@ impl Sweeper {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| S3Error::from_sdk("ListObjectsV2", &self.bucket, partition, e))?;
+                .map_err(|e| StoreError::from_sdk("ListObjectsV2", &self.bucket, partition, e))?;
             let mut page: Vec<Aged> = out
                 .contents()
                 .iter()
@@ -188,7 +188,7 @@ impl Sweeper {
                     .key(&object.key)
                     .send()
                     .await
-                    .map_err(|e| S3Error::from_sdk("DeleteObject", &self.bucket, &object.key, e))?;
+                    .map_err(|e| StoreError::from_sdk("DeleteObject", &self.bucket, &object.key, e))?;
                 if let Some(table) = object.table {
                     *swept.deleted.entry(table).or_default() += 1;
                 }
@@ -205,14 +205,14 @@ impl Sweeper {
     }
 
     /// `key`'s archived time (its metadata, else its `LastModified`); `None` when it is gone.
-    async fn archived_ms(&self, key: &str) -> Result<Option<i64>, S3Error> {
+    async fn archived_ms(&self, key: &str) -> Result<Option<i64>, StoreError> {
         match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => Ok(Some(
                 archived_ms(out.metadata(), out.last_modified().and_then(|t| t.to_millis().ok())).unwrap_or(i64::MAX),
             )),
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
-            Err(e) if dwsync_s3::create_only::status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(S3Error::from_sdk("HeadObject", &self.bucket, key, e)),
+            Err(e) if dwsync_s3::error::status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(StoreError::from_sdk("HeadObject", &self.bucket, key, e)),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use dwsync_retry::Backoff;
 use dwsync_s3::Location;
-use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes, S3Error};
+use dwsync_s3::create_only::{Create, CreateOnly, Object, PartSizes};
+use dwsync_s3::error::StoreError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ArchiveConfig, ArchiveStore};
@@ -81,7 +82,7 @@ impl Store {
     }
 
     /// Every key of a batch of `partition` starting at `start` (one attempt).
-    async fn list_once(&self, partition: i32, start: i64) -> Result<Vec<String>, S3Error> {
+    async fn list_once(&self, partition: i32, start: i64) -> Result<Vec<String>, StoreError> {
         let prefix = batch_start_prefix(&self.prefix, partition, start);
         let listed = dwsync_s3::list::list_prefix(&self.client, &self.bucket, &prefix).await?;
         Ok(listed.into_iter().map(|l| l.key).collect())
@@ -89,7 +90,7 @@ impl Store {
 
     /// [`list_once`](Self::list_once) retried until it succeeds or shutdown.
     pub async fn list(&self, partition: i32, start: i64, shutdown: &CancellationToken) -> Result<Vec<String>, GaveUp> {
-        let on_failure = |error: &S3Error, attempt: u32, delay: Duration| {
+        let on_failure = |error: &StoreError, attempt: u32, delay: Duration| {
             tracing::warn!(%error, attempt = attempt + 1, retry_in_ms = delay.as_millis() as u64, partition, start, "Listing the archive failed; retrying.");
         };
         dwsync_retry::retry_until_shutdown(&self.backoff, shutdown, on_failure, || self.list_once(partition, start))

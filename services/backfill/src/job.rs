@@ -28,9 +28,9 @@ use dwsync_archive::fold::{Context, Erasing, Flagged, FoldError, Folder, Spill};
 use dwsync_archive::{ArchiveReader, WorkspaceHistory};
 use dwsync_config::Secret;
 use dwsync_contract::Table;
-use dwsync_gcs::DestinationError;
-use dwsync_s3::create_only::{Create, CreateOnly, FileObject, PartSizes, S3Error};
+use dwsync_s3::create_only::{Create, CreateOnly, FileObject, PartSizes};
 use dwsync_s3::egress::EgressPolicy;
+use dwsync_s3::error::StoreError;
 use dwsync_s3::{Location, SharedHttpClient, StaticCredentials};
 use dwsync_sync_config::{Baseline, InitialSyncs, KafkaStore, Sealer, Store, SyncConfig, WorkspaceId};
 
@@ -249,7 +249,7 @@ impl Delivery<'_> {
         &mut self,
         key: &str,
         rows: u64,
-        created: Result<Create, DestinationError>,
+        created: Result<Create, StoreError>,
         what: &str,
     ) -> Result<(), Failure> {
         let table = self.table.name();
@@ -467,12 +467,12 @@ impl Destination {
     }
 
     /// Writes the empty `cio-validate` object (a plain write, as the uploader before every sync).
-    async fn validate(&self) -> Result<(), DestinationError> {
+    async fn validate(&self) -> Result<(), StoreError> {
         let key = dwsync_handoff::validate_key(&self.prefix);
         match &self.writer {
             Writer::S3 { client, .. } => {
                 let put = client.put_object().bucket(&self.bucket).key(&key).body(Vec::new().into());
-                put.send().await.map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, &key, e))?;
+                put.send().await.map_err(|e| StoreError::from_sdk("PutObject", &self.bucket, &key, e))?;
             }
             Writer::Gcs(bucket) => bucket.put(&key, bytes::Bytes::new()).await?,
         }
@@ -480,7 +480,7 @@ impl Destination {
     }
 
     /// Creates `file` from its local file unless its key exists.
-    async fn create_file(&self, file: &FileObject) -> Result<Create, DestinationError> {
+    async fn create_file(&self, file: &FileObject) -> Result<Create, StoreError> {
         let parts = PartSizes { threshold: MULTIPART_THRESHOLD, part_bytes: PART_BYTES };
         Ok(match &self.writer {
             Writer::S3 { client, conditional } => {

@@ -15,7 +15,7 @@ use crate::config::UploadConfig;
 use crate::destinations::DestinationClient;
 use crate::metrics::Metrics;
 use crate::retry::Backoff;
-use crate::sink::{DestinationError, Object, PartSizes, Sink, Written};
+use crate::sink::{Object, PartSizes, Sink, StoreError, Written};
 use crate::syncs::Syncs;
 
 /// What became of an attempt to deliver a file.
@@ -24,7 +24,7 @@ pub enum Outcome {
     /// It is in its bucket (created now, found from an earlier attempt, or kept as a conflict).
     Written(Written),
     /// Every attempt failed; the last error.
-    Failed(DestinationError),
+    Failed(StoreError),
     /// The destination belongs to another workspace: nothing was written (never expected).
     Refused,
     /// Shutdown began first: the file must not be committed.
@@ -144,14 +144,14 @@ impl Delivery {
     /// bucket, bad request) ends at once.
     async fn attempting<T, Fut>(&self, what: &'static str, op: impl FnMut() -> Fut) -> Result<T, Outcome>
     where
-        Fut: Future<Output = Result<T, DestinationError>>,
+        Fut: Future<Output = Result<T, StoreError>>,
     {
-        let on_retry = |error: &DestinationError, attempt: u32, delay: Duration| {
+        let on_retry = |error: &StoreError, attempt: u32, delay: Duration| {
             self.metrics.retry();
             let (attempt, retry_in_ms) = (attempt + 1, delay.as_millis() as u64);
             tracing::warn!(%error, attempt, retry_in_ms, "Writing the {what} failed; retrying.");
         };
-        let transient = DestinationError::is_transient;
+        let transient = StoreError::is_transient;
         match dwsync_retry::retry_attempts(&self.backoff, self.attempts, &self.shutdown, transient, on_retry, op).await
         {
             Attempted::Done(value) => Ok(value),
@@ -250,7 +250,7 @@ mod tests {
             "workspace 2's file, 1's bucket"
         );
         match delivery.deliver(&dest, &file_of(1), 5).await {
-            Outcome::Failed(error) => assert_eq!(error.code(), Some("ConnectionFailed"), "{error}"),
+            Outcome::Failed(error) => assert_eq!(error.code.as_deref(), Some("ConnectionFailed"), "{error}"),
             other => panic!("its own file is attempted: {other:?}"),
         }
     }

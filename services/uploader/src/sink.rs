@@ -17,8 +17,8 @@ use dwsync_s3::written::write_once;
 
 use crate::destinations::{DestinationClient, StoreClient};
 
-pub use dwsync_gcs::DestinationError;
-pub use dwsync_s3::create_only::{Object, PartSizes, S3Error, part_size};
+pub use dwsync_s3::create_only::{Object, PartSizes, part_size};
+pub use dwsync_s3::error::StoreError;
 pub use dwsync_s3::written::{Written, conflict_key};
 pub use dwsync_s3::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
 
@@ -36,12 +36,12 @@ impl<'a> Sink<'a> {
     }
 
     /// Writes the empty `cio-validate` object (a plain write: it is rewritten before every sync).
-    pub async fn write_validate(&self) -> Result<(), DestinationError> {
+    pub async fn write_validate(&self) -> Result<(), StoreError> {
         let key = validate_key(&self.dest.prefix);
         match &self.dest.store {
             StoreClient::S3 { client, .. } => {
                 let put = client.put_object().bucket(&self.dest.bucket).key(&key).body(ByteStream::from_static(b""));
-                put.send().await.map_err(|e| S3Error::from_sdk("PutObject", &self.dest.bucket, &key, e))?;
+                put.send().await.map_err(|e| StoreError::from_sdk("PutObject", &self.dest.bucket, &key, e))?;
             }
             StoreClient::Gcs(bucket) => bucket.put(&key, Bytes::new()).await?,
         }
@@ -49,7 +49,7 @@ impl<'a> Sink<'a> {
     }
 
     /// Creates `obj` unless its key exists; tells a replay (same SHA-256) from a conflict.
-    pub async fn write(&self, obj: &Object) -> Result<Written, DestinationError> {
+    pub async fn write(&self, obj: &Object) -> Result<Written, StoreError> {
         match &self.dest.store {
             StoreClient::S3 { client, conditional_writes } => {
                 let writer =

@@ -27,7 +27,7 @@ use aws_sdk_s3::error::SdkError;
 use bytes::Bytes;
 use dwsync_contract::arrow_schema;
 use dwsync_format::ParquetFileWriter;
-use dwsync_s3::create_only::S3Error;
+use dwsync_s3::error::StoreError;
 use dwsync_s3::list::{Listed, list_prefix};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
@@ -42,7 +42,7 @@ use crate::write::Packer;
 pub enum PurgeError {
     /// An S3 request failed (listing, reading, writing or deleting).
     #[error(transparent)]
-    S3(#[from] S3Error),
+    S3(#[from] StoreError),
     /// A key under the partition's prefix that is not an archive object key.
     #[error("archive key {key} is not an archive object key")]
     ForeignKey {
@@ -298,8 +298,8 @@ impl Purger {
                 Ok(Some(Original { body, archived_ms }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
-            Err(e) if dwsync_s3::create_only::status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(S3Error::from_sdk("GetObject", &self.bucket, key, e).into()),
+            Err(e) if dwsync_s3::error::status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(StoreError::from_sdk("GetObject", &self.bucket, key, e).into()),
         }
     }
 
@@ -344,7 +344,7 @@ impl Purger {
                     .body(body.into())
                     .send()
                     .await
-                    .map_err(|e| S3Error::from_sdk("PutObject", &self.bucket, key, e))?;
+                    .map_err(|e| StoreError::from_sdk("PutObject", &self.bucket, key, e))?;
                 if expired() {
                     self.delete(key).await?;
                     tracing::info!(key, rows_removed, "Purge: deleted an archive object that passed its retention.");
@@ -363,7 +363,7 @@ impl Purger {
             .key(key)
             .send()
             .await
-            .map_err(|e| S3Error::from_sdk("DeleteObject", &self.bucket, key, e))?;
+            .map_err(|e| StoreError::from_sdk("DeleteObject", &self.bucket, key, e))?;
         Ok(())
     }
 }

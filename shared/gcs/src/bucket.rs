@@ -10,7 +10,9 @@ use google_cloud_auth::credentials::AccessTokenCredentials;
 use google_cloud_auth::credentials::service_account::Builder as KeyCredentials;
 use reqwest::{Method, RequestBuilder, Response, Url};
 
-use crate::error::{CREDENTIALS, GcsError};
+use dwsync_s3::error::{CREDENTIALS, StoreError};
+
+use crate::error;
 use crate::key::ServiceAccountKey;
 
 /// The JSON API's endpoint on Google Cloud.
@@ -131,10 +133,10 @@ impl Bucket {
         method: Method,
         url: Url,
         (operation, key): (&'static str, &str),
-    ) -> Result<RequestBuilder, GcsError> {
+    ) -> Result<RequestBuilder, StoreError> {
         let token = self.credentials.access_token().await.map_err(|_| {
             let message = "the service account key signs no token (is its private_key a PKCS#8 RSA key?)";
-            GcsError::local(operation, (&self.name, key), CREDENTIALS, message.into())
+            error::local(operation, (&self.name, key), CREDENTIALS, message.into())
         })?;
         Ok(self.http.request(method, url).bearer_auth(token.token).timeout(self.timeouts.attempt))
     }
@@ -144,26 +146,26 @@ impl Bucket {
         &self,
         request: RequestBuilder,
         (operation, key): (&'static str, &str),
-    ) -> Result<Response, GcsError> {
-        request.send().await.map_err(|e| GcsError::from_transport(operation, (&self.name, key), &e))
+    ) -> Result<Response, StoreError> {
+        request.send().await.map_err(|e| error::from_transport(operation, (&self.name, key), &e))
     }
 
     /// The error of a failing answer (its body read up to a bound).
-    pub(crate) async fn failure(&self, answer: Response, (operation, key): (&'static str, &str)) -> GcsError {
+    pub(crate) async fn failure(&self, answer: Response, (operation, key): (&'static str, &str)) -> StoreError {
         let status = answer.status().as_u16();
         let body = read_bounded(answer, MAX_ERROR_BODY).await;
-        GcsError::from_answer(operation, (&self.name, key), status, &body)
+        error::from_answer(operation, (&self.name, key), status, &body)
     }
 
     /// The object at `key`'s metadata, `None` when there is none (`objects.get`).
-    pub async fn metadata(&self, key: &str) -> Result<Option<ObjectMeta>, GcsError> {
+    pub async fn metadata(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
         const OP: &str = "objects.get";
         let answer = self.send(self.request(Method::GET, self.object_url(key), (OP, key)).await?, (OP, key)).await?;
         match answer.status().as_u16() {
             200 => {
                 let body = read_bounded(answer, MAX_ERROR_BODY * 4).await;
                 serde_json::from_slice(&body).map(Some).map_err(|e| {
-                    GcsError::local(
+                    error::local(
                         OP,
                         (&self.name, key),
                         "BadAnswer",
@@ -178,7 +180,7 @@ impl Bucket {
 
     /// Writes `body` at `key` whether or not an object is there (`cio-validate`, rewritten
     /// before every sync).
-    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), GcsError> {
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         const OP: &str = "objects.insert";
         let request = self.request(Method::POST, self.upload_url("media", key, None), (OP, key)).await?;
         let answer =

@@ -4,13 +4,15 @@
 
 use bytes::Bytes;
 use dwsync_s3::check::{Action, CheckFailure, CheckReport, FailureClass, connection_message};
-use dwsync_s3::create_only::TLS_FAILURE;
+use dwsync_s3::error::TLS_FAILURE;
 
 use crate::bucket::Bucket;
-use crate::error::{CREDENTIALS, GcsError};
+use dwsync_s3::error::{CREDENTIALS, StoreError};
+
+use crate::error;
 
 /// The class of a failed GCS request.
-pub fn class_of(err: &GcsError) -> FailureClass {
+pub fn class_of(err: &StoreError) -> FailureClass {
     if err.is_egress_refused() {
         return FailureClass::EgressRefused;
     }
@@ -26,7 +28,7 @@ pub fn class_of(err: &GcsError) -> FailureClass {
     }
 }
 
-fn failure(action: Action, err: &GcsError) -> CheckFailure {
+fn failure(action: Action, err: &StoreError) -> CheckFailure {
     let class = class_of(err);
     let (op, bucket) = (err.operation, &err.bucket);
     let message = match class {
@@ -53,9 +55,9 @@ pub async fn check(bucket: &Bucket, validate_key: &str) -> CheckReport {
     match bucket.metadata(validate_key).await {
         Ok(Some(_)) => passed.push(Action::Read),
         Ok(None) => {
-            let gone = GcsError {
+            let gone = StoreError {
                 status: Some(404),
-                ..GcsError::local("objects.get", (bucket.name(), validate_key), "notFound", String::new())
+                ..error::local("objects.get", (bucket.name(), validate_key), "notFound", String::new())
             };
             return CheckReport { passed, failure: Some(failure(Action::Read, &gone)) };
         }

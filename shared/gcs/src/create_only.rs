@@ -14,7 +14,9 @@ use dwsync_s3::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
 use reqwest::{Method, Url};
 
 use crate::bucket::Bucket;
-use crate::error::GcsError;
+use dwsync_s3::error::StoreError;
+
+use crate::error;
 
 /// Resumable chunks are multiples of this (the API's rule; the last chunk may be shorter).
 const CHUNK_GRANULE: u64 = 256 * 1024;
@@ -50,7 +52,7 @@ impl<'a> CreateOnly<'a> {
     }
 
     /// One attempt to create `obj` at its key without overwriting.
-    pub async fn create(&self, obj: &Object) -> Result<Create, GcsError> {
+    pub async fn create(&self, obj: &Object) -> Result<Create, StoreError> {
         if obj.body.len() as u64 <= self.parts.threshold {
             return self.single(obj).await;
         }
@@ -60,10 +62,10 @@ impl<'a> CreateOnly<'a> {
 
     /// One attempt to create `obj` from its local file without overwriting: a body up to the
     /// threshold is read whole; a larger one goes as a resumable upload, read one chunk at a time.
-    pub async fn create_file(&self, obj: &FileObject) -> Result<Create, GcsError> {
+    pub async fn create_file(&self, obj: &FileObject) -> Result<Create, StoreError> {
         let local = |e: std::io::Error| {
             let message = format!("{}: {e}", obj.path.display());
-            GcsError::local(INSERT, (self.bucket.name(), &obj.key), "LocalFile", message)
+            error::local(INSERT, (self.bucket.name(), &obj.key), "LocalFile", message)
         };
         if obj.len <= self.parts.threshold {
             let body = bytes::Bytes::from(std::fs::read(&obj.path).map_err(local)?);
@@ -84,7 +86,7 @@ impl<'a> CreateOnly<'a> {
     }
 
     /// One `multipart/related` request: the resource, then the bytes.
-    async fn single(&self, obj: &Object) -> Result<Create, GcsError> {
+    async fn single(&self, obj: &Object) -> Result<Create, StoreError> {
         let at = (INSERT, obj.key.as_str());
         // The boundary must not occur in the body; one made of the body's own SHA-256 cannot
         // (the body would have to contain its own hash).
@@ -111,7 +113,7 @@ impl<'a> CreateOnly<'a> {
 
     /// A resumable upload: start a session under `ifGenerationMatch=0`, send the chunks, the
     /// last one commits (or answers `412`). An unfinished session is cancelled.
-    async fn resumable(&self, meta: Upload<'_>, source: Source<'_>) -> Result<Create, GcsError> {
+    async fn resumable(&self, meta: Upload<'_>, source: Source<'_>) -> Result<Create, StoreError> {
         let at = (INSERT, meta.key);
         let url = self.bucket.upload_url("resumable", meta.key, Some(0));
         let request = self.bucket.request(Method::POST, url, at).await?;
@@ -128,7 +130,7 @@ impl<'a> CreateOnly<'a> {
         let session = answer.headers().get("location").and_then(|l| l.to_str().ok()).and_then(|l| Url::parse(l).ok());
         let Some(session) = session.filter(|s| s.origin() == self.bucket.endpoint_url().origin()) else {
             let message = "the resumable upload's session URI is missing or not on the endpoint".to_owned();
-            return Err(GcsError::local(INSERT, (self.bucket.name(), meta.key), "BadAnswer", message));
+            return Err(error::local(INSERT, (self.bucket.name(), meta.key), "BadAnswer", message));
         };
         let outcome = self.chunks(meta, source, &session).await;
         if outcome.is_err() {
@@ -138,7 +140,7 @@ impl<'a> CreateOnly<'a> {
     }
 
     /// Sends the bytes of `source` to `session` chunk by chunk, from where the server says it is.
-    async fn chunks(&self, meta: Upload<'_>, source: Source<'_>, session: &Url) -> Result<Create, GcsError> {
+    async fn chunks(&self, meta: Upload<'_>, source: Source<'_>, session: &Url) -> Result<Create, StoreError> {
         let at = (INSERT, meta.key);
         let len = meta.len;
         let size = chunk_size(self.parts.part_bytes);
@@ -151,7 +153,7 @@ impl<'a> CreateOnly<'a> {
                 if end > start { format!("bytes {start}-{}/{total}", end - 1) } else { format!("bytes */{total}") };
             let chunk = source.part(start, end).map_err(|e| {
                 let message = format!("reading bytes {start}-{end}: {e}");
-                GcsError::local(INSERT, (self.bucket.name(), meta.key), "LocalFile", message)
+                error::local(INSERT, (self.bucket.name(), meta.key), "LocalFile", message)
             })?;
             let request = self.bucket.request(Method::PUT, session.clone(), at).await?;
             let request =
@@ -171,7 +173,7 @@ impl<'a> CreateOnly<'a> {
                         .map_or(0, |n| n + 1);
                     if (persisted <= start && end > start) || persisted > len {
                         let message = format!("the upload session kept {persisted} of the first {end} bytes");
-                        return Err(GcsError::local(INSERT, (self.bucket.name(), meta.key), "NoProgress", message));
+                        return Err(error::local(INSERT, (self.bucket.name(), meta.key), "NoProgress", message));
                     }
                     start = persisted;
                 }
@@ -191,18 +193,18 @@ impl<'a> CreateOnly<'a> {
 }
 
 impl CreateOnlyStore for CreateOnly<'_> {
-    type Error = GcsError;
+    type Error = StoreError;
 
-    async fn create(&self, obj: &Object) -> Result<Create, GcsError> {
+    async fn create(&self, obj: &Object) -> Result<Create, StoreError> {
         CreateOnly::create(self, obj).await
     }
 
-    async fn existing_sha256(&self, key: &str) -> Result<Option<String>, GcsError> {
+    async fn existing_sha256(&self, key: &str) -> Result<Option<String>, StoreError> {
         let Some(meta) = self.bucket.metadata(key).await? else {
             let message = "the object the store reported as existing is gone".to_owned();
-            return Err(GcsError {
+            return Err(StoreError {
                 status: Some(404),
-                ..GcsError::local("objects.get", (self.bucket.name(), key), "ObjectGone", message)
+                ..error::local("objects.get", (self.bucket.name(), key), "ObjectGone", message)
             });
         };
         Ok(meta.metadata.get(SHA256_METADATA).cloned())

@@ -10,20 +10,18 @@
 //! - [`create_only`]: an object created with `ifGenerationMatch=0`, in one request or, above a
 //!   threshold, as a resumable upload finalized under the same precondition; it takes part in
 //!   [`dwsync_s3::written`] (replay or conflict), so GCS and S3 decide alike.
-//! - [`error`]: a failed request, classed like an S3 failure; [`either`]: a failure of either
-//!   kind of destination; [`check`]: a destination tried before it is trusted.
+//! - [`error`]: a failed request as a [`dwsync_s3::error::StoreError`], the type and classes
+//!   S3 failures have; [`check`]: a destination tried before it is trusted.
 //!
 //! Why this client and not a GCS SDK: docs/DESTINATIONS.md.
 
 pub mod bucket;
 pub mod check;
 pub mod create_only;
-pub mod either;
 pub mod error;
 pub mod http;
 pub mod key;
 
 pub use bucket::{Bucket, DEFAULT_ENDPOINT};
-pub use either::DestinationError;
-pub use error::GcsError;
+pub use dwsync_s3::error::StoreError;
 pub use key::{BadKey, ServiceAccountKey};

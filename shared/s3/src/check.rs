@@ -8,7 +8,7 @@ use std::fmt;
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::create_only::S3Error;
+use crate::error::{Store, StoreError};
 
 /// One thing an export does to its bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,13 +100,13 @@ impl FailureClass {
     }
 
     /// The class of a failed request.
-    pub fn of(err: &S3Error) -> Self {
+    pub fn of(err: &StoreError) -> Self {
         if err.is_egress_refused() {
             return Self::EgressRefused;
         }
         match (err.code.as_deref(), err.status) {
             (Some("Timeout"), _) => Self::Timeout,
-            (Some(crate::create_only::TLS_FAILURE), _) => Self::TlsFailure,
+            (Some(crate::error::TLS_FAILURE), _) => Self::TlsFailure,
             (Some("ConnectionFailed"), _) => Self::Unreachable,
             (Some("NoSuchBucket"), _) => Self::BucketMissing,
             (Some("SignatureDoesNotMatch"), _) => Self::BadSignature,
@@ -151,7 +151,7 @@ pub struct CheckFailure {
 
 impl CheckFailure {
     /// The failure of `action` with `err`, on `bucket` in `region`.
-    fn new(action: Action, err: &S3Error, bucket: &str, region: &str) -> Self {
+    fn new(action: Action, err: &StoreError, bucket: &str, region: &str) -> Self {
         let class = FailureClass::of(err);
         let op = err.operation;
         let message = match class {
@@ -235,36 +235,31 @@ pub async fn check(client: &aws_sdk_s3::Client, target: Target<'_>) -> CheckRepo
     CheckReport { passed, failure: None }
 }
 
-async fn step(client: &aws_sdk_s3::Client, t: Target<'_>, action: Action) -> Result<(), S3Error> {
+async fn step(client: &aws_sdk_s3::Client, t: Target<'_>, action: Action) -> Result<(), StoreError> {
     let (bucket, key) = (t.bucket, t.validate_key);
     match action {
         Action::List => {
             let list = client.list_objects_v2().bucket(bucket).prefix(t.prefix).max_keys(1);
-            list.send().await.map_err(|e| S3Error::from_sdk("ListObjectsV2", bucket, t.prefix, e))?;
+            list.send().await.map_err(|e| StoreError::from_sdk("ListObjectsV2", bucket, t.prefix, e))?;
         }
         Action::Write => {
             let put = client.put_object().bucket(bucket).key(key).body(ByteStream::from_static(b""));
-            put.send().await.map_err(|e| S3Error::from_sdk("PutObject", bucket, key, e))?;
+            put.send().await.map_err(|e| StoreError::from_sdk("PutObject", bucket, key, e))?;
         }
         Action::Read => {
             let got = client.get_object().bucket(bucket).key(key).send().await;
-            let got = got.map_err(|e| S3Error::from_sdk("GetObject", bucket, key, e))?;
+            let got = got.map_err(|e| StoreError::from_sdk("GetObject", bucket, key, e))?;
             // The body is the empty object just written; reading it finishes the request.
-            let _ = got.body.collect().await.map_err(|e| S3Error {
-                operation: "GetObject",
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                status: None,
-                code: Some("ConnectionFailed".into()),
-                message: e.to_string(),
+            let _ = got.body.collect().await.map_err(|e| {
+                StoreError::local(Store::S3, "GetObject", (bucket, key), "ConnectionFailed", e.to_string())
             })?;
         }
         Action::Multipart => {
             let created = client.create_multipart_upload().bucket(bucket).key(key).send().await;
-            let created = created.map_err(|e| S3Error::from_sdk("CreateMultipartUpload", bucket, key, e))?;
+            let created = created.map_err(|e| StoreError::from_sdk("CreateMultipartUpload", bucket, key, e))?;
             if let Some(upload_id) = created.upload_id() {
                 let abort = client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id);
-                abort.send().await.map_err(|e| S3Error::from_sdk("AbortMultipartUpload", bucket, key, e))?;
+                abort.send().await.map_err(|e| StoreError::from_sdk("AbortMultipartUpload", bucket, key, e))?;
             }
         }
     }
@@ -275,8 +270,9 @@ async fn step(client: &aws_sdk_s3::Client, t: Target<'_>, action: Action) -> Res
 mod tests {
     use super::*;
 
-    fn failed(status: Option<u16>, code: &str) -> S3Error {
-        S3Error {
+    fn failed(status: Option<u16>, code: &str) -> StoreError {
+        StoreError {
+            store: Store::S3,
             operation: "PutObject",
             bucket: "b".into(),
             key: "k".into(),
@@ -299,7 +295,7 @@ mod tests {
             (Some(403), "InvalidAccessKeyId", UnknownAccessKey),
             (Some(403), "NotSignedUp", UnknownAccessKey),
             (None, "Timeout", Timeout),
-            (None, crate::create_only::TLS_FAILURE, TlsFailure),
+            (None, crate::error::TLS_FAILURE, TlsFailure),
             (None, "ConnectionFailed", Unreachable),
             (Some(500), "InternalError", Other),
         ] {

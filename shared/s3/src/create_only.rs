@@ -2,12 +2,13 @@
 //! conditionally completed multipart upload; stores without conditional writes get the weaker
 //! HEAD-then-PUT. One call is one attempt; callers retry.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
+use crate::error::{Store, StoreError, status};
 use crate::{PARQUET_CONTENT_TYPE, ROWS_METADATA, SHA256_METADATA};
 
 /// The most parts S3 accepts in one multipart upload.
@@ -107,168 +108,6 @@ pub enum Create {
     Exists,
 }
 
-/// A failed S3 request.
-#[derive(Debug, thiserror::Error)]
-#[error("S3 {operation} s3://{bucket}/{key} failed (HTTP {}): {message}", status.map_or("-".to_owned(), |s| s.to_string()))]
-pub struct S3Error {
-    /// The S3 operation (`PutObject`, ...).
-    pub operation: &'static str,
-    /// The bucket.
-    pub bucket: String,
-    /// The key.
-    pub key: String,
-    /// The HTTP status, if a response arrived.
-    pub status: Option<u16>,
-    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, ...), or without an answer `Timeout`,
-    /// [`TLS_FAILURE`], `ConnectionFailed` or [`crate::egress::EGRESS_REFUSED`].
-    pub code: Option<String>,
-    /// What went wrong (the SDK's error with its sources).
-    pub message: String,
-}
-
-impl S3Error {
-    /// The error of `operation` on `bucket`/`key` from the SDK's `err`.
-    pub fn from_sdk<E>(operation: &'static str, bucket: &str, key: &str, err: SdkError<E>) -> Self
-    where
-        E: std::error::Error + ProvideErrorMetadata + 'static,
-    {
-        if let Some(refused) = crate::egress::refusal_in(&err) {
-            return Self {
-                operation,
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                status: None,
-                code: Some(crate::egress::EGRESS_REFUSED.to_owned()),
-                message: refused.to_string(),
-            };
-        }
-        let code = match &err {
-            SdkError::ServiceError(e) => e.err().code().map(str::to_owned),
-            SdkError::TimeoutError(_) => Some("Timeout".to_owned()),
-            SdkError::DispatchFailure(e) => Some(dispatch_code(&err, e.is_timeout()).to_owned()),
-            _ => None,
-        };
-        Self {
-            code,
-            operation,
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            status: status(&err),
-            message: DisplayErrorContext(&err).to_string(),
-        }
-    }
-
-    fn failed(&self) -> Failed<'_> {
-        Failed {
-            scheme: "s3",
-            operation: self.operation,
-            bucket: &self.bucket,
-            key: &self.key,
-            status: self.status,
-            code: self.code.as_deref(),
-            message: &self.message,
-        }
-    }
-
-    /// A one-line summary for operators (the status endpoint): operation, object, status, code;
-    /// for a request the egress policy refused, the refusal.
-    pub fn summary(&self) -> String {
-        self.failed().summary()
-    }
-
-    /// Whether another attempt may succeed: no response, a server error or throttling. Denied
-    /// (403), missing bucket (404), bad requests, redirects and endpoints the egress policy
-    /// refuses need a configuration change.
-    pub fn is_transient(&self) -> bool {
-        self.failed().is_transient()
-    }
-
-    /// Whether the egress policy refused the endpoint ([`crate::egress`]): nothing was sent.
-    pub fn is_egress_refused(&self) -> bool {
-        self.failed().is_egress_refused()
-    }
-}
-
-/// A failed request to a bucket of any kind of store, as its summary and class see it.
-#[derive(Debug, Clone, Copy)]
-pub struct Failed<'a> {
-    /// The scheme of the object's URL: `s3`, `gs`.
-    pub scheme: &'static str,
-    /// The operation.
-    pub operation: &'a str,
-    /// The bucket.
-    pub bucket: &'a str,
-    /// The key.
-    pub key: &'a str,
-    /// The HTTP status, if a response arrived.
-    pub status: Option<u16>,
-    /// The store's error code, or the class of a request without an answer.
-    pub code: Option<&'a str>,
-    /// What went wrong.
-    pub message: &'a str,
-}
-
-impl Failed<'_> {
-    /// A one-line summary: operation, object, status, code; for a request the egress policy
-    /// refused, the refusal.
-    pub fn summary(&self) -> String {
-        let (op, scheme, bucket, key) = (self.operation, self.scheme, self.bucket, self.key);
-        if self.is_egress_refused() {
-            return format!("{op} {scheme}://{bucket}/{key}: refused: {}", self.message);
-        }
-        let status = self.status.map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
-        format!("{op} {scheme}://{bucket}/{key}: {status} {}", self.code.unwrap_or("error"))
-    }
-
-    /// Whether another attempt may succeed: no response, a server error or throttling.
-    pub fn is_transient(&self) -> bool {
-        !self.is_egress_refused() && self.status.is_none_or(|s| s >= 500 || s == 429 || s == 408)
-    }
-
-    /// Whether the egress policy refused the endpoint ([`crate::egress`]): nothing was sent.
-    pub fn is_egress_refused(&self) -> bool {
-        self.code == Some(crate::egress::EGRESS_REFUSED)
-    }
-}
-
-/// The HTTP status of a failed request, if a response arrived.
-pub fn status<E>(err: &SdkError<E>) -> Option<u16> {
-    err.raw_response().map(|r| r.status().as_u16())
-}
-
-/// The [`S3Error::code`] of a request whose TLS handshake failed.
-pub const TLS_FAILURE: &str = "TlsFailure";
-
-/// The code of a request that got no answer: `Timeout`, [`TLS_FAILURE`] or `ConnectionFailed`
-/// (any HTTP client's error chain: rustls errors are looked for in it).
-pub fn dispatch_code(err: &(dyn std::error::Error + 'static), timed_out: bool) -> &'static str {
-    if timed_out {
-        return "Timeout";
-    }
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if e.is::<rustls::Error>() || wraps_rustls(e) {
-            return TLS_FAILURE;
-        }
-        next = e.source();
-    }
-    "ConnectionFailed"
-}
-
-/// Whether `e` is an `io::Error` wrapping, through any number of `io::Error`s, a rustls error: an
-/// io::Error's `source` skips the error it wraps, and a TLS connector wraps a rustls certificate
-/// error in two of them (`Other` around `InvalidData`).
-fn wraps_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-    while let Some(w) = inner {
-        if w.is::<rustls::Error>() {
-            return true;
-        }
-        inner = w.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-    }
-    false
-}
-
 /// Creates objects in one bucket with one client, never overwriting.
 #[derive(Debug, Clone, Copy)]
 pub struct CreateOnly<'a> {
@@ -291,15 +130,15 @@ impl<'a> CreateOnly<'a> {
         self.bucket
     }
 
-    fn error<E>(&self, operation: &'static str, key: &str, err: SdkError<E>) -> S3Error
+    fn error<E>(&self, operation: &'static str, key: &str, err: SdkError<E>) -> StoreError
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
-        S3Error::from_sdk(operation, self.bucket, key, err)
+        StoreError::from_sdk(operation, self.bucket, key, err)
     }
 
     /// One attempt to create `obj` at its key without overwriting.
-    pub async fn create(&self, obj: &Object) -> Result<Create, S3Error> {
+    pub async fn create(&self, obj: &Object) -> Result<Create, StoreError> {
         let multipart = obj.body.len() as u64 > self.parts.threshold;
         // Without conditional writes this HEAD is the only guard (the weaker fallback: a writer
         // racing between it and the PUT can be overwritten). With them, it only spares a
@@ -313,14 +152,15 @@ impl<'a> CreateOnly<'a> {
     /// One attempt to create `obj` from its local file without overwriting: a body up to the
     /// multipart threshold is read whole and PUT; a larger one goes as a multipart upload, read
     /// one part at a time.
-    pub async fn create_file(&self, obj: &FileObject) -> Result<Create, S3Error> {
-        let local = |e: std::io::Error| S3Error {
-            operation: "ReadLocalFile",
-            bucket: self.bucket.to_owned(),
-            key: obj.key.clone(),
-            status: None,
-            code: Some("LocalFile".into()),
-            message: format!("{}: {e}", obj.path.display()),
+    pub async fn create_file(&self, obj: &FileObject) -> Result<Create, StoreError> {
+        let local = |e: std::io::Error| {
+            StoreError::local(
+                Store::S3,
+                "ReadLocalFile",
+                (self.bucket, &obj.key),
+                "LocalFile",
+                format!("{}: {e}", obj.path.display()),
+            )
         };
         if obj.len <= self.parts.threshold {
             let body = Bytes::from(std::fs::read(&obj.path).map_err(local)?);
@@ -334,7 +174,7 @@ impl<'a> CreateOnly<'a> {
         self.multipart(meta, Source::File(&obj.path)).await
     }
 
-    async fn put(&self, obj: &Object) -> Result<Create, S3Error> {
+    async fn put(&self, obj: &Object) -> Result<Create, StoreError> {
         let mut put = self
             .client
             .put_object()
@@ -354,7 +194,7 @@ impl<'a> CreateOnly<'a> {
         }
     }
 
-    async fn multipart(&self, obj: Meta<'_>, source: Source<'_>) -> Result<Create, S3Error> {
+    async fn multipart(&self, obj: Meta<'_>, source: Source<'_>) -> Result<Create, StoreError> {
         let created = self
             .client
             .create_multipart_upload()
@@ -367,14 +207,13 @@ impl<'a> CreateOnly<'a> {
             .await
             .map_err(|e| self.error("CreateMultipartUpload", obj.key, e))?;
         let Some(upload_id) = created.upload_id() else {
-            return Err(S3Error {
-                operation: "CreateMultipartUpload",
-                bucket: self.bucket.to_owned(),
-                key: obj.key.to_owned(),
-                status: None,
-                code: Some("NoUploadId".into()),
-                message: "the response has no upload id".into(),
-            });
+            return Err(StoreError::local(
+                Store::S3,
+                "CreateMultipartUpload",
+                (self.bucket, obj.key),
+                "NoUploadId",
+                "the response has no upload id".to_owned(),
+            ));
         };
         let outcome = self.upload_parts(obj, source, upload_id).await;
         if !matches!(outcome, Ok(Create::Created)) {
@@ -383,19 +222,20 @@ impl<'a> CreateOnly<'a> {
         outcome
     }
 
-    async fn upload_parts(&self, obj: Meta<'_>, source: Source<'_>, upload_id: &str) -> Result<Create, S3Error> {
+    async fn upload_parts(&self, obj: Meta<'_>, source: Source<'_>, upload_id: &str) -> Result<Create, StoreError> {
         let len = obj.len;
         let size = usize::try_from(part_size(len, self.parts.part_bytes)).unwrap_or(usize::MAX);
         let mut parts = Vec::new();
         for (index, start) in (0..len).step_by(size).enumerate() {
             let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
-            let body = source.part(start, len.min(start.saturating_add(size as u64))).map_err(|e| S3Error {
-                operation: "UploadPart",
-                bucket: self.bucket.to_owned(),
-                key: obj.key.to_owned(),
-                status: None,
-                code: Some("LocalFile".into()),
-                message: format!("reading part {number}: {e}"),
+            let body = source.part(start, len.min(start.saturating_add(size as u64))).map_err(|e| {
+                StoreError::local(
+                    Store::S3,
+                    "UploadPart",
+                    (self.bucket, obj.key),
+                    "LocalFile",
+                    format!("reading part {number}: {e}"),
+                )
             })?;
             let uploaded = self
                 .client
@@ -439,7 +279,7 @@ impl<'a> CreateOnly<'a> {
     }
 
     /// The object's metadata, `None` when there is no object at `key`.
-    pub async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, S3Error> {
+    pub async fn head(&self, key: &str) -> Result<Option<HeadObjectOutput>, StoreError> {
         match self.client.head_object().bucket(self.bucket).key(key).send().await {
             Ok(out) => Ok(Some(out)),
             Err(err) if status(&err) == Some(404) => Ok(None),
@@ -449,22 +289,17 @@ impl<'a> CreateOnly<'a> {
 }
 
 impl crate::written::CreateOnlyStore for CreateOnly<'_> {
-    type Error = S3Error;
+    type Error = StoreError;
 
-    async fn create(&self, obj: &Object) -> Result<Create, S3Error> {
+    async fn create(&self, obj: &Object) -> Result<Create, StoreError> {
         CreateOnly::create(self, obj).await
     }
 
-    async fn existing_sha256(&self, key: &str) -> Result<Option<String>, S3Error> {
+    async fn existing_sha256(&self, key: &str) -> Result<Option<String>, StoreError> {
         let Some(head) = self.head(key).await? else {
-            return Err(S3Error {
-                operation: "HeadObject",
-                bucket: self.bucket.to_owned(),
-                key: key.to_owned(),
-                status: Some(404),
-                code: Some("ObjectGone".into()),
-                message: "the object the store reported as existing is gone".into(),
-            });
+            let message = "the object the store reported as existing is gone".to_owned();
+            let gone = StoreError::local(Store::S3, "HeadObject", (self.bucket, key), "ObjectGone", message);
+            return Err(StoreError { status: Some(404), ..gone });
         };
         Ok(head.metadata().and_then(|m| m.get(SHA256_METADATA)).cloned())
     }
@@ -473,29 +308,6 @@ impl crate::written::CreateOnlyStore for CreateOnly<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn failure(status: Option<u16>, code: Option<&str>) -> S3Error {
-        S3Error {
-            operation: "PutObject",
-            bucket: "b".into(),
-            key: "k".into(),
-            status,
-            code: code.map(str::to_owned),
-            message: "long SDK text".into(),
-        }
-    }
-
-    #[test]
-    fn only_errors_that_can_pass_are_retried_in_place() {
-        for (status, transient) in [(None, true), (Some(500), true), (Some(503), true), (Some(429), true)] {
-            assert_eq!(failure(status, None).is_transient(), transient, "{status:?}");
-        }
-        for status in [403, 404, 400, 301] {
-            assert!(!failure(Some(status), None).is_transient(), "{status}");
-        }
-        assert_eq!(failure(Some(403), Some("AccessDenied")).summary(), "PutObject s3://b/k: HTTP 403 AccessDenied");
-        assert_eq!(failure(None, Some("Timeout")).summary(), "PutObject s3://b/k: no response Timeout");
-    }
 
     #[test]
     fn parts_grow_to_stay_within_ten_thousand() {

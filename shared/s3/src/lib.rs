@@ -8,7 +8,8 @@
 //! the TLS roots loaded once), so thousands of destinations, each with its own credentials, cost
 //! one connection pool rather than one each. [`create_only`] writes an object without ever
 //! overwriting one (`If-None-Match: *`), for the uploader and the archiver alike; [`written`] tells
-//! a replay from a conflict when the key was taken, for every kind of store. [`egress`] keeps
+//! a replay from a conflict when the key was taken, for every kind of store. [`error`] is one failure type for
+//! every kind of store. [`egress`] keeps
 //! customers' endpoints out of the operator's network (their clients share
 //! [`egress::customer_https_client`]).
 
@@ -16,6 +17,7 @@ pub mod check;
 pub mod create_only;
 pub mod credentials;
 pub mod egress;
+pub mod error;
 pub mod list;
 pub mod written;
 

@@ -1,6 +1,6 @@
 //! Every object under a prefix, one `ListObjectsV2` page after another.
 
-use crate::create_only::S3Error;
+use crate::error::StoreError;
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct Listed {
 
 /// Every object of `bucket` under `prefix`, in the store's (lexicographic) key order; one
 /// attempt per page, no retries of its own.
-pub async fn list_prefix(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<Listed>, S3Error> {
+pub async fn list_prefix(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<Listed>, StoreError> {
     let mut listed = Vec::new();
     let mut token = None;
     loop {
@@ -24,7 +24,7 @@ pub async fn list_prefix(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| S3Error::from_sdk("ListObjectsV2", bucket, prefix, e))?;
+            .map_err(|e| StoreError::from_sdk("ListObjectsV2", bucket, prefix, e))?;
         listed.extend(out.contents().iter().filter_map(|o| {
             let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or_default();
             o.key().map(|key| Listed { key: key.to_owned(), size })

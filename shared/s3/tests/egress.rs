@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use dwsync_s3::create_only::S3Error;
 use dwsync_s3::egress::{EgressConfig, EgressPolicy, customer_https_client};
+use dwsync_s3::error::StoreError;
 
 mod common;
 
@@ -20,9 +20,9 @@ fn client(policy: EgressPolicy) -> aws_sdk_s3::Client {
     common::client_of(&localhost_endpoint(), customer_https_client(policy), None, Duration::from_secs(30))
 }
 
-async fn put(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), S3Error> {
+async fn put(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), StoreError> {
     let put = client.put_object().bucket(bucket).key("cio-validate").body(Vec::new().into());
-    put.send().await.map(drop).map_err(|e| S3Error::from_sdk("PutObject", bucket, "cio-validate", e))
+    put.send().await.map(drop).map_err(|e| StoreError::from_sdk("PutObject", bucket, "cio-validate", e))
 }
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn a_name_resolving_to_loopback_is_refused_at_connection_time_unless_allow
         let allowed = client(policy);
         if let Err(e) = allowed.create_bucket().bucket(&bucket).send().await {
             // Created by the first round already.
-            assert_eq!(dwsync_s3::create_only::status(&e), Some(409), "{e:?}");
+            assert_eq!(dwsync_s3::error::status(&e), Some(409), "{e:?}");
         }
         put(&allowed, &bucket).await.unwrap_or_else(|e| panic!("allowed by {allow}: {e}"));
     }

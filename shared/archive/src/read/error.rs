@@ -1,6 +1,6 @@
 //! Why reading a workspace's history failed: every error names the archive key it is about.
 
-use dwsync_s3::create_only::S3Error;
+use dwsync_s3::error::StoreError;
 
 /// A failure reading the archive.
 #[derive(Debug, thiserror::Error)]
@@ -10,7 +10,7 @@ pub enum ReadError {
     Partitions(i32),
     /// An S3 request failed (listing or reading); the error names the bucket and key.
     #[error(transparent)]
-    S3(#[from] S3Error),
+    S3(#[from] StoreError),
     /// A listed object is gone (404 on reading it).
     #[error("archive object s3://{bucket}/{key} is missing (listed, then not found)")]
     Missing {

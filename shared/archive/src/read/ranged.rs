@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use bytes::{Buf, Bytes};
-use dwsync_s3::create_only::S3Error;
+use dwsync_s3::error::StoreError;
 use parquet::errors::ParquetError;
 use parquet::file::reader::{ChunkReader, Length};
 
@@ -82,11 +82,11 @@ impl RangedObject<'_> {
 
     fn error(&self, error: SdkError<GetObjectError>) -> ReadError {
         if matches!(&error, SdkError::ServiceError(e) if e.err().is_no_such_key())
-            || dwsync_s3::create_only::status(&error) == Some(404)
+            || dwsync_s3::error::status(&error) == Some(404)
         {
             return ReadError::Missing { bucket: self.bucket.to_owned(), key: self.key.to_owned() };
         }
-        ReadError::S3(S3Error::from_sdk("GetObject", self.bucket, self.key, error))
+        ReadError::S3(StoreError::from_sdk("GetObject", self.bucket, self.key, error))
     }
 }
 

@@ -29,7 +29,7 @@ pub use allow::{Allowed, BadAllowEntry};
 pub use class::{AddressClass, classify};
 pub use resolver::{EgressResolver, customer_https_client};
 
-/// The [`crate::create_only::S3Error::code`] of a request refused by the policy.
+/// The [`crate::error::StoreError::code`] of a request refused by the policy.
 pub const EGRESS_REFUSED: &str = "EgressRefused";
 
 /// How long control waits for an endpoint's name to resolve.
