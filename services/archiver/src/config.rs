@@ -230,19 +230,11 @@ impl dwsync_config::ServiceConfig for Config {
 #[cfg(test)]
 mod tests {
     use dwsync_config::ConfigError;
-    use figment::Jail;
 
     use super::*;
 
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn with_file(toml: &str, check: impl FnOnce(Result<Config, ConfigError>)) {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.create_file("archiver.toml", toml)?;
-            let path = jail.directory().join("archiver.toml");
-            check(dwsync_config::load(Some(&path), dwsync_config::ENV_PREFIX));
-            Ok(())
-        });
+        check(dwsync_config::testing::load_with(Some(toml), &[]));
     }
 
     fn valid() -> Config {
@@ -280,28 +272,30 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn environment_overrides_and_the_secret_never_prints() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.set_env("DWSYNC_ARCHIVE__FLUSH_INTERVAL_MS", "5000");
-            jail.set_env("DWSYNC_STORE__SECRET_ACCESS_KEY", "0123-secret");
-            jail.set_env("DWSYNC_STORE__ACCESS_KEY_ID", "id");
-            // Variables of the same prefix outside any section live in the same environment (the
-            // seal keys of dev/up and docker-compose, the dev scripts' DWSYNC_RUN, the CLI's
-            // DWSYNC_TOKEN): not config keys, not refused.
-            jail.set_env("DWSYNC_SEAL_KEY", "00".repeat(32));
-            jail.set_env("DWSYNC_SEAL_OLD_KEYS", "11".repeat(32));
-            jail.set_env("DWSYNC_RUN", "/tmp/run");
-            jail.set_env("DWSYNC_TOKEN", "t");
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.archive.flush_interval(), Duration::from_secs(5));
-            assert_eq!(cfg.store.secret_access_key.expose(), "0123-secret");
-            assert_eq!(cfg.validate(), Ok(()));
-            let debug = format!("{cfg:?}");
-            assert!(!debug.contains("0123-secret"), "{debug}");
-            Ok(())
-        });
+        let seal_key = "00".repeat(32);
+        let old_seal_key = "11".repeat(32);
+        let cfg: Config = dwsync_config::testing::load_with(
+            None,
+            &[
+                ("DWSYNC_ARCHIVE__FLUSH_INTERVAL_MS", "5000"),
+                ("DWSYNC_STORE__SECRET_ACCESS_KEY", "0123-secret"),
+                ("DWSYNC_STORE__ACCESS_KEY_ID", "id"),
+                // Variables of the same prefix outside any section live in the same environment
+                // (the seal keys of dev/up and docker-compose, the dev scripts' DWSYNC_RUN, the
+                // CLI's DWSYNC_TOKEN): not config keys, not refused.
+                ("DWSYNC_SEAL_KEY", &seal_key),
+                ("DWSYNC_SEAL_OLD_KEYS", &old_seal_key),
+                ("DWSYNC_RUN", "/tmp/run"),
+                ("DWSYNC_TOKEN", "t"),
+            ],
+        )
+        .expect("overridden");
+        assert_eq!(cfg.archive.flush_interval(), Duration::from_secs(5));
+        assert_eq!(cfg.store.secret_access_key.expose(), "0123-secret");
+        assert_eq!(cfg.validate(), Ok(()));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("0123-secret"), "{debug}");
     }
 
     #[test]

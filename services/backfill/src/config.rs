@@ -209,19 +209,11 @@ impl dwsync_config::ServiceConfig for Config {
 #[cfg(test)]
 mod tests {
     use dwsync_config::{ConfigError, Secret};
-    use figment::Jail;
 
     use super::*;
 
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn with_file(toml: &str, check: impl FnOnce(Result<Config, ConfigError>)) {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.create_file("backfill.toml", toml)?;
-            let path = jail.directory().join("backfill.toml");
-            check(dwsync_config::load(Some(&path), dwsync_config::ENV_PREFIX));
-            Ok(())
-        });
+        check(dwsync_config::testing::load_with(Some(toml), &[]));
     }
 
     fn valid() -> Config {
@@ -273,23 +265,24 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn environment_overrides_and_the_secret_never_prints() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.set_env("DWSYNC_BACKFILL__CONCURRENCY", "5");
-            jail.set_env("DWSYNC_ARCHIVE__SECRET_ACCESS_KEY", "0123-secret");
-            jail.set_env("DWSYNC_ARCHIVE__ACCESS_KEY_ID", "id");
-            jail.set_env("DWSYNC_SEAL_KEY", "00".repeat(32));
-            jail.set_env("DWSYNC_RUN", "/tmp/run");
-            let cfg: Config = dwsync_config::load(None, dwsync_config::ENV_PREFIX).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.backfill.concurrency, 5);
-            assert_eq!(cfg.archive.secret_access_key.expose(), "0123-secret");
-            assert_eq!(cfg.validate(), Ok(()));
-            let debug = format!("{cfg:?}");
-            assert!(!debug.contains("0123-secret"), "{debug}");
-            Ok(())
-        });
+        let seal_key = "00".repeat(32);
+        let cfg: Config = dwsync_config::testing::load_with(
+            None,
+            &[
+                ("DWSYNC_BACKFILL__CONCURRENCY", "5"),
+                ("DWSYNC_ARCHIVE__SECRET_ACCESS_KEY", "0123-secret"),
+                ("DWSYNC_ARCHIVE__ACCESS_KEY_ID", "id"),
+                ("DWSYNC_SEAL_KEY", &seal_key),
+                ("DWSYNC_RUN", "/tmp/run"),
+            ],
+        )
+        .expect("overridden");
+        assert_eq!(cfg.backfill.concurrency, 5);
+        assert_eq!(cfg.archive.secret_access_key.expose(), "0123-secret");
+        assert_eq!(cfg.validate(), Ok(()));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("0123-secret"), "{debug}");
     }
 
     #[test]

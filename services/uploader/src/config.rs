@@ -571,19 +571,11 @@ impl dwsync_config::ServiceConfig for Config {
 #[cfg(test)]
 mod tests {
     use dwsync_config::ConfigError;
-    use figment::Jail;
 
     use super::*;
 
-    #[expect(clippy::result_large_err, reason = "figment::Jail's closures return figment::Result")]
     fn with_file(toml: &str, check: impl FnOnce(Result<Config, ConfigError>)) {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            jail.create_file("uploader.toml", toml)?;
-            let path = jail.directory().join("uploader.toml");
-            check(dwsync_config::load(Some(&path), dwsync_config::ENV_PREFIX));
-            Ok(())
-        });
+        check(dwsync_config::testing::load_with(Some(toml), &[]));
     }
 
     #[test]
