@@ -26,6 +26,7 @@ use crate::report::{CloseGroup, EndToEnd, Latency, Throughput, Usage};
 use crate::s3_ceiling::{self, WriteCeiling};
 use crate::scenario::Scenario;
 use crate::services::{self, RunNames, S3Target, Service};
+use crate::soak::{self, OverTime, RssSample, Watch};
 use crate::upload_log::UploadLog;
 use crate::{kafka, preload, procstat, s3};
 
@@ -61,6 +62,8 @@ pub(crate) struct Setup<'a> {
     /// Produce the records while the services run (the topics are empty) instead of reading a
     /// backlog.
     pub(crate) feed: Option<Feed>,
+    /// Also follow memory and close → visible over time (the soak).
+    pub(crate) watch: Option<Watch>,
 }
 
 /// A steady stream: the scenario's records produced at an even pace.
@@ -115,6 +118,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         env: [ingest_env, uploader_env],
         keep_objects,
         feed,
+        watch,
     } = setup;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     kafka::create_topics(&names.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS).await?;
@@ -151,6 +155,9 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)],
         machine: neighbours.sample(),
     }];
+    let mut rss = Vec::new();
+    let mut next_rss = Instant::now();
+    let mut produced = None;
     let stall = Duration::from_millis((4 * names.window_ms).max(60_000));
     let mut progress = (0, 0);
     let mut last_progress = Instant::now();
@@ -159,7 +166,16 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         ingest.check_running()?;
         uploader.check_running()?;
         if let Some(done) = feeder.take_if(|f| f.is_finished()) {
-            fed(done, loaded.records)?;
+            produced = Some(fed(done, loaded.records)?);
+        }
+        if let Some(w) = watch
+            && Instant::now() >= next_rss
+            && let (Some(i), Some(u)) = (procstat::rss_bytes(ingest.pid()), procstat::rss_bytes(uploader.pid()))
+        {
+            next_rss += w.rss_every;
+            let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+            let at_secs = (now_ms() - started_ms) as f64 / 1000.0;
+            rss.push(RssSample { at_secs, ingest_mib: mib(i), uploader_mib: mib(u) });
         }
         if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
             samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u], machine: neighbours.sample() });
@@ -189,22 +205,28 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         }
     };
     if let Some(f) = feeder {
-        fed(f, loaded.records)?;
+        produced = Some(fed(f, loaded.records)?);
     }
+    // What was produced: the feed's count (with its bytes and tables) or the pre-load's.
+    let produced = produced.unwrap_or_else(|| loaded.clone());
     let profiles: BTreeMap<String, Vec<String>> =
         profilers.into_iter().map(|(name, p)| (name.to_owned(), p.finish())).collect();
     ingest.stop();
     uploader.stop();
     let files = reader.stop()?;
 
-    let rows: u64 = files.iter().map(|f| f.rows).sum();
-    if rows != loaded.records {
-        bail!("{rows} rows were handed off for {} records produced", loaded.records);
-    }
+    exactly_once(&files, &produced)?;
     let keys = s3::list_keys(&client, &names.bucket).await?;
     let missing: Vec<&str> = files.iter().map(|f| f.key.as_str()).filter(|k| !keys.contains(*k)).collect();
     if let Some(first) = missing.first() {
         bail!("{} of {} files are not in bucket {} (first: {first})", missing.len(), files.len(), names.bucket);
+    }
+    // A file written under a second key (handed off twice) would hold its rows twice.
+    let handed_off: std::collections::BTreeSet<&str> = files.iter().map(|f| f.key.as_str()).collect();
+    let others: Vec<&String> =
+        keys.iter().filter(|k| !k.ends_with("/cio-validate") && !handed_off.contains(k.as_str())).collect();
+    if let Some(first) = others.first() {
+        bail!("{} object(s) in bucket {} were not handed off (first: {first})", others.len(), names.bucket);
     }
     let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
     eprintln!(
@@ -225,16 +247,61 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     }
     let (ceiling, _) = ceiling?;
     let visible = log.visible();
-    Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles, ceiling))
+    let mut measured = measure(&files, visible, &samples, started_ms, &produced, usage, validates, profiles, ceiling);
+    measured.over_time = watch.map(|w| over_time(w, &files, visible, &samples, started_ms, rss));
+    Ok(measured)
 }
 
-/// Waits for the stream's producer and checks it delivered `expected` records.
-fn fed(producer: std::thread::JoinHandle<anyhow::Result<Loaded>>, expected: u64) -> anyhow::Result<()> {
+/// Every record produced handed off once: as many rows as records, per table when the
+/// producer counted them per table. Two files holding the same record make more rows than
+/// records (a file rebuilt after a crash keeps its file id and counts once).
+fn exactly_once(files: &[HandedOff], produced: &Loaded) -> anyhow::Result<()> {
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    if rows != produced.records {
+        bail!("{rows} rows were handed off for {} records produced", produced.records);
+    }
+    let mut per_table: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in files {
+        *per_table.entry(f.table.name()).or_default() += f.rows;
+    }
+    for (table, (records, _)) in &produced.per_table {
+        let rows = per_table.get(table).copied().unwrap_or(0);
+        if rows != *records {
+            bail!("{table}: {rows} rows were handed off for {records} records produced");
+        }
+    }
+    Ok(())
+}
+
+/// Memory, close → visible per interval and the servers' CPU over the whole run.
+fn over_time(
+    watch: Watch,
+    files: &[HandedOff],
+    visible: &BTreeMap<String, i64>,
+    samples: &[Sample],
+    started_ms: i64,
+    rss: Vec<RssSample>,
+) -> OverTime {
+    let closes =
+        files.iter().filter_map(|f| Some((f.closed_at_ms - started_ms, visible.get(&f.key)? - f.closed_at_ms)));
+    let machine_cpu = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => last.machine - first.machine,
+        _ => MachineCpu::default(),
+    };
+    OverTime {
+        rss,
+        visible_by_interval: soak::by_interval(closes, watch.latency_interval.as_millis() as i64),
+        machine_cpu,
+    }
+}
+
+/// Waits for the stream's producer and checks it delivered `expected` records; what it produced.
+fn fed(producer: std::thread::JoinHandle<anyhow::Result<Loaded>>, expected: u64) -> anyhow::Result<Loaded> {
     let fed = producer.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
     if fed.records != expected {
         bail!("the stream produced {} records, {expected} expected", fed.records);
     }
-    Ok(())
+    Ok(fed)
 }
 
 /// CPU seconds and peak RSS of a live process.
@@ -297,6 +364,7 @@ fn measure(
             .collect(),
         profiles,
         s3_ceiling,
+        over_time: None,
     }
 }
 

@@ -25,6 +25,8 @@ use crate::services::workspace_prefix;
 pub(crate) struct HandedOff {
     /// The key the uploader writes it to (relative to the bucket).
     pub(crate) key: String,
+    /// Its table.
+    pub(crate) table: Table,
     /// Rows in the file.
     pub(crate) rows: u64,
     /// Parquet bytes.
@@ -116,6 +118,7 @@ fn read(consumer: &BaseConsumer, files: &Files, stop: &AtomicBool) -> anyhow::Re
         let key = data_key(&workspace_prefix(chunk.workspace_id), table, kind, chunk.workspace_id, seq);
         let file = HandedOff {
             key,
+            table,
             rows: chunk.row_count,
             bytes: chunk.file_size,
             closed_at_ms: chunk.window_closed_at_ms,
