@@ -38,11 +38,27 @@ pub(crate) async fn create_bucket(client: &aws_sdk_s3::Client, target: &S3Target
 /// Every key in `bucket`. A server that cannot be reached (restarting) is tried again for up to
 /// two minutes.
 pub(crate) async fn list_keys(client: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<BTreeSet<String>> {
+    list_keys_under(client, bucket, None).await
+}
+
+/// Every key in `bucket` under `prefix` (all with `None`), as [`list_keys`]. The local server
+/// walks everything a listing covers for each page: many small prefixes list a large bucket in
+/// time proportional to its keys, one listing of it in time proportional to their square.
+pub(crate) async fn list_keys_under(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> anyhow::Result<BTreeSet<String>> {
     let mut keys = BTreeSet::new();
     let mut token = None;
     let mut unreachable_since = None;
     loop {
-        let page = match client.list_objects_v2().bucket(bucket).set_continuation_token(token.clone()).send().await {
+        let request = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(prefix.map(str::to_owned))
+            .set_continuation_token(token.clone());
+        let page = match request.send().await {
             Ok(page) => page,
             Err(SdkError::DispatchFailure(_) | SdkError::TimeoutError(_))
                 if unreachable_since.get_or_insert_with(Instant::now).elapsed() < RETRY_FOR =>
