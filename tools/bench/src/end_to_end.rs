@@ -5,7 +5,8 @@
 //!
 //! While it runs the harness samples both processes' CPU time every 200 ms, follows the handoff
 //! topic (each file's key, rows and window close time) and the uploader's log (when each object
-//! was written). At the end it lists the bucket: every handed-off file must be there.
+//! was written). At the end it looks every handed-off file up in the bucket (one HEAD each), and
+//! every object the uploader logged must be a handed-off file.
 //!
 //! Throughput is records over the *busy* time: from starting ingest to the last object written,
 //! minus the time both services sat idle — backlog consumed, files written — waiting for a
@@ -35,6 +36,9 @@ const TICK: Duration = Duration::from_millis(200);
 
 /// A service counts as busy above this share of one core.
 const BUSY_CORES: f64 = 0.2;
+
+/// HEAD requests in flight when the objects are looked up after the run.
+const LOOKUPS_IN_FLIGHT: usize = 16;
 
 /// Partitions of the handoff topic (ingest's default `handoff_partitions`).
 const HANDOFF_PARTITIONS: i32 = 48;
@@ -221,22 +225,22 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     let files = reader.stop()?;
 
     exactly_once(&files, &produced)?;
-    // Every object is under its workspace's destination prefix: listed prefix by prefix.
-    let mut keys = std::collections::BTreeSet::new();
-    for &workspace_id in dwsync_loadgen::Workspaces::zipf(scenario.workspaces, scenario.skew).ids() {
-        let prefix = format!("{}/", services::workspace_prefix(workspace_id));
-        keys.append(&mut s3::list_keys_under(&client, &names.bucket, Some(&prefix)).await?);
-    }
+    // Every handed-off file and each workspace's `cio-validate`, looked up one by one.
+    let workspaces = dwsync_loadgen::Workspaces::zipf(scenario.workspaces, scenario.skew);
+    let validate_keys = workspaces.ids().iter().map(|&w| format!("{}/cio-validate", services::workspace_prefix(w)));
+    let wanted: Vec<String> = files.iter().map(|f| f.key.clone()).chain(validate_keys).collect();
+    let keys = s3::existing(&client, &names.bucket, wanted, LOOKUPS_IN_FLIGHT).await?;
     let missing: Vec<&str> = files.iter().map(|f| f.key.as_str()).filter(|k| !keys.contains(*k)).collect();
     if let Some(first) = missing.first() {
         bail!("{} of {} files are not in bucket {} (first: {first})", missing.len(), files.len(), names.bucket);
     }
-    // A file written under a second key (handed off twice) would hold its rows twice.
+    // A file written under a second key (handed off twice) would hold its rows twice: every
+    // object the uploader wrote must be a handed-off file.
     let handed_off: std::collections::BTreeSet<&str> = files.iter().map(|f| f.key.as_str()).collect();
     let others: Vec<&String> =
-        keys.iter().filter(|k| !k.ends_with("/cio-validate") && !handed_off.contains(k.as_str())).collect();
+        log.visible().keys().filter(|k| !k.ends_with("/cio-validate") && !handed_off.contains(k.as_str())).collect();
     if let Some(first) = others.first() {
-        bail!("{} object(s) in bucket {} were not handed off (first: {first})", others.len(), names.bucket);
+        bail!("the uploader wrote {} object(s) that were not handed off (first: {first})", others.len());
     }
     let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
     eprintln!(

@@ -350,8 +350,8 @@ impl Measured {
         }
         let _ = writeln!(
             out,
-            "   exactly once: {} records produced = {} rows handed off, per table; all {} files in the bucket \
-             and no other data object",
+            "   exactly once: {} records produced = {} rows handed off, per table; all {} files in the bucket, \
+             no object written that was not handed off",
             thousands(self.plan.scenario.records()),
             thousands(run.rows),
             thousands(run.files)
