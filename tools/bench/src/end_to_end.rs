@@ -29,7 +29,7 @@ use crate::scenario::Scenario;
 use crate::services::{self, RunNames, S3Target, Service};
 use crate::soak::{self, OverTime, RssSample, Watch};
 use crate::upload_log::UploadLog;
-use crate::{kafka, preload, procstat, s3};
+use crate::{kafka, preload, procstat, record_ids, s3};
 
 /// How often the processes, the handoff topic and the log are looked at.
 const TICK: Duration = Duration::from_millis(200);
@@ -241,6 +241,12 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         log.visible().keys().filter(|k| !k.ends_with("/cio-validate") && !handed_off.contains(k.as_str())).collect();
     if let Some(first) = others.first() {
         bail!("the uploader wrote {} object(s) that were not handed off (first: {first})", others.len());
+    }
+    if watch.is_some() {
+        // A long run: each object read back, every record id once.
+        eprintln!("[{}] reading {} objects back for their record ids ...", scenario.name, files.len());
+        let read_back = record_ids::of_objects(&client, &names.bucket, &files, LOOKUPS_IN_FLIGHT).await?;
+        record_ids::check(&produced.ids, &read_back)?;
     }
     let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
     eprintln!(

@@ -28,6 +28,7 @@ mod machine_cpu;
 mod perf;
 mod preload;
 mod procstat;
+mod record_ids;
 mod report;
 mod s3;
 mod s3_ceiling;

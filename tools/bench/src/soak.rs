@@ -350,8 +350,8 @@ impl Measured {
         }
         let _ = writeln!(
             out,
-            "   exactly once: {} records produced = {} rows handed off, per table; all {} files in the bucket, \
-             no object written that was not handed off",
+            "   exactly once: {} records produced = {} rows handed off and the same record ids in the {} \
+             objects read back, per table; no object written that was not handed off",
             thousands(self.plan.scenario.records()),
             thousands(run.rows),
             thousands(run.files)
@@ -384,7 +384,8 @@ pub(crate) async fn run(setup: Setup<'_>, plan: Plan) -> anyhow::Result<Measured
     let topics = preload::topic_names(s, &names.topic_prefix);
     kafka::create_topics(at.bootstrap, &topics, s.partitions).await?;
     // Nothing is pre-loaded: the feed generates the records as it produces them.
-    let expected = Loaded { topics, records: s.records(), bytes: 0, per_table: BTreeMap::new(), secs: 0.0 };
+    let expected =
+        Loaded { topics, records: s.records(), bytes: 0, per_table: BTreeMap::new(), secs: 0.0, ids: BTreeMap::new() };
     let services = names.service_topics();
     let target: &S3Target = at.s3;
     let over = Duration::from_secs(plan.secs);
