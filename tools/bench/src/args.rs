@@ -21,7 +21,9 @@ pub(crate) struct Args {
     /// `backfill-large` (one large workspace), `syncs-1000` (1,000 syncs created in a minute),
     /// `backfill-live` (other workspaces' close → visible during a large workspace's initial sync),
     /// `archiver-backlog` (the archiver's memory and throughput on a handoff backlog of all 15
-    /// tables, and control's memory under API load).
+    /// tables, and control's memory under API load), `soak` (a 30-minute steady stream of all 15
+    /// tables and 1,000 workspaces: memory trend, close → visible over time, CPU per record,
+    /// every record exported once; only row 3s, nothing pre-loaded).
     #[arg(long, value_delimiter = ',')]
     pub(crate) scenario: Vec<String>,
     /// Multiplies every scenario's record count (e.g. 0.1 for a quick run, 5 for a long one).
@@ -95,9 +97,13 @@ pub(crate) struct Args {
     pub(crate) keep_objects: bool,
     /// Also run row 3 on a steady stream: the same records produced at an even pace over this
     /// many seconds into empty topics while the services run (close → visible without a
-    /// backlog's catch-up). 0 = not run.
+    /// backlog's catch-up). 0 = not run. For `soak`: the stream's length (default 1800; 20 with
+    /// --smoke).
     #[arg(long, default_value_t = 0)]
     pub(crate) stream_secs: u64,
+    /// Records per second of `soak`'s stream over all tables (default 2000; 100 with --smoke).
+    #[arg(long, value_parser = positive_rate)]
+    pub(crate) soak_rate: Option<f64>,
     /// How many times row 1 reads the topics, each with a fresh group (default 3; 1 with
     /// --smoke). The fastest read is the ceiling: on a shared machine reads of the same topics
     /// move by tens of percent from one minute to the next.
@@ -125,6 +131,13 @@ impl Args {
     /// How many times row 1 reads the topics.
     pub(crate) fn raw_reads(&self) -> u32 {
         self.raw_reads.unwrap_or(if self.smoke { 1 } else { 3 })
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a positive number of records per second")),
     }
 }
 
@@ -160,5 +173,8 @@ mod tests {
         let env = Args::try_parse_from(["dwsync-bench", "--ingest-env", "A=1=2", "--ingest-env", "B="]).expect("env");
         assert_eq!(env.ingest_env, [("A".to_owned(), "1=2".to_owned()), ("B".to_owned(), String::new())]);
         assert!(Args::try_parse_from(["dwsync-bench", "--uploader-env", "novalue"]).is_err());
+        let soak = Args::try_parse_from(["dwsync-bench", "--soak-rate", "500"]).expect("rate");
+        assert_eq!((args.soak_rate, soak.soak_rate), (None, Some(500.0)));
+        assert!(Args::try_parse_from(["dwsync-bench", "--soak-rate", "0"]).is_err());
     }
 }

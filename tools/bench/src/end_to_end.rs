@@ -5,7 +5,8 @@
 //!
 //! While it runs the harness samples both processes' CPU time every 200 ms, follows the handoff
 //! topic (each file's key, rows and window close time) and the uploader's log (when each object
-//! was written). At the end it lists the bucket: every handed-off file must be there.
+//! was written). At the end it looks every handed-off file up in the bucket (one HEAD each), and
+//! every object the uploader logged must be a handed-off file.
 //!
 //! Throughput is records over the *busy* time: from starting ingest to the last object written,
 //! minus the time both services sat idle — backlog consumed, files written — waiting for a
@@ -26,14 +27,18 @@ use crate::report::{CloseGroup, EndToEnd, Latency, Throughput, Usage};
 use crate::s3_ceiling::{self, WriteCeiling};
 use crate::scenario::Scenario;
 use crate::services::{self, RunNames, S3Target, Service};
+use crate::soak::{self, OverTime, RssSample, Watch};
 use crate::upload_log::UploadLog;
-use crate::{kafka, preload, procstat, s3};
+use crate::{kafka, preload, procstat, record_ids, s3};
 
 /// How often the processes, the handoff topic and the log are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
 /// A service counts as busy above this share of one core.
 const BUSY_CORES: f64 = 0.2;
+
+/// HEAD requests in flight when the objects are looked up after the run.
+const LOOKUPS_IN_FLIGHT: usize = 16;
 
 /// Partitions of the handoff topic (ingest's default `handoff_partitions`).
 const HANDOFF_PARTITIONS: i32 = 48;
@@ -61,6 +66,8 @@ pub(crate) struct Setup<'a> {
     /// Produce the records while the services run (the topics are empty) instead of reading a
     /// backlog.
     pub(crate) feed: Option<Feed>,
+    /// Also follow memory and close → visible over time (the soak).
+    pub(crate) watch: Option<Watch>,
 }
 
 /// A steady stream: the scenario's records produced at an even pace.
@@ -115,6 +122,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         env: [ingest_env, uploader_env],
         keep_objects,
         feed,
+        watch,
     } = setup;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     kafka::create_topics(&names.bootstrap, std::slice::from_ref(&names.handoff), HANDOFF_PARTITIONS).await?;
@@ -151,6 +159,9 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)],
         machine: neighbours.sample(),
     }];
+    let mut rss = Vec::new();
+    let mut next_rss = Instant::now();
+    let mut produced = None;
     let stall = Duration::from_millis((4 * names.window_ms).max(60_000));
     let mut progress = (0, 0);
     let mut last_progress = Instant::now();
@@ -159,28 +170,42 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         ingest.check_running()?;
         uploader.check_running()?;
         if let Some(done) = feeder.take_if(|f| f.is_finished()) {
-            fed(done, loaded.records)?;
+            produced = Some(fed(done, loaded.records)?);
+        }
+        if let Some(w) = watch
+            && Instant::now() >= next_rss
+            && let (Some(i), Some(u)) = (procstat::rss_bytes(ingest.pid()), procstat::rss_bytes(uploader.pid()))
+        {
+            next_rss += w.rss_every;
+            let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+            let at_secs = (now_ms() - started_ms) as f64 / 1000.0;
+            rss.push(RssSample { at_secs, ingest_mib: mib(i), uploader_mib: mib(u) });
         }
         if let (Some(i), Some(u)) = (procstat::cpu_seconds(ingest.pid()), procstat::cpu_seconds(uploader.pid())) {
             samples.push(Sample { at_ms: now_ms(), cpu_secs: [i, u], machine: neighbours.sample() });
         }
         log.poll();
-        let files = reader.files();
-        let rows: u64 = files.iter().map(|f| f.rows).sum();
-        let uploaded = files.iter().filter(|f| log.visible().contains_key(&f.key)).count();
-        if rows >= loaded.records && uploaded == files.len() {
-            // Read before stopping: /proc forgets a process once it exits.
-            break [&ingest, &uploader].map(|s| usage_of(s.pid()));
+        // Counts only on most ticks: copying every file's entry 5 times a second would cost the
+        // harness more than the services by the end of a long run. Objects written bound the
+        // handed-off files among them from above; the files are matched only once both are in.
+        let (handed_off, rows) = reader.totals();
+        let uploaded = log.visible().len();
+        if rows >= loaded.records && uploaded >= handed_off {
+            let files = reader.files();
+            if files.iter().all(|f| log.visible().contains_key(&f.key)) {
+                // Read before stopping: /proc forgets a process once it exits.
+                break [&ingest, &uploader].map(|s| usage_of(s.pid()));
+            }
         }
-        if (files.len(), uploaded) != progress {
-            progress = (files.len(), uploaded);
+        if (handed_off, uploaded) != progress {
+            progress = (handed_off, uploaded);
             last_progress = Instant::now();
         } else if last_progress.elapsed() > stall {
             bail!(
                 "the pipeline stalled for {stall:?}: {rows} of {} rows handed off, {uploaded} of {} files uploaded\n\
                  ingest log ({}):\n{}\nuploader log ({}):\n{}",
                 loaded.records,
-                files.len(),
+                handed_off,
                 ingest.log.display(),
                 ingest.log_tail(15),
                 uploader.log.display(),
@@ -189,22 +214,39 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
         }
     };
     if let Some(f) = feeder {
-        fed(f, loaded.records)?;
+        produced = Some(fed(f, loaded.records)?);
     }
+    // What was produced: the feed's count (with its bytes and tables) or the pre-load's.
+    let produced = produced.unwrap_or_else(|| loaded.clone());
     let profiles: BTreeMap<String, Vec<String>> =
         profilers.into_iter().map(|(name, p)| (name.to_owned(), p.finish())).collect();
     ingest.stop();
     uploader.stop();
     let files = reader.stop()?;
 
-    let rows: u64 = files.iter().map(|f| f.rows).sum();
-    if rows != loaded.records {
-        bail!("{rows} rows were handed off for {} records produced", loaded.records);
-    }
-    let keys = s3::list_keys(&client, &names.bucket).await?;
+    exactly_once(&files, &produced)?;
+    // Every handed-off file and each workspace's `cio-validate`, looked up one by one.
+    let workspaces = dwsync_loadgen::Workspaces::zipf(scenario.workspaces, scenario.skew);
+    let validate_keys = workspaces.ids().iter().map(|&w| format!("{}/cio-validate", services::workspace_prefix(w)));
+    let wanted: Vec<String> = files.iter().map(|f| f.key.clone()).chain(validate_keys).collect();
+    let keys = s3::existing(&client, &names.bucket, wanted, LOOKUPS_IN_FLIGHT).await?;
     let missing: Vec<&str> = files.iter().map(|f| f.key.as_str()).filter(|k| !keys.contains(*k)).collect();
     if let Some(first) = missing.first() {
         bail!("{} of {} files are not in bucket {} (first: {first})", missing.len(), files.len(), names.bucket);
+    }
+    // A file written under a second key (handed off twice) would hold its rows twice: every
+    // object the uploader wrote must be a handed-off file.
+    let handed_off: std::collections::BTreeSet<&str> = files.iter().map(|f| f.key.as_str()).collect();
+    let others: Vec<&String> =
+        log.visible().keys().filter(|k| !k.ends_with("/cio-validate") && !handed_off.contains(k.as_str())).collect();
+    if let Some(first) = others.first() {
+        bail!("the uploader wrote {} object(s) that were not handed off (first: {first})", others.len());
+    }
+    if watch.is_some() {
+        // A long run: each object read back, every record id once.
+        eprintln!("[{}] reading {} objects back for their record ids ...", scenario.name, files.len());
+        let read_back = record_ids::of_objects(&client, &names.bucket, &files, LOOKUPS_IN_FLIGHT).await?;
+        record_ids::check(&produced.ids, &read_back)?;
     }
     let validates = keys.iter().filter(|k| k.ends_with("/cio-validate")).count() as u64;
     eprintln!(
@@ -225,16 +267,61 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     }
     let (ceiling, _) = ceiling?;
     let visible = log.visible();
-    Ok(measure(&files, visible, &samples, started_ms, loaded, usage, validates, profiles, ceiling))
+    let mut measured = measure(&files, visible, &samples, started_ms, &produced, usage, validates, profiles, ceiling);
+    measured.over_time = watch.map(|w| over_time(w, &files, visible, &samples, started_ms, rss));
+    Ok(measured)
 }
 
-/// Waits for the stream's producer and checks it delivered `expected` records.
-fn fed(producer: std::thread::JoinHandle<anyhow::Result<Loaded>>, expected: u64) -> anyhow::Result<()> {
+/// Every record produced handed off once: as many rows as records, per table when the
+/// producer counted them per table. Two files holding the same record make more rows than
+/// records (a file rebuilt after a crash keeps its file id and counts once).
+fn exactly_once(files: &[HandedOff], produced: &Loaded) -> anyhow::Result<()> {
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    if rows != produced.records {
+        bail!("{rows} rows were handed off for {} records produced", produced.records);
+    }
+    let mut per_table: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in files {
+        *per_table.entry(f.table.name()).or_default() += f.rows;
+    }
+    for (table, (records, _)) in &produced.per_table {
+        let rows = per_table.get(table).copied().unwrap_or(0);
+        if rows != *records {
+            bail!("{table}: {rows} rows were handed off for {records} records produced");
+        }
+    }
+    Ok(())
+}
+
+/// Memory, close → visible per interval and the servers' CPU over the whole run.
+fn over_time(
+    watch: Watch,
+    files: &[HandedOff],
+    visible: &BTreeMap<String, i64>,
+    samples: &[Sample],
+    started_ms: i64,
+    rss: Vec<RssSample>,
+) -> OverTime {
+    let closes =
+        files.iter().filter_map(|f| Some((f.closed_at_ms - started_ms, visible.get(&f.key)? - f.closed_at_ms)));
+    let machine_cpu = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => last.machine - first.machine,
+        _ => MachineCpu::default(),
+    };
+    OverTime {
+        rss,
+        visible_by_interval: soak::by_interval(closes, watch.latency_interval.as_millis() as i64),
+        machine_cpu,
+    }
+}
+
+/// Waits for the stream's producer and checks it delivered `expected` records; what it produced.
+fn fed(producer: std::thread::JoinHandle<anyhow::Result<Loaded>>, expected: u64) -> anyhow::Result<Loaded> {
     let fed = producer.join().map_err(|_| anyhow::anyhow!("the stream's producer panicked"))??;
     if fed.records != expected {
         bail!("the stream produced {} records, {expected} expected", fed.records);
     }
-    Ok(())
+    Ok(fed)
 }
 
 /// CPU seconds and peak RSS of a live process.
@@ -297,6 +384,7 @@ fn measure(
             .collect(),
         profiles,
         s3_ceiling,
+        over_time: None,
     }
 }
 

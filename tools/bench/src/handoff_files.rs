@@ -25,6 +25,8 @@ use crate::services::workspace_prefix;
 pub(crate) struct HandedOff {
     /// The key the uploader writes it to (relative to the bucket).
     pub(crate) key: String,
+    /// Its table.
+    pub(crate) table: Table,
     /// Rows in the file.
     pub(crate) rows: u64,
     /// Parquet bytes.
@@ -35,8 +37,27 @@ pub(crate) struct HandedOff {
     pub(crate) reason: String,
 }
 
-/// Files seen so far, by file id (a file rebuilt after a crash has the same id).
-pub(crate) type Files = Arc<Mutex<BTreeMap<String, HandedOff>>>;
+/// Files seen so far, by file id (a file rebuilt after a crash has the same id), and their rows.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// The files by file id.
+    files: BTreeMap<String, HandedOff>,
+    /// The sum of their rows, kept as they come (cheap to read on every tick of a long run).
+    rows: u64,
+}
+
+impl Seen {
+    /// Adds or replaces the file `id`.
+    fn insert(&mut self, id: String, file: HandedOff) {
+        self.rows += file.rows;
+        if let Some(old) = self.files.insert(id, file) {
+            self.rows -= old.rows;
+        }
+    }
+}
+
+/// [`Seen`], shared with the reader thread.
+pub(crate) type Files = Arc<Mutex<Seen>>;
 
 /// A reader thread; stopped and joined with [`Reader::stop`].
 pub(crate) struct Reader {
@@ -83,7 +104,12 @@ impl Reader {
 
     /// The files seen so far.
     pub(crate) fn files(&self) -> Vec<HandedOff> {
-        self.files.lock().map(|f| f.values().cloned().collect()).unwrap_or_default()
+        self.files.lock().map(|f| f.files.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// How many files and rows were seen so far, without copying them (see [`Reader::files`]).
+    pub(crate) fn totals(&self) -> (usize, u64) {
+        self.files.lock().map(|f| (f.files.len(), f.rows)).unwrap_or_default()
     }
 
     /// Stops the thread; fails if reading failed.
@@ -116,13 +142,14 @@ fn read(consumer: &BaseConsumer, files: &Files, stop: &AtomicBool) -> anyhow::Re
         let key = data_key(&workspace_prefix(chunk.workspace_id), table, kind, chunk.workspace_id, seq);
         let file = HandedOff {
             key,
+            table,
             rows: chunk.row_count,
             bytes: chunk.file_size,
             closed_at_ms: chunk.window_closed_at_ms,
             reason: chunk.close_reason,
         };
         if let Ok(mut files) = files.lock() {
-            let _ = files.insert(chunk.file_id, file);
+            files.insert(chunk.file_id, file);
         }
     }
     Ok(())

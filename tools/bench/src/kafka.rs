@@ -76,6 +76,14 @@ pub(crate) async fn create_topics(bootstrap: &str, topics: &[String], partitions
     Ok(())
 }
 
+/// Deletes a run's `sources` and `services` topics; a failure is only reported, under `who`.
+pub(crate) async fn delete_run_topics(bootstrap: &str, sources: &[String], services: &[String], who: &str) {
+    let all: Vec<String> = sources.iter().chain(services).cloned().collect();
+    if let Err(e) = delete_topics(bootstrap, &all).await {
+        eprintln!("[{who}] could not delete the run's topics: {e:#}");
+    }
+}
+
 /// Deletes `topics`; missing ones are fine.
 pub(crate) async fn delete_topics(bootstrap: &str, topics: &[String]) -> anyhow::Result<()> {
     let admin = admin(bootstrap)?;

@@ -65,9 +65,16 @@ pub(crate) struct Neighbours {
 
 impl Neighbours {
     /// The broker (`kafka.Kafka`, as `dev/kafka` runs it) and the S3 server (`s3s-fs`, as
-    /// `dev/s3` runs it) on this machine, those that are.
+    /// `dev/s3` runs it) on this machine, those that are. With several on the machine, the
+    /// variables `dev/kafka` and `dev/s3` were started with pick them: `DWSYNC_RUN` (the broker
+    /// whose config is under `$DWSYNC_RUN/kafka/`) and `S3_PORT` (the server on that port).
     pub(crate) fn find() -> Self {
-        Self { broker: procstat::pid_running("kafka.Kafka"), s3_server: procstat::pid_running("s3s-fs") }
+        let run = std::env::var("DWSYNC_RUN").ok().map(|dir| format!("{}/kafka/", dir.trim_end_matches('/')));
+        let s3_port = std::env::var("S3_PORT").ok();
+        Self {
+            broker: procstat::pid_running("kafka.Kafka", run.as_deref()),
+            s3_server: procstat::pid_running("s3s-fs", s3_port.as_deref()),
+        }
     }
 
     /// CPU time so far; a part whose process is unknown or gone is `None`.

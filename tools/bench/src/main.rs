@@ -28,11 +28,13 @@ mod machine_cpu;
 mod perf;
 mod preload;
 mod procstat;
+mod record_ids;
 mod report;
 mod s3;
 mod s3_ceiling;
 mod scenario;
 mod services;
+mod soak;
 mod syncs_1000;
 mod upload_log;
 
@@ -58,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         args.scenario
             .iter()
             .filter(|s| {
-                ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME, archiver_backlog::NAME]
+                ![backfill_large::NAME, syncs_1000::NAME, backfill_live::NAME, archiver_backlog::NAME, soak::NAME]
                     .contains(&s.as_str())
             })
             .cloned()
@@ -68,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let syncs = args.scenario.iter().any(|s| s == syncs_1000::NAME);
     let live = args.scenario.iter().any(|s| s == backfill_live::NAME);
     let backlog = args.scenario.iter().any(|s| s == archiver_backlog::NAME);
+    let soaked = args.scenario.iter().any(|s| s == soak::NAME);
     let scenarios: Vec<Scenario> = names.iter().map(|n| args.scenario(n)).collect::<anyhow::Result<_>>()?;
     let run_id = format!("bench-{}-{}", chrono::Utc::now().format("%Y%m%dt%H%M%S"), std::process::id());
     let work_dir = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("dwsync-{run_id}")));
@@ -106,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         syncs: None,
         backfill_live: None,
         archiver_backlog: None,
+        soak: None,
     };
     let target = S3Target {
         endpoint: args.s3_endpoint.clone(),
@@ -156,6 +160,25 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", measured.render());
         report.archiver_backlog = Some(measured);
     }
+    if soaked {
+        let plan = soak::Plan::of(soak::Ask {
+            smoke: args.smoke,
+            stream_secs: args.stream_secs,
+            rate: args.soak_rate,
+            partitions: args.partitions,
+            window_ms: args.window_ms,
+        });
+        let setup = soak::Setup {
+            at: place(soak::NAME),
+            env: [&args.ingest_env, &args.uploader_env],
+            seed: args.seed,
+            perf: args.perf,
+            keep_topics: args.keep_topics,
+        };
+        let measured = soak::run(setup, plan).await.with_context(|| format!("scenario {} failed", soak::NAME))?;
+        println!("{}", measured.render());
+        report.soak = Some(measured);
+    }
     for s in &scenarios {
         let r = run_scenario(&args, s, &run_id, &bin_dir, &work_dir)
             .await
@@ -176,24 +199,12 @@ async fn drop_topics(args: &Args, s: &Scenario, sources: &[String], services: &[
     if args.keep_topics {
         return;
     }
-    let all: Vec<String> = sources.iter().chain(services).cloned().collect();
-    if let Err(e) = kafka::delete_topics(&args.bootstrap, &all).await {
-        eprintln!("[{}] could not delete the run's topics: {e:#}", s.name);
-    }
+    kafka::delete_run_topics(&args.bootstrap, sources, services, s.name).await;
 }
 
 /// The topics, groups and bucket of one end-to-end run, named after `base`.
 fn run_names(args: &Args, s: &Scenario, base: &str, bucket: String) -> RunNames {
-    RunNames {
-        bootstrap: args.bootstrap.clone(),
-        topic_prefix: format!("{base}.source."),
-        handoff: format!("{base}.handoff"),
-        dead_letters: format!("{base}.dead-letters"),
-        lot: format!("{base}.lot"),
-        group_prefix: base.to_owned(),
-        bucket,
-        window_ms: s.window_ms,
-    }
+    RunNames::under(&args.bootstrap, base, bucket, s.window_ms)
 }
 
 /// Pre-loads one scenario and measures the four rows.
@@ -236,7 +247,7 @@ async fn run_scenario(
         access_key: args.s3_access_key.clone(),
         secret_key: args.s3_secret_key.clone(),
     };
-    let topics = [names.handoff.clone(), names.dead_letters.clone(), names.lot.clone()];
+    let topics = names.service_topics();
     let e2e = end_to_end::run(end_to_end::Setup {
         scenario: s,
         loaded: &loaded,
@@ -248,6 +259,7 @@ async fn run_scenario(
         env: [&args.ingest_env, &args.uploader_env],
         keep_objects: args.keep_objects,
         feed: None,
+        watch: None,
     })
     .await;
     drop_topics(args, s, &loaded.topics, &topics).await;
@@ -315,7 +327,7 @@ async fn run_stream(
     );
     let stream = preload::Loaded { topics: preload::topic_names(s, &names.topic_prefix), ..loaded.clone() };
     kafka::create_topics(&args.bootstrap, &stream.topics, s.partitions).await?;
-    let topics = [names.handoff.clone(), names.dead_letters.clone(), names.lot.clone()];
+    let topics = names.service_topics();
     let run = end_to_end::run(end_to_end::Setup {
         scenario: s,
         loaded: &stream,
@@ -327,6 +339,7 @@ async fn run_stream(
         env: [&args.ingest_env, &args.uploader_env],
         keep_objects: args.keep_objects,
         feed: Some(end_to_end::Feed { over, seed: args.seed }),
+        watch: None,
     })
     .await;
     drop_topics(args, s, &stream.topics, &topics).await;

@@ -13,6 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 
 use crate::kafka;
+use crate::record_ids::IdDigest;
 use crate::scenario::Scenario;
 
 /// What was pre-loaded.
@@ -28,6 +29,8 @@ pub(crate) struct Loaded {
     pub(crate) per_table: BTreeMap<&'static str, (u64, u64)>,
     /// Time to generate and produce them.
     pub(crate) secs: f64,
+    /// The digest of each table's record ids ([`record_ids`]).
+    pub(crate) ids: BTreeMap<&'static str, IdDigest>,
 }
 
 /// Counts delivery reports.
@@ -105,6 +108,7 @@ pub(crate) fn produce(
     let mut messages = scenario.messages(seed);
     let flagged = messages.flagged();
     let mut per_table: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    let mut ids: BTreeMap<&'static str, IdDigest> = BTreeMap::new();
     let (mut records, mut bytes) = (0, 0);
     for m in messages.by_ref() {
         if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
@@ -144,6 +148,7 @@ pub(crate) fn produce(
         let t = per_table.entry(m.table.name()).or_default();
         t.0 += 1;
         t.1 += m.payload.len() as u64;
+        ids.entry(m.table.name()).or_default().add(&m.id);
     }
     producer.flush(Duration::from_secs(120)).context("the producer could not deliver every record in 120 s")?;
     let context = producer.context();
@@ -156,5 +161,5 @@ pub(crate) fn produce(
     if delivered != records {
         bail!("only {delivered} of {records} records were delivered");
     }
-    Ok(Loaded { topics, records, bytes, per_table, secs: started.elapsed().as_secs_f64() })
+    Ok(Loaded { topics, records, bytes, per_table, secs: started.elapsed().as_secs_f64(), ids })
 }

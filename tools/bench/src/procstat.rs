@@ -68,13 +68,28 @@ pub(crate) fn cmdline_runs(cmdline: &[u8], program: &str) -> bool {
     name == program.as_bytes() || args.any(|a| a == program.as_bytes())
 }
 
+/// Whether one argument of a `/proc/<pid>/cmdline` contains `text`.
+pub(crate) fn cmdline_mentions(cmdline: &[u8], text: &str) -> bool {
+    cmdline.split(|&b| b == 0).any(|a| a.windows(text.len().max(1)).any(|w| w == text.as_bytes()))
+}
+
 /// The first process on this machine running `program` (see [`cmdline_runs`]), e.g. the local
-/// Kafka broker (`kafka.Kafka`) or S3 server (`s3s-fs`); `None` when there is none.
-pub(crate) fn pid_running(program: &str) -> Option<u32> {
+/// Kafka broker (`kafka.Kafka`) or S3 server (`s3s-fs`), and with `mentioning` given, one of
+/// whose arguments contains it (several brokers on one machine: the one whose config file is
+/// under a given directory); `None` when there is none.
+pub(crate) fn pid_running(program: &str, mentioning: Option<&str>) -> Option<u32> {
     let mut pids: Vec<u32> =
         std::fs::read_dir("/proc").ok()?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     pids.sort_unstable();
-    pids.into_iter().find(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| cmdline_runs(&c, program)))
+    pids.into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| cmdline_runs(&c, program) && mentioning.is_none_or(|m| cmdline_mentions(&c, m)))
+    })
+}
+
+/// The resident set size of `pid` now (`VmRSS`), in bytes; `None` once it is gone.
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
+    parse_status_bytes(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?, "VmRSS")
 }
 
 /// The peak resident set size of `pid` so far, in bytes; `None` once it is gone.
@@ -116,12 +131,15 @@ mod tests {
         assert!(cmdline_runs(s3, "s3s-fs"));
         assert!(!cmdline_runs(b"/usr/bin/tail\0-f\0/var/log/s3s-fs.log\0", "s3s-fs"), "a mere mention");
         assert!(!cmdline_runs(b"", "s3s-fs"), "a kernel thread");
-        assert_eq!(pid_running("dwsync-no-such-program"), None);
+        assert_eq!(pid_running("dwsync-no-such-program", None), None);
+        assert!(cmdline_mentions(broker, "/etc/server.prop") && !cmdline_mentions(broker, "/work/wt/"));
+        assert!(cmdline_mentions(s3, "9000") && !cmdline_mentions(s3, "9200"));
     }
 
     #[test]
     fn this_process_is_readable() {
         assert!(cpu_seconds(std::process::id()).is_some());
         assert!(peak_rss_bytes(std::process::id()).is_some_and(|b| b > 0));
+        assert!(rss_bytes(std::process::id()).is_some_and(|b| b > 0));
     }
 }

@@ -118,6 +118,9 @@ pub(crate) struct EndToEnd {
     pub(crate) profiles: BTreeMap<String, Vec<String>>,
     /// Row 5: the same objects written straight to the S3 server.
     pub(crate) s3_ceiling: WriteCeiling,
+    /// Memory and close → visible over time, when watched (the soak).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) over_time: Option<crate::soak::OverTime>,
 }
 
 /// Close → visible of the files closed at one instant.
@@ -242,6 +245,8 @@ pub(crate) struct Report {
     pub(crate) backfill_live: Option<crate::backfill_live::Measured>,
     /// The `archiver-backlog` run, if asked for.
     pub(crate) archiver_backlog: Option<crate::archiver_backlog::Measured>,
+    /// The `soak` run, if asked for.
+    pub(crate) soak: Option<crate::soak::Measured>,
 }
 
 fn rate(t: &Throughput) -> String {

@@ -152,7 +152,14 @@ mod tests {
     use super::*;
 
     fn file(key: &str, bytes: u64) -> HandedOff {
-        HandedOff { key: key.to_owned(), rows: 1, bytes, closed_at_ms: 0, reason: "time".to_owned() }
+        HandedOff {
+            key: key.to_owned(),
+            table: dwsync_contract::Table::Metrics,
+            rows: 1,
+            bytes,
+            closed_at_ms: 0,
+            reason: "time".to_owned(),
+        }
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub(crate) struct Message {
     pub(crate) encoding: Encoding,
     /// The payload.
     pub(crate) payload: Vec<u8>,
+    /// The value of its table's id column ([`dwsync_loadgen::id_column`]), as text.
+    pub(crate) id: String,
 }
 
 /// The messages of a scenario, generated on the fly; see [`Scenario::messages`].
@@ -201,7 +203,7 @@ impl Iterator for Messages {
                 Encoding::Json => record.json,
                 Encoding::Protobuf => record.protobuf,
             };
-            return Some(Message { table: *table, workspace_id, encoding, payload });
+            return Some(Message { table: *table, workspace_id, encoding, payload, id: record.id });
         }
         None
     }

@@ -63,6 +63,28 @@ pub(crate) struct RunNames {
     pub(crate) window_ms: u64,
 }
 
+impl RunNames {
+    /// The names of a run whose topics and groups start with `base` (`<base>.source.<table>`,
+    /// `<base>.handoff`, ...), writing to `bucket`.
+    pub(crate) fn under(bootstrap: &str, base: &str, bucket: String, window_ms: u64) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            topic_prefix: format!("{base}.source."),
+            handoff: format!("{base}.handoff"),
+            dead_letters: format!("{base}.dead-letters"),
+            lot: format!("{base}.lot"),
+            group_prefix: base.to_owned(),
+            bucket,
+            window_ms,
+        }
+    }
+
+    /// The topics the services create or write beside the sources: handoff, dead letters, lot.
+    pub(crate) fn service_topics(&self) -> [String; 3] {
+        [self.handoff.clone(), self.dead_letters.clone(), self.lot.clone()]
+    }
+}
+
 /// The destination prefix of a workspace inside the run's bucket.
 pub(crate) fn workspace_prefix(workspace_id: i64) -> String {
     format!("ws{workspace_id}")

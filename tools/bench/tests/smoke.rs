@@ -1,4 +1,5 @@
-//! `dwsync-bench --smoke` against the real Kafka broker and S3 server: every scenario runs end to
+//! `dwsync-bench --smoke` against the real Kafka broker and S3 server (`DWSYNC_KAFKA__BOOTSTRAP_SERVERS`,
+//! `DWSYNC_BENCH_S3_ENDPOINT` to reach others than the defaults): every scenario runs end to
 //! end, the report has its four rows with non-zero figures and every record arrived. No timing
 //! thresholds: a slow machine prints slow figures, it does not fail.
 //!
@@ -250,4 +251,48 @@ fn smoke_mode_drains_a_handoff_backlog_with_the_archiver() {
     assert_eq!(num(run, "/control/workspaces"), 20.0);
     assert_eq!(num(run, "/control/polls"), 40.0, "two rounds over 20 workspaces");
     assert!(num(run, "/control/peak_rss_bytes") > 0.0);
+}
+
+/// `--smoke --scenario soak`: 50 workspaces of all 15 tables streamed at 100 records/s for 20 s,
+/// nothing pre-loaded: every record handed off once (per table) and in the bucket, an RSS sample
+/// every second with a trend for both services, close → visible per 5-s interval adding up to
+/// every file, CPU per million records for each service.
+#[test]
+fn smoke_mode_soaks_a_steady_stream() {
+    let json = std::env::temp_dir().join(format!("dwsync-bench-soak-{}.json", std::process::id()));
+    let output = bench(&["--smoke", "--scenario", "soak"], &json);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dwsync-bench --smoke --scenario soak failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in ["== soak:", "RSS over the last", "CPU s per million records", "closed from", "exactly once:"] {
+        assert!(stdout.contains(line), "no {line:?} in the report:\n{stdout}");
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let soak = &report["soak"];
+    assert_eq!(num(soak, "/plan/secs"), 20.0);
+    assert_eq!(num(soak, "/plan/scenario/workspaces"), 50.0);
+    assert_eq!(soak["plan"]["scenario"]["tables"].as_array().unwrap().len(), 15, "every table");
+    let records = num(soak, "/plan/scenario/records_per_table") * 15.0;
+    let run = &soak["stream"]["run"];
+    assert_eq!(num(run, "/rows"), records, "every streamed record handed off once");
+    let files = num(run, "/files");
+    assert!(files > 0.0);
+    assert_eq!(num(run, "/visible/files"), files, "a visible time for every file");
+    let intervals = run["over_time"]["visible_by_interval"].as_array().unwrap();
+    assert!(intervals.len() >= 2, "a 20-s run closes windows in several 5-s intervals: {intervals:?}");
+    let grouped: f64 = intervals.iter().map(|i| i["visible"]["files"].as_f64().unwrap()).sum();
+    assert_eq!(grouped, files, "every file in one interval");
+    let rss = run["over_time"]["rss"].as_array().unwrap();
+    assert!(rss.len() >= 10, "an RSS sample every second: {}", rss.len());
+    for service in ["ingest", "uploader"] {
+        assert!(num(soak, &format!("/{service}_rss/samples")) >= 3.0, "{service}: a trend");
+        assert!(num(soak, &format!("/{service}_rss/mean_mib")) > 0.0, "{service}");
+        let verdict = soak[format!("{service}_rss")]["verdict"].as_str().unwrap();
+        assert!(["flat", "rising"].contains(&verdict), "{service}: {verdict}");
+        assert!(num(soak, &format!("/cpu_per_million/{service}")) > 0.0, "{service} CPU");
+    }
 }

@@ -182,16 +182,7 @@ pub(crate) async fn run(at: Place<'_>, plan: Plan, seed: u64) -> anyhow::Result<
     std::fs::create_dir_all(&at.dir).with_context(|| format!("cannot create {}", at.dir.display()))?;
     let scenario = plan.scenario();
     let base = format!("{}.{NAME}", at.run_id);
-    let names = RunNames {
-        bootstrap: at.bootstrap.to_owned(),
-        topic_prefix: format!("{base}.source."),
-        handoff: format!("{base}.handoff"),
-        dead_letters: format!("{base}.dead-letters"),
-        lot: format!("{base}.lot"),
-        group_prefix: base.clone(),
-        bucket: format!("{}-archiver-backlog", at.run_id),
-        window_ms: plan.window_ms,
-    };
+    let names = RunNames::under(at.bootstrap, &base, format!("{}-archiver-backlog", at.run_id), plan.window_ms);
     let s3 = crate::s3::client(at.s3);
     crate::s3::create_bucket(&s3, at.s3, &names.bucket).await?;
     let sources = crate::preload::topic_names(&scenario, &names.topic_prefix);
