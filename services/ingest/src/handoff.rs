@@ -59,6 +59,9 @@ pub struct HandoffTopics<'a> {
 
 /// Most kilobytes the handoff producer holds unsent (librdkafka's default is 1 GiB).
 const PRODUCER_QUEUE_KBYTES: usize = 16 << 10;
+/// A produce batch's bytes beyond one full chunk (its `batch.size` is `chunk_bytes` plus this):
+/// room for the chunk's header and a few small files, never for a second full chunk.
+const BATCH_SLACK_BYTES: usize = 16 << 10;
 
 /// A transactional producer for the handoff and dead-letter topics.
 pub struct Handoff {
@@ -121,6 +124,10 @@ impl Handoff {
             // A flush waits for its deliveries before committing: a linger would only delay
             // the last batch (chunks are large; what queues while a request is out still batches).
             .set("linger.ms", "0")
+            // At most one full chunk per batch, so a produce request stays about `chunk_bytes`:
+            // librdkafka's 1 MB batches made requests the broker allocates as humongous objects
+            // (`ingest.chunk_bytes`). A larger single record is still sent, alone.
+            .set("batch.size", (chunk_bytes + BATCH_SLACK_BYTES).to_string())
             // Bounded: a flush of many files waits for deliveries instead of buffering them all.
             .set("queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES.max(4 * (chunk_bytes >> 10)).to_string());
         let producer = DeliveryProducer::new(&config)?;

@@ -30,6 +30,9 @@ pub const MIN_DERIVED_RECORD_BYTES: usize = 16 << 20;
 pub const CHUNK_HEADER_BYTES: usize = 64 << 10;
 /// The handoff producer's `message.max.bytes` beyond `ingest.chunk_bytes`.
 pub const PRODUCER_SLACK_BYTES: usize = 256 << 10;
+/// The least `message.max.bytes` of the handoff producer: Kafka's default `message.max.bytes`,
+/// so a dead letter as large as a default topic accepts is written whole.
+pub const MIN_PRODUCER_MESSAGE_BYTES: usize = 1_048_588;
 /// The smallest dead-letter record that still carries a useful prefix of the value.
 pub const MIN_DEAD_LETTER_BYTES: usize = 64 << 10;
 /// librdkafka's default `receive.message.max.bytes`.
@@ -105,7 +108,7 @@ pub fn derive(cfg: &Config, sizes: &TopicSizes) -> Result<Limits, LimitsError> {
             sizes.handoff.saturating_sub(CHUNK_HEADER_BYTES),
         )));
     }
-    let producer_message_bytes = (ingest.chunk_bytes + PRODUCER_SLACK_BYTES).max(1 << 20);
+    let producer_message_bytes = (ingest.chunk_bytes + PRODUCER_SLACK_BYTES).max(MIN_PRODUCER_MESSAGE_BYTES);
     let dead_letter_bytes = sizes.dead_letter.min(producer_message_bytes);
     if dead_letter_bytes < MIN_DEAD_LETTER_BYTES {
         return Err(LimitsError::Mismatch(format!(

@@ -68,7 +68,7 @@ mod tests {
 
     fn read(machine: f64) -> RawConsume {
         // 1 M records in 0.5 s: 2 M records/s.
-        let cpu = MachineCpu { machine, broker: Some(machine / 2.0), s3_server: None };
+        let cpu = MachineCpu { machine, broker: Some(machine / 2.0), s3_server: None, ..MachineCpu::ZERO };
         RawConsume { read: Throughput::new(1_000_000, 400_000_000, 0.5), join_secs: 0.1, cpu }
     }
 

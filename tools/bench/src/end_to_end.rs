@@ -153,7 +153,7 @@ pub(crate) async fn run(setup: Setup<'_>) -> anyhow::Result<EndToEnd> {
     });
 
     let mut log = UploadLog::new(&uploader.log);
-    let neighbours = Neighbours::find();
+    let neighbours = Neighbours::find(&names.bootstrap, &target.endpoint);
     let mut samples = vec![Sample {
         at_ms: started_ms,
         cpu_secs: [0.0, procstat::cpu_seconds(uploader.pid()).unwrap_or(0.0)],
@@ -428,13 +428,17 @@ mod tests {
     /// uses a tenth of a core throughout, the machine that plus the services.
     fn samples(rates: &[(f64, f64)]) -> Vec<Sample> {
         let mut cpu = [0.0, 0.0];
-        let mut machine = MachineCpu { machine: 100.0, broker: Some(50.0), s3_server: None };
+        let mut machine = MachineCpu { machine: 100.0, broker: Some(50.0), s3_server: None, ..MachineCpu::ZERO };
         let mut out = vec![Sample { at_ms: 0, cpu_secs: cpu, machine }];
         for (i, (ingest, uploader)) in rates.iter().enumerate() {
             cpu = [cpu[0] + ingest * 0.2, cpu[1] + uploader * 0.2];
             let broker = machine.broker.map(|b| b + 0.02);
-            machine =
-                MachineCpu { machine: machine.machine + (ingest + uploader + 0.1) * 0.2, broker, s3_server: None };
+            machine = MachineCpu {
+                machine: machine.machine + (ingest + uploader + 0.1) * 0.2,
+                broker,
+                s3_server: None,
+                ..MachineCpu::ZERO
+            };
             out.push(Sample { at_ms: (i as i64 + 1) * 200, cpu_secs: cpu, machine });
         }
         out

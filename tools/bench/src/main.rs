@@ -221,7 +221,7 @@ async fn run_scenario(
     let loaded = preload::preload(s, &args.bootstrap, &names.topic_prefix, s.partitions, args.seed).await?;
     eprintln!("[{}] pre-loaded in {:.1} s; 1: raw consume ...", s.name, loaded.secs);
     let mut reads = Vec::new();
-    let neighbours = machine_cpu::Neighbours::find();
+    let neighbours = machine_cpu::Neighbours::find(&args.bootstrap, &args.s3_endpoint);
     for i in 0..args.raw_reads() {
         let group = format!("{base}.raw{i}");
         reads.push(ceiling::raw_consume(&args.bootstrap, &loaded, &group, &args.consumer_prop, &neighbours)?);

@@ -378,6 +378,14 @@ fn part(secs: Option<f64>) -> String {
     secs.map_or_else(|| "?".to_owned(), |s| format!("{s:.2}"))
 }
 
+/// The broker's seconds with its JVM's JIT and GC parts: `2.60 (JIT 0.69, GC 0.73)`.
+fn broker_part(m: &MachineCpu) -> String {
+    match (m.broker, m.broker_jit, m.broker_gc) {
+        (Some(b), Some(jit), Some(gc)) => format!("{b:.2} (JIT {jit:.2}, GC {gc:.2})"),
+        (b, ..) => part(b),
+    }
+}
+
 /// Row 6's line: the CPU bound and the machine's CPU per record it comes from, with row 3's.
 fn bound_line(out: &mut String, r: &ScenarioReport) {
     let d = &r.end_to_end;
@@ -387,7 +395,7 @@ fn bound_line(out: &mut String, r: &ScenarioReport) {
     let end_to_end = format!(
         "end to end {:.2} (broker {}, S3 server {}, ingest + uploader + harness {:.2})",
         m.machine,
-        part(m.broker),
+        broker_part(&m),
         part(m.s3_server),
         (m.machine - servers).max(0.0)
     );
@@ -400,7 +408,7 @@ fn bound_line(out: &mut String, r: &ScenarioReport) {
         );
         return;
     };
-    let read_broker = r.raw_consume_cpu.per_million(r.raw_consume.records).broker;
+    let read_broker = r.raw_consume_cpu.per_million(r.raw_consume.records);
     let _ = writeln!(
         out,
         "   {label:<46} {:>12}             = {} row 1 on {} CPUs; machine CPU s per million records: row 1's read \
@@ -409,7 +417,7 @@ fn bound_line(out: &mut String, r: &ScenarioReport) {
         ratio(b.ratio),
         b.cpus,
         b.read_cpu_secs_per_million,
-        part(read_broker),
+        broker_part(&read_broker),
         b.encode_cpu_secs_per_million,
         b.end_to_end_share * 100.0
     );

@@ -90,19 +90,54 @@ impl Clients {
             .group
             .committed_offsets(tpl.clone(), timeout)
             .map_err(|error| GroupLagError::Request { what: "fetching the group's committed offsets", error })?;
+        let low = self.list_offsets(&tpl, Offset::Beginning, timeout)?;
+        let high = self.list_offsets(&tpl, Offset::End, timeout)?;
         let mut offsets = BTreeMap::new();
         for e in committed.elements() {
             let committed = match e.offset() {
                 Offset::Offset(o) if o >= 0 => Some(o),
                 _ => None,
             };
-            let (low, high) = self
-                .group
-                .fetch_watermarks(e.topic(), e.partition(), timeout)
-                .map_err(|error| GroupLagError::Request { what: "fetching watermarks", error })?;
-            let _ = offsets.insert((e.topic().to_owned(), e.partition()), Offsets { committed, low, high });
+            let key = (e.topic().to_owned(), e.partition());
+            let (Some(&low), Some(&high)) = (low.get(&key), high.get(&key)) else {
+                tracing::debug!(topic = e.topic(), partition = e.partition(), "No watermarks for the partition.");
+                continue;
+            };
+            let _ = offsets.insert(key, Offsets { committed, low, high });
         }
         Ok(offsets)
+    }
+
+    /// Every partition of `tpl`'s low (`Offset::Beginning`) or high (`Offset::End`) watermark,
+    /// in one ListOffsets request per broker: librdkafka's watermark query asks two requests
+    /// per partition (96 every sample for a 48-partition handoff topic, the broker's most
+    /// frequent request while the uploader ran; docs/PERFORMANCE.md).
+    fn list_offsets(
+        &self,
+        tpl: &TopicPartitionList,
+        which: Offset,
+        timeout: Duration,
+    ) -> Result<BTreeMap<TopicPartition, i64>, GroupLagError> {
+        let mut wanted = TopicPartitionList::new();
+        for e in tpl.elements() {
+            wanted
+                .add_partition_offset(e.topic(), e.partition(), which)
+                .map_err(|error| GroupLagError::Request { what: "listing partitions for their watermarks", error })?;
+        }
+        // A timestamp of -1 (`Offset::End`) asks the broker for the high watermark, -2
+        // (`Offset::Beginning`) for the low one (ListOffsets' LATEST and EARLIEST).
+        let listed = self
+            .group
+            .offsets_for_times(wanted, timeout)
+            .map_err(|error| GroupLagError::Request { what: "fetching watermarks", error })?;
+        let mut found = BTreeMap::new();
+        for e in listed.elements() {
+            e.error().map_err(|error| GroupLagError::Request { what: "fetching watermarks", error })?;
+            if let Offset::Offset(o) = e.offset() {
+                let _ = found.insert((e.topic().to_owned(), e.partition()), o);
+            }
+        }
+        Ok(found)
     }
 
     /// Reads each partition `read_committed` from its offset until a record or its end comes

@@ -375,7 +375,7 @@ async fn run_services(
         let [ingest, uploader] = p.pids();
         [ingest, uploader, ("backfill", backfill.pid()), ("control", control.pid()), ("harness", std::process::id())]
     };
-    let neighbours = Neighbours::find();
+    let neighbours = Neighbours::find(setup.at.bootstrap, &setup.at.s3.endpoint);
     let check = |p: &mut live::Pipeline, backfill: &mut Service, control: &mut Service| -> anyhow::Result<()> {
         p.check()?;
         backfill.check_running()?;
